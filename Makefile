@@ -1,0 +1,62 @@
+# The two commands a newcomer needs on a fresh Debian machine (as root):
+#   make demo   — install what is missing, then run the demo on the simulated station
+#   make test   — install what is missing, then lint, type-check and run the whole suite
+# Everything else here serves those two.
+
+PYTHON      ?= python3
+VENV        := .venv
+PY          := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+SYSTEM_STAMP := $(VENV)/.system-packages
+PROD_PKGS   := apdu sscard hsm_stub printer personalize simulator
+
+# Debian packages: pcscd + vsmartcard-vpcd (virtual readers), libpcsclite-dev + swig + gcc
+# (to build pyscard when no wheel fits), python3-venv/-dev (a venv and headers for Debian's
+# python3).
+APT_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev swig gcc python3-venv python3-dev
+
+.PHONY: demo test lint typecheck unit integration bench deps system-deps clean
+
+demo: deps
+	$(VENV)/bin/sscard demo --out out
+
+test: deps lint typecheck
+	$(PY) -m pytest -v tests
+
+lint: deps
+	$(VENV)/bin/ruff check $(PROD_PKGS) tests bench
+
+typecheck: deps
+	$(VENV)/bin/mypy --strict $(PROD_PKGS)
+
+unit: deps
+	$(PY) -m pytest -v tests/unit
+
+integration: deps
+	$(PY) -m pytest -v tests/integration
+
+bench: deps
+	$(PY) bench/apdu_overhead.py
+
+deps: $(STAMP)
+
+system-deps: $(SYSTEM_STAMP)
+
+$(SYSTEM_STAMP):
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing — run as root or: sudo apt-get install$$missing" >&2; exit 1; fi; \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	@touch $@
+
+$(STAMP): pyproject.toml $(SYSTEM_STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+clean:
+	rm -rf $(VENV) out build *.egg-info .mypy_cache .ruff_cache .pytest_cache

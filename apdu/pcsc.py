@@ -1,0 +1,321 @@
+"""PC/SC transport over pyscard's ``smartcard.scard`` (the thin binding of the PC/SC API,
+pcsc-lite on Linux).
+
+The reader is chosen by exact name, by regular expression or by index. Connections are
+exclusive by default: nothing else may talk to the card while a job writes it.
+
+pcsc-lite errors (``src/winscard.c``; DEVICES.md §1) become :class:`~apdu.errors.CardRemoved`,
+:class:`~apdu.errors.CardReset`, :class:`~apdu.errors.NoCard`, :class:`~apdu.errors.CardMute`
+and :class:`~apdu.errors.ReaderUnavailable`. A command torn by a pulled card comes back from
+pcsc-lite as *success with no bytes* (hresult 0) and only later calls say
+``SCARD_W_REMOVED_CARD`` — so after any failed exchange the transport watches the reader
+state (pcscd polls a reader about every 400 ms) to tell a pulled or swapped card from a mute
+one, instead of trusting the hresult alone.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from smartcard import scard
+
+from apdu.errors import (
+    CardMute,
+    CardRemoved,
+    CardReset,
+    NoCard,
+    ReaderUnavailable,
+    TransportError,
+)
+from apdu.transport import DEFAULT_MAX_GET_RESPONSE, Transport
+
+ReaderSpec = str | re.Pattern[str] | int
+ProtocolChoice = Literal["T0", "T1", "any"]
+
+_PROTOCOLS: dict[str, int] = {
+    "T0": scard.SCARD_PROTOCOL_T0,
+    "T1": scard.SCARD_PROTOCOL_T1,
+    "any": scard.SCARD_PROTOCOL_T0 | scard.SCARD_PROTOCOL_T1,
+}
+
+# How long to watch the reader after a failed exchange: pcscd polls presence every 400 ms.
+SETTLE_SECONDS = 1.0
+
+_DIRECT: dict[int, type[TransportError]] = {
+    scard.SCARD_W_REMOVED_CARD: CardRemoved,
+    scard.SCARD_W_RESET_CARD: CardReset,
+    scard.SCARD_E_NO_SMARTCARD: NoCard,
+    scard.SCARD_W_UNRESPONSIVE_CARD: CardMute,
+    scard.SCARD_W_UNPOWERED_CARD: CardMute,
+    scard.SCARD_E_READER_UNAVAILABLE: ReaderUnavailable,
+    scard.SCARD_E_UNKNOWN_READER: ReaderUnavailable,
+    scard.SCARD_E_NO_READERS_AVAILABLE: ReaderUnavailable,
+    scard.SCARD_E_NO_SERVICE: ReaderUnavailable,
+    scard.SCARD_E_SERVICE_STOPPED: ReaderUnavailable,
+    scard.SCARD_E_SHARING_VIOLATION: ReaderUnavailable,
+}
+
+
+def pcsc_message(hresult: int) -> str:
+    """pcsc-lite's text for an hresult, with the code."""
+    try:
+        text = str(scard.SCardGetErrorMessage(hresult)).strip()
+    except Exception:  # pragma: no cover - the binding always has it
+        text = "PC/SC error"
+    return f"{text} (0x{hresult & 0xFFFFFFFF:08X})"
+
+
+def error_for(hresult: int, context: str) -> TransportError:
+    """The typed error for a PC/SC failure code."""
+    cls = _DIRECT.get(hresult, TransportError)
+    if hresult == scard.SCARD_E_SHARING_VIOLATION:
+        return cls(f"{context}: the reader is in use by another application", hresult=hresult)
+    return cls(f"{context}: {pcsc_message(hresult)}", hresult=hresult)
+
+
+class _Context:
+    """A PC/SC resource-manager context (``SCardEstablishContext``)."""
+
+    def __init__(self) -> None:
+        hr, self.handle = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
+        if hr != scard.SCARD_S_SUCCESS:
+            raise error_for(hr, "cannot reach the PC/SC service (is pcscd running?)")
+
+    def readers(self) -> list[str]:
+        hr, names = scard.SCardListReaders(self.handle, [])
+        if hr == scard.SCARD_E_NO_READERS_AVAILABLE:
+            return []
+        if hr != scard.SCARD_S_SUCCESS:
+            raise error_for(hr, "cannot list readers")
+        return [str(n) for n in names]
+
+    def state(
+        self, reader: str, current: int = scard.SCARD_STATE_UNAWARE, timeout_ms: int = 0
+    ) -> tuple[int, bytes]:
+        """(event state, ATR) of ``reader``; waits up to ``timeout_ms`` for a change."""
+        hr, states = scard.SCardGetStatusChange(self.handle, timeout_ms, [(reader, current)])
+        if hr == scard.SCARD_E_TIMEOUT:
+            return current, b""
+        if hr != scard.SCARD_S_SUCCESS:
+            raise error_for(hr, f"cannot read the state of reader {reader!r}")
+        _, event, atr = states[0]
+        return int(event), bytes(atr)
+
+    def release(self) -> None:
+        scard.SCardReleaseContext(self.handle)
+
+
+def resolve_reader(spec: ReaderSpec, names: list[str]) -> str:
+    """Pick one reader: an ``int`` is an index; a ``str`` is an exact name, else a regular
+    expression searched in the names; a compiled pattern is searched. Exactly one must match."""
+    if not names:
+        raise ReaderUnavailable("no PC/SC readers are connected")
+    if isinstance(spec, int):
+        if not 0 <= spec < len(names):
+            raise ReaderUnavailable(f"no reader at index {spec}; readers: {names}")
+        return names[spec]
+    if isinstance(spec, str) and spec in names:
+        return spec
+    try:
+        pattern = spec if isinstance(spec, re.Pattern) else re.compile(spec)
+    except re.error as exc:
+        raise ReaderUnavailable(f"no reader named {spec!r} and not a valid pattern") from exc
+    matches = [n for n in names if pattern.search(n)]
+    if len(matches) != 1:
+        what = "no reader matches" if not matches else f"{len(matches)} readers match"
+        raise ReaderUnavailable(f"{what} {pattern.pattern!r}; readers: {names}")
+    return matches[0]
+
+
+def list_readers() -> list[str]:
+    """Names of the PC/SC readers; ReaderUnavailable when the service does not answer."""
+    ctx = _Context()
+    try:
+        return ctx.readers()
+    finally:
+        ctx.release()
+
+
+@dataclass(frozen=True)
+class ReaderStatus:
+    name: str
+    card_present: bool
+    atr: bytes
+    mute: bool
+    in_use: bool
+
+
+def reader_statuses() -> list[ReaderStatus]:
+    """Every PC/SC reader with card presence and ATR (for ``sscard readers``)."""
+    ctx = _Context()
+    try:
+        out = []
+        for name in ctx.readers():
+            event, atr = ctx.state(name)
+            present = bool(event & scard.SCARD_STATE_PRESENT)
+            out.append(
+                ReaderStatus(
+                    name=name,
+                    card_present=present,
+                    atr=atr if present else b"",
+                    mute=bool(event & scard.SCARD_STATE_MUTE),
+                    in_use=bool(event & (scard.SCARD_STATE_INUSE | scard.SCARD_STATE_EXCLUSIVE)),
+                )
+            )
+        return out
+    finally:
+        ctx.release()
+
+
+def _wait(reader: ReaderSpec, timeout: float, want_card: bool) -> bytes:
+    ctx = _Context()
+    try:
+        deadline = time.monotonic() + timeout
+        name = resolve_reader(reader, ctx.readers())
+        current = scard.SCARD_STATE_UNAWARE
+        while True:
+            event, atr = ctx.state(name, current, 200)
+            present = bool(event & scard.SCARD_STATE_PRESENT)
+            if want_card and present and atr and not event & scard.SCARD_STATE_MUTE:
+                return atr
+            if not want_card and event & scard.SCARD_STATE_EMPTY:
+                return b""
+            current = event & ~scard.SCARD_STATE_CHANGED
+            if time.monotonic() > deadline:
+                if want_card:
+                    raise NoCard(f"no card in {name!r} after {timeout:.1f} s")
+                raise ReaderUnavailable(f"the card is still in {name!r} after {timeout:.1f} s")
+    finally:
+        ctx.release()
+
+
+def wait_for_card(reader: ReaderSpec, timeout: float = 10.0) -> bytes:
+    """Wait until a card that answered reset is in ``reader``; return its ATR."""
+    return _wait(reader, timeout, want_card=True)
+
+
+def wait_for_removal(reader: ReaderSpec, timeout: float = 10.0) -> None:
+    """Wait until ``reader`` is empty (pcscd notices a removal within about 400 ms)."""
+    _wait(reader, timeout, want_card=False)
+
+
+class PcscTransport(Transport):
+    """A connection to the card in one PC/SC reader."""
+
+    def __init__(
+        self,
+        reader: ReaderSpec = 0,
+        *,
+        exclusive: bool = True,
+        protocol: ProtocolChoice = "any",
+        t0_handling: bool = True,
+        max_get_response: int = DEFAULT_MAX_GET_RESPONSE,
+    ) -> None:
+        super().__init__(t0_handling=t0_handling, max_get_response=max_get_response)
+        self.reader_spec = reader
+        self.exclusive = exclusive
+        self.protocol = protocol
+        self.reader: str | None = None
+        self._ctx: _Context | None = None
+        self._card: Any = None
+        self._active_protocol = 0
+        self._atr = b""
+
+    @property
+    def _share(self) -> int:
+        share: int = scard.SCARD_SHARE_EXCLUSIVE if self.exclusive else scard.SCARD_SHARE_SHARED
+        return share
+
+    @property
+    def active_protocol(self) -> str:
+        """``"T0"`` or ``"T1"`` once connected."""
+        return "T1" if self._active_protocol == scard.SCARD_PROTOCOL_T1 else "T0"
+
+    def connect(self) -> None:
+        if self._ctx is None:
+            self._ctx = _Context()
+        self.reader = resolve_reader(self.reader_spec, self._ctx.readers())
+        hr, card, proto = scard.SCardConnect(
+            self._ctx.handle, self.reader, self._share, _PROTOCOLS[self.protocol]
+        )
+        if hr != scard.SCARD_S_SUCCESS:
+            raise error_for(hr, f"cannot connect to the card in {self.reader!r}")
+        self._card, self._active_protocol = card, int(proto)
+        self._atr = self._read_atr()
+
+    def _read_atr(self) -> bytes:
+        hr, _reader, _state, _proto, atr = scard.SCardStatus(self._card)
+        if hr != scard.SCARD_S_SUCCESS:
+            raise error_for(hr, f"cannot read the card status in {self.reader!r}")
+        return bytes(atr)
+
+    def disconnect(self) -> None:
+        if self._card is not None:
+            scard.SCardDisconnect(self._card, scard.SCARD_LEAVE_CARD)
+            self._card = None
+        if self._ctx is not None:
+            self._ctx.release()
+            self._ctx = None
+
+    def reconnect(self, *, reset: bool = True) -> None:
+        if self._card is None:
+            self.connect()
+            return
+        init = scard.SCARD_RESET_CARD if reset else scard.SCARD_LEAVE_CARD
+        hr, proto = scard.SCardReconnect(self._card, self._share, _PROTOCOLS[self.protocol], init)
+        if hr != scard.SCARD_S_SUCCESS:
+            # A pulled-and-reinserted card needs a fresh connection.
+            scard.SCardDisconnect(self._card, scard.SCARD_LEAVE_CARD)
+            self._card = None
+            self.connect()
+            return
+        self._active_protocol = int(proto)
+        self._atr = self._read_atr()
+
+    @property
+    def atr(self) -> bytes:
+        return self._atr
+
+    def _exchange(self, raw: bytes) -> bytes:
+        if self._card is None:
+            raise NoCard("not connected to a card")
+        hr, response = scard.SCardTransmit(self._card, self._active_protocol, list(raw))
+        if hr == scard.SCARD_S_SUCCESS and len(response) >= 2:
+            return bytes(response)
+        if hr in _DIRECT:
+            raise error_for(hr, f"exchange with the card in {self.reader!r} failed")
+        raise self._diagnose_failure(hr)
+
+    def _diagnose_failure(self, hr: int) -> TransportError:
+        """A torn exchange: watch the reader until it says whether the card left."""
+        assert self._ctx is not None and self.reader is not None
+        what = "no valid response" if hr == scard.SCARD_S_SUCCESS else pcsc_message(hr)
+        deadline = time.monotonic() + SETTLE_SECONDS
+        current = scard.SCARD_STATE_UNAWARE
+        while True:
+            try:
+                event, atr = self._ctx.state(self.reader, current, 100)
+            except TransportError as exc:
+                return exc
+            if event & scard.SCARD_STATE_EMPTY:
+                return CardRemoved(
+                    f"card removed from {self.reader!r} during a command ({what}); "
+                    "the command's outcome is unknown",
+                    hresult=hr,
+                )
+            if event & scard.SCARD_STATE_PRESENT and atr and atr != self._atr:
+                return CardRemoved(
+                    f"the card in {self.reader!r} was swapped during a command ({what})",
+                    hresult=hr,
+                )
+            if event & scard.SCARD_STATE_MUTE:
+                return CardMute(f"the card in {self.reader!r} is mute ({what})", hresult=hr)
+            if time.monotonic() > deadline:
+                return CardMute(
+                    f"the card in {self.reader!r} gave {what} and is still present",
+                    hresult=hr,
+                )
+            current = event & ~scard.SCARD_STATE_CHANGED

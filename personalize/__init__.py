@@ -1,0 +1,1 @@
+"""The service: registry, jobs, workflows, documents, and the ``sscard`` command line."""

@@ -1,0 +1,194 @@
+"""The ``sscard`` command line.
+
+Every command prints human-readable text by default and JSON with ``--json``. Errors go to
+stderr as one line and set a non-zero exit status: 1 for a card, reader or device problem,
+2 for a usage error. The ``sim`` and ``demo`` commands are the composition root that may
+start the simulator (ARCHITECTURE.md); they import it only when run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from apdu.command import Command
+from apdu.errors import ApduError
+from apdu.pcsc import PcscTransport, ReaderSpec, reader_statuses
+from apdu.status import describe
+from apdu.trace import LoggingTrace
+
+
+def reader_spec(text: str) -> ReaderSpec:
+    """``--reader``: a decimal index, else an exact name or a regular expression."""
+    return int(text) if text.isdigit() else text
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+# ------------------------------------------------------------------ readers
+
+
+def cmd_readers(args: argparse.Namespace) -> int:
+    statuses = reader_statuses()
+    if args.json:
+        _print_json(
+            [
+                {
+                    "reader": s.name,
+                    "card_present": s.card_present,
+                    "atr": s.atr.hex().upper() if s.atr else None,
+                    "mute": s.mute,
+                    "in_use": s.in_use,
+                }
+                for s in statuses
+            ]
+        )
+        return 0
+    if not statuses:
+        print("没有读卡器 (no PC/SC readers)")
+    for s in statuses:
+        card = f"卡片 ATR {s.atr.hex().upper()}" if s.card_present else "无卡 (no card)"
+        flags = " [占用 in use]" if s.in_use else ""
+        flags += " [无响应 mute]" if s.mute else ""
+        print(f"{s.name}: {card}{flags}")
+    return 0
+
+
+# ------------------------------------------------------------------ apdu
+
+
+def cmd_apdu(args: argparse.Namespace) -> int:
+    commands = [Command.from_hex(h) for h in args.apdus]
+    results = []
+    with PcscTransport(
+        reader_spec(args.reader), exclusive=not args.shared, t0_handling=not args.no_t0
+    ) as transport:
+        if args.trace:
+            transport.add_observer(LoggingTrace(level=logging.INFO))
+        for command in commands:
+            response = transport.transmit(command)
+            results.append(
+                {
+                    "command": repr(command),
+                    "data": response.data.hex().upper(),
+                    "sw": f"{response.sw:04X}",
+                    "meaning": describe(response.sw),
+                }
+            )
+    if args.json:
+        _print_json(results)
+    else:
+        for r in results:
+            print(f"{r['command']} -> {r['data']} {r['sw']} ({r['meaning']})")
+    return 0
+
+
+# ------------------------------------------------------------------ sim
+
+
+def cmd_sim_new_card(args: argparse.Namespace) -> int:
+    from simulator.cardfile import save_card
+    from simulator.samples import sample_card
+
+    card = sample_card(args.protocol)
+    save_card(card, args.out)
+    print(f"sample card ({args.protocol}) written to {args.out}")
+    return 0
+
+
+def cmd_sim_serve(args: argparse.Namespace) -> int:
+    from simulator.cardfile import load_card
+    from simulator.vpcd import VpcdBridge, reader_name
+
+    card = load_card(args.cardfile)
+    bridge = VpcdBridge(card, slot=args.slot)
+    bridge.connect(timeout=args.timeout)
+
+    def _stop(signum: int, frame: object) -> None:
+        bridge.stop()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    print(
+        f"card {args.cardfile} inserted in {reader_name(args.slot)} (Ctrl-C removes it)", flush=True
+    )
+    bridge.serve_forever()
+    print(f"card removed after {bridge.apdu_count} APDUs")
+    return 0
+
+
+# ------------------------------------------------------------------ demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from personalize.demo import run_demo
+
+    return run_demo(Path(args.out))
+
+
+# ------------------------------------------------------------------ parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sscard", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("readers", help="list PC/SC readers, card presence and ATR")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_readers)
+
+    p = sub.add_parser("apdu", help="send raw APDUs (hex) to the card in a reader")
+    p.add_argument("--reader", default="0", help="index, exact name or regex (default 0)")
+    p.add_argument("--shared", action="store_true", help="connect in shared mode")
+    p.add_argument("--no-t0", action="store_true", help="do not follow 61xx / 6Cxx")
+    p.add_argument("--trace", action="store_true", help="log the redacted APDU trace")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("apdus", nargs="+", metavar="HEX")
+    p.set_defaults(func=cmd_apdu)
+
+    sim = sub.add_parser("sim", help="simulated cards and devices").add_subparsers(
+        dest="sim_command", required=True
+    )
+    p = sim.add_parser("new-card", help="write a sample ISO 7816 card file")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--protocol", choices=("T0", "T1"), default="T0")
+    p.set_defaults(func=cmd_sim_new_card)
+    p = sim.add_parser("serve", help="serve a card file on a vpcd slot until stopped")
+    p.add_argument("--slot", type=int, default=0, help="vpcd slot: 0 = port 35963, 1 = 35964")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for vpcd")
+    p.add_argument("cardfile", type=Path)
+    p.set_defaults(func=cmd_sim_serve)
+
+    p = sub.add_parser("demo", help="run the demo on the simulated station")
+    p.add_argument("--out", default="out", help="directory for the demo's results")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        code: int = args.func(args)
+    except (ApduError, OSError, ValueError) as exc:
+        print(f"错误 error ({type(exc).__name__}): {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

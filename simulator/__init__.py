@@ -1,0 +1,1 @@
+"""Everything virtual: card operating systems, the vpcd bridge, pcscd control."""

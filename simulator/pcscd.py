@@ -1,0 +1,100 @@
+"""Start and stop ``pcscd`` for the simulated station, tests and benchmarks.
+
+pcscd runs without systemd as ``pcscd --foreground`` (DEVICES.md §1); with Debian's
+``vsmartcard-vpcd`` installed it loads vpcd from ``/etc/reader.conf.d/vpcd`` and shows the
+readers ``Virtual PCD 00 00`` and ``Virtual PCD 00 01``. An already running pcscd is used
+as it is and left running.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from types import TracebackType
+
+from apdu.errors import ReaderUnavailable
+from apdu.pcsc import list_readers
+
+VPCD_CONFIG = Path("/etc/reader.conf.d/vpcd")
+VIRTUAL_READER_PREFIX = "Virtual PCD"
+
+
+class PcscdError(RuntimeError):
+    """pcscd could not be started or shows no virtual readers."""
+
+
+def _readers() -> list[str] | None:
+    """Reader names, or None when the PC/SC service does not answer."""
+    try:
+        return list_readers()
+    except ReaderUnavailable:
+        return None
+
+
+def virtual_readers() -> list[str]:
+    return [n for n in (_readers() or []) if n.startswith(VIRTUAL_READER_PREFIX)]
+
+
+class Pcscd:
+    """``with Pcscd():`` makes sure pcscd with vpcd is up; stops it after if it started it."""
+
+    def __init__(self, log_path: Path | None = None) -> None:
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 15.0) -> Pcscd:
+        if virtual_readers():
+            return self
+        if not VPCD_CONFIG.exists():
+            raise PcscdError(
+                f"{VPCD_CONFIG} is missing: install Debian's vsmartcard-vpcd (make test does)"
+            )
+        if _readers() is not None:
+            raise PcscdError(
+                "pcscd is running but shows no virtual readers; restart it after installing "
+                "vsmartcard-vpcd"
+            )
+        binary = shutil.which("pcscd") or "/usr/sbin/pcscd"
+        if not Path(binary).exists():
+            raise PcscdError("pcscd is not installed (Debian package pcscd)")
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [binary, "--foreground"], stdout=out, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise PcscdError(f"pcscd exited at start with code {self.process.returncode}")
+            if virtual_readers():
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise PcscdError(f"pcscd showed no virtual readers within {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    @property
+    def started_here(self) -> bool:
+        return self.process is not None
+
+    def __enter__(self) -> Pcscd:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

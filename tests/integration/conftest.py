@@ -1,0 +1,54 @@
+"""Fixtures that start the real components: pcscd with the vpcd driver, and simulated cards
+served on vpcd slots through the bridge. Cards are pulled, and their removal seen by pcscd,
+before the next test begins."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from apdu.pcsc import wait_for_card, wait_for_removal
+from simulator.cardos.card import CardOS
+from simulator.pcscd import Pcscd
+from simulator.vpcd import VpcdBridge, reader_name
+
+
+@pytest.fixture(scope="session")
+def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
+    log: Path = tmp_path_factory.mktemp("pcscd") / "pcscd.log"
+    with Pcscd(log_path=log) as daemon:
+        yield daemon
+
+
+@dataclass
+class Served:
+    card: CardOS
+    bridge: VpcdBridge
+    reader: str
+    atr: bytes
+
+
+ServeCard = Callable[..., Served]
+
+
+@pytest.fixture
+def serve_card(pcscd: Pcscd) -> Iterator[ServeCard]:
+    """``serve_card(card, slot=0)`` inserts ``card`` in ``Virtual PCD 00 0<slot>``."""
+    served: list[Served] = []
+
+    def _serve(card: CardOS, slot: int = 0) -> Served:
+        reader = reader_name(slot)
+        bridge = VpcdBridge(card, slot=slot).start()
+        atr = wait_for_card(reader, timeout=10)
+        item = Served(card, bridge, reader, atr)
+        served.append(item)
+        return item
+
+    yield _serve
+    for item in served:
+        item.bridge.stop()
+    for item in served:
+        wait_for_removal(item.reader, timeout=10)
