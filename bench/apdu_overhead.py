@@ -16,19 +16,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from smartcard import scard
 
-from smartcard import scard  # noqa: E402
-
-from apdu.command import Command  # noqa: E402
-from apdu.pcsc import PcscTransport, wait_for_card  # noqa: E402
-from simulator.pcscd import Pcscd  # noqa: E402
-from simulator.samples import SAMPLE_AID, sample_card  # noqa: E402
-from simulator.vpcd import VpcdBridge, reader_name  # noqa: E402
+from apdu.command import Command
+from apdu.pcsc import PcscTransport, wait_for_card
+from simulator.pcscd import Pcscd
+from simulator.samples import SAMPLE_AID, sample_card
+from simulator.vpcd import VpcdBridge, reader_name
 
 READ = Command(0x00, 0xB2, 0x01, 0x14, le=7)
 
