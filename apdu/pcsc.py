@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from smartcard import scard
 
+from apdu.atr import Atr, MalformedAtr
 from apdu.errors import (
     CardMute,
     CardRemoved,
@@ -241,10 +242,23 @@ class PcscTransport(Transport):
         hr, card, proto = scard.SCardConnect(
             self._ctx.handle, self.reader, self._share, _PROTOCOLS[self.protocol]
         )
+        if hr == scard.SCARD_E_PROTO_MISMATCH and not self._atr_is_valid():
+            raise CardMute(
+                f"the card in {self.reader!r} answered reset with an invalid ATR", hresult=hr
+            )
         if hr != scard.SCARD_S_SUCCESS:
             raise error_for(hr, f"cannot connect to the card in {self.reader!r}")
         self._card, self._active_protocol = card, int(proto)
         self._atr = self._read_atr()
+
+    def _atr_is_valid(self) -> bool:
+        assert self._ctx is not None and self.reader is not None
+        _, atr = self._ctx.state(self.reader)
+        try:
+            Atr.parse(atr)
+        except MalformedAtr:
+            return False
+        return True
 
     def _read_atr(self) -> bytes:
         hr, _reader, _state, _proto, atr = scard.SCardStatus(self._card)

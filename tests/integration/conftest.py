@@ -15,6 +15,16 @@ from simulator.cardos.card import CardOS
 from simulator.pcscd import Pcscd
 from simulator.vpcd import VpcdBridge, reader_name
 
+# APDUs the simulated cards answered through pcscd, per reader, for the run's summary.
+SERVED_APDUS: dict[str, int] = {}
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if SERVED_APDUS:
+        terminalreporter.section("PC/SC path (pyscard -> pcscd -> vpcd -> simulated card)")
+        for reader, count in sorted(SERVED_APDUS.items()):
+            terminalreporter.write_line(f"{reader}: {count} APDUs answered by simulated cards")
+
 
 @pytest.fixture(scope="session")
 def pcscd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pcscd]:
@@ -50,5 +60,6 @@ def serve_card(pcscd: Pcscd) -> Iterator[ServeCard]:
     yield _serve
     for item in served:
         item.bridge.stop()
+        SERVED_APDUS[item.reader] = SERVED_APDUS.get(item.reader, 0) + item.bridge.apdu_count
     for item in served:
         wait_for_removal(item.reader, timeout=10)

@@ -10,7 +10,7 @@ import pytest
 from smartcard.System import readers as pyscard_readers
 
 from apdu.command import Command
-from apdu.errors import CardRemoved, CardReset, NoCard, ReaderUnavailable
+from apdu.errors import CardMute, CardRemoved, CardReset, NoCard, ReaderUnavailable
 from apdu.pcsc import PcscTransport, reader_statuses, wait_for_removal
 from apdu.status import FileNotFound, RecordNotFound
 from apdu.trace import RecordingTrace
@@ -119,6 +119,20 @@ def test_empty_reader_raises_no_card(pcscd: Pcscd) -> None:
     wait_for_removal("Virtual PCD 00 01")
     with pytest.raises(NoCard):
         PcscTransport("Virtual PCD 00 01").connect()
+
+
+def test_card_with_a_garbage_atr_is_mute(serve_card: ServeCard) -> None:
+    # A chip that answers reset with nonsense: pcsc-lite says "protocol mismatch"; the
+    # transport reports what an operator needs to know — the chip does not work.
+    broken = sample_card("T0")
+    broken.atr = b"\x00"
+    served = serve_card(broken)
+    transport = PcscTransport(served.reader)
+    try:
+        with pytest.raises(CardMute, match="invalid ATR"):
+            transport.connect()
+    finally:
+        transport.disconnect()
 
 
 def test_reset_by_another_application_then_reconnect(serve_card: ServeCard) -> None:
