@@ -2,8 +2,9 @@
 
 The data field of commands that carry PINs or key material is never kept: VERIFY (``20``),
 CHANGE REFERENCE DATA (``24``; also the 社保卡 PIN unblock/reset ``84 24``), RESET RETRY
-COUNTER (``2C``), the 社保卡 CHANGE PIN (``80 5E``), EXTERNAL AUTHENTICATE (``82``) and key
-loads (``D4``, ``D8``) — SPEC-NOTES §2, ARCHITECTURE "Secrets". Header, lengths, SW and
+COUNTER (``2C``), the 社保卡 CHANGE PIN (``80 5E``), EXTERNAL AUTHENTICATE (``82``), key
+loads (``D4``, ``D8``) and the PSAM's encrypt/MAC (``80 FA``, whose input can be a PIN
+block) — SPEC-NOTES §2 and §5, ARCHITECTURE "Secrets". Header, lengths, SW and
 latency stay, so a trace still shows what happened. Redaction happens when the event is
 built: a :class:`TraceEvent` never holds the secret bytes, whatever observer receives it.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 
 from apdu.status import describe
 
-SECRET_INS: frozenset[int] = frozenset({0x20, 0x24, 0x2C, 0x5E, 0x82, 0xD4, 0xD8})
+SECRET_INS: frozenset[int] = frozenset({0x20, 0x24, 0x2C, 0x5E, 0x82, 0xD4, 0xD8, 0xFA})
 
 TraceObserver = Callable[["TraceEvent"], None]
 

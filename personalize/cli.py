@@ -22,6 +22,8 @@ from apdu.errors import ApduError
 from apdu.pcsc import PcscTransport, ReaderSpec, reader_statuses
 from apdu.status import describe
 from apdu.trace import LoggingTrace
+from hsm_stub.errors import SecurityModuleError
+from personalize.hsm_commands import add_parser as add_hsm_parser
 
 
 def reader_spec(text: str) -> ReaderSpec:
@@ -104,6 +106,17 @@ def cmd_sim_new_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sim_new_psam(args: argparse.Namespace) -> int:
+    from personalize.hsm_commands import open_keystore
+    from simulator.cardfile import save_card
+    from simulator.psam import new_psam
+
+    psam = new_psam(open_keystore(args.keystore), protocol=args.protocol)
+    save_card(psam, args.out)
+    print(f"PSAM with {len(psam.keys)} keys written to {args.out}")
+    return 0
+
+
 def cmd_sim_serve(args: argparse.Namespace) -> int:
     from simulator.cardfile import load_card
     from simulator.vpcd import VpcdBridge, reader_name
@@ -168,6 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cardfile", type=Path)
     p.set_defaults(func=cmd_sim_serve)
 
+    p = sim.add_parser("new-psam", help="write a PSAM card file loaded from a keystore")
+    p.add_argument("--keystore", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--protocol", choices=("T0", "T1"), default="T0")
+    p.set_defaults(func=cmd_sim_new_psam)
+
+    add_hsm_parser(sub)
+
     p = sub.add_parser("demo", help="run the demo on the simulated station")
     p.add_argument("--out", default="out", help="directory for the demo's results")
     p.set_defaults(func=cmd_demo)
@@ -184,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         code: int = args.func(args)
-    except (ApduError, OSError, ValueError) as exc:
+    except (ApduError, SecurityModuleError, OSError, ValueError, EOFError) as exc:
         print(f"错误 error ({type(exc).__name__}): {exc}", file=sys.stderr)
         return 1
     return code

@@ -25,7 +25,13 @@ class CardFileError(ValueError):
     """A card file is missing, unreadable or of an unknown kind."""
 
 
+def _load_personalities() -> None:
+    """Import the modules that register card kinds (they import this module)."""
+    import simulator.psam  # noqa: F401
+
+
 def card_from_dict(d: dict[str, Any]) -> CardOS:
+    _load_personalities()
     kind = d.get("kind")
     if kind not in KINDS:
         raise CardFileError(f"unknown card kind {kind!r}; known: {', '.join(sorted(KINDS))}")

@@ -1,0 +1,218 @@
+"""``sscard hsm serve``: the security module as a TCP service (protocol: :mod:`protocol`).
+
+Binds loopback by default. Each connection is authenticated (HMAC challenge on a shared
+secret), then served one request at a time; at most ``max_clients`` connections are served
+at once (the next one is told BUSY and closed); a request whose bytes stop arriving is
+dropped after ``request_timeout``; an idle connection after ``idle_timeout``. A malformed or
+oversize frame closes that connection only. Every key use is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import os
+import socket
+import socketserver
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hsm_stub.audit import AuditLog
+from hsm_stub.cryptograms import CardFactors
+from hsm_stub.errors import BadInput, ProtocolViolation, SecurityModuleError
+from hsm_stub.module import SecurityModule
+from hsm_stub.protocol import (
+    MAGIC,
+    NONCE_LENGTH,
+    ConnectionClosed,
+    Op,
+    SecureChannel,
+    Status,
+    client_proof,
+    pack_fields,
+    read_frame,
+    server_proof,
+    status_for,
+    unpack_fields,
+    write_frame,
+)
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[SecurityModule, list[bytes]], bytes]
+
+
+def _text(field: bytes, what: str) -> str:
+    try:
+        return field.decode("ascii")
+    except UnicodeDecodeError:
+        raise BadInput(f"{what} must be ASCII") from None
+
+
+def _external_auth(m: SecurityModule, f: list[bytes]) -> bytes:
+    return m.external_auth(_text(f[0], "label"), CardFactors.from_bytes(f[1]), f[2], f[3])
+
+
+def _command_mac(m: SecurityModule, f: list[bytes]) -> bytes:
+    return m.command_mac(_text(f[0], "label"), CardFactors.from_bytes(f[1]), f[2], f[3])
+
+
+def _pin_reset(m: SecurityModule, f: list[bytes]) -> bytes:
+    factors = CardFactors.from_bytes(f[1])
+    return m.pin_reset_block(_text(f[0], "label"), factors, f[2], _text(f[3], "PIN"))
+
+
+def _card_id_mac(m: SecurityModule, f: list[bytes]) -> bytes:
+    return m.card_id_mac(_text(f[0], "label"), f[1], f[2])
+
+
+def _kcv(m: SecurityModule, f: list[bytes]) -> bytes:
+    return m.kcv(_text(f[0], "label"))
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    fields: int
+    handler: Handler
+    sn_field: int | None  # the field whose first 8 bytes are the card SN, for the audit
+
+
+OPERATIONS: dict[int, Operation] = {
+    Op.EXTERNAL_AUTH: Operation("external-auth", 4, _external_auth, 1),
+    Op.COMMAND_MAC: Operation("command-mac", 4, _command_mac, 1),
+    Op.PIN_RESET_BLOCK: Operation("pin-reset-block", 4, _pin_reset, 1),
+    Op.CARD_ID_MAC: Operation("card-id-mac", 3, _card_id_mac, 1),
+    Op.KCV: Operation("kcv", 1, _kcv, None),
+}
+
+
+class HsmServer:
+    def __init__(
+        self,
+        module: SecurityModule,
+        *,
+        secret: bytes,
+        audit: AuditLog,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        max_clients: int = 64,
+        request_timeout: float = 10.0,
+        idle_timeout: float = 300.0,
+    ) -> None:
+        if len(secret) < 16:
+            raise BadInput("the client secret must be at least 16 bytes")
+        self.module = module
+        self.secret = secret
+        self.audit = audit
+        self.request_timeout = request_timeout
+        self.idle_timeout = idle_timeout
+        self._slots = threading.BoundedSemaphore(max_clients)
+        self._lock = threading.Lock()  # the module computes one request at a time
+        outer = self
+
+        class _Handler(socketserver.BaseRequestHandler):
+            def handle(self) -> None:
+                outer._serve_connection(self.request, self.client_address)
+
+        class _Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self._server = _Server((host, port), _Handler)
+        address = self._server.server_address
+        self.host, self.port = str(address[0]), int(address[1])
+        self._thread: threading.Thread | None = None
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def start(self) -> HsmServer:
+        self._thread = threading.Thread(target=self.serve_forever, name="hsm-server", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.serve_forever(poll_interval=0.1)
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    # ----------------------------------------------------------------- connections
+
+    def _serve_connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        peer = f"{address[0]}:{address[1]}"
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                write_frame(sock, bytes((Status.BUSY,)) + b"server busy")
+            self.audit.record(client=peer, operation="connect", result="busy")
+            return
+        try:
+            sock.settimeout(self.idle_timeout)
+            channel, client = self._handshake(sock, peer)
+            if channel is None:
+                return
+            while True:
+                try:
+                    request = channel.recv(sock, body_timeout=self.request_timeout)
+                except ConnectionClosed:
+                    return
+                response = self._dispatch(request, client)
+                channel.send(sock, response)
+        except ProtocolViolation as exc:
+            self.audit.record(client=peer, operation="frame", result=f"refused: {exc}")
+        except (OSError, ConnectionClosed) as exc:
+            log.debug("connection %s ended: %s", peer, exc)
+        finally:
+            self._slots.release()
+
+    def _handshake(self, sock: socket.socket, peer: str) -> tuple[SecureChannel | None, str]:
+        server_nonce = os.urandom(NONCE_LENGTH)
+        write_frame(sock, MAGIC + server_nonce)
+        sock.settimeout(self.request_timeout)
+        payload = read_frame(sock, body_timeout=self.request_timeout)
+        if payload[:1] != bytes((Op.AUTH,)):
+            write_frame(sock, bytes((Status.NOT_AUTHENTICATED,)) + b"authenticate first")
+            self.audit.record(client=peer, operation="auth", result="refused: not authenticated")
+            return None, peer
+        client_id, client_nonce, proof = unpack_fields(payload[1:], 3)
+        client = f"{client_id.decode('utf-8', 'replace')}@{peer}"
+        expected = client_proof(self.secret, server_nonce, client_nonce, client_id)
+        if len(client_nonce) != NONCE_LENGTH or not hmac.compare_digest(proof, expected):
+            write_frame(sock, bytes((Status.NOT_AUTHENTICATED,)) + b"authentication failed")
+            self.audit.record(client=client, operation="auth", result="refused: bad proof")
+            return None, client
+        write_frame(
+            sock,
+            bytes((Status.OK,))
+            + pack_fields(server_proof(self.secret, server_nonce, client_nonce)),
+        )
+        sock.settimeout(self.idle_timeout)
+        return SecureChannel(self.secret, server_nonce, client_nonce, server=True), client
+
+    def _dispatch(self, request: bytes, client: str) -> bytes:
+        if not request:
+            return bytes((Status.MALFORMED,)) + b"empty request"
+        op = OPERATIONS.get(request[0])
+        if op is None:
+            self.audit.record(client=client, operation=f"op-{request[0]:02x}", result="unknown")
+            return bytes((Status.UNKNOWN_OP,)) + f"unknown operation {request[0]:#04x}".encode()
+        label: str | None = None
+        sn: bytes | None = None
+        try:
+            fields = unpack_fields(request[1:], op.fields)
+            label = fields[0].decode("ascii", "replace")
+            sn = fields[op.sn_field][:8] if op.sn_field is not None else None
+            with self._lock:
+                result = op.handler(self.module, fields)
+        except SecurityModuleError as exc:
+            self.audit.record(
+                client=client, operation=op.name, label=label, sn=sn, result=type(exc).__name__
+            )
+            return bytes((status_for(exc),)) + str(exc).encode()
+        self.audit.record(client=client, operation=op.name, label=label, sn=sn, result="ok")
+        return bytes((Status.OK,)) + pack_fields(result)
