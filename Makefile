@@ -37,6 +37,7 @@ integration: deps
 
 bench: deps
 	$(PY) bench/apdu_overhead.py
+	$(PY) bench/hsm_throughput.py
 
 deps: $(STAMP)
 

@@ -200,6 +200,8 @@ class Keystore:
                     "components are needed to open it"
                 )
             lmk = TEST_LMK
+            if lmk_kcv(lmk).hex().upper() != header.get("lmk_kcv"):
+                raise KeystoreTampered(f"{path} claims to be a test keystore but is not one")
         try:
             if lmk_kcv(lmk).hex().upper() != header["lmk_kcv"]:
                 raise WrongComponents(

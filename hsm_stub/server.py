@@ -120,6 +120,7 @@ class HsmServer:
         class _Server(socketserver.ThreadingTCPServer):
             daemon_threads = True
             allow_reuse_address = True
+            request_queue_size = 128  # the default 5 drops bursts of connections
 
         self._server = _Server((host, port), _Handler)
         address = self._server.server_address

@@ -11,6 +11,11 @@ from pathlib import Path
 import pytest
 
 from apdu.pcsc import wait_for_card, wait_for_removal
+from hsm_stub.audit import AuditLog
+from hsm_stub.client import TcpSecurityModule
+from hsm_stub.keystore import TEST_CLIENT_SECRET, Keystore
+from hsm_stub.local import LocalSecurityModule
+from hsm_stub.server import HsmServer
 from simulator.cardos.card import CardOS
 from simulator.pcscd import Pcscd
 from simulator.vpcd import VpcdBridge, reader_name
@@ -63,3 +68,42 @@ def serve_card(pcscd: Pcscd) -> Iterator[ServeCard]:
         SERVED_APDUS[item.reader] = SERVED_APDUS.get(item.reader, 0) + item.bridge.apdu_count
     for item in served:
         wait_for_removal(item.reader, timeout=10)
+
+
+@dataclass
+class RunningServer:
+    server: HsmServer
+    audit_path: Path
+    keystore: Keystore
+
+    def client(
+        self, *, timeout: float = 10.0, secret: bytes = TEST_CLIENT_SECRET, client_id: str = "test"
+    ) -> TcpSecurityModule:
+        return TcpSecurityModule(
+            self.server.host,
+            self.server.port,
+            secret=secret,
+            timeout=timeout,
+            client_id=client_id,
+        )
+
+
+@pytest.fixture
+def test_keystore(tmp_path: Path) -> Keystore:
+    return Keystore.create_test(tmp_path / "keystore.json")
+
+
+@pytest.fixture
+def hsm_server(test_keystore: Keystore, tmp_path: Path) -> Iterator[RunningServer]:
+    audit_path = tmp_path / "audit.log"
+    audit = AuditLog(audit_path)
+    server = HsmServer(
+        LocalSecurityModule(test_keystore),
+        secret=TEST_CLIENT_SECRET,
+        audit=audit,
+        max_clients=64,
+        request_timeout=2.0,
+    ).start()
+    yield RunningServer(server, audit_path, test_keystore)
+    server.stop()
+    audit.close()

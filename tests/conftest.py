@@ -1,0 +1,64 @@
+"""Suite-wide secret watch: every log record, every APDU exchange of every transport (as its
+trace event) and the message of every exception of the project's own hierarchies produced
+while the suite runs is kept, and
+``tests/test_secrets_never_leak.py`` — moved to the very end of the run — fails if any test
+key, the test LMK or the test client secret appears in them, in any spelling."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from apdu.errors import ApduError
+from apdu.transport import Transport
+from hsm_stub.errors import SecurityModuleError
+
+
+class SecretWatch(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.logs: list[str] = []
+        self.traces: list[str] = []
+        self.exceptions: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        self.logs.append(text)
+
+
+WATCH = SecretWatch()
+
+
+def _recording_init(base: type[Exception]) -> Callable[..., None]:
+    original = base.__init__
+
+    def __init__(self: Exception, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        WATCH.exceptions.append(f"{type(self).__name__}: {self} {self.args!r}")
+
+    return __init__
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    root = logging.getLogger()
+    root.addHandler(WATCH)
+    root.setLevel(logging.DEBUG)
+    for base in (ApduError, SecurityModuleError):
+        base.__init__ = _recording_init(base)  # type: ignore[method-assign]
+    init = Transport.__init__
+
+    def watched_init(self: Transport, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        self.add_observer(lambda event: WATCH.traces.append(event.render() + repr(event)))
+
+    Transport.__init__ = watched_init  # type: ignore[method-assign]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    last = [i for i in items if i.nodeid.startswith("tests/test_secrets_never_leak.py")]
+    items[:] = [i for i in items if i not in last] + last

@@ -1,0 +1,198 @@
+"""Known-answer tests of the security module's algorithms, each vector with its source."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives import hashes
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hsm_stub.blockcipher import cbc_decrypt, cbc_encrypt, ecb_decrypt, ecb_encrypt
+from hsm_stub.cryptograms import (
+    CardFactors,
+    card_id_mac,
+    command_mac,
+    derive_card_key,
+    external_auth_data,
+    pin_block,
+    pin_reset_data,
+)
+from hsm_stub.errors import BadInput
+from hsm_stub.mac import mac_algorithm1, mac_algorithm3, pad_method2, unpad_method2
+from hsm_stub.suites import SM4_SUITE, TDES, CipherSuite
+
+H = bytes.fromhex
+
+
+def test_des_worked_example() -> None:
+    # J. Orlin Grabbe, "The DES Algorithm Illustrated": K = 133457799BBCDFF1,
+    # M = 0123456789ABCDEF -> C = 85E813540F0AB405.
+    assert ecb_encrypt("DES", H("133457799BBCDFF1"), H("0123456789ABCDEF")) == H("85E813540F0AB405")
+
+
+def test_3des_sp800_67_example() -> None:
+    # NIST SP 800-67 Rev. 1, Appendix B: three-key TDEA on "The qufck brown fox jump".
+    key = H("0123456789ABCDEF23456789ABCDEF01456789ABCDEF0123")
+    cipher = ecb_encrypt("3DES", key, b"The qufck brown fox jump")
+    assert cipher == H("A826FD8CE53B855FCCE21C8112256FE668D5C05DD9B6B900")
+    assert ecb_decrypt("3DES", key, cipher) == b"The qufck brown fox jump"
+
+
+def test_sm4_gbt_32907_example() -> None:
+    # GB/T 32907-2016 appendix A example 1 (SPEC-NOTES §4).
+    key = H("0123456789ABCDEFFEDCBA9876543210")
+    assert ecb_encrypt("SM4", key, key) == H("681EDF34D206965E86B3E94F536E4246")
+
+
+def test_sm3_gbt_32905_example() -> None:
+    # GB/T 32905-2016 appendix A example 1: SM3("abc").
+    digest = hashes.Hash(hashes.SM3())
+    digest.update(b"abc")
+    assert digest.finalize() == H(
+        "66C7F0F462EEEDD9D1F2D46BDC10E4E24167C4875CF2F7A2297DA02B8F4BA8E0"
+    )
+
+
+def test_spec_notes_pki_pin_vector() -> None:
+    # SPEC-NOTES §4 (Z390Kylin, recomputed): SM4_ECB(SM3(PIN 123456 BCD)[:16], challenge).
+    digest = hashes.Hash(hashes.SM3())
+    digest.update(H("123456"))
+    sm3 = digest.finalize()
+    assert sm3 == H("3DE741F445DD357BEA4E6C3FE6437036F62B5E3EC0F00D62796EDB4305ED627F")
+    challenge = H("178CEDCF32C5D7990216632170C7CD37")
+    assert ecb_encrypt("SM4", sm3[:16], challenge) == H("358B51056B9B9EB2C96B20E7DB7A6B8F")
+
+
+def test_mac_algorithm_1_fips_113_example() -> None:
+    # FIPS PUB 113 / ANSI X9.9 example: DES CBC-MAC of "7654321 Now is the time for "
+    # (zero-padded) under 0123456789ABCDEF = F1D30F68 49312CA4.
+    data = b"7654321 Now is the time for "
+    padded = data + bytes(-len(data) % 8)
+    assert mac_algorithm1("DES", H("0123456789ABCDEF"), padded) == H("F1D30F6849312CA4")
+
+
+def test_mac_algorithm_3_published_example() -> None:
+    # pyemv tests/test_mac.py: ISO 9797-1 MAC algorithm 3, K = AA…AA ‖ BB…BB,
+    # "hello world", padding method 2 -> 2BC2D9EDE0CF31F6.
+    key = H("AAAAAAAAAAAAAAAABBBBBBBBBBBBBBBB")
+    assert mac_algorithm3(key, pad_method2(b"hello world")) == H("2BC2D9EDE0CF31F6")
+    assert TDES.mac(key, b"hello world") == H("2BC2D9EDE0CF31F6")
+
+
+def test_kcv_published_example() -> None:
+    # The KCV of the 3DES test key 0123456789ABCDEF FEDCBA9876543210 is 08D7B4
+    # (the value every payment-HSM manual and BP-Tools print for it).
+    assert TDES.kcv(H("0123456789ABCDEFFEDCBA9876543210")) == H("08D7B4")
+
+
+@pytest.mark.parametrize("n", range(0, 18))
+def test_padding_method_2(n: int) -> None:
+    data = b"F" * n
+    padded = pad_method2(data, 8)
+    assert padded == data + b"\x80" + bytes(7 - n % 8)
+    assert unpad_method2(padded, 8) == data
+    assert pad_method2(data, 16) == data + b"\x80" + bytes(15 - n % 16)
+
+
+def test_unpad_refuses_bad_padding() -> None:
+    with pytest.raises(BadInput):
+        unpad_method2(bytes(8))
+    with pytest.raises(BadInput):
+        unpad_method2(b"\x80" + bytes(15))  # a whole block of padding is too much at 8
+
+
+@given(st.binary(min_size=8, max_size=64).filter(lambda b: len(b) % 8 == 0))
+def test_cbc_round_trip(data: bytes) -> None:
+    key = H("0123456789ABCDEFFEDCBA9876543210")
+    iv = H("1122334455667788")
+    assert cbc_decrypt("3DES", key, cbc_encrypt("3DES", key, data, iv), iv) == data
+
+
+def test_cipher_input_checks() -> None:
+    with pytest.raises(BadInput, match="8, 16 or 24"):
+        ecb_encrypt("3DES", bytes(15), bytes(8))
+    with pytest.raises(BadInput, match="SM4 keys"):
+        ecb_encrypt("SM4", bytes(8), bytes(16))
+    with pytest.raises(BadInput, match="whole"):
+        ecb_encrypt("3DES", bytes(16), bytes(7))
+    with pytest.raises(BadInput, match="16-byte"):
+        mac_algorithm3(bytes(24), bytes(8))
+
+
+# ---------------------------------------------------------------- the 社保卡 scheme
+
+ROOT = H("0123456789ABCDEFFEDCBA9876543210")
+SN = H("0102030405060708")
+FACTORS = CardFactors.for_card(SN, "371700")
+
+
+def test_card_factors_from_region_and_sn() -> None:
+    # SPEC-NOTES §4: city "371700sx" = 3337313730307378; province "37" "0000" "sh".
+    assert FACTORS.city == H("3337313730307378")
+    assert FACTORS.province == H("3337303030307368")
+    assert FACTORS.card == SN
+    assert CardFactors.from_bytes(FACTORS.to_bytes()) == FACTORS
+    with pytest.raises(BadInput):
+        CardFactors.for_card(SN, "37170")
+    with pytest.raises(BadInput):
+        CardFactors.for_card(SN[:7], "371700")
+
+
+def test_pboc_diversification_step() -> None:
+    # Div(K, D) = 3DES_K(D) ‖ 3DES_K(~D) (SPEC-NOTES §4).
+    d = H("3337313730307378")
+    not_d = bytes(b ^ 0xFF for b in d)
+    assert TDES.diversify(ROOT, d) == ecb_encrypt("3DES", ROOT, d) + ecb_encrypt(
+        "3DES", ROOT, not_d
+    )
+    assert SM4_SUITE.diversify(ROOT, d) == ecb_encrypt("SM4", ROOT, d + not_d)
+
+
+def test_three_level_derivation_order() -> None:
+    expected = TDES.diversify(
+        TDES.diversify(TDES.diversify(ROOT, FACTORS.province), FACTORS.city), FACTORS.card
+    )
+    assert derive_card_key(TDES, ROOT, FACTORS) == expected
+    other = CardFactors.for_card(H("0102030405060709"), "371700")
+    assert derive_card_key(TDES, ROOT, other) != expected  # one key per card
+
+
+@pytest.mark.parametrize("s", [TDES, SM4_SUITE], ids=["3DES", "SM4"])
+def test_external_authentication_cryptogram(s: CipherSuite) -> None:
+    card_key = derive_card_key(s, ROOT, FACTORS)
+    challenge = H("A1A2A3A4A5A6A7A8")
+    factor = bytes(range(s.block))
+    data = external_auth_data(s, card_key, challenge, factor)
+    session = s.session_key(card_key, challenge)
+    assert data == s.encrypt(session, factor) + factor
+    # the card side decrypts E with the same session key and finds A
+    block = "DES" if s is TDES else "SM4"
+    assert ecb_decrypt(block, session, data[: s.block]) == factor
+    with pytest.raises(BadInput):
+        external_auth_data(s, card_key, challenge[:4], factor)
+
+
+def test_command_mac_and_pin_reset_block() -> None:
+    card_key = derive_card_key(TDES, ROOT, FACTORS)
+    challenge = H("1122334455667788")
+    header = H("8424000004")
+    mac = command_mac(TDES, card_key, challenge, header)
+    session = TDES.session_key(card_key, challenge)
+    assert len(session) == 8 and len(mac) == 4
+    assert mac == mac_algorithm1("DES", session, pad_method2(header))[:4]
+    data = pin_reset_data(TDES, card_key, challenge, "654321")
+    assert ecb_decrypt("3DES", card_key, data[:8]) == H("0365432180000000")
+    # the MAC covers the PIN RESET header with Lc = 0C (8 enciphered bytes + 4 MAC bytes)
+    assert data[8:] == command_mac(TDES, card_key, challenge, H("842400010C") + data[:8])
+    assert pin_block(SM4_SUITE, "123456") == H("03123456") + b"\x80" + bytes(11)
+    with pytest.raises(BadInput, match="6 digits"):
+        pin_block(TDES, "12345a")
+
+
+def test_card_identifier_mac() -> None:
+    # SPEC-NOTES §3: MAC algorithm 3 over the first 12 bytes under IRK diversified by SN.
+    data12 = H("341200") + H("D156000005") + SN[4:]
+    mac = card_id_mac(TDES, ROOT, SN, data12)
+    assert mac == mac_algorithm3(TDES.diversify(ROOT, SN), pad_method2(data12))[:4]
+    with pytest.raises(BadInput, match="12 bytes"):
+        card_id_mac(TDES, ROOT, SN, data12[:11])
