@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from hsm_stub.blockcipher import Algorithm, ecb_encrypt
+from hsm_stub.blockcipher import Algorithm, ecb_decrypt, ecb_encrypt
 from hsm_stub.errors import BadInput
 from hsm_stub.mac import mac_algorithm1, mac_algorithm3, pad_method2
 
@@ -49,6 +49,10 @@ class CipherSuite:
     def encrypt(self, key: bytes, data: bytes) -> bytes:
         """ECB encryption of whole blocks."""
         return ecb_encrypt(self.cipher, key, data)
+
+    def decrypt(self, key: bytes, data: bytes) -> bytes:
+        """ECB decryption of whole blocks (the card side of the PIN block)."""
+        return ecb_decrypt(self.cipher, key, data)
 
     def diversify(self, key: bytes, factor: bytes) -> bytes:
         """One diversification step with an 8-byte factor."""

@@ -27,7 +27,8 @@ class CardFileError(ValueError):
 
 def _load_personalities() -> None:
     """Import the modules that register card kinds (they import this module)."""
-    import simulator.psam  # noqa: F401
+    import simulator.psam
+    import simulator.sscard_card  # noqa: F401
 
 
 def card_from_dict(d: dict[str, Any]) -> CardOS:

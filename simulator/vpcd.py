@@ -22,6 +22,7 @@ import socket
 import threading
 import time
 
+from apdu.errors import CardRemoved
 from simulator.cardos.card import CardOS
 
 log = logging.getLogger(__name__)
@@ -139,7 +140,12 @@ class VpcdBridge:
             self._close()  # the APDU was received and will never be answered
             raise BridgeClosed("card pulled mid-command")
         self.apdu_count += 1
-        return self.card.process(payload)
+        try:
+            return self.card.process(payload)
+        except CardRemoved:  # the card lost power mid-command (tearing): it leaves the reader
+            self._stopping.set()
+            self._close()
+            raise BridgeClosed("card lost power mid-command") from None
 
     def _close(self) -> None:
         with self._lock:

@@ -1,0 +1,179 @@
+"""The card factory: issues blank pre-issued 社保卡 the way a card manufacturer does — file
+tree created, per-card keys loaded (diversified from the root keys by the card's SN and
+region, SPEC-NOTES §4), PIN set to the profile default, no holder data (SPEC-NOTES §6) — and,
+for tests and demos, personalizes or damages them directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from typing import Literal
+
+from apdu.atr import build_atr
+from apdu.tlv import encode_simple
+from hsm_stub import cryptograms
+from hsm_stub.cryptograms import CardFactors
+from hsm_stub.keystore import TEST_KEYS, Keystore
+from hsm_stub.suites import suite_for
+from simulator.cardos.card import ProtocolName
+from simulator.cardos.filesystem import MF_FID, DedicatedFile, RecordEF, TransparentEF
+from simulator.sscard_card import CardKey, PinState, SocialSecurityCardOS, SsseConfig
+from sscard.identifiers import RID, card_number_check, region_bcd
+from sscard.profile import CardProfile
+from sscard.records import EF05, HolderData, IssuerData, ef06_elements, encode_record
+
+Damage = Literal["mute", "no-ssse", "corrupt-ef05"]
+DAMAGES: tuple[Damage, ...] = ("mute", "no-ssse", "corrupt-ef05")
+Roots = dict[str, tuple[str, bytes]]  # label → (algorithm, root key)
+
+TEST_ROOTS: Roots = {label: (alg, value) for label, (alg, _, value) in TEST_KEYS.items()}
+
+# GB 11643's own example number; the holder of every sample card.
+SAMPLE_HOLDER = HolderData(
+    ssn="11010519491231002X",
+    name="张三",
+    gender="1",
+    ethnicity="01",
+    birthplace="110105",
+    birth_date=date(1949, 12, 31),
+)
+SAMPLE_ISSUER_ORG = bytes.fromhex("915600000234120034010A0C")  # SPEC-NOTES §1 sample
+
+
+def roots_from_keystore(keystore: Keystore) -> Roots:
+    return {info.label: keystore.export_for_issuance(info.label) for info in keystore.list()}
+
+
+def serial_for(seed: str) -> bytes:
+    """A reproducible 8-byte card serial number."""
+    return hashlib.sha256(seed.encode()).digest()[:8]
+
+
+def sample_photo(seed: str = "sample", size: int = 3000) -> bytes:
+    """A JPEG-shaped byte string (SOI … EOI) for chip tests; the card stores bytes."""
+    body = hashlib.shake_256(seed.encode()).digest(size - 4).replace(b"\xff\xd9", b"\xff\x00")
+    return b"\xff\xd8" + body + b"\xff\xd9"
+
+
+def issue_blank_card(
+    profile: CardProfile,
+    region_code: str,
+    *,
+    roots: Roots = TEST_ROOTS,
+    serial: bytes | None = None,
+    protocol: ProtocolName = "T0",
+    forms: tuple[str, ...] = ("sfi", "tag", "number"),
+    extended_apdus: bool = True,
+) -> SocialSecurityCardOS:
+    sn = serial or serial_for(f"{profile.name}/{region_code}")
+    factors = CardFactors.for_card(sn, region_code)
+    mf = DedicatedFile(MF_FID, "MF")
+    ssse = DedicatedFile(
+        None, "SSSE", aid=profile.ssse_aid, proprietary_fci=profile.ssse_fci_proprietary
+    )
+    mf.add(ssse)
+    ef06 = ef06_elements(profile.name_padding)
+    for ref, name, elements in ((profile.ef05, "EF05", EF05), (profile.ef06, "EF06", ef06)):
+        ssse.add(
+            RecordEF(
+                ref.fid,
+                name,
+                sfi=ref.sfi,
+                record_size=2 + max(e.length for e in elements),
+                records=[bytearray(e.blank()) for e in elements],
+            )
+        )
+    ssse.add(TransparentEF(profile.ef07.fid, "EF07", sfi=profile.ef07.sfi, size=512))
+    ssse.add(TransparentEF(profile.ef08.fid, "EF08", sfi=profile.ef08.sfi, size=profile.photo_size))
+    for df in profile.dfs:
+        ssse.add(DedicatedFile(df.fid, df.name, aid=df.aid))
+    keys: dict[int, CardKey] = {}
+    for key_ref in profile.card_keys:
+        if key_ref.id is None:
+            continue
+        algorithm, root = roots[key_ref.label]
+        card_key = cryptograms.derive_card_key(suite_for(algorithm), root, factors)
+        keys[key_ref.id] = CardKey(algorithm, card_key, key_ref.tries, key_ref.tries)
+    assert profile.pin_key.id is not None and profile.update_key.id is not None
+    config = SsseConfig(
+        ssse_aid=profile.ssse_aid,
+        protected_fids=(profile.ef05.fid, profile.ef06.fid, profile.ef08.fid),
+        update_key=profile.update_key.id,
+        pin_key=profile.pin_key.id,
+        read_needs_pin=profile.read_access == "pin",
+        forms=forms,
+    )
+    pin = PinState(bytes.fromhex(profile.pin.default), profile.pin.tries, profile.pin.tries)
+    atr = build_atr(0 if protocol == "T0" else 1, b"\x86\x53\x53\x43" + sn)
+    return SocialSecurityCardOS(
+        mf,
+        config=config,
+        keys=keys,
+        pin=pin,
+        atr=atr,
+        protocol=protocol,
+        extended_apdus=extended_apdus,
+    )
+
+
+def sample_issuer(
+    profile: CardProfile, region_code: str, sn: bytes, roots: Roots, *, number: int = 1
+) -> IssuerData:
+    body = region_bcd(region_code) + RID + sn[4:]
+    algorithm, irk = roots[profile.card_id_key.label]
+    card_id = body + cryptograms.card_id_mac(suite_for(algorithm), irk, sn, body)
+    first8 = f"A{number:07d}"
+    return IssuerData(
+        card_id=card_id,
+        card_type=profile.card_type,
+        spec_version=profile.spec_version,
+        issuer_org=SAMPLE_ISSUER_ORG,
+        issue_date=date(2026, 11, 25),
+        expiry_date=date(2036, 11, 25),
+        card_number=first8 + card_number_check(first8),
+    )
+
+
+def personalize_directly(
+    card: SocialSecurityCardOS,
+    profile: CardProfile,
+    issuer: IssuerData,
+    holder: HolderData,
+    photo: bytes | None = None,
+) -> None:
+    """Write the records straight into the card's memory (a factory-personalized card)."""
+    issuer.validate()
+    holder.validate()
+    ssse = card.mf.children[0]
+    assert isinstance(ssse, DedicatedFile)
+    files = {f.fid: f for f in ssse.children}
+    for ref, elements, values in (
+        (profile.ef05, EF05, issuer.values()),
+        (profile.ef06, ef06_elements(profile.name_padding), holder.values()),
+    ):
+        ef = files[ref.fid]
+        assert isinstance(ef, RecordEF)
+        for e in elements:
+            ef.records[e.record - 1] = bytearray(encode_record(e, values[e.name]))
+    if photo is not None:
+        ef08 = files[profile.ef08.fid]
+        assert isinstance(ef08, TransparentEF)
+        ef08.data[: len(photo)] = photo
+
+
+def damage(card: SocialSecurityCardOS, kind: Damage, profile: CardProfile) -> None:
+    """Break a card the way worn cards break: a mute chip (its ATR is garbage), no SSSE
+    application, or an EF05 whose first record is no longer valid TLV."""
+    if kind == "mute":
+        card.atr = b"\x00"
+    elif kind == "no-ssse":
+        card.mf.children.clear()
+    elif kind == "corrupt-ef05":
+        ssse = card.mf.children[0]
+        assert isinstance(ssse, DedicatedFile)
+        ef05 = next(f for f in ssse.children if f.fid == profile.ef05.fid)
+        assert isinstance(ef05, RecordEF)
+        ef05.records[0] = bytearray(encode_simple(0x01, b"\xde\xad")[:3])
+    else:  # pragma: no cover - argparse restricts the choices
+        raise ValueError(f"unknown damage {kind!r}")

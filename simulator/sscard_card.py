@@ -1,0 +1,311 @@
+"""The virtual 社会保障卡: the card OS core with the SSSE personality (SPEC-NOTES §1-§5).
+
+* Access: UPDATE of EF05/EF06/EF08 needs a successful EXTERNAL AUTHENTICATE with the update
+  key since SSSE was last selected; reads need VERIFY first where the profile says so. The
+  security state is cleared on reselecting SSSE or the MF and on reset.
+* Keys are per card (diversified by the card factory from the root keys); each has an error
+  counter: a wrong cryptogram answers ``63Cx``, the last one locks the key (``6983``), a good
+  one restores the counter. GET CHALLENGE is single-use.
+* PIN: VERIFY (``63Cx``/``6983``; no data = ask the tries left), CHANGE PIN ``80 5E``,
+  PIN UNBLOCK / RESET ``84 24 00 00|01`` with the MAC and PIN block checked.
+* Record forms: the card can be made to refuse some addressing forms (``6A86``), as some
+  regions' cards do.
+* Tearing: power lost during the N-th next UPDATE leaves the old record, the new one, or —
+  non-atomic memory — half of each; the card then leaves the reader (``CardRemoved``).
+
+All cryptography is :mod:`hsm_stub` code, shared with the service.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar, Literal
+
+from apdu.command import Command
+from apdu.errors import CardRemoved
+from hsm_stub import cryptograms
+from hsm_stub.suites import suite_for
+from simulator.cardfile import register_kind
+from simulator.cardos.card import Access, CardOS, SwError
+from simulator.cardos.filesystem import DedicatedFile, File, RecordEF, TransparentEF
+
+TearMode = Literal["none", "old", "new", "partial"]
+
+
+@dataclass
+class CardKey:
+    algorithm: str
+    value: bytes
+    tries: int
+    max_tries: int
+
+
+@dataclass
+class PinState:
+    value: bytes
+    tries: int
+    max_tries: int
+
+
+@dataclass
+class Tearing:
+    mode: TearMode = "none"
+    after_writes: int = 0  # writes that succeed before the torn one
+
+
+@dataclass
+class SsseConfig:
+    ssse_aid: bytes
+    protected_fids: tuple[int, ...]  # EF05, EF06, EF08
+    update_key: int
+    pin_key: int
+    read_needs_pin: bool
+    forms: tuple[str, ...] = ("sfi", "tag", "number")
+
+
+@register_kind
+class SocialSecurityCardOS(CardOS):
+    kind: ClassVar[str] = "sscard"
+    INS_TABLE: ClassVar[dict[int, str]] = {
+        **CardOS.INS_TABLE,
+        0x82: "cmd_external_authenticate",
+        0x20: "cmd_verify",
+        0x5E: "cmd_change_pin",
+        0x24: "cmd_pin_unblock_or_reset",
+    }
+    CLASSES: ClassVar[frozenset[int]] = frozenset({0x00, 0x80, 0x84})
+
+    def __init__(
+        self,
+        mf: DedicatedFile,
+        *,
+        config: SsseConfig,
+        keys: dict[int, CardKey],
+        pin: PinState,
+        tearing: Tearing | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.config = config
+        self.keys = keys
+        self.pin = pin
+        self.tearing = tearing or Tearing()
+        super().__init__(mf, **kwargs)
+
+    def _reset_state(self) -> None:
+        super()._reset_state()
+        self.authenticated: set[int] = set()
+        self.pin_verified = False
+
+    def on_select(self, df: DedicatedFile) -> None:
+        if df is self.mf or df.aid == self.config.ssse_aid:
+            self.authenticated.clear()
+            self.pin_verified = False
+
+    def check_access(self, op: Access, f: File) -> None:
+        if f.fid not in self.config.protected_fids:
+            return
+        if op == "update" and self.config.update_key not in self.authenticated:
+            raise SwError(0x6982)
+        if op == "read" and self.config.read_needs_pin and not self.pin_verified:
+            raise SwError(0x6982)
+
+    # ----------------------------------------------------------------- records
+
+    def cmd_read_record(self, c: Command) -> bytes:
+        form = "sfi" if c.p2 >> 3 else ("tag" if c.p2 & 0x07 == 0 else "number")
+        if form not in self.config.forms:
+            raise SwError(0x6A86)
+        return super().cmd_read_record(c)
+
+    def _tear(self) -> bool:
+        """True when this write is the torn one."""
+        if self.tearing.mode == "none":
+            return False
+        if self.tearing.after_writes > 0:
+            self.tearing.after_writes -= 1
+            return False
+        return True
+
+    def _power_lost(self) -> None:
+        self.tearing = Tearing()
+        self._changed()
+        raise CardRemoved("simulated power loss during a write")
+
+    def write_record(self, ef: RecordEF, index: int, data: bytes) -> None:
+        if not self._tear():
+            super().write_record(ef, index, data)
+            return
+        old = bytes(ef.records[index])
+        if self.tearing.mode == "new":
+            ef.records[index] = bytearray(data)
+        elif self.tearing.mode == "partial":
+            half = len(data) // 2
+            ef.records[index] = bytearray(data[:half] + old[half:])
+        self._power_lost()
+
+    def write_binary(self, ef: TransparentEF, offset: int, data: bytes) -> None:
+        if not self._tear():
+            super().write_binary(ef, offset, data)
+            return
+        if self.tearing.mode == "new":
+            ef.data[offset : offset + len(data)] = data
+        elif self.tearing.mode == "partial":
+            half = len(data) // 2
+            ef.data[offset : offset + half] = data[:half]
+        self._power_lost()
+
+    # ----------------------------------------------------------------- authentication
+
+    def _take_challenge(self) -> bytes:
+        challenge = self.challenge
+        self.challenge = None  # single use
+        if challenge is None or len(challenge) != 8:
+            raise SwError(0x6985)
+        return challenge
+
+    def cmd_external_authenticate(self, c: Command) -> bytes:
+        """00 82 00 KID Lc E ‖ A (SPEC-NOTES §4)."""
+        if c.cla != 0x00 or c.p1 != 0x00:
+            raise SwError(0x6A86)
+        key = self.keys.get(c.p2)
+        if key is None:
+            raise SwError(0x6A88)
+        if key.tries == 0:
+            raise SwError(0x6983)
+        suite = suite_for(key.algorithm)
+        if len(c.data) != 2 * suite.block:
+            raise SwError(0x6700)
+        challenge = self._take_challenge()
+        auth_factor = c.data[suite.block :]
+        expected = cryptograms.external_auth_data(suite, key.value, challenge, auth_factor)
+        if hmac.compare_digest(expected, c.data):
+            key.tries = key.max_tries
+            self.authenticated.add(c.p2)
+            self._changed()
+            return b""
+        key.tries -= 1
+        self._changed()
+        raise SwError(0x63C0 | key.tries if key.tries else 0x6983)
+
+    # ----------------------------------------------------------------- PIN
+
+    def _check_pin(self, candidate: bytes) -> None:
+        if self.pin.tries == 0:
+            raise SwError(0x6983)
+        if hmac.compare_digest(candidate, self.pin.value):
+            self.pin.tries = self.pin.max_tries
+            self.pin_verified = True
+            self._changed()
+            return
+        self.pin.tries -= 1
+        self.pin_verified = False
+        self._changed()
+        raise SwError(0x63C0 | self.pin.tries if self.pin.tries else 0x6983)
+
+    def cmd_verify(self, c: Command) -> bytes:
+        """00 20 00 00 03 PIN; without data, the tries left (ISO/IEC 7816-4 §11.5.6)."""
+        if c.cla != 0x00:
+            raise SwError(0x6E00)
+        if not c.data:
+            if self.pin.tries == 0:
+                raise SwError(0x6983)
+            if self.pin_verified:
+                return b""
+            raise SwError(0x63C0 | self.pin.tries)
+        if len(c.data) != len(self.pin.value):
+            raise SwError(0x6700)
+        self._check_pin(c.data)
+        return b""
+
+    def cmd_change_pin(self, c: Command) -> bytes:
+        """80 5E 01 00 07 old FF new (SPEC-NOTES §2)."""
+        n = len(self.pin.value)
+        if c.cla != 0x80 or c.p1 != 0x01:
+            raise SwError(0x6A86)
+        if len(c.data) != 2 * n + 1 or c.data[n] != 0xFF:
+            raise SwError(0x6700)
+        self._check_pin(c.data[:n])
+        self.pin.value = c.data[n + 1 :]
+        self._changed()
+        return b""
+
+    def cmd_pin_unblock_or_reset(self, c: Command) -> bytes:
+        """84 24 00 00 04 MAC (unblock), 84 24 00 01 Lc enc(03 ‖ PIN ‖ 80…) ‖ MAC (reset)."""
+        if c.cla != 0x84 or c.p1 != 0x00 or c.p2 not in (0x00, 0x01):
+            raise SwError(0x6A86)
+        key = self.keys.get(self.config.pin_key)
+        if key is None:
+            raise SwError(0x6A88)
+        suite = suite_for(key.algorithm)
+        challenge = self._take_challenge()
+        if len(c.data) < cryptograms.MAC_LENGTH:
+            raise SwError(0x6700)
+        body, mac = c.data[: -cryptograms.MAC_LENGTH], c.data[-cryptograms.MAC_LENGTH :]
+        mac_input = c.header + bytes((len(c.data),)) + body
+        expected = cryptograms.command_mac(suite, key.value, challenge, mac_input)
+        if not hmac.compare_digest(expected, mac):
+            raise SwError(0x6988)
+        if c.p2 == 0x01:
+            if len(body) != suite.block:
+                raise SwError(0x6700)
+            block = suite.decrypt(key.value, body)
+            n = len(self.pin.value)
+            if block[0] != n or block[1 + n] != 0x80 or any(block[2 + n :]):
+                raise SwError(0x6A80)
+            self.pin.value = block[1 : 1 + n]
+        self.pin.tries = self.pin.max_tries
+        self._changed()
+        return b""
+
+    # ----------------------------------------------------------------- persistence
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["ssse"] = {
+            "ssse_aid": self.config.ssse_aid.hex().upper(),
+            "protected_fids": [f"{f:04X}" for f in self.config.protected_fids],
+            "update_key": self.config.update_key,
+            "pin_key": self.config.pin_key,
+            "read_needs_pin": self.config.read_needs_pin,
+            "forms": list(self.config.forms),
+        }
+        d["keys"] = {
+            f"{kid:02X}": {**asdict(k), "value": k.value.hex().upper()}
+            for kid, k in self.keys.items()
+        }
+        d["pin"] = {**asdict(self.pin), "value": self.pin.value.hex().upper()}
+        d["tearing"] = asdict(self.tearing)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SocialSecurityCardOS:
+        base = CardOS.from_dict(d)
+        s = d["ssse"]
+        config = SsseConfig(
+            ssse_aid=bytes.fromhex(s["ssse_aid"]),
+            protected_fids=tuple(int(f, 16) for f in s["protected_fids"]),
+            update_key=int(s["update_key"]),
+            pin_key=int(s["pin_key"]),
+            read_needs_pin=bool(s["read_needs_pin"]),
+            forms=tuple(s["forms"]),
+        )
+        keys = {
+            int(kid, 16): CardKey(
+                k["algorithm"], bytes.fromhex(k["value"]), int(k["tries"]), int(k["max_tries"])
+            )
+            for kid, k in d["keys"].items()
+        }
+        p = d["pin"]
+        pin = PinState(bytes.fromhex(p["value"]), int(p["tries"]), int(p["max_tries"]))
+        return cls(
+            base.mf,
+            config=config,
+            keys=keys,
+            pin=pin,
+            tearing=Tearing(**d.get("tearing", {})),
+            atr=base.atr,
+            protocol=base.protocol,
+            extended_apdus=base.extended_apdus,
+            data_objects=base.data_objects,
+        )

@@ -1,0 +1,390 @@
+"""Operations on a 社会保障卡 over an :class:`apdu.transport.Transport` and a
+:class:`hsm_stub.module.SecurityModule` (SPEC-NOTES §1-§6).
+
+The card is driven exactly as the public kiosk and reader code does: select SSSE by AID
+(falling back to EF05 by FID when a card answers ``6A82``), read records by SFI, by tag or by
+number — whichever the card accepts, in the profile's order — authenticate with the file's
+update key before writing, and never retry a failed external authentication: the card's key
+counter is finite. Verification reads back everything written and authenticates with every
+external-authentication key.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from apdu.command import Command, Response
+from apdu.status import (
+    AuthenticationFailed,
+    FileNotFound,
+    FunctionNotSupported,
+    IncompatibleFileStructure,
+    InsNotSupported,
+    PinBlocked,
+    RecordNotFound,
+    StatusError,
+    WrongLength,
+    WrongParameters,
+    WrongPin,
+)
+from apdu.tlv import BerTlv, parse_ber, parse_simple
+from apdu.transport import Transport
+from hsm_stub.cryptograms import CardFactors
+from hsm_stub.module import SecurityModule
+from sscard.errors import (
+    CardAuthenticationFailed,
+    InvalidData,
+    NotASocialSecurityCard,
+    VerificationFailed,
+)
+from sscard.identifiers import serial_number
+from sscard.profile import CardProfile, FileRef, KeyRef, ReadForm
+from sscard.records import EF05, Element, HolderData, IssuerData, ef06_elements, encode_record
+
+MF = bytes.fromhex("3F00")
+JPEG_SOI = b"\xff\xd8"
+JPEG_EOI = b"\xff\xd9"
+# Status words by which a card refuses an addressing form rather than the record itself.
+FORM_REFUSED = (
+    WrongParameters,
+    FunctionNotSupported,
+    FileNotFound,
+    IncompatibleFileStructure,
+    RecordNotFound,
+    InsNotSupported,
+)
+
+
+def pin_bcd(pin: str, length: int = 6) -> bytes:
+    if not re.fullmatch(rf"\d{{{length}}}", pin):
+        raise InvalidData(f"PIN 为 {length} 位数字 (a PIN is {length} digits)")
+    return bytes.fromhex(pin)
+
+
+@dataclass(frozen=True)
+class Identity:
+    atr: bytes
+    sn: bytes
+    fci: BerTlv | None
+
+
+class SocialSecurityCard:
+    """One connected card. ``region_code`` (6 digits) gives the diversification factors; for
+    a personalized card it is read from the 卡识别码 when not given."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        profile: CardProfile,
+        hsm: SecurityModule | None = None,
+        *,
+        region_code: str | None = None,
+        auth_factor: Callable[[bytes], bytes] | None = None,
+        extended_apdus: bool = True,
+    ) -> None:
+        self.transport = transport
+        self.profile = profile
+        self.hsm = hsm
+        self.region_code = region_code
+        # A: some regions send the challenge itself, others a random block (SPEC-NOTES §4).
+        self.auth_factor = auth_factor or (lambda challenge: os.urandom(len(challenge)))
+        self.extended_apdus = extended_apdus
+        self.ef06 = ef06_elements(profile.name_padding)
+        self._form: dict[int, ReadForm] = {}
+        self._sn: bytes | None = None
+
+    # ----------------------------------------------------------------- basics
+
+    def send(self, command: Command) -> Response:
+        return self.transport.send(command)
+
+    @property
+    def sn(self) -> bytes:
+        if self._sn is None:
+            self._sn = serial_number(self.transport.atr)
+        return self._sn
+
+    def identify(self) -> Identity:
+        """ATR → SN, then SELECT SSSE (its FCI), or refuse a card without SSSE."""
+        fci = self.select_ssse()
+        return Identity(self.transport.atr, self.sn, fci)
+
+    def select_ssse(self) -> BerTlv | None:
+        """SELECT SSSE by AID; on ``6A82`` fall back to EF05 by FID (one public reader does)
+        before concluding this is not a social security card."""
+        try:
+            data = self.send(Command(0x00, 0xA4, 0x04, 0x00, self.profile.ssse_aid, le=256)).data
+        except FileNotFound:
+            try:
+                self.send(Command(0x00, 0xA4, 0x00, 0x0C, MF))
+                self._select_ef(self.profile.ef05)
+            except StatusError as exc:
+                raise NotASocialSecurityCard(
+                    "不是社会保障卡：卡片上没有 SSSE 应用 (not a social security card: SSSE "
+                    f"not found, and no EF05 either — {exc.sw:04X})"
+                ) from None
+            return None
+        objects = parse_ber(data) if data else []
+        return objects[0] if objects else None
+
+    def _select_ef(self, ef: FileRef) -> None:
+        self.send(Command(0x00, 0xA4, 0x02, 0x0C, ef.fid.to_bytes(2, "big")))
+
+    @property
+    def factors(self) -> CardFactors:
+        if self.region_code is None:
+            self.region_code = self.read_element(self.profile.ef05, EF05[0])[:3].hex()
+        return CardFactors.for_card(self.sn, self.region_code)
+
+    def _hsm(self) -> SecurityModule:
+        if self.hsm is None:
+            raise InvalidData("this operation needs a security module")
+        return self.hsm
+
+    # ----------------------------------------------------------------- records
+
+    def _read_form(self, form: ReadForm, ef: FileRef, element: Element) -> bytes:
+        if form == "sfi":
+            return self.send(Command(0x00, 0xB2, element.tag, ef.sfi << 3, le=256)).data
+        self._select_ef(ef)
+        if form == "tag":
+            return self.send(Command(0x00, 0xB2, element.tag, 0x00, le=256)).data
+        return self.send(Command(0x00, 0xB2, element.record, 0x04, le=256)).data
+
+    def read_record(self, ef: FileRef, element: Element) -> bytes:
+        """The TLV record of ``element``, by the first addressing form the card accepts (the
+        one that worked is remembered for the next reads of that file)."""
+        forms = list(self.profile.read_forms)
+        known = self._form.get(ef.fid)
+        if known is not None:
+            forms.remove(known)
+            forms.insert(0, known)
+        last: StatusError | None = None
+        for form in forms:
+            try:
+                raw = self._read_form(form, ef, element)
+            except FORM_REFUSED as exc:
+                last = exc
+                continue
+            self._form[ef.fid] = form
+            return raw
+        assert last is not None
+        raise last
+
+    def read_element(self, ef: FileRef, element: Element) -> bytes:
+        """The value of one element, its TLV checked (tag and length)."""
+        raw = self.read_record(ef, element)
+        try:
+            objects = parse_simple(raw)
+        except ValueError as exc:
+            raise InvalidData(f"{element.name}: unreadable record ({exc})") from None
+        if len(objects) != 1 or objects[0][0] != element.tag:
+            raise InvalidData(f"{element.name}: record is not one TLV with tag {element.tag:02X}")
+        value = objects[0][1]
+        if len(value) != element.length:
+            raise InvalidData(
+                f"{element.name}: {len(value)} bytes where {element.length} are expected"
+            )
+        return value
+
+    def read_issuer(self) -> IssuerData:
+        values: dict[str, Any] = {
+            e.name: e.codec.decode(self.read_element(self.profile.ef05, e)) for e in EF05
+        }
+        return IssuerData(**values)
+
+    def read_holder(self) -> HolderData:
+        values: dict[str, Any] = {
+            e.name: e.codec.decode(self.read_element(self.profile.ef06, e)) for e in self.ef06
+        }
+        values["name"] = values["name"] + values.pop("name_ext")
+        return HolderData(**values)
+
+    def write_records(
+        self, ef: FileRef, elements: tuple[Element, ...], values: dict[str, Any]
+    ) -> int:
+        """UPDATE RECORD by number for each element (EF selected first); returns the count."""
+        self._select_ef(ef)
+        for element in elements:
+            record = encode_record(element, values[element.name])
+            self.send(Command(0x00, 0xDC, element.record, 0x04, record))
+        return len(elements)
+
+    def write_issuer(self, issuer: IssuerData) -> None:
+        issuer.validate()
+        self.write_records(self.profile.ef05, EF05, issuer.values())
+
+    def write_holder(self, holder: HolderData) -> None:
+        holder.validate()
+        self.write_records(self.profile.ef06, self.ef06, holder.values())
+
+    # ----------------------------------------------------------------- photo
+
+    def write_photo(self, jpeg: bytes) -> None:
+        """EF08 by UPDATE BINARY: one extended APDU when allowed, else short chunks
+        (SPEC-NOTES §1, Z390Kylin)."""
+        if not jpeg.startswith(JPEG_SOI):
+            raise InvalidData("照片必须是 JPEG (the photo must be a JPEG)")
+        if len(jpeg) > self.profile.photo_size:
+            raise InvalidData(
+                f"照片 {len(jpeg)} 字节，超过 {self.profile.photo_size} 字节上限 (photo too large)"
+            )
+        self._select_ef(self.profile.ef08)
+        if self.extended_apdus and len(jpeg) > 255:
+            try:
+                self.send(Command(0x00, 0xD6, 0x00, 0x00, jpeg))
+                return
+            except (WrongLength, InsNotSupported):
+                pass  # the card (or reader) takes no extended APDU: chunk it
+        step = self.profile.photo_chunk
+        for offset in range(0, len(jpeg), step):
+            chunk = jpeg[offset : offset + step]
+            self.send(Command(0x00, 0xD6, offset >> 8, offset & 0xFF, chunk))
+
+    def read_photo(self) -> bytes:
+        """EF08 up to the JPEG end marker (the whole file when it holds no JPEG)."""
+        self._select_ef(self.profile.ef08)
+        size = self.profile.photo_size
+        data = b""
+        if self.extended_apdus and size > 256:
+            try:
+                data = self.send(Command(0x00, 0xB0, 0x00, 0x00, le=size)).data
+            except (WrongLength, InsNotSupported):
+                data = b""
+        if not data:
+            chunks = []
+            for offset in range(0, size, self.profile.photo_chunk):
+                n = min(self.profile.photo_chunk, size - offset)
+                chunks.append(self.send(Command(0x00, 0xB0, offset >> 8, offset & 0xFF, le=n)).data)
+                if JPEG_EOI in chunks[-1] and b"".join(chunks).startswith(JPEG_SOI):
+                    break
+            data = b"".join(chunks)
+        if data.startswith(JPEG_SOI) and JPEG_EOI in data:
+            return data[: data.index(JPEG_EOI) + 2]
+        return data
+
+    # ----------------------------------------------------------------- keys and PIN
+
+    def get_challenge(self) -> bytes:
+        return self.send(Command(0x00, 0x84, 0x00, 0x00, le=8)).data
+
+    def external_authenticate(self, key: KeyRef) -> None:
+        """GET CHALLENGE, the cryptogram from the security module, EXTERNAL AUTHENTICATE.
+        A refusal stops here (CardAuthenticationFailed with the tries the card reports)."""
+        if key.id is None:
+            raise InvalidData(f"key {key.label!r} is not held by the card")
+        challenge = self.get_challenge()
+        data = self._hsm().external_auth(
+            key.label, self.factors, challenge, self.auth_factor(challenge)
+        )
+        try:
+            self.send(Command(0x00, 0x82, 0x00, key.id, data))
+        except WrongPin as exc:
+            raise CardAuthenticationFailed(
+                f"外部认证失败：密钥 {key.id:02X} ({key.label}) 剩余 {exc.tries_left} 次 "
+                f"(external authentication with key {key.id:02X} failed, "
+                f"{exc.tries_left} tries left; not retried)",
+                key_id=key.id,
+                label=key.label,
+                tries_left=exc.tries_left,
+            ) from None
+        except PinBlocked:
+            raise CardAuthenticationFailed(
+                f"密钥 {key.id:02X} ({key.label}) 已锁定 (key {key.id:02X} is locked)",
+                key_id=key.id,
+                label=key.label,
+                tries_left=0,
+            ) from None
+        except AuthenticationFailed:
+            raise CardAuthenticationFailed(
+                f"外部认证失败：密钥 {key.id:02X} ({key.label}) (external authentication failed)",
+                key_id=key.id,
+                label=key.label,
+                tries_left=None,
+            ) from None
+
+    def verify_pin(self, pin: str) -> None:
+        """VERIFY; raises apdu's WrongPin (tries_left) or PinBlocked."""
+        self.send(Command(0x00, 0x20, 0x00, 0x00, pin_bcd(pin, self.profile.pin.length)))
+
+    def pin_tries_left(self) -> int:
+        """VERIFY without data: the card answers 63Cx (or 9000 when already verified)."""
+        response = self.transport.transmit(Command(0x00, 0x20, 0x00, 0x00))
+        if response.sw & 0xFFF0 == 0x63C0:
+            return response.sw & 0x0F
+        if response.sw == 0x6983:
+            return 0
+        response.check()
+        return self.profile.pin.tries
+
+    def change_pin(self, old: str, new: str) -> None:
+        """CHANGE PIN ``80 5E 01 00 07 old FF new`` (SPEC-NOTES §2)."""
+        length = self.profile.pin.length
+        data = pin_bcd(old, length) + b"\xff" + pin_bcd(new, length)
+        self.send(Command(0x80, 0x5E, 0x01, 0x00, data))
+
+    def unblock_pin(self) -> None:
+        """PIN UNBLOCK ``84 24 00 00 04 MAC`` with the PIN key."""
+        challenge = self.get_challenge()
+        header = bytes.fromhex("8424000004")
+        mac = self._hsm().command_mac(self.profile.pin_key.label, self.factors, challenge, header)
+        self.send(Command(0x84, 0x24, 0x00, 0x00, mac))
+
+    def reset_pin(self, new: str) -> None:
+        """PIN RESET ``84 24 00 01 0C enc(PIN block) MAC`` with the PIN key."""
+        pin_bcd(new, self.profile.pin.length)
+        challenge = self.get_challenge()
+        data = self._hsm().pin_reset_block(self.profile.pin_key.label, self.factors, challenge, new)
+        self.send(Command(0x84, 0x24, 0x00, 0x01, data))
+
+    # ----------------------------------------------------------------- verification
+
+    def verify(
+        self,
+        issuer: IssuerData,
+        holder: HolderData,
+        photo: bytes | None = None,
+        *,
+        pin: str | None = None,
+    ) -> list[str]:
+        """Read back everything written and compare; then authenticate with every external-
+        authentication key of the profile. Returns the list of checks done; raises
+        VerificationFailed naming every mismatch."""
+        checks: list[str] = []
+        mismatches: list[str] = []
+        self.select_ssse()
+        if pin is not None:
+            self.verify_pin(pin)
+            checks.append("PIN")
+        for ef, elements, values in (
+            (self.profile.ef05, EF05, issuer.values()),
+            (self.profile.ef06, self.ef06, holder.values()),
+        ):
+            for element in elements:
+                expected = encode_record(element, values[element.name])
+                try:
+                    got = self.read_record(ef, element)
+                except StatusError as exc:
+                    mismatches.append(f"{element.name}: unreadable ({exc.sw:04X})")
+                    continue
+                (mismatches if got != expected else checks).append(
+                    f"{element.name}: {'differs' if got != expected else 'ok'}"
+                )
+        if photo is not None:
+            if self.read_photo() != photo:
+                mismatches.append("photo: differs")
+            else:
+                checks.append("photo: ok")
+        if mismatches:
+            raise VerificationFailed(
+                "回读校验失败 (read-back differs): " + "; ".join(mismatches), mismatches=mismatches
+            )
+        for key in self.profile.external_auth_keys:
+            self.select_ssse()  # a fresh security state for each key
+            self.external_authenticate(key)
+            checks.append(f"key {key.id:02X} ({key.label}): authenticated")
+        return checks

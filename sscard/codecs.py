@@ -1,0 +1,149 @@
+"""Codecs of the 社保卡 data elements (SPEC-NOTES §1 tables), each with its own test vectors
+beside its definition — ``tests/unit/test_codecs.py`` collects every ``VECTORS`` list (the
+pySim habit). A vector is ``(value, encoded hex)`` for a codec of the given length.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import ClassVar
+
+from sscard.errors import InvalidData
+
+
+@dataclass(frozen=True)
+class Ascii:
+    """Fixed-length ASCII, exact length (卡号, 规范版本, 社会保障号码, 性别, 卡类别)."""
+
+    length: int
+    VECTORS: ClassVar[list[tuple[int, str, str]]] = [
+        (9, "KD5578904", "4B4435353738393034"),  # SPEC-NOTES §1 sample 卡号
+        (4, "2.00", "322E3030"),
+        (1, "3", "33"),
+    ]
+
+    def encode(self, value: str) -> bytes:
+        if len(value) != self.length or not value.isascii() or not value.isprintable():
+            raise InvalidData(f"expected {self.length} printable ASCII characters")
+        return value.encode("ascii")
+
+    def decode(self, raw: bytes) -> str:
+        return raw.rstrip(b"\x00 ").decode("ascii", errors="replace")
+
+
+@dataclass(frozen=True)
+class Gbk:
+    """GBK text padded to a fixed length with 0x00 or 0x20; the decoder trims both
+    (SPEC-NOTES §1: writers pad with 0x00, a real card was seen padded with 0x20)."""
+
+    length: int
+    pad: int = 0x00
+    VECTORS: ClassVar[list[tuple[int, str, str]]] = [
+        (6, "张三", "D5C5C8FD0000"),
+        (8, "社会保障", "C9E7BBE1B1A3D5CF"),
+        (5, "A", "4100000000"),
+    ]
+
+    def encode(self, value: str) -> bytes:
+        raw = encode_gbk(value)
+        if len(raw) > self.length:
+            raise InvalidData(
+                f"{value!r} is {len(raw)} bytes in GBK, the field holds {self.length}"
+            )
+        return raw + bytes((self.pad,)) * (self.length - len(raw))
+
+    def decode(self, raw: bytes) -> str:
+        return raw.rstrip(b"\x00 ").decode("gbk", errors="replace")
+
+
+def encode_gbk(value: str) -> bytes:
+    """GBK bytes of a name, or InvalidData naming the first character GBK cannot encode."""
+    for ch in value:
+        try:
+            ch.encode("gbk")
+        except UnicodeEncodeError:
+            raise InvalidData(
+                f"姓名中的字符 “{ch}” (U+{ord(ch):04X}) 无法用 GBK 编码，不能写入卡片 "
+                f"(the character {ch!r} cannot be encoded in GBK)"
+            ) from None
+    if not value or not value.isprintable():
+        raise InvalidData("a name is non-empty printable text")
+    return value.encode("gbk")
+
+
+@dataclass(frozen=True)
+class BcdDate:
+    """A date as 4 BCD bytes YYYYMMDD."""
+
+    length: int = 4
+    VECTORS: ClassVar[list[tuple[int, date, str]]] = [
+        (4, date(2015, 7, 11), "20150711"),  # SPEC-NOTES §1 sample 发卡日期
+        (4, date(2025, 7, 11), "20250711"),
+        (4, date(1949, 12, 31), "19491231"),
+    ]
+
+    def encode(self, value: date) -> bytes:
+        return bytes.fromhex(value.strftime("%Y%m%d"))
+
+    def decode(self, raw: bytes) -> date:
+        text = raw.hex()
+        if not re.fullmatch(r"\d{8}", text):
+            raise InvalidData(f"BCD date {raw.hex().upper()} is not YYYYMMDD")
+        try:
+            return date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        except ValueError:
+            raise InvalidData(f"BCD date {raw.hex().upper()} is not a calendar date") from None
+
+
+@dataclass(frozen=True)
+class BcdDigits:
+    """A string of 2 × length decimal digits as BCD (民族 code, 出生地 region code)."""
+
+    length: int
+    VECTORS: ClassVar[list[tuple[int, str, str]]] = [
+        (1, "01", "01"),  # 汉族, GB 3304
+        (3, "371700", "371700"),
+    ]
+
+    def encode(self, value: str) -> bytes:
+        if not re.fullmatch(rf"\d{{{2 * self.length}}}", value):
+            raise InvalidData(f"expected {2 * self.length} decimal digits")
+        return bytes.fromhex(value)
+
+    def decode(self, raw: bytes) -> str:
+        return raw.hex()
+
+
+@dataclass(frozen=True)
+class Binary:
+    """Raw bytes of a fixed length (卡识别码, 初始化机构编号)."""
+
+    length: int
+    VECTORS: ClassVar[list[tuple[int, bytes, str]]] = [
+        (
+            16,
+            bytes.fromhex("341200D156000005024575A7AEB8AF87"),
+            "341200D156000005024575A7AEB8AF87",
+        ),  # SPEC-NOTES §1 sample 卡识别码
+        (12, bytes.fromhex("915600000234120034010A0C"), "915600000234120034010A0C"),
+    ]
+
+    def encode(self, value: bytes) -> bytes:
+        if len(value) != self.length:
+            raise InvalidData(f"expected {self.length} bytes, got {len(value)}")
+        return value
+
+    def decode(self, raw: bytes) -> bytes:
+        return raw
+
+
+Codec = Ascii | Gbk | BcdDate | BcdDigits | Binary
+CODECS: tuple[type[Ascii] | type[Gbk] | type[BcdDate] | type[BcdDigits] | type[Binary], ...] = (
+    Ascii,
+    Gbk,
+    BcdDate,
+    BcdDigits,
+    Binary,
+)

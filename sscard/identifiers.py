@@ -1,0 +1,124 @@
+"""Identifiers and check characters (SPEC-NOTES §3).
+
+* 卡号 (card number): 8 characters + a check character, GB 11714 scheme: '0'-'9' → 0-9,
+  'A'-'Z' → 10-35, weights 3,7,9,10,5,8,4,2, r = 11 − (s mod 11), 'X' for 10, '0' for 11.
+* 社会保障号码: the 18-character citizen ID of GB 11643: weights 7,9,10,5,8,4,2,1,6,3,7,9,10,
+  5,8,4,2, s mod 11 indexes "10X98765432".
+* 卡识别码 (16 bytes): region (3 bytes BCD) ‖ D156000005 ‖ last 4 bytes of the SN ‖ 4-byte
+  MAC over those 12 bytes from the security module (IRK diversified by the SN).
+* The card's serial number: the last 8 historical bytes of the ATR (for the T=0 ATRs of real
+  cards, the last 8 bytes of the ATR).
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+from datetime import date
+
+from apdu.atr import Atr
+from hsm_stub.module import SecurityModule
+from sscard.errors import InvalidData
+
+RID = bytes.fromhex("D156000005")
+CARD_NUMBER_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
+SSN_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+SSN_CHECK = "10X98765432"
+
+
+def _char_value(ch: str) -> int:
+    if ch.isdigit():
+        return int(ch)
+    if "A" <= ch <= "Z":
+        return ord(ch) - ord("A") + 10
+    raise InvalidData(f"卡号字符 {ch!r} 无效 (card numbers use 0-9 and A-Z)")
+
+
+def card_number_check(first8: str) -> str:
+    if len(first8) != 8:
+        raise InvalidData("a card number has 8 characters before its check character")
+    s = sum(_char_value(c) * w for c, w in zip(first8, CARD_NUMBER_WEIGHTS, strict=True))
+    r = 11 - s % 11
+    return "X" if r == 10 else "0" if r == 11 else str(r)
+
+
+def card_number_valid(number: str) -> bool:
+    try:
+        return len(number) == 9 and card_number_check(number[:8]) == number[8]
+    except InvalidData:
+        return False
+
+
+def ssn_check(first17: str) -> str:
+    if not re.fullmatch(r"\d{17}", first17):
+        raise InvalidData("社会保障号码的前 17 位必须是数字 (the first 17 characters are digits)")
+    return SSN_CHECK[sum(int(c) * w for c, w in zip(first17, SSN_WEIGHTS, strict=True)) % 11]
+
+
+def ssn_valid(ssn: str) -> bool:
+    try:
+        return len(ssn) == 18 and ssn_check(ssn[:17]) == ssn[17]
+    except InvalidData:
+        return False
+
+
+def validate_ssn(ssn: str) -> None:
+    """InvalidData with a message an operator can act on."""
+    if len(ssn) != 18:
+        raise InvalidData(f"社会保障号码应为 18 位，实为 {len(ssn)} 位 (must be 18 characters)")
+    expected = ssn_check(ssn[:17])
+    if ssn[17] != expected:
+        raise InvalidData(
+            f"社会保障号码校验位错误：应为 {expected}，实为 {ssn[17]} "
+            f"(check character should be {expected})"
+        )
+    try:
+        date(int(ssn[6:10]), int(ssn[10:12]), int(ssn[12:14]))
+    except ValueError:
+        raise InvalidData(
+            "社会保障号码中的出生日期无效 (birth date in the number is invalid)"
+        ) from None
+
+
+def validate_card_number(number: str) -> None:
+    if len(number) != 9:
+        raise InvalidData(f"卡号应为 9 位，实为 {len(number)} 位 (card numbers have 9 characters)")
+    expected = card_number_check(number[:8])
+    if number[8] != expected:
+        raise InvalidData(f"卡号校验位错误：应为 {expected} (check character should be {expected})")
+
+
+def serial_number(atr: bytes) -> bytes:
+    """The card SN: the last 8 historical bytes of the ATR."""
+    historical = Atr.parse(atr).historical
+    if len(historical) < 8:
+        raise InvalidData("the ATR has fewer than 8 historical bytes: no card serial number")
+    return historical[-8:]
+
+
+def region_bcd(region_code: str) -> bytes:
+    if not re.fullmatch(r"\d{6}", region_code):
+        raise InvalidData("a region code is 6 digits")
+    return bytes.fromhex(region_code)
+
+
+def card_id_body(region_code: str, sn: bytes) -> bytes:
+    """The 12 bytes the 卡识别码 MAC covers."""
+    return region_bcd(region_code) + RID + sn[4:]
+
+
+def build_card_id(hsm: SecurityModule, label: str, region_code: str, sn: bytes) -> bytes:
+    body = card_id_body(region_code, sn)
+    return body + hsm.card_id_mac(label, sn, body)
+
+
+def card_id_matches_sn(card_id: bytes, sn: bytes) -> bool:
+    """Structure check needing no key: RID in place and the SN's last 4 bytes."""
+    return len(card_id) == 16 and card_id[3:8] == RID and card_id[8:12] == sn[4:]
+
+
+def verify_card_id(hsm: SecurityModule, label: str, card_id: bytes, sn: bytes) -> bool:
+    """Structure and MAC (constant-time compare)."""
+    if not card_id_matches_sn(card_id, sn):
+        return False
+    return hmac.compare_digest(hsm.card_id_mac(label, sn, card_id[:12]), card_id[12:])
