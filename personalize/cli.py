@@ -19,16 +19,14 @@ from typing import Any
 
 from apdu.command import Command
 from apdu.errors import ApduError
-from apdu.pcsc import PcscTransport, ReaderSpec, reader_statuses
+from apdu.pcsc import PcscTransport, reader_statuses
 from apdu.status import describe
 from apdu.trace import LoggingTrace
 from hsm_stub.errors import SecurityModuleError
+from personalize.card_commands import add_parser as add_card_parser
+from personalize.card_commands import reader_spec
 from personalize.hsm_commands import add_parser as add_hsm_parser
-
-
-def reader_spec(text: str) -> ReaderSpec:
-    """``--reader``: a decimal index, else an exact name or a regular expression."""
-    return int(text) if text.isdigit() else text
+from sscard.errors import SocialSecurityCardError
 
 
 def _print_json(obj: Any) -> None:
@@ -98,11 +96,21 @@ def cmd_apdu(args: argparse.Namespace) -> int:
 
 def cmd_sim_new_card(args: argparse.Namespace) -> int:
     from simulator.cardfile import save_card
-    from simulator.samples import sample_card
+    from simulator.factory import card_from_options
 
-    card = sample_card(args.protocol)
+    card = card_from_options(
+        kind=args.kind,
+        profile_name=args.profile,
+        region=args.region,
+        protocol=args.protocol,
+        personalized=args.personalized,
+        holder_file=args.holder,
+        damage=args.damage,
+        keystore=args.keystore,
+        serial=bytes.fromhex(args.serial) if args.serial else None,
+    )
     save_card(card, args.out)
-    print(f"sample card ({args.protocol}) written to {args.out}")
+    print(f"{args.kind} card written to {args.out} (ATR {card.atr.hex().upper()})")
     return 0
 
 
@@ -171,9 +179,22 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser("sim", help="simulated cards and devices").add_subparsers(
         dest="sim_command", required=True
     )
-    p = sim.add_parser("new-card", help="write a sample ISO 7816 card file")
+    p = sim.add_parser("new-card", help="issue a simulated card file (card factory)")
     p.add_argument("--out", required=True, type=Path)
+    p.add_argument(
+        "--kind",
+        choices=("sscard", "iso-sample"),
+        default="sscard",
+        help="a 社保卡 (default) or the generic sample ISO 7816 card",
+    )
+    p.add_argument("--profile", default="default", help="card profile name or TOML path")
+    p.add_argument("--region", default="371700", help="6-digit region code")
     p.add_argument("--protocol", choices=("T0", "T1"), default="T0")
+    p.add_argument("--personalized", action="store_true", help="with holder data written")
+    p.add_argument("--holder", type=Path, help="holder JSON (default: a sample holder)")
+    p.add_argument("--damage", choices=("mute", "no-ssse", "corrupt-ef05"))
+    p.add_argument("--keystore", type=Path, help="root keys (default: the test keys)")
+    p.add_argument("--serial", help="card serial number, 16 hex digits")
     p.set_defaults(func=cmd_sim_new_card)
     p = sim.add_parser("serve", help="serve a card file on a vpcd slot until stopped")
     p.add_argument("--slot", type=int, default=0, help="vpcd slot: 0 = port 35963, 1 = 35964")
@@ -188,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sim_new_psam)
 
     add_hsm_parser(sub)
+    add_card_parser(sub)
 
     p = sub.add_parser("demo", help="run the demo on the simulated station")
     p.add_argument("--out", default="out", help="directory for the demo's results")
@@ -205,7 +227,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         code: int = args.func(args)
-    except (ApduError, SecurityModuleError, OSError, ValueError, EOFError) as exc:
+    except (
+        ApduError,
+        SecurityModuleError,
+        SocialSecurityCardError,
+        OSError,
+        ValueError,
+        EOFError,
+    ) as exc:
         print(f"错误 error ({type(exc).__name__}): {exc}", file=sys.stderr)
         return 1
     return code

@@ -7,7 +7,9 @@ for tests and demos, personalizes or damages them directly.
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import date
+from pathlib import Path
 from typing import Literal
 
 from apdu.atr import build_atr
@@ -16,11 +18,12 @@ from hsm_stub import cryptograms
 from hsm_stub.cryptograms import CardFactors
 from hsm_stub.keystore import TEST_KEYS, Keystore
 from hsm_stub.suites import suite_for
-from simulator.cardos.card import ProtocolName
+from simulator.cardos.card import CardOS, ProtocolName
 from simulator.cardos.filesystem import MF_FID, DedicatedFile, RecordEF, TransparentEF
+from simulator.samples import sample_card
 from simulator.sscard_card import CardKey, PinState, SocialSecurityCardOS, SsseConfig
-from sscard.identifiers import RID, card_number_check, region_bcd
-from sscard.profile import CardProfile
+from sscard.identifiers import RID, card_number_check, region_bcd, serial_number
+from sscard.profile import CardProfile, load_profile
 from sscard.records import EF05, HolderData, IssuerData, ef06_elements, encode_record
 
 Damage = Literal["mute", "no-ssse", "corrupt-ef05"]
@@ -162,7 +165,7 @@ def personalize_directly(
         ef08.data[: len(photo)] = photo
 
 
-def damage(card: SocialSecurityCardOS, kind: Damage, profile: CardProfile) -> None:
+def damage_card(card: SocialSecurityCardOS, kind: Damage, profile: CardProfile) -> None:
     """Break a card the way worn cards break: a mute chip (its ATR is garbage), no SSSE
     application, or an EF05 whose first record is no longer valid TLV."""
     if kind == "mute":
@@ -177,3 +180,51 @@ def damage(card: SocialSecurityCardOS, kind: Damage, profile: CardProfile) -> No
         ef05.records[0] = bytearray(encode_simple(0x01, b"\xde\xad")[:3])
     else:  # pragma: no cover - argparse restricts the choices
         raise ValueError(f"unknown damage {kind!r}")
+
+
+def holder_from_json(d: dict[str, str]) -> HolderData:
+    """A holder from JSON (``birth_date`` as YYYY-MM-DD); validated."""
+    try:
+        holder = HolderData(
+            ssn=d["ssn"],
+            name=d["name"],
+            gender=d["gender"],
+            ethnicity=d["ethnicity"],
+            birthplace=d["birthplace"],
+            birth_date=date.fromisoformat(d["birth_date"]),
+        )
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"holder file: missing or invalid field ({exc})") from None
+    holder.validate()
+    return holder
+
+
+def card_from_options(
+    *,
+    kind: str,
+    profile_name: str,
+    region: str,
+    protocol: ProtocolName,
+    personalized: bool,
+    holder_file: Path | None,
+    damage: Damage | None,
+    keystore: Path | None,
+    serial: bytes | None,
+) -> CardOS:
+    """What ``sscard sim new-card`` issues."""
+    if kind == "iso-sample":
+        return sample_card(protocol)
+    profile = load_profile(profile_name)
+    roots = roots_from_keystore(Keystore.open(keystore)) if keystore else TEST_ROOTS
+    card = issue_blank_card(profile, region, roots=roots, serial=serial, protocol=protocol)
+    if personalized:
+        holder = SAMPLE_HOLDER
+        if holder_file is not None:
+            holder = holder_from_json(json.loads(holder_file.read_text(encoding="utf-8")))
+        sn = serial_number(card.atr)
+        personalize_directly(
+            card, profile, sample_issuer(profile, region, sn, roots), holder, sample_photo()
+        )
+    if damage is not None:
+        damage_card(card, damage, profile)
+    return card

@@ -30,7 +30,7 @@ def sscard(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def served_file(pcscd: Pcscd, tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
     path = tmp_path / "card.json"
-    sscard("sim", "new-card", "--protocol", "T1", "--out", str(path))
+    sscard("sim", "new-card", "--kind", "iso-sample", "--protocol", "T1", "--out", str(path))
     proc = subprocess.Popen(
         [*SSCARD, "sim", "serve", "--slot", "1", str(path)],
         stdout=subprocess.PIPE,

@@ -1,0 +1,108 @@
+"""``sscard card …``: read a card's public data, verify and change the PIN. PINs are read
+from a prompt (no echo on a terminal), never from arguments, and never printed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from apdu.pcsc import PcscTransport, ReaderSpec
+from apdu.status import PinBlocked, WrongPin
+from personalize.prompts import read_secret, say
+from sscard.card import SocialSecurityCard
+from sscard.errors import InvalidData
+from sscard.profile import load_profile
+from sscard.public import read_public
+
+
+def reader_spec(text: str) -> ReaderSpec:
+    """``--reader``: a decimal index, else an exact name or a regular expression."""
+    return int(text) if text.isdigit() else text
+
+
+def _card(args: argparse.Namespace, transport: PcscTransport) -> SocialSecurityCard:
+    return SocialSecurityCard(transport, load_profile(args.profile))
+
+
+def cmd_read(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile)
+    pin = read_secret("请输入 PIN (PIN): ") if profile.read_access == "pin" else None
+    with PcscTransport(reader_spec(args.reader)) as transport:
+        data = read_public(SocialSecurityCard(transport, profile), pin=pin)
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return 0
+    labels = {
+        "card_number": "社会保障卡号",
+        "name": "姓名",
+        "ssn": "社会保障号码",
+        "gender": "性别",
+        "birth_date": "出生日期",
+        "issue_date": "发卡日期",
+        "expiry_date": "有效期",
+        "spec_version": "规范版本",
+        "sn": "芯片序列号",
+        "card_id": "卡识别码",
+    }
+    for key, label in labels.items():
+        print(f"{label}: {data[key]}")
+    checks = data["checks"]
+    print("校验 checks: " + ", ".join(f"{k}={'通过' if v else '失败'}" for k, v in checks.items()))
+    return 0 if all(checks.values()) else 1
+
+
+def cmd_verify_pin(args: argparse.Namespace) -> int:
+    pin = read_secret("请输入 PIN (PIN): ")
+    with PcscTransport(reader_spec(args.reader)) as transport:
+        card = _card(args, transport)
+        card.select_ssse()
+        try:
+            card.verify_pin(pin)
+        except WrongPin as exc:
+            say(f"PIN 错误，剩余 {exc.tries_left} 次 (wrong PIN, {exc.tries_left} tries left)")
+            return 1
+        except PinBlocked:
+            say("PIN 已锁定，请持身份证到柜台解锁 (PIN blocked: unblock at the counter)")
+            return 1
+    say("PIN 正确 (PIN verified)")
+    return 0
+
+
+def cmd_change_pin(args: argparse.Namespace) -> int:
+    old = read_secret("请输入原 PIN (current PIN): ")
+    new = read_secret("请输入新 PIN (new PIN): ")
+    if read_secret("请再次输入新 PIN (new PIN again): ") != new:
+        raise InvalidData("两次输入的新 PIN 不一致 (the new PINs differ); nothing was changed")
+    with PcscTransport(reader_spec(args.reader)) as transport:
+        card = _card(args, transport)
+        card.select_ssse()
+        try:
+            card.change_pin(old, new)
+        except WrongPin as exc:
+            say(
+                f"原 PIN 错误，剩余 {exc.tries_left} 次 (wrong current PIN, "
+                f"{exc.tries_left} tries left); PIN unchanged"
+            )
+            return 1
+        except PinBlocked:
+            say("PIN 已锁定 (PIN blocked); PIN unchanged")
+            return 1
+    say("PIN 已修改 (PIN changed)")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    card = sub.add_parser("card", help="read and PIN operations on a 社保卡").add_subparsers(
+        dest="card_command", required=True
+    )
+    for name, func, text in (
+        ("read", cmd_read, "print the card's public data and checks"),
+        ("verify-pin", cmd_verify_pin, "verify the PIN (prompted)"),
+        ("change-pin", cmd_change_pin, "change the PIN (prompted)"),
+    ):
+        p = card.add_parser(name, help=text)
+        p.add_argument("--reader", default="0", help="index, exact name or regex (default 0)")
+        p.add_argument("--profile", default="default", help="card profile name or TOML path")
+        if name == "read":
+            p.add_argument("--json", action="store_true")
+        p.set_defaults(func=func)
