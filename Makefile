@@ -38,6 +38,7 @@ integration: deps
 bench: deps
 	$(PY) bench/apdu_overhead.py
 	$(PY) bench/hsm_throughput.py
+	$(PY) bench/personalize_chip.py
 
 deps: $(STAMP)
 

@@ -1,0 +1,306 @@
+"""Card operations against the virtual 社保卡, in process (the PC/SC path is covered by
+tests/integration/test_sscard_pcsc.py)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from apdu.command import Command
+from apdu.errors import CardRemoved
+from apdu.inprocess import InProcessTransport
+from apdu.status import PinBlocked, SecureMessagingError, SecurityStatusNotSatisfied, WrongPin
+from apdu.trace import RecordingTrace
+from hsm_stub.keystore import Keystore
+from hsm_stub.local import LocalSecurityModule
+from simulator.factory import (
+    SAMPLE_HOLDER,
+    TEST_ROOTS,
+    damage_card,
+    issue_blank_card,
+    personalize_directly,
+    sample_issuer,
+    sample_photo,
+)
+from simulator.samples import sample_card
+from simulator.sscard_card import SocialSecurityCardOS, Tearing
+from sscard.card import SocialSecurityCard
+from sscard.errors import (
+    CardAuthenticationFailed,
+    InvalidData,
+    NotASocialSecurityCard,
+    VerificationFailed,
+)
+from sscard.profile import CardProfile, load_profile
+from sscard.public import read_public
+
+REGION = "371700"
+DEFAULT = load_profile("default")
+
+
+@pytest.fixture
+def hsm(tmp_path: Path) -> LocalSecurityModule:
+    return LocalSecurityModule(Keystore.create_test(tmp_path / "ks.json"))
+
+
+class Station:
+    def __init__(self, card: SocialSecurityCardOS, profile: CardProfile, hsm: LocalSecurityModule):
+        self.os = card
+        self.transport = InProcessTransport(card)
+        self.trace = RecordingTrace()
+        self.transport.add_observer(self.trace)
+        self.transport.connect()
+        self.card = SocialSecurityCard(self.transport, profile, hsm, region_code=REGION)
+        self.profile = profile
+
+    def personalize(self, photo: bytes | None = None) -> None:
+        issuer = sample_issuer(self.profile, REGION, self.card.sn, TEST_ROOTS)
+        self.card.identify()
+        self.card.external_authenticate(self.profile.update_key)
+        self.card.write_issuer(issuer)
+        self.card.write_holder(SAMPLE_HOLDER)
+        if photo is not None:
+            self.card.write_photo(photo)
+        self.issuer = issuer
+
+    def count(self, ins: int) -> int:
+        return sum(1 for e in self.trace.events if e.ins == ins)
+
+
+def station(hsm: LocalSecurityModule, profile: CardProfile = DEFAULT, **kw: object) -> Station:
+    return Station(issue_blank_card(profile, REGION, **kw), profile, hsm)  # type: ignore[arg-type]
+
+
+def test_blank_card_personalized_and_verified(hsm: LocalSecurityModule) -> None:
+    s = station(hsm)
+    photo = sample_photo()
+    s.personalize(photo)
+    s.card.reset_pin("654321")
+    checks = s.card.verify(s.issuer, SAMPLE_HOLDER, photo, pin="654321")
+    assert "photo: ok" in checks
+    assert [c for c in checks if c.startswith("key")] == [
+        "key 04 (update): authenticated",
+        "key 0A (read): authenticated",
+        "key 00 (mk): authenticated",
+    ]
+    public = read_public(s.card)
+    assert public["name"] == "张三" and public["ssn"] == SAMPLE_HOLDER.ssn
+    assert public["checks"] == {
+        "card_number_check": True,
+        "ssn_check": True,
+        "card_id_matches_sn": True,
+    }
+
+
+def test_writes_need_the_update_key_and_reselect_clears_it(hsm: LocalSecurityModule) -> None:
+    s = station(hsm)
+    s.card.identify()
+    issuer = sample_issuer(DEFAULT, REGION, s.card.sn, TEST_ROOTS)
+    with pytest.raises(SecurityStatusNotSatisfied):
+        s.card.write_issuer(issuer)
+    s.card.external_authenticate(DEFAULT.read_key)  # the wrong key for writing
+    with pytest.raises(SecurityStatusNotSatisfied):
+        s.card.write_issuer(issuer)
+    s.card.external_authenticate(DEFAULT.update_key)
+    s.card.write_issuer(issuer)
+    s.card.select_ssse()
+    with pytest.raises(SecurityStatusNotSatisfied):
+        s.card.write_holder(SAMPLE_HOLDER)
+
+
+def test_wrong_key_fails_once_and_stops(hsm: LocalSecurityModule) -> None:
+    # a card issued from other root keys: our cryptogram is wrong for it
+    other = {k: (alg, bytes(b ^ 0x55 for b in v)) for k, (alg, v) in TEST_ROOTS.items()}
+    s = station(hsm, roots=other)
+    s.card.identify()
+    with pytest.raises(CardAuthenticationFailed) as info:
+        s.card.external_authenticate(DEFAULT.update_key)
+    assert info.value.tries_left == 2 and info.value.key_id == 0x04
+    assert "2" in str(info.value) and "not retried" in str(info.value)
+    assert s.count(0x82) == 1  # no blind retry
+    assert s.os.keys[0x04].tries == 2  # down by one, not to zero
+    for _ in range(2):
+        with pytest.raises(CardAuthenticationFailed):
+            s.card.external_authenticate(DEFAULT.update_key)
+    with pytest.raises(CardAuthenticationFailed, match="locked") as info:
+        s.card.external_authenticate(DEFAULT.update_key)
+    assert info.value.tries_left == 0
+
+
+def test_good_authentication_restores_the_counter(hsm: LocalSecurityModule) -> None:
+    s = station(hsm)
+    s.os.keys[0x04].tries = 1
+    s.card.identify()
+    s.card.external_authenticate(DEFAULT.update_key)
+    assert s.os.keys[0x04].tries == 3
+
+
+def test_pin_lifecycle(hsm: LocalSecurityModule) -> None:
+    s = station(hsm)
+    s.card.identify()
+    assert s.card.pin_tries_left() == 3
+    with pytest.raises(WrongPin) as info:
+        s.card.verify_pin("000000")
+    assert info.value.tries_left == 2
+    assert s.card.pin_tries_left() == 2
+    s.card.verify_pin("123456")  # the default PIN; restores the counter
+    s.card.change_pin("123456", "246802")
+    for left in (2, 1):
+        with pytest.raises(WrongPin) as info:
+            s.card.verify_pin("123456")
+        assert info.value.tries_left == left
+    with pytest.raises(PinBlocked):
+        s.card.verify_pin("123456")
+    with pytest.raises(PinBlocked):
+        s.card.verify_pin("246802")  # blocked even for the right PIN
+    s.card.unblock_pin()
+    s.card.verify_pin("246802")
+    s.card.reset_pin("975310")
+    with pytest.raises(WrongPin):
+        s.card.verify_pin("246802")
+    s.card.verify_pin("975310")
+    with pytest.raises(InvalidData, match="6 位数字"):
+        s.card.verify_pin("12345")
+
+
+def test_pin_reset_with_a_bad_mac_is_refused(hsm: LocalSecurityModule) -> None:
+    s = station(hsm)
+    s.card.identify()
+    challenge = s.card.get_challenge()
+    block = hsm.pin_reset_block("pin", s.card.factors, challenge, "111111")
+    forged = block[:-1] + bytes((block[-1] ^ 1,))
+    with pytest.raises(SecureMessagingError):
+        s.card.send(Command(0x84, 0x24, 0x00, 0x01, forged))
+    s.card.verify_pin("123456")  # unchanged
+
+
+@pytest.mark.parametrize(
+    "forms",
+    [("sfi",), ("tag",), ("number",), ("tag", "number"), ("number", "sfi")],
+)
+def test_reads_fall_back_to_the_form_the_card_accepts(
+    hsm: LocalSecurityModule, forms: tuple[str, ...]
+) -> None:
+    card = issue_blank_card(DEFAULT, REGION, forms=forms)
+    issuer = sample_issuer(DEFAULT, REGION, card.atr[-8:], TEST_ROOTS)
+    personalize_directly(card, DEFAULT, issuer, SAMPLE_HOLDER)
+    s = Station(card, DEFAULT, hsm)
+    s.card.identify()
+    assert s.card.read_holder() == SAMPLE_HOLDER
+    assert s.card.read_issuer() == issuer
+    assert s.card._form[DEFAULT.ef06.fid] in forms
+
+
+def test_not_a_social_security_card(hsm: LocalSecurityModule) -> None:
+    transport = InProcessTransport(sample_card())
+    transport.connect()
+    with pytest.raises(NotASocialSecurityCard, match="not a social security card"):
+        SocialSecurityCard(transport, DEFAULT).identify()
+    blank = issue_blank_card(DEFAULT, REGION)
+    damage_card(blank, "no-ssse", DEFAULT)
+    s = Station(blank, DEFAULT, hsm)
+    with pytest.raises(NotASocialSecurityCard):
+        s.card.identify()
+
+
+def test_corrupt_ef05_is_an_unreadable_record(hsm: LocalSecurityModule) -> None:
+    card = issue_blank_card(DEFAULT, REGION)
+    personalize_directly(
+        card, DEFAULT, sample_issuer(DEFAULT, REGION, card.atr[-8:], TEST_ROOTS), SAMPLE_HOLDER
+    )
+    damage_card(card, "corrupt-ef05", DEFAULT)
+    s = Station(card, DEFAULT, hsm)
+    s.card.identify()
+    with pytest.raises(InvalidData, match="card_id"):
+        s.card.read_issuer()
+    assert s.card.read_holder() == SAMPLE_HOLDER  # EF06 is intact
+
+
+@pytest.mark.parametrize(("mode", "detected"), [("old", True), ("partial", True), ("new", False)])
+def test_torn_write_is_detected_on_verification(
+    hsm: LocalSecurityModule, mode: str, detected: bool
+) -> None:
+    s = station(hsm)
+    s.card.identify()
+    s.card.external_authenticate(DEFAULT.update_key)
+    issuer = sample_issuer(DEFAULT, REGION, s.card.sn, TEST_ROOTS)
+    s.card.write_issuer(issuer)
+    holder = replace(SAMPLE_HOLDER, name="欧阳" * 7 + "娜")  # 30 GBK bytes: fills 姓名
+    s.os.tearing = Tearing(mode, after_writes=1)  # type: ignore[arg-type]
+    with pytest.raises(CardRemoved):
+        s.card.write_holder(holder)  # the second EF06 record (姓名) is torn
+    s.transport.reconnect()
+    if detected:
+        with pytest.raises(VerificationFailed) as info:
+            s.card.verify(issuer, holder)
+        assert "name: differs" in info.value.mismatches
+    else:
+        # the torn record landed, but the records after it were never written
+        with pytest.raises(VerificationFailed) as info:
+            s.card.verify(issuer, holder)
+        assert not any(m.startswith("name:") for m in info.value.mismatches)
+        assert any(m.startswith("gender") for m in info.value.mismatches)
+
+
+def test_bad_input_is_refused_before_anything_is_written(hsm: LocalSecurityModule) -> None:
+    s = station(hsm)
+    s.card.identify()
+    s.card.external_authenticate(DEFAULT.update_key)
+    before = s.os.to_dict()
+    cases = [
+        (replace(SAMPLE_HOLDER, name="王𪚥"), "U\\+2A6A5"),
+        (replace(SAMPLE_HOLDER, ssn="110105194912310021"), "校验位"),
+        (replace(SAMPLE_HOLDER, gender="M"), "性别"),
+        (replace(SAMPLE_HOLDER, name="阿" * 26), "超过"),
+    ]
+    for holder, reason in cases:
+        with pytest.raises(InvalidData, match=reason):
+            s.card.write_holder(holder)
+    with pytest.raises(InvalidData, match="JPEG"):
+        s.card.write_photo(b"GIF89a....")
+    with pytest.raises(InvalidData, match="上限"):
+        s.card.write_photo(b"\xff\xd8" + bytes(5000))
+    assert s.os.to_dict() == before
+    assert s.count(0xDC) == 0 and s.count(0xD6) == 0
+
+
+def test_long_names_continue_in_the_extension(hsm: LocalSecurityModule) -> None:
+    s = station(hsm)
+    s.personalize()
+    long_name = "欧阳" + "娜" * 18  # 40 bytes of GBK: 30 in 姓名, 10 in 姓名扩展
+    holder = replace(SAMPLE_HOLDER, name=long_name)
+    s.card.write_holder(holder)
+    assert s.card.read_holder().name == long_name
+
+
+def test_pin_read_profile_needs_the_pin_and_pads_with_spaces(hsm: LocalSecurityModule) -> None:
+    profile = load_profile("pin-read")
+    s = station(hsm, profile)
+    s.personalize()
+    s.card.select_ssse()
+    with pytest.raises(SecurityStatusNotSatisfied):
+        s.card.read_holder()
+    with pytest.raises(InvalidData, match="PIN"):
+        read_public(s.card)
+    data = read_public(s.card, pin="888888")
+    assert data["name"] == "张三" and data["spec_version"] == "2.00"
+    ef06 = s.os.mf.children[0].children[1]  # type: ignore[attr-defined]
+    assert bytes(ef06.records[1]).endswith(b"\x20" * 26)
+
+
+def test_photo_in_short_chunks_when_extended_apdus_are_refused(hsm: LocalSecurityModule) -> None:
+    s = station(hsm, extended_apdus=False)
+    photo = sample_photo(size=4096)
+    s.personalize(photo)
+    assert s.count(0xD6) == 1 + 17  # one refused extended try, then 4096 / 255 rounded up
+    assert s.card.read_photo() == photo
+
+
+@pytest.mark.parametrize("version", ["1.00", "2.00", "3.00"])
+def test_spec_versions(hsm: LocalSecurityModule, version: str) -> None:
+    profile = replace(DEFAULT, spec_version=version)
+    s = station(hsm, profile)
+    s.personalize()
+    assert s.card.read_issuer().spec_version == version
