@@ -12,13 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from apdu.errors import CardRemoved
+from apdu.errors import CardMute, CardRemoved
 from apdu.pcsc import PcscTransport
 from hsm_stub.keystore import Keystore
 from hsm_stub.local import LocalSecurityModule
+from simulator.cardfile import load_card
 from simulator.factory import (
     SAMPLE_HOLDER,
     TEST_ROOTS,
+    damage_card,
     issue_blank_card,
     personalize_directly,
     sample_issuer,
@@ -171,3 +173,118 @@ def test_torn_write_through_pcscd_is_detected(serve_card: ServeCard, tmp_path: P
         with pytest.raises(VerificationFailed) as info:
             card.verify(issuer, holder)
     assert "name: differs" in info.value.mismatches
+
+
+def sscard(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "personalize.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_factory_cli_holder_file_and_pin_prompts(serve_card: ServeCard, tmp_path: Path) -> None:
+    holder = tmp_path / "holder.json"
+    holder.write_text(
+        json.dumps(
+            {
+                "ssn": "11010519491231002X",
+                "name": "王小二",
+                "gender": "1",
+                "ethnicity": "01",
+                "birthplace": "110105",
+                "birth_date": "1949-12-31",
+            },
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "card.json"
+    made = sscard(
+        "sim",
+        "new-card",
+        "--profile",
+        "default",
+        "--region",
+        REGION,
+        "--personalized",
+        "--holder",
+        str(holder),
+        "--protocol",
+        "T1",
+        "--out",
+        str(out),
+    )
+    assert made.returncode == 0, made.stderr
+    served = serve_card(load_card(out))
+    assert card_read_json(served.reader)["name"] == "王小二"
+    wrong = sscard("card", "verify-pin", "--reader", served.reader, stdin="000000\n")
+    assert wrong.returncode == 1 and "剩余 2 次" in wrong.stderr
+    right = sscard("card", "verify-pin", "--reader", served.reader, stdin="123456\n")
+    assert right.returncode == 0 and "PIN verified" in right.stderr
+    changed = sscard(
+        "card", "change-pin", "--reader", served.reader, stdin="123456\n591357\n591357\n"
+    )
+    assert changed.returncode == 0, changed.stderr
+    mismatch = sscard(
+        "card", "change-pin", "--reader", served.reader, stdin="591357\n111111\n222222\n"
+    )
+    assert mismatch.returncode == 1 and "nothing was changed" in mismatch.stderr
+    for result in (wrong, right, changed, mismatch):
+        for pin in ("000000", "123456", "591357", "111111", "222222"):
+            assert pin not in result.stdout + result.stderr
+
+
+def test_factory_cli_refuses_bad_holder_and_damages(tmp_path: Path) -> None:
+    holder = tmp_path / "holder.json"
+    holder.write_text(
+        json.dumps(
+            {
+                "ssn": "110105194912310021",
+                "name": "王小二",
+                "gender": "1",
+                "ethnicity": "01",
+                "birthplace": "110105",
+                "birth_date": "1949-12-31",
+            },
+            ensure_ascii=False,
+        ),
+        encoding="utf-8",
+    )
+    bad = sscard(
+        "sim",
+        "new-card",
+        "--personalized",
+        "--holder",
+        str(holder),
+        "--out",
+        str(tmp_path / "x.json"),
+    )
+    assert bad.returncode == 1 and "校验位" in bad.stderr
+    assert not (tmp_path / "x.json").exists()
+    for damage in ("mute", "no-ssse", "corrupt-ef05"):
+        made = sscard(
+            "sim",
+            "new-card",
+            "--personalized",
+            "--damage",
+            damage,
+            "--out",
+            str(tmp_path / f"{damage}.json"),
+        )
+        assert made.returncode == 0, made.stderr
+
+
+def test_mute_card_through_pcscd(serve_card: ServeCard) -> None:
+    profile = load_profile("default")
+    card = issue_blank_card(profile, REGION)
+    damage_card(card, "mute", profile)
+    served = serve_card(card)
+    transport = PcscTransport(served.reader)
+    try:
+        with pytest.raises(CardMute):
+            transport.connect()
+    finally:
+        transport.disconnect()
