@@ -12,8 +12,10 @@ PROD_PKGS   := apdu sscard hsm_stub printer personalize simulator
 
 # Debian packages: pcscd + vsmartcard-vpcd (virtual readers), libpcsclite-dev + swig + gcc
 # (to build pyscard when no wheel fits), python3-venv/-dev (a venv and headers for Debian's
-# python3).
-APT_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev swig gcc python3-venv python3-dev
+# python3), fonts-wqy-microhei (Chinese text in PDFs and card faces), poppler-utils
+# (pdftotext/pdftoppm, with which tests read PDFs back).
+APT_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev swig gcc python3-venv python3-dev \
+                fonts-wqy-microhei poppler-utils
 
 .PHONY: demo test lint typecheck unit integration bench deps system-deps clean
 
@@ -44,7 +46,7 @@ deps: $(STAMP)
 
 system-deps: $(SYSTEM_STAMP)
 
-$(SYSTEM_STAMP):
+$(SYSTEM_STAMP): Makefile
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
