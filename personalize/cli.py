@@ -13,6 +13,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from hsm_stub.errors import SecurityModuleError
 from personalize.card_commands import add_parser as add_card_parser
 from personalize.card_commands import reader_spec
 from personalize.hsm_commands import add_parser as add_hsm_parser
+from personalize.mag_commands import add_parser as add_mag_parser
+from printer.errors import DeviceError, TrackError
 from sscard.errors import SocialSecurityCardError
 
 
@@ -125,6 +128,24 @@ def cmd_sim_new_psam(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sim_encoder(args: argparse.Namespace) -> int:
+    from simulator.msr206_emulator import Msr206Emulator, VirtualStripe
+
+    stripe = VirtualStripe.with_tracks(json.loads(args.tracks)) if args.tracks else None
+    emulator = Msr206Emulator(stripe).start()
+    print(f"MSR206 encoder emulator on {emulator.path} (Ctrl-C stops it)", flush=True)
+    _wait_for_signal()
+    emulator.stop()
+    return 0
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    stop.wait()
+
+
 def cmd_sim_serve(args: argparse.Namespace) -> int:
     from simulator.cardfile import load_card
     from simulator.vpcd import VpcdBridge, reader_name
@@ -208,8 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", choices=("T0", "T1"), default="T0")
     p.set_defaults(func=cmd_sim_new_psam)
 
+    p = sim.add_parser("encoder", help="an MSR206 encoder emulator on a pseudo-terminal")
+    p.add_argument("--tracks", help='initial stripe as JSON, e.g. \'{"2": "123=4567"}\'')
+    p.set_defaults(func=cmd_sim_encoder)
+
     add_hsm_parser(sub)
     add_card_parser(sub)
+    add_mag_parser(sub)
 
     p = sub.add_parser("demo", help="run the demo on the simulated station")
     p.add_argument("--out", default="out", help="directory for the demo's results")
@@ -231,6 +257,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ApduError,
         SecurityModuleError,
         SocialSecurityCardError,
+        DeviceError,
+        TrackError,
         OSError,
         ValueError,
         EOFError,

@@ -7,10 +7,13 @@ for tests and demos, personalizes or damages them directly.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from datetime import date
 from pathlib import Path
 from typing import Literal
+
+from PIL import Image, ImageDraw
 
 from apdu.atr import build_atr
 from apdu.tlv import encode_simple
@@ -53,10 +56,26 @@ def serial_for(seed: str) -> bytes:
     return hashlib.sha256(seed.encode()).digest()[:8]
 
 
-def sample_photo(seed: str = "sample", size: int = 3000) -> bytes:
-    """A JPEG-shaped byte string (SOI … EOI) for chip tests; the card stores bytes."""
-    body = hashlib.shake_256(seed.encode()).digest(size - 4).replace(b"\xff\xd9", b"\xff\x00")
-    return b"\xff\xd8" + body + b"\xff\xd9"
+def sample_photo(seed: str = "sample", size: int | None = None) -> bytes:
+    """A real 150 × 180 JPEG portrait (a drawn silhouette, colours from ``seed``); with
+    ``size``, padded to exactly that many bytes with a JPEG comment segment (COM)."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    img = Image.new("RGB", (150, 180), (200 + digest[0] % 56, 210 + digest[1] % 46, 230))
+    draw = ImageDraw.Draw(img)
+    skin = (230, 190 - digest[2] % 30, 160)
+    draw.ellipse((45, 30, 105, 105), fill=skin)
+    draw.rectangle((30, 115, 120, 180), fill=(40 + digest[3] % 80, 60, 110))
+    draw.ellipse((45, 100, 105, 135), fill=(40 + digest[3] % 80, 60, 110))
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=60)
+    jpeg = buf.getvalue()
+    if size is None:
+        return jpeg
+    need = size - len(jpeg)
+    if need < 4 or need > 65_537:
+        raise ValueError(f"a sample photo cannot be padded from {len(jpeg)} to {size} bytes")
+    comment = b"\xff\xfe" + (need - 2).to_bytes(2, "big") + b"S" * (need - 4)
+    return jpeg[:2] + comment + jpeg[2:]
 
 
 def issue_blank_card(
