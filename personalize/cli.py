@@ -28,6 +28,7 @@ from personalize.card_commands import add_parser as add_card_parser
 from personalize.card_commands import reader_spec
 from personalize.hsm_commands import add_parser as add_hsm_parser
 from personalize.mag_commands import add_parser as add_mag_parser
+from personalize.printer_commands import add_parser as add_printer_parser
 from printer.errors import DeviceError, TrackError
 from sscard.errors import SocialSecurityCardError
 
@@ -139,6 +140,36 @@ def cmd_sim_encoder(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sim_printer(args: argparse.Namespace) -> int:
+    from simulator.cardfile import load_card
+    from simulator.evolis_emulator import EvolisEmulator, VirtualCard
+    from simulator.factory import issue_blank_card
+    from simulator.pcscd import Pcscd
+    from sscard.profile import load_profile
+
+    profile = load_profile(args.profile)
+    if args.card:
+        feeder = [VirtualCard(load_card(path)) for path in args.card]
+    else:
+        feeder = [
+            VirtualCard(issue_blank_card(profile, args.region, serial=i.to_bytes(8, "big")))
+            for i in range(1, args.cards + 1)
+        ]
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with Pcscd():
+        emulator = EvolisEmulator(feeder, contact_slot=args.slot, out_dir=out_dir).start()
+        print(
+            f"Evolis printer emulator on {emulator.path}: {len(feeder)} cards in the feeder, "
+            f"contact station = Virtual PCD 00 {args.slot:02d}, prints to {out_dir}/ "
+            "(Ctrl-C stops it)",
+            flush=True,
+        )
+        _wait_for_signal()
+        emulator.stop()
+    return 0
+
+
 def _wait_for_signal() -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -229,6 +260,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", choices=("T0", "T1"), default="T0")
     p.set_defaults(func=cmd_sim_new_psam)
 
+    p = sim.add_parser("printer", help="an Evolis printer emulator on a pseudo-terminal")
+    p.add_argument("--cards", type=int, default=5, help="blank 社保卡 in the feeder")
+    p.add_argument("--card", action="append", type=Path, help="card file(s) for the feeder")
+    p.add_argument("--profile", default="default")
+    p.add_argument("--region", default="371700")
+    p.add_argument("--slot", type=int, default=0, help="vpcd slot of the contact station")
+    p.add_argument("--out-dir", default="out/printed", help="where printed faces go (PNG)")
+    p.set_defaults(func=cmd_sim_printer)
+
     p = sim.add_parser("encoder", help="an MSR206 encoder emulator on a pseudo-terminal")
     p.add_argument("--tracks", help='initial stripe as JSON, e.g. \'{"2": "123=4567"}\'')
     p.set_defaults(func=cmd_sim_encoder)
@@ -236,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_hsm_parser(sub)
     add_card_parser(sub)
     add_mag_parser(sub)
+    add_printer_parser(sub)
 
     p = sub.add_parser("demo", help="run the demo on the simulated station")
     p.add_argument("--out", default="out", help="directory for the demo's results")

@@ -169,16 +169,35 @@ def _unpack_levels(data: bytes) -> Image.Image:
 
 
 def build_panels(face: CardFace) -> Panels:
-    """Y, M, C from the colour layer (subtractive: C = 255 − R …), K from the text layer, O
-    everywhere but the chip's contact plate."""
-    r, g, b = render_color(face).split()
+    """Y, M, C from the colour layer, K from the text layer, O everywhere but the chip's
+    contact plate."""
+    return panels_from_layers(render_color(face), render_text(face))
+
+
+def panels_from_image(image: Image.Image) -> Panels:
+    """Panels for any landscape RGB front: K where the image is pure black, colour
+    elsewhere."""
+    if image.size != (WIDTH, HEIGHT):
+        raise FaceError(f"a front image is {WIDTH} × {HEIGHT} dots, got {image.size}")
+    rgb = image.convert("RGB")
+    text = (
+        rgb.convert("L")
+        .point(lambda v: 0 if v == 0 else 255)
+        .convert("1", dither=Image.Dither.NONE)
+    )
+    return panels_from_layers(rgb, text)
+
+
+def panels_from_layers(color: Image.Image, text: Image.Image) -> Panels:
+    """Subtractive colour (C = 255 − R, M = 255 − G, Y = 255 − B) and a mode-"1" text layer."""
+    r, g, b = color.split()
     overlay = Image.new("1", (WIDTH, HEIGHT), 0)  # black = print overlay
     ImageDraw.Draw(overlay).rectangle(CHIP_BOX, fill=1)
     return Panels(
         y=_pack_levels(ImageChops.invert(b)),
         m=_pack_levels(ImageChops.invert(g)),
         c=_pack_levels(ImageChops.invert(r)),
-        k=_pack_mono(render_text(face)),
+        k=_pack_mono(text),
         o=_pack_mono(overlay),
     )
 

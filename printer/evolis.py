@@ -1,0 +1,199 @@
+"""Evolis card-printer driver: the escape protocol of the *Evolis Card Printers Programming
+Guide* A5013 Rev E (DEVICES.md §2), over any ``serial_for_url`` address.
+
+Framing: ``ESC command;p1;…;pn CR``; the reply is ASCII ending in CR (or NUL, as USB drivers
+read it). Binary panel data follows its ``Db`` header and its length comes from the
+parameters, never from scanning for CR. One command at a time; 30 s default timeout, 5 min
+for printing (Evolis SDK). Errors — ``ERR …`` replies and ``NACK <code>`` in ACK/NACK mode —
+become typed errors with a recovery class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from printer.errors import DeviceError, DeviceProtocolError, Recovery
+from printer.face import COLOR_BYTES, MONO_BYTES, Panels
+from printer.serialport import Port
+from printer.tracks import validate
+
+ESC, CR, NUL = b"\x1b", b"\r", b"\x00"
+DEFAULT_TIMEOUT = 30.0
+PRINT_TIMEOUT = 300.0
+
+
+class PrinterError(DeviceError):
+    """The printer refused or failed a command; ``code`` is its NACK code or ERR text."""
+
+    def __init__(self, message: str, *, code: str, recovery: Recovery) -> None:
+        super().__init__(message, recovery=recovery)
+        self.code = code
+
+
+class CommandRejected(PrinterError):
+    """NACK 1 / 2, ERR CDE / ERR PARAM: the command or a parameter is wrong."""
+
+
+class CoverOpen(PrinterError):
+    """NACK C: close the cover, then retry."""
+
+
+class FeederEmpty(PrinterError):
+    """NACK F: load cards in the feeder, then retry."""
+
+
+class RibbonError(PrinterError):
+    """NACK R: no ribbon, wrong ribbon or ribbon ended — replace it, then retry."""
+
+
+class Jam(PrinterError):
+    """NACK T: time-out or mechanical error (card jam): the card's position is unknown."""
+
+
+class MagError(PrinterError):
+    """NACK K / D / W: magnetic checksum, data or write error — reject the card."""
+
+
+NACK_CODES: dict[str, tuple[type[PrinterError], Recovery, str]] = {
+    "1": (CommandRejected, "reset", "command error"),
+    "2": (CommandRejected, "reset", "parameter error"),
+    "T": (Jam, "operator", "time-out or mechanical error (jam)"),
+    "C": (CoverOpen, "operator", "cover open"),
+    "F": (FeederEmpty, "operator", "feeder empty"),
+    "R": (RibbonError, "operator", "ribbon error"),
+    "K": (MagError, "unknown", "magnetic checksum error"),
+    "D": (MagError, "unknown", "magnetic data error"),
+    "W": (MagError, "unknown", "magnetic write error"),
+}
+
+# ERR texts seen in the guide and the SDK status names, by keyword → NACK code.
+ERR_KEYWORDS: tuple[tuple[str, str], ...] = (
+    ("CDE", "1"),
+    ("PARAM", "2"),
+    ("COVER", "C"),
+    ("FEEDER", "F"),
+    ("RIBBON", "R"),
+    ("JAM", "T"),
+    ("MECHANICAL", "T"),
+    ("TIMEOUT", "T"),
+    ("MAG", "W"),
+)
+
+PANEL_BITS = {"y": 5, "m": 5, "c": 5, "k": 1, "o": 1}
+
+
+def error_for(reply: str) -> PrinterError:
+    if reply.startswith("NACK"):
+        code = reply[4:].strip()[:1]
+    else:
+        code = next((c for word, c in ERR_KEYWORDS if word in reply.upper()), "1")
+    cls, recovery, meaning = NACK_CODES.get(code, (PrinterError, "reset", "unknown error"))
+    return cls(f"printer: {meaning} ({reply})", code=code, recovery=recovery)
+
+
+def panel_length(levels: int) -> int:
+    """Bytes of a ``Db`` panel with ``levels`` (2 or 32) intensity levels."""
+    if levels == 2:
+        return MONO_BYTES
+    if levels == 32:
+        return COLOR_BYTES
+    raise DeviceProtocolError(f"panels have 2 or 32 levels, not {levels}")
+
+
+@dataclass(frozen=True)
+class PrinterStatus:
+    model: str
+    serial_number: str
+    firmware: str
+    ribbon: str | None  # ribbon type, None when there is none
+    feeder: str  # "ok" or "empty"
+    card_position: str  # "none", "card" or "contact"
+
+
+class EvolisPrinter:
+    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.port = Port(url, baudrate=9600, timeout=timeout)
+        self.timeout = timeout
+
+    def close(self) -> None:
+        self.port.close()
+
+    def __enter__(self) -> EvolisPrinter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def command(self, text: str, binary: bytes = b"", *, timeout: float | None = None) -> str:
+        """Send ``ESC text [binary] CR``; return the reply or raise its typed error."""
+        self.port.drain()
+        self.port.write(ESC + text.encode("ascii") + binary + CR)
+        raw = self.port.read_until(CR + NUL, timeout if timeout is not None else self.timeout)
+        reply = raw[:-1].decode("ascii", "replace").strip()
+        if reply.startswith(("ERR", "NACK")):
+            raise error_for(reply)
+        return reply
+
+    # ----------------------------------------------------------------- status
+
+    def status(self) -> PrinterStatus:
+        ribbon: str | None
+        try:
+            ribbon = self.command("Rr")
+        except RibbonError:
+            ribbon = None
+        feeder = self.command("Rse;f")
+        position = self.command("Rlr;p").upper()
+        return PrinterStatus(
+            model=self.command("Rtp"),
+            serial_number=self.command("Rsn"),
+            firmware=self.command("Rfv"),
+            ribbon=ribbon,
+            feeder="empty" if "EMPTY" in feeder.upper() else "ok",
+            card_position=(
+                "contact" if "SMART" in position else "none" if "NO CARD" in position else "card"
+            ),
+        )
+
+    def reset(self) -> None:
+        self.command("Srs")
+
+    # ----------------------------------------------------------------- card movement
+
+    def feed_to_contact(self) -> None:
+        """Take a card from the feeder and park it at the contact station (``Sis``)."""
+        self.command("Sis")
+
+    def eject(self) -> None:
+        self.command("Se")
+
+    def reject(self) -> None:
+        self.command("Ser")
+
+    # ----------------------------------------------------------------- printing
+
+    def print_panels(self, panels: Panels, *, ribbon: str = "ymcko") -> None:
+        """``Pr`` ``Ss`` ``Sr`` ``Db`` × 5 ``Se`` (guide p. 69): print the front, eject."""
+        self.command(f"Pr;{ribbon}")
+        self.command("Ss")
+        self.command("Sr")
+        for name, levels in (("y", 32), ("m", 32), ("c", 32), ("k", 2), ("o", 2)):
+            data = getattr(panels, name)
+            if len(data) != panel_length(levels):
+                raise DeviceProtocolError(f"panel {name} has {len(data)} bytes")
+            self.command(f"Db;{name};{levels};", data)
+        self.command("Se", timeout=PRINT_TIMEOUT)
+
+    # ----------------------------------------------------------------- magnetic
+
+    def encode_mag(self, tracks: dict[int, str], *, coercivity: str = "h") -> None:
+        """``Pmc`` coercivity, ``Dm`` per track, ``Smw`` (the printer reads back and checks)."""
+        for n, data in tracks.items():
+            validate(n, data)
+        self.command(f"Pmc;{coercivity}")
+        for n, data in sorted(tracks.items()):
+            self.command(f"Dm;{n};{data}")
+        self.command("Smw", timeout=PRINT_TIMEOUT)
+
+    def read_mag(self, track: int) -> str:
+        return self.command(f"Smr;{track}")
