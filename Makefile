@@ -41,6 +41,7 @@ bench: deps
 	$(PY) bench/apdu_overhead.py
 	$(PY) bench/hsm_throughput.py
 	$(PY) bench/personalize_chip.py
+	$(PY) bench/print_job.py
 
 deps: $(STAMP)
 

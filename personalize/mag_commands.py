@@ -25,7 +25,7 @@ def _show(read: StripeRead, as_json: bool) -> None:
 
 
 def cmd_read(args: argparse.Namespace) -> int:
-    with Msr206(args.port, timeout=args.timeout) as encoder:
+    with Msr206(args.port, timeout=args.timeout, swipe_timeout=args.timeout) as encoder:
         read = encoder.read()
     _show(read, args.json)
     return 0
@@ -35,7 +35,7 @@ def cmd_write(args: argparse.Namespace) -> int:
     tracks = {n: s for n, s in ((1, args.track1), (2, args.track2), (3, args.track3)) if s}
     if not tracks:
         raise ValueError("nothing to write: give --track1, --track2 and/or --track3")
-    with Msr206(args.port, timeout=args.timeout) as encoder:
+    with Msr206(args.port, timeout=args.timeout, swipe_timeout=args.timeout) as encoder:
         if args.coercivity:
             encoder.set_coercivity(args.coercivity)
         encoder.write(tracks)
@@ -48,7 +48,7 @@ def cmd_erase(args: argparse.Namespace) -> int:
         tracks = {int(t) for t in args.tracks.split(",")}
     except ValueError:
         raise ValueError("--tracks is a comma-separated list of 1, 2, 3") from None
-    with Msr206(args.port, timeout=args.timeout) as encoder:
+    with Msr206(args.port, timeout=args.timeout, swipe_timeout=args.timeout) as encoder:
         encoder.erase(tracks)
     print(f"已擦除 erased: track(s) {', '.join(map(str, sorted(tracks)))}")
     return 0
@@ -71,4 +71,4 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p_erase.set_defaults(func=cmd_erase)
     for q in (p, p_write, p_erase):
         q.add_argument("--port", required=True, help="device path or pyserial URL")
-        q.add_argument("--timeout", type=float, default=5.0)
+        q.add_argument("--timeout", type=float, default=20.0, help="seconds (a swipe included)")

@@ -58,6 +58,7 @@ class Msr206Emulator:
         self.firmware_version = firmware
         self.plus_markers = plus_markers  # ESC + for blank tracks (some firmware)
         self.fail_next_write = False
+        self.corrupt_next_write = False  # reports success but records something else
         self.garbage_next = False
         self.silent = False
         self.writes = 0
@@ -170,6 +171,9 @@ class Msr206Emulator:
             nxt = payload.find(b"\x1b", start + 2)
             raw = payload[start + 2 : nxt if nxt >= 0 else len(payload)]
             tracks[n] = raw.decode("ascii", "replace")
+        if self.corrupt_next_write:
+            self.corrupt_next_write = False
+            tracks = {n: data[::-1] for n, data in tracks.items()}
         try:
             for n, data in tracks.items():
                 if data:

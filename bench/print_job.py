@@ -1,0 +1,71 @@
+"""A card face from holder data to the printer: render (PNG layers), build the YMCKO panels,
+and send the whole job to the Evolis emulator over a pseudo-terminal.
+
+    .venv/bin/python bench/print_job.py [--cards 10]
+
+Prints the median time of each stage and the bytes sent per card.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from datetime import date
+
+from printer.evolis import EvolisPrinter
+from printer.face import CardFace, build_panels, render_png
+from simulator.evolis_emulator import EvolisEmulator, VirtualCard
+from simulator.factory import sample_photo
+
+
+class CountingPrinter(EvolisPrinter):
+    sent = 0
+
+    def command(self, text: str, binary: bytes = b"", *, timeout: float | None = None) -> str:
+        self.sent += len(text) + len(binary) + 2  # ESC … CR
+        return super().command(text, binary, timeout=timeout)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cards", type=int, default=10)
+    args = parser.parse_args()
+    render, panels_t, send, sent = [], [], [], []
+    emulator = EvolisEmulator([VirtualCard() for _ in range(args.cards)]).start()
+    try:
+        with CountingPrinter(emulator.path, timeout=60) as printer:
+            for i in range(args.cards):
+                face = CardFace(
+                    f"张{'三四五六七八九十'[i % 8]}",
+                    "11010519491231002X",
+                    f"A{i:07d}X",
+                    date(2026, 11, 25),
+                    "深圳市人力资源和社会保障局",
+                    sample_photo(str(i)),
+                )
+                t0 = time.perf_counter()
+                render_png(face)
+                t1 = time.perf_counter()
+                panels = build_panels(face)
+                t2 = time.perf_counter()
+                printer.sent = 0
+                printer.print_panels(panels)
+                t3 = time.perf_counter()
+                render.append(t1 - t0)
+                panels_t.append(t2 - t1)
+                send.append(t3 - t2)
+                sent.append(printer.sent)
+    finally:
+        emulator.stop()
+    ms = lambda xs: statistics.median(xs) * 1000  # noqa: E731
+    print(f"cards: {args.cards}")
+    print(f"render face (PNG):          median {ms(render):7.1f} ms")
+    print(f"build YMCKO panels:         median {ms(panels_t):7.1f} ms")
+    print(f"send job over pty + print:  median {ms(send):7.1f} ms")
+    print(f"bytes sent per card:        {statistics.median(sent):,.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,198 @@
+"""The Evolis driver against the printer emulator over a real pseudo-terminal: status, the
+print job (pixel-exact K), magnetic encoding, every injected fault as its typed error, and
+the contact station read through pcscd."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import pytest
+from PIL import ImageChops
+
+from apdu.pcsc import wait_for_card, wait_for_removal
+from printer.errors import DeviceTimeout
+from printer.evolis import (
+    CommandRejected,
+    CoverOpen,
+    EvolisPrinter,
+    FeederEmpty,
+    Jam,
+    MagError,
+    RibbonError,
+)
+from printer.face import CardFace, build_panels, k_panel_image, render_png, render_text
+from simulator.evolis_emulator import EvolisEmulator, VirtualCard
+from simulator.factory import (
+    SAMPLE_HOLDER,
+    TEST_ROOTS,
+    issue_blank_card,
+    personalize_directly,
+    sample_issuer,
+    sample_photo,
+)
+from simulator.pcscd import Pcscd
+from sscard.identifiers import serial_number
+from sscard.profile import load_profile
+
+FACE = CardFace(
+    "张三",
+    "11010519491231002X",
+    "A00000011",
+    date(2026, 11, 25),
+    "济南市人力资源和社会保障局",
+    sample_photo("printer"),
+)
+
+
+@pytest.fixture
+def emulator(tmp_path: Path) -> Iterator[EvolisEmulator]:
+    emu = EvolisEmulator(
+        [VirtualCard(label=f"card{i}") for i in range(3)], out_dir=tmp_path
+    ).start()
+    yield emu
+    emu.stop()
+
+
+def test_status(emulator: EvolisEmulator) -> None:
+    with EvolisPrinter(emulator.path, timeout=5) as printer:
+        status = printer.status()
+    assert (status.model, status.serial_number, status.firmware) == (
+        "Evolis Primacy",
+        "PRI000123",
+        "1.7.4",
+    )
+    assert (status.ribbon, status.feeder, status.card_position) == ("YMCKO", "ok", "none")
+
+
+def test_printed_k_panel_is_pixel_exact(emulator: EvolisEmulator, tmp_path: Path) -> None:
+    with EvolisPrinter(emulator.path, timeout=10) as printer:
+        printer.print_panels(build_panels(FACE))
+    (card,) = emulator.hopper
+    assert card.printed is not None
+    png = tmp_path / "printed-001.png"
+    assert png.exists()
+    # what the printer received in K, decoded, equals the rendered text layer exactly
+    received_k = k_panel_image(build_panels(FACE).k)
+    printed_black = card.printed.convert("L").point(lambda v: 0 if v == 0 else 255)
+    assert (
+        ImageChops.difference(render_text(FACE).convert("L"), received_k.convert("L")).getbbox()
+        is None
+    )
+    text_black = render_text(FACE).convert("L")
+    # every text dot is black on the printed card
+    assert ImageChops.darker(printed_black, text_black) == printed_black
+    diff = ImageChops.difference(card.printed, render_png(FACE))
+    assert max(hi for _, hi in diff.getextrema()) <= 9
+
+
+def test_magnetic_encoding(emulator: EvolisEmulator) -> None:
+    with EvolisPrinter(emulator.path, timeout=5) as printer:
+        printer.encode_mag({2: "6222021234567890123=3011120", 3: "996222=156156"})
+        assert printer.read_mag(2) == "6222021234567890123=3011120"
+        emulator.mag_write_error_next = True
+        with pytest.raises(MagError) as info:
+            printer.encode_mag({2: "1234"})
+        assert info.value.recovery == "unknown"
+        printer.reject()
+    assert len(emulator.reject_bin) == 1
+
+
+@pytest.mark.parametrize("ack_mode", [False, True], ids=["ERR", "NACK"])
+def test_every_fault_is_typed(emulator: EvolisEmulator, ack_mode: bool) -> None:
+    with EvolisPrinter(emulator.path, timeout=5) as printer:
+        if ack_mode:
+            assert printer.command("Pem;4") == "ACK"
+        emulator.cover_open = True
+        with pytest.raises(CoverOpen) as cover:
+            printer.feed_to_contact()
+        assert cover.value.recovery == "operator"
+        emulator.cover_open = False
+        emulator.jam_next = True
+        with pytest.raises(Jam):
+            printer.feed_to_contact()
+        printer.reset()
+        emulator.ribbon = None
+        with pytest.raises(RibbonError):
+            printer.print_panels(build_panels(FACE))
+        emulator.ribbon = "YMCKO"
+        with pytest.raises(CommandRejected):
+            printer.command("Xyz")
+        emulator.feeder.clear()
+        printer.eject()  # the jammed card leaves
+        with pytest.raises(FeederEmpty):
+            printer.feed_to_contact()
+        assert printer.status().feeder == "empty"
+
+
+def test_silent_printer_times_out(tmp_path: Path) -> None:
+    emu = EvolisEmulator([])
+    emu.pty.start(lambda: emu.pty.read(64, 0.1) and None)  # reads, never answers
+    try:
+        with EvolisPrinter(emu.path, timeout=0.5) as printer, pytest.raises(DeviceTimeout):
+            printer.status()
+    finally:
+        emu.pty.stop()
+
+
+def test_contact_station_card_read_through_pcscd(tmp_path: Path) -> None:
+    profile = load_profile("default")
+    chip = issue_blank_card(profile, "370100")
+    issuer = sample_issuer(profile, "370100", serial_number(chip.atr), TEST_ROOTS)
+    personalize_directly(chip, profile, issuer, SAMPLE_HOLDER)
+    with Pcscd():
+        emu = EvolisEmulator([VirtualCard(chip)], contact_slot=1, out_dir=tmp_path).start()
+        try:
+            with EvolisPrinter(emu.path, timeout=5) as printer:
+                printer.feed_to_contact()
+                assert printer.status().card_position == "contact"
+                wait_for_card("Virtual PCD 00 01")
+                result = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "personalize.cli",
+                        "card",
+                        "read",
+                        "--reader",
+                        "Virtual PCD 00 01",
+                        "--json",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+                assert result.returncode == 0, result.stderr
+                data = json.loads(result.stdout)
+                assert data["card_number"] == issuer.card_number and data["name"] == "张三"
+                printer.eject()
+                wait_for_removal("Virtual PCD 00 01")
+        finally:
+            emu.stop()
+    assert emu.hopper[0].chip is chip
+
+
+def test_printer_cli(emulator: EvolisEmulator, tmp_path: Path) -> None:
+    front = tmp_path / "front.png"
+    render_png(FACE).save(front)
+
+    def sscard(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "personalize.cli", "printer", *args, "--port", emulator.path],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    status = json.loads(sscard("status", "--json").stdout)
+    assert status["ribbon"] == "YMCKO" and status["card_position"] == "none"
+    printed = sscard("print", "--front", str(front))
+    assert printed.returncode == 0, printed.stderr
+    assert emulator.printed == 1
+    emulator.cover_open = True
+    refused = sscard("print", "--front", str(front))
+    assert refused.returncode == 1 and "CoverOpen" in refused.stderr
