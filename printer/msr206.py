@@ -186,6 +186,40 @@ class Msr206:
         self._status()
         return StripeRead(_parse_tracks(bytes(body[:-2])))
 
+    def read_raw(self) -> dict[int, bytes]:
+        """Raw read ``ESC m``: ``ESC s`` then per track ``ESC n <len> <bytes>``, ``? FS`` and
+        the status — the bit streams as recorded, for diagnosis of damaged tracks."""
+        self._command(b"m")
+        if self.port.read_exact(2, self.swipe_timeout) != b"\x1bs":
+            self.port.drain()
+            raise DeviceProtocolError("encoder: raw read answer does not start with ESC s")
+        tracks: dict[int, bytes] = {}
+        for n in (1, 2, 3):
+            marker, length = self.port.read_exact(2), self.port.read_exact(1)[0]
+            if marker != bytes((ESC, n)):
+                raise DeviceProtocolError(f"encoder: raw track {n} marker missing")
+            tracks[n] = self.port.read_exact(length)
+        if self.port.read_exact(2) != b"?\x1c":
+            raise DeviceProtocolError("encoder: raw read answer does not end with ? FS")
+        self._status()
+        return tracks
+
+    def write_raw(self, tracks: dict[int, bytes]) -> None:
+        """Raw write ``ESC n ESC s [ESC n <len> <bytes>]… ? FS``, then read back and compare."""
+        block = bytearray(b"\x1bs")
+        for n in (1, 2, 3):
+            data = tracks.get(n, b"")
+            if len(data) > 255:
+                raise TrackError(f"raw track {n} holds at most 255 bytes")
+            block += bytes((ESC, n, len(data))) + data
+        block += b"?\x1c"
+        self._command(b"n", bytes(block))
+        self._status(self.swipe_timeout)
+        read = self.read_raw()
+        bad = [n for n, data in tracks.items() if read[n].rstrip(b"\0") != data.rstrip(b"\0")]
+        if bad:
+            raise VerifyMismatch(bad)
+
     def write(self, tracks: dict[int, str], *, verify: bool = True) -> StripeRead | None:
         """ISO write of the given tracks (others sent empty), then read back and compare."""
         for n, data in tracks.items():
@@ -209,6 +243,19 @@ class Msr206:
         if bad:
             raise VerifyMismatch(bad)
         return read
+
+
+def bits_to_bytes(bits: list[int]) -> bytes:
+    """Raw mode packs a track's bit stream 8 bits a byte, first bit in the MSB [ours]."""
+    padded = bits + [0] * (-len(bits) % 8)
+    return bytes(
+        sum(bit << (7 - i) for i, bit in enumerate(padded[n : n + 8]))
+        for n in range(0, len(padded), 8)
+    )
+
+
+def bytes_to_bits(raw: bytes) -> list[int]:
+    return [(byte >> (7 - i)) & 1 for byte in raw for i in range(8)]
 
 
 def _parse_tracks(body: bytes) -> tuple[TrackRead, TrackRead, TrackRead]:

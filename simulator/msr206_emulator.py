@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from printer.errors import TrackDamaged
+from printer.msr206 import bits_to_bytes, bytes_to_bits
 from printer.tracks import decode_bits, encode_bits
 from simulator.pty_device import PtyDevice
 
@@ -127,6 +128,14 @@ class Msr206Emulator:
             self._answer(b"\x1bs" + self._read_block() + b"?\x1c\x1b0")
         elif cmd == b"w":
             self._write()
+        elif cmd == b"m":
+            raw = bytearray(b"\x1bs")
+            for n in (1, 2, 3):
+                data = bits_to_bytes(self.stripe.bits.get(n, []))[:255]
+                raw += bytes((ESC, n, len(data))) + data
+            self._answer(bytes(raw) + b"?\x1c\x1b0")
+        elif cmd == b"n":
+            self._write_raw()
         else:
             self._answer(b"\x1b4")
 
@@ -142,6 +151,26 @@ class Msr206Emulator:
             elif self.plus_markers:
                 out += b"\x1b+"
         return bytes(out)
+
+    def _write_raw(self) -> None:
+        if self.pty.read_exact(2, 1.0) != b"\x1bs":
+            self._answer(b"\x1b2")
+            return
+        tracks: dict[int, bytes] = {}
+        for n in (1, 2, 3):
+            head = self.pty.read_exact(3, 1.0)
+            if len(head) != 3 or head[:2] != bytes((ESC, n)):
+                self._answer(b"\x1b2")
+                return
+            tracks[n] = self.pty.read_exact(head[2], 1.0)
+        if self.pty.read_exact(2, 1.0) != b"?\x1c":
+            self._answer(b"\x1b2")
+            return
+        for n, data in tracks.items():
+            if data:
+                self.stripe.bits[n] = bytes_to_bits(data)
+        self.writes += 1
+        self._answer(b"\x1b0")
 
     def _write(self) -> None:
         body = bytearray()

@@ -11,8 +11,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from printer.errors import DeviceProtocolError, DeviceTimeout, TrackError
-from printer.msr206 import EncoderError, Msr206, VerifyMismatch
+from printer.errors import DeviceProtocolError, DeviceTimeout, TrackDamaged, TrackError
+from printer.msr206 import (
+    EncoderError,
+    Msr206,
+    VerifyMismatch,
+    bits_to_bytes,
+    bytes_to_bits,
+)
+from printer.tracks import decode_bits, encode_bits
 from simulator.msr206_emulator import Msr206Emulator, VirtualStripe
 
 T1 = "B6222021234567890123^ZHANG/SAN^30111200000000"
@@ -140,3 +147,18 @@ def test_mag_cli(emulator: Msr206Emulator) -> None:
         timeout=60,
     )
     assert slow.returncode == 1 and "DeviceTimeout" in slow.stderr
+
+
+def test_raw_read_and_write(emulator: Msr206Emulator) -> None:
+    with Msr206(emulator.path, timeout=2) as encoder:
+        encoder.write({2: T2})
+        raw = encoder.read_raw()
+        assert raw[2] == bits_to_bytes(encode_bits(2, T2))
+        assert raw[1] == b"" and raw[3] == b""
+        damaged = bytearray(raw[2])
+        damaged[5] ^= 0x10
+        encoder.write_raw({2: bytes(damaged)})
+        read = encoder.read()
+        assert read.track(2).state == "unreadable"
+        with pytest.raises(TrackDamaged):
+            decode_bits(2, bytes_to_bits(encoder.read_raw()[2]))
