@@ -1,0 +1,121 @@
+"""Region policy: deadlines, lead times, fees, the card profile, PIN default and which
+statuses allow what — one TOML file per region (BUSINESS-RULES.md), never constants in code.
+``load_policy("default")`` reads ``personalize/policies/default.toml``; a path works too.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+POLICY_DIR = Path(__file__).parent / "policies"
+LapseUnit = Literal["working_days", "days", "hours"]
+
+
+class PolicyError(ValueError):
+    """A policy file is missing or inconsistent."""
+
+
+@dataclass(frozen=True)
+class RegionPolicy:
+    name: str
+    region_code: str
+    city: str
+    authority: str
+    issuer_org: bytes
+    profile: str
+    collection_place: str
+    card_validity_years: int
+    card_number_prefix: str
+    provisional_lapse: int
+    provisional_lapse_unit: LapseUnit
+    unreport_after_formal_loss: bool
+    reissue_working_days: int
+    fee_damage_human: int
+    fee_damage_usage: int
+    fee_remagnetize: int
+    default_pin: str
+    statuses: dict[str, tuple[str, ...]]
+    holidays: frozenset[date]
+
+    def is_working_day(self, day: date) -> bool:
+        return day.weekday() < 5 and day not in self.holidays
+
+    def add_working_days(self, start: date, n: int) -> date:
+        """The n-th working day after ``start`` (start itself not counted)."""
+        day, left = start, n
+        while left > 0:
+            day += timedelta(days=1)
+            if self.is_working_day(day):
+                left -= 1
+        return day
+
+    def lapse_deadline(self, reported_at: datetime) -> datetime:
+        """When a provisional loss reported at ``reported_at`` lapses back to active."""
+        if self.provisional_lapse_unit == "hours":
+            return reported_at + timedelta(hours=self.provisional_lapse)
+        if self.provisional_lapse_unit == "days":
+            return reported_at + timedelta(days=self.provisional_lapse)
+        day = self.add_working_days(reported_at.date(), self.provisional_lapse)
+        return datetime.combine(day, reported_at.time(), reported_at.tzinfo)
+
+    def collection_date(self, applied: date) -> date:
+        return self.add_working_days(applied, self.reissue_working_days)
+
+    def allows(self, action: str, status: str) -> bool:
+        return status in self.statuses.get(action, ())
+
+
+def policy_from_dict(d: dict[str, Any], name: str) -> RegionPolicy:
+    try:
+        policy = RegionPolicy(
+            name=name,
+            region_code=str(d["region_code"]),
+            city=str(d["city"]),
+            authority=str(d["authority"]),
+            issuer_org=bytes.fromhex(d["issuer_org"]),
+            profile=str(d["profile"]),
+            collection_place=str(d["collection_place"]),
+            card_validity_years=int(d["card_validity_years"]),
+            card_number_prefix=str(d["card_number_prefix"]),
+            provisional_lapse=int(d["loss"]["provisional_lapse"]),
+            provisional_lapse_unit=d["loss"]["provisional_lapse_unit"],
+            unreport_after_formal_loss=bool(d["loss"]["unreport_after_formal_loss"]),
+            reissue_working_days=int(d["lead_times"]["reissue_working_days"]),
+            fee_damage_human=int(d["fees"]["damage_human"]),
+            fee_damage_usage=int(d["fees"]["damage_usage"]),
+            fee_remagnetize=int(d["fees"]["remagnetize"]),
+            default_pin=str(d["pin"]["default"]),
+            statuses={k: tuple(v) for k, v in d["statuses"].items()},
+            holidays=frozenset(date.fromisoformat(h) for h in d.get("holidays", [])),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PolicyError(f"policy {name!r} is incomplete or malformed: {exc}") from None
+    if not re.fullmatch(r"\d{6}", policy.region_code):
+        raise PolicyError("region_code is 6 digits")
+    if len(policy.issuer_org) != 12:
+        raise PolicyError("issuer_org is 12 bytes (24 hex digits)")
+    if policy.provisional_lapse_unit not in ("working_days", "days", "hours"):
+        raise PolicyError("provisional_lapse_unit is working_days, days or hours")
+    if not re.fullmatch(r"[0-9A-Z]", policy.card_number_prefix):
+        raise PolicyError("card_number_prefix is one character 0-9 or A-Z")
+    if not re.fullmatch(r"\d{6}", policy.default_pin):
+        raise PolicyError("the default PIN is 6 digits")
+    if policy.reissue_working_days < 0 or policy.provisional_lapse < 0:
+        raise PolicyError("deadlines and lead times are not negative")
+    return policy
+
+
+def load_policy(name_or_path: str | Path) -> RegionPolicy:
+    path = Path(name_or_path)
+    if path.suffix != ".toml":
+        path = POLICY_DIR / f"{name_or_path}.toml"
+    if not path.exists():
+        shipped = ", ".join(sorted(p.stem for p in POLICY_DIR.glob("*.toml")))
+        raise PolicyError(f"no policy {str(name_or_path)!r} (shipped: {shipped})")
+    with path.open("rb") as fh:
+        return policy_from_dict(tomllib.load(fh), path.stem)
