@@ -1,0 +1,94 @@
+"""Documents handed to the holder, in Chinese (reportlab, WenQuanYi Micro Hei embedded):
+the 领卡证明 (collection certificate, BUSINESS-RULES "Documents") with the request number as
+a QR code and a Code 128 barcode."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from printer.face import FONT_PATH, FaceError
+
+FONT = "WQY"
+
+
+def mask_id(ssn: str) -> str:
+    """First 6 and last 4 characters shown: 110105********002X."""
+    return ssn[:6] + "*" * (len(ssn) - 10) + ssn[-4:]
+
+
+@dataclass(frozen=True)
+class CollectionCertificate:
+    request_no: str
+    name: str
+    ssn: str
+    old_card_number: str
+    applied_on: date
+    collect_on: date
+    place: str
+    counter: str
+    operator: str
+    authority: str
+    kind: str = "补卡"  # or 换卡
+
+
+def _register_font() -> None:
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    if not FONT_PATH.exists():
+        raise FaceError(f"{FONT_PATH} is missing: install Debian's fonts-wqy-microhei")
+    if FONT not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont(FONT, str(FONT_PATH), subfontIndex=0))
+
+
+def collection_certificate_pdf(cert: CollectionCertificate, path: str | Path) -> None:
+    from reportlab.graphics import renderPDF
+    from reportlab.graphics.barcode import code128, qr
+    from reportlab.graphics.shapes import Drawing
+    from reportlab.lib.pagesizes import A5, landscape
+    from reportlab.lib.units import mm
+    from reportlab.pdfgen import canvas
+
+    _register_font()
+    width, height = landscape(A5)
+    pdf = canvas.Canvas(str(path), pagesize=(width, height))
+    pdf.setTitle(f"社会保障卡领卡证明 {cert.request_no}")
+    pdf.setFont(FONT, 20)
+    pdf.drawCentredString(width / 2, height - 22 * mm, "社会保障卡领卡证明")
+    pdf.setFont(FONT, 11)
+    rows = [
+        ("业务编号", cert.request_no),
+        ("业务类型", cert.kind),
+        ("姓名", cert.name),
+        ("社会保障号码", mask_id(cert.ssn)),
+        ("原社会保障卡号", cert.old_card_number),
+        ("申请日期", cert.applied_on.strftime("%Y年%m月%d日")),
+        ("领卡日期", f"{cert.collect_on.strftime('%Y年%m月%d日')} 起"),
+        ("领卡地点", cert.place),
+        ("受理窗口", cert.counter or "—"),
+        ("经办人", cert.operator),
+    ]
+    y = height - 38 * mm
+    for label, value in rows:
+        pdf.drawString(20 * mm, y, f"{label}：")
+        pdf.drawString(58 * mm, y, value)
+        y -= 7.5 * mm
+    pdf.setFont(FONT, 9)
+    pdf.drawString(
+        20 * mm,
+        14 * mm,
+        "等候期间凭本证明就医，请保留票据，领卡后按规定报销。领卡时请携带本证明及身份证。",
+    )
+    pdf.drawRightString(width - 15 * mm, 22 * mm, cert.authority)
+    code = qr.QrCodeWidget(cert.request_no)
+    x0, y0, x1, y1 = code.getBounds()
+    size = 32 * mm
+    drawing = Drawing(size, size, transform=[size / (x1 - x0), 0, 0, size / (y1 - y0), 0, 0])
+    drawing.add(code)
+    renderPDF.draw(drawing, pdf, width - 50 * mm, height - 75 * mm)
+    barcode = code128.Code128(cert.request_no, barHeight=10 * mm, barWidth=0.25 * mm)
+    barcode.drawOn(pdf, width - 15 * mm - barcode.width, height - 92 * mm)
+    pdf.showPage()
+    pdf.save()
