@@ -27,8 +27,12 @@ from hsm_stub.errors import SecurityModuleError
 from personalize.card_commands import add_parser as add_card_parser
 from personalize.card_commands import reader_spec
 from personalize.hsm_commands import add_parser as add_hsm_parser
+from personalize.jobs import JobError
 from personalize.mag_commands import add_parser as add_mag_parser
 from personalize.printer_commands import add_parser as add_printer_parser
+from personalize.registry import RegistryError
+from personalize.service_commands import add_parser as add_service_parser
+from personalize.trackvault import VaultError
 from printer.errors import DeviceError, TrackError
 from sscard.errors import SocialSecurityCardError
 
@@ -277,11 +281,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_card_parser(sub)
     add_mag_parser(sub)
     add_printer_parser(sub)
+    add_service_parser(sub)
 
     p = sub.add_parser("demo", help="run the demo on the simulated station")
     p.add_argument("--out", default="out", help="directory for the demo's results")
     p.set_defaults(func=cmd_demo)
     return parser
+
+
+# Errors an operator can act on: one line on stderr, exit status 1, never a traceback.
+OPERATOR_ERRORS = (
+    ApduError,
+    SecurityModuleError,
+    SocialSecurityCardError,
+    DeviceError,
+    TrackError,
+    RegistryError,
+    JobError,
+    VaultError,
+    OSError,
+    ValueError,
+    EOFError,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -294,16 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         code: int = args.func(args)
-    except (
-        ApduError,
-        SecurityModuleError,
-        SocialSecurityCardError,
-        DeviceError,
-        TrackError,
-        OSError,
-        ValueError,
-        EOFError,
-    ) as exc:
+    except OPERATOR_ERRORS as exc:
         print(f"错误 error ({type(exc).__name__}): {exc}", file=sys.stderr)
         return 1
     return code

@@ -1,90 +1,197 @@
-"""``make demo`` / ``sscard demo``: the simulated station end to end, as far as it exists.
+"""``make demo`` / ``sscard demo``: one person's lost card replaced on the simulated station.
 
-Today: start pcscd (with vpcd) if needed, put a sample card in ``Virtual PCD 00 00``, list
-the readers, and read the card through pcscd with the ``apdu`` transport — SELECT by AID,
-READ BINARY by SFI, READ RECORD by number and by tag, a 600-byte GET DATA answered in
-``61xx`` pieces — writing the redacted APDU trace and a JSON summary to ``out/``. The
-personalization workflow replaces the card part when it lands (issue 6).
+Starts the station (pcscd + vpcd, the Evolis printer emulator with its contact station and a
+feeder of blank 社保卡, the security module with the test keys on loopback, a SQLite
+registry), then walks 张三 through 预挂失 → 正式挂失 → 补卡申请 (领卡证明 PDF) → the
+personalization job (chip, stripe, face, activation) and reads the new card back through
+pcscd. Leaves in ``out/``: the 领卡证明, the printed card's PNG, the face proof, the job's
+step log and ``summary.json``.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
+from dataclasses import replace
+from datetime import date
 from pathlib import Path
+from typing import Any
 
-from apdu.command import Command
-from apdu.pcsc import PcscTransport, reader_statuses, wait_for_card
-from apdu.tlv import parse_ber, parse_simple
-from apdu.trace import RecordingTrace
-from simulator.cardfile import load_card, save_card
-from simulator.pcscd import Pcscd
-from simulator.samples import LARGE_OBJECT_TAG, SAMPLE_AID, sample_card
+from apdu.pcsc import PcscTransport, wait_for_card
+from personalize.documents import CollectionCertificate, collection_certificate_pdf
+from personalize.jobs import JobRunner, StationDevices, submit_job
+from personalize.policy import load_policy
+from personalize.registry import Registry
+from personalize.station import StationConfig
+from personalize.trackvault import TrackVault
+from printer.evolis import EvolisPrinter
+from printer.tracks import Track2, Track3
+from simulator.factory import SAMPLE_HOLDER, sample_photo
+from simulator.station import SimulatedStation
 from simulator.vpcd import VpcdBridge, reader_name
+from sscard.card import SocialSecurityCard
+from sscard.profile import load_profile
+from sscard.public import read_public
 
-DEMO_SLOT = 0
+OPERATOR = "demo-op-01"
+HOLDER = replace(SAMPLE_HOLDER, name="张三")
+PAN = "6217991234567890123"
 
 
-def _step(n: int, text: str) -> None:
+def _say(n: int, text: str) -> None:
     print(f"[{n}] {text}", flush=True)
 
 
 def run_demo(out: Path) -> int:
     started = time.monotonic()
+    station_dir = out / "station"
+    if station_dir.exists():
+        shutil.rmtree(station_dir)
     out.mkdir(parents=True, exist_ok=True)
-    card_path = out / "demo-card.json"
-    with Pcscd(log_path=out / "pcscd.log") as pcscd:
-        _step(
+    policy = load_policy("default")
+    profile = load_profile(policy.profile)
+    timings: dict[str, float] = {}
+    with SimulatedStation(station_dir, profile, policy.region_code) as sim:
+        assert sim.printer is not None
+        config = StationConfig.load(sim.station_file)
+        registry = Registry(config.registry, policy)
+        _say(
             1,
-            "PC/SC 服务 pcscd " + ("已启动 started" if pcscd.started_here else "已在运行 running"),
+            f"模拟工位已启动 station up: printer {sim.printer.path}, contact reader "
+            f"{config.contact_reader}, HSM {config.hsm}",
         )
-        save_card(sample_card("T0"), card_path)
-        bridge = VpcdBridge(load_card(card_path), slot=DEMO_SLOT).start()
+        old = registry.enroll(
+            HOLDER,
+            registry.allocate_card_number(),
+            operator=OPERATOR,
+            sn="0000000000000001",
+            issued_on=date(2016, 5, 20),
+        )
+        _say(2, f"登记 {HOLDER.name} 的旧卡 {old.card_number}（正常）")
+        registry.report_loss(old.card_number, operator=OPERATOR, channel="12333 电话")
+        _say(
+            3, f"预挂失 provisional loss — 逾期 {registry.card(old.card_number).lapse_at} 自动解除"
+        )
+        registry.formalize_loss(old.card_number, operator=OPERATOR, evidence="居民身份证原件已核验")
+        _say(4, "正式挂失 formal loss（居民身份证原件已核验）")
+        request = registry.request_reissue(old.card_number, operator=OPERATOR, counter="3号窗口")
+        cert_path = out / f"领卡证明-{request['id']:06d}.pdf"
+        collection_certificate_pdf(
+            CollectionCertificate(
+                request_no=f"SSCARD-REQ-{request['id']:06d}",
+                name=HOLDER.name,
+                ssn=HOLDER.ssn,
+                old_card_number=old.card_number,
+                applied_on=date.fromisoformat(request["applied_on"]),
+                collect_on=date.fromisoformat(request["collect_on"]),
+                place=request["place"],
+                counter="3号窗口",
+                operator=OPERATOR,
+                authority=policy.authority,
+            ),
+            cert_path,
+        )
+        _say(5, f"补卡申请 reissue request；领卡日期 {request['collect_on']}；{cert_path}")
+        photo_path = station_dir / "photo.jpg"
+        photo_path.write_bytes(sample_photo("张三"))
+        submission: dict[str, Any] = {
+            "old_card_number": old.card_number,
+            "holder": {
+                **{
+                    k: getattr(HOLDER, k)
+                    for k in ("ssn", "name", "gender", "ethnicity", "birthplace")
+                },
+                "birth_date": HOLDER.birth_date.isoformat(),
+            },
+            "photo": photo_path.name,
+            "tracks": {
+                "2": Track2(PAN, "3611", "120", "0000").build(),
+                "3": Track3(PAN, rest="000000").build(),
+            },
+        }
+        vault = TrackVault.from_file(config.track_key)
+        job_id = submit_job(
+            registry, profile, vault, submission, base_dir=station_dir, operator=OPERATOR
+        )
+        _say(6, f"制卡作业 {job_id} 已提交 job submitted")
+        hsm = config.security_module()
+        step_started = [time.monotonic()]
+        last = [""]
+
+        def progress(text: str) -> None:
+            now = time.monotonic()
+            if last[0]:
+                timings[last[0]] = round((now - step_started[0]) * 1000, 1)
+            last[0] = text.split()[-1]
+            step_started[0] = now
+            print(f"      {text}", flush=True)
+
+        with EvolisPrinter(config.printer) as printer:
+            runner = JobRunner(
+                registry,
+                policy,
+                profile,
+                StationDevices(
+                    printer, config.contact_reader, hsm, vault, config.out_dir, config.name
+                ),
+                operator=OPERATOR,
+                progress=progress,
+            )
+            job = runner.run(job_id)
+        timings[last[0]] = round((time.monotonic() - step_started[0]) * 1000, 1)
+        hsm.close()
+        new = registry.card_by_id(int(job["new_card_id"]))
+        _say(7, f"新卡 {new.card_number} 已启用 active；旧卡 {old.card_number} 已注销并列入黑名单")
+        card = sim.printer.hopper[-1]
+        assert card.chip is not None and card.printed is not None
+        bridge = VpcdBridge(card.chip, slot=1).start()
         try:
-            reader = reader_name(DEMO_SLOT)
-            atr = wait_for_card(reader)
-            _step(2, f"模拟卡已插入 simulated card inserted in {reader}, ATR {atr.hex().upper()}")
-            for s in reader_statuses():
-                state = f"ATR {s.atr.hex().upper()}" if s.card_present else "无卡 no card"
-                print(f"      {s.name}: {state}")
-            trace = RecordingTrace()
-            with PcscTransport(reader) as transport:
-                transport.add_observer(trace)
-                _step(3, f"已连接 connected ({transport.active_protocol})")
-                fci = transport.send(Command(0x00, 0xA4, 0x04, 0x00, SAMPLE_AID, le=256)).data
-                aid = parse_ber(fci)[0].find(0x84)
-                _step(4, f"选择应用 SELECT AID -> FCI {fci.hex().upper()}")
-                binary = transport.send(Command(0x00, 0xB0, 0x81, 0x00, le=40)).data
-                text = binary.rstrip(b"\0").decode("utf-8", errors="replace")
-                _step(5, f"读二进制 READ BINARY (SFI 1): {text!r}")
-                rec1 = transport.send(Command(0x00, 0xB2, 0x01, 0x14, le=256)).data
-                rec2 = transport.send(Command(0x00, 0xB2, 0x02, 0x10, le=256)).data
-                records = parse_simple(rec1) + parse_simple(rec2)
-                shown = ", ".join(
-                    f"{t:02X}={v.decode('gbk', errors='replace')}" for t, v in records
-                )
-                _step(6, f"读记录 READ RECORD (by number, by tag via SFI 2): {shown}")
-                before = len(trace.events)
-                big = transport.send(
-                    Command(0x00, 0xCA, LARGE_OBJECT_TAG >> 8, LARGE_OBJECT_TAG & 0xFF, le=256)
-                ).data
-                pieces = len(trace.events) - before
-                _step(7, f"GET DATA: {len(big)} bytes in {pieces} pieces (61xx → GET RESPONSE)")
+            wait_for_card(reader_name(1))
+            with PcscTransport(reader_name(1)) as transport:
+                read_back = read_public(SocialSecurityCard(transport, profile))
         finally:
             bridge.stop()
-    (out / "apdu-trace.txt").write_text(
-        "\n".join(e.render() for e in trace.events) + "\n", encoding="utf-8"
+        _say(
+            8,
+            f"读卡核对 read back: {read_back['name']} {read_back['card_number']} "
+            f"checks {read_back['checks']}",
+        )
+        card.printed.save(out / "printed-card.png")
+        shutil.copy(config.out_dir / f"job-{job_id}" / "卡面校样.pdf", out / "卡面校样.pdf")
+        steps = [
+            dict(r)
+            for r in registry.db.execute(
+                "SELECT step, result, sn, at, details FROM job_steps WHERE job_id = ? ORDER BY id",
+                (job_id,),
+            )
+        ]
+        (out / "job-steps.json").write_text(
+            json.dumps(steps, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
+        events, problems = registry.verify_audit()
+        summary = {
+            "person": HOLDER.name,
+            "old_card": {
+                "number": old.card_number,
+                "status": registry.card(old.card_number).status,
+                "blacklisted": registry.blacklisted(old.card_number),
+            },
+            "new_card": {"number": new.card_number, "status": new.status, "sn": new.sn},
+            "read_back": read_back,
+            "collection_certificate": cert_path.name,
+            "printed_card": "printed-card.png",
+            "step_ms": timings,
+            "audit": {"events": events, "intact": not problems},
+            "seconds": round(time.monotonic() - started, 1),
+        }
+        (out / "summary.json").write_text(
+            json.dumps(summary, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
+        registry.close()
+    _say(
+        9,
+        f"完成 done in {summary['seconds']} s — {out}/: {cert_path.name}, printed-card.png, "
+        "卡面校样.pdf, job-steps.json, summary.json",
     )
-    summary = {
-        "reader": reader,
-        "atr": atr.hex().upper(),
-        "aid": aid.value.hex().upper() if aid else None,
-        "records": {f"{t:02X}": v.hex().upper() for t, v in records},
-        "large_object_bytes": len(big),
-        "apdus": len(trace.events),
-        "median_latency_ms": sorted(e.latency_ms for e in trace.events)[len(trace.events) // 2],
-        "seconds": round(time.monotonic() - started, 2),
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    _step(8, f"完成 done in {summary['seconds']} s: {out}/apdu-trace.txt, {out}/summary.json")
     return 0

@@ -1,0 +1,571 @@
+"""Personalization jobs with checkpoints (ARCHITECTURE "How a reissued card flows").
+
+A reissue job runs these steps; each records its result before the next begins:
+
+    feed → chip_write → chip_verify → encode_stripe → stripe_verify → print_face → activate
+
+(magnetic encoding comes before printing because the Evolis print sequence ends with ``Se``,
+which prints *and ejects* — guide p. 69 — so the stripe is written while the card is still
+in the printer). A job resumes from the last **verified** step, never from the last step
+sent: a recorded ``chip_write`` without ``chip_verify`` is written again; a card whose SN is
+not the recorded one (pulled, swapped) is written off as lost and the job starts over with
+the card at the contact station. A card that fails verification goes to the reject bin with
+the reason recorded (three at most per job). Activation happens only for a card whose chip
+and stripe were verified, in the registry's one-transaction activation. Two stations cannot
+run one job: running takes a lease.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import signal
+import sqlite3
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from apdu.errors import CardRemoved, NoCard, TransportError
+from apdu.pcsc import PcscTransport, wait_for_card
+from hsm_stub.errors import SecurityModuleUnavailable
+from hsm_stub.module import SecurityModule
+from personalize.policy import RegionPolicy
+from personalize.registry import Registry, RegistryError, _iso
+from personalize.trackvault import TrackVault
+from printer.errors import DeviceError
+from printer.evolis import EvolisPrinter
+from printer.face import CardFace, build_panels, render_pdf
+from printer.tracks import validate as validate_track
+from sscard.card import SocialSecurityCard
+from sscard.errors import InvalidData, SocialSecurityCardError, VerificationFailed
+from sscard.identifiers import build_card_id, serial_number
+from sscard.profile import CardProfile
+from sscard.records import EF05, HolderData, IssuerData
+
+STEPS = (
+    "feed",
+    "chip_write",
+    "chip_verify",
+    "encode_stripe",
+    "stripe_verify",
+    "print_face",
+    "activate",
+)
+MAX_ATTEMPTS = 3
+LEASE = timedelta(minutes=10)
+FAULT_ENV = "SSCARD_FAULT_KILL_AFTER"  # testing hook: SIGKILL this process after that step
+
+Progress = Callable[[str], None]
+
+
+class JobError(Exception):
+    """A job cannot be submitted or run as asked."""
+
+
+class JobFailed(JobError):
+    """The job gave up (too many cards written off)."""
+
+
+class JobPaused(JobError):
+    """A device, the reader or the security module failed; the job waits to be run again."""
+
+
+class CardRejected(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class CardLost(Exception):
+    """The card at the contact station is not (or no longer) the job's card."""
+
+
+# --------------------------------------------------------------------- submission
+
+
+def _holder(d: dict[str, Any]) -> HolderData:
+    try:
+        return HolderData(
+            ssn=str(d["ssn"]),
+            name=str(d["name"]),
+            gender=str(d["gender"]),
+            ethnicity=str(d["ethnicity"]),
+            birthplace=str(d["birthplace"]),
+            birth_date=date.fromisoformat(str(d["birth_date"])),
+        )
+    except KeyError as exc:
+        raise JobError(f"持卡人信息缺少字段 {exc} (holder field missing)") from None
+    except ValueError as exc:
+        raise JobError(f"持卡人信息无效 (invalid holder field): {exc}") from None
+
+
+def check_photo(photo: bytes, profile: CardProfile) -> None:
+    if len(photo) > profile.photo_size:
+        raise JobError(
+            f"照片 {len(photo)} 字节，超过 {profile.photo_size} 字节上限 (photo too large)"
+        )
+    try:
+        with Image.open(io.BytesIO(photo)) as img:
+            kind = img.format
+            img.verify()
+    except Exception:
+        raise JobError("照片无法读取，须为 JPEG (the photo is not a readable JPEG)") from None
+    if kind != "JPEG":
+        raise JobError(f"照片须为 JPEG，实为 {kind} (the photo must be a JPEG)")
+
+
+def submit_job(
+    registry: Registry,
+    profile: CardProfile,
+    vault: TrackVault,
+    submission: dict[str, Any],
+    *,
+    base_dir: Path,
+    operator: str,
+) -> int:
+    """Validate everything up front; write the job only when all of it is good."""
+    holder = _holder(submission.get("holder") or {})
+    try:
+        holder.validate()
+    except InvalidData as exc:
+        raise JobError(str(exc)) from None
+    photo_field = submission.get("photo")
+    if not isinstance(photo_field, str):
+        raise JobError("photo: a JPEG file path (relative to the job file) or base64: data")
+    if photo_field.startswith("base64:"):
+        try:
+            photo = base64.b64decode(photo_field[7:], validate=True)
+        except ValueError:
+            raise JobError("photo: invalid base64") from None
+    else:
+        path = base_dir / photo_field
+        if not path.is_file():
+            raise JobError(f"照片文件不存在 (photo file not found): {path}")
+        photo = path.read_bytes()
+    check_photo(photo, profile)
+    tracks = {int(n): str(v) for n, v in (submission.get("tracks") or {}).items()}
+    for n, data in tracks.items():
+        if n not in (1, 2, 3):
+            raise JobError(f"track {n}: tracks are 1, 2, 3")
+        try:
+            validate_track(n, data)
+        except ValueError as exc:
+            raise JobError(f"磁道 {n} 数据无效 (track {n} invalid): {exc}") from None
+    old_number = str(submission.get("old_card_number", ""))
+    try:
+        old = registry.card(old_number)
+    except RegistryError as exc:
+        raise JobError(str(exc)) from None
+    person = registry.person(old.person_id)
+    if person["ssn"] != holder.ssn:
+        raise JobError("原卡不属于该持卡人 (the old card belongs to someone else)")
+    if old.status not in ("reissue_pending", "replacement_pending"):
+        raise JobError(
+            f"原卡 {old_number} 状态为 {old.status}：须先正式挂失并申请补卡，或验卡后申请换卡 "
+            "(the old card must be formally lost with a reissue request, or have a replacement "
+            "request)"
+        )
+    request = registry.db.execute(
+        "SELECT * FROM reissue_requests WHERE old_card_id = ? AND job_id IS NULL"
+        " ORDER BY id DESC LIMIT 1",
+        (old.id,),
+    ).fetchone()
+    if request is None:
+        raise JobError("没有待制卡的补/换卡申请 (no open reissue request for that card)")
+    now = _iso(registry.clock())
+    with registry.transaction() as db:
+        cur = db.execute(
+            "INSERT INTO jobs (request_id, person_id, old_card_id, holder, photo, tracks, status,"
+            " operator, created_at, updated_at) VALUES (?, ?, ?, ?, ?, NULL, 'queued', ?, ?, ?)",
+            (
+                request["id"],
+                old.person_id,
+                old.id,
+                json.dumps(
+                    {**asdict(holder), "birth_date": holder.birth_date.isoformat(), "extra": None},
+                    ensure_ascii=False,
+                ),
+                photo,
+                operator,
+                now,
+                now,
+            ),
+        )
+        job_id = int(cur.lastrowid or 0)
+        if tracks:
+            db.execute(
+                "UPDATE jobs SET tracks = ? WHERE id = ?",
+                (vault.seal(tracks, f"job-{job_id}"), job_id),
+            )
+        db.execute("UPDATE reissue_requests SET job_id = ? WHERE id = ?", (job_id, request["id"]))
+        registry.audit(
+            operator,
+            "job.submit",
+            f"job-{job_id}",
+            {"request": request["id"], "old_card": old_number, "tracks": sorted(tracks)},
+        )
+    return job_id
+
+
+# --------------------------------------------------------------------- running
+
+
+@dataclass(frozen=True)
+class StationDevices:
+    printer: EvolisPrinter
+    contact_reader: str
+    hsm: SecurityModule
+    vault: TrackVault
+    out_dir: Path
+    name: str
+
+
+def next_step(done: set[str]) -> str | None:
+    """Where a job resumes: after the last *verified* step of its current card."""
+    if "feed" not in done:
+        return "feed"
+    if "chip_verify" not in done:
+        return "chip_write"  # a write that was not verified is done again
+    if "stripe_verify" not in done:
+        return "encode_stripe"
+    if "print_face" not in done:
+        return "print_face"
+    if "activate" not in done:
+        return "activate"
+    return None
+
+
+class JobRunner:
+    def __init__(
+        self,
+        registry: Registry,
+        policy: RegionPolicy,
+        profile: CardProfile,
+        devices: StationDevices,
+        *,
+        operator: str,
+        progress: Progress = print,
+    ) -> None:
+        self.registry = registry
+        self.db = registry.db
+        self.policy = policy
+        self.profile = profile
+        self.dev = devices
+        self.operator = operator
+        self.progress = progress
+
+    # ----------------------------------------------------------------- bookkeeping
+
+    def job(self, job_id: int) -> sqlite3.Row:
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT * FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        if row is None:
+            raise JobError(f"没有作业 {job_id} (no job {job_id})")
+        return row
+
+    def done_steps(self, job: sqlite3.Row) -> set[str]:
+        if job["sn"] is None:
+            return set()
+        rows = self.db.execute(
+            "SELECT step FROM job_steps WHERE job_id = ? AND sn = ? AND result = 'ok'",
+            (job["id"], job["sn"]),
+        )
+        return {r["step"] for r in rows}
+
+    def record(
+        self, job_id: int, step: str, result: str, sn: str | None, details: dict[str, Any]
+    ) -> None:
+        now = _iso(self.registry.clock())
+        with self.registry.transaction() as db:
+            db.execute(
+                "INSERT INTO job_steps (job_id, step, result, sn, at, details)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (job_id, step, result, sn, now, json.dumps(details, ensure_ascii=False)),
+            )
+            db.execute(
+                "UPDATE jobs SET step = ?, updated_at = ?, lease_until = ? WHERE id = ?",
+                (step, now, _iso(self.registry.clock() + LEASE), job_id),
+            )
+            self.registry.audit(
+                self.operator, f"job.{step}.{result}", f"job-{job_id}", {"sn": sn, **details}
+            )
+        if os.environ.get(FAULT_ENV) == step and result == "ok":
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def _claim(self, job_id: int) -> None:
+        now = self.registry.clock()
+        with self.registry.transaction() as db:
+            job = self.job(job_id)
+            if job["status"] in ("done", "failed", "cancelled"):
+                state = {"done": "完成", "failed": "失败", "cancelled": "取消"}[job["status"]]
+                raise JobError(f"作业 {job_id} 已{state} (job is {job['status']})")
+            if (
+                job["status"] == "running"
+                and job["station"] != self.dev.name
+                and job["lease_until"]
+                and job["lease_until"] > _iso(now)
+            ):
+                raise JobError(
+                    f"作业 {job_id} 正由工位 {job['station']} 执行 (job is being run by station "
+                    f"{job['station']} until {job['lease_until']})"
+                )
+            db.execute(
+                "UPDATE jobs SET status = 'running', station = ?, lease_until = ?, updated_at = ?"
+                " WHERE id = ?",
+                (self.dev.name, _iso(now + LEASE), _iso(now), job_id),
+            )
+
+    def _set_status(self, job_id: int, status: str, error: str | None = None) -> None:
+        with self.registry.transaction() as db:
+            db.execute(
+                "UPDATE jobs SET status = ?, last_error = ?, updated_at = ? WHERE id = ?",
+                (status, error, _iso(self.registry.clock()), job_id),
+            )
+            self.registry.audit(self.operator, f"job.{status}", f"job-{job_id}", {"error": error})
+
+    # ----------------------------------------------------------------- the loop
+
+    def run(self, job_id: int) -> sqlite3.Row:
+        self._claim(job_id)
+        try:
+            while True:
+                job = self.job(job_id)
+                step = next_step(self.done_steps(job))
+                if step is None:
+                    self._set_status(job_id, "done")
+                    return self.job(job_id)
+                try:
+                    for name in STEPS[STEPS.index(step) :]:
+                        self.progress(f"[{STEPS.index(name) + 1}/{len(STEPS)}] {name}")
+                        getattr(self, f"step_{name}")(self.job(job_id))
+                except CardLost as exc:
+                    self._write_off(job_id, "lost", str(exc))
+                except CardRejected as exc:
+                    self._reject(job_id, exc.reason)
+        except (DeviceError, TransportError, SecurityModuleUnavailable) as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            self._set_status(job_id, "paused", message)
+            recovery = getattr(exc, "recovery", "operator")
+            raise JobPaused(f"作业暂停 (job paused): {message} [recovery: {recovery}]") from None
+        except JobFailed as exc:
+            self._set_status(job_id, "failed", str(exc))
+            raise
+        except JobError as exc:
+            self._set_status(job_id, "paused", str(exc))
+            raise
+
+    def _write_off(self, job_id: int, result: str, reason: str) -> None:
+        job = self.job(job_id)
+        self.record(job_id, "card", result, job["sn"], {"reason": reason})
+        with self.registry.transaction() as db:
+            db.execute("UPDATE jobs SET sn = NULL, attempts = attempts + 1 WHERE id = ?", (job_id,))
+        if self.job(job_id)["attempts"] >= MAX_ATTEMPTS:
+            raise JobFailed(
+                f"作业失败：已报废 {MAX_ATTEMPTS} 张卡 (job failed: {MAX_ATTEMPTS} cards "
+                f"written off), last: {reason}"
+            )
+
+    def _reject(self, job_id: int, reason: str) -> None:
+        self.progress(f"    废卡 rejected: {reason}")
+        self.dev.printer.reject()
+        self._write_off(job_id, "rejected", reason)
+
+    # ----------------------------------------------------------------- data
+
+    def holder(self, job: sqlite3.Row) -> HolderData:
+        d = json.loads(job["holder"])
+        d.pop("extra", None)
+        return _holder(d)
+
+    def new_card_number(self, job: sqlite3.Row) -> tuple[int, str]:
+        if job["new_card_id"] is not None:
+            card = self.registry.card_by_id(int(job["new_card_id"]))
+            return card.id, card.card_number
+        number = self.registry.allocate_card_number()
+        now = _iso(self.registry.clock())
+        with self.registry.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO cards (person_id, card_number, region, status, status_since,"
+                " job_id, created_at) VALUES (?, ?, ?, 'personalizing', ?, ?, ?)",
+                (job["person_id"], number, self.policy.region_code, now, job["id"], now),
+            )
+            card_row_id = int(cur.lastrowid or 0)
+            db.execute("UPDATE jobs SET new_card_id = ? WHERE id = ?", (card_row_id, job["id"]))
+        return card_row_id, number
+
+    def issuer(self, job: sqlite3.Row, sn: bytes, issued: date) -> IssuerData:
+        _, number = self.new_card_number(job)
+        card_id = build_card_id(
+            self.dev.hsm, self.profile.card_id_key.label, self.policy.region_code, sn
+        )
+        return IssuerData(
+            card_id=card_id,
+            card_type=self.profile.card_type,
+            spec_version=self.profile.spec_version,
+            issuer_org=self.policy.issuer_org,
+            issue_date=issued,
+            expiry_date=issued.replace(year=issued.year + self.policy.card_validity_years),
+            card_number=number,
+        )
+
+    def _chip(self, job: sqlite3.Row) -> tuple[PcscTransport, SocialSecurityCard]:
+        try:
+            transport = PcscTransport(self.dev.contact_reader)
+            transport.connect()
+        except (NoCard, CardRemoved) as exc:
+            raise CardLost(f"no card at the contact station ({exc})") from None
+        sn = serial_number(transport.atr).hex().upper()
+        if sn != job["sn"]:
+            transport.disconnect()
+            raise CardLost(f"the card at the contact station is {sn}, not the job's {job['sn']}")
+        return transport, SocialSecurityCard(
+            transport, self.profile, self.dev.hsm, region_code=self.policy.region_code
+        )
+
+    # ----------------------------------------------------------------- steps
+
+    def step_feed(self, job: sqlite3.Row) -> None:
+        if self.dev.printer.status().card_position != "contact":
+            self.dev.printer.feed_to_contact()
+        sn = serial_number(wait_for_card(self.dev.contact_reader, timeout=15)).hex().upper()
+        card_row_id, _ = self.new_card_number(job)
+        with self.registry.transaction() as db:
+            db.execute("UPDATE jobs SET sn = ? WHERE id = ?", (sn, job["id"]))
+            db.execute("UPDATE cards SET sn = ?, card_id = NULL WHERE id = ?", (sn, card_row_id))
+        self.record(job["id"], "feed", "ok", sn, {})
+
+    def step_chip_write(self, job: sqlite3.Row) -> None:
+        transport, card = self._chip(job)
+        try:
+            card.identify()
+            sn = card.sn
+            issuer = self.issuer(job, sn, self.registry.clock().date())
+            present = card.read_element(self.profile.ef05, EF05[0])
+            if any(present) and present != issuer.card_id:
+                raise CardRejected("the chip holds another card's data (not a blank card)")
+            card.external_authenticate(self.profile.update_key)
+            card.write_issuer(issuer)
+            card.write_holder(self.holder(job))
+            card.write_photo(bytes(job["photo"]))
+            card.reset_pin(self.policy.default_pin)
+        except CardRemoved as exc:
+            raise CardLost(f"card pulled during the chip write ({exc})") from None
+        except (SocialSecurityCardError, InvalidData) as exc:
+            raise CardRejected(f"chip write failed: {exc}") from None
+        finally:
+            transport.disconnect()
+        with self.registry.transaction() as db:
+            db.execute(
+                "UPDATE cards SET card_id = ? WHERE id = ?",
+                (
+                    issuer.card_id.hex().upper(),
+                    job["new_card_id"] or self.job(job["id"])["new_card_id"],
+                ),
+            )
+        self.record(
+            job["id"],
+            "chip_write",
+            "ok",
+            job["sn"],
+            {"card_number": issuer.card_number, "issue_date": issuer.issue_date.isoformat()},
+        )
+
+    def step_chip_verify(self, job: sqlite3.Row) -> None:
+        transport, card = self._chip(job)
+        written = self.db.execute(
+            "SELECT details FROM job_steps WHERE job_id = ? AND sn = ? AND step = 'chip_write'"
+            " AND result = 'ok' ORDER BY id DESC LIMIT 1",
+            (job["id"], job["sn"]),
+        ).fetchone()
+        if written is None:
+            raise JobError("chip_verify without a recorded chip_write")
+        issued = date.fromisoformat(json.loads(written["details"])["issue_date"])
+        try:
+            checks = card.verify(
+                self.issuer(job, card.sn, issued),
+                self.holder(job),
+                bytes(job["photo"]),
+                pin=self.policy.default_pin,
+            )
+        except VerificationFailed as exc:
+            raise CardRejected(f"chip verification: {'; '.join(exc.mismatches)}") from None
+        except CardRemoved as exc:
+            raise CardLost(f"card pulled during verification ({exc})") from None
+        except SocialSecurityCardError as exc:
+            raise CardRejected(f"chip verification: {exc}") from None
+        finally:
+            transport.disconnect()
+        self.record(job["id"], "chip_verify", "ok", job["sn"], {"checks": len(checks)})
+
+    def _tracks(self, job: sqlite3.Row) -> dict[int, str]:
+        if job["tracks"] is None:
+            return {}
+        return self.dev.vault.open(bytes(job["tracks"]), f"job-{job['id']}")
+
+    def step_encode_stripe(self, job: sqlite3.Row) -> None:
+        tracks = self._tracks(job)
+        if not tracks:
+            self.record(job["id"], "encode_stripe", "ok", job["sn"], {"tracks": []})
+            return
+        try:
+            self.dev.printer.encode_mag(tracks)
+        except DeviceError as exc:
+            if exc.recovery == "unknown":
+                raise CardRejected(f"magnetic encoding: {exc}") from None
+            raise
+        self.record(job["id"], "encode_stripe", "ok", job["sn"], {"tracks": sorted(tracks)})
+
+    def step_stripe_verify(self, job: sqlite3.Row) -> None:
+        tracks = self._tracks(job)
+        bad = []
+        for n, data in sorted(tracks.items()):
+            try:
+                if self.dev.printer.read_mag(n) != data:
+                    bad.append(n)
+            except DeviceError as exc:
+                if exc.recovery != "unknown":
+                    raise
+                bad.append(n)
+        if bad:
+            raise CardRejected(f"stripe read-back differs on track(s) {bad}")
+        self.record(job["id"], "stripe_verify", "ok", job["sn"], {"tracks": sorted(tracks)})
+
+    def step_print_face(self, job: sqlite3.Row) -> None:
+        holder = self.holder(job)
+        card = self.registry.card_by_id(int(job["new_card_id"]))
+        written = self.db.execute(
+            "SELECT details FROM job_steps WHERE job_id = ? AND sn = ? AND step = 'chip_write'"
+            " AND result = 'ok' ORDER BY id DESC LIMIT 1",
+            (job["id"], job["sn"]),
+        ).fetchone()
+        issued = date.fromisoformat(json.loads(written["details"])["issue_date"])
+        face = CardFace(
+            holder.name,
+            holder.ssn,
+            card.card_number,
+            issued,
+            self.policy.authority,
+            bytes(job["photo"]),
+        )
+        job_dir = self.dev.out_dir / f"job-{job['id']}"
+        job_dir.mkdir(parents=True, exist_ok=True)
+        render_pdf(face, job_dir / "卡面校样.pdf")
+        self.dev.printer.print_panels(build_panels(face))
+        self.record(job["id"], "print_face", "ok", job["sn"], {"proof": "卡面校样.pdf"})
+
+    def step_activate(self, job: sqlite3.Row) -> None:
+        done = self.done_steps(job)
+        missing = {"chip_verify", "stripe_verify", "print_face"} - done
+        if missing:
+            raise JobError(f"refusing to activate an unverified card (missing {sorted(missing)})")
+        card = self.registry.activate(
+            int(job["new_card_id"]), operator=self.operator, job_id=int(job["id"])
+        )
+        self.record(job["id"], "activate", "ok", job["sn"], {"card_number": card.card_number})

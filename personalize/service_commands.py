@@ -1,0 +1,323 @@
+"""``sscard registry …``, ``sscard audit verify`` and ``sscard job …``: the card center's
+counter and workshop commands. Every command that changes something names its operator
+(``--operator``); every command has ``--json``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from personalize.documents import CollectionCertificate, collection_certificate_pdf
+from personalize.jobs import JobRunner, StationDevices, submit_job
+from personalize.policy import load_policy
+from personalize.registry import STATUS_NAMES, Registry
+from personalize.station import StationConfig
+from personalize.trackvault import TrackVault
+from printer.evolis import EvolisPrinter
+from sscard.profile import load_profile
+from sscard.records import HolderData
+
+DEFAULT_DB = "sscard.db"
+
+
+def _registry(args: argparse.Namespace) -> Registry:
+    return Registry(args.db, load_policy(args.policy))
+
+
+def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
+    print(json.dumps(data, ensure_ascii=False, indent=2) if args.json else text)
+
+
+def _card_dict(registry: Registry, number: str) -> dict[str, Any]:
+    card = registry.card(number)
+    person = registry.person(card.person_id)
+    return {
+        "card_number": card.card_number,
+        "status": card.status,
+        "status_name": STATUS_NAMES[card.status],
+        "since": card.status_since,
+        "lapse_at": card.lapse_at,
+        "name": person["name"],
+        "sn": card.sn,
+        "blacklisted": registry.blacklisted(card.card_number),
+        "history": [
+            {
+                "from": h["from_status"],
+                "to": h["to_status"],
+                "at": h["at"],
+                "operator": h["operator"],
+                "reason": h["reason"],
+            }
+            for h in registry.history(card.id)
+        ],
+    }
+
+
+def cmd_enroll(args: argparse.Namespace) -> int:
+    d = json.loads(Path(args.file).read_text(encoding="utf-8"))
+    holder = HolderData(
+        d["ssn"],
+        d["name"],
+        d["gender"],
+        d["ethnicity"],
+        d["birthplace"],
+        date.fromisoformat(d["birth_date"]),
+    )
+    registry = _registry(args)
+    card = registry.enroll(holder, d["card_number"], operator=args.operator, sn=d.get("sn"))
+    _emit(args, _card_dict(registry, card.card_number), f"已登记 enrolled {card.card_number}")
+    return 0
+
+
+def cmd_transition(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    action = args.registry_command
+    if action == "report-loss":
+        registry.report_loss(args.card, operator=args.operator, channel=args.channel)
+    elif action == "formalize-loss":
+        registry.formalize_loss(args.card, operator=args.operator, evidence=args.evidence)
+    elif action == "unreport":
+        registry.unreport(args.card, operator=args.operator, evidence=args.evidence)
+    data = _card_dict(registry, args.card)
+    _emit(args, data, f"{args.card}: {data['status_name']} ({data['status']})")
+    return 0
+
+
+def cmd_request_reissue(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    request = registry.request_reissue(args.card, operator=args.operator, counter=args.counter)
+    card = registry.card(args.card)
+    person = registry.person(card.person_id)
+    cert = CollectionCertificate(
+        request_no=f"SSCARD-REQ-{request['id']:06d}",
+        name=person["name"],
+        ssn=person["ssn"],
+        old_card_number=args.card,
+        applied_on=date.fromisoformat(request["applied_on"]),
+        collect_on=date.fromisoformat(request["collect_on"]),
+        place=request["place"],
+        counter=args.counter,
+        operator=args.operator,
+        authority=registry.policy.authority,
+    )
+    out = Path(args.out or f"领卡证明-{request['id']:06d}.pdf")
+    collection_certificate_pdf(cert, out)
+    _emit(
+        args,
+        {"request": request["id"], "collect_on": request["collect_on"], "certificate": str(out)},
+        f"补卡申请 {cert.request_no} 已受理；领卡日期 {request['collect_on']}；领卡证明 {out}",
+    )
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    data = _card_dict(registry, args.card)
+    lines = [f"{data['card_number']} {data['name']}: {data['status_name']} since {data['since']}"]
+    lines += [
+        f"  {h['at']} {h['from']} → {h['to']} by {h['operator']}: {h['reason']}"
+        for h in data["history"]
+    ]
+    _emit(args, data, "\n".join(lines))
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    count, problems = _registry(args).verify_audit()
+    _emit(
+        args,
+        {"events": count, "problems": problems},
+        f"审计链 audit chain: {count} events, "
+        + ("intact 完整" if not problems else "BROKEN:\n" + "\n".join(problems)),
+    )
+    return 0 if not problems else 1
+
+
+def _job_dict(registry: Registry, job_id: int) -> dict[str, Any]:
+    job = registry.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if job is None:
+        raise ValueError(f"no job {job_id}")
+    steps = registry.db.execute(
+        "SELECT step, result, sn, at FROM job_steps WHERE job_id = ? ORDER BY id", (job_id,)
+    )
+    return {
+        "job": job["id"],
+        "status": job["status"],
+        "step": job["step"],
+        "sn": job["sn"],
+        "attempts": job["attempts"],
+        "station": job["station"],
+        "last_error": job["last_error"],
+        "steps": [dict(s) for s in steps],
+    }
+
+
+def cmd_job_submit(args: argparse.Namespace) -> int:
+    station = StationConfig.load(args.station)
+    registry = Registry(station.registry, load_policy(station.policy))
+    path = Path(args.file)
+    try:
+        submission = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"job file {path}: {exc}") from None
+    profile = load_profile(registry.policy.profile)
+    job_id = submit_job(
+        registry,
+        profile,
+        TrackVault.from_file(station.track_key),
+        submission,
+        base_dir=path.parent,
+        operator=args.operator,
+    )
+    _emit(args, {"job": job_id}, f"作业 {job_id} 已提交 (job submitted)")
+    return 0
+
+
+def cmd_job_run(args: argparse.Namespace) -> int:
+    station = StationConfig.load(args.station)
+    policy = load_policy(station.policy)
+    registry = Registry(station.registry, policy)
+    hsm = station.security_module()
+    with EvolisPrinter(station.printer) as printer:
+        devices = StationDevices(
+            printer,
+            station.contact_reader,
+            hsm,
+            TrackVault.from_file(station.track_key),
+            station.out_dir,
+            station.name,
+        )
+        runner = JobRunner(
+            registry,
+            policy,
+            load_profile(policy.profile),
+            devices,
+            operator=args.operator,
+            progress=(lambda s: None) if args.json else (lambda s: print(s, flush=True)),
+        )
+        try:
+            runner.run(args.job)
+        finally:
+            hsm.close()
+    _emit(args, _job_dict(registry, args.job), f"作业 {args.job} 完成 (job done)")
+    return 0
+
+
+def cmd_job_list(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    rows = [
+        dict(r)
+        for r in registry.db.execute(
+            "SELECT id, status, step, attempts, station, created_at FROM jobs ORDER BY id"
+        )
+    ]
+    _emit(
+        args,
+        {"jobs": rows},
+        "\n".join(
+            f"{r['id']:>5} {r['status']:<9} {r['step'] or '-':<14} attempts {r['attempts']}"
+            for r in rows
+        )
+        or "没有作业 (no jobs)",
+    )
+    return 0
+
+
+def cmd_job_show(args: argparse.Namespace) -> int:
+    data = _job_dict(_registry(args), args.job)
+    _emit(
+        args,
+        data,
+        "\n".join(
+            [f"job {data['job']}: {data['status']} ({data['step']})"]
+            + [f"  {s['at']} {s['step']}: {s['result']} {s['sn'] or ''}" for s in data["steps"]]
+        ),
+    )
+    return 0
+
+
+def cmd_job_cancel(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    with registry.transaction() as db:
+        job = db.execute("SELECT status FROM jobs WHERE id = ?", (args.job,)).fetchone()
+        if job is None:
+            raise ValueError(f"no job {args.job}")
+        if job["status"] in ("done", "running"):
+            raise ValueError(f"job {args.job} is {job['status']}: it cannot be cancelled")
+        db.execute("UPDATE jobs SET status = 'cancelled' WHERE id = ?", (args.job,))
+        registry.audit(args.operator, "job.cancelled", f"job-{args.job}", {})
+    _emit(args, _job_dict(registry, args.job), f"作业 {args.job} 已取消 (cancelled)")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def common(p: argparse.ArgumentParser, operator: bool = True) -> None:
+        p.add_argument("--db", default=os.environ.get("SSCARD_DB", DEFAULT_DB))
+        p.add_argument("--policy", default="default", help="region policy name or TOML path")
+        p.add_argument("--json", action="store_true")
+        if operator:
+            p.add_argument("--operator", required=True, help="who does this (工号)")
+
+    reg = sub.add_parser("registry", help="card statuses (loss, reissue …)").add_subparsers(
+        dest="registry_command", required=True
+    )
+    p = reg.add_parser("enroll", help="register a person and their existing card (JSON)")
+    p.add_argument("file")
+    common(p)
+    p.set_defaults(func=cmd_enroll)
+    for name, text in (
+        ("report-loss", "预挂失 provisional loss"),
+        ("formalize-loss", "正式挂失 formal loss"),
+        ("unreport", "解挂"),
+    ):
+        p = reg.add_parser(name, help=text)
+        p.add_argument("card", help="card number (卡号)")
+        if name == "report-loss":
+            p.add_argument("--channel", default="counter")
+        else:
+            p.add_argument("--evidence", required=True, help="ID document checked")
+        common(p)
+        p.set_defaults(func=cmd_transition)
+    p = reg.add_parser("request-reissue", help="补卡申请 and the 领卡证明 PDF")
+    p.add_argument("card")
+    p.add_argument("--counter", default="", help="受理窗口")
+    p.add_argument("--out", help="where the 领卡证明 PDF goes")
+    common(p)
+    p.set_defaults(func=cmd_request_reissue)
+    p = reg.add_parser("show", help="a card's status and history")
+    p.add_argument("card")
+    common(p, operator=False)
+    p.set_defaults(func=cmd_show)
+
+    audit = sub.add_parser("audit", help="the audit log").add_subparsers(
+        dest="audit_command", required=True
+    )
+    p = audit.add_parser("verify", help="check the hash chain")
+    common(p, operator=False)
+    p.set_defaults(func=cmd_audit_verify)
+
+    job = sub.add_parser("job", help="personalization jobs").add_subparsers(
+        dest="job_command", required=True
+    )
+    p = job.add_parser("submit", help="validate and queue a job (JSON file)")
+    p.add_argument("file")
+    p.add_argument("--station", required=True)
+    p.add_argument("--operator", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_job_submit)
+    p = job.add_parser("run", help="run (or resume) a job on this station")
+    p.add_argument("job", type=int)
+    p.add_argument("--station", required=True)
+    p.add_argument("--operator", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_job_run)
+    for name, func in (("list", cmd_job_list), ("show", cmd_job_show), ("cancel", cmd_job_cancel)):
+        p = job.add_parser(name)
+        if name != "list":
+            p.add_argument("job", type=int)
+        common(p, operator=name == "cancel")
+        p.set_defaults(func=func)

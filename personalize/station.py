@@ -1,0 +1,82 @@
+"""A personalization station's configuration (TOML): where its printer, contact reader,
+security module, registry and track key are. Every device is an address that can point at
+hardware or an emulator (ARCHITECTURE conventions).
+
+    name = "station-1"
+    printer = "/dev/ttyUSB0"             # serial_for_url address of the Evolis printer
+    contact_reader = "Virtual PCD 00 00" # PC/SC reader of the printer's contact station
+    hsm = "tcp://127.0.0.1:9630"         # or "keystore:/path/keys.json" (test keystores only)
+    hsm_secret_file = "client.secret"    # hex client secret (optional for a test HSM)
+    track_key = "tracks.key"             # 32-byte hex key of the sealed track images
+    registry = "registry.db"
+    policy = "default"
+    out_dir = "out"
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from hsm_stub.client import TcpSecurityModule
+from hsm_stub.keystore import TEST_CLIENT_SECRET, Keystore
+from hsm_stub.local import LocalSecurityModule
+from hsm_stub.module import SecurityModule
+
+
+class StationError(ValueError):
+    """The station configuration is missing or wrong."""
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    name: str
+    printer: str
+    contact_reader: str
+    hsm: str
+    hsm_secret_file: Path | None
+    track_key: Path
+    registry: Path
+    policy: str
+    out_dir: Path
+
+    @classmethod
+    def load(cls, path: str | Path) -> StationConfig:
+        path = Path(path)
+        try:
+            with path.open("rb") as fh:
+                d = tomllib.load(fh)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise StationError(f"station file {path}: {exc}") from None
+        base = path.parent
+
+        def rel(value: str) -> Path:
+            p = Path(value)
+            return p if p.is_absolute() else base / p
+
+        try:
+            return cls(
+                name=str(d["name"]),
+                printer=str(d["printer"]),
+                contact_reader=str(d["contact_reader"]),
+                hsm=str(d["hsm"]),
+                hsm_secret_file=rel(d["hsm_secret_file"]) if "hsm_secret_file" in d else None,
+                track_key=rel(d["track_key"]),
+                registry=rel(d["registry"]),
+                policy=str(d.get("policy", "default")),
+                out_dir=rel(d.get("out_dir", "out")),
+            )
+        except KeyError as exc:
+            raise StationError(f"station file {path} lacks {exc}") from None
+
+    def security_module(self) -> SecurityModule:
+        if self.hsm.startswith("tcp://"):
+            host, _, port = self.hsm[len("tcp://") :].rpartition(":")
+            secret = TEST_CLIENT_SECRET
+            if self.hsm_secret_file is not None:
+                secret = bytes.fromhex(self.hsm_secret_file.read_text(encoding="ascii").strip())
+            return TcpSecurityModule(host, int(port), secret=secret, client_id=self.name)
+        if self.hsm.startswith("keystore:"):
+            return LocalSecurityModule(Keystore.open(self.hsm[len("keystore:") :]))
+        raise StationError(f"hsm must be tcp://HOST:PORT or keystore:PATH, not {self.hsm!r}")

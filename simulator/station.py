@@ -1,0 +1,119 @@
+"""The simulated personalization station: pcscd with vpcd, a security module with the test
+keys serving on loopback, an Evolis printer emulator whose contact station is a vpcd
+reader and whose feeder holds blank 社保卡 from the card factory, a track key, and a
+station file pointing at all of it — what ``make demo`` and the end-to-end tests run on."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from types import TracebackType
+
+from hsm_stub.audit import AuditLog
+from hsm_stub.keystore import TEST_CLIENT_SECRET, Keystore
+from hsm_stub.local import LocalSecurityModule
+from hsm_stub.server import HsmServer
+from simulator.evolis_emulator import EvolisEmulator, VirtualCard
+from simulator.factory import issue_blank_card
+from simulator.pcscd import Pcscd
+from simulator.vpcd import reader_name
+from sscard.profile import CardProfile
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SimulatedStation:
+    def __init__(
+        self,
+        root: Path,
+        profile: CardProfile,
+        region: str,
+        *,
+        cards: int = 3,
+        slot: int = 0,
+        name: str = "sim-station-1",
+        policy: str = "default",
+    ) -> None:
+        self.root = root
+        self.profile = profile
+        self.region = region
+        self.cards = cards
+        self.slot = slot
+        self.name = name
+        self.policy = policy
+        self.pcscd = Pcscd(log_path=root / "pcscd.log")
+        self.server: HsmServer | None = None
+        self.audit: AuditLog | None = None
+        self.printer: EvolisEmulator | None = None
+        self.station_file = root / "station.toml"
+
+    def start(self) -> SimulatedStation:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "printed").mkdir(exist_ok=True)
+        self.pcscd.start()
+        keystore_path = self.root / "keystore.json"
+        store = (
+            Keystore.open(keystore_path)
+            if keystore_path.exists()
+            else Keystore.create_test(keystore_path)
+        )
+        self.audit = AuditLog(self.root / "hsm-audit.log")
+        self.server = HsmServer(
+            LocalSecurityModule(store),
+            secret=TEST_CLIENT_SECRET,
+            audit=self.audit,
+            port=free_port(),
+        ).start()
+        feeder = [
+            VirtualCard(
+                issue_blank_card(
+                    self.profile, self.region, serial=bytes.fromhex("5343") + i.to_bytes(6, "big")
+                )
+            )
+            for i in range(1, self.cards + 1)
+        ]
+        self.printer = EvolisEmulator(
+            feeder, contact_slot=self.slot, out_dir=self.root / "printed"
+        ).start()
+        track_key = self.root / "tracks.key"
+        if not track_key.exists():  # the station's key for sealed track images (32 bytes)
+            fd = os.open(track_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(os.urandom(32).hex())
+        self.station_file.write_text(
+            f'name = "{self.name}"\n'
+            f'printer = "{self.printer.path}"\n'
+            f'contact_reader = "{reader_name(self.slot)}"\n'
+            f'hsm = "tcp://{self.server.host}:{self.server.port}"\n'
+            'track_key = "tracks.key"\n'
+            'registry = "registry.db"\n'
+            f'policy = "{self.policy}"\n'
+            'out_dir = "."\n',
+            encoding="utf-8",
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.printer is not None:
+            self.printer.stop()
+        if self.server is not None:
+            self.server.stop()
+        if self.audit is not None:
+            self.audit.close()
+        self.pcscd.stop()
+
+    def __enter__(self) -> SimulatedStation:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
