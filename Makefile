@@ -42,6 +42,7 @@ bench: deps
 	$(PY) bench/hsm_throughput.py
 	$(PY) bench/personalize_chip.py
 	$(PY) bench/print_job.py
+	$(PY) bench/reissue_e2e.py
 
 deps: $(STAMP)
 

@@ -31,8 +31,8 @@ from typing import Any
 
 from PIL import Image
 
-from apdu.errors import CardRemoved, NoCard, TransportError
-from apdu.pcsc import PcscTransport, wait_for_card
+from apdu.errors import CardMute, CardRemoved, NoCard, TransportError
+from apdu.pcsc import PcscTransport, wait_for_card, wait_for_removal
 from hsm_stub.errors import SecurityModuleUnavailable
 from hsm_stub.module import SecurityModule
 from personalize.policy import RegionPolicy
@@ -421,6 +421,8 @@ class JobRunner:
             transport.connect()
         except (NoCard, CardRemoved) as exc:
             raise CardLost(f"no card at the contact station ({exc})") from None
+        except CardMute as exc:
+            raise CardRejected(f"mute chip: {exc}") from None
         sn = serial_number(transport.atr).hex().upper()
         if sn != job["sn"]:
             transport.disconnect()
@@ -433,6 +435,9 @@ class JobRunner:
 
     def step_feed(self, job: sqlite3.Row) -> None:
         if self.dev.printer.status().card_position != "contact":
+            # the previous card (rejected, ejected, pulled) must have left the reader first:
+            # pcscd notices a removal within ~400 ms, and its stale ATR is not the new card's
+            wait_for_removal(self.dev.contact_reader, timeout=15)
             self.dev.printer.feed_to_contact()
         sn = serial_number(wait_for_card(self.dev.contact_reader, timeout=15)).hex().upper()
         card_row_id, _ = self.new_card_number(job)

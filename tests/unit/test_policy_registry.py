@@ -1,0 +1,209 @@
+"""Region policy date math and the registry's rules: transitions, the one-valid-card
+constraint, atomic activation, the hash-chained audit log."""
+
+from __future__ import annotations
+
+import sqlite3
+import tomllib
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from personalize.policy import (
+    POLICY_DIR,
+    PolicyError,
+    RegionPolicy,
+    load_policy,
+    policy_from_dict,
+)
+from personalize.registry import Registry, RegistryError
+from simulator.factory import SAMPLE_HOLDER
+
+POLICY = load_policy("default")
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(datetime(2026, 11, 25, 9, 30, tzinfo=UTC))  # a Wednesday
+
+
+@pytest.fixture
+def registry(tmp_path: Path, clock: Clock) -> Registry:
+    return Registry(tmp_path / "r.db", POLICY, clock=clock)
+
+
+def test_working_days_skip_weekends_and_holidays() -> None:
+    assert POLICY.add_working_days(date(2026, 11, 27), 1) == date(2026, 11, 30)  # Fri → Mon
+    assert POLICY.collection_date(date(2026, 11, 25)) == date(2026, 12, 16)  # 15 working days
+    # National Day week 2026: Oct 1-2 and 5-7 are holidays
+    assert POLICY.add_working_days(date(2026, 9, 30), 1) == date(2026, 10, 8)
+
+
+def test_lapse_units() -> None:
+    reported = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)  # Friday afternoon
+    assert POLICY.lapse_deadline(reported) == datetime(2026, 12, 2, 16, 0, tzinfo=UTC)
+    hours = replace(POLICY, provisional_lapse=72, provisional_lapse_unit="hours")
+    assert hours.lapse_deadline(reported) == reported + timedelta(hours=72)
+    days = replace(POLICY, provisional_lapse=10, provisional_lapse_unit="days")
+    assert days.lapse_deadline(reported) == reported + timedelta(days=10)
+
+
+def test_bad_policies() -> None:
+    with (POLICY_DIR / "default.toml").open("rb") as fh:
+        base = tomllib.load(fh)
+    for change, reason in (
+        ({"region_code": "3717"}, "region_code"),
+        ({"issuer_org": "00"}, "issuer_org"),
+        ({"card_number_prefix": "h"}, "prefix"),
+        ({"loss": {**base["loss"], "provisional_lapse_unit": "weeks"}}, "unit"),
+        ({"pin": {"default": "12345"}}, "PIN"),
+        ({"holidays": ["2026-02-30"]}, "malformed"),
+    ):
+        with pytest.raises(PolicyError, match=reason):
+            policy_from_dict({**base, **change}, "x")
+    with pytest.raises(PolicyError, match="shipped: default"):
+        load_policy("atlantis")
+
+
+def enroll(registry: Registry) -> str:
+    number = registry.allocate_card_number()
+    registry.enroll(SAMPLE_HOLDER, number, operator="op1")
+    return number
+
+
+def test_loss_reissue_flow(registry: Registry) -> None:
+    number = enroll(registry)
+    assert number[0] == "H" and len(number) == 9
+    assert registry.report_loss(number, operator="op1").status == "provisional_loss"
+    assert registry.formalize_loss(number, operator="op1", evidence="ID").status == "formal_loss"
+    request = registry.request_reissue(number, operator="op1", counter="3")
+    assert request["collect_on"] == "2026-12-16"
+    assert registry.card(number).status == "reissue_pending"
+    with pytest.raises(RegistryError, match="不能解挂"):
+        registry.unreport(number, operator="op1", evidence="ID")  # a reissue was requested
+    history = [h["to_status"] for h in registry.history(registry.card(number).id)]
+    assert history == ["provisional_loss", "formal_loss", "reissue_pending"]
+
+
+def test_refused_transitions(registry: Registry) -> None:
+    number = enroll(registry)
+    with pytest.raises(RegistryError, match="正式挂失"):
+        registry.request_reissue(number, operator="op1")
+    with pytest.raises(RegistryError, match="evidence"):
+        registry.formalize_loss(number, operator="op1", evidence="")
+    with pytest.raises(RegistryError, match="不能解挂"):
+        registry.unreport(number, operator="op1", evidence="ID")
+    registry.report_loss(number, operator="op1")
+    with pytest.raises(RegistryError, match="只能对正常状态"):
+        registry.report_loss(number, operator="op1")
+    assert registry.unreport(number, operator="op1", evidence="ID").status == "active"
+    with pytest.raises(RegistryError, match="unknown card"):
+        registry.card("Z99999999")
+
+
+def test_formal_loss_unreport_is_a_policy_setting(tmp_path: Path, clock: Clock) -> None:
+    strict = Registry(
+        tmp_path / "s.db", replace(POLICY, unreport_after_formal_loss=False), clock=clock
+    )
+    number = enroll(strict)
+    strict.formalize_loss(number, operator="op1", evidence="ID")
+    with pytest.raises(RegistryError):
+        strict.unreport(number, operator="op1", evidence="ID")
+
+
+def test_provisional_loss_lapses(registry: Registry, clock: Clock) -> None:
+    number = enroll(registry)
+    registry.report_loss(number, operator="op1")
+    clock.now += timedelta(days=2)
+    assert registry.card(number).status == "provisional_loss"
+    clock.now += timedelta(days=3)  # three working days later (a weekend in between)
+    assert registry.card(number).status == "active"
+    assert registry.history(registry.card(number).id)[-1]["operator"] == "system"
+
+
+def test_one_valid_card_is_a_database_constraint(registry: Registry) -> None:
+    number = enroll(registry)
+    person = registry.card(number).person_id
+    with pytest.raises(sqlite3.IntegrityError):
+        registry.db.execute(
+            "INSERT INTO cards (person_id, card_number, region, status, status_since,"
+            " created_at) VALUES (?, 'X00000019', '371700', 'active', 'now', 'now')",
+            (person,),
+        )
+    with pytest.raises(RegistryError, match="cannot enroll"):
+        registry.enroll(SAMPLE_HOLDER, registry.allocate_card_number(), operator="op1")
+
+
+def test_activation_is_atomic(registry: Registry) -> None:
+    number = enroll(registry)
+    registry.formalize_loss(number, operator="op1", evidence="ID")
+    request = registry.request_reissue(number, operator="op1")
+    old = registry.card(number)
+    new_number = registry.allocate_card_number()
+    with registry.transaction() as db:
+        db.execute(
+            "INSERT INTO cards (person_id, card_number, region, status, status_since,"
+            " created_at) VALUES (?, ?, '371700', 'personalizing', 'now', 'now')",
+            (old.person_id, new_number),
+        )
+        new_id = db.execute("SELECT id FROM cards WHERE card_number = ?", (new_number,)).fetchone()[
+            0
+        ]
+        db.execute(
+            "INSERT INTO jobs (request_id, person_id, old_card_id, new_card_id, holder,"
+            " photo, status, operator, created_at, updated_at) VALUES"
+            " (?, ?, ?, ?, '{}', x'00', 'running', 'op1', 'now', 'now')",
+            (request["id"], old.person_id, old.id, new_id),
+        )
+    events_before = registry.verify_audit()[0]
+    registry.db.execute(
+        "CREATE TRIGGER fail_blacklist BEFORE INSERT ON blacklist "
+        "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    )
+    with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+        registry.activate(new_id, operator="op1", job_id=1)
+    # nothing of the activation happened
+    assert registry.card(number).status == "reissue_pending"
+    assert registry.card(new_number).status == "personalizing"
+    assert registry.verify_audit()[0] == events_before
+    registry.db.execute("DROP TRIGGER fail_blacklist")
+    registry.activate(new_id, operator="op1", job_id=1)
+    assert registry.card(number).status == "void" and registry.blacklisted(number)
+    assert registry.card(new_number).status == "active"
+
+
+def test_audit_chain_detects_edits_and_deletions(registry: Registry) -> None:
+    number = enroll(registry)
+    registry.report_loss(number, operator="op1")
+    registry.unreport(number, operator="op1", evidence="ID")
+    count, problems = registry.verify_audit()
+    assert count == 3 and problems == []
+    registry.db.execute("UPDATE audit_events SET operator = 'mallory' WHERE id = 2")
+    assert registry.verify_audit()[1] == ["event 2: its content was altered"]
+    registry.db.execute("UPDATE audit_events SET operator = 'op1' WHERE id = 2")
+    registry.db.execute("DELETE FROM audit_events WHERE id = 2")
+    assert "event 3: broken link" in registry.verify_audit()[1][0]
+
+
+def test_migrations_are_versioned(tmp_path: Path) -> None:
+    path = tmp_path / "m.db"
+    first = Registry(path, POLICY)
+    assert first.schema_version == 2
+    first.close()
+    again = Registry(path, POLICY)  # reopening applies nothing twice
+    assert again.schema_version == 2
+
+
+def test_policy_type() -> None:
+    assert isinstance(POLICY, RegionPolicy)
+    assert POLICY.allows("reencode", "active") and not POLICY.allows("reencode", "void")
