@@ -41,6 +41,16 @@ class RegionPolicy:
     default_pin: str
     statuses: dict[str, tuple[str, ...]]
     holidays: frozenset[date]
+    valid_until: date | None = None
+
+    def check_date(self, day: date) -> None:
+        """Date math past the policy's validity is refused: its deadlines and holiday
+        calendar are no longer known to be right."""
+        if self.valid_until is not None and day > self.valid_until:
+            raise PolicyError(
+                f"区域政策 {self.name} 有效期至 {self.valid_until}，无法计算 {day} 的日期 "
+                f"(the region policy is valid until {self.valid_until}: update it)"
+            )
 
     def is_working_day(self, day: date) -> bool:
         return day.weekday() < 5 and day not in self.holidays
@@ -52,14 +62,19 @@ class RegionPolicy:
             day += timedelta(days=1)
             if self.is_working_day(day):
                 left -= 1
+        self.check_date(day)
         return day
 
     def lapse_deadline(self, reported_at: datetime) -> datetime:
         """When a provisional loss reported at ``reported_at`` lapses back to active."""
         if self.provisional_lapse_unit == "hours":
-            return reported_at + timedelta(hours=self.provisional_lapse)
+            deadline = reported_at + timedelta(hours=self.provisional_lapse)
+            self.check_date(deadline.date())
+            return deadline
         if self.provisional_lapse_unit == "days":
-            return reported_at + timedelta(days=self.provisional_lapse)
+            deadline = reported_at + timedelta(days=self.provisional_lapse)
+            self.check_date(deadline.date())
+            return deadline
         day = self.add_working_days(reported_at.date(), self.provisional_lapse)
         return datetime.combine(day, reported_at.time(), reported_at.tzinfo)
 
@@ -92,6 +107,7 @@ def policy_from_dict(d: dict[str, Any], name: str) -> RegionPolicy:
             default_pin=str(d["pin"]["default"]),
             statuses={k: tuple(v) for k, v in d["statuses"].items()},
             holidays=frozenset(date.fromisoformat(h) for h in d.get("holidays", [])),
+            valid_until=date.fromisoformat(d["valid_until"]) if "valid_until" in d else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PolicyError(f"policy {name!r} is incomplete or malformed: {exc}") from None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 from PIL import Image
 
 from personalize.jobs import JobError, next_step, submit_job
-from personalize.policy import load_policy
+from personalize.policy import PolicyError, load_policy
 from personalize.registry import Registry
 from personalize.trackvault import TrackVault, VaultError
 from simulator.factory import SAMPLE_HOLDER, sample_photo
@@ -126,6 +127,23 @@ def test_old_card_not_formally_lost(tmp_path: Path) -> None:
             base_dir=tmp_path,
             operator="op",
         )
+
+
+def test_expired_policy_date_math_writes_nothing(tmp_path: Path) -> None:
+    expired = replace(POLICY, valid_until=date(2026, 1, 31))
+    registry = Registry(tmp_path / "r.db", expired)
+    number = registry.allocate_card_number()
+    registry.enroll(SAMPLE_HOLDER, number, operator="op")
+    with pytest.raises(PolicyError, match="valid until 2026-01-31"):
+        registry.report_loss(number, operator="op")  # the lapse deadline needs the calendar
+    assert registry.card(number).status == "active"
+    registry.formalize_loss(number, operator="op", evidence="ID")
+    before = registry.verify_audit()[0]
+    with pytest.raises(PolicyError, match="valid until 2026-01-31"):
+        registry.request_reissue(number, operator="op")
+    assert registry.card(number).status == "formal_loss"
+    assert registry.verify_audit()[0] == before
+    assert registry.db.execute("SELECT COUNT(*) FROM reissue_requests").fetchone()[0] == 0
 
 
 def test_resume_points() -> None:
