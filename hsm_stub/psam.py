@@ -40,10 +40,17 @@ def usage_byte(levels: int, key_type: int) -> int:
 class PsamSecurityModule(SecurityModule):
     """Drives a PSAM through an :class:`apdu.transport.Transport` (connected by the caller)."""
 
-    def __init__(self, transport: Transport, *, algorithm: str = "3DES") -> None:
+    def __init__(
+        self, transport: Transport, *, algorithm: str = "3DES", owns_transport: bool = False
+    ) -> None:
         self.transport = transport
         self.suite = suite_for(algorithm)
+        self.owns_transport = owns_transport
         self._selected = False
+
+    def close(self) -> None:
+        if self.owns_transport:
+            self.transport.disconnect()
 
     def _send(self, command: Command) -> bytes:
         try:

@@ -29,6 +29,8 @@ from personalize.card_commands import reader_spec
 from personalize.hsm_commands import add_parser as add_hsm_parser
 from personalize.jobs import JobError
 from personalize.mag_commands import add_parser as add_mag_parser
+from personalize.office import OfficeError
+from personalize.office_commands import add_parser as add_office_parser
 from personalize.printer_commands import add_parser as add_printer_parser
 from personalize.registry import RegistryError
 from personalize.service_commands import add_parser as add_service_parser
@@ -282,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_mag_parser(sub)
     add_printer_parser(sub)
     add_service_parser(sub)
+    add_office_parser(sub)
 
     p = sub.add_parser("demo", help="run the demo on the simulated station")
     p.add_argument("--out", default="out", help="directory for the demo's results")
@@ -299,6 +302,7 @@ OPERATOR_ERRORS = (
     RegistryError,
     JobError,
     VaultError,
+    OfficeError,
     OSError,
     ValueError,
     EOFError,

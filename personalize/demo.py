@@ -127,6 +127,7 @@ def run_demo(out: Path) -> int:
             step_started[0] = now
             print(f"      {text}", flush=True)
 
+        assert config.printer is not None and config.contact_reader is not None
         with EvolisPrinter(config.printer) as printer:
             runner = JobRunner(
                 registry,

@@ -92,3 +92,76 @@ def collection_certificate_pdf(cert: CollectionCertificate, path: str | Path) ->
     barcode.drawOn(pdf, width - 15 * mm - barcode.width, height - 92 * mm)
     pdf.showPage()
     pdf.save()
+
+
+@dataclass(frozen=True)
+class ReportLine:
+    item: str
+    result: str  # 通过 / 未通过 / 未检
+    detail: str
+
+
+@dataclass(frozen=True)
+class VerificationReport:
+    """验卡单: every check, the verdict, the fee and the next step."""
+
+    report_no: str
+    card_number: str
+    sn: str
+    holder: str
+    lines: tuple[ReportLine, ...]
+    verdict: str
+    fee: int
+    next_step: str
+    operator: str
+    at: str
+    authority: str
+
+
+def verification_report_pdf(report: VerificationReport, path: str | Path) -> None:
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.pdfgen import canvas
+
+    _register_font()
+    width, height = A4
+    pdf = canvas.Canvas(str(path), pagesize=A4)
+    pdf.setTitle(f"社会保障卡验卡单 {report.report_no}")
+    pdf.setFont(FONT, 18)
+    pdf.drawCentredString(width / 2, height - 25 * mm, "社会保障卡验卡单")
+    pdf.setFont(FONT, 10)
+    y = height - 38 * mm
+    for label, value in (
+        ("验卡编号", report.report_no),
+        ("社会保障卡号", report.card_number or "—"),
+        ("芯片序列号", report.sn or "—"),
+        ("持卡人", report.holder or "—"),
+        ("验卡时间", report.at),
+        ("经办人", report.operator),
+    ):
+        pdf.drawString(20 * mm, y, f"{label}：{value}")
+        y -= 6 * mm
+    y -= 4 * mm
+    pdf.setFont(FONT, 11)
+    pdf.drawString(20 * mm, y, "检测项目")
+    pdf.drawString(85 * mm, y, "结果")
+    pdf.drawString(105 * mm, y, "说明")
+    pdf.line(20 * mm, y - 2 * mm, width - 20 * mm, y - 2 * mm)
+    pdf.setFont(FONT, 9.5)
+    y -= 8 * mm
+    for line in report.lines:
+        pdf.drawString(20 * mm, y, line.item)
+        pdf.drawString(85 * mm, y, line.result)
+        pdf.drawString(105 * mm, y, line.detail[:48])
+        y -= 6 * mm
+    y -= 6 * mm
+    pdf.setFont(FONT, 12)
+    pdf.drawString(20 * mm, y, f"结论：{report.verdict}")
+    y -= 8 * mm
+    pdf.drawString(20 * mm, y, f"费用：{report.fee} 元")
+    y -= 8 * mm
+    pdf.drawString(20 * mm, y, f"下一步：{report.next_step}")
+    pdf.setFont(FONT, 10)
+    pdf.drawRightString(width - 20 * mm, 25 * mm, report.authority)
+    pdf.showPage()
+    pdf.save()

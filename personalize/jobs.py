@@ -570,7 +570,16 @@ class JobRunner:
         missing = {"chip_verify", "stripe_verify", "print_face"} - done
         if missing:
             raise JobError(f"refusing to activate an unverified card (missing {sorted(missing)})")
-        card = self.registry.activate(
-            int(job["new_card_id"]), operator=self.operator, job_id=int(job["id"])
-        )
+        new_id = int(job["new_card_id"])
+        tracks = self._tracks(job)
+        if tracks:  # on file for the card, for re-encoding at a street office
+            sealed = self.dev.vault.seal(tracks, f"card-{new_id}")
+            self.registry.set_tracks(
+                new_id, sealed, source=f"job-{job['id']}", operator=self.operator
+            )
+        card = self.registry.card_by_id(new_id)
+        if card.status == "personalizing":
+            card = self.registry.activate(new_id, operator=self.operator, job_id=int(job["id"]))
+        elif card.status != "active":  # active: a crash fell between activation and record
+            raise JobError(f"the new card {card.card_number} is {card.status}")
         self.record(job["id"], "activate", "ok", job["sn"], {"card_number": card.card_number})

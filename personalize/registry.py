@@ -145,6 +145,15 @@ MIGRATIONS: list[str] = [
         details TEXT NOT NULL
     );
     """,
+    # 3: issuer track images per card (sealed), for re-encoding at a street office
+    """
+    CREATE TABLE card_tracks (
+        card_id INTEGER PRIMARY KEY REFERENCES cards(id),
+        sealed BLOB NOT NULL,
+        source TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    """,
 ]
 
 GENESIS = "0" * 64
@@ -490,6 +499,25 @@ class Registry:
         ).fetchone()
         assert row is not None
         return row
+
+    def set_tracks(self, card_id: int, sealed: bytes, *, source: str, operator: str) -> None:
+        """Keep a card's sealed issuer track images (sealed with the context ``card-<id>``)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO card_tracks (card_id, sealed, source, at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT(card_id) DO UPDATE SET sealed = excluded.sealed,"
+                " source = excluded.source, at = excluded.at",
+                (card_id, sealed, source, _iso(self.clock())),
+            )
+            self.audit(
+                operator, "card.tracks", self.card_by_id(card_id).card_number, {"source": source}
+            )
+
+    def sealed_tracks(self, card_id: int) -> bytes | None:
+        row = self.db.execute(
+            "SELECT sealed FROM card_tracks WHERE card_id = ?", (card_id,)
+        ).fetchone()
+        return None if row is None else bytes(row["sealed"])
 
     def allocate_card_number(self) -> str:
         """The next 卡号 of this region: prefix + 7 digits + check character."""

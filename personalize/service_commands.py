@@ -179,6 +179,8 @@ def cmd_job_submit(args: argparse.Namespace) -> int:
 
 def cmd_job_run(args: argparse.Namespace) -> int:
     station = StationConfig.load(args.station)
+    if station.printer is None or station.contact_reader is None:
+        raise ValueError(f"{args.station} names no printer and contact reader: not a card center")
     policy = load_policy(station.policy)
     registry = Registry(station.registry, policy)
     hsm = station.security_module()

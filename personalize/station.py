@@ -1,11 +1,13 @@
-"""A personalization station's configuration (TOML): where its printer, contact reader,
-security module, registry and track key are. Every device is an address that can point at
-hardware or an emulator (ARCHITECTURE conventions).
+"""A station's configuration (TOML): where its printer, contact reader, security
+module, registry and track key are — a card center's personalization station, or a street
+office (no printer: ``printer`` and ``contact_reader`` left out). Every device is an
+address that can point at hardware or an emulator (ARCHITECTURE conventions).
 
     name = "station-1"
     printer = "/dev/ttyUSB0"             # serial_for_url address of the Evolis printer
     contact_reader = "Virtual PCD 00 00" # PC/SC reader of the printer's contact station
     hsm = "tcp://127.0.0.1:9630"         # or "keystore:/path/keys.json" (test keystores only)
+                                         # or "psam:READER" (a PSAM in that PC/SC reader)
     hsm_secret_file = "client.secret"    # hex client secret (optional for a test HSM)
     track_key = "tracks.key"             # 32-byte hex key of the sealed track images
     registry = "registry.db"
@@ -19,10 +21,12 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from apdu.pcsc import PcscTransport
 from hsm_stub.client import TcpSecurityModule
 from hsm_stub.keystore import TEST_CLIENT_SECRET, Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.module import SecurityModule
+from hsm_stub.psam import PsamSecurityModule
 
 
 class StationError(ValueError):
@@ -32,8 +36,8 @@ class StationError(ValueError):
 @dataclass(frozen=True)
 class StationConfig:
     name: str
-    printer: str
-    contact_reader: str
+    printer: str | None  # a street office has no card printer
+    contact_reader: str | None
     hsm: str
     hsm_secret_file: Path | None
     track_key: Path
@@ -58,8 +62,8 @@ class StationConfig:
         try:
             return cls(
                 name=str(d["name"]),
-                printer=str(d["printer"]),
-                contact_reader=str(d["contact_reader"]),
+                printer=str(d["printer"]) if "printer" in d else None,
+                contact_reader=str(d["contact_reader"]) if "contact_reader" in d else None,
                 hsm=str(d["hsm"]),
                 hsm_secret_file=rel(d["hsm_secret_file"]) if "hsm_secret_file" in d else None,
                 track_key=rel(d["track_key"]),
@@ -79,4 +83,10 @@ class StationConfig:
             return TcpSecurityModule(host, int(port), secret=secret, client_id=self.name)
         if self.hsm.startswith("keystore:"):
             return LocalSecurityModule(Keystore.open(self.hsm[len("keystore:") :]))
-        raise StationError(f"hsm must be tcp://HOST:PORT or keystore:PATH, not {self.hsm!r}")
+        if self.hsm.startswith("psam:"):
+            transport = PcscTransport(self.hsm[len("psam:") :])
+            transport.connect()
+            return PsamSecurityModule(transport, owns_transport=True)
+        raise StationError(
+            f"hsm must be tcp://HOST:PORT, keystore:PATH or psam:READER, not {self.hsm!r}"
+        )

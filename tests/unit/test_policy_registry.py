@@ -198,10 +198,10 @@ def test_audit_chain_detects_edits_and_deletions(registry: Registry) -> None:
 def test_migrations_are_versioned(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
     first = Registry(path, POLICY)
-    assert first.schema_version == 2
+    assert first.schema_version == 3
     first.close()
     again = Registry(path, POLICY)  # reopening applies nothing twice
-    assert again.schema_version == 2
+    assert again.schema_version == 3
 
 
 def test_policy_type() -> None:

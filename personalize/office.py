@@ -1,0 +1,445 @@
+"""Street-office work on a desktop PC/SC reader and an MSR206-class encoder: re-magnetize
+(加磁), verify a damaged card (验卡), unblock or reset the PIN (BUSINESS-RULES.md; the
+decision table is docs/diagnosis.md). The security module is whatever the station file
+names — the card center's service over TCP, or a PSAM in a second reader.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from apdu.errors import CardMute, NoCard, TransportError
+from apdu.pcsc import PcscTransport
+from apdu.status import StatusError
+from hsm_stub.module import SecurityModule
+from personalize.policy import RegionPolicy
+from personalize.registry import STATUS_NAMES, Card, Registry, RegistryError, _iso
+from personalize.trackvault import TrackVault
+from printer.errors import DeviceError
+from printer.msr206 import Msr206, StripeRead, VerifyMismatch
+from sscard.card import SocialSecurityCard
+from sscard.errors import (
+    CardAuthenticationFailed,
+    InvalidData,
+    NotASocialSecurityCard,
+    SocialSecurityCardError,
+)
+from sscard.identifiers import card_number_valid, ssn_valid, verify_card_id
+from sscard.profile import CardProfile
+from sscard.records import HolderData, IssuerData
+
+Progress = Callable[[str], None]
+HUMAN_DAMAGE = {
+    "cracked": "断裂",
+    "bent": "弯折",
+    "burnt": "烧损",
+    "scratched": "划伤",
+    "soaked": "浸水",
+    "punched": "打孔",
+}
+
+
+class OfficeError(Exception):
+    """The operation was refused or could not be completed; nothing else was changed."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    code: str
+    text: str
+    next_step: str
+
+
+VERDICTS = {
+    "card_ok": Verdict("card_ok", "卡片正常", "交还持卡人，无需处理"),
+    "reencode": Verdict("reencode", "磁条失效，现场重新加磁", "执行 sscard reencode 重新加磁"),
+    "unblock_pin": Verdict(
+        "unblock_pin", "PIN 已锁定，现场解锁", "核验身份证后执行 sscard pin unblock"
+    ),
+    "usage_fault": Verdict(
+        "usage_fault", "使用性故障，免费换卡", "已受理换卡申请，按领卡日期凭身份证领取新卡"
+    ),
+    "human_damage": Verdict(
+        "human_damage", "人为损坏，收费换卡", "收取换卡费后受理换卡申请，按领卡日期领取新卡"
+    ),
+    "counterfeit": Verdict(
+        "counterfeit", "疑似伪卡，暂扣并上报", "暂扣卡片，填写上报单，报社保稽核部门"
+    ),
+    "refused": Verdict(
+        "refused", "拒绝受理：卡片已挂失或注销", "告知持卡人卡片状态；找回的挂失卡须先办理解挂"
+    ),
+}
+
+
+@dataclass
+class Check:
+    code: str
+    item: str
+    ok: bool | None  # None: not checked (an earlier failure made it impossible)
+    detail: str = ""
+
+    @property
+    def result(self) -> str:
+        return {True: "通过", False: "未通过", None: "未检"}[self.ok]
+
+
+@dataclass
+class Diagnosis:
+    checks: list[Check] = field(default_factory=list)
+    verdict: Verdict = VERDICTS["card_ok"]
+    fee: int = 0
+    card_number: str = ""
+    sn: str = ""
+    holder: str = ""
+    request: int | None = None
+
+    def add(self, code: str, item: str, ok: bool | None, detail: str = "") -> bool | None:
+        self.checks.append(Check(code, item, ok, detail))
+        return ok
+
+    def failed(self, code: str) -> bool:
+        return any(c.code == code and c.ok is False for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "card_number": self.card_number,
+            "sn": self.sn,
+            "checks": [
+                {"code": c.code, "item": c.item, "result": c.result, "ok": c.ok, "detail": c.detail}
+                for c in self.checks
+            ],
+            "verdict": self.verdict.code,
+            "verdict_text": self.verdict.text,
+            "fee": self.fee,
+            "next_step": self.verdict.next_step,
+            "replacement_request": self.request,
+        }
+
+
+@dataclass(frozen=True)
+class ChipData:
+    issuer: IssuerData
+    holder: HolderData
+    sn: bytes
+
+
+class Office:
+    def __init__(
+        self,
+        registry: Registry,
+        policy: RegionPolicy,
+        profile: CardProfile,
+        hsm: SecurityModule,
+        vault: TrackVault | None,
+        *,
+        operator: str,
+        progress: Progress = print,
+    ) -> None:
+        self.registry = registry
+        self.policy = policy
+        self.profile = profile
+        self.hsm = hsm
+        self.vault = vault
+        self.operator = operator
+        self.progress = progress
+
+    # ----------------------------------------------------------------- shared steps
+
+    def _card(self, transport: PcscTransport) -> SocialSecurityCard:
+        return SocialSecurityCard(
+            transport, self.profile, self.hsm, region_code=self.policy.region_code
+        )
+
+    def _genuine(self, card: SocialSecurityCard, issuer: IssuerData) -> list[str]:
+        """卡识别码 MAC and an authentication with the read key; the failures, if any."""
+        problems = []
+        if not verify_card_id(self.hsm, self.profile.card_id_key.label, issuer.card_id, card.sn):
+            problems.append("卡识别码校验失败 (card identifier MAC)")
+        card.select_ssse()
+        try:
+            card.external_authenticate(self.profile.read_key)
+        except CardAuthenticationFailed as exc:
+            problems.append(f"读密钥认证失败 (read-key authentication): tries {exc.tries_left}")
+        return problems
+
+    def _registry_card(self, number: str) -> Card | None:
+        try:
+            return self.registry.card(number)
+        except RegistryError:
+            return None
+
+    def _tracks(self, card: Card) -> dict[int, str]:
+        sealed = self.registry.sealed_tracks(card.id)
+        if sealed is None or self.vault is None:
+            return {}
+        return self.vault.open(sealed, f"card-{card.id}")
+
+    def _refuse(self, action: str, number: str, reason: str) -> OfficeError:
+        with self.registry.transaction():
+            self.registry.audit(self.operator, f"{action}.refused", number, {"reason": reason})
+        return OfficeError(reason)
+
+    # ----------------------------------------------------------------- 加磁
+
+    def reencode(self, reader: str, encoder_url: str) -> dict[str, Any]:
+        self.progress("[1/5] 读取芯片 reading the chip")
+        with PcscTransport(reader) as transport:
+            card = self._card(transport)
+            card.identify()
+            issuer = card.read_issuer()
+            number = issuer.card_number
+            self.progress(f"      卡号 {number}")
+            self.progress("[2/5] 验证卡片真伪 proving the card genuine")
+            problems = self._genuine(card, issuer)
+        if problems:
+            raise self._refuse("reencode", number, "疑似伪卡，拒绝加磁: " + "; ".join(problems))
+        self.progress("[3/5] 核对登记状态 checking the registry")
+        record = self._registry_card(number)
+        if record is None:
+            raise self._refuse("reencode", number, "卡号不在登记库中，拒绝加磁 (unknown card)")
+        if record.sn and record.sn != card.sn.hex().upper():
+            raise self._refuse("reencode", number, "芯片序列号与登记不符，拒绝加磁 (SN mismatch)")
+        if not self.policy.allows("reencode", record.status):
+            raise self._refuse(
+                "reencode",
+                number,
+                f"卡片状态为{STATUS_NAMES[record.status]}，拒绝加磁 (only active cards are "
+                "re-encoded)",
+            )
+        tracks = self._tracks(record)
+        if not tracks:
+            raise self._refuse("reencode", number, "没有该卡的发卡方磁道数据 (no track images)")
+        self.progress(f"[4/5] 写磁道 {sorted(tracks)} 并回读校验 writing and verifying")
+        attempts = 0
+        with Msr206(encoder_url) as encoder:
+            encoder.set_coercivity("hi")
+            while True:
+                attempts += 1
+                try:
+                    encoder.write(tracks)
+                    break
+                except VerifyMismatch as exc:
+                    if attempts >= 2:
+                        seen = encoder.read()
+                        states = {t.number: t.state for t in seen.tracks}
+                        with self.registry.transaction():
+                            self.registry.audit(
+                                self.operator,
+                                "reencode.failed",
+                                number,
+                                {"tracks": exc.tracks, "states": states},
+                            )
+                        raise OfficeError(
+                            f"加磁两次回读不一致，已停止 (read-back differs twice on tracks "
+                            f"{exc.tracks}); 磁道状态 tracks now: {states}"
+                        ) from None
+                    self.progress("      回读不一致，重试一次 (read-back differs: one retry)")
+        self.progress("[5/5] 记录 recording")
+        with self.registry.transaction():
+            self.registry.audit(
+                self.operator,
+                "reencode.done",
+                number,
+                {"tracks": sorted(tracks), "attempts": attempts},
+            )
+        return {
+            "card_number": number,
+            "tracks": sorted(tracks),
+            "attempts": attempts,
+            "result": "ok",
+        }
+
+    # ----------------------------------------------------------------- 验卡
+
+    def diagnose(
+        self,
+        reader: str,
+        encoder_url: str | None,
+        damage: list[str],
+        *,
+        card_number: str | None = None,
+    ) -> Diagnosis:
+        d = Diagnosis()
+        chip: ChipData | None = None
+        pin_blocked = False
+        genuine_problems: list[str] = []
+        try:
+            with PcscTransport(reader) as transport:
+                d.add("chip", "芯片应答 (ATR)", True, transport.atr.hex().upper())
+                card = self._card(transport)
+                try:
+                    card.identify()
+                    d.add("ssse", "社保应用 SSSE", True)
+                except NotASocialSecurityCard as exc:
+                    d.add("ssse", "社保应用 SSSE", False, str(exc)[:60])
+                else:
+                    chip = self._read_chip(d, card)
+                    if chip is not None:
+                        genuine_problems = self._genuine(card, chip.issuer)
+                        d.add(
+                            "genuine",
+                            "卡识别码与密钥认证",
+                            not genuine_problems,
+                            "; ".join(genuine_problems),
+                        )
+                        card.select_ssse()
+                        tries = card.pin_tries_left()
+                        pin_blocked = tries == 0
+                        d.add("pin", "PIN 状态", not pin_blocked, f"剩余 {tries} 次")
+        except NoCard:
+            raise OfficeError("读卡器中没有卡片 (no card in the reader)") from None
+        except CardMute as exc:
+            d.add("chip", "芯片应答 (ATR)", False, f"芯片无响应 (mute): {exc}"[:60])
+        except TransportError as exc:
+            d.add("chip", "芯片应答 (ATR)", False, f"{type(exc).__name__}"[:60])
+        if chip is not None:
+            d.card_number, d.sn, d.holder = (
+                chip.issuer.card_number,
+                chip.sn.hex().upper(),
+                chip.holder.name,
+            )
+        number = d.card_number or card_number or ""
+        d.card_number = number
+        record = self._registry_card(number) if number else None
+        if number:
+            detail = "未登记" if record is None else STATUS_NAMES[record.status]
+            status_ok = record is not None and record.status in ("active", "provisional_loss")
+            d.add("registry", "登记状态", status_ok, detail)
+            if record is not None and chip is not None and record.sn and record.sn != d.sn:
+                d.add("registry_sn", "芯片序列号与登记一致", False, "不一致")
+                genuine_problems.append("SN differs from the registry")
+        else:
+            d.add("registry", "登记状态", None, "无法读取卡号")
+        stripe = self._check_stripe(d, encoder_url, record)
+        observed = [HUMAN_DAMAGE.get(x, x) for x in damage]
+        d.add("physical", "外观检查", not damage, "、".join(observed) or "无损坏")
+        # the decision (docs/diagnosis.md)
+        if record is not None and record.status not in ("active", "provisional_loss"):
+            d.verdict = VERDICTS["refused"]
+        elif genuine_problems or (chip is not None and record is None):
+            d.verdict = VERDICTS["counterfeit"]
+        elif damage:
+            d.verdict, d.fee = VERDICTS["human_damage"], self.policy.fee_damage_human
+        elif (
+            d.failed("chip")
+            or d.failed("ssse")
+            or d.failed("ef05")
+            or d.failed("ef06")
+            or d.failed("card_number")
+            or d.failed("ssn")
+        ):
+            d.verdict, d.fee = VERDICTS["usage_fault"], self.policy.fee_damage_usage
+        elif pin_blocked:
+            d.verdict = VERDICTS["unblock_pin"]
+        elif stripe is False:
+            d.verdict, d.fee = VERDICTS["reencode"], self.policy.fee_remagnetize
+        else:
+            d.verdict = VERDICTS["card_ok"]
+        if d.verdict.code in ("usage_fault", "human_damage") and record is not None:
+            request = self.registry.request_reissue(
+                number, operator=self.operator, kind="replacement", fee=d.fee
+            )
+            d.request = int(request["id"])
+        with self.registry.transaction():
+            self.registry.audit(
+                self.operator,
+                "diagnose",
+                number or "unknown",
+                {
+                    "verdict": d.verdict.code,
+                    "fee": d.fee,
+                    "failed": [c.code for c in d.checks if c.ok is False],
+                },
+            )
+        return d
+
+    def _read_chip(self, d: Diagnosis, card: SocialSecurityCard) -> ChipData | None:
+        try:
+            issuer = card.read_issuer()
+            d.add("ef05", "发卡机构数据 EF05", True)
+        except (InvalidData, StatusError, SocialSecurityCardError) as exc:
+            d.add("ef05", "发卡机构数据 EF05", False, f"无法读取: {exc}"[:60])
+            return None
+        try:
+            holder = card.read_holder()
+            d.add("ef06", "持卡人信息 EF06", True)
+        except (InvalidData, StatusError, SocialSecurityCardError) as exc:
+            d.add("ef06", "持卡人信息 EF06", False, f"无法读取: {exc}"[:60])
+            return None
+        d.add(
+            "card_number", "卡号校验位", card_number_valid(issuer.card_number), issuer.card_number
+        )
+        d.add("ssn", "社会保障号码校验位", ssn_valid(holder.ssn))
+        return ChipData(issuer, holder, card.sn)
+
+    def _check_stripe(
+        self, d: Diagnosis, encoder_url: str | None, record: Card | None
+    ) -> bool | None:
+        if encoder_url is None:
+            d.add("stripe", "磁条", None, "未接磁条读写器")
+            return None
+        try:
+            with Msr206(encoder_url) as encoder:
+                read: StripeRead = encoder.read()
+        except DeviceError as exc:
+            d.add("stripe", "磁条", None, f"读写器故障: {type(exc).__name__}")
+            return None
+        expected = self._tracks(record) if record is not None else {}
+        ok = True
+        for track in read.tracks:
+            want = expected.get(track.number)
+            if track.state == "blank":
+                good = want is None
+                detail = "空白 (消磁)" if want else "空白"
+            elif track.state == "unreadable":
+                good, detail = False, "损坏 (无法读取)"
+            elif want is not None and not hmac.compare_digest(track.data, want):
+                good, detail = False, "与发卡数据不一致"
+            else:
+                good, detail = True, "正常"
+            d.add(f"track{track.number}", f"磁道 {track.number}", good, detail)
+            ok = ok and good
+        return ok
+
+    # ----------------------------------------------------------------- PIN
+
+    def pin_service(
+        self, reader: str, action: str, *, id_number: str, new_pin: str | None = None
+    ) -> dict[str, Any]:
+        with PcscTransport(reader) as transport:
+            card = self._card(transport)
+            card.identify()
+            issuer, holder = card.read_issuer(), card.read_holder()
+            number = issuer.card_number
+            if not hmac.compare_digest(id_number.strip().upper(), holder.ssn):
+                raise self._refuse(
+                    f"pin.{action}",
+                    number,
+                    "身份证号码与卡内信息不符，拒绝办理 (the ID does not match)",
+                )
+            record = self._registry_card(number)
+            if record is None or not self.policy.allows("pin_service", record.status):
+                status = "未登记" if record is None else STATUS_NAMES[record.status]
+                raise self._refuse(f"pin.{action}", number, f"卡片状态为{status}，拒绝办理")
+            problems = self._genuine(card, issuer)
+            if problems:
+                raise self._refuse(f"pin.{action}", number, "疑似伪卡: " + "; ".join(problems))
+            card.select_ssse()
+            if action == "unblock":
+                card.unblock_pin()
+            else:
+                if new_pin is None:
+                    raise OfficeError("a new PIN is needed to reset")
+                card.reset_pin(new_pin)
+            tries = card.pin_tries_left()
+        with self.registry.transaction():
+            self.registry.audit(
+                self.operator,
+                f"pin.{action}",
+                number,
+                {"tries_left": tries, "at": _iso(self.registry.clock())},
+            )
+        return {"card_number": number, "action": action, "pin_tries_left": tries}

@@ -1,0 +1,137 @@
+"""``sscard reencode``, ``sscard diagnose`` and ``sscard pin unblock|reset``: the street-office
+counter. Each names its station file (registry, security module or PSAM, track key) and its
+operator; the holder's ID number and PINs are read from prompts, never from arguments, and
+never printed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime
+from pathlib import Path
+
+from personalize.documents import ReportLine, VerificationReport, verification_report_pdf
+from personalize.office import Office, OfficeError
+from personalize.policy import load_policy
+from personalize.prompts import confirm, read_secret, say
+from personalize.registry import Registry
+from personalize.station import StationConfig
+from personalize.trackvault import TrackVault
+from sscard.profile import load_profile
+
+
+def _office(args: argparse.Namespace) -> Office:
+    station = StationConfig.load(args.station)
+    policy = load_policy(station.policy)
+    vault = TrackVault.from_file(station.track_key) if station.track_key.exists() else None
+    quiet = getattr(args, "json", False)
+    return Office(
+        Registry(station.registry, policy),
+        policy,
+        load_profile(policy.profile),
+        station.security_module(),
+        vault,
+        operator=args.operator,
+        progress=(lambda s: None) if quiet else (lambda s: print(s, flush=True)),
+    )
+
+
+def cmd_reencode(args: argparse.Namespace) -> int:
+    office = _office(args)
+    try:
+        result = office.reencode(args.reader, args.encoder)
+    finally:
+        office.hsm.close()
+    print(
+        json.dumps(result, ensure_ascii=False)
+        if args.json
+        else f"加磁完成 re-encoded: {result['card_number']} 磁道 {result['tracks']}"
+    )
+    return 0
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    office = _office(args)
+    damage = [x.strip() for x in args.damage.split(",") if x.strip()] if args.damage else []
+    try:
+        d = office.diagnose(args.reader, args.encoder, damage, card_number=args.card_number)
+    finally:
+        office.hsm.close()
+    now = datetime.now().strftime("%Y-%m-%d %H:%M")
+    number = d.card_number or "未知"
+    report = VerificationReport(
+        report_no=f"YK-{datetime.now():%Y%m%d%H%M%S}",
+        card_number=d.card_number,
+        sn=d.sn,
+        holder=d.holder,
+        lines=tuple(ReportLine(c.item, c.result, c.detail) for c in d.checks),
+        verdict=d.verdict.text,
+        fee=d.fee,
+        next_step=d.verdict.next_step,
+        operator=args.operator,
+        at=now,
+        authority=office.policy.authority,
+    )
+    out = Path(args.out or f"验卡单-{number}.pdf")
+    verification_report_pdf(report, out)
+    data = {**d.as_dict(), "report": str(out)}
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        for c in d.checks:
+            print(f"  {c.item:<16} {c.result:<4} {c.detail}")
+        print(
+            f"结论 verdict: {d.verdict.text}；费用 fee: {d.fee} 元；下一步: {d.verdict.next_step}"
+        )
+        print(f"验卡单 report: {out}")
+    return 0
+
+
+def cmd_pin(args: argparse.Namespace) -> int:
+    if not confirm("已核验持卡人身份证原件？(holder's ID card checked?) [y/N] "):
+        raise OfficeError("未核验身份证，不能办理 (the holder's ID must be checked first)")
+    id_number = read_secret("请输入持卡人身份证号码 (holder's ID number): ")
+    new_pin = None
+    if args.pin_command == "reset":
+        new_pin = read_secret("请持卡人输入新 PIN (new PIN, holder types): ")
+        if read_secret("请再次输入新 PIN (new PIN again): ") != new_pin:
+            raise OfficeError("两次输入的新 PIN 不一致，未办理 (the PINs differ; nothing done)")
+    office = _office(args)
+    try:
+        result = office.pin_service(
+            args.reader, args.pin_command, id_number=id_number, new_pin=new_pin
+        )
+    finally:
+        office.hsm.close()
+    done = {"unblock": "PIN 已解锁 (unblocked)", "reset": "PIN 已重置 (reset)"}
+    say(f"{done[args.pin_command]}；剩余尝试次数 tries left: {result['pin_tries_left']}")
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False))
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--reader", required=True, help="PC/SC reader (name, regex or index)")
+        p.add_argument("--station", required=True, help="station file (registry, HSM/PSAM)")
+        p.add_argument("--operator", required=True)
+        p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("reencode", help="加磁: re-magnetize a genuine, active card")
+    p.add_argument("--encoder", required=True, help="MSR206 encoder port or URL")
+    common(p)
+    p.set_defaults(func=cmd_reencode)
+    p = sub.add_parser("diagnose", help="验卡: verify a damaged card, verdict and 验卡单")
+    p.add_argument("--encoder", help="MSR206 encoder port or URL (stripe checks)")
+    p.add_argument("--damage", help="observed damage: cracked,bent,burnt,scratched,soaked")
+    p.add_argument("--card-number", help="卡号 from the card face when the chip is unreadable")
+    p.add_argument("--out", help="where the 验卡单 PDF goes")
+    common(p)
+    p.set_defaults(func=cmd_diagnose)
+    pin = sub.add_parser("pin", help="PIN unblock / reset").add_subparsers(
+        dest="pin_command", required=True
+    )
+    for name in ("unblock", "reset"):
+        p = pin.add_parser(name)
+        common(p)
+        p.set_defaults(func=cmd_pin)
