@@ -1,0 +1,292 @@
+"""Street-office work through real pcscd + vpcd and a real pty: 加磁, 验卡 verdicts with
+the 验卡单, PIN unblock and reset — with the security module in process, over TCP, and as a
+PSAM in a second reader."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from apdu.pcsc import wait_for_removal
+from hsm_stub.audit import AuditLog
+from hsm_stub.keystore import TEST_CLIENT_SECRET, Keystore
+from hsm_stub.local import LocalSecurityModule
+from hsm_stub.server import HsmServer
+from personalize.policy import load_policy
+from personalize.registry import Registry
+from personalize.trackvault import TrackVault
+from printer.tracks import Track2, Track3
+from simulator.cardos.filesystem import DedicatedFile, RecordEF
+from simulator.factory import (
+    SAMPLE_HOLDER,
+    TEST_ROOTS,
+    damage_card,
+    issue_blank_card,
+    personalize_directly,
+    sample_issuer,
+)
+from simulator.msr206_emulator import Msr206Emulator, VirtualStripe
+from simulator.psam import new_psam
+from simulator.sscard_card import SocialSecurityCardOS
+from sscard.identifiers import serial_number
+from sscard.profile import load_profile
+from tests.integration.conftest import ServeCard, Served
+
+pytestmark = pytest.mark.pcsc
+POLICY = load_policy("default")
+PROFILE = load_profile("default")
+PAN = "6217991234567890123"
+TRACKS = {2: Track2(PAN, "3611", "120", "0000").build(), 3: Track3(PAN, rest="000000").build()}
+
+
+@dataclass
+class Office:
+    root: Path
+    station: Path
+    registry: Registry
+    card: SocialSecurityCardOS
+    number: str
+    encoder: Msr206Emulator
+    served: Served
+
+    @property
+    def reader(self) -> str:
+        return self.served.reader
+
+
+def make_card(
+    *, roots: dict[str, tuple[str, bytes]] = TEST_ROOTS
+) -> tuple[SocialSecurityCardOS, str]:
+    card = issue_blank_card(
+        PROFILE, POLICY.region_code, roots=roots, serial=bytes.fromhex("0FF1CE0000000001")
+    )
+    issuer = sample_issuer(PROFILE, POLICY.region_code, serial_number(card.atr), roots)
+    personalize_directly(card, PROFILE, issuer, SAMPLE_HOLDER)
+    return card, issuer.card_number
+
+
+@pytest.fixture(params=["keystore", "tcp", "psam"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def office(tmp_path: Path, serve_card: ServeCard, backend: str) -> Iterator[Office]:
+    keystore = Keystore.create_test(tmp_path / "keystore.json")
+    server: HsmServer | None = None
+    audit = AuditLog(tmp_path / "hsm-audit.log")
+    if backend == "keystore":
+        hsm = f"keystore:{keystore.path}"
+    elif backend == "tcp":
+        server = HsmServer(
+            LocalSecurityModule(keystore), secret=TEST_CLIENT_SECRET, audit=audit
+        ).start()
+        hsm = f"tcp://{server.host}:{server.port}"
+    else:
+        psam = serve_card(new_psam(keystore), slot=1)
+        hsm = f"psam:{psam.reader}"
+    vault = TrackVault.create(tmp_path / "tracks.key")
+    (tmp_path / "office.toml").write_text(
+        f'name = "office-7"\nhsm = "{hsm}"\ntrack_key = "tracks.key"\n'
+        'registry = "registry.db"\npolicy = "default"\n',
+        encoding="utf-8",
+    )
+    registry = Registry(tmp_path / "registry.db", POLICY)
+    card, number = make_card()
+    record = registry.enroll(
+        SAMPLE_HOLDER, number, operator="op", sn=serial_number(card.atr).hex().upper()
+    )
+    registry.set_tracks(
+        record.id, vault.seal(TRACKS, f"card-{record.id}"), source="bank", operator="op"
+    )
+    encoder = Msr206Emulator(VirtualStripe.with_tracks(TRACKS)).start()
+    served = serve_card(card, slot=0)
+    yield Office(tmp_path, tmp_path / "office.toml", registry, card, number, encoder, served)
+    encoder.stop()
+    if server is not None:
+        server.stop()
+    audit.close()
+
+
+def sscard(o: Office, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "personalize.cli",
+            *args,
+            "--reader",
+            o.reader,
+            "--station",
+            str(o.station),
+            "--operator",
+            "op-office",
+        ],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+    )
+
+
+def diagnose(o: Office, *extra: str) -> tuple[dict[str, object], str]:
+    pdf = o.root / "report.pdf"
+    result = sscard(o, "diagnose", "--encoder", o.encoder.path, "--out", str(pdf), "--json", *extra)
+    assert result.returncode == 0, result.stderr
+    text = subprocess.run(
+        ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(result.stdout), text
+
+
+def test_card_ok_and_reencode_verdicts(office: Office) -> None:
+    data, text = diagnose(office)
+    assert (data["verdict"], data["fee"]) == ("card_ok", 0)
+    assert "社会保障卡验卡单" in text and "卡片正常" in text and office.number in text
+    office.encoder.stripe.demagnetize()
+    data, text = diagnose(office)
+    assert (data["verdict"], data["fee"]) == ("reencode", 0)
+    assert "磁条失效，现场重新加磁" in text and "空白 (消磁)" in text
+
+
+def test_reencode_restores_a_demagnetized_card(office: Office) -> None:
+    office.encoder.stripe.demagnetize()
+    result = sscard(office, "reencode", "--encoder", office.encoder.path)
+    assert result.returncode == 0, result.stderr
+    assert "[2/5]" in result.stdout and "加磁完成" in result.stdout
+    for n, data in TRACKS.items():
+        assert office.encoder.stripe.read(n) == ("ok", data)
+    events = [r["action"] for r in office.registry.db.execute("SELECT action FROM audit_events")]
+    assert events[-1] == "reencode.done"
+    for data in TRACKS.values():  # track data never printed
+        assert data not in result.stdout + result.stderr
+
+
+def test_reencode_refuses_a_lost_card(office: Office) -> None:
+    office.encoder.stripe.demagnetize()
+    office.registry.report_loss(office.number, operator="op")
+    result = sscard(office, "reencode", "--encoder", office.encoder.path)
+    assert result.returncode == 1 and "拒绝加磁" in result.stderr
+    assert office.encoder.writes == 0 and office.encoder.stripe.bits == {}  # untouched
+    last = office.registry.db.execute(
+        "SELECT action, details FROM audit_events ORDER BY id DESC LIMIT 1"
+    ).fetchone()
+    assert last["action"] == "reencode.refused" and "预挂失" in last["details"]
+
+
+@pytest.mark.parametrize("backend", ["keystore"])  # the retry is the encoder's business
+def test_reencode_stops_after_one_retry(office: Office) -> None:
+    office.encoder.stripe.demagnetize()
+    office.encoder.corrupt_next_write = True
+    ok = sscard(office, "reencode", "--encoder", office.encoder.path)
+    assert ok.returncode == 0 and "重试一次" in ok.stdout
+    original = office.encoder._write
+
+    def always_corrupt() -> None:
+        office.encoder.corrupt_next_write = True
+        original()
+
+    office.encoder._write = always_corrupt  # type: ignore[method-assign]
+    failed = sscard(office, "reencode", "--encoder", office.encoder.path)
+    assert failed.returncode == 1 and "两次回读不一致" in failed.stderr
+
+
+def test_unblock_pin_verdict_and_unblock(office: Office) -> None:
+    office.card.pin.tries = 0
+    data, text = diagnose(office)
+    assert data["verdict"] == "unblock_pin" and "PIN 已锁定" in text
+    wrong_id = sscard(office, "pin", "unblock", stdin="y\n110105194912310011\n")
+    assert wrong_id.returncode == 1 and "不符" in wrong_id.stderr
+    done = sscard(office, "pin", "unblock", stdin=f"y\n{SAMPLE_HOLDER.ssn}\n")
+    assert done.returncode == 0, done.stderr
+    assert "剩余尝试次数 tries left: 3" in done.stderr
+    assert office.card.pin.tries == 3
+    assert SAMPLE_HOLDER.ssn not in done.stdout + done.stderr
+
+
+def test_pin_reset(office: Office) -> None:
+    no_id = sscard(office, "pin", "reset", stdin="n\n")
+    assert no_id.returncode == 1 and "身份证" in no_id.stderr
+    differ = sscard(office, "pin", "reset", stdin=f"y\n{SAMPLE_HOLDER.ssn}\n246813\n246814\n")
+    assert differ.returncode == 1 and "不一致" in differ.stderr
+    reset = sscard(office, "pin", "reset", stdin=f"y\n{SAMPLE_HOLDER.ssn}\n246813\n246813\n")
+    assert reset.returncode == 0, reset.stderr
+    for text in (reset.stdout + reset.stderr, differ.stdout + differ.stderr):
+        assert "246813" not in text and "246814" not in text
+    check = subprocess.run(
+        [sys.executable, "-m", "personalize.cli", "card", "verify-pin", "--reader", office.reader],
+        input="123456\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 1  # the old PIN no longer works
+    check = subprocess.run(
+        [sys.executable, "-m", "personalize.cli", "card", "verify-pin", "--reader", office.reader],
+        input="246813\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0
+
+
+def test_human_damage_opens_a_paid_replacement(office: Office) -> None:
+    data, text = diagnose(office, "--damage", "cracked,bent")
+    assert (data["verdict"], data["fee"]) == ("human_damage", 20)
+    assert "人为损坏，收费换卡" in text and "20 元" in text and "断裂、弯折" in text
+    assert data["replacement_request"] is not None
+    assert office.registry.card(office.number).status == "replacement_pending"
+
+
+def test_refused_for_a_void_or_lost_card(office: Office) -> None:
+    office.registry.formalize_loss(office.number, operator="op", evidence="ID")
+    data, text = diagnose(office)
+    assert data["verdict"] == "refused" and "拒绝受理" in text
+
+
+def ef05_records(card: SocialSecurityCardOS) -> list[bytearray]:
+    ssse = card.mf.children[0]
+    assert isinstance(ssse, DedicatedFile)
+    ef05 = ssse.children[0]
+    assert isinstance(ef05, RecordEF)
+    return ef05.records
+
+
+def test_counterfeit_is_retained(office: Office) -> None:
+    records = ef05_records(office.card)
+    records[0][-1] ^= 0xFF  # the 卡识别码 MAC no longer verifies
+    data, text = diagnose(office)
+    assert data["verdict"] == "counterfeit" and "疑似伪卡，暂扣并上报" in text
+    assert office.registry.card(office.number).status == "active"  # nothing opened
+
+
+def reinsert(office: Office, serve_card: ServeCard) -> None:
+    office.served.bridge.stop()
+    wait_for_removal(office.reader)
+    office.served = serve_card(office.card, slot=0)
+
+
+def test_usage_fault_on_a_mute_chip(office: Office, serve_card: ServeCard) -> None:
+    damage_card(office.card, "mute", PROFILE)  # worn contacts: garbage instead of an ATR
+    reinsert(office, serve_card)
+    data, text = diagnose(office, "--card-number", office.number)
+    assert (data["verdict"], data["fee"]) == ("usage_fault", 0)
+    assert "使用性故障，免费换卡" in text and "0 元" in text
+    chip = next(c for c in data["checks"] if c["code"] == "chip")  # type: ignore[union-attr]
+    assert chip["ok"] is False
+    assert office.registry.card(office.number).status == "replacement_pending"
+
+
+def test_usage_fault_on_an_unreadable_ef05(office: Office, serve_card: ServeCard) -> None:
+    damage_card(office.card, "corrupt-ef05", PROFILE)
+    data, text = diagnose(office, "--card-number", office.number)
+    assert data["verdict"] == "usage_fault" and "EF05" in text
