@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from hsm_stub.cryptograms import CardFactors
 from hsm_stub.keystore import TEST_CLIENT_SECRET, Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.module import SecurityModule
+from simulator.station import free_port
 
 FACTORS = CardFactors.for_card(bytes.fromhex("0102030405060708"), "371700")
 CHALLENGE = bytes.fromhex("1122334455667788")
@@ -51,12 +51,6 @@ def tcp_rate(port: int, clients: int, seconds: float) -> float:
     with multiprocessing.Pool(clients) as pool:
         counts = pool.starmap(tcp_client_count, [(port, seconds)] * clients)
     return sum(counts) / seconds
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def main() -> int:

@@ -18,7 +18,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from apdu.pcsc import PcscTransport, wait_for_card
 from personalize.documents import CollectionCertificate, collection_certificate_pdf
 from personalize.jobs import JobRunner, StationDevices, submit_job
 from personalize.policy import load_policy
@@ -29,10 +28,7 @@ from printer.evolis import EvolisPrinter
 from printer.tracks import Track2, Track3
 from simulator.factory import SAMPLE_HOLDER, sample_photo
 from simulator.station import SimulatedStation
-from simulator.vpcd import VpcdBridge, reader_name
-from sscard.card import SocialSecurityCard
 from sscard.profile import load_profile
-from sscard.public import read_public
 
 OPERATOR = "demo-op-01"
 HOLDER = replace(SAMPLE_HOLDER, name="张三")
@@ -145,14 +141,8 @@ def run_demo(out: Path) -> int:
         new = registry.card_by_id(int(job["new_card_id"]))
         _say(7, f"新卡 {new.card_number} 已启用 active；旧卡 {old.card_number} 已注销并列入黑名单")
         card = sim.printer.hopper[-1]
-        assert card.chip is not None and card.printed is not None
-        bridge = VpcdBridge(card.chip, slot=1).start()
-        try:
-            wait_for_card(reader_name(1))
-            with PcscTransport(reader_name(1)) as transport:
-                read_back = read_public(SocialSecurityCard(transport, profile))
-        finally:
-            bridge.stop()
+        assert card.printed is not None
+        read_back = sim.read_printed_card()
         _say(
             8,
             f"读卡核对 read back: {read_back['name']} {read_back['card_number']} "

@@ -6,11 +6,12 @@ statuses allow what — one TOML file per region (BUSINESS-RULES.md), never cons
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+
+from sscard.profile import read_named_toml
 
 POLICY_DIR = Path(__file__).parent / "policies"
 LapseUnit = Literal["working_days", "days", "hours"]
@@ -127,11 +128,9 @@ def policy_from_dict(d: dict[str, Any], name: str) -> RegionPolicy:
 
 
 def load_policy(name_or_path: str | Path) -> RegionPolicy:
-    path = Path(name_or_path)
-    if path.suffix != ".toml":
-        path = POLICY_DIR / f"{name_or_path}.toml"
-    if not path.exists():
-        shipped = ", ".join(sorted(p.stem for p in POLICY_DIR.glob("*.toml")))
-        raise PolicyError(f"no policy {str(name_or_path)!r} (shipped: {shipped})")
-    with path.open("rb") as fh:
-        return policy_from_dict(tomllib.load(fh), path.stem)
+    """A shipped policy by name (``default``) or a TOML file by path."""
+    try:
+        path, data = read_named_toml(name_or_path, POLICY_DIR, "policy")
+    except FileNotFoundError as exc:
+        raise PolicyError(str(exc)) from None
+    return policy_from_dict(data, path.stem)

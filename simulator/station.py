@@ -9,7 +9,9 @@ import os
 import socket
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
+from apdu.pcsc import PcscTransport, wait_for_card, wait_for_removal
 from hsm_stub.audit import AuditLog
 from hsm_stub.keystore import TEST_CLIENT_SECRET, Keystore
 from hsm_stub.local import LocalSecurityModule
@@ -17,8 +19,10 @@ from hsm_stub.server import HsmServer
 from simulator.evolis_emulator import EvolisEmulator, VirtualCard
 from simulator.factory import issue_blank_card
 from simulator.pcscd import Pcscd
-from simulator.vpcd import reader_name
+from simulator.vpcd import VpcdBridge, reader_name
+from sscard.card import SocialSecurityCard
 from sscard.profile import CardProfile
+from sscard.public import read_public
 
 
 def free_port() -> int:
@@ -97,6 +101,22 @@ class SimulatedStation:
             encoding="utf-8",
         )
         return self
+
+    def read_printed_card(self, index: int = -1, *, slot: int = 1) -> dict[str, Any]:
+        """Put a card from the output hopper in another virtual reader and read its public
+        data through pcscd, as a counter clerk would check a new card."""
+        assert self.printer is not None
+        chip = self.printer.hopper[index].chip
+        if chip is None:
+            raise ValueError("that card has no chip")
+        bridge = VpcdBridge(chip, slot=slot).start()
+        try:
+            wait_for_card(reader_name(slot))
+            with PcscTransport(reader_name(slot)) as transport:
+                return read_public(SocialSecurityCard(transport, self.profile))
+        finally:
+            bridge.stop()
+            wait_for_removal(reader_name(slot))
 
     def stop(self) -> None:
         if self.printer is not None:

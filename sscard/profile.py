@@ -143,13 +143,23 @@ def profile_from_dict(d: dict[str, Any]) -> CardProfile:
     return profile
 
 
-def load_profile(name_or_path: str | Path) -> CardProfile:
-    """A shipped profile by name (``default``, ``pin-read``) or a TOML file by path."""
+def read_named_toml(name_or_path: str | Path, directory: Path, kind: str) -> tuple[Path, Any]:
+    """A shipped TOML file by name (``directory/NAME.toml``) or any TOML file by path, parsed;
+    FileNotFoundError naming the shipped ones when there is no such file."""
     path = Path(name_or_path)
     if path.suffix != ".toml":
-        path = PROFILE_DIR / f"{name_or_path}.toml"
+        path = directory / f"{name_or_path}.toml"
     if not path.exists():
-        shipped = ", ".join(sorted(p.stem for p in PROFILE_DIR.glob("*.toml")))
-        raise ProfileError(f"no profile {str(name_or_path)!r} (shipped: {shipped})")
+        shipped = ", ".join(sorted(p.stem for p in directory.glob("*.toml")))
+        raise FileNotFoundError(f"no {kind} {str(name_or_path)!r} (shipped: {shipped})")
     with path.open("rb") as fh:
-        return profile_from_dict(tomllib.load(fh))
+        return path, tomllib.load(fh)
+
+
+def load_profile(name_or_path: str | Path) -> CardProfile:
+    """A shipped profile by name (``default``, ``pin-read``) or a TOML file by path."""
+    try:
+        _, data = read_named_toml(name_or_path, PROFILE_DIR, "profile")
+    except FileNotFoundError as exc:
+        raise ProfileError(str(exc)) from None
+    return profile_from_dict(data)

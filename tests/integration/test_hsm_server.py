@@ -30,6 +30,7 @@ from hsm_stub.keystore import TEST_CLIENT_SECRET, Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.protocol import MAGIC, read_frame
 from hsm_stub.server import HsmServer
+from simulator.station import free_port
 from tests.integration.conftest import RunningServer
 
 H = bytes.fromhex
@@ -88,16 +89,10 @@ def _serve_subprocess(keystore: Path, port: int, audit: Path) -> subprocess.Pope
     return proc
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_server_killed_mid_request_gives_unavailable(
     test_keystore: Keystore, tmp_path: Path
 ) -> None:
-    port = _free_port()
+    port = free_port()
     proc = _serve_subprocess(test_keystore.path, port, tmp_path / "audit.log")
     client = TcpSecurityModule("127.0.0.1", port, secret=TEST_CLIENT_SECRET, timeout=5)
     errors: list[BaseException] = []
@@ -132,7 +127,7 @@ def test_server_killed_mid_request_gives_unavailable(
 
 
 def test_serve_subprocess_stops_on_sigterm(test_keystore: Keystore, tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     proc = _serve_subprocess(test_keystore.path, port, tmp_path / "audit.log")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0

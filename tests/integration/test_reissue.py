@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from apdu.pcsc import PcscTransport, wait_for_card
 from hsm_stub.keystore import TEST_CLIENT_SECRET, Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.server import HsmServer
@@ -29,10 +27,7 @@ from printer.evolis import EvolisPrinter
 from simulator.evolis_emulator import VirtualCard
 from simulator.factory import SAMPLE_HOLDER, TEST_ROOTS, issue_blank_card, sample_photo
 from simulator.station import SimulatedStation
-from simulator.vpcd import VpcdBridge, reader_name
-from sscard.card import SocialSecurityCard
 from sscard.profile import load_profile
-from sscard.public import read_public
 
 pytestmark = pytest.mark.pcsc
 POLICY = load_policy("default")
@@ -338,22 +333,9 @@ def test_pulled_card_is_written_off_and_the_job_goes_on(prepared: Prepared) -> N
 
 def test_new_card_reads_back_through_pcscd(prepared: Prepared) -> None:
     assert run_job(prepared).returncode == 0
-    assert prepared.sim.printer is not None
-    chip = prepared.sim.printer.hopper[0].chip
-    assert chip is not None
-    bridge = VpcdBridge(chip, slot=1).start()
-    try:
-        wait_for_card(reader_name(1))
-        with PcscTransport(reader_name(1)) as transport:
-            data = read_public(SocialSecurityCard(transport, PROFILE))
-    finally:
-        bridge.stop()
+    data = prepared.sim.read_printed_card(0)
     registry = Registry(prepared.config.registry, POLICY)
-    new = next(
-        c
-        for c in registry.cards_of(registry.card(prepared.old_number).person_id)
-        if c.status == "active"
-    )
+    person = registry.card(prepared.old_number).person_id
+    new = next(c for c in registry.cards_of(person) if c.status == "active")
     assert data["card_number"] == new.card_number and data["sn"] == new.sn
     assert data["name"] == "张三" and all(data["checks"].values())
-    shutil.rmtree(prepared.config.out_dir / f"job-{prepared.job_id}")
