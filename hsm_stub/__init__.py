@@ -1,3 +1,2 @@
-"""Software security module (algorithms, keystore, SecurityModule backends).
-
-Arrives with the security-module work (issue 3); nothing here yet."""
+"""Software security module: algorithms, encrypted keystore and key ceremony, the
+SecurityModule interface and its backends — in process, TCP, PSAM (docs/security-module.md)."""

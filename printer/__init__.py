@@ -1,3 +1,2 @@
-"""Serial devices: card printer, magnetic-stripe encoder, track codec, card face.
-
-Arrives with the serial-device work (issue 5); nothing here yet."""
+"""Serial devices: Evolis card-printer and MSR206 encoder drivers, the ISO 7811 track codec and
+the card face (docs/devices.md)."""

@@ -1,3 +1,2 @@
-"""The 社会保障卡 chip application (card profile, data elements, card operations).
-
-Arrives with the chip-application work (issue 4); nothing here yet."""
+"""The 社会保障卡 chip application: card profiles, data-element codecs, identifiers and check
+characters, card operations over a transport and a security module (docs/chip-application.md)."""
