@@ -54,6 +54,14 @@ class MagError(PrinterError):
     """NACK K / D / W: magnetic checksum, data or write error — reject the card."""
 
 
+class BlankTrack(MagError):
+    """A magnetic read found the track blank (SDK status "blank track")."""
+
+
+class HopperFull(PrinterError):
+    """The output hopper is full (SDK status): empty it, then retry."""
+
+
 NACK_CODES: dict[str, tuple[type[PrinterError], Recovery, str]] = {
     "1": (CommandRejected, "reset", "command error"),
     "2": (CommandRejected, "reset", "parameter error"),
@@ -64,9 +72,13 @@ NACK_CODES: dict[str, tuple[type[PrinterError], Recovery, str]] = {
     "K": (MagError, "unknown", "magnetic checksum error"),
     "D": (MagError, "unknown", "magnetic data error"),
     "W": (MagError, "unknown", "magnetic write error"),
+    "B": (BlankTrack, "unknown", "blank magnetic track"),
+    "H": (HopperFull, "operator", "output hopper full"),
 }
 
-# ERR texts seen in the guide and the SDK status names, by keyword → NACK code.
+# ERR texts seen in the guide and the SDK status names, by keyword → NACK code ("B" blank
+# track and "H" hopper full have no NACK code in the guide: they come from the SDK's status
+# bits, as ERR texts [ours]).
 ERR_KEYWORDS: tuple[tuple[str, str], ...] = (
     ("CDE", "1"),
     ("PARAM", "2"),
@@ -76,6 +88,8 @@ ERR_KEYWORDS: tuple[tuple[str, str], ...] = (
     ("JAM", "T"),
     ("MECHANICAL", "T"),
     ("TIMEOUT", "T"),
+    ("BLANK", "B"),
+    ("HOPPER", "H"),
     ("MAG", "W"),
 )
 

@@ -34,6 +34,8 @@ ERR_TEXT = {
     "F": "ERR FEEDER EMPTY",
     "R": "ERR RIBBON",
     "W": "ERR MAG WRITE",
+    "B": "ERR BLANK TRACK",
+    "H": "ERR HOPPER FULL",
 }
 
 
@@ -63,6 +65,7 @@ class EvolisEmulator:
         firmware: str = "1.7.4",
         ribbon: str | None = "YMCKO",
         ribbon_panels: int = 500,
+        hopper_capacity: int = 100,
     ) -> None:
         self.feeder = list(feeder or [])
         self.contact_slot = contact_slot
@@ -70,6 +73,7 @@ class EvolisEmulator:
         self.model, self.serial_number, self.firmware = model, serial_number, firmware
         self.ribbon = ribbon
         self.ribbon_panels = ribbon_panels
+        self.hopper_capacity = hopper_capacity
         self.cover_open = False
         self.jam_next = False
         self.mag_write_error_next = False
@@ -135,7 +139,9 @@ class EvolisEmulator:
         self.pty.send(text.encode("ascii") + b"\r")
 
     def _reply_refused(self, code: str) -> None:
-        self.pty.send((f"NACK {code}" if self.ack_mode else ERR_TEXT[code]).encode() + b"\r")
+        # blank track and hopper full have no NACK code: they stay ERR texts [ours]
+        nack = self.ack_mode and code not in ("B", "H")
+        self.pty.send((f"NACK {code}" if nack else ERR_TEXT[code]).encode() + b"\r")
 
     # ----------------------------------------------------------------- state helpers
 
@@ -207,6 +213,8 @@ class EvolisEmulator:
             self._out(self.reject_bin)
             return "OK"
         if cmd == "Se":
+            if len(self.hopper) >= self.hopper_capacity:
+                raise Refused("H")
             if self.in_sequence:
                 self._print()
             self._out(self.hopper)
@@ -237,6 +245,8 @@ class EvolisEmulator:
         if cmd == "Smr" and len(parts) == 2 and parts[1] in ("1", "2", "3"):
             card = self._take_card()
             state, data = card.stripe.read(int(parts[1]))
+            if state == "blank":
+                raise Refused("B")
             if state != "ok":
                 raise Refused("D")
             return data

@@ -17,10 +17,12 @@ from PIL import ImageChops
 from apdu.pcsc import wait_for_card, wait_for_removal
 from printer.errors import DeviceTimeout
 from printer.evolis import (
+    BlankTrack,
     CommandRejected,
     CoverOpen,
     EvolisPrinter,
     FeederEmpty,
+    HopperFull,
     Jam,
     MagError,
     RibbonError,
@@ -122,6 +124,13 @@ def test_every_fault_is_typed(emulator: EvolisEmulator, ack_mode: bool) -> None:
         emulator.ribbon = "YMCKO"
         with pytest.raises(CommandRejected):
             printer.command("Xyz")
+        with pytest.raises(BlankTrack):
+            printer.read_mag(1)  # the jammed card's stripe is blank
+        emulator.hopper_capacity = 0
+        with pytest.raises(HopperFull) as hopper:
+            printer.eject()
+        assert hopper.value.recovery == "operator"
+        emulator.hopper_capacity = 100
         emulator.feeder.clear()
         printer.eject()  # the jammed card leaves
         with pytest.raises(FeederEmpty):
