@@ -90,8 +90,10 @@ class SocialSecurityCard:
         self.profile = profile
         self.hsm = hsm
         self.region_code = region_code
-        # A: some regions send the challenge itself, others a random block (SPEC-NOTES §4).
-        self.auth_factor = auth_factor or (lambda challenge: os.urandom(len(challenge)))
+        # A: some regions send the challenge itself, others a random block (SPEC-NOTES §4);
+        # one cipher block: 8 bytes for 3DES, 16 for the SM4 suite.
+        block = 16 if profile.algorithm == "SM4" else 8
+        self.auth_factor = auth_factor or (lambda challenge: os.urandom(block))
         self.extended_apdus = extended_apdus
         self.ef06 = ef06_elements(profile.name_padding)
         self._form: dict[int, ReadForm] = {}

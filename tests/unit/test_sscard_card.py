@@ -3,6 +3,7 @@ tests/integration/test_sscard_pcsc.py)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -304,3 +305,33 @@ def test_spec_versions(hsm: LocalSecurityModule, version: str) -> None:
     s = station(hsm, profile)
     s.personalize()
     assert s.card.read_issuer().spec_version == version
+
+
+def test_sm4_suite_end_to_end(tmp_path: Path) -> None:
+    # The same card operations with SM4 keys (16-byte blocks): external authentication,
+    # the 84-class MACs, the PIN reset block and the 卡识别码 MAC all follow the key.
+    store = Keystore.create(tmp_path / "sm4.json", bytes(range(16)))
+    roots = {}
+    for label, usage in (
+        ("mk", "master"),
+        ("update", "external-auth"),
+        ("read", "external-auth"),
+        ("irk", "card-id-mac"),
+        ("pin", "pin"),
+    ):
+        value = hashlib.sha256(label.encode()).digest()[:16]
+        store.put(label, "SM4", usage, value)
+        roots[label] = ("SM4", value)
+    profile = replace(DEFAULT, algorithm="SM4")
+    s = Station(issue_blank_card(profile, REGION, roots=roots), profile, LocalSecurityModule(store))
+    issuer = sample_issuer(profile, REGION, s.card.sn, roots)
+    s.card.identify()
+    s.card.external_authenticate(profile.update_key)
+    s.card.write_issuer(issuer)
+    s.card.write_holder(SAMPLE_HOLDER)
+    s.card.reset_pin("314159")
+    assert s.card.verify(issuer, SAMPLE_HOLDER, pin="314159")[-1].endswith("authenticated")
+    auth = next(e for e in s.trace.events if e.ins == 0x82)
+    assert auth.command_length == 5 + 32  # E ‖ A of two 16-byte blocks
+    s.card.unblock_pin()
+    assert s.card.pin_tries_left() == 3
