@@ -82,7 +82,9 @@ def cmd_apdu(args: argparse.Namespace) -> int:
         reader_spec(args.reader), exclusive=not args.shared, t0_handling=not args.no_t0
     ) as transport:
         if args.trace:
-            transport.add_observer(LoggingTrace(level=logging.INFO))
+            trace = LoggingTrace(level=logging.INFO)
+            trace.logger.setLevel(logging.INFO)  # shown even without --verbose
+            transport.add_observer(trace)
         for command in commands:
             response = transport.transmit(command)
             results.append(

@@ -345,7 +345,10 @@ class Registry:
         )
 
     def lapse_expired(self) -> int:
-        """Provisional losses past their deadline lapse back to active (BUSINESS-RULES)."""
+        """Provisional losses past their deadline lapse back to active (BUSINESS-RULES).
+        Runs before reads; inside an open transaction it waits for the next read."""
+        if self.db.in_transaction:
+            return 0
         now = _iso(self.clock())
         rows = self.db.execute(
             "SELECT * FROM cards WHERE status = 'provisional_loss' AND lapse_at <= ?", (now,)

@@ -64,6 +64,9 @@ def test_serve_apdu_and_persistence_across_restart(
     results = json.loads(out.stdout)
     assert [r["sw"] for r in results] == ["9000", "9000", "9000"]
     assert results[2]["data"] == "C0FFEE"
+    traced = sscard("apdu", "--reader", READER, "--trace", select, "0020000003123456")
+    assert "> 00A404000C" in traced.stderr  # the redacted trace is shown
+    assert "0020000003 <3 bytes redacted>" in traced.stderr and "123456" not in traced.stderr
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
     assert "card removed" in proc.stdout.read()  # type: ignore[union-attr]
