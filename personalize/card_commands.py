@@ -60,12 +60,20 @@ def cmd_verify_pin(args: argparse.Namespace) -> int:
             card.verify_pin(pin)
         except WrongPin as exc:
             say(f"PIN 错误，剩余 {exc.tries_left} 次 (wrong PIN, {exc.tries_left} tries left)")
+            _json(args, {"verified": False, "tries_left": exc.tries_left})
             return 1
         except PinBlocked:
             say("PIN 已锁定，请持身份证到柜台解锁 (PIN blocked: unblock at the counter)")
+            _json(args, {"verified": False, "tries_left": 0})
             return 1
     say("PIN 正确 (PIN verified)")
+    _json(args, {"verified": True})
     return 0
+
+
+def _json(args: argparse.Namespace, data: dict[str, object]) -> None:
+    if args.json:
+        print(json.dumps(data))
 
 
 def cmd_change_pin(args: argparse.Namespace) -> int:
@@ -83,11 +91,14 @@ def cmd_change_pin(args: argparse.Namespace) -> int:
                 f"原 PIN 错误，剩余 {exc.tries_left} 次 (wrong current PIN, "
                 f"{exc.tries_left} tries left); PIN unchanged"
             )
+            _json(args, {"changed": False, "tries_left": exc.tries_left})
             return 1
         except PinBlocked:
             say("PIN 已锁定 (PIN blocked); PIN unchanged")
+            _json(args, {"changed": False, "tries_left": 0})
             return 1
     say("PIN 已修改 (PIN changed)")
+    _json(args, {"changed": True})
     return 0
 
 
@@ -103,6 +114,5 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         p = card.add_parser(name, help=text)
         p.add_argument("--reader", default="0", help="index, exact name or regex (default 0)")
         p.add_argument("--profile", default="default", help="card profile name or TOML path")
-        if name == "read":
-            p.add_argument("--json", action="store_true")
+        p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)

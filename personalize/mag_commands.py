@@ -39,7 +39,12 @@ def cmd_write(args: argparse.Namespace) -> int:
         if args.coercivity:
             encoder.set_coercivity(args.coercivity)
         encoder.write(tracks)
-    print(f"写入并校验成功 written and verified: track(s) {', '.join(map(str, sorted(tracks)))}")
+    if args.json:
+        print(json.dumps({"result": "ok", "written": sorted(tracks), "verified": True}))
+    else:
+        print(
+            f"写入并校验成功 written and verified: track(s) {', '.join(map(str, sorted(tracks)))}"
+        )
     return 0
 
 
@@ -50,7 +55,10 @@ def cmd_erase(args: argparse.Namespace) -> int:
         raise ValueError("--tracks is a comma-separated list of 1, 2, 3") from None
     with Msr206(args.port, timeout=args.timeout, swipe_timeout=args.timeout) as encoder:
         encoder.erase(tracks)
-    print(f"已擦除 erased: track(s) {', '.join(map(str, sorted(tracks)))}")
+    if args.json:
+        print(json.dumps({"result": "ok", "erased": sorted(tracks)}))
+    else:
+        print(f"已擦除 erased: track(s) {', '.join(map(str, sorted(tracks)))}")
     return 0
 
 
@@ -59,7 +67,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         dest="mag_command", required=True
     )
     p = mag.add_parser("read", help="read the three tracks")
-    p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_read)
     p_write = mag.add_parser("write", help="write tracks (data characters only), read back")
     for n in (1, 2, 3):
@@ -72,3 +79,4 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     for q in (p, p_write, p_erase):
         q.add_argument("--port", required=True, help="device path or pyserial URL")
         q.add_argument("--timeout", type=float, default=20.0, help="seconds (a swipe included)")
+        q.add_argument("--json", action="store_true")

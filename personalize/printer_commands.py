@@ -40,9 +40,10 @@ def cmd_print(args: argparse.Namespace) -> int:
     if image.size != (WIDTH, HEIGHT):
         image = image.resize((WIDTH, HEIGHT))
     with EvolisPrinter(args.port, timeout=args.timeout) as printer:
-        print("打印中 printing…", flush=True)
+        if not args.json:
+            print("打印中 printing…", flush=True)
         printer.print_panels(panels_from_image(image))
-    print("已打印并出卡 printed and ejected")
+    print(json.dumps({"result": "printed"}) if args.json else "已打印并出卡 printed and ejected")
     return 0
 
 
@@ -52,7 +53,12 @@ def cmd_move(args: argparse.Namespace) -> int:
             printer.eject()
         else:
             printer.reject()
-    print({"eject": "已出卡 ejected", "reject": "已退卡至废卡箱 rejected"}[args.printer_command])
+    if args.json:
+        print(json.dumps({"result": args.printer_command}))
+    else:
+        print(
+            {"eject": "已出卡 ejected", "reject": "已退卡至废卡箱 rejected"}[args.printer_command]
+        )
     return 0
 
 
@@ -61,7 +67,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         dest="printer_command", required=True
     )
     p_status = printer.add_parser("status", help="model, serial, firmware, ribbon, feeder, card")
-    p_status.add_argument("--json", action="store_true")
     p_status.set_defaults(func=cmd_status)
     p_print = printer.add_parser("print", help="print a front image (1016 × 648) and eject")
     p_print.add_argument("--front", required=True, type=Path)
@@ -73,3 +78,4 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     for q in (p_status, p_print, p_eject, p_reject):
         q.add_argument("--port", required=True, help="device path or pyserial URL")
         q.add_argument("--timeout", type=float, default=30.0)
+        q.add_argument("--json", action="store_true")

@@ -125,7 +125,8 @@ def test_mag_cli(emulator: Msr206Emulator) -> None:
     read = json.loads(sscard("read", "--json").stdout)
     assert read["track2"] == {"state": "ok", "data": T2}
     assert read["track1"]["state"] == "blank"
-    assert sscard("erase", "--tracks", "2,3").returncode == 0
+    erased = sscard("erase", "--tracks", "2,3", "--json")
+    assert json.loads(erased.stdout) == {"result": "ok", "erased": [2, 3]}
     assert json.loads(sscard("read", "--json").stdout)["track2"]["state"] == "blank"
     bad = sscard("write", "--track2", "not digits")
     assert bad.returncode == 1 and "character set" in bad.stderr

@@ -202,6 +202,7 @@ def test_printer_cli(emulator: EvolisEmulator, tmp_path: Path) -> None:
     printed = sscard("print", "--front", str(front))
     assert printed.returncode == 0, printed.stderr
     assert emulator.printed == 1
+    assert json.loads(sscard("eject", "--json").stdout) == {"result": "eject"}
     emulator.cover_open = True
     refused = sscard("print", "--front", str(front))
     assert refused.returncode == 1 and "CoverOpen" in refused.stderr

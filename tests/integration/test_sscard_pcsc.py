@@ -222,8 +222,9 @@ def test_factory_cli_holder_file_and_pin_prompts(serve_card: ServeCard, tmp_path
     assert card_read_json(served.reader)["name"] == "王小二"
     wrong = sscard("card", "verify-pin", "--reader", served.reader, stdin="000000\n")
     assert wrong.returncode == 1 and "剩余 2 次" in wrong.stderr
-    right = sscard("card", "verify-pin", "--reader", served.reader, stdin="123456\n")
+    right = sscard("card", "verify-pin", "--reader", served.reader, "--json", stdin="123456\n")
     assert right.returncode == 0 and "PIN verified" in right.stderr
+    assert json.loads(right.stdout) == {"verified": True}
     changed = sscard(
         "card", "change-pin", "--reader", served.reader, stdin="123456\n591357\n591357\n"
     )
