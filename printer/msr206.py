@@ -17,7 +17,6 @@ from typing import Literal
 from printer.errors import (
     DeviceError,
     DeviceProtocolError,
-    DeviceTimeout,
     Recovery,
     TrackError,
 )
@@ -287,5 +286,3 @@ def _parse_tracks(body: bytes) -> tuple[TrackRead, TrackRead, TrackRead]:
             result[n] = TrackRead(n, "ok", text)
     return result[1], result[2], result[3]
 
-
-__all__ = ["DeviceTimeout", "EncoderError", "Msr206", "StripeRead", "TrackRead", "VerifyMismatch"]

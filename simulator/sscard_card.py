@@ -25,6 +25,8 @@ from typing import Any, ClassVar, Literal
 from apdu.command import Command
 from apdu.errors import CardRemoved
 from hsm_stub import cryptograms
+from hsm_stub.errors import BadInput
+from hsm_stub.mac import unpad_method2
 from hsm_stub.suites import suite_for
 from simulator.cardfile import register_kind
 from simulator.cardos.card import Access, CardOS, SwError
@@ -249,11 +251,14 @@ class SocialSecurityCardOS(CardOS):
         if c.p2 == 0x01:
             if len(body) != suite.block:
                 raise SwError(0x6700)
-            block = suite.decrypt(key.value, body)
+            try:  # 03 ‖ PIN ‖ 80 00… : a length byte, the PIN, padding method 2
+                plain = unpad_method2(suite.decrypt(key.value, body), suite.block)
+            except BadInput:
+                raise SwError(0x6A80) from None
             n = len(self.pin.value)
-            if block[0] != n or block[1 + n] != 0x80 or any(block[2 + n :]):
+            if len(plain) != 1 + n or plain[0] != n:
                 raise SwError(0x6A80)
-            self.pin.value = block[1 : 1 + n]
+            self.pin.value = plain[1:]
         self.pin.tries = self.pin.max_tries
         self._changed()
         return b""
