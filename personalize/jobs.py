@@ -241,6 +241,34 @@ def next_step(done: set[str]) -> str | None:
     return None
 
 
+def claim_job(registry: Registry, job_id: int, station: str) -> None:
+    """Take the job's lease for ``station`` (renewed at every step), or refuse: a finished
+    job, or one another station holds. Done before any device is opened."""
+    now = registry.clock()
+    with registry.transaction() as db:
+        job = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if job is None:
+            raise JobError(f"没有作业 {job_id} (no job {job_id})")
+        if job["status"] in ("done", "failed", "cancelled"):
+            state = {"done": "完成", "failed": "失败", "cancelled": "取消"}[job["status"]]
+            raise JobError(f"作业 {job_id} 已{state} (job is {job['status']})")
+        if (
+            job["status"] == "running"
+            and job["station"] != station
+            and job["lease_until"]
+            and job["lease_until"] > _iso(now)
+        ):
+            raise JobError(
+                f"作业 {job_id} 正由工位 {job['station']} 执行 (job is being run by station "
+                f"{job['station']} until {job['lease_until']})"
+            )
+        db.execute(
+            "UPDATE jobs SET status = 'running', station = ?, lease_until = ?, updated_at = ?"
+            " WHERE id = ?",
+            (station, _iso(now + LEASE), _iso(now), job_id),
+        )
+
+
 class JobRunner:
     def __init__(
         self,
@@ -300,27 +328,7 @@ class JobRunner:
             os.kill(os.getpid(), signal.SIGKILL)
 
     def _claim(self, job_id: int) -> None:
-        now = self.registry.clock()
-        with self.registry.transaction() as db:
-            job = self.job(job_id)
-            if job["status"] in ("done", "failed", "cancelled"):
-                state = {"done": "完成", "failed": "失败", "cancelled": "取消"}[job["status"]]
-                raise JobError(f"作业 {job_id} 已{state} (job is {job['status']})")
-            if (
-                job["status"] == "running"
-                and job["station"] != self.dev.name
-                and job["lease_until"]
-                and job["lease_until"] > _iso(now)
-            ):
-                raise JobError(
-                    f"作业 {job_id} 正由工位 {job['station']} 执行 (job is being run by station "
-                    f"{job['station']} until {job['lease_until']})"
-                )
-            db.execute(
-                "UPDATE jobs SET status = 'running', station = ?, lease_until = ?, updated_at = ?"
-                " WHERE id = ?",
-                (self.dev.name, _iso(now + LEASE), _iso(now), job_id),
-            )
+        claim_job(self.registry, job_id, self.dev.name)
 
     def _set_status(self, job_id: int, status: str, error: str | None = None) -> None:
         with self.registry.transaction() as db:

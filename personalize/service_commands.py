@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from personalize.documents import CollectionCertificate, collection_certificate_pdf
-from personalize.jobs import JobRunner, StationDevices, submit_job
+from personalize.jobs import JobRunner, StationDevices, claim_job, submit_job
 from personalize.policy import load_policy
 from personalize.registry import STATUS_NAMES, Registry
 from personalize.station import StationConfig
@@ -183,6 +183,7 @@ def cmd_job_run(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.station} names no printer and contact reader: not a card center")
     policy = load_policy(station.policy)
     registry = Registry(station.registry, policy)
+    claim_job(registry, args.job, station.name)  # before touching any device
     hsm = station.security_module()
     with EvolisPrinter(station.printer) as printer:
         devices = StationDevices(

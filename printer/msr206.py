@@ -285,4 +285,3 @@ def _parse_tracks(body: bytes) -> tuple[TrackRead, TrackRead, TrackRead]:
                 text = text[:-1]
             result[n] = TrackRead(n, "ok", text)
     return result[1], result[2], result[3]
-

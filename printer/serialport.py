@@ -1,8 +1,9 @@
-"""Opening serial devices: every port goes through pyserial's ``serial_for_url``, so a path
-(``/dev/ttyUSB0``, a pty from an emulator) and a URL (``socket://``, ``loop://``,
-``spy://…``) work alike (DEVICES.md §5). Reads are exact-length with a deadline: pyserial
-reports a timeout as a short read, which becomes :class:`DeviceTimeout`; a vanished port
-(``SerialException``) becomes :class:`DeviceGone`.
+"""Opening serial devices: a URL (``socket://``, ``loop://``, ``spy://…``) goes through
+pyserial's ``serial_for_url`` and a path (``/dev/ttyUSB0``, a pty from an emulator) opens as
+``serial_for_url`` would open it, plus an exclusive lock — so both work alike (DEVICES.md
+§5). Reads are exact-length with a deadline: pyserial reports a timeout as a short read,
+which becomes :class:`DeviceTimeout`; a vanished port (``SerialException``) becomes
+:class:`DeviceGone`.
 """
 
 from __future__ import annotations
@@ -19,8 +20,14 @@ class Port:
     def __init__(self, url: str, *, baudrate: int = 9600, timeout: float = 5.0) -> None:
         self.url = url
         self.timeout = timeout
+        # A device path is locked for this program alone (flock): two programs talking to one
+        # printer or encoder would steal each other's answers. URLs (socket://, loop://) are
+        # shared as they are.
         try:
-            self.serial = serial.serial_for_url(url, baudrate=baudrate, timeout=0.05)
+            if "://" in url:
+                self.serial = serial.serial_for_url(url, baudrate=baudrate, timeout=0.05)
+            else:
+                self.serial = serial.Serial(url, baudrate=baudrate, timeout=0.05, exclusive=True)
         except (serial.SerialException, ValueError, OSError) as exc:
             raise DeviceGone(f"cannot open {url}: {exc}") from None
 

@@ -11,7 +11,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from printer.errors import DeviceProtocolError, DeviceTimeout, TrackDamaged, TrackError
+from printer.errors import (
+    DeviceGone,
+    DeviceProtocolError,
+    DeviceTimeout,
+    TrackDamaged,
+    TrackError,
+)
 from printer.msr206 import (
     EncoderError,
     Msr206,
@@ -100,6 +106,14 @@ def test_injected_faults_are_typed(emulator: Msr206Emulator) -> None:
         encoder.comm_test()  # the driver recovers after garbage
         with pytest.raises(TrackError):
             encoder.write({2: "12AB"})  # refused before anything is sent
+
+
+def test_a_port_is_one_program_s(emulator: Msr206Emulator) -> None:
+    with Msr206(emulator.path, timeout=2) as encoder:
+        with pytest.raises(DeviceGone, match="exclusively lock") as info:
+            Msr206(emulator.path)
+        assert info.value.recovery == "operator"
+        encoder.comm_test()  # the first program is undisturbed
 
 
 def test_silent_port_times_out_within_its_deadline(emulator: Msr206Emulator) -> None:
