@@ -104,3 +104,30 @@ def test_no_pcscd_is_a_clear_error() -> None:
     )
     assert result.returncode == 1
     assert "is pcscd running" in result.stderr
+
+
+@pytest.mark.parametrize("device", ["encoder", "printer"])
+def test_sim_device_commands_print_their_pty_and_stop(
+    pcscd: Pcscd, tmp_path: Path, device: str
+) -> None:
+    args = [*SSCARD, "sim", device]
+    if device == "printer":
+        args += ["--cards", "1", "--slot", "1", "--out-dir", str(tmp_path)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        path = line.split(" on ")[1].split(":")[0].split()[0]
+        assert path.startswith("/dev/pts/"), line
+        command = (
+            ["mag", "read", "--json"] if device == "encoder" else ["printer", "status", "--json"]
+        )
+        result = sscard(*command, "--port", path)
+        data = json.loads(result.stdout)
+        if device == "encoder":
+            assert data["track2"]["state"] == "blank"
+        else:
+            assert data["feeder"] == "ok" and data["card_position"] == "none"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
