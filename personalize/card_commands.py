@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 
 from apdu.pcsc import PcscTransport, ReaderSpec
 from apdu.status import PinBlocked, WrongPin
@@ -51,23 +52,32 @@ def cmd_read(args: argparse.Namespace) -> int:
     return 0 if all(checks.values()) else 1
 
 
-def cmd_verify_pin(args: argparse.Namespace) -> int:
-    pin = read_secret("请输入 PIN (PIN): ")
+def _pin_operation(
+    args: argparse.Namespace,
+    action: Callable[[SocialSecurityCard], None],
+    *,
+    key: str,
+    done: str,
+    wrong: str,
+    blocked: str,
+) -> int:
+    """Run one PIN command on the card; report the outcome (and the tries the card says are
+    left) on stderr, and as JSON with ``--json``. ``wrong`` has a ``{n}`` for the tries."""
     with PcscTransport(reader_spec(args.reader)) as transport:
         card = _card(args, transport)
         card.select_ssse()
         try:
-            card.verify_pin(pin)
+            action(card)
         except WrongPin as exc:
-            say(f"PIN 错误，剩余 {exc.tries_left} 次 (wrong PIN, {exc.tries_left} tries left)")
-            _json(args, {"verified": False, "tries_left": exc.tries_left})
+            say(wrong.format(n=exc.tries_left))
+            _json(args, {key: False, "tries_left": exc.tries_left})
             return 1
         except PinBlocked:
-            say("PIN 已锁定，请持身份证到柜台解锁 (PIN blocked: unblock at the counter)")
-            _json(args, {"verified": False, "tries_left": 0})
+            say(blocked)
+            _json(args, {key: False, "tries_left": 0})
             return 1
-    say("PIN 正确 (PIN verified)")
-    _json(args, {"verified": True})
+    say(done)
+    _json(args, {key: True})
     return 0
 
 
@@ -76,30 +86,31 @@ def _json(args: argparse.Namespace, data: dict[str, object]) -> None:
         print(json.dumps(data))
 
 
+def cmd_verify_pin(args: argparse.Namespace) -> int:
+    pin = read_secret("请输入 PIN (PIN): ")
+    return _pin_operation(
+        args,
+        lambda card: card.verify_pin(pin),
+        key="verified",
+        done="PIN 正确 (PIN verified)",
+        wrong="PIN 错误，剩余 {n} 次 (wrong PIN, {n} tries left)",
+        blocked="PIN 已锁定，请持身份证到柜台解锁 (PIN blocked: unblock at the counter)",
+    )
+
+
 def cmd_change_pin(args: argparse.Namespace) -> int:
     old = read_secret("请输入原 PIN (current PIN): ")
     new = read_secret("请输入新 PIN (new PIN): ")
     if read_secret("请再次输入新 PIN (new PIN again): ") != new:
         raise InvalidData("两次输入的新 PIN 不一致 (the new PINs differ); nothing was changed")
-    with PcscTransport(reader_spec(args.reader)) as transport:
-        card = _card(args, transport)
-        card.select_ssse()
-        try:
-            card.change_pin(old, new)
-        except WrongPin as exc:
-            say(
-                f"原 PIN 错误，剩余 {exc.tries_left} 次 (wrong current PIN, "
-                f"{exc.tries_left} tries left); PIN unchanged"
-            )
-            _json(args, {"changed": False, "tries_left": exc.tries_left})
-            return 1
-        except PinBlocked:
-            say("PIN 已锁定 (PIN blocked); PIN unchanged")
-            _json(args, {"changed": False, "tries_left": 0})
-            return 1
-    say("PIN 已修改 (PIN changed)")
-    _json(args, {"changed": True})
-    return 0
+    return _pin_operation(
+        args,
+        lambda card: card.change_pin(old, new),
+        key="changed",
+        done="PIN 已修改 (PIN changed)",
+        wrong="原 PIN 错误，剩余 {n} 次 (wrong current PIN, {n} tries left); PIN unchanged",
+        blocked="PIN 已锁定 (PIN blocked); PIN unchanged",
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -210,6 +210,13 @@ def test_two_stations_one_job(prepared: Prepared) -> None:
     assert_consistent(prepared)
 
 
+def in_process_runner(p: Prepared, printer: EvolisPrinter) -> JobRunner:
+    """The job runner of the station, in this process, quiet."""
+    return JobRunner(
+        p.registry, POLICY, PROFILE, devices(p, printer), operator="op", progress=lambda s: None
+    )
+
+
 def devices(p: Prepared, printer: EvolisPrinter) -> StationDevices:
     return StationDevices(
         printer,
@@ -233,14 +240,7 @@ def test_a_bad_card_goes_to_the_reject_bin(prepared: Prepared) -> None:
         ),
     )
     with EvolisPrinter(prepared.config.printer) as printer:
-        JobRunner(
-            prepared.registry,
-            POLICY,
-            PROFILE,
-            devices(prepared, printer),
-            operator="op",
-            progress=lambda s: None,
-        ).run(prepared.job_id)
+        in_process_runner(prepared, printer).run(prepared.job_id)
     assert_consistent(prepared, rejected=1)
     reasons = [
         r["details"]
@@ -261,14 +261,7 @@ def test_ribbon_out_pauses_then_resumes(prepared: Prepared) -> None:
     assert prepared.sim.printer is not None
     prepared.sim.printer.ribbon = None
     with EvolisPrinter(prepared.config.printer) as printer:
-        runner = JobRunner(
-            prepared.registry,
-            POLICY,
-            PROFILE,
-            devices(prepared, printer),
-            operator="op",
-            progress=lambda s: None,
-        )
+        runner = in_process_runner(prepared, printer)
         with pytest.raises(JobPaused, match=r"RibbonError.*operator"):
             runner.run(prepared.job_id)
         job = runner.job(prepared.job_id)
@@ -282,14 +275,7 @@ def test_dead_security_module_pauses_then_resumes(prepared: Prepared) -> None:
     assert prepared.sim.server is not None
     prepared.sim.server.stop()
     with EvolisPrinter(prepared.config.printer) as printer:
-        runner = JobRunner(
-            prepared.registry,
-            POLICY,
-            PROFILE,
-            devices(prepared, printer),
-            operator="op",
-            progress=lambda s: None,
-        )
+        runner = in_process_runner(prepared, printer)
         with pytest.raises(JobPaused, match="SecurityModuleUnavailable"):
             runner.run(prepared.job_id)
     assert runner.job(prepared.job_id)["status"] == "paused"
@@ -303,14 +289,7 @@ def test_dead_security_module_pauses_then_resumes(prepared: Prepared) -> None:
         port=int(port),
     ).start()
     with EvolisPrinter(prepared.config.printer) as printer:
-        JobRunner(
-            prepared.registry,
-            POLICY,
-            PROFILE,
-            devices(prepared, printer),
-            operator="op",
-            progress=lambda s: None,
-        ).run(prepared.job_id)
+        in_process_runner(prepared, printer).run(prepared.job_id)
     assert_consistent(prepared)
 
 
