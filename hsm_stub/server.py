@@ -177,15 +177,17 @@ class HsmServer:
         sock.settimeout(self.request_timeout)
         payload = read_frame(sock, body_timeout=self.request_timeout)
         if payload[:1] != bytes((Op.AUTH,)):
-            write_frame(sock, bytes((Status.NOT_AUTHENTICATED,)) + b"authenticate first")
+            # The audit line is written before the refusal is sent: whoever sees the answer
+            # can rely on the audit already holding it.
             self.audit.record(client=peer, operation="auth", result="refused: not authenticated")
+            write_frame(sock, bytes((Status.NOT_AUTHENTICATED,)) + b"authenticate first")
             return None, peer
         client_id, client_nonce, proof = unpack_fields(payload[1:], 3)
         client = f"{client_id.decode('utf-8', 'replace')}@{peer}"
         expected = client_proof(self.secret, server_nonce, client_nonce, client_id)
         if len(client_nonce) != NONCE_LENGTH or not hmac.compare_digest(proof, expected):
-            write_frame(sock, bytes((Status.NOT_AUTHENTICATED,)) + b"authentication failed")
             self.audit.record(client=client, operation="auth", result="refused: bad proof")
+            write_frame(sock, bytes((Status.NOT_AUTHENTICATED,)) + b"authentication failed")
             return None, client
         write_frame(
             sock,

@@ -21,7 +21,7 @@ from typing import Any
 from personalize.documents import CollectionCertificate, collection_certificate_pdf
 from personalize.jobs import JobRunner, StationDevices, submit_job
 from personalize.policy import load_policy
-from personalize.registry import Registry
+from personalize.registry import Clock, Registry, utc_now
 from personalize.station import StationConfig
 from personalize.trackvault import TrackVault
 from printer.evolis import EvolisPrinter
@@ -39,7 +39,8 @@ def _say(n: int, text: str) -> None:
     print(f"[{n}] {text}", flush=True)
 
 
-def run_demo(out: Path) -> int:
+def run_demo(out: Path, *, clock: Clock = utc_now) -> int:
+    """Run the demo; ``clock`` gives the registry's time (tests pin it)."""
     started = time.monotonic()
     station_dir = out / "station"
     if station_dir.exists():
@@ -51,7 +52,7 @@ def run_demo(out: Path) -> int:
     with SimulatedStation(station_dir, profile, policy.region_code) as sim:
         assert sim.printer is not None
         config = StationConfig.load(sim.station_file)
-        registry = Registry(config.registry, policy)
+        registry = Registry(config.registry, policy, clock=clock)
         _say(
             1,
             f"模拟工位已启动 station up: printer {sim.printer.path}, contact reader "

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -43,7 +44,8 @@ def pdftext(path: Path) -> str:
 
 def test_demo_flow_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert run_demo(out) == 0
+    # Pinned clock: Wed 2026-11-25 09:30 UTC; 15 working days later is Wed 2026-12-16.
+    assert run_demo(out, clock=lambda: datetime(2026, 11, 25, 9, 30, tzinfo=UTC)) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["old_card"] == {
         "number": summary["old_card"]["number"],
