@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sscard.profile import read_named_toml
 
@@ -43,6 +44,23 @@ class RegionPolicy:
     statuses: dict[str, tuple[str, ...]]
     holidays: frozenset[date]
     valid_until: date | None = None
+    time_zone: str = "Asia/Shanghai"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The region's time zone: every date a person sees is a date here (BUSINESS-RULES
+        "Time"); instants are stored in UTC."""
+        return ZoneInfo(self.time_zone)
+
+    def local_time(self, moment: datetime) -> datetime:
+        """``moment`` (aware) as wall-clock time in the region's zone."""
+        if moment.tzinfo is None:
+            raise ValueError("naive datetime: instants carry their offset")
+        return moment.astimezone(self.zone)
+
+    def local_date(self, moment: datetime) -> date:
+        """The calendar date in the region's zone at ``moment``."""
+        return self.local_time(moment).date()
 
     def check_date(self, day: date) -> None:
         """Date math past the policy's validity is refused: its deadlines and holiday
@@ -109,9 +127,14 @@ def policy_from_dict(d: dict[str, Any], name: str) -> RegionPolicy:
             statuses={k: tuple(v) for k, v in d["statuses"].items()},
             holidays=frozenset(date.fromisoformat(h) for h in d.get("holidays", [])),
             valid_until=date.fromisoformat(d["valid_until"]) if "valid_until" in d else None,
+            time_zone=str(d.get("time_zone", "Asia/Shanghai")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PolicyError(f"policy {name!r} is incomplete or malformed: {exc}") from None
+    try:
+        policy.zone  # noqa: B018 — an unknown zone name is refused when the policy loads
+    except (ZoneInfoNotFoundError, ValueError):
+        raise PolicyError(f"time_zone {policy.time_zone!r} is not a known IANA zone") from None
     if not re.fullmatch(r"\d{6}", policy.region_code):
         raise PolicyError("region_code is 6 digits")
     if len(policy.issuer_org) != 12:
