@@ -47,6 +47,8 @@ OUTSIDE = re.compile(r"https?://|\.\./shared|shared/docs|/work/")
 OUTSIDE_NOTES = re.compile(
     r"SPEC-NOTES|DEVICES\.md|BUSINESS-RULES|ARCHITECTURE(\.md| \"| conventions|\.md)|shared/docs"
 )
+HEADING = re.compile(r"^#+ (.+)$", re.M)
+CODE_BLOCK = re.compile(r"^```.*?^```$", re.M | re.S)
 EXAMPLE = re.compile(r"^```(\w+) title=(\S+)\n(.*?)^```$", re.M | re.S)
 
 
@@ -81,15 +83,26 @@ def test_no_link_leaves_the_repository() -> None:
     assert offenders == []
 
 
+def _anchors(doc: Path) -> set[str]:
+    """The heading anchors a Markdown renderer makes (GitHub's rule: lower case, punctuation
+    dropped, spaces to hyphens)."""
+    text = CODE_BLOCK.sub("", doc.read_text(encoding="utf-8"))
+    return {
+        re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        for heading in HEADING.findall(text)
+    }
+
+
 def test_relative_links_resolve_inside_the_repository() -> None:
     broken = []
     for doc in DOCS:
         for target in MD_LINK.findall(doc.read_text(encoding="utf-8")):
-            if target.startswith("#"):
-                continue
-            path = (doc.parent / target.split("#", 1)[0]).resolve()
+            file, _, anchor = target.partition("#")
+            path = (doc.parent / file).resolve() if file else doc
             if not path.is_relative_to(ROOT) or not path.exists():
                 broken.append(f"{_relative(doc)}: {target}")
+            elif anchor and path.suffix == ".md" and anchor not in _anchors(path):
+                broken.append(f"{_relative(doc)}: {target} (no such heading)")
     assert broken == []
 
 
@@ -246,10 +259,11 @@ def test_card_file_example_serves_its_records(tmp_path: Path) -> None:
     transport.connect()
     assert transport.atr == bytes.fromhex(data["atr"])
     app = data["mf"]["children"][0]
-    select = Command(0x00, 0xA4, 0x04, 0x00, bytes.fromhex(app["aid"]), le=0)
+    select = Command(0x00, 0xA4, 0x04, 0x00, bytes.fromhex(app["aid"]), le=256)
     assert transport.send(select).ok
     records = app["children"][0]
-    read = transport.send(Command(0x00, 0xB2, 1, 0x04, le=0))
+    p2 = records["sfi"] << 3 | 0x04  # READ RECORD 1 of the EF with that SFI
+    read = transport.send(Command(0x00, 0xB2, 1, p2, le=256))
     assert read.data == bytes.fromhex(records["records"][0])
 
 
