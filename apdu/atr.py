@@ -2,7 +2,7 @@
 historical bytes, TCK.
 
 Used to tell a card's protocols and to take its historical bytes (the 社保卡 serial number is
-the last 8 of them — SPEC-NOTES §3), and by the simulator to build valid ATRs.
+the last 8 of them — docs/chip-application.md §3), and by the simulator to build valid ATRs.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ pcsc-lite on Linux).
 The reader is chosen by exact name, by regular expression or by index. Connections are
 exclusive by default: nothing else may talk to the card while a job writes it.
 
-pcsc-lite errors (``src/winscard.c``; DEVICES.md §1) become :class:`~apdu.errors.CardRemoved`,
+pcsc-lite errors (``src/winscard.c``; docs/devices.md §1) become :class:`~apdu.errors.CardRemoved`,
 :class:`~apdu.errors.CardReset`, :class:`~apdu.errors.NoCard`, :class:`~apdu.errors.CardMute`
 and :class:`~apdu.errors.ReaderUnavailable`. A command torn by a pulled card comes back from
 pcsc-lite as *success with no bytes* (hresult 0) and only later calls say

@@ -1,7 +1,7 @@
 """TLV codecs.
 
 * **Simple TLV** (ISO/IEC 7816-4 §5.2.2.2, one-byte tag and one-byte length): the form of the
-  社保卡 EF05/EF06 records (SPEC-NOTES §1). Tags 00 and FF are invalid; lengths 0..254
+  社保卡 EF05/EF06 records (docs/chip-application.md §1). Tags 00 and FF are invalid; lengths 0..254
   (the three-byte length form ``FF xx xx`` is not used by these cards and is refused).
 * **BER-TLV** (ISO/IEC 7816-4 §5.2.2.1, ISO/IEC 8825-1): multi-byte tags, short and long
   definite lengths (``81``, ``82``, ``83``), constructed objects — used for FCI (tag ``6F``).

@@ -4,7 +4,7 @@ The data field of commands that carry PINs or key material is never kept: VERIFY
 CHANGE REFERENCE DATA (``24``; also the 社保卡 PIN unblock/reset ``84 24``), RESET RETRY
 COUNTER (``2C``), the 社保卡 CHANGE PIN (``80 5E``), EXTERNAL AUTHENTICATE (``82``), key
 loads (``D4``, ``D8``) and the PSAM's encrypt/MAC (``80 FA``, whose input can be a PIN
-block) — SPEC-NOTES §2 and §5, ARCHITECTURE "Secrets". Header, lengths, SW and
+block) — docs/chip-application.md §2, §5; docs/architecture.md "Conventions". Header, lengths, SW,
 latency stay, so a trace still shows what happened. Redaction happens when the event is
 built: a :class:`TraceEvent` never holds the secret bytes, whatever observer receives it.
 """

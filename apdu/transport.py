@@ -1,7 +1,7 @@
 """The transport interface: send a :class:`Command`, get a :class:`Response`.
 
 T=0 procedure handling (ISO/IEC 7816-3 §10.3.4 as seen by applications, and the PC/SC
-convention that leaves it to the caller — DEVICES.md §1, pySim ``transport/__init__.py``) is
+convention that leaves it to the caller — docs/devices.md §1, pySim ``transport/__init__.py``) is
 built in and on by default:
 
 * ``61xx`` → GET RESPONSE (``00 C0 00 00 xx``), data appended, repeated while ``61xx`` comes

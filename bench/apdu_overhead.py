@@ -8,7 +8,7 @@ drift of the machine hits both alike. The APDU is READ RECORD 1 of SFI 2 with th
     .venv/bin/python bench/apdu_overhead.py [--count 10000] [--block 100]
 
 Prints the median time per APDU of each and their ratio. The simulated card's round trip
-should stay under 0.5 ms median (DEVICES.md §1: about 0.12 ms with TCP_NODELAY and
+should stay under 0.5 ms median (docs/devices.md §1: about 0.12 ms with TCP_NODELAY and
 TCP_QUICKACK, about 44 ms without).
 """
 

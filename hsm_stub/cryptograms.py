@@ -1,5 +1,5 @@
 """The 社保卡 cryptograms, as pure functions of clear keys — the one implementation that the
-security-module backends, the PSAM and the simulated card all call (SPEC-NOTES §3-§5).
+security-module backends, the PSAM and the simulated card all call (docs/chip-application.md §3-§5).
 
 * Card factors (§4): card = SN (last 8 ATR bytes); city = ASCII(6-digit region code) ‖ "sx";
   province = ASCII(2-digit province code) ‖ "0000" ‖ "sh". Per-card key =
@@ -53,7 +53,7 @@ class CardFactors:
         )
 
     def chain(self) -> tuple[bytes, bytes, bytes]:
-        """Card-first order, as a PSAM takes them (SPEC-NOTES §4)."""
+        """Card-first order, as a PSAM takes them (docs/chip-application.md §4)."""
         return self.card, self.city, self.province
 
     def to_bytes(self) -> bytes:
@@ -94,7 +94,7 @@ def command_mac(suite: CipherSuite, card_key: bytes, challenge: bytes, mac_input
 
 
 def pin_block(suite: CipherSuite, pin: str) -> bytes:
-    """``03 ‖ PIN BCD ‖ 80 00…`` for a 6-digit PIN (SPEC-NOTES §2)."""
+    """``03 ‖ PIN BCD ‖ 80 00…`` for a 6-digit PIN (docs/chip-application.md §2)."""
     if not re.fullmatch(r"\d{6}", pin):
         raise BadInput("a PIN is 6 digits")
     block = bytes((3,)) + bytes.fromhex(pin) + b"\x80"

@@ -6,7 +6,7 @@ key (the GlobalPlatformPro ``GPCardKeys`` boundary). Three backends implement it
 results for the same inputs.
 
 ``label`` names a *root* key (``mk``, ``update``, ``read``, ``irk``, ``pin``); the per-card key
-is derived inside the module from ``card_factors`` (SPEC-NOTES §4).
+is derived inside the module from ``card_factors`` (docs/chip-application.md §4).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """PSAM backend: the street-office path, a PSAM card in a PC/SC reader computes what the
-card center's security module computes (SPEC-NOTES §5).
+card center's security module computes (docs/chip-application.md §5).
 
 Flow per operation: SELECT the PSAM application ``D15600000590`` (once per connection);
 ``BF DE <usage> <key id> Lc <factors card‖city‖province> [<R>]`` loads the key, diversifies

@@ -1,6 +1,6 @@
 """Cipher suites: the four primitives the 社保卡 key scheme is built from, for 3DES and SM4.
 
-| primitive | 3DES suite (SPEC-NOTES §4) | SM4 suite ([ours], same structure, 16-byte blocks) |
+| primitive | 3DES suite (docs/chip-application.md §4) | SM4 suite ([ours], same shape, 16 B) |
 |---|---|---|
 | ``diversify(K, D)`` | ``3DES_K(D) ‖ 3DES_K(~D)`` (PBOC) | ``SM4_K(D ‖ ~D)`` |
 | ``session_key(K, R)`` | ``3DES_K(R)``: an 8-byte single-DES key | ``SM4_K(R ‖ ~R)`` |

@@ -3,7 +3,7 @@
 Every command prints human-readable text by default and JSON with ``--json``. Errors go to
 stderr as one line and set a non-zero exit status: 1 for a card, reader or device problem,
 2 for a usage error. The ``sim`` and ``demo`` commands are the composition root that may
-start the simulator (ARCHITECTURE.md); they import it only when run.
+start the simulator (docs/architecture.md); they import it only when run.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Documents handed to the holder, in Chinese (reportlab, WenQuanYi Micro Hei embedded):
-the 领卡证明 (collection certificate, BUSINESS-RULES "Documents") with the request number as
+the 领卡证明 (collection certificate, docs/business-rules.md "Documents") with the request number as
 a QR code and a Code 128 barcode."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Personalization jobs with checkpoints (ARCHITECTURE "How a reissued card flows").
+"""Personalization jobs with checkpoints (docs/architecture.md "How a reissued card flows").
 
 A reissue job runs these steps; each records its result before the next begins:
 

@@ -1,5 +1,5 @@
 """Street-office work on a desktop PC/SC reader and an MSR206-class encoder: re-magnetize
-(加磁), verify a damaged card (验卡), unblock or reset the PIN (BUSINESS-RULES.md; the
+(加磁), verify a damaged card (验卡), unblock or reset the PIN (docs/business-rules.md; the
 decision table is docs/diagnosis.md). The security module is whatever the station file
 names — the card center's service over TCP, or a PSAM in a second reader.
 """

@@ -1,5 +1,5 @@
 """Region policy: deadlines, lead times, fees, the card profile, PIN default and which
-statuses allow what — one TOML file per region (BUSINESS-RULES.md), never constants in code.
+statuses allow what — one TOML file per region (docs/business-rules.md), never constants in code.
 ``load_policy("default")`` reads ``personalize/policies/default.toml``; a path works too.
 """
 
@@ -48,7 +48,7 @@ class RegionPolicy:
 
     @property
     def zone(self) -> ZoneInfo:
-        """The region's time zone: every date a person sees is a date here (BUSINESS-RULES
+        """The region's time zone: every date a person sees is a date here (docs/business-rules.md
         "Time"); instants are stored in UTC."""
         return ZoneInfo(self.time_zone)
 

@@ -1,7 +1,7 @@
 """The card registry: persons, cards, status history, blacklist, reissue requests, jobs and a
 hash-chained audit log, in one SQLite file (WAL) with schema migrations.
 
-Statuses and transitions follow BUSINESS-RULES.md. **At most one valid card per person** is a
+Statuses and transitions follow docs/business-rules.md. **At most one valid card per person** is a
 database constraint: a partial unique index over the statuses in which a card is the
 person's card (``VALID``). A new card is made in ``personalizing`` (not valid); activating it
 voids the old one, blacklists the old identifiers and writes the audit event in one
@@ -345,7 +345,7 @@ class Registry:
         )
 
     def lapse_expired(self) -> int:
-        """Provisional losses past their deadline lapse back to active (BUSINESS-RULES).
+        """Provisional losses past their deadline lapse back to active (docs/business-rules.md).
         Runs before reads; inside an open transaction it waits for the next read."""
         if self.db.in_transaction:
             return 0

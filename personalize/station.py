@@ -1,7 +1,7 @@
 """A station's configuration (TOML): where its printer, contact reader, security
 module, registry and track key are — a card center's personalization station, or a street
 office (no printer: ``printer`` and ``contact_reader`` left out). Every device is an
-address that can point at hardware or an emulator (ARCHITECTURE conventions).
+address that can point at hardware or an emulator (docs/architecture.md "Conventions").
 
     name = "station-1"
     printer = "/dev/ttyUSB0"             # serial_for_url address of the Evolis printer

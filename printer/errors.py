@@ -1,4 +1,4 @@
-"""Device errors with a recovery class, the operator's next move (DEVICES.md §2):
+"""Device errors with a recovery class, the operator's next move (docs/devices.md §2):
 
 * ``operator``  — the operator must act (load ribbon, close the cover, refill the feeder,
   clear a jam), then the command can be retried;

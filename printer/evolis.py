@@ -1,5 +1,5 @@
 """Evolis card-printer driver: the escape protocol of the *Evolis Card Printers Programming
-Guide* A5013 Rev E (DEVICES.md §2), over any ``serial_for_url`` address.
+Guide* A5013 Rev E (docs/devices.md §2), over any ``serial_for_url`` address.
 
 Framing: ``ESC command;p1;…;pn CR``; the reply is ASCII ending in CR (or NUL, as USB drivers
 read it). Binary panel data follows its ``Db`` header and its length comes from the

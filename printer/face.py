@@ -1,6 +1,6 @@
 """The 社保卡 card face: layout from holder data (CR80, 300 dpi, landscape 1016 × 648 dots),
 rendered to a PDF proof (reportlab, Chinese text embedded), a PNG (Pillow), and the
-printer's YMCKO panels in the byte format of DEVICES.md §2 — and back from panels to an
+printer's YMCKO panels in the byte format of docs/devices.md §2 — and back from panels to an
 image, which is how the printer emulator shows what it printed.
 
 Panels: 648 × 1016 dots, downloaded line by line in printing direction: line i is column i
@@ -217,7 +217,7 @@ def panels_to_image(panels: Panels) -> Image.Image:
 
 
 def render_pdf(face: CardFace, path: str | Path) -> None:
-    """A CR80-sized PDF proof with the Chinese text embedded (ARCHITECTURE conventions)."""
+    """A CR80-sized PDF proof with the Chinese text embedded (docs/architecture.md, Conventions)."""
     from reportlab.lib.units import mm
     from reportlab.lib.utils import ImageReader
     from reportlab.pdfbase import pdfmetrics

@@ -1,4 +1,4 @@
-"""MSR206/MSR605 magnetic-stripe encoder driver (DEVICES.md §3; libmsr ``msr206.c``, MSR605
+"""MSR206/MSR605 magnetic-stripe encoder driver (docs/devices.md §3; libmsr ``msr206.c``, MSR605
 Programmer's Manual).
 
 Every command is ``ESC`` + a letter; answers end in ``ESC <status>`` (``0`` ok, ``1``

@@ -1,6 +1,6 @@
 """Opening serial devices: a URL (``socket://``, ``loop://``, ``spy://…``) goes through
 pyserial's ``serial_for_url`` and a path (``/dev/ttyUSB0``, a pty from an emulator) opens as
-``serial_for_url`` would open it, plus an exclusive lock — so both work alike (DEVICES.md
+``serial_for_url`` would open it, plus an exclusive lock — so both work alike (docs/devices.md
 §5). Reads are exact-length with a deadline: pyserial reports a timeout as a short read,
 which becomes :class:`DeviceTimeout`; a vanished port (``SerialException``) becomes
 :class:`DeviceGone`.

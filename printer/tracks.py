@@ -1,5 +1,5 @@
 """ISO/IEC 7811 magnetic tracks: character sets, odd parity, sentinels, LRC, F2F recording
-(DEVICES.md §4), and the ISO 7813 (track 2) and ISO 4909 (track 3) layouts.
+(docs/devices.md §4), and the ISO 7813 (track 2) and ISO 4909 (track 3) layouts.
 
 * Track 1: 6-bit characters, ASCII 0x20-0x5F (value = code − 0x20), start ``%``, end ``?``.
 * Tracks 2 and 3: 4-bit characters, ASCII 0x30-0x3F (value = code − 0x30), start ``;``,

@@ -1,4 +1,4 @@
-"""An Evolis-protocol card printer on a pseudo-terminal (DEVICES.md §2).
+"""An Evolis-protocol card printer on a pseudo-terminal (docs/devices.md §2).
 
 It holds a feeder of virtual cards (a chip — any simulated card OS, or none — and a magnetic
 stripe), a ribbon and a cover; it parks a card at the contact station, where the chip is

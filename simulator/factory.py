@@ -1,6 +1,6 @@
 """The card factory: issues blank pre-issued 社保卡 the way a card manufacturer does — file
 tree created, per-card keys loaded (diversified from the root keys by the card's SN and
-region, SPEC-NOTES §4), PIN set to the profile default, no holder data (SPEC-NOTES §6) — and,
+region, docs/chip-application.md §4), PIN set to the profile default, no holder data (§6) — and,
 for tests and demos, personalizes or damages them directly.
 """
 
@@ -44,7 +44,7 @@ SAMPLE_HOLDER = HolderData(
     birthplace="110105",
     birth_date=date(1949, 12, 31),
 )
-SAMPLE_ISSUER_ORG = bytes.fromhex("915600000234120034010A0C")  # SPEC-NOTES §1 sample
+SAMPLE_ISSUER_ORG = bytes.fromhex("915600000234120034010A0C")  # docs/chip-application.md §1 sample
 
 
 def roots_from_keystore(keystore: Keystore) -> Roots:

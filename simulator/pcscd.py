@@ -1,6 +1,6 @@
 """Start and stop ``pcscd`` for the simulated station, tests and benchmarks.
 
-pcscd runs without systemd as ``pcscd --foreground`` (DEVICES.md §1); with Debian's
+pcscd runs without systemd as ``pcscd --foreground`` (docs/devices.md §1); with Debian's
 ``vsmartcard-vpcd`` installed it loads vpcd from ``/etc/reader.conf.d/vpcd`` and shows the
 readers ``Virtual PCD 00 00`` and ``Virtual PCD 00 01``. An already running pcscd is used
 as it is and left running.

@@ -1,5 +1,5 @@
 """The simulated PSAM: a card OS personality holding root keys and computing with them as
-:mod:`hsm_stub.psam` expects (SPEC-NOTES §5) — BF DE key init with diversification and
+:mod:`hsm_stub.psam` expects (docs/chip-application.md §5) — BF DE key init with diversification and
 session key, 80 FA encrypt / MAC, GET DATA for a key's KCV. All cryptography is
 :mod:`hsm_stub` code; the PSAM never exports a key.
 """

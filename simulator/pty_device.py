@@ -1,6 +1,6 @@
 """A serial device emulator's end of a pseudo-terminal: the emulator owns the master, any
 program opens the slave path (printed, and in ``.path``) exactly as it would
-``/dev/ttyUSB0`` (DEVICES.md §5). The slave is put in raw mode (no echo, no line editing)."""
+``/dev/ttyUSB0`` (docs/devices.md §5). The slave is put in raw mode (no echo, no line editing)."""
 
 from __future__ import annotations
 

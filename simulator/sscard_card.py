@@ -1,4 +1,4 @@
-"""The virtual 社会保障卡: the card OS core with the SSSE personality (SPEC-NOTES §1-§5).
+"""The virtual 社会保障卡: the card OS with the SSSE personality (docs/chip-application.md §1-§5).
 
 * Access: UPDATE of EF05/EF06/EF08 needs a successful EXTERNAL AUTHENTICATE with the update
   key since SSSE was last selected; reads need VERIFY first where the profile says so. The
@@ -167,7 +167,7 @@ class SocialSecurityCardOS(CardOS):
         return challenge
 
     def cmd_external_authenticate(self, c: Command) -> bytes:
-        """00 82 00 KID Lc E ‖ A (SPEC-NOTES §4)."""
+        """00 82 00 KID Lc E ‖ A (docs/chip-application.md §4)."""
         if c.cla != 0x00 or c.p1 != 0x00:
             raise SwError(0x6A86)
         key = self.keys.get(c.p2)
@@ -221,7 +221,7 @@ class SocialSecurityCardOS(CardOS):
         return b""
 
     def cmd_change_pin(self, c: Command) -> bytes:
-        """80 5E 01 00 07 old FF new (SPEC-NOTES §2)."""
+        """80 5E 01 00 07 old FF new (docs/chip-application.md §2)."""
         n = len(self.pin.value)
         if c.cla != 0x80 or c.p1 != 0x01:
             raise SwError(0x6A86)

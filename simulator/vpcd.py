@@ -2,12 +2,12 @@
 
 vpcd (Debian ``vsmartcard-vpcd``) listens on ``127.0.0.1:35963`` for slot 0 and ``35964``
 for slot 1 and shows the readers ``Virtual PCD 00 00`` / ``Virtual PCD 00 01``; the virtual
-card connects to it (vsmartcard ``vpcd.h``; DEVICES.md §1). Frames in both directions are a
+card connects to it (vsmartcard ``vpcd.h``; docs/devices.md §1). Frames in both directions are a
 2-byte big-endian length then the payload. A 1-byte payload from vpcd is a control code —
 0 power off, 1 power on, 2 reset, 4 send ATR; anything longer is a C-APDU answered with the
 R-APDU. Frames are read with a loop until complete (the reference card's single ``recv`` is a
 known bug). ``TCP_NODELAY`` is set and ``TCP_QUICKACK`` re-armed before every read: with
-delayed ACKs each exchange stalls ~40 ms (DEVICES.md §1).
+delayed ACKs each exchange stalls ~40 ms (docs/devices.md §1).
 
 Closing the socket makes pcscd see the card removed: :meth:`VpcdBridge.pull` does it at once
 and :meth:`VpcdBridge.pull_on_next_apdu` does it mid-command (the APDU arrives and is never

@@ -1,5 +1,5 @@
 """Operations on a 社会保障卡 over an :class:`apdu.transport.Transport` and a
-:class:`hsm_stub.module.SecurityModule` (SPEC-NOTES §1-§6).
+:class:`hsm_stub.module.SecurityModule` (docs/chip-application.md §1-§6).
 
 The card is driven exactly as the public kiosk and reader code does: select SSSE by AID
 (falling back to EF05 by FID when a card answers ``6A82``), read records by SFI, by tag or by
@@ -90,7 +90,7 @@ class SocialSecurityCard:
         self.profile = profile
         self.hsm = hsm
         self.region_code = region_code
-        # A: some regions send the challenge itself, others a random block (SPEC-NOTES §4);
+        # A: some regions send the challenge, others a random block (docs/chip-application.md §4);
         # one cipher block: 8 bytes for 3DES, 16 for the SM4 suite.
         block = 16 if profile.algorithm == "SM4" else 8
         self.auth_factor = auth_factor or (lambda challenge: os.urandom(block))
@@ -228,7 +228,7 @@ class SocialSecurityCard:
 
     def write_photo(self, jpeg: bytes) -> None:
         """EF08 by UPDATE BINARY: one extended APDU when allowed, else short chunks
-        (SPEC-NOTES §1, Z390Kylin)."""
+        (docs/chip-application.md §1, Z390Kylin)."""
         if not jpeg.startswith(JPEG_SOI):
             raise InvalidData("照片必须是 JPEG (the photo must be a JPEG)")
         if len(jpeg) > self.profile.photo_size:
@@ -324,7 +324,7 @@ class SocialSecurityCard:
         return self.profile.pin.tries
 
     def change_pin(self, old: str, new: str) -> None:
-        """CHANGE PIN ``80 5E 01 00 07 old FF new`` (SPEC-NOTES §2)."""
+        """CHANGE PIN ``80 5E 01 00 07 old FF new`` (docs/chip-application.md §2)."""
         length = self.profile.pin.length
         data = pin_bcd(old, length) + b"\xff" + pin_bcd(new, length)
         self.send(Command(0x80, 0x5E, 0x01, 0x00, data))

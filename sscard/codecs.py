@@ -1,4 +1,4 @@
-"""Codecs of the 社保卡 data elements (SPEC-NOTES §1 tables), each with its own test vectors
+"""Codecs of the 社保卡 data elements (docs/chip-application.md §1), each with its own test vectors
 beside its definition — ``tests/unit/test_codecs.py`` collects every ``VECTORS`` list (the
 pySim habit). A vector is ``(value, encoded hex)`` for a codec of the given length.
 """
@@ -19,7 +19,7 @@ class Ascii:
 
     length: int
     VECTORS: ClassVar[list[tuple[int, str, str]]] = [
-        (9, "KD5578904", "4B4435353738393034"),  # SPEC-NOTES §1 sample 卡号
+        (9, "KD5578904", "4B4435353738393034"),  # docs/chip-application.md §1 sample 卡号
         (4, "2.00", "322E3030"),
         (1, "3", "33"),
     ]
@@ -36,7 +36,7 @@ class Ascii:
 @dataclass(frozen=True)
 class Gbk:
     """GBK text padded to a fixed length with 0x00 or 0x20; the decoder trims both
-    (SPEC-NOTES §1: writers pad with 0x00, a real card was seen padded with 0x20)."""
+    (docs/chip-application.md §1: writers pad with 0x00, a real card was seen padded with 0x20)."""
 
     length: int
     pad: int = 0x00
@@ -79,7 +79,7 @@ class BcdDate:
 
     length: int = 4
     VECTORS: ClassVar[list[tuple[int, date, str]]] = [
-        (4, date(2015, 7, 11), "20150711"),  # SPEC-NOTES §1 sample 发卡日期
+        (4, date(2015, 7, 11), "20150711"),  # docs/chip-application.md §1 sample 发卡日期
         (4, date(2025, 7, 11), "20250711"),
         (4, date(1949, 12, 31), "19491231"),
     ]
@@ -126,7 +126,7 @@ class Binary:
             16,
             bytes.fromhex("341200D156000005024575A7AEB8AF87"),
             "341200D156000005024575A7AEB8AF87",
-        ),  # SPEC-NOTES §1 sample 卡识别码
+        ),  # docs/chip-application.md §1 sample 卡识别码
         (12, bytes.fromhex("915600000234120034010A0C"), "915600000234120034010A0C"),
     ]
 

@@ -1,4 +1,4 @@
-"""Identifiers and check characters (SPEC-NOTES §3).
+"""Identifiers and check characters (docs/chip-application.md §3).
 
 * 卡号 (card number): 8 characters + a check character, GB 11714 scheme: '0'-'9' → 0-9,
   'A'-'Z' → 10-35, weights 3,7,9,10,5,8,4,2, r = 11 − (s mod 11), 'X' for 10, '0' for 11.

@@ -1,6 +1,6 @@
 """Card profiles: what differs between regions' cards, as data (TOML), never as code —
 file map, read access, name padding, spec version, key ids and labels, PIN rules
-(SPEC-NOTES §1-§2). ``load_profile("default")`` reads ``sscard/profiles/default.toml``; a
+(docs/chip-application.md §1-§2). ``load_profile("default")`` reads ``profiles/default.toml``; a
 path to any TOML file works too.
 """
 

@@ -1,5 +1,5 @@
 """The records of EF05 (发卡机构数据) and EF06 (持卡人基本信息): tag, record number, length and
-codec of each data element (SPEC-NOTES §1 tables), and the two data classes they fill.
+codec of each data element (docs/chip-application.md §1 tables), and the two data classes they fill.
 
 Each record is one simple-TLV object ``tag len value``. Names longer than the 30 bytes of
 姓名 continue in 姓名扩展 (tag 4E, 20 bytes) [ours].

@@ -39,7 +39,7 @@ def test_3des_sp800_67_example() -> None:
 
 
 def test_sm4_gbt_32907_example() -> None:
-    # GB/T 32907-2016 appendix A example 1 (SPEC-NOTES §4).
+    # GB/T 32907-2016 appendix A example 1 (docs/chip-application.md §4).
     key = H("0123456789ABCDEFFEDCBA9876543210")
     assert ecb_encrypt("SM4", key, key) == H("681EDF34D206965E86B3E94F536E4246")
 
@@ -54,7 +54,7 @@ def test_sm3_gbt_32905_example() -> None:
 
 
 def test_spec_notes_pki_pin_vector() -> None:
-    # SPEC-NOTES §4 (Z390Kylin, recomputed): SM4_ECB(SM3(PIN 123456 BCD)[:16], challenge).
+    # docs/chip-application.md §4 (Z390Kylin, recomputed): SM4_ECB(SM3(PIN BCD)[:16], challenge).
     digest = hashes.Hash(hashes.SM3())
     digest.update(H("123456"))
     sm3 = digest.finalize()
@@ -127,7 +127,7 @@ FACTORS = CardFactors.for_card(SN, "371700")
 
 
 def test_card_factors_from_region_and_sn() -> None:
-    # SPEC-NOTES §4: city "371700sx" = 3337313730307378; province "37" "0000" "sh".
+    # docs/chip-application.md §4: city "371700sx" = 3337313730307378; province "37" "0000" "sh".
     assert FACTORS.city == H("3337313730307378")
     assert FACTORS.province == H("3337303030307368")
     assert FACTORS.card == SN
@@ -139,7 +139,7 @@ def test_card_factors_from_region_and_sn() -> None:
 
 
 def test_pboc_diversification_step() -> None:
-    # Div(K, D) = 3DES_K(D) ‖ 3DES_K(~D) (SPEC-NOTES §4).
+    # Div(K, D) = 3DES_K(D) ‖ 3DES_K(~D) (docs/chip-application.md §4).
     d = H("3337313730307378")
     not_d = bytes(b ^ 0xFF for b in d)
     assert TDES.diversify(ROOT, d) == ecb_encrypt("3DES", ROOT, d) + ecb_encrypt(
@@ -190,7 +190,7 @@ def test_command_mac_and_pin_reset_block() -> None:
 
 
 def test_card_identifier_mac() -> None:
-    # SPEC-NOTES §3: MAC algorithm 3 over the first 12 bytes under IRK diversified by SN.
+    # docs/chip-application.md §3: MAC algorithm 3 over the first 12 bytes, IRK diversified by SN.
     data12 = H("341200") + H("D156000005") + SN[4:]
     mac = card_id_mac(TDES, ROOT, SN, data12)
     assert mac == mac_algorithm3(TDES.diversify(ROOT, SN), pad_method2(data12))[:4]

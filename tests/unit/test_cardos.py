@@ -73,7 +73,7 @@ def test_read_and_update_binary(card: CardOS) -> None:
 
 
 def test_read_record_three_ways(card: CardOS) -> None:
-    # SPEC-NOTES §1: select then by number (P2=04), select then by tag (P2=00), by SFI.
+    # docs/chip-application.md §1: select, by number (P2=04); select, by tag (P2=00); by SFI.
     rec1, rec2 = SAMPLE_RECORDS
     run(card, SELECT_APP)  # the DF; the EF itself is not selected
     assert run(card, "00B2011400") == (rec1, 0x9000)  # SFI 2, record number 1

@@ -295,7 +295,8 @@ def test_enroll_and_job_examples_go_through_the_counter(tmp_path: Path) -> None:
     db = ["--db", station["registry"]]
     number = person["card_number"]
 
-    shown = _ok(_sscard("registry", "enroll", "person.json", "--operator", "op1", *db, "--json", cwd=tmp_path))
+    enroll = ("registry", "enroll", "person.json", "--operator", "op1", *db, "--json")
+    shown = _ok(_sscard(*enroll, cwd=tmp_path))
     assert json.loads(shown)["status"] == "active"
     _ok(_sscard("registry", "report-loss", number, "--operator", "op1", *db, cwd=tmp_path))
     _ok(_sscard("registry", "formalize-loss", number, "--operator", "op1",

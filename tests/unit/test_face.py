@@ -42,7 +42,7 @@ FACE = CardFace(
 
 
 def test_panel_sizes_follow_the_guide() -> None:
-    # DEVICES.md §2: 648 × 1016 dots; K/O 1 bit (82,296 B), Y/M/C 5 bits (411,480 B).
+    # docs/devices.md §2: 648 × 1016 dots; K/O 1 bit (82,296 B), Y/M/C 5 bits (411,480 B).
     assert MONO_BYTES == 82_296 and COLOR_BYTES == 411_480
     panels = build_panels(FACE)
     assert len(panels.k) == MONO_BYTES and len(panels.y) == COLOR_BYTES

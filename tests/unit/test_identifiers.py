@@ -1,4 +1,4 @@
-"""Check characters and the 卡识别码 (SPEC-NOTES §3)."""
+"""Check characters and the 卡识别码 (docs/chip-application.md §3)."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from sscard.identifiers import (
 
 @pytest.mark.parametrize("number", ["X00000019", "KD5578904"])
 def test_public_card_numbers(number: str) -> None:
-    # SPEC-NOTES §3 and §1: public card numbers whose check characters agree.
+    # docs/chip-application.md §3 and §1: public card numbers whose check characters agree.
     assert card_number_check(number[:8]) == number[8]
     assert card_number_valid(number)
 
@@ -66,7 +66,7 @@ def test_serial_number_from_atr() -> None:
 
 
 def test_public_card_identifier_structure() -> None:
-    # SPEC-NOTES §1 sample: 341200 ‖ D156000005 ‖ 024575A7 ‖ AEB8AF87.
+    # docs/chip-application.md §1 sample: 341200 ‖ D156000005 ‖ 024575A7 ‖ AEB8AF87.
     card_id = bytes.fromhex("341200D156000005024575A7AEB8AF87")
     assert card_id_matches_sn(card_id, bytes.fromhex("00000000024575A7"))
     assert not card_id_matches_sn(card_id, bytes.fromhex("00000000024575A8"))

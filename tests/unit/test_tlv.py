@@ -17,12 +17,12 @@ from apdu.tlv import (
 )
 
 SSSE_AID = bytes.fromhex("7378312E73682EC9E7BBE1B1A3D5CF")
-# The FCI a T=0 社保卡 returns for SELECT SSSE (SPEC-NOTES §1, Z390Kylin APDU log).
+# The FCI a T=0 社保卡 returns for SELECT SSSE (docs/chip-application.md §1, Z390Kylin APDU log).
 SSSE_FCI = bytes.fromhex("6F16840F7378312E73682EC9E7BBE1B1A3D5CFA503880108".replace("0108", "010B"))
 
 
 def test_simple_tlv_record_of_ef05() -> None:
-    # SPEC-NOTES §1: EF05 tag 03 spec version "2.00", tag 07 card number "KD5578904".
+    # docs/chip-application.md §1: EF05 tag 03 spec version "2.00", tag 07 card number "KD5578904".
     raw = encode_simple(0x03, b"2.00") + encode_simple(0x07, b"KD5578904")
     assert raw.hex().upper() == "0304322E3030" + "07094B4435353738393034"
     assert parse_simple(raw) == [(0x03, b"2.00"), (0x07, b"KD5578904")]
