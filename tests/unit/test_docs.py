@@ -44,9 +44,7 @@ PINNED = "@2026-11-25 09:30:00"  # faketime: the example flow never depends on t
 MD_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 OUTSIDE = re.compile(r"https?://|\.\./shared|shared/docs|/work/")
 # Notes files that live outside the repository; sources cite docs/*.md instead.
-OUTSIDE_NOTES = re.compile(
-    r"SPEC-NOTES|DEVICES\.md|BUSINESS-RULES|ARCHITECTURE(\.md| \"| conventions|\.md)|shared/docs"
-)
+OUTSIDE_NOTES = re.compile(r"SPEC-NOTES|DEVICES\.md|BUSINESS-RULES|\bARCHITECTURE\b|shared/docs")
 HEADING = re.compile(r"^#+ (.+)$", re.M)
 CODE_BLOCK = re.compile(r"^```.*?^```$", re.M | re.S)
 EXAMPLE = re.compile(r"^```(\w+) title=(\S+)\n(.*?)^```$", re.M | re.S)
