@@ -28,6 +28,7 @@ from PIL import Image
 from apdu.command import Command
 from apdu.inprocess import InProcessTransport
 from personalize.policy import POLICY_DIR, load_policy, policy_from_dict
+from personalize.registry import STATUS_NAMES
 from personalize.station import StationConfig
 from personalize.trackvault import TrackVault
 from simulator.cardfile import load_card
@@ -122,6 +123,27 @@ def test_sources_cite_documents_of_the_repository() -> None:
         if OUTSIDE_NOTES.search(line)
     ]
     assert offenders == []
+
+
+OWN_PATH = re.compile(
+    r"`((?:apdu|sscard|hsm_stub|printer|personalize|simulator|tests|bench|docs)/[\w./-]+)`"
+)
+
+
+def test_files_the_documents_name_exist() -> None:
+    missing = [
+        f"{_relative(doc)}: {name}"
+        for doc in DOCS
+        for name in OWN_PATH.findall(doc.read_text(encoding="utf-8"))
+        if not (ROOT / name).exists()
+    ]
+    assert missing == []
+
+
+def test_business_rules_name_every_card_status() -> None:
+    text = (ROOT / "docs" / "business-rules.md").read_text(encoding="utf-8")
+    documented = dict(re.findall(r"^\| `(\w+)` \| (\S+) \|", text, re.M))
+    assert documented == STATUS_NAMES
 
 
 # ------------------------------------------------------------------ examples
