@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from personalize.policy import RegionPolicy
-from sscard.identifiers import card_number_check
+from sscard.identifiers import card_number_check, validate_card_number
 from sscard.records import HolderData
 
 VALID = ("active", "provisional_loss", "formal_loss", "reissue_pending", "replacement_pending")
@@ -368,8 +368,12 @@ class Registry:
         card_id: str | None = None,
         issued_on: date | None = None,
     ) -> Card:
-        """Register a person and their existing active card (migration of existing data)."""
-        holder.validate()
+        """Register a person and their existing active card (migration of existing data).
+        The card number and the person's data are validated first (check characters, the
+        ID number's birth date, gender and region code, birth date not after today in the
+        region's zone); nothing is written when they are refused."""
+        validate_card_number(card_number)
+        holder.validate(today=self.policy.local_date(self.clock()))
         now = _iso(self.clock())
         with self.transaction():
             person = self.person_by_ssn(holder.ssn)

@@ -30,7 +30,7 @@ def test_counter_flow_from_the_command_line(tmp_path: Path) -> None:
             {
                 "ssn": SAMPLE_HOLDER.ssn,
                 "name": "张三",
-                "gender": "1",
+                "gender": "2",
                 "ethnicity": "01",
                 "birthplace": "110105",
                 "birth_date": "1949-12-31",
@@ -93,3 +93,57 @@ def test_counter_flow_from_the_command_line(tmp_path: Path) -> None:
     unknown = sscard("registry", "show", "Q00000000", db=db)
     assert unknown.returncode == 1 and "unknown card number" in unknown.stderr
     assert json.loads(sscard("job", "list", "--json", db=db).stdout) == {"jobs": []}
+
+
+def _enroll_file(path: Path, **changes: object) -> Path:
+    data: dict[str, object] = {
+        "ssn": SAMPLE_HOLDER.ssn,
+        "name": SAMPLE_HOLDER.name,
+        "gender": SAMPLE_HOLDER.gender,
+        "ethnicity": SAMPLE_HOLDER.ethnicity,
+        "birthplace": SAMPLE_HOLDER.birthplace,
+        "birth_date": SAMPLE_HOLDER.birth_date.isoformat(),
+        "card_number": "H00000012",
+    }
+    data.update(changes)
+    path.write_text(json.dumps({k: v for k, v in data.items() if v is not ...}), encoding="utf-8")
+    return path
+
+
+def _rows(db: Path) -> tuple[int, int, int]:
+    with sqlite3.connect(db) as conn:
+        return (
+            conn.execute("SELECT COUNT(*) FROM persons").fetchone()[0],
+            conn.execute("SELECT COUNT(*) FROM cards").fetchone()[0],
+            conn.execute("SELECT COUNT(*) FROM audit_events").fetchone()[0],
+        )
+
+
+def test_enroll_refuses_bad_files_in_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "registry.db"
+    other_gender = "1" if SAMPLE_HOLDER.gender == "2" else "2"
+    cases: list[tuple[Path, str]] = [
+        (_enroll_file(tmp_path / "check.json", card_number="H00000030"), "H00000039"),
+        (_enroll_file(tmp_path / "gender.json", gender=other_gender), "第 17 位"),
+        (_enroll_file(tmp_path / "no-number.json", card_number=...), "card_number"),
+        (_enroll_file(tmp_path / "no-ssn.json", ssn=...), "ssn"),
+        (_enroll_file(tmp_path / "type.json", birth_date=19491231), "birth_date"),
+        (_enroll_file(tmp_path / "gbk.json", name="张\u20ac三"), "GBK"),
+        (_enroll_file(tmp_path / "region.json", birthplace="999999"), "999999"),
+    ]
+    not_json = tmp_path / "not.json"
+    not_json.write_text("ssn=110105", encoding="utf-8")
+    cases += [(not_json, "JSON"), (tmp_path / "missing.json", "无法读取登记文件")]
+    for path, words in cases:
+        result = sscard("registry", "enroll", str(path), "--operator", "op7", db=db)
+        assert result.returncode == 1, (path.name, result.stdout)
+        message = result.stderr.strip()
+        assert "\n" not in message and "Traceback" not in message, (path.name, message)
+        assert words in message, (path.name, message)
+        assert "\u4e00" <= message.split(": ", 1)[-1][0] <= "\u9fff", (path.name, message)
+        assert not db.exists() or _rows(db) == (0, 0, 0), path.name
+    good = sscard(
+        "registry", "enroll", str(_enroll_file(tmp_path / "ok.json")), "--operator", "op7", db=db
+    )
+    assert good.returncode == 0, good.stderr
+    assert _rows(db) == (1, 1, 1)
