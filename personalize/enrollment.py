@@ -51,7 +51,8 @@ def read_enrollment(path: Path) -> Enrollment:
         ) from None
     if not isinstance(data, dict):
         raise InvalidData(
-            f"登记文件应为一个 JSON 对象，实为 {json_type(data)} (the enroll file is one JSON object)"
+            f"登记文件应为一个 JSON 对象，实为 {json_type(data)} "
+            "(the enroll file is one JSON object)"
         )
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:

@@ -225,7 +225,8 @@ def string_field(d: Mapping[str, object], key: str, label: str) -> str:
     value = d[key]
     if not isinstance(value, str):
         raise InvalidData(
-            f"字段 {key}（{label}）应为字符串，实为 {json_type(value)} (field {key} must be a string)"
+            f"字段 {key}（{label}）应为字符串，实为 {json_type(value)} "
+            f"(field {key} must be a string)"
         )
     return value
 
