@@ -411,7 +411,12 @@ class Registry:
                     ),
                 )
             except sqlite3.IntegrityError as exc:
-                raise RegistryError(f"cannot enroll card {card_number}: {exc}") from None
+                reason = (
+                    "卡号已登记 (cannot enroll: card number already enrolled)"
+                    if "card_number" in str(exc)
+                    else "该持卡人已有有效卡 (cannot enroll: the person already holds a valid card)"
+                )
+                raise RegistryError(f"卡号 {card_number} 无法登记：{reason}") from None
             self.audit(operator, "card.enroll", card_number, {"ssn_tail": holder.ssn[-4:]})
         return self.card(card_number)
 

