@@ -376,6 +376,13 @@ class Registry:
         holder.validate(today=self.policy.local_date(self.clock()))
         now = _iso(self.clock())
         with self.transaction():
+            if self.db.execute(
+                "SELECT 1 FROM cards WHERE card_number = ?", (card_number,)
+            ).fetchone():
+                raise RegistryError(
+                    f"卡号 {card_number} 无法登记：卡号已登记 "
+                    "(cannot enroll: card number already enrolled)"
+                )
             person = self.person_by_ssn(holder.ssn)
             if person is None:
                 cur = self.db.execute(
@@ -412,9 +419,9 @@ class Registry:
                 )
             except sqlite3.IntegrityError as exc:
                 reason = (
-                    "卡号已登记 (cannot enroll: card number already enrolled)"
-                    if "card_number" in str(exc)
-                    else "该持卡人已有有效卡 (cannot enroll: the person already holds a valid card)"
+                    "该持卡人已有有效卡 (cannot enroll: the person already holds a valid card)"
+                    if "cards.person_id" in str(exc)
+                    else f"(cannot enroll: {exc})"
                 )
                 raise RegistryError(f"卡号 {card_number} 无法登记：{reason}") from None
             self.audit(operator, "card.enroll", card_number, {"ssn_tail": holder.ssn[-4:]})

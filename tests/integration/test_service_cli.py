@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from simulator.factory import SAMPLE_HOLDER
+from sscard.identifiers import ssn_check
 
 
 def sscard(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
@@ -119,31 +122,48 @@ def _rows(db: Path) -> tuple[int, int, int]:
         )
 
 
-def test_enroll_refuses_bad_files_in_one_line_and_writes_nothing(tmp_path: Path) -> None:
+OTHER_GENDER = "1" if SAMPLE_HOLDER.gender == "2" else "2"
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"card_number": "H00000030"}, "H00000039"),  # H=17: 17·3 + 3·2 = 57 → check 9
+        ({"gender": OTHER_GENDER}, "第 17 位"),
+        ({"card_number": ...}, "card_number"),
+        ({"ssn": ...}, "ssn"),
+        ({"birth_date": 19491231}, "birth_date"),
+        ({"name": "张\u20ac三"}, "GBK"),
+        ({"birthplace": "999999"}, "999999"),
+        ({"ssn": "99999919491231002" + ssn_check("99999919491231002")}, "地址码 999999"),
+        ("ssn=110105", "JSON"),
+        (None, "无法读取登记文件"),
+    ],
+)
+def test_enroll_refuses_bad_files_in_one_line_and_writes_nothing(
+    tmp_path: Path, changes: dict[str, object] | str | None, words: str
+) -> None:
     db = tmp_path / "registry.db"
-    other_gender = "1" if SAMPLE_HOLDER.gender == "2" else "2"
-    cases: list[tuple[Path, str]] = [
-        (_enroll_file(tmp_path / "check.json", card_number="H00000030"), "H00000039"),
-        (_enroll_file(tmp_path / "gender.json", gender=other_gender), "第 17 位"),
-        (_enroll_file(tmp_path / "no-number.json", card_number=...), "card_number"),
-        (_enroll_file(tmp_path / "no-ssn.json", ssn=...), "ssn"),
-        (_enroll_file(tmp_path / "type.json", birth_date=19491231), "birth_date"),
-        (_enroll_file(tmp_path / "gbk.json", name="张\u20ac三"), "GBK"),
-        (_enroll_file(tmp_path / "region.json", birthplace="999999"), "999999"),
-    ]
-    not_json = tmp_path / "not.json"
-    not_json.write_text("ssn=110105", encoding="utf-8")
-    cases += [(not_json, "JSON"), (tmp_path / "missing.json", "无法读取登记文件")]
-    for path, words in cases:
-        result = sscard("registry", "enroll", str(path), "--operator", "op7", db=db)
-        assert result.returncode == 1, (path.name, result.stdout)
-        message = result.stderr.strip()
-        assert "\n" not in message and "Traceback" not in message, (path.name, message)
-        assert words in message, (path.name, message)
-        assert "\u4e00" <= message.split(": ", 1)[-1][0] <= "\u9fff", (path.name, message)
-        assert not db.exists() or _rows(db) == (0, 0, 0), path.name
-    good = sscard(
-        "registry", "enroll", str(_enroll_file(tmp_path / "ok.json")), "--operator", "op7", db=db
-    )
+    path = tmp_path / "person.json"
+    if isinstance(changes, dict):
+        _enroll_file(path, **changes)
+    elif isinstance(changes, str):
+        path.write_text(changes, encoding="utf-8")
+    result = sscard("registry", "enroll", str(path), "--operator", "op7", db=db)
+    assert result.returncode == 1, result.stdout
+    message = result.stderr.strip()
+    assert "\n" not in message and "Traceback" not in message, message
+    assert words in message, message
+    assert "\u4e00" <= message.split(": ", 1)[-1][0] <= "\u9fff", message
+    assert not db.exists() or _rows(db) == (0, 0, 0)
+
+
+def test_enroll_accepts_the_sample_and_refuses_it_twice(tmp_path: Path) -> None:
+    db = tmp_path / "registry.db"
+    path = _enroll_file(tmp_path / "ok.json")
+    good = sscard("registry", "enroll", str(path), "--operator", "op7", db=db)
     assert good.returncode == 0, good.stderr
+    assert _rows(db) == (1, 1, 1)
+    again = sscard("registry", "enroll", str(path), "--operator", "op7", db=db)
+    assert again.returncode == 1 and "卡号已登记" in again.stderr, again.stderr
     assert _rows(db) == (1, 1, 1)
