@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from personalize.policy import RegionPolicy
-from sscard.identifiers import card_number_check
+from sscard.identifiers import card_number_check, validate_card_number
 from sscard.records import HolderData
 
 VALID = ("active", "provisional_loss", "formal_loss", "reissue_pending", "replacement_pending")
@@ -368,10 +368,21 @@ class Registry:
         card_id: str | None = None,
         issued_on: date | None = None,
     ) -> Card:
-        """Register a person and their existing active card (migration of existing data)."""
-        holder.validate()
+        """Register a person and their existing active card (migration of existing data).
+        The card number and the person's data are validated first (check characters, the
+        ID number's birth date, gender and region code, birth date not after today in the
+        region's zone); nothing is written when they are refused."""
+        validate_card_number(card_number)
+        holder.validate(today=self.policy.local_date(self.clock()))
         now = _iso(self.clock())
         with self.transaction():
+            if self.db.execute(
+                "SELECT 1 FROM cards WHERE card_number = ?", (card_number,)
+            ).fetchone():
+                raise RegistryError(
+                    f"卡号 {card_number} 无法登记：卡号已登记 "
+                    "(cannot enroll: card number already enrolled)"
+                )
             person = self.person_by_ssn(holder.ssn)
             if person is None:
                 cur = self.db.execute(
@@ -407,7 +418,12 @@ class Registry:
                     ),
                 )
             except sqlite3.IntegrityError as exc:
-                raise RegistryError(f"cannot enroll card {card_number}: {exc}") from None
+                reason = (
+                    "该持卡人已有有效卡 (cannot enroll: the person already holds a valid card)"
+                    if "cards.person_id" in str(exc)
+                    else f"(cannot enroll: {exc})"
+                )
+                raise RegistryError(f"卡号 {card_number} 无法登记：{reason}") from None
             self.audit(operator, "card.enroll", card_number, {"ssn_tail": holder.ssn[-4:]})
         return self.card(card_number)
 

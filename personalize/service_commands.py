@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from personalize.documents import CollectionCertificate, collection_certificate_pdf
+from personalize.enrollment import read_enrollment
 from personalize.jobs import JobRunner, StationDevices, claim_job, submit_job
 from personalize.policy import load_policy
 from personalize.registry import STATUS_NAMES, Registry
@@ -19,7 +20,6 @@ from personalize.station import StationConfig
 from personalize.trackvault import TrackVault
 from printer.evolis import EvolisPrinter
 from sscard.profile import load_profile
-from sscard.records import HolderData
 
 DEFAULT_DB = "sscard.db"
 
@@ -58,17 +58,11 @@ def _card_dict(registry: Registry, number: str) -> dict[str, Any]:
 
 
 def cmd_enroll(args: argparse.Namespace) -> int:
-    d = json.loads(Path(args.file).read_text(encoding="utf-8"))
-    holder = HolderData(
-        d["ssn"],
-        d["name"],
-        d["gender"],
-        d["ethnicity"],
-        d["birthplace"],
-        date.fromisoformat(d["birth_date"]),
-    )
+    enrollment = read_enrollment(Path(args.file))
     registry = _registry(args)
-    card = registry.enroll(holder, d["card_number"], operator=args.operator, sn=d.get("sn"))
+    card = registry.enroll(
+        enrollment.holder, enrollment.card_number, operator=args.operator, sn=enrollment.sn
+    )
     _emit(args, _card_dict(registry, card.card_number), f"已登记 enrolled {card.card_number}")
     return 0
 

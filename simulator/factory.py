@@ -35,11 +35,12 @@ Roots = dict[str, tuple[str, bytes]]  # label → (algorithm, root key)
 
 TEST_ROOTS: Roots = {label: (alg, value) for label, (alg, _, value) in TEST_KEYS.items()}
 
-# GB 11643's own example number; the holder of every sample card.
+# GB 11643's own example number; the holder of every sample card. Its sequence code 002 is
+# even: the holder is a woman (gender '2').
 SAMPLE_HOLDER = HolderData(
     ssn="11010519491231002X",
     name="张三",
-    gender="1",
+    gender="2",
     ethnicity="01",
     birthplace="110105",
     birth_date=date(1949, 12, 31),

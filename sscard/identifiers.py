@@ -19,6 +19,7 @@ from datetime import date
 from apdu.atr import Atr
 from hsm_stub.module import SecurityModule
 from sscard.errors import InvalidData
+from sscard.regions import region_name
 
 RID = bytes.fromhex("D156000005")
 CARD_NUMBER_WEIGHTS = (3, 7, 9, 10, 5, 8, 4, 2)
@@ -63,7 +64,9 @@ def ssn_valid(ssn: str) -> bool:
 
 
 def validate_ssn(ssn: str) -> None:
-    """InvalidData with a message an operator can act on."""
+    """InvalidData with a message an operator can act on: length, check character, the birth
+    date of positions 7-14 a real date, the address code of positions 1-6 a GB/T 2260 code of
+    some edition (GB 11643-1999 §4; :mod:`sscard.regions`)."""
     if len(ssn) != 18:
         raise InvalidData(f"社会保障号码应为 18 位，实为 {len(ssn)} 位 (must be 18 characters)")
     expected = ssn_check(ssn[:17])
@@ -72,20 +75,44 @@ def validate_ssn(ssn: str) -> None:
             f"社会保障号码校验位错误：应为 {expected}，实为 {ssn[17]} "
             f"(check character should be {expected})"
         )
+    ssn_birth_date(ssn)
+    if region_name(ssn[:6]) is None:
+        raise InvalidData(
+            f"社会保障号码的地址码 {ssn[:6]} 不在 GB/T 2260 行政区划代码表中 "
+            "(the ID number's region code is not a GB/T 2260 code)"
+        )
+
+
+def ssn_birth_date(ssn: str) -> date:
+    """The birth date of positions 7-14 (出生日期码, GB 11643-1999 §4.3)."""
     try:
-        date(int(ssn[6:10]), int(ssn[10:12]), int(ssn[12:14]))
+        return date(int(ssn[6:10]), int(ssn[10:12]), int(ssn[12:14]))
     except ValueError:
         raise InvalidData(
-            "社会保障号码中的出生日期无效 (birth date in the number is invalid)"
+            f"社会保障号码中的出生日期 {ssn[6:14]} 无效 (birth date in the number is invalid)"
         ) from None
 
 
+def ssn_gender(ssn: str) -> str:
+    """The gender code the sequence code's last digit (position 17) implies: odd for men
+    ('1'), even for women ('2') (GB 11643-1999 §4.4; codes of GB/T 2261.1)."""
+    return "1" if int(ssn[16]) % 2 else "2"
+
+
 def validate_card_number(number: str) -> None:
-    if len(number) != 9:
-        raise InvalidData(f"卡号应为 9 位，实为 {len(number)} 位 (card numbers have 9 characters)")
+    """Format (8 characters 0-9/A-Z, then the check character 0-9 or X) and check character
+    (GB 11714 scheme, SPEC-NOTES §3); the message names the right number."""
+    if not re.fullmatch(r"[0-9A-Z]{8}[0-9X]", number):
+        raise InvalidData(
+            f"卡号 {number!r} 格式错误：应为 9 位，即 8 位数字或大写字母加 1 位校验位 "
+            "(a card number is 8 characters 0-9/A-Z and a check character 0-9/X)"
+        )
     expected = card_number_check(number[:8])
     if number[8] != expected:
-        raise InvalidData(f"卡号校验位错误：应为 {expected} (check character should be {expected})")
+        raise InvalidData(
+            f"卡号 {number} 校验位错误，应为 {number[:8]}{expected} "
+            f"(check character should be {expected})"
+        )
 
 
 def serial_number(atr: bytes) -> bytes:

@@ -7,6 +7,7 @@ Each record is one simple-TLV object ``tag len value``. Names longer than the 30
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -14,8 +15,9 @@ from typing import Any
 from apdu.tlv import encode_simple
 from sscard.codecs import Ascii, BcdDate, BcdDigits, Binary, Codec, Gbk, encode_gbk
 from sscard.errors import InvalidData
-from sscard.identifiers import validate_card_number, validate_ssn
+from sscard.identifiers import ssn_birth_date, ssn_gender, validate_card_number, validate_ssn
 from sscard.profile import SPEC_VERSIONS
+from sscard.regions import region_name
 
 NAME_LENGTH = 30
 NAME_EXT_LENGTH = 20
@@ -91,6 +93,20 @@ class IssuerData:
         return {e.name: getattr(self, e.name) for e in EF05}
 
 
+GENDERS = {"1": "男", "2": "女"}  # GB/T 2261.1 codes, as EF06 stores them
+# GB 3304-91 民族代码: 01-56 the 56 nationalities, 97 其他, 98 外国血统中国籍人士.
+ETHNICITIES = frozenset({f"{n:02d}" for n in range(1, 57)} | {"97", "98"})
+# Operator-facing names of the holder fields (enroll and job files use the English keys).
+HOLDER_FIELDS = {
+    "ssn": "社会保障号码",
+    "name": "姓名",
+    "gender": "性别",
+    "ethnicity": "民族",
+    "birthplace": "出生地",
+    "birth_date": "出生日期",
+}
+
+
 @dataclass(frozen=True)
 class HolderData:
     """EF06, 持卡人基本信息. ``gender`` is '1' male / '2' female, ``ethnicity`` the 2-digit
@@ -104,7 +120,32 @@ class HolderData:
     birth_date: date
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def validate(self) -> None:
+    @classmethod
+    def from_mapping(cls, d: Mapping[str, object]) -> HolderData:
+        """A holder from a JSON object: every field of :data:`HOLDER_FIELDS` a string,
+        ``birth_date`` as YYYY-MM-DD. Not yet validated (see :meth:`validate`)."""
+        values = {key: string_field(d, key, label) for key, label in HOLDER_FIELDS.items()}
+        try:
+            birth_date = date.fromisoformat(values["birth_date"])
+        except ValueError:
+            raise InvalidData(
+                f"字段 birth_date（出生日期）{values['birth_date']!r} 应为 YYYY-MM-DD 格式的日期 "
+                "(field birth_date must be a date YYYY-MM-DD)"
+            ) from None
+        return cls(
+            ssn=values["ssn"],
+            name=values["name"],
+            gender=values["gender"],
+            ethnicity=values["ethnicity"],
+            birthplace=values["birthplace"],
+            birth_date=birth_date,
+        )
+
+    def validate(self, *, today: date | None = None) -> None:
+        """Each field on its own, then against the ID number (GB 11643-1999 §4): the birth
+        date of positions 7-14, the gender of position 17; ``birthplace`` a GB/T 2260 code
+        (:mod:`sscard.regions`), ``ethnicity`` a GB 3304 code. With ``today`` (the caller's
+        injected date) a birth date after it is refused."""
         validate_ssn(self.ssn)
         raw = encode_gbk(self.name)
         if len(raw) > NAME_LENGTH + NAME_EXT_LENGTH:
@@ -112,10 +153,37 @@ class HolderData:
                 f"姓名 GBK 编码 {len(raw)} 字节，超过 {NAME_LENGTH + NAME_EXT_LENGTH} 字节 "
                 "(name too long for 姓名 + 姓名扩展)"
             )
-        if self.gender not in ("1", "2"):
-            raise InvalidData("性别为 '1'(男) 或 '2'(女) (gender is '1' or '2')")
-        if self.ssn[6:14] != self.birth_date.strftime("%Y%m%d"):
-            raise InvalidData("出生日期与社会保障号码不一致 (birth date differs from the number)")
+        if self.gender not in GENDERS:
+            raise InvalidData(
+                f"性别 {self.gender!r} 无效，应为 '1'(男) 或 '2'(女) (gender is '1' or '2')"
+            )
+        implied = ssn_gender(self.ssn)
+        if self.gender != implied:
+            raise InvalidData(
+                f"性别 {self.gender}({GENDERS[self.gender]}) 与社会保障号码第 17 位 "
+                f"{self.ssn[16]} 不符，应为 {implied}({GENDERS[implied]}) "
+                f"(gender contradicts the ID number's 17th digit: should be {implied})"
+            )
+        if self.birth_date != ssn_birth_date(self.ssn):
+            raise InvalidData(
+                f"出生日期 {self.birth_date.isoformat()} 与社会保障号码中的 "
+                f"{ssn_birth_date(self.ssn).isoformat()} 不一致 "
+                "(birth date differs from the number)"
+            )
+        if today is not None and self.birth_date > today:
+            raise InvalidData(
+                f"出生日期 {self.birth_date.isoformat()} 晚于今天 {today.isoformat()} "
+                "(birth date is in the future)"
+            )
+        if region_name(self.birthplace) is None:
+            raise InvalidData(
+                f"出生地 {self.birthplace!r} 不在 GB/T 2260 行政区划代码表中 "
+                "(birthplace is not a 6-digit GB/T 2260 region code)"
+            )
+        if self.ethnicity not in ETHNICITIES:
+            raise InvalidData(
+                f"民族代码 {self.ethnicity!r} 不在 GB 3304 中 (ethnicity: 01-56, 97 or 98)"
+            )
 
     def values(self) -> dict[str, Any]:
         raw = encode_gbk(self.name)
@@ -148,3 +216,31 @@ def encode_record(element: Element, value: Any) -> bytes:
         assert isinstance(element.codec, Gbk)
         return encode_simple(element.tag, bytes((element.codec.pad,)) * element.length)
     return encode_simple(element.tag, element.codec.encode(value))
+
+
+def string_field(d: Mapping[str, object], key: str, label: str) -> str:
+    """``d[key]``, which must be present and a string; InvalidData naming the field."""
+    if key not in d:
+        raise InvalidData(f"缺少字段 {key}（{label}）(field {key} is missing)")
+    value = d[key]
+    if not isinstance(value, str):
+        raise InvalidData(
+            f"字段 {key}（{label}）应为字符串，实为 {json_type(value)} "
+            f"(field {key} must be a string)"
+        )
+    return value
+
+
+def json_type(value: object) -> str:
+    """The JSON name of a decoded value's type, for messages."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return "string"

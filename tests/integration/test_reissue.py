@@ -103,7 +103,7 @@ def prepared(tmp_path: Path) -> Iterator[Prepared]:
         holder = {
             "ssn": SAMPLE_HOLDER.ssn,
             "name": "张三",
-            "gender": "1",
+            "gender": "2",
             "ethnicity": "01",
             "birthplace": "110105",
             "birth_date": "1949-12-31",

@@ -81,7 +81,7 @@ def test_blank_card_personalized_through_pcscd(serve_card: ServeCard, tmp_path: 
     data = card_read_json(served.reader)
     assert data["name"] == "李小龙"
     assert data["ssn"] == HOLDER.ssn and data["birth_date"] == "1949-12-31"
-    assert data["gender"] == "1" and data["ethnicity"] == "01" and data["birthplace"] == "110105"
+    assert data["gender"] == "2" and data["ethnicity"] == "01" and data["birthplace"] == "110105"
     assert data["card_number"] == issuer.card_number
     assert data["card_id"] == issuer.card_id.hex().upper()
     assert data["sn"] == card.sn.hex().upper() and data["atr"] == served.atr.hex().upper()
@@ -192,7 +192,7 @@ def test_factory_cli_holder_file_and_pin_prompts(serve_card: ServeCard, tmp_path
             {
                 "ssn": "11010519491231002X",
                 "name": "王小二",
-                "gender": "1",
+                "gender": "2",
                 "ethnicity": "01",
                 "birthplace": "110105",
                 "birth_date": "1949-12-31",

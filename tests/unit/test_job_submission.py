@@ -40,7 +40,7 @@ def submission(number: str, **changes: Any) -> dict[str, Any]:
     holder = {
         "ssn": SAMPLE_HOLDER.ssn,
         "name": "张三",
-        "gender": "1",
+        "gender": "2",
         "ethnicity": "01",
         "birthplace": "110105",
         "birth_date": "1949-12-31",
