@@ -15,7 +15,6 @@ from sscard.errors import InvalidData
 from sscard.profile import load_profile
 from sscard.public import read_public
 
-
 # ``--reader`` of every command; the rule itself is apdu.pcsc.resolve_reader.
 READER_HELP = (
     "读卡器：编号、完整名称或只匹配一个读卡器的正则 "

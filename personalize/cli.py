@@ -24,8 +24,8 @@ from apdu.pcsc import PcscTransport, reader_statuses
 from apdu.status import describe
 from apdu.trace import LoggingTrace
 from hsm_stub.errors import SecurityModuleError
-from personalize.card_commands import add_parser as add_card_parser
 from personalize.card_commands import READER_HELP
+from personalize.card_commands import add_parser as add_card_parser
 from personalize.hsm_commands import add_parser as add_hsm_parser
 from personalize.jobs import JobError
 from personalize.mag_commands import add_parser as add_mag_parser

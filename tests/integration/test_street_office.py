@@ -474,7 +474,7 @@ def test_visual_only_verdict_is_explicit_and_recorded(office: Office) -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["verdict"] == "human_damage" and data["visual_only"] is True
-    assert "仅外观检查" in " ".join(pdf_text(data["report"]).split())
+    assert "仅外观检查" in " ".join(pdf_text(office.root / data["report"]).split())
     assert office.registry.card(office.number).status == "replacement_pending"
     last = office.registry.db.execute(
         "SELECT details FROM audit_events WHERE action = 'diagnose'"
