@@ -135,6 +135,8 @@ class Diagnosis:
     damage: tuple[str, ...] = ()
     visual_only: bool = False
     report_no: str = ""
+    sn_from_registry: bool = False
+    holder_from_registry: bool = False
 
     def add(self, code: str, item: str, ok: bool | None, detail: str = "") -> bool | None:
         self.checks.append(Check(code, item, ok, detail))
@@ -167,8 +169,8 @@ class Diagnosis:
         stored row's)."""
         return {
             "card_number": self.card_number,
-            "sn": self.sn,
-            "holder": self.holder,
+            "sn": self.sn + ("（登记）" if self.sn_from_registry else ""),
+            "holder": self.holder + ("（登记）" if self.holder_from_registry else ""),
             "lines": [[c.item, c.result, c.detail] for c in self.checks],
             "verdict": self.verdict.text,
             "fee": self.fee,
@@ -430,6 +432,8 @@ class Office:
         else:
             d.verdict = VERDICTS["card_ok"]
         if record is not None:  # what the registry knows, where the chip said nothing
+            d.sn_from_registry = not d.sn and bool(record.sn)
+            d.holder_from_registry = not d.holder
             d.sn = d.sn or record.sn or ""
             d.holder = d.holder or str(self.registry.person(record.person_id)["name"])
         if d.verdict.code in ("usage_fault", "human_damage") and record is not None:

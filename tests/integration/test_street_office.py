@@ -307,6 +307,8 @@ def test_usage_fault_on_a_mute_chip(office: Office, serve_card: ServeCard) -> No
     data, text = diagnose(office, "--card-number", office.number)
     assert (data["verdict"], data["fee"]) == ("usage_fault", 0)
     assert "使用性故障，免费换卡" in text and "0 元" in text
+    # the mute chip told nothing: SN and holder on the 验卡单 are the registry's, and say so
+    assert "0FF1CE0000000001（登记）" in text and f"{SAMPLE_HOLDER.name}（登记）" in text
     chip = next(c for c in data["checks"] if c["code"] == "chip")  # type: ignore[union-attr]
     assert chip["ok"] is False
     assert office.registry.card(office.number).status == "replacement_pending"
@@ -480,3 +482,14 @@ def test_visual_only_verdict_is_explicit_and_recorded(office: Office) -> None:
         "SELECT details FROM audit_events WHERE action = 'diagnose'"
     ).fetchone()
     assert json.loads(last["details"])["visual_only"] is True
+
+
+@pytest.mark.parametrize("backend", ["keystore"])
+def test_a_mistyped_card_number_is_refused(office: Office) -> None:
+    wrong = office.number[:-1] + ("1" if office.number[-1] != "1" else "2")
+    before = audit_actions(office)
+    for reader, extra in (("", ("--visual-only", "--damage", "cracked")), (None, ())):
+        result = sscard(office, "diagnose", "--card-number", wrong, *extra, reader=reader)
+        assert result.returncode == 1 and "校验位" in result.stderr, result.stderr
+    assert pdfs(office) == [] and audit_actions(office) == before
+    assert office.registry.card(office.number).status == "active"
