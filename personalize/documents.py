@@ -217,19 +217,19 @@ def verification_report_pdf(report: VerificationReport) -> bytes:
 
     y = table_head(y)
     for line in report.lines:
-        cells = (
+        columns = (
             (item_x, wrap_text(line.item, FONT, 9.5, result_x - item_x - 3 * mm)),
             (result_x, [line.result]),
             (detail_x, wrap_text(line.detail or "—", FONT, 9.5, right - detail_x)),
         )
-        rows = max(len(texts) for _, texts in cells)
+        rows = max(len(texts) for _, texts in columns)
         if y - rows * 4.8 * mm < bottom + 60 * mm:
             pdf.showPage()
             y = table_head(header())
         pdf.setFont(FONT, 9.5)
-        for x, texts in cells:
-            for n, text in enumerate(texts):
-                pdf.drawString(x, y - n * 4.8 * mm, text)
+        for x, texts in columns:
+            for n, piece in enumerate(texts):
+                pdf.drawString(x, y - n * 4.8 * mm, piece)
         y -= rows * 4.8 * mm + 1.5 * mm
     pdf.line(left, y + 1 * mm, right, y + 1 * mm)
     y -= 6 * mm
