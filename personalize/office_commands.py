@@ -18,7 +18,7 @@ from personalize.office import (
     parse_damage,
     request_number,
 )
-from personalize.outfiles import write_new
+from personalize.outfiles import OutputError, write_new
 from personalize.policy import load_policy
 from personalize.prompts import confirm, read_secret, say
 from personalize.registry import Registry
@@ -71,10 +71,16 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         )
     finally:
         office.hsm.close()
-    out = write_new(
-        Path(args.out or f"验卡单-{d.report_no}.pdf"),
-        office_report_pdf(office.registry, d.report_no),
-    )
+    try:
+        out = write_new(
+            Path(args.out or f"验卡单-{d.report_no}.pdf"),
+            office_report_pdf(office.registry, d.report_no),
+        )
+    except OutputError as exc:
+        raise OutputError(
+            f"验卡单 {d.report_no} 已登记（结论 {d.verdict.text}），但未能写出，请补打 "
+            f"(the report is stored; reprint it): {exc}"
+        ) from None
     data = {**d.as_dict(), "report": str(out)}
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))

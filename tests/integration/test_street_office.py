@@ -493,3 +493,13 @@ def test_a_mistyped_card_number_is_refused(office: Office) -> None:
         assert result.returncode == 1 and "校验位" in result.stderr, result.stderr
     assert pdfs(office) == [] and audit_actions(office) == before
     assert office.registry.card(office.number).status == "active"
+
+
+@pytest.mark.parametrize("backend", ["keystore"])
+def test_an_unwritable_report_is_kept_to_be_reprinted(office: Office) -> None:
+    (office.root / "file").write_bytes(b"")
+    result = sscard(office, "diagnose", "--out", str(office.root / "file" / "x.pdf"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    stored = office.registry.db.execute("SELECT report_no FROM office_reports").fetchall()
+    assert len(stored) == 1 and stored[0]["report_no"] in result.stderr
+    assert "补打" in result.stderr
