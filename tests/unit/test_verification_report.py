@@ -1,4 +1,4 @@
-"""The 验卡单's text wrapping: nothing is cut, no line is wider than its column."""
+"""The 验卡单: text wrapping (nothing cut, no line wider than its column) and report numbers."""
 
 from __future__ import annotations
 
