@@ -1,7 +1,8 @@
 """PC/SC transport over pyscard's ``smartcard.scard`` (the thin binding of the PC/SC API,
 pcsc-lite on Linux).
 
-The reader is chosen by exact name, by regular expression or by index. Connections are
+The reader is chosen by :func:`resolve_reader` — index, exact name or a regular expression
+matching exactly one reader — the one rule for every command. Connections are
 exclusive by default: nothing else may talk to the card while a job writes it.
 
 pcsc-lite errors (``src/winscard.c``; docs/devices.md §1) become :class:`~apdu.errors.CardRemoved`,
@@ -110,24 +111,46 @@ class _Context:
 
 
 def resolve_reader(spec: ReaderSpec, names: list[str]) -> str:
-    """Pick one reader: an ``int`` is an index; a ``str`` is an exact name, else a regular
-    expression searched in the names; a compiled pattern is searched. Exactly one must match."""
+    """Pick one reader — the one rule of every command that takes ``--reader``:
+
+    1. an ``int``, or a string of decimal digits (``"0"``, ``" 1 "``), is an index into
+       ``names`` (pcscd's order) — never a pattern, though ``"0"`` occurs in most names;
+    2. otherwise a string equal to a reader's name is that reader;
+    3. otherwise the string (or a compiled pattern) is a regular expression *searched*
+       (``re.search``) in each name, and exactly one reader must match.
+
+    Anything else — no readers, an empty string, an index out of range, an invalid
+    pattern, no match or several — raises :class:`ReaderUnavailable` naming the readers,
+    before anything is sent to a card."""
     if not names:
-        raise ReaderUnavailable("no PC/SC readers are connected")
+        raise ReaderUnavailable("没有读卡器 (no PC/SC readers are connected)")
+    listing = f"读卡器 readers: {names}"
+    if isinstance(spec, str):
+        text = spec.strip()
+        if not text:
+            raise ReaderUnavailable("未指定读卡器 (the reader name is empty)")
+        if text.isascii() and text.isdigit():
+            spec = int(text)
     if isinstance(spec, int):
         if not 0 <= spec < len(names):
-            raise ReaderUnavailable(f"no reader at index {spec}; readers: {names}")
+            raise ReaderUnavailable(f"没有该编号的读卡器 (no reader at index {spec}); {listing}")
         return names[spec]
     if isinstance(spec, str) and spec in names:
         return spec
     try:
         pattern = spec if isinstance(spec, re.Pattern) else re.compile(spec)
-    except re.error as exc:
-        raise ReaderUnavailable(f"no reader named {spec!r} and not a valid pattern") from exc
+    except re.error:
+        raise ReaderUnavailable(
+            f"没有该名称的读卡器 (no reader named {spec!r} and not a valid pattern); {listing}"
+        ) from None
     matches = [n for n in names if pattern.search(n)]
     if len(matches) != 1:
-        what = "no reader matches" if not matches else f"{len(matches)} readers match"
-        raise ReaderUnavailable(f"{what} {pattern.pattern!r}; readers: {names}")
+        what = (
+            "没有匹配的读卡器 (no reader matches"
+            if not matches
+            else f"匹配多个读卡器 ({len(matches)} readers match"
+        )
+        raise ReaderUnavailable(f"{what} {pattern.pattern!r}); {listing}")
     return matches[0]
 
 

@@ -7,7 +7,7 @@ import argparse
 import json
 from collections.abc import Callable
 
-from apdu.pcsc import PcscTransport, ReaderSpec
+from apdu.pcsc import PcscTransport
 from apdu.status import PinBlocked, WrongPin
 from personalize.prompts import read_secret, say
 from sscard.card import SocialSecurityCard
@@ -15,10 +15,11 @@ from sscard.errors import InvalidData
 from sscard.profile import load_profile
 from sscard.public import read_public
 
-
-def reader_spec(text: str) -> ReaderSpec:
-    """``--reader``: a decimal index, else an exact name or a regular expression."""
-    return int(text) if text.isdigit() else text
+# ``--reader`` of every command; the rule itself is apdu.pcsc.resolve_reader.
+READER_HELP = (
+    "读卡器：编号、完整名称或只匹配一个读卡器的正则 "
+    "(reader: index 0, 1, …, exact name, or a regex matching exactly one reader)"
+)
 
 
 def _card(args: argparse.Namespace, transport: PcscTransport) -> SocialSecurityCard:
@@ -28,7 +29,7 @@ def _card(args: argparse.Namespace, transport: PcscTransport) -> SocialSecurityC
 def cmd_read(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     pin = read_secret("请输入 PIN (PIN): ") if profile.read_access == "pin" else None
-    with PcscTransport(reader_spec(args.reader)) as transport:
+    with PcscTransport(args.reader) as transport:
         data = read_public(SocialSecurityCard(transport, profile), pin=pin)
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
@@ -63,7 +64,7 @@ def _pin_operation(
 ) -> int:
     """Run one PIN command on the card; report the outcome (and the tries the card says are
     left) on stderr, and as JSON with ``--json``. ``wrong`` has a ``{n}`` for the tries."""
-    with PcscTransport(reader_spec(args.reader)) as transport:
+    with PcscTransport(args.reader) as transport:
         card = _card(args, transport)
         card.select_ssse()
         try:
@@ -123,7 +124,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ("change-pin", cmd_change_pin, "change the PIN (prompted)"),
     ):
         p = card.add_parser(name, help=text)
-        p.add_argument("--reader", default="0", help="index, exact name or regex (default 0)")
+        p.add_argument("--reader", default="0", help=READER_HELP + " [0]")
         p.add_argument("--profile", default="default", help="card profile name or TOML path")
         p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)

@@ -24,8 +24,8 @@ from apdu.pcsc import PcscTransport, reader_statuses
 from apdu.status import describe
 from apdu.trace import LoggingTrace
 from hsm_stub.errors import SecurityModuleError
+from personalize.card_commands import READER_HELP
 from personalize.card_commands import add_parser as add_card_parser
-from personalize.card_commands import reader_spec
 from personalize.hsm_commands import add_parser as add_hsm_parser
 from personalize.jobs import JobError
 from personalize.mag_commands import add_parser as add_mag_parser
@@ -79,7 +79,7 @@ def cmd_apdu(args: argparse.Namespace) -> int:
     commands = [Command.from_hex(h) for h in args.apdus]
     results = []
     with PcscTransport(
-        reader_spec(args.reader), exclusive=not args.shared, t0_handling=not args.no_t0
+        args.reader, exclusive=not args.shared, t0_handling=not args.no_t0
     ) as transport:
         if args.trace:
             trace = LoggingTrace(level=logging.INFO)
@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_readers)
 
     p = sub.add_parser("apdu", help="send raw APDUs (hex) to the card in a reader")
-    p.add_argument("--reader", default="0", help="index, exact name or regex (default 0)")
+    p.add_argument("--reader", default="0", help=READER_HELP + " [0]")
     p.add_argument("--shared", action="store_true", help="connect in shared mode")
     p.add_argument("--no-t0", action="store_true", help="do not follow 61xx / 6Cxx")
     p.add_argument("--trace", action="store_true", help="log the redacted APDU trace")

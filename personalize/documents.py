@@ -103,7 +103,9 @@ class ReportLine:
 
 @dataclass(frozen=True)
 class VerificationReport:
-    """验卡单: every check, the verdict, the fee and the next step."""
+    """验卡单 (docs/diagnosis.md "The 验卡单"): every check, the verdict, the fee and the next
+    step; the replacement request and its 领卡日期 when one was opened. Times are the
+    region's wall-clock time (``YYYY-MM-DD HH:MM``); ``reprinted_at`` marks a 补打."""
 
     report_no: str
     card_number: str
@@ -116,52 +118,145 @@ class VerificationReport:
     operator: str
     at: str
     authority: str
+    method: str = "读卡检测"  # or 仅外观检查 (visual inspection only)
+    request_no: str = ""
+    collect_on: date | None = None
+    reprinted_at: str = ""
 
 
-def verification_report_pdf(report: VerificationReport, path: str | Path) -> None:
+def wrap_text(text: str, font: str, size: float, width: float) -> list[str]:
+    """``text`` cut into lines no wider than ``width`` points in ``font`` at ``size``, never
+    dropping a character: Latin words break at a space when the line has one in its second
+    half, anything else (Chinese has no spaces) between two characters."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    lines: list[str] = []
+    current = ""
+    for char in text:
+        if current and stringWidth(current + char, font, size) > width:
+            cut = current.rfind(" ")
+            if not char.isspace() and cut > len(current) // 2:
+                lines.append(current[:cut])
+                current = current[cut + 1 :] + char
+            else:
+                lines.append(current.rstrip())
+                current = char.lstrip()
+        else:
+            current += char
+    if current or not lines:
+        lines.append(current)
+    return lines
+
+
+def verification_report_pdf(report: VerificationReport) -> bytes:
+    """The 验卡单 as a one-page A4 PDF (more pages when the checks do not fit): the report
+    number as Code 128, every text wrapped to its column, signature lines for the operator
+    and the holder, and a 补打 mark with the reprint time on a reprint."""
+    from io import BytesIO
+
+    from reportlab.graphics.barcode import code128
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
     from reportlab.pdfgen import canvas
 
     _register_font()
     width, height = A4
-    pdf = canvas.Canvas(str(path), pagesize=A4)
-    pdf.setTitle(f"社会保障卡验卡单 {report.report_no}")
-    pdf.setFont(FONT, 18)
-    pdf.drawCentredString(width / 2, height - 25 * mm, "社会保障卡验卡单")
-    pdf.setFont(FONT, 10)
-    y = height - 38 * mm
-    for label, value in (
+    left, right, bottom = 20 * mm, width - 20 * mm, 30 * mm
+    buffer = BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4)
+    title = f"社会保障卡验卡单 {report.report_no}"
+    pdf.setTitle(title + (" 补打" if report.reprinted_at else ""))
+    pdf.setAuthor(report.authority)
+    pdf.setSubject("社会保障卡验卡单")
+
+    def header() -> float:
+        pdf.setFont(FONT, 18)
+        pdf.drawCentredString(width / 2, height - 22 * mm, "社会保障卡验卡单")
+        if report.reprinted_at:
+            pdf.setFont(FONT, 14)
+            pdf.drawString(left, height - 22 * mm, "【补打】")
+            pdf.setFont(FONT, 9)
+            pdf.drawString(left, height - 27 * mm, f"补打时间：{report.reprinted_at}")
+        barcode = code128.Code128(report.report_no, barHeight=11 * mm, barWidth=0.3 * mm)
+        barcode.drawOn(pdf, right - barcode.width, height - 36 * mm)
+        pdf.setFont(FONT, 9)
+        pdf.drawRightString(right, height - 40 * mm, report.report_no)
+        return float(height - 48 * mm)
+
+    y = header()
+    collect = report.collect_on.strftime("%Y年%m月%d日") + " 起" if report.collect_on else "—"
+    fields = (
         ("验卡编号", report.report_no),
+        ("验卡时间", report.at),
         ("社会保障卡号", report.card_number or "—"),
         ("芯片序列号", report.sn or "—"),
         ("持卡人", report.holder or "—"),
-        ("验卡时间", report.at),
+        ("检测方式", report.method),
+        ("换卡受理编号", report.request_no or "—"),
+        ("领卡日期", collect),
         ("经办人", report.operator),
-    ):
-        pdf.drawString(20 * mm, y, f"{label}：{value}")
-        y -= 6 * mm
-    y -= 4 * mm
-    pdf.setFont(FONT, 11)
-    pdf.drawString(20 * mm, y, "检测项目")
-    pdf.drawString(85 * mm, y, "结果")
-    pdf.drawString(105 * mm, y, "说明")
-    pdf.line(20 * mm, y - 2 * mm, width - 20 * mm, y - 2 * mm)
-    pdf.setFont(FONT, 9.5)
-    y -= 8 * mm
-    for line in report.lines:
-        pdf.drawString(20 * mm, y, line.item)
-        pdf.drawString(85 * mm, y, line.result)
-        pdf.drawString(105 * mm, y, line.detail[:48])
-        y -= 6 * mm
-    y -= 6 * mm
-    pdf.setFont(FONT, 12)
-    pdf.drawString(20 * mm, y, f"结论：{report.verdict}")
-    y -= 8 * mm
-    pdf.drawString(20 * mm, y, f"费用：{report.fee} 元")
-    y -= 8 * mm
-    pdf.drawString(20 * mm, y, f"下一步：{report.next_step}")
+    )
     pdf.setFont(FONT, 10)
-    pdf.drawRightString(width - 20 * mm, 25 * mm, report.authority)
+    column = (right - left) / 2
+    for pair in (fields[i : i + 2] for i in range(0, len(fields), 2)):
+        cells = [wrap_text(f"{label}：{value}", FONT, 10, column - 4 * mm) for label, value in pair]
+        for x, texts in zip((left, left + column), cells, strict=False):
+            for n, text in enumerate(texts):
+                pdf.drawString(x, y - n * 5 * mm, text)
+        y -= max(len(texts) for texts in cells) * 5 * mm + 1.5 * mm
+    y -= 4 * mm
+    item_x, result_x, detail_x = left, left + 62 * mm, left + 80 * mm
+
+    def table_head(y: float) -> float:
+        pdf.setFont(FONT, 11)
+        pdf.drawString(item_x, y, "检测项目")
+        pdf.drawString(result_x, y, "结果")
+        pdf.drawString(detail_x, y, "说明")
+        pdf.line(left, y - 2 * mm, right, y - 2 * mm)
+        return float(y - 7 * mm)
+
+    y = table_head(y)
+    for line in report.lines:
+        columns = (
+            (item_x, wrap_text(line.item, FONT, 9.5, result_x - item_x - 3 * mm)),
+            (result_x, [line.result]),
+            (detail_x, wrap_text(line.detail or "—", FONT, 9.5, right - detail_x)),
+        )
+        rows = max(len(texts) for _, texts in columns)
+        if y - rows * 4.8 * mm < bottom + 60 * mm:
+            pdf.showPage()
+            y = table_head(header())
+        pdf.setFont(FONT, 9.5)
+        for x, texts in columns:
+            for n, piece in enumerate(texts):
+                pdf.drawString(x, y - n * 4.8 * mm, piece)
+        y -= rows * 4.8 * mm + 1.5 * mm
+    pdf.line(left, y + 1 * mm, right, y + 1 * mm)
+    y -= 6 * mm
+    for label, value, size in (
+        ("结论", report.verdict, 12.0),
+        ("费用", f"{report.fee} 元", 12.0),
+        ("下一步", report.next_step, 11.0),
+    ):
+        pdf.setFont(FONT, size)
+        for text in wrap_text(f"{label}：{value}", FONT, size, right - left):
+            pdf.drawString(left, y, text)
+            y -= size * 0.5 * mm
+        y -= 2.5 * mm
+    y = max(y - 10 * mm, bottom + 10 * mm)
+    pdf.setFont(FONT, 10.5)
+    for x, label in ((left, "经办人签字"), (left + column, "持卡人签字")):
+        pdf.drawString(x, y, f"{label}：")
+        pdf.line(x + 22 * mm, y - 1 * mm, x + column - 10 * mm, y - 1 * mm)
+        pdf.drawString(x, y - 9 * mm, "日期：")
+        pdf.line(x + 12 * mm, y - 10 * mm, x + column - 10 * mm, y - 10 * mm)
+    pdf.setFont(FONT, 10)
+    pdf.drawRightString(right, bottom - 8 * mm, report.authority)
+    pdf.setFont(FONT, 8)
+    note = "本单一式两份，持卡人与经办机构各执一份。"
+    if report.request_no:
+        note += "请于领卡日期起凭本单及身份证领取新卡。"
+    pdf.drawString(left, bottom - 16 * mm, note)
     pdf.showPage()
     pdf.save()
+    return buffer.getvalue()

@@ -7,14 +7,17 @@ names — the card center's service over TCP, or a PSAM in a second reader.
 from __future__ import annotations
 
 import hmac
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from typing import Any
 
-from apdu.errors import CardMute, NoCard, TransportError
+from apdu.errors import CardMute, CardRemoved, CardReset, NoCard, ReaderUnavailable, TransportError
 from apdu.pcsc import PcscTransport
 from apdu.status import StatusError
 from hsm_stub.module import SecurityModule
+from personalize.documents import ReportLine, VerificationReport, verification_report_pdf
 from personalize.policy import RegionPolicy
 from personalize.registry import STATUS_NAMES, Card, Registry, RegistryError, _iso
 from personalize.trackvault import TrackVault
@@ -27,12 +30,16 @@ from sscard.errors import (
     NotASocialSecurityCard,
     SocialSecurityCardError,
 )
-from sscard.identifiers import card_number_valid, ssn_valid, verify_card_id
+from sscard.identifiers import card_number_valid, serial_number, ssn_valid, verify_card_id
 from sscard.profile import CardProfile
 from sscard.records import HolderData, IssuerData
 
 Progress = Callable[[str], None]
-HUMAN_DAMAGE = {
+
+# ``--damage`` codes (docs/diagnosis.md): what the operator saw, with the label printed.
+NO_DAMAGE = "none"
+DAMAGE_CODES = {
+    NO_DAMAGE: "无外观损坏",
     "cracked": "断裂",
     "bent": "弯折",
     "burnt": "烧损",
@@ -40,6 +47,35 @@ HUMAN_DAMAGE = {
     "soaked": "浸水",
     "punched": "打孔",
 }
+
+# A fault of the reader or of the operator's handling is never a finding about the card.
+READER_FAULTS: dict[type[TransportError], str] = {
+    NoCard: "读卡器中没有卡片",
+    ReaderUnavailable: "读卡器不可用或无法确定",
+    CardRemoved: "读卡过程中卡片被取出（读卡器）",
+    CardReset: "卡片被其他程序复位（读卡器）",
+}
+
+
+def parse_damage(text: str) -> tuple[str, ...]:
+    """``--damage cracked,bent``: known codes only; ``none`` stands alone. The codes in the
+    order given, without ``none`` (an empty tuple is "no damage seen")."""
+    codes = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in codes if c not in DAMAGE_CODES]
+    listing = ", ".join(f"{code} {label}" for code, label in DAMAGE_CODES.items())
+    if unknown or not codes:
+        raise ValueError(
+            f"未知的外观损坏代码 {', '.join(unknown) or '(空)'} (unknown damage code); "
+            f"可用 codes: {listing}"
+        )
+    if NO_DAMAGE in codes and len(codes) > 1:
+        raise ValueError(f"{NO_DAMAGE} 不能与其他损坏代码并列 (none stands alone)")
+    return tuple(dict.fromkeys(c for c in codes if c != NO_DAMAGE))
+
+
+def request_number(request_id: int) -> str:
+    """The number printed for a reissue/replacement request (领卡证明 and 验卡单)."""
+    return f"SSCARD-REQ-{request_id:06d}"
 
 
 class OfficeError(Exception):
@@ -95,6 +131,12 @@ class Diagnosis:
     sn: str = ""
     holder: str = ""
     request: int | None = None
+    collect_on: str = ""
+    damage: tuple[str, ...] = ()
+    visual_only: bool = False
+    report_no: str = ""
+    sn_from_registry: bool = False
+    holder_from_registry: bool = False
 
     def add(self, code: str, item: str, ok: bool | None, detail: str = "") -> bool | None:
         self.checks.append(Check(code, item, ok, detail))
@@ -116,7 +158,61 @@ class Diagnosis:
             "fee": self.fee,
             "next_step": self.verdict.next_step,
             "replacement_request": self.request,
+            "collect_on": self.collect_on or None,
+            "damage": [{"code": c, "label": DAMAGE_CODES[c]} for c in self.damage],
+            "visual_only": self.visual_only,
+            "report_no": self.report_no,
         }
+
+    def report(self, *, operator: str, authority: str) -> dict[str, Any]:
+        """What the 验卡单 shows, as stored in the registry (its number and time are the
+        stored row's)."""
+        return {
+            "card_number": self.card_number,
+            "sn": self.sn + ("（登记）" if self.sn_from_registry else ""),
+            "holder": self.holder + ("（登记）" if self.holder_from_registry else ""),
+            "lines": [[c.item, c.result, c.detail] for c in self.checks],
+            "verdict": self.verdict.text,
+            "fee": self.fee,
+            "next_step": self.verdict.next_step,
+            "operator": operator,
+            "authority": authority,
+            "method": "仅外观检查（未读卡）" if self.visual_only else "读卡检测",
+            "request_no": request_number(self.request) if self.request else "",
+            "collect_on": self.collect_on or None,
+        }
+
+
+def office_report_pdf(
+    registry: Registry, report_no: str, *, reprint_at: datetime | None = None
+) -> bytes:
+    """The stored 验卡单 ``report_no`` rendered again; with ``reprint_at`` it is marked 补打
+    with that time (in the region's zone) — for ``sscard registry reprint``."""
+    row = registry.office_report(report_no)
+    if row is None:
+        raise OfficeError(f"没有验卡单 {report_no} (no such verification report)")
+    data = json.loads(row["data"])
+    policy = registry.policy
+    stamp = "%Y-%m-%d %H:%M"
+    return verification_report_pdf(
+        VerificationReport(
+            report_no=row["report_no"],
+            card_number=data["card_number"],
+            sn=data["sn"],
+            holder=data["holder"],
+            lines=tuple(ReportLine(*line) for line in data["lines"]),
+            verdict=data["verdict"],
+            fee=int(data["fee"]),
+            next_step=data["next_step"],
+            operator=data["operator"],
+            at=policy.local_time(datetime.fromisoformat(row["at"])).strftime(stamp),
+            authority=data["authority"],
+            method=data["method"],
+            request_no=data["request_no"],
+            collect_on=date.fromisoformat(data["collect_on"]) if data["collect_on"] else None,
+            reprinted_at=policy.local_time(reprint_at).strftime(stamp) if reprint_at else "",
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -256,54 +352,51 @@ class Office:
 
     def diagnose(
         self,
-        reader: str,
+        reader: str | None,
         encoder_url: str | None,
-        damage: list[str],
+        damage: tuple[str, ...] = (),
         *,
         card_number: str | None = None,
+        visual_only: bool = False,
     ) -> Diagnosis:
-        d = Diagnosis()
+        """验卡 (docs/diagnosis.md): a verdict only from a card the reader talked to — or,
+        when the operator says so (``visual_only``), from what they saw on the card whose
+        卡号 they typed. A reader fault, an empty reader or a card that is not the one named
+        raises :class:`OfficeError` before anything is recorded."""
+        if card_number is not None and not card_number_valid(card_number):
+            raise OfficeError(f"卡号 {card_number} 格式或校验位错误 (invalid card number)")
+        if visual_only and (not card_number or not damage):
+            raise OfficeError(
+                "仅外观检查须填写卡面卡号并记录外观损坏 (--visual-only needs --card-number "
+                "and --damage with what was seen)"
+            )
+        if not visual_only and not reader:
+            raise OfficeError("请指定读卡器 --reader，或声明仅外观检查 --visual-only")
+        d = Diagnosis(damage=damage, visual_only=visual_only)
         chip: ChipData | None = None
         pin_blocked = False
         genuine_problems: list[str] = []
-        try:
-            with PcscTransport(reader) as transport:
-                d.add("chip", "芯片应答 (ATR)", True, transport.atr.hex().upper())
-                card = self._card(transport)
-                try:
-                    card.identify()
-                    d.add("ssse", "社保应用 SSSE", True)
-                except NotASocialSecurityCard as exc:
-                    d.add("ssse", "社保应用 SSSE", False, str(exc)[:60])
-                else:
-                    chip = self._read_chip(d, card)
-                    if chip is not None:
-                        genuine_problems = self._genuine(card, chip.issuer)
-                        d.add(
-                            "genuine",
-                            "卡识别码与密钥认证",
-                            not genuine_problems,
-                            "; ".join(genuine_problems),
-                        )
-                        card.select_ssse()
-                        tries = card.pin_tries_left()
-                        pin_blocked = tries == 0
-                        d.add("pin", "PIN 状态", not pin_blocked, f"剩余 {tries} 次")
-        except NoCard:
-            raise OfficeError("读卡器中没有卡片 (no card in the reader)") from None
-        except CardMute as exc:
-            d.add("chip", "芯片应答 (ATR)", False, f"芯片无响应 (mute): {exc}"[:60])
-        except TransportError as exc:
-            d.add("chip", "芯片应答 (ATR)", False, f"{type(exc).__name__}"[:60])
+        if reader is None:
+            d.add("chip", "芯片应答 (ATR)", None, "未读卡：仅外观检查 (visual inspection only)")
+        else:
+            chip, pin_blocked, genuine_problems = self._check_chip(d, reader)
         if chip is not None:
-            d.card_number, d.sn, d.holder = (
-                chip.issuer.card_number,
-                chip.sn.hex().upper(),
-                chip.holder.name,
-            )
+            d.card_number, d.holder = chip.issuer.card_number, chip.holder.name
+            if card_number and card_number != d.card_number:
+                raise OfficeError(
+                    f"读卡器中的卡是 {d.card_number}，不是 {card_number}，未作结论 "
+                    "(the card in the reader is another card; no verdict)"
+                )
         number = d.card_number or card_number or ""
         d.card_number = number
         record = self._registry_card(number) if number else None
+        if visual_only and record is None:
+            raise OfficeError(f"卡号 {number} 不在登记库中，不能仅凭外观作结论 (unknown card)")
+        if chip is None and d.sn and record is not None and record.sn and record.sn != d.sn:
+            raise OfficeError(
+                f"读卡器中的芯片序列号 {d.sn} 与卡号 {number} 的登记不符，未作结论 "
+                "(the chip in the reader is not this card; no verdict)"
+            )
         if number:
             detail = "未登记" if record is None else STATUS_NAMES[record.status]
             status_ok = record is not None and record.status in ("active", "provisional_loss")
@@ -314,8 +407,8 @@ class Office:
         else:
             d.add("registry", "登记状态", None, "无法读取卡号")
         stripe = self._check_stripe(d, encoder_url, record)
-        observed = [HUMAN_DAMAGE.get(x, x) for x in damage]
-        d.add("physical", "外观检查", not damage, "、".join(observed) or "无损坏")
+        observed = "、".join(DAMAGE_CODES[x] for x in damage) or DAMAGE_CODES[NO_DAMAGE]
+        d.add("physical", "外观检查", not damage, observed)
         # the decision (docs/diagnosis.md)
         if record is not None and record.status not in ("active", "provisional_loss"):
             d.verdict = VERDICTS["refused"]
@@ -338,12 +431,24 @@ class Office:
             d.verdict, d.fee = VERDICTS["reencode"], self.policy.fee_remagnetize
         else:
             d.verdict = VERDICTS["card_ok"]
+        if record is not None:  # what the registry knows, where the chip said nothing
+            d.sn_from_registry = not d.sn and bool(record.sn)
+            d.holder_from_registry = not d.holder
+            d.sn = d.sn or record.sn or ""
+            d.holder = d.holder or str(self.registry.person(record.person_id)["name"])
         if d.verdict.code in ("usage_fault", "human_damage") and record is not None:
             request = self.registry.request_reissue(
                 number, operator=self.operator, kind="replacement", fee=d.fee
             )
-            d.request = int(request["id"])
+            d.request, d.collect_on = int(request["id"]), str(request["collect_on"])
         with self.registry.transaction():
+            stored = self.registry.add_office_report(
+                card_number=number,
+                operator=self.operator,
+                request_id=d.request,
+                data=d.report(operator=self.operator, authority=self.policy.authority),
+            )
+            d.report_no = str(stored["report_no"])
             self.registry.audit(
                 self.operator,
                 "diagnose",
@@ -352,22 +457,67 @@ class Office:
                     "verdict": d.verdict.code,
                     "fee": d.fee,
                     "failed": [c.code for c in d.checks if c.ok is False],
+                    "damage": list(damage),
+                    "visual_only": visual_only,
+                    "report": d.report_no,
                 },
             )
         return d
+
+    def _check_chip(self, d: Diagnosis, reader: str) -> tuple[ChipData | None, bool, list[str]]:
+        """The chip checks: (chip data if readable, PIN blocked, genuineness problems). A
+        mute chip in the reader is a finding; any other reader or transport fault (no
+        reader, several matching, empty, busy, card pulled) raises OfficeError."""
+        chip: ChipData | None = None
+        pin_blocked = False
+        genuine_problems: list[str] = []
+        try:
+            with PcscTransport(reader) as transport:
+                d.add("chip", "芯片应答 (ATR)", True, transport.atr.hex().upper())
+                try:
+                    d.sn = serial_number(transport.atr).hex().upper()
+                except InvalidData:
+                    d.sn = ""
+                card = self._card(transport)
+                try:
+                    card.identify()
+                    d.add("ssse", "社保应用 SSSE", True)
+                except NotASocialSecurityCard as exc:
+                    d.add("ssse", "社保应用 SSSE", False, str(exc))
+                else:
+                    chip = self._read_chip(d, card)
+                    if chip is not None:
+                        genuine_problems = self._genuine(card, chip.issuer)
+                        d.add(
+                            "genuine",
+                            "卡识别码与密钥认证",
+                            not genuine_problems,
+                            "; ".join(genuine_problems),
+                        )
+                        card.select_ssse()
+                        tries = card.pin_tries_left()
+                        pin_blocked = tries == 0
+                        d.add("pin", "PIN 状态", not pin_blocked, f"剩余 {tries} 次")
+        except CardMute as exc:
+            d.checks = [c for c in d.checks if c.code != "chip"]
+            d.add("chip", "芯片应答 (ATR)", False, f"芯片无响应 (mute): {exc}")
+        except TransportError as exc:
+            what = READER_FAULTS.get(type(exc), "读卡器故障")
+            raise OfficeError(f"{what}，未作结论 (no verdict): {exc}") from None
+        return chip, pin_blocked, genuine_problems
 
     def _read_chip(self, d: Diagnosis, card: SocialSecurityCard) -> ChipData | None:
         try:
             issuer = card.read_issuer()
             d.add("ef05", "发卡机构数据 EF05", True)
         except (InvalidData, StatusError, SocialSecurityCardError) as exc:
-            d.add("ef05", "发卡机构数据 EF05", False, f"无法读取: {exc}"[:60])
+            d.add("ef05", "发卡机构数据 EF05", False, f"无法读取: {exc}")
             return None
         try:
             holder = card.read_holder()
             d.add("ef06", "持卡人信息 EF06", True)
         except (InvalidData, StatusError, SocialSecurityCardError) as exc:
-            d.add("ef06", "持卡人信息 EF06", False, f"无法读取: {exc}"[:60])
+            d.add("ef06", "持卡人信息 EF06", False, f"无法读取: {exc}")
             return None
         d.add(
             "card_number", "卡号校验位", card_number_valid(issuer.card_number), issuer.card_number

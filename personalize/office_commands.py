@@ -7,11 +7,18 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
 from pathlib import Path
 
-from personalize.documents import ReportLine, VerificationReport, verification_report_pdf
-from personalize.office import Office, OfficeError
+from personalize.card_commands import READER_HELP
+from personalize.office import (
+    DAMAGE_CODES,
+    Office,
+    OfficeError,
+    office_report_pdf,
+    parse_damage,
+    request_number,
+)
+from personalize.outfiles import OutputError, write_new
 from personalize.policy import load_policy
 from personalize.prompts import confirm, read_secret, say
 from personalize.registry import Registry
@@ -51,29 +58,29 @@ def cmd_reencode(args: argparse.Namespace) -> int:
 
 
 def cmd_diagnose(args: argparse.Namespace) -> int:
+    if args.visual_only and args.reader is not None:
+        raise OfficeError("仅外观检查不读卡，请不要同时指定 --reader (--visual-only reads no card)")
     office = _office(args)
-    damage = [x.strip() for x in args.damage.split(",") if x.strip()] if args.damage else []
     try:
-        d = office.diagnose(args.reader, args.encoder, damage, card_number=args.card_number)
+        d = office.diagnose(
+            args.reader,
+            args.encoder,
+            args.damage,
+            card_number=args.card_number,
+            visual_only=args.visual_only,
+        )
     finally:
         office.hsm.close()
-    now = datetime.now().strftime("%Y-%m-%d %H:%M")
-    number = d.card_number or "未知"
-    report = VerificationReport(
-        report_no=f"YK-{datetime.now():%Y%m%d%H%M%S}",
-        card_number=d.card_number,
-        sn=d.sn,
-        holder=d.holder,
-        lines=tuple(ReportLine(c.item, c.result, c.detail) for c in d.checks),
-        verdict=d.verdict.text,
-        fee=d.fee,
-        next_step=d.verdict.next_step,
-        operator=args.operator,
-        at=now,
-        authority=office.policy.authority,
-    )
-    out = Path(args.out or f"验卡单-{number}.pdf")
-    verification_report_pdf(report, out)
+    try:
+        out = write_new(
+            Path(args.out or f"验卡单-{d.report_no}.pdf"),
+            office_report_pdf(office.registry, d.report_no),
+        )
+    except OutputError as exc:
+        raise OutputError(
+            f"验卡单 {d.report_no} 已登记（结论 {d.verdict.text}），但未能写出，请补打 "
+            f"(the report is stored; reprint it): {exc}"
+        ) from None
     data = {**d.as_dict(), "report": str(out)}
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
@@ -83,8 +90,17 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
         print(
             f"结论 verdict: {d.verdict.text}；费用 fee: {d.fee} 元；下一步: {d.verdict.next_step}"
         )
-        print(f"验卡单 report: {out}")
+        if d.request is not None:
+            print(f"换卡受理 request: {request_number(d.request)}；领卡日期 {d.collect_on}")
+        print(f"验卡单 report: {d.report_no} → {out}")
     return 0
+
+
+def _damage(text: str) -> tuple[str, ...]:
+    try:
+        return parse_damage(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
@@ -111,27 +127,41 @@ def cmd_pin(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--reader", required=True, help="PC/SC reader (name, regex or index)")
+    def common(p: argparse.ArgumentParser, *, reader: bool = True) -> None:
+        if reader:
+            p.add_argument("--reader", required=True, help=READER_HELP)
         p.add_argument("--station", required=True, help="station file (registry, HSM/PSAM)")
-        p.add_argument("--operator", required=True)
-        p.add_argument("--json", action="store_true")
+        p.add_argument("--operator", required=True, help="经办人工号 (operator id)")
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     p = sub.add_parser("reencode", help="加磁: re-magnetize a genuine, active card")
     p.add_argument("--encoder", required=True, help="MSR206 encoder port or URL")
     common(p)
     p.set_defaults(func=cmd_reencode)
+    codes = ", ".join(f"{code} {label}" for code, label in DAMAGE_CODES.items())
     p = sub.add_parser("diagnose", help="验卡: verify a damaged card, verdict and 验卡单")
+    p.add_argument("--reader", help=READER_HELP + "; required unless --visual-only")
     p.add_argument("--encoder", help="MSR206 encoder port or URL (stripe checks)")
-    p.add_argument("--damage", help="observed damage: cracked,bent,burnt,scratched,soaked")
+    p.add_argument(
+        "--damage",
+        type=_damage,
+        default=(),
+        metavar="CODE[,CODE…]",
+        help=f"外观损坏 observed damage, comma-separated: {codes}",
+    )
     p.add_argument("--card-number", help="卡号 from the card face when the chip is unreadable")
-    p.add_argument("--out", help="where the 验卡单 PDF goes")
-    common(p)
+    p.add_argument(
+        "--visual-only",
+        action="store_true",
+        help="仅外观检查: no reader; a verdict from --damage on the card --card-number names",
+    )
+    p.add_argument("--out", help="where the 验卡单 PDF goes (never over an earlier file)")
+    common(p, reader=False)
     p.set_defaults(func=cmd_diagnose)
     pin = sub.add_parser("pin", help="PIN unblock / reset").add_subparsers(
         dest="pin_command", required=True
     )
-    for name in ("unblock", "reset"):
-        p = pin.add_parser(name)
+    for name, text in (("unblock", "unblock a blocked PIN"), ("reset", "set a new PIN")):
+        p = pin.add_parser(name, help=text)
         common(p)
         p.set_defaults(func=cmd_pin)

@@ -154,6 +154,18 @@ MIGRATIONS: list[str] = [
         at TEXT NOT NULL
     );
     """,
+    # 4: 验卡单 (office verification reports): what each said, to be reprinted (补打)
+    """
+    CREATE TABLE office_reports (
+        id INTEGER PRIMARY KEY,
+        report_no TEXT UNIQUE,
+        card_number TEXT,
+        request_id INTEGER REFERENCES reissue_requests(id),
+        at TEXT NOT NULL,
+        operator TEXT NOT NULL,
+        data TEXT NOT NULL
+    );
+    """,
 ]
 
 GENESIS = "0" * 64
@@ -580,6 +592,39 @@ class Registry:
                 {"job": job_id, "old_card": old.card_number, "blacklisted": True},
             )
         return self.card_by_id(new_card_id)
+
+    # ----------------------------------------------------------------- 验卡单 (office reports)
+
+    def add_office_report(
+        self,
+        *,
+        card_number: str,
+        operator: str,
+        request_id: int | None,
+        data: dict[str, Any],
+    ) -> sqlite3.Row:
+        """Keep a 验卡单's content (call inside the transaction that audits the diagnosis).
+        Its number ``YK-<local date>-<row id>`` is unique by the row id, not by the clock."""
+        now = self.clock()
+        cur = self.db.execute(
+            "INSERT INTO office_reports (card_number, request_id, at, operator, data)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (card_number, request_id, _iso(now), operator, json.dumps(data, ensure_ascii=False)),
+        )
+        report_no = f"YK-{self.policy.local_date(now):%Y%m%d}-{cur.lastrowid:06d}"
+        self.db.execute(
+            "UPDATE office_reports SET report_no = ? WHERE id = ?", (report_no, cur.lastrowid)
+        )
+        row = self.office_report(report_no)
+        assert row is not None
+        return row
+
+    def office_report(self, report_no: str) -> sqlite3.Row | None:
+        """A stored 验卡单 by its number, or None."""
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT * FROM office_reports WHERE report_no = ?", (report_no,)
+        ).fetchone()
+        return row
 
 
 def _card(row: sqlite3.Row) -> Card:

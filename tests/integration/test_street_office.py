@@ -10,7 +10,9 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,15 +117,24 @@ def office(tmp_path: Path, serve_card: ServeCard, backend: str) -> Iterator[Offi
     audit.close()
 
 
-def sscard(o: Office, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+# Reports and output files land in the office's folder; the clock of the CLI is pinned.
+AT = "2026-11-25 09:30:00"  # UTC; 17:30 in Asia/Shanghai
+
+
+def sscard(
+    o: Office, *args: str, stdin: str = "", reader: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    reader_args = [] if reader == "" else ["--reader", o.reader if reader is None else reader]
     return subprocess.run(
         [
+            "faketime",
+            "-f",
+            f"@{AT}",
             sys.executable,
             "-m",
             "personalize.cli",
             *args,
-            "--reader",
-            o.reader,
+            *reader_args,
             "--station",
             str(o.station),
             "--operator",
@@ -134,17 +145,32 @@ def sscard(o: Office, *args: str, stdin: str = "") -> subprocess.CompletedProces
         text=True,
         timeout=120,
         env=dict(os.environ),
+        cwd=o.root,
     )
 
 
-def diagnose(o: Office, *extra: str) -> tuple[dict[str, object], str]:
-    pdf = o.root / "report.pdf"
-    result = sscard(o, "diagnose", "--encoder", o.encoder.path, "--out", str(pdf), "--json", *extra)
-    assert result.returncode == 0, result.stderr
-    text = subprocess.run(
-        ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
+def pdf_text(path: str | Path) -> str:
+    return subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True
     ).stdout
-    return json.loads(result.stdout), text
+
+
+def diagnose(o: Office, *extra: str, reader: str | None = None) -> tuple[dict[str, Any], str]:
+    pdf = o.root / "report.pdf"
+    result = sscard(
+        o,
+        "diagnose",
+        "--encoder",
+        o.encoder.path,
+        "--out",
+        str(pdf),
+        "--json",
+        *extra,
+        reader=reader,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    return data, pdf_text(data["report"])
 
 
 def test_card_ok_and_reencode_verdicts(office: Office) -> None:
@@ -281,6 +307,8 @@ def test_usage_fault_on_a_mute_chip(office: Office, serve_card: ServeCard) -> No
     data, text = diagnose(office, "--card-number", office.number)
     assert (data["verdict"], data["fee"]) == ("usage_fault", 0)
     assert "使用性故障，免费换卡" in text and "0 元" in text
+    # the mute chip told nothing: SN and holder on the 验卡单 are the registry's, and say so
+    assert "0FF1CE0000000001（登记）" in text and f"{SAMPLE_HOLDER.name}（登记）" in text
     chip = next(c for c in data["checks"] if c["code"] == "chip")  # type: ignore[union-attr]
     assert chip["ok"] is False
     assert office.registry.card(office.number).status == "replacement_pending"
@@ -290,3 +318,188 @@ def test_usage_fault_on_an_unreadable_ef05(office: Office, serve_card: ServeCard
     damage_card(office.card, "corrupt-ef05", PROFILE)
     data, text = diagnose(office, "--card-number", office.number)
     assert data["verdict"] == "usage_fault" and "EF05" in text
+
+
+# ------------------------------------------------------------ a reader fault is no verdict
+
+
+def pdfs(o: Office) -> list[Path]:
+    return sorted(o.root.rglob("*.pdf"))
+
+
+def audit_actions(o: Office) -> list[str]:
+    return [r["action"] for r in o.registry.db.execute("SELECT action FROM audit_events")]
+
+
+@pytest.mark.parametrize("backend", ["keystore"])
+def test_reader_zero_is_the_first_reader_not_a_pattern(office: Office) -> None:
+    # "0" occurs in both "Virtual PCD 00 00" and "… 00 01": as a pattern it matched both.
+    data, _ = diagnose(office, reader="0")
+    assert (data["verdict"], data["fee"]) == ("card_ok", 0)
+    assert office.registry.card(office.number).status == "active"
+
+
+@pytest.mark.parametrize("backend", ["keystore"])
+@pytest.mark.parametrize("reader", ["No Such Reader", "Virtual PCD", "7", "Virtual PCD 00 01", " "])
+def test_a_reader_fault_is_never_a_verdict(office: Office, reader: str) -> None:
+    before = audit_actions(office)
+    result = sscard(
+        office,
+        "diagnose",
+        "--card-number",
+        office.number,
+        "--damage",
+        "none",
+        "--json",
+        reader=reader,
+    )
+    assert result.returncode == 1, result.stdout
+    assert "verdict" not in result.stdout and "结论" not in result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1 and "读卡器" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert pdfs(office) == []  # no 验卡单
+    assert office.registry.card(office.number).status == "active"  # healthy card untouched
+    assert audit_actions(office) == before
+
+
+@pytest.mark.parametrize("backend", ["psam"])
+def test_a_card_that_is_not_the_one_named_gives_no_verdict(office: Office) -> None:
+    # The operator points at the PSAM's reader: a chip answers, but it is not card 卡号.
+    before = audit_actions(office)
+    result = sscard(
+        office, "diagnose", "--card-number", office.number, "--json", reader="Virtual PCD 00 01"
+    )
+    assert result.returncode == 1, result.stdout
+    assert "verdict" not in result.stdout and pdfs(office) == []
+    assert office.registry.card(office.number).status == "active"
+    assert audit_actions(office) == before
+
+
+@pytest.mark.parametrize("backend", ["keystore"])
+def test_damage_codes_are_checked_and_printed_in_chinese(office: Office) -> None:
+    refused = sscard(office, "diagnose", "--damage", "cracked,dropped")
+    assert refused.returncode == 2
+    assert "dropped" in refused.stderr and "cracked 断裂" in refused.stderr
+    assert "none 无外观损坏" in refused.stderr
+    assert pdfs(office) == [] and office.registry.card(office.number).status == "active"
+    data, text = diagnose(office, "--damage", "none")
+    assert data["verdict"] == "card_ok" and "无外观损坏" in text
+    data, text = diagnose(office, "--damage", "soaked,punched")
+    assert data["verdict"] == "human_damage" and "浸水、打孔" in text
+    assert "soaked" not in text and "punched" not in text
+
+
+@pytest.mark.parametrize("backend", ["keystore"])
+def test_every_report_is_kept_under_its_own_number(office: Office) -> None:
+    first, _ = diagnose(office)
+    second, _ = diagnose(office)  # same second on the pinned clock, same --out
+    assert first["report_no"] != second["report_no"]
+    assert first["report"] != second["report"]
+    assert len(pdfs(office)) == 2
+    assert first["report_no"] in pdf_text(first["report"])
+    assert second["report_no"] in pdf_text(second["report"])
+
+
+def barcode(pdf: str | Path, out: Path) -> str:
+    subprocess.run(["pdftoppm", "-png", "-r", "200", "-singlefile", str(pdf), str(out)], check=True)
+    decoded = subprocess.run(
+        ["zbarimg", "--quiet", "--raw", f"{out}.png"], capture_output=True, text=True, check=True
+    )
+    return decoded.stdout.strip()
+
+
+@pytest.mark.parametrize("backend", ["keystore"])
+def test_report_holds_request_collection_date_holder_sn_barcode_and_signatures(
+    office: Office,
+) -> None:
+    data, text = diagnose(office, "--damage", "cracked,bent")
+    request = office.registry.db.execute(
+        "SELECT * FROM reissue_requests WHERE id = ?", (data["replacement_request"],)
+    ).fetchone()
+    collect = request["collect_on"]  # the registry's date, as stored
+    flat = " ".join(text.split())
+    assert f"SSCARD-REQ-{request['id']:06d}" in flat
+    assert f"{collect[:4]}年{collect[5:7]}月{collect[8:10]}日" in flat
+    assert SAMPLE_HOLDER.name in flat and "0FF1CE0000000001" in flat
+    assert "2026-11-25 17:30" in flat  # the pinned clock, in the policy's zone
+    assert "经办人签字" in flat and "持卡人签字" in flat
+    assert data["report_no"] in flat
+    assert barcode(data["report"], office.root / "page") == data["report_no"]
+
+
+@pytest.mark.parametrize("backend", ["keystore"])
+def test_long_details_are_wrapped_not_cut(office: Office, serve_card: ServeCard) -> None:
+    damage_card(office.card, "corrupt-ef05", PROFILE)
+    data, text = diagnose(office, "--card-number", office.number)
+    detail = next(c["detail"] for c in data["checks"] if c["code"] == "ef05")
+    assert len(detail) > 60
+    assert " ".join(detail.split()).replace(" ", "") in text.replace(" ", "").replace("\n", "")
+
+
+@pytest.mark.parametrize("backend", ["keystore"])
+def test_a_stored_report_is_reprinted_marked_补打(office: Office) -> None:
+    from personalize.office import OfficeError, office_report_pdf
+
+    data, original = diagnose(office, "--damage", "cracked")
+    assert "补打" not in original
+    reprint_at = datetime(2026, 12, 1, 2, 5, tzinfo=UTC)  # 10:05 in Shanghai
+    again = office.root / "again.pdf"
+    again.write_bytes(office_report_pdf(office.registry, data["report_no"], reprint_at=reprint_at))
+    text = " ".join(pdf_text(again).split())
+    assert "补打" in text and "2026-12-01 10:05" in text
+    assert data["report_no"] in text and "人为损坏，收费换卡" in text and "断裂" in text
+    assert barcode(again, office.root / "again") == data["report_no"]
+    with pytest.raises(OfficeError, match="YK-NONE"):
+        office_report_pdf(office.registry, "YK-NONE", reprint_at=reprint_at)
+
+
+@pytest.mark.parametrize("backend", ["keystore"])
+def test_visual_only_verdict_is_explicit_and_recorded(office: Office) -> None:
+    no_damage = sscard(
+        office, "diagnose", "--visual-only", "--card-number", office.number, reader=""
+    )
+    assert no_damage.returncode != 0 and "外观" in no_damage.stderr
+    no_reader = sscard(office, "diagnose", "--card-number", office.number, reader="")
+    assert no_reader.returncode != 0 and "--reader" in no_reader.stderr
+    assert pdfs(office) == [] and office.registry.card(office.number).status == "active"
+    result = sscard(
+        office,
+        "diagnose",
+        "--visual-only",
+        "--card-number",
+        office.number,
+        "--damage",
+        "cracked",
+        "--json",
+        reader="",
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["verdict"] == "human_damage" and data["visual_only"] is True
+    assert "仅外观检查" in " ".join(pdf_text(office.root / data["report"]).split())
+    assert office.registry.card(office.number).status == "replacement_pending"
+    last = office.registry.db.execute(
+        "SELECT details FROM audit_events WHERE action = 'diagnose'"
+    ).fetchone()
+    assert json.loads(last["details"])["visual_only"] is True
+
+
+@pytest.mark.parametrize("backend", ["keystore"])
+def test_a_mistyped_card_number_is_refused(office: Office) -> None:
+    wrong = office.number[:-1] + ("1" if office.number[-1] != "1" else "2")
+    before = audit_actions(office)
+    for reader, extra in (("", ("--visual-only", "--damage", "cracked")), (None, ())):
+        result = sscard(office, "diagnose", "--card-number", wrong, *extra, reader=reader)
+        assert result.returncode == 1 and "校验位" in result.stderr, result.stderr
+    assert pdfs(office) == [] and audit_actions(office) == before
+    assert office.registry.card(office.number).status == "active"
+
+
+@pytest.mark.parametrize("backend", ["keystore"])
+def test_an_unwritable_report_is_kept_to_be_reprinted(office: Office) -> None:
+    (office.root / "file").write_bytes(b"")
+    result = sscard(office, "diagnose", "--out", str(office.root / "file" / "x.pdf"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    stored = office.registry.db.execute("SELECT report_no FROM office_reports").fetchall()
+    assert len(stored) == 1 and stored[0]["report_no"] in result.stderr
+    assert "补打" in result.stderr

@@ -18,7 +18,7 @@ from personalize.policy import (
     load_policy,
     policy_from_dict,
 )
-from personalize.registry import Registry, RegistryError
+from personalize.registry import MIGRATIONS, Registry, RegistryError
 from simulator.factory import SAMPLE_HOLDER
 
 POLICY = load_policy("default")
@@ -198,10 +198,10 @@ def test_audit_chain_detects_edits_and_deletions(registry: Registry) -> None:
 def test_migrations_are_versioned(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
     first = Registry(path, POLICY)
-    assert first.schema_version == 3
+    assert first.schema_version == len(MIGRATIONS)
     first.close()
     again = Registry(path, POLICY)  # reopening applies nothing twice
-    assert again.schema_version == 3
+    assert again.schema_version == len(MIGRATIONS)
 
 
 def test_policy_type() -> None:
