@@ -323,6 +323,47 @@ def render_text(face: CardFace) -> Image.Image:
     return img
 
 
+BACK_TITLE = "持卡须知"
+BACK_NOTES = (
+    "1. 本卡是持卡人享受社会保障待遇的凭证，限本人使用，不得转借。",
+    "2. 请妥善保管，勿折叠、弯曲，远离磁场和高温。",
+    "3. 如有遗失，请及时挂失；补卡请携带本人有效身份证件。",
+    "服务电话 12333",
+)
+BACK_TITLE_SIZE, BACK_NOTE_SIZE = 34, 26
+
+
+def back_layout(face: CardFace) -> tuple[TextItem, ...]:
+    """The back's text: below the magnetic stripe's keep-out, inside the safe area, the
+    authority last. FaceError when a line would not fit whole."""
+    geometry = face.geometry
+    safe = safe_area(geometry)
+    y = max(stripe_keepout(geometry)[3], safe[1]) + GAP
+    items = [TextItem(safe[0], y, BACK_TITLE_SIZE, BACK_TITLE)]
+    y += BACK_TITLE_SIZE + 14
+    for note in (*BACK_NOTES, face.authority):
+        items.append(TextItem(safe[0], y, BACK_NOTE_SIZE, note))
+        y += BACK_NOTE_SIZE + 12
+    stripe = stripe_keepout(geometry)
+    for item in items:
+        box = _ink_box(item)
+        if _overlaps(box, stripe) or box[2] > safe[2] or box[3] > safe[3]:
+            raise FaceError(
+                "卡背文字放不下或压到磁条 (the back's text does not fit below the stripe)"
+            )
+    return tuple(items)
+
+
+def render_back(face: CardFace) -> Image.Image:
+    """The back (for the proof; the printer job prints the front only): notes and authority
+    in black, nothing on the magnetic stripe band."""
+    img = Image.new("RGB", (WIDTH, HEIGHT), "white")
+    draw = ImageDraw.Draw(img)
+    for item in back_layout(face):
+        draw.text((item.x, item.y), item.text, font=_font(item.size), fill=(0, 0, 0))
+    return img
+
+
 def render_png(face: CardFace) -> Image.Image:
     """What the printed card looks like: colour layer with the text printed over it."""
     img = render_color(face)
@@ -455,7 +496,8 @@ def panels_to_image(panels: Panels) -> Image.Image:
 
 
 def render_pdf(face: CardFace, path: str | Path) -> None:
-    """A CR80-sized PDF proof with the Chinese text embedded (ARCHITECTURE conventions)."""
+    """A CR80-sized PDF proof with the Chinese text embedded (ARCHITECTURE conventions):
+    page 1 the front, page 2 the back, laid out as the PNGs are."""
     from reportlab.lib.units import mm
     from reportlab.lib.utils import ImageReader
     from reportlab.pdfbase import pdfmetrics
@@ -479,6 +521,9 @@ def render_pdf(face: CardFace, path: str | Path) -> None:
         pdf.drawString(x * scale, page_h - (y_top + size * 0.8) * scale, value)
 
     for item in layout(face).text:
+        text(item.x, item.y, item.size, item.text)
+    pdf.showPage()
+    for item in back_layout(face):  # page 2: the back, the stripe band left blank
         text(item.x, item.y, item.size, item.text)
     pdf.showPage()
     pdf.save()

@@ -36,6 +36,7 @@ from printer.face import (
     layout,
     panels_from_image,
     panels_to_image,
+    render_back,
     render_color,
     render_pdf,
     render_png,
@@ -136,6 +137,24 @@ def test_name_and_photo_are_whole_and_inside_the_card(which: str, tmp_path: Path
     lines = layout(face).name_lines
     assert "".join(lines) == face.name and len(lines) == (1 if which == "short" else 2)
     assert layout(face).name_size >= NAME_SIZE_MIN
+
+
+def test_the_back_leaves_the_magnetic_stripe_band_blank(tmp_path: Path) -> None:
+    back = render_back(FACE)
+    band = to_dots(0, 0, ID1[0], STRIPE_BOTTOM)
+    assert back.crop(band).getextrema() == ((255, 255),) * 3
+    ink = ImageChops.invert(back).getbbox()
+    edge = math.ceil(1.0 * WIDTH / ID1[0])
+    assert ink is not None and band[3] < ink[1] and ink[3] <= HEIGHT - edge
+    assert edge <= ink[0] and ink[2] <= WIDTH - edge
+    render_pdf(FACE, tmp_path / "proof.pdf")
+    back_text = subprocess.run(
+        ["pdftotext", "-f", "2", "-l", "2", str(tmp_path / "proof.pdf"), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "持卡须知" in back_text and FACE.authority in back_text
 
 
 def test_a_name_too_wide_for_the_face_is_refused_not_clipped() -> None:
