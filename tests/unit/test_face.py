@@ -13,6 +13,8 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageChops
 
 from personalize.jobs import JobError, submit_job
@@ -155,6 +157,23 @@ def test_the_back_leaves_the_magnetic_stripe_band_blank(tmp_path: Path) -> None:
         check=True,
     ).stdout
     assert "持卡须知" in back_text and FACE.authority in back_text
+
+
+HANZI = st.builds(
+    lambda row, col: bytes((row, col)).decode("gbk"),
+    st.integers(0xB0, 0xD6),  # GB 2312 level-1 hanzi rows (row D7 ends early)
+    st.integers(0xA1, 0xFE),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(HANZI, st.just("·")), min_size=1, max_size=25))
+def test_every_two_byte_name_the_chip_holds_fits(chars: list[str]) -> None:
+    name = "".join(chars).strip("·") or "甲"
+    assert len(name.encode("gbk")) <= NAME_LENGTH + NAME_EXT_LENGTH
+    check_name_fits(name, GEOMETRY)
+    placed = layout(with_name(name))
+    assert "".join(placed.name_lines) == name and placed.name_size >= NAME_SIZE_MIN
 
 
 def test_a_name_too_wide_for_the_face_is_refused_not_clipped() -> None:
