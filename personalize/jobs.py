@@ -40,7 +40,7 @@ from personalize.registry import Registry, RegistryError, _iso
 from personalize.trackvault import TrackVault
 from printer.errors import DeviceError
 from printer.evolis import EvolisPrinter
-from printer.face import CardFace, FaceError, build_panels, check_name_fits, render_pdf
+from printer.face import CardFace, FaceError, build_panels, check_face_fits, render_pdf
 from printer.tracks import validate as validate_track
 from sscard.card import SocialSecurityCard
 from sscard.errors import InvalidData, SocialSecurityCardError, VerificationFailed
@@ -136,7 +136,7 @@ def submit_job(
     except InvalidData as exc:
         raise JobError(str(exc)) from None
     try:  # the card face must show the whole name: refuse now, before anything is written
-        check_name_fits(holder.name, profile.face)
+        check_face_fits(holder.name, registry.policy.authority, profile.face)
     except FaceError as exc:
         raise JobError(str(exc)) from None
     photo_field = submission.get("photo")

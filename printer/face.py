@@ -12,7 +12,7 @@ Geometry: the card profile's ``face`` (ISO/IEC 7810 ID-1 body, ISO/IEC 7816-2 co
 ISO/IEC 7811 stripe band, in mm) is mapped to dots by ``mm_box``. The layout keeps the photo
 and every line of text off the contact keep-out and inside the safe area, and checks that it
 did; a name is shrunk, then set on two lines, and refused (``FaceError``) when it still does
-not fit — nothing is ever clipped. ``check_name_fits`` lets a job refuse such a name when it
+not fit — nothing is ever clipped. ``check_face_fits`` lets a job refuse such a name when it
 is submitted.
 """
 
@@ -217,11 +217,19 @@ def _two_lines(name: str, size: int, width: int, *, at_separator: bool) -> tuple
     return None if best is None else best[1]
 
 
-def check_name_fits(name: str, geometry: CardGeometry) -> None:
-    """Refuse (FaceError) a name the face cannot show whole: the job calls this when it is
-    submitted, before anything is written."""
+def check_face_fits(name: str, authority: str, geometry: CardGeometry) -> None:
+    """Refuse (FaceError) a name or an issuing authority the face cannot show whole: the job
+    calls this when it is submitted, before anything is written. (The other fields have
+    fixed lengths that the layout was made for.)"""
     left, right = _name_column(geometry)
     fit_name(name, right - left)
+    _check_authority(authority, geometry)
+
+
+def _check_authority(authority: str, geometry: CardGeometry) -> None:
+    safe = safe_area(geometry)
+    if text_width(authority, AUTHORITY_SIZE) > safe[2] - safe[0]:
+        raise FaceError("发卡机构名称在卡面上放不下 (the issuing authority does not fit the face)")
 
 
 def _name_column(geometry: CardGeometry) -> tuple[int, int]:
@@ -267,8 +275,7 @@ def layout(face: CardFace) -> FaceLayout:
     bottom = safe[3] - AUTHORITY_SIZE - 10
     if y > bottom:
         raise FaceError("卡面文字超出卡片下沿 (the face's text runs off the card)")
-    if text_width(face.authority, AUTHORITY_SIZE) > safe[2] - safe[0]:
-        raise FaceError("发卡机构名称在卡面上放不下 (the issuing authority does not fit)")
+    _check_authority(face.authority, geometry)
     items.append(TextItem(safe[0], bottom, AUTHORITY_SIZE, face.authority))
     photo = _photo_box(geometry)
     for box in (photo, *(_ink_box(item) for item in items)):

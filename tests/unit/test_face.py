@@ -32,7 +32,7 @@ from printer.face import (
     FaceError,
     Panels,
     build_panels,
-    check_name_fits,
+    check_face_fits,
     fit_front,
     k_panel_image,
     layout,
@@ -171,7 +171,7 @@ HANZI = st.builds(
 def test_every_two_byte_name_the_chip_holds_fits(chars: list[str]) -> None:
     name = "".join(chars).strip("·") or "甲"
     assert len(name.encode("gbk")) <= NAME_LENGTH + NAME_EXT_LENGTH
-    check_name_fits(name, GEOMETRY)
+    check_face_fits(name, FACE.authority, GEOMETRY)
     placed = layout(with_name(name))
     assert "".join(placed.name_lines) == name and placed.name_size >= NAME_SIZE_MIN
 
@@ -180,11 +180,16 @@ def test_a_name_too_wide_for_the_face_is_refused_not_clipped() -> None:
     wide = "W" * (NAME_LENGTH + NAME_EXT_LENGTH)  # 50 bytes: the chip takes it, the face cannot
     HolderData("11010519491231002X", wide, "2", "01", "110105", date(1949, 12, 31)).validate()
     with pytest.raises(FaceError, match=r"^姓名在卡面上放不下.*\(the name does not fit"):
-        check_name_fits(wide, GEOMETRY)
+        check_face_fits(wide, FACE.authority, GEOMETRY)
     with pytest.raises(FaceError, match="放不下"):
         render_png(with_name(wide))
     for name in NAMES.values():
-        check_name_fits(name, GEOMETRY)
+        check_face_fits(name, FACE.authority, GEOMETRY)
+    long_authority = "新疆维吾尔自治区伊犁哈萨克自治州人力资源和社会保障局社会保险事业管理中心"
+    with pytest.raises(FaceError, match=r"^发卡机构名称在卡面上放不下"):
+        check_face_fits(FACE.name, long_authority, GEOMETRY)
+    with pytest.raises(FaceError, match=r"^发卡机构名称在卡面上放不下"):
+        render_pdf(replace(FACE, authority=long_authority), Path("/nonexistent/never.pdf"))
 
 
 def test_front_image_rule() -> None:
