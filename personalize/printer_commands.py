@@ -49,7 +49,10 @@ def cmd_print(args: argparse.Namespace) -> int:
         if not args.json:
             print("打印中 printing…", flush=True)
         printer.print_panels(panels)
-    print(json.dumps({"result": "printed"}) if args.json else "已打印并出卡 printed and ejected")
+    if args.json:
+        print(json.dumps({"result": "printed", "warning": warning}, ensure_ascii=False))
+    else:
+        print("已打印并出卡 printed and ejected")
     return 0
 
 

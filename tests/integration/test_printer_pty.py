@@ -258,12 +258,14 @@ def test_printer_cli_front_image_sizes(emulator: EvolisEmulator, tmp_path: Path)
     (warning,) = scaled.stderr.splitlines()
     assert warning.startswith("警告 warning:") and "2032×1296" in warning
     assert emulator.printed == 1
+    as_json = json.loads(sscard("print", "--front", str(double), "--json").stdout)
+    assert as_json["result"] == "printed" and "2032×1296" in as_json["warning"]
 
     exact = tmp_path / "front.png"
     face.save(exact)
     printed = sscard("print", "--front", str(exact))
     assert printed.returncode == 0 and printed.stderr == ""
-    assert emulator.printed == 2
+    assert emulator.printed == 3
     last = emulator.hopper[-1].printed
     assert last is not None
     assert max(hi for _, hi in ImageChops.difference(last, face).getextrema()) <= 9
