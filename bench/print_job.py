@@ -17,6 +17,7 @@ from printer.evolis import EvolisPrinter
 from printer.face import CardFace, build_panels, render_png
 from simulator.evolis_emulator import EvolisEmulator, VirtualCard
 from simulator.factory import sample_photo
+from sscard.profile import load_profile
 
 
 class CountingPrinter(EvolisPrinter):
@@ -43,6 +44,7 @@ def main() -> int:
                     date(2026, 11, 25),
                     "深圳市人力资源和社会保障局",
                     sample_photo(str(i)),
+                    load_profile("default").face,
                 )
                 t0 = time.perf_counter()
                 render_png(face)

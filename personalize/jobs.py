@@ -40,7 +40,7 @@ from personalize.registry import Registry, RegistryError, _iso
 from personalize.trackvault import TrackVault
 from printer.errors import DeviceError
 from printer.evolis import EvolisPrinter
-from printer.face import CardFace, build_panels, render_pdf
+from printer.face import CardFace, FaceError, build_panels, check_face_fits, render_pdf
 from printer.tracks import validate as validate_track
 from sscard.card import SocialSecurityCard
 from sscard.errors import InvalidData, SocialSecurityCardError, VerificationFailed
@@ -134,6 +134,10 @@ def submit_job(
     try:
         holder.validate()
     except InvalidData as exc:
+        raise JobError(str(exc)) from None
+    try:  # the card face must show the whole name: refuse now, before anything is written
+        check_face_fits(holder.name, registry.policy.authority, profile.face)
+    except FaceError as exc:
         raise JobError(str(exc)) from None
     photo_field = submission.get("photo")
     if not isinstance(photo_field, str):
@@ -566,6 +570,7 @@ class JobRunner:
             issued,
             self.policy.authority,
             bytes(job["photo"]),
+            self.profile.face,
         )
         job_dir = self.dev.out_dir / f"job-{job['id']}"
         job_dir.mkdir(parents=True, exist_ok=True)

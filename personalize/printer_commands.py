@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from PIL import Image
 
 from printer.evolis import EvolisPrinter
-from printer.face import HEIGHT, WIDTH, panels_from_image
+from printer.face import fit_front, panels_from_image
+from sscard.profile import load_profile
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -36,14 +38,21 @@ def cmd_print(args: argparse.Namespace) -> int:
         with Image.open(args.front) as opened:
             image = opened.convert("RGB")
     except OSError as exc:
-        raise ValueError(f"cannot read the front image {args.front}: {exc}") from None
-    if image.size != (WIDTH, HEIGHT):
-        image = image.resize((WIDTH, HEIGHT))
+        raise ValueError(
+            f"正面图像无法读取 (cannot read the front image) {args.front}: {exc}"
+        ) from None
+    image, warning = fit_front(image)  # the documented rule: exact, same shape scaled, or refused
+    panels = panels_from_image(image, load_profile(args.profile).face)
+    if warning:
+        print(f"警告 warning: {warning}", file=sys.stderr)
     with EvolisPrinter(args.port, timeout=args.timeout) as printer:
         if not args.json:
             print("打印中 printing…", flush=True)
-        printer.print_panels(panels_from_image(image))
-    print(json.dumps({"result": "printed"}) if args.json else "已打印并出卡 printed and ejected")
+        printer.print_panels(panels)
+    if args.json:
+        print(json.dumps({"result": "printed", "warning": warning}, ensure_ascii=False))
+    else:
+        print("已打印并出卡 printed and ejected")
     return 0
 
 
@@ -68,8 +77,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p_status = printer.add_parser("status", help="model, serial, firmware, ribbon, feeder, card")
     p_status.set_defaults(func=cmd_status)
-    p_print = printer.add_parser("print", help="print a front image (1016 × 648) and eject")
-    p_print.add_argument("--front", required=True, type=Path)
+    p_print = printer.add_parser(
+        "print",
+        help="print a front image (1016 × 648) and eject",
+        description="Print a front image and eject the card. The image must be 1016 × 648 "
+        "dots; one of the same proportions (within 2 %%) is scaled to it with a warning; any "
+        "other size is refused. The overlay spares the profile's chip contacts.",
+    )
+    p_print.add_argument(
+        "--front", required=True, type=Path, help="PNG/JPEG, 1016 × 648 (300 dpi, landscape)"
+    )
+    p_print.add_argument(
+        "--profile", default="default", help="card profile whose chip geometry the overlay spares"
+    )
     p_print.set_defaults(func=cmd_print)
     p_eject = printer.add_parser("eject", help="eject the card in the printer")
     p_eject.set_defaults(func=cmd_move)

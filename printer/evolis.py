@@ -62,6 +62,11 @@ class HopperFull(PrinterError):
     """The output hopper is full (SDK status): empty it, then retry."""
 
 
+class NoCardInPrinter(PrinterError):
+    """Eject or reject with no card in the printer: nothing moved, so the card the operator
+    meant is elsewhere (the SDK's "no card" position; ``ERR NO CARD`` reply [ours])."""
+
+
 NACK_CODES: dict[str, tuple[type[PrinterError], Recovery, str]] = {
     "1": (CommandRejected, "reset", "command error"),
     "2": (CommandRejected, "reset", "parameter error"),
@@ -74,6 +79,16 @@ NACK_CODES: dict[str, tuple[type[PrinterError], Recovery, str]] = {
     "W": (MagError, "unknown", "magnetic write error"),
     "B": (BlankTrack, "unknown", "blank magnetic track"),
     "H": (HopperFull, "operator", "output hopper full"),
+    "N": (NoCardInPrinter, "operator", "no card in the printer"),
+}
+# Chinese first for what an operator reads [ours]; the English meaning follows.
+NACK_CHINESE = {
+    "C": "打印机盖未关",
+    "F": "进卡器无卡",
+    "R": "色带缺失或已用完",
+    "T": "卡片卡住或机械故障",
+    "H": "出卡箱已满",
+    "N": "打印机内没有卡",
 }
 
 # ERR texts seen in the guide and the SDK status names, by keyword → NACK code ("B" blank
@@ -90,6 +105,7 @@ ERR_KEYWORDS: tuple[tuple[str, str], ...] = (
     ("TIMEOUT", "T"),
     ("BLANK", "B"),
     ("HOPPER", "H"),
+    ("NO CARD", "N"),
     ("MAG", "W"),
 )
 
@@ -102,7 +118,11 @@ def error_for(reply: str) -> PrinterError:
     else:
         code = next((c for word, c in ERR_KEYWORDS if word in reply.upper()), "1")
     cls, recovery, meaning = NACK_CODES.get(code, (PrinterError, "reset", "unknown error"))
-    return cls(f"printer: {meaning} ({reply})", code=code, recovery=recovery)
+    chinese = NACK_CHINESE.get(code)
+    text = (
+        f"{chinese} (printer: {meaning}; {reply})" if chinese else f"printer: {meaning} ({reply})"
+    )
+    return cls(text, code=code, recovery=recovery)
 
 
 def panel_length(levels: int) -> int:
@@ -179,10 +199,20 @@ class EvolisPrinter:
         self.command("Sis")
 
     def eject(self) -> None:
+        """``Se``: the card in the printer to the output hopper; NoCardInPrinter if none."""
+        self._require_card()
         self.command("Se")
 
     def reject(self) -> None:
+        """``Ser``: the card in the printer to the reject bin; NoCardInPrinter if none."""
+        self._require_card()
         self.command("Ser")
+
+    def _require_card(self) -> None:
+        """Ask where the card is (``Rlr;p``) first: a printer that acknowledges a move with
+        no card must not make the operator believe a card left."""
+        if "NO CARD" in self.command("Rlr;p").upper():
+            raise error_for("ERR NO CARD")
 
     # ----------------------------------------------------------------- printing
 

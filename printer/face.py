@@ -7,16 +7,26 @@ Panels: 648 × 1016 dots, downloaded line by line in printing direction: line i 
 of the landscape face (x = i), its dots run top to bottom (y = 0 … 647). K and O: 1 bit a
 dot, MSB first, 81 bytes a line (82,296 bytes). Y, M, C: 32 levels, 5 bits a dot,
 concatenated MSB first (411,480 bytes) [ours, from the guide's formula].
+
+Geometry: the card profile's ``face`` (ISO/IEC 7810 ID-1 body, ISO/IEC 7816-2 contact field,
+ISO/IEC 7811 stripe band, in mm) is mapped to dots by ``mm_box``. The layout keeps the photo
+and every line of text off the contact keep-out and inside the safe area, and checks that it
+did; a name is shrunk, then set on two lines, and refused (``FaceError``) when it still does
+not fit — nothing is ever clipped. ``check_face_fits`` lets a job refuse such a name when it
+is submitted.
 """
 
 from __future__ import annotations
 
+import functools
 import io
+import math
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Protocol
 
-from PIL import Image, ImageChops, ImageDraw, ImageFont
+from PIL import Image, ImageChops, ImageDraw, ImageFont, ImageOps
 
 WIDTH, HEIGHT = 1016, 648  # landscape face in dots (CR80 at 300 dpi, printer geometry)
 DPI = 300
@@ -26,13 +36,78 @@ MONO_BYTES = LINES * LINE_DOTS // 8  # 82,296
 COLOR_BYTES = LINES * LINE_DOTS * 5 // 8  # 411,480
 FONT_PATH = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 
-PHOTO_BOX = (60, 150, 60 + 270, 150 + 330)  # left, top, right, bottom
-CHIP_BOX = (380, 240, 380 + 150, 240 + 120)  # the contact plate: no overlay, no text
-TEXT_X = 560
+# Layout in dots [ours]. Sizes are font sizes in dots (300 dpi: 12 dots ≈ 1 mm ≈ 2.9 pt).
+TITLE_BAND = 110  # the coloured band across the top, behind the title
+TITLE_SIZE, LABEL_SIZE, VALUE_SIZE, AUTHORITY_SIZE = 56, 26, 40, 30
+NAME_SIZE_MAX = 40  # 3.4 mm: the name's size when it fits on one line
+NAME_SIZE_MIN = 28  # 2.4 mm ≈ 6.7 pt: the smallest name size; below it a name is refused
+NAME_BREAKS = "·• "  # a two-line name breaks after one of these when it can
+PHOTO_W, PHOTO_H = 220, 270  # 18.5 × 22.5 mm, the 358 × 441 ID-photo ratio (≈ 0.81)
+GAP = 24  # between the chip's keep-out, the text column and the photo
+
+Box = tuple[int, int, int, int]  # left, top, right (exclusive), bottom (exclusive), in dots
 
 
 class FaceError(ValueError):
-    """The face cannot be rendered (missing font, unreadable photo)."""
+    """The face cannot be rendered (missing font, unreadable photo, a name or text that does
+    not fit — never clipped silently)."""
+
+
+class CardGeometry(Protocol):
+    """The card body the face is laid out on, in mm from the front's top-left corner (chip
+    on the left). ``sscard.profile.FaceGeometry`` is one; see it for the ISO/IEC 7810,
+    7816-2 and 7811 figures."""
+
+    @property
+    def card_width(self) -> float: ...
+    @property
+    def card_height(self) -> float: ...
+    @property
+    def contacts(self) -> tuple[float, float, float, float]: ...
+    @property
+    def contact_margin(self) -> float: ...
+    @property
+    def stripe_bottom(self) -> float: ...
+    @property
+    def stripe_margin(self) -> float: ...
+    @property
+    def edge_margin(self) -> float: ...
+
+
+def mm_box(geometry: CardGeometry, left: float, top: float, right: float, bottom: float) -> Box:
+    """Millimetres on the card → dots on the panel, rounded outward and kept on the panel.
+
+    The 1016 × 648 panel covers the card edge to edge (the printer prints with a small bleed),
+    so each axis is scaled to the card: 1016 / 85.60 ≈ 11.87 dots/mm across, 648 / 53.98 ≈
+    12.00 down — within 2 dots of a centred 300 dpi mapping, far inside the margins [ours].
+    """
+    sx, sy = WIDTH / geometry.card_width, HEIGHT / geometry.card_height
+    return (
+        max(0, math.floor(left * sx)),
+        max(0, math.floor(top * sy)),
+        min(WIDTH, math.ceil(right * sx)),
+        min(HEIGHT, math.ceil(bottom * sy)),
+    )
+
+
+def contact_keepout(geometry: CardGeometry) -> Box:
+    """The front's ISO/IEC 7816-2 contact field plus its margin: no ink, no overlay."""
+    left, top, right, bottom = geometry.contacts
+    m = geometry.contact_margin
+    return mm_box(geometry, left - m, top - m, right + m, bottom + m)
+
+
+def stripe_keepout(geometry: CardGeometry) -> Box:
+    """The back's magnetic stripe band (ISO/IEC 7811) plus its margin: nothing printed."""
+    return mm_box(
+        geometry, 0, 0, geometry.card_width, geometry.stripe_bottom + geometry.stripe_margin
+    )
+
+
+def safe_area(geometry: CardGeometry) -> Box:
+    """Where text and photo may go: the card less ``edge_margin`` on every side."""
+    m = geometry.edge_margin
+    return mm_box(geometry, m, m, geometry.card_width - m, geometry.card_height - m)
 
 
 @dataclass(frozen=True)
@@ -43,10 +118,11 @@ class CardFace:
     issue_date: date
     authority: str  # e.g. 深圳市人力资源和社会保障局
     photo: bytes  # JPEG
+    geometry: CardGeometry  # the card profile's ``face``
 
-    def lines(self) -> list[tuple[str, str]]:
+    def fields(self) -> list[tuple[str, str]]:
+        """The fields under the name, label and value."""
         return [
-            ("姓名", self.name),
             ("社会保障号码", self.ssn),
             ("社会保障卡号", self.card_number),
             ("发卡日期", f"{self.issue_date.year}年{self.issue_date.month:02d}月"),
@@ -73,10 +149,158 @@ class Panels:
 def _font(size: int) -> ImageFont.FreeTypeFont:
     if not FONT_PATH.exists():
         raise FaceError(f"{FONT_PATH} is missing: install Debian's fonts-wqy-microhei")
-    return ImageFont.truetype(str(FONT_PATH), size, index=0)
+    return _load_font(str(FONT_PATH), size)
 
 
-def _photo(face: CardFace) -> Image.Image:
+@functools.lru_cache(maxsize=64)
+def _load_font(path: str, size: int) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(path, size, index=0)
+
+
+def text_width(text: str, size: int) -> int:
+    """Dots from the pen's start to the right of the last glyph's ink or advance."""
+    font = _font(size)
+    return math.ceil(max(font.getlength(text), font.getbbox(text)[2]))
+
+
+@dataclass(frozen=True)
+class TextItem:
+    x: int
+    y: int  # top of the line (the font's ascender)
+    size: int
+    text: str
+
+
+@dataclass(frozen=True)
+class FaceLayout:
+    """Where everything goes on the front, for one holder; every box checked clear of the
+    contact keep-out and inside the safe area when it is made."""
+
+    photo: Box
+    name_lines: tuple[str, ...]
+    name_size: int
+    text: tuple[TextItem, ...]
+
+
+def fit_name(name: str, width: int) -> tuple[tuple[str, ...], int]:
+    """The name in ``width`` dots: one line, shrinking from NAME_SIZE_MAX to NAME_SIZE_MIN;
+    else two lines broken after a separator (·, space), shrinking again; else two lines
+    broken anywhere. FaceError (Chinese first) when even that does not fit — never clipped."""
+    sizes = range(NAME_SIZE_MAX, NAME_SIZE_MIN - 1, -1)
+    for size in sizes:
+        if text_width(name, size) <= width:
+            return (name,), size
+    for at_separator in (True, False):
+        for size in sizes:
+            lines = _two_lines(name, size, width, at_separator=at_separator)
+            if lines is not None:
+                return lines, size
+    raise FaceError(
+        f"姓名在卡面上放不下：{len(name)} 个字符，最小字号 {NAME_SIZE_MIN} 点分两行仍超过 "
+        f"{width} 点宽 (the name does not fit on the card face, even on two lines at the "
+        "smallest size)"
+    )
+
+
+def _two_lines(name: str, size: int, width: int, *, at_separator: bool) -> tuple[str, str] | None:
+    """The most even break that fits, or None."""
+    best: tuple[int, tuple[str, str]] | None = None
+    for k in range(1, len(name)):
+        if at_separator and name[k - 1] not in NAME_BREAKS:
+            continue
+        first, second = name[:k].rstrip(" "), name[k:].lstrip(" ")
+        if not first or not second or second[0] in NAME_BREAKS:
+            continue
+        widths = (text_width(first, size), text_width(second, size))
+        if max(widths) <= width and (best is None or max(widths) < best[0]):
+            best = (max(widths), (first, second))
+    return None if best is None else best[1]
+
+
+def check_face_fits(name: str, authority: str, geometry: CardGeometry) -> None:
+    """Refuse (FaceError) a name or an issuing authority the face cannot show whole: the job
+    calls this when it is submitted, before anything is written. (The other fields have
+    fixed lengths that the layout was made for.)"""
+    left, right = _name_column(geometry)
+    fit_name(name, right - left)
+    _check_authority(authority, geometry)
+
+
+def _check_authority(authority: str, geometry: CardGeometry) -> None:
+    safe = safe_area(geometry)
+    if text_width(authority, AUTHORITY_SIZE) > safe[2] - safe[0]:
+        raise FaceError("发卡机构名称在卡面上放不下 (the issuing authority does not fit the face)")
+
+
+def _name_column(geometry: CardGeometry) -> tuple[int, int]:
+    """The text column: right of the chip's keep-out, left of the photo."""
+    left = contact_keepout(geometry)[2] + GAP
+    right = _photo_box(geometry)[0] - GAP
+    if right - left < NAME_SIZE_MAX * 6:
+        raise FaceError(
+            "卡面布局无法避开芯片触点区 (the profile's contact area leaves no room for the text)"
+        )
+    return left, right
+
+
+def _photo_box(geometry: CardGeometry) -> Box:
+    safe = safe_area(geometry)
+    top = TITLE_BAND + GAP
+    return (safe[2] - PHOTO_W, top, safe[2], top + PHOTO_H)
+
+
+def layout(face: CardFace) -> FaceLayout:
+    """The front's layout: title in the band, the name and fields in the column between the
+    chip's keep-out and the photo, the authority along the bottom. Raises FaceError when
+    anything would not fit whole or would touch the contact keep-out."""
+    geometry = face.geometry
+    left, right = _name_column(geometry)
+    lines, name_size = fit_name(face.name, right - left)
+    safe = safe_area(geometry)
+    items = [TextItem(safe[0] + 36, 25, TITLE_SIZE, "中华人民共和国社会保障卡")]
+    y = TITLE_BAND + 16
+    items.append(TextItem(left, y, LABEL_SIZE, "姓名"))
+    y += LABEL_SIZE + 6
+    for line in lines:
+        items.append(TextItem(left, y, name_size, line))
+        y += name_size + 6
+    y += 10
+    for label, value in face.fields():
+        items.append(TextItem(left, y, LABEL_SIZE, label))
+        y += LABEL_SIZE + 6
+        if text_width(value, VALUE_SIZE) > right - left:
+            raise FaceError(f"卡面字段“{label}”放不下 (the field does not fit on the face)")
+        items.append(TextItem(left, y, VALUE_SIZE, value))
+        y += VALUE_SIZE + 16
+    bottom = safe[3] - AUTHORITY_SIZE - 10
+    if y > bottom:
+        raise FaceError("卡面文字超出卡片下沿 (the face's text runs off the card)")
+    _check_authority(face.authority, geometry)
+    items.append(TextItem(safe[0], bottom, AUTHORITY_SIZE, face.authority))
+    photo = _photo_box(geometry)
+    for box in (photo, *(_ink_box(item) for item in items)):
+        _check_clear(box, geometry)
+    return FaceLayout(photo, lines, name_size, tuple(items))
+
+
+def _ink_box(item: TextItem) -> Box:
+    x0, y0, x1, y1 = _font(item.size).getbbox(item.text)
+    return (item.x + int(x0), item.y + int(y0), item.x + math.ceil(x1), item.y + math.ceil(y1))
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _check_clear(box: Box, geometry: CardGeometry) -> None:
+    safe = safe_area(geometry)
+    if _overlaps(box, contact_keepout(geometry)):
+        raise FaceError("卡面内容压到芯片触点区 (face content over the chip's contacts)")
+    if box[0] < safe[0] or box[1] < safe[1] or box[2] > safe[2] or box[3] > safe[3]:
+        raise FaceError("卡面内容超出卡片安全区 (face content beyond the card's safe area)")
+
+
+def _photo(face: CardFace, size: tuple[int, int]) -> Image.Image:
     try:
         img = Image.open(io.BytesIO(face.photo))
         img.load()
@@ -84,16 +308,16 @@ def _photo(face: CardFace) -> Image.Image:
         raise FaceError(f"照片无法读取 (the photo cannot be read): {exc}") from None
     if img.format != "JPEG":
         raise FaceError("照片必须是 JPEG (the photo must be a JPEG)")
-    box_w, box_h = PHOTO_BOX[2] - PHOTO_BOX[0], PHOTO_BOX[3] - PHOTO_BOX[1]
-    return img.convert("RGB").resize((box_w, box_h))
+    return ImageOps.fit(img.convert("RGB"), size)  # keep the aspect: scale to cover, centre-crop
 
 
 def render_color(face: CardFace) -> Image.Image:
-    """The YMC layer: a light background band, the title band, the photo."""
+    """The YMC layer: the title band, the photo."""
+    photo = layout(face).photo
     img = Image.new("RGB", (WIDTH, HEIGHT), "white")
     draw = ImageDraw.Draw(img)
-    draw.rectangle((0, 0, WIDTH, 110), fill=(196, 224, 244))
-    img.paste(_photo(face), PHOTO_BOX[:2])
+    draw.rectangle((0, 0, WIDTH, TITLE_BAND), fill=(196, 224, 244))
+    img.paste(_photo(face, (photo[2] - photo[0], photo[3] - photo[1])), photo[:2])
     return img
 
 
@@ -101,14 +325,49 @@ def render_text(face: CardFace) -> Image.Image:
     """The K layer (mode "1"): title, field labels and values, authority. Black = 0."""
     img = Image.new("1", (WIDTH, HEIGHT), 1)
     draw = ImageDraw.Draw(img)
-    draw.text((60, 25), "中华人民共和国社会保障卡", font=_font(56), fill=0)
-    y = 150
-    small, big = _font(30), _font(40)
-    for label, value in face.lines():
-        draw.text((TEXT_X, y), label, font=small, fill=0)
-        draw.text((TEXT_X, y + 36), value, font=big, fill=0)
-        y += 100
-    draw.text((60, HEIGHT - 70), face.authority, font=small, fill=0)
+    for item in layout(face).text:
+        draw.text((item.x, item.y), item.text, font=_font(item.size), fill=0)
+    return img
+
+
+BACK_TITLE = "持卡须知"
+BACK_NOTES = (
+    "1. 本卡是持卡人享受社会保障待遇的凭证，限本人使用，不得转借。",
+    "2. 请妥善保管，勿折叠、弯曲，远离磁场和高温。",
+    "3. 如有遗失，请及时挂失；补卡请携带本人有效身份证件。",
+    "服务电话 12333",
+)
+BACK_TITLE_SIZE, BACK_NOTE_SIZE = 34, 26
+
+
+def back_layout(face: CardFace) -> tuple[TextItem, ...]:
+    """The back's text: below the magnetic stripe's keep-out, inside the safe area, the
+    authority last. FaceError when a line would not fit whole."""
+    geometry = face.geometry
+    safe = safe_area(geometry)
+    y = max(stripe_keepout(geometry)[3], safe[1]) + GAP
+    items = [TextItem(safe[0], y, BACK_TITLE_SIZE, BACK_TITLE)]
+    y += BACK_TITLE_SIZE + 14
+    for note in (*BACK_NOTES, face.authority):
+        items.append(TextItem(safe[0], y, BACK_NOTE_SIZE, note))
+        y += BACK_NOTE_SIZE + 12
+    stripe = stripe_keepout(geometry)
+    for item in items:
+        box = _ink_box(item)
+        if _overlaps(box, stripe) or box[2] > safe[2] or box[3] > safe[3]:
+            raise FaceError(
+                "卡背文字放不下或压到磁条 (the back's text does not fit below the stripe)"
+            )
+    return tuple(items)
+
+
+def render_back(face: CardFace) -> Image.Image:
+    """The back (for the proof; the printer job prints the front only): notes and authority
+    in black, nothing on the magnetic stripe band."""
+    img = Image.new("RGB", (WIDTH, HEIGHT), "white")
+    draw = ImageDraw.Draw(img)
+    for item in back_layout(face):
+        draw.text((item.x, item.y), item.text, font=_font(item.size), fill=(0, 0, 0))
     return img
 
 
@@ -170,11 +429,36 @@ def _unpack_levels(data: bytes) -> Image.Image:
 
 def build_panels(face: CardFace) -> Panels:
     """Y, M, C from the colour layer, K from the text layer, O everywhere but the chip's
-    contact plate."""
-    return panels_from_layers(render_color(face), render_text(face))
+    contact keep-out."""
+    return panels_from_layers(render_color(face), render_text(face), face.geometry)
 
 
-def panels_from_image(image: Image.Image) -> Panels:
+FRONT_ASPECT_TOLERANCE = 0.02
+
+
+def fit_front(image: Image.Image) -> tuple[Image.Image, str | None]:
+    """A front image for the panels, by a fixed rule [ours]: exactly 1016 × 648 is used as
+    it is; an image of the same proportions (within 2 %, e.g. 2032 × 1296 at 600 dpi, or
+    the ID-1 card's own 85.60 : 53.98) is scaled to 1016 × 648 and a warning says so; any
+    other shape is refused (FaceError) — it is never stretched or letterboxed, which would
+    move its content onto the chip's contacts."""
+    if image.size == (WIDTH, HEIGHT):
+        return image.convert("RGB"), None
+    w, h = image.size
+    target = WIDTH / HEIGHT
+    if h == 0 or abs(w / h - target) / target > FRONT_ASPECT_TOLERANCE:
+        raise FaceError(
+            f"正面图像须为 {WIDTH}×{HEIGHT} 点 (300 dpi) 或同比例，实为 {w}×{h} "
+            f"(the front image must be {WIDTH} × {HEIGHT} dots or the same proportions)"
+        )
+    scaled = image.convert("RGB").resize((WIDTH, HEIGHT), Image.Resampling.LANCZOS)
+    return scaled, (
+        f"正面图像 {w}×{h} 已按比例缩放为 {WIDTH}×{HEIGHT} "
+        f"(the front image was scaled from {w} × {h} to {WIDTH} × {HEIGHT})"
+    )
+
+
+def panels_from_image(image: Image.Image, geometry: CardGeometry) -> Panels:
     """Panels for any landscape RGB front: K where the image is pure black, colour
     elsewhere."""
     if image.size != (WIDTH, HEIGHT):
@@ -185,14 +469,16 @@ def panels_from_image(image: Image.Image) -> Panels:
         .point(lambda v: 0 if v == 0 else 255)
         .convert("1", dither=Image.Dither.NONE)
     )
-    return panels_from_layers(rgb, text)
+    return panels_from_layers(rgb, text, geometry)
 
 
-def panels_from_layers(color: Image.Image, text: Image.Image) -> Panels:
-    """Subtractive colour (C = 255 − R, M = 255 − G, Y = 255 − B) and a mode-"1" text layer."""
+def panels_from_layers(color: Image.Image, text: Image.Image, geometry: CardGeometry) -> Panels:
+    """Subtractive colour (C = 255 − R, M = 255 − G, Y = 255 − B) and a mode-"1" text layer;
+    the overlay spares the contact keep-out."""
     r, g, b = color.split()
     overlay = Image.new("1", (WIDTH, HEIGHT), 0)  # black = print overlay
-    ImageDraw.Draw(overlay).rectangle(CHIP_BOX, fill=1)
+    left, top, right, bottom = contact_keepout(geometry)
+    ImageDraw.Draw(overlay).rectangle((left, top, right - 1, bottom - 1), fill=1)
     return Panels(
         y=_pack_levels(ImageChops.invert(b)),
         m=_pack_levels(ImageChops.invert(g)),
@@ -217,7 +503,8 @@ def panels_to_image(panels: Panels) -> Image.Image:
 
 
 def render_pdf(face: CardFace, path: str | Path) -> None:
-    """A CR80-sized PDF proof with the Chinese text embedded (docs/architecture.md, Conventions)."""
+    """A CR80-sized PDF proof with the Chinese text embedded (docs/architecture.md,
+    Conventions): page 1 the front, page 2 the back, laid out as the PNGs are."""
     from reportlab.lib.units import mm
     from reportlab.lib.utils import ImageReader
     from reportlab.pdfbase import pdfmetrics
@@ -236,16 +523,14 @@ def render_pdf(face: CardFace, path: str | Path) -> None:
     render_color(face).save(photo, format="PNG")
     pdf.drawImage(ImageReader(photo), 0, 0, page_w, page_h)
 
-    def text(x: float, y_top: float, size: float, value: str) -> None:
+    def text(x: float, y_top: float, size: float, value: str) -> None:  # same layout as PNG
         pdf.setFont("WQY", size * scale)
         pdf.drawString(x * scale, page_h - (y_top + size * 0.8) * scale, value)
 
-    text(60, 25, 56, "中华人民共和国社会保障卡")
-    y = 150
-    for label, value in face.lines():
-        text(TEXT_X, y, 30, label)
-        text(TEXT_X, y + 36, 40, value)
-        y += 100
-    text(60, HEIGHT - 70, 30, face.authority)
+    for item in layout(face).text:
+        text(item.x, item.y, item.size, item.text)
+    pdf.showPage()
+    for item in back_layout(face):  # page 2: the back, the stripe band left blank
+        text(item.x, item.y, item.size, item.text)
     pdf.showPage()
     pdf.save()

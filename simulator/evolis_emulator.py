@@ -36,6 +36,7 @@ ERR_TEXT = {
     "W": "ERR MAG WRITE",
     "B": "ERR BLANK TRACK",
     "H": "ERR HOPPER FULL",
+    "N": "ERR NO CARD",
 }
 
 
@@ -139,8 +140,8 @@ class EvolisEmulator:
         self.pty.send(text.encode("ascii") + b"\r")
 
     def _reply_refused(self, code: str) -> None:
-        # blank track and hopper full have no NACK code: they stay ERR texts [ours]
-        nack = self.ack_mode and code not in ("B", "H")
+        # blank track, hopper full and no card have no NACK code: they stay ERR texts [ours]
+        nack = self.ack_mode and code not in ("B", "H", "N")
         self.pty.send((f"NACK {code}" if nack else ERR_TEXT[code]).encode() + b"\r")
 
     # ----------------------------------------------------------------- state helpers
@@ -210,9 +211,13 @@ class EvolisEmulator:
             self._enter_contact()
             return "OK"
         if cmd == "Ser":
+            if self.card is None:
+                raise Refused("N")
             self._out(self.reject_bin)
             return "OK"
         if cmd == "Se":
+            if self.card is None:
+                raise Refused("N")
             if len(self.hopper) >= self.hopper_capacity:
                 raise Refused("H")
             if self.in_sequence:

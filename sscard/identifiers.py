@@ -101,7 +101,7 @@ def ssn_gender(ssn: str) -> str:
 
 def validate_card_number(number: str) -> None:
     """Format (8 characters 0-9/A-Z, then the check character 0-9 or X) and check character
-    (GB 11714 scheme, SPEC-NOTES §3); the message names the right number."""
+    (GB 11714 scheme, docs/chip-application.md §3); the message names the right number."""
     if not re.fullmatch(r"[0-9A-Z]{8}[0-9X]", number):
         raise InvalidData(
             f"卡号 {number!r} 格式错误：应为 9 位，即 8 位数字或大写字母加 1 位校验位 "

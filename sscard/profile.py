@@ -1,7 +1,8 @@
 """Card profiles: what differs between regions' cards, as data (TOML), never as code —
 file map, read access, name padding, spec version, key ids and labels, PIN rules
-(docs/chip-application.md §1-§2). ``load_profile("default")`` reads ``profiles/default.toml``; a
-path to any TOML file works too.
+(docs/chip-application.md §1-§2), and the card body's geometry that the printed face must
+respect. ``load_profile("default")`` reads ``sscard/profiles/default.toml``; a path to any
+TOML file works too.
 """
 
 from __future__ import annotations
@@ -50,6 +51,31 @@ class PinRules:
 
 
 @dataclass(frozen=True)
+class FaceGeometry:
+    """The card body, in millimetres from the top-left corner of the front (chip on the
+    left); the back is seen turned over about the vertical axis, so its top edge is the same.
+
+    - ``card_width`` × ``card_height``: ISO/IEC 7810 ID-1, 85.60 × 53.98 mm.
+    - ``contacts`` (left, top, right, bottom): the field of contacts C1–C8, ISO/IEC 7816-2
+      §3 (C1–C4 from 10.25 mm to C5–C8 at 19.87 mm from the left edge; C1/C5 from 19.23 mm
+      to C4/C8 at 28.55 mm from the top edge); nothing is printed there or within
+      ``contact_margin`` of it (the module's plate is larger than its contacts).
+    - ``stripe_bottom``: the magnetic stripe band on the back runs from the top edge down to
+      15.82 mm for tracks 1–3 (ISO/IEC 7811-6 with 7811-4/-5; 11.89 mm for tracks 1–2 only);
+      nothing is printed there or within ``stripe_margin`` of it.
+    - ``edge_margin``: no text or photo closer than this to any edge (print tolerance) [ours].
+    """
+
+    card_width: float
+    card_height: float
+    contacts: tuple[float, float, float, float]
+    contact_margin: float
+    stripe_bottom: float
+    stripe_margin: float
+    edge_margin: float
+
+
+@dataclass(frozen=True)
 class CardProfile:
     name: str
     description: str
@@ -74,6 +100,7 @@ class CardProfile:
     card_id_key: KeyRef
     pin_key: KeyRef
     pin: PinRules
+    face: FaceGeometry
 
     @property
     def external_auth_keys(self) -> tuple[KeyRef, ...]:
@@ -90,6 +117,26 @@ class CardProfile:
 def _key(d: dict[str, Any], name: str) -> KeyRef:
     k = d[name]
     return KeyRef(id=k.get("id"), label=str(k["label"]), tries=int(k.get("tries", 0)))
+
+
+def _face(d: dict[str, Any]) -> FaceGeometry:
+    left, top, right, bottom = (float(v) for v in d["contacts"])
+    face = FaceGeometry(
+        card_width=float(d["card_width"]),
+        card_height=float(d["card_height"]),
+        contacts=(left, top, right, bottom),
+        contact_margin=float(d["contact_margin"]),
+        stripe_bottom=float(d["stripe_bottom"]),
+        stripe_margin=float(d["stripe_margin"]),
+        edge_margin=float(d["edge_margin"]),
+    )
+    if not (0 <= left < right <= face.card_width and 0 <= top < bottom <= face.card_height):
+        raise ProfileError("face.contacts must lie on the card: [left, top, right, bottom] mm")
+    if not 0 < face.stripe_bottom < face.card_height:
+        raise ProfileError("face.stripe_bottom must lie on the card (mm from the top edge)")
+    if min(face.contact_margin, face.stripe_margin, face.edge_margin) < 0:
+        raise ProfileError("face margins are millimetres ≥ 0")
+    return face
 
 
 def profile_from_dict(d: dict[str, Any]) -> CardProfile:
@@ -125,6 +172,7 @@ def profile_from_dict(d: dict[str, Any]) -> CardProfile:
             card_id_key=_key(keys, "card_id"),
             pin_key=_key(keys, "pin"),
             pin=PinRules(**d["pin"]),
+            face=_face(d["face"]),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ProfileError(

@@ -1,6 +1,7 @@
 """The Evolis driver against the printer emulator over a real pseudo-terminal: status, the
-print job (pixel-exact K), magnetic encoding, every injected fault as its typed error, and
-the contact station read through pcscd."""
+print job (pixel-exact K), magnetic encoding, every injected fault as its typed error
+(eject/reject with no card among them), the contact station read through pcscd, and the
+CLI's rule for front images of the wrong size."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from PIL import ImageChops
+from PIL import Image, ImageChops
 
 from apdu.pcsc import wait_for_card, wait_for_removal
 from printer.errors import DeviceTimeout
@@ -25,6 +26,7 @@ from printer.evolis import (
     HopperFull,
     Jam,
     MagError,
+    NoCardInPrinter,
     RibbonError,
 )
 from printer.face import CardFace, build_panels, k_panel_image, render_png, render_text
@@ -48,6 +50,7 @@ FACE = CardFace(
     date(2026, 11, 25),
     "济南市人力资源和社会保障局",
     sample_photo("printer"),
+    load_profile("default").face,
 )
 
 
@@ -138,6 +141,24 @@ def test_every_fault_is_typed(emulator: EvolisEmulator, ack_mode: bool) -> None:
         assert printer.status().feeder == "empty"
 
 
+@pytest.mark.parametrize("ack_mode", [False, True], ids=["ERR", "NACK"])
+def test_eject_or_reject_with_no_card_is_an_error(emulator: EvolisEmulator, ack_mode: bool) -> None:
+    with EvolisPrinter(emulator.path, timeout=5) as printer:
+        if ack_mode:
+            assert printer.command("Pem;4") == "ACK"
+        for move in (printer.eject, printer.reject):
+            with pytest.raises(NoCardInPrinter) as info:
+                move()
+            assert info.value.recovery == "operator"
+            assert str(info.value).startswith("打印机内没有卡")
+        for raw in ("Se", "Ser"):  # the printer itself refuses, too
+            with pytest.raises(NoCardInPrinter):
+                printer.command(raw)
+        printer.feed_to_contact()  # with a card it moves as before
+        printer.reject()
+    assert [c.label for c in emulator.reject_bin] == ["card0"] and emulator.hopper == []
+
+
 def test_silent_printer_times_out(tmp_path: Path) -> None:
     emu = EvolisEmulator([])
     emu.pty.start(lambda: emu.pty.read(64, 0.1) and None)  # reads, never answers
@@ -202,7 +223,49 @@ def test_printer_cli(emulator: EvolisEmulator, tmp_path: Path) -> None:
     printed = sscard("print", "--front", str(front))
     assert printed.returncode == 0, printed.stderr
     assert emulator.printed == 1
-    assert json.loads(sscard("eject", "--json").stdout) == {"result": "eject"}
+    for move in ("eject", "reject"):  # no card left in the printer: an error, exit 1
+        refused = sscard(move)
+        assert refused.returncode == 1 and refused.stdout == ""
+        (line,) = refused.stderr.splitlines()
+        assert "打印机内没有卡" in line and "no card in the printer" in line
     emulator.cover_open = True
     refused = sscard("print", "--front", str(front))
     assert refused.returncode == 1 and "CoverOpen" in refused.stderr
+
+
+def test_printer_cli_front_image_sizes(emulator: EvolisEmulator, tmp_path: Path) -> None:
+    def sscard(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "personalize.cli", "printer", *args, "--port", emulator.path],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    face = render_png(FACE)
+    wrong = tmp_path / "800x600.png"
+    face.resize((800, 600)).save(wrong)
+    refused = sscard("print", "--front", str(wrong))
+    assert refused.returncode == 1 and refused.stdout == ""
+    (line,) = refused.stderr.splitlines()
+    assert "正面图像须为 1016×648" in line and "800×600" in line
+    assert emulator.printed == 0 and emulator.hopper == []  # nothing reached the printer
+
+    double = tmp_path / "600dpi.png"
+    face.resize((2032, 1296), Image.Resampling.NEAREST).save(double)
+    scaled = sscard("print", "--front", str(double))
+    assert scaled.returncode == 0, scaled.stderr
+    (warning,) = scaled.stderr.splitlines()
+    assert warning.startswith("警告 warning:") and "2032×1296" in warning
+    assert emulator.printed == 1
+    as_json = json.loads(sscard("print", "--front", str(double), "--json").stdout)
+    assert as_json["result"] == "printed" and "2032×1296" in as_json["warning"]
+
+    exact = tmp_path / "front.png"
+    face.save(exact)
+    printed = sscard("print", "--front", str(exact))
+    assert printed.returncode == 0 and printed.stderr == ""
+    assert emulator.printed == 3
+    last = emulator.hopper[-1].printed
+    assert last is not None
+    assert max(hi for _, hi in ImageChops.difference(last, face).getextrema()) <= 9

@@ -1,5 +1,5 @@
 """Enrolled data checked against the standards (issue 10, deliverable 4): the 卡号's format and
-check character (GB 11714 scheme, SPEC-NOTES §3), the person's data against the ID number
+check character (GB 11714 scheme, docs/chip-application.md §3), the person's data against the ID number
 (GB 11643-1999: address code, birth date, sequence digit), the address code and 出生地 in the
 shipped GB/T 2260 table, the 民族 code in GB 3304; the enroll file read field by field."""
 
@@ -57,7 +57,7 @@ def refusal(h: HolderData, today: date | None = TODAY) -> str:
 
 
 def test_wrong_card_number_check_character_names_the_right_number() -> None:
-    # H=17: 17·3 + 3·2 = 57, 57 mod 11 = 2, r = 9 → H00000039 (by hand, SPEC-NOTES §3)
+    # H=17: 17·3 + 3·2 = 57, 57 mod 11 = 2, r = 9 → H00000039 (by hand, docs/chip-application.md §3)
     with pytest.raises(InvalidData) as info:
         validate_card_number("H00000030")
     message = str(info.value)
