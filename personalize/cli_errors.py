@@ -62,7 +62,7 @@ OPERATOR_ERRORS: dict[type[BaseException], str] = {
     PermissionError: "没有权限",
     IsADirectoryError: "这是一个目录",
     OSError: "文件或设备错误",
-    json.JSONDecodeError: "JSON 格式错误",
+    json.JSONDecodeError: "不是有效的 JSON",
     UnicodeError: "文本编码错误",
     ValueError: "输入无效",
     EOFError: "输入已结束",

@@ -59,6 +59,10 @@ FAILURES: list[tuple[list[str], int, str]] = [
     (["hsm", "list", "--keystore", "{tmp}/none.keystore"], 1, "none.keystore"),
     (["hsm", "new-track-key", "--out", "/nonexistent/dir/tracks.key"], 1, "tracks.key"),
     (["mag", "read", "--port", "/nonexistent/tty", "--timeout", "1"], 1, "/nonexistent/tty"),
+    (["registry", "enroll", "{tmp}/no-card-number.json", "--operator", "op7", "--db",
+      "{tmp}/new.db"], 1, ""),
+    (["registry", "enroll", "{tmp}/not-a-db.txt", "--operator", "op7", "--db", "{tmp}/new.db"],
+     1, "JSON"),
     (["registry", "show"], 2, "card"),
     (["no-such-command"], 2, "no-such-command"),
     (["job", "show", "one", "--db", "{tmp}/missing.db"], 2, "one"),
@@ -71,6 +75,9 @@ def test_every_failure_is_one_line_in_chinese_and_english(
     tmp_path: Path, argv: list[str], code: int, fragment: str
 ) -> None:
     (tmp_path / "not-a-db.txt").write_text("这不是数据库 not a database\n" * 100, encoding="utf-8")
+    person = {"ssn": "110105194912310011", "name": "张三", "gender": "1", "ethnicity": "01",
+              "birthplace": "110105", "birth_date": "1949-12-31"}  # fmt: skip
+    (tmp_path / "no-card-number.json").write_text(json.dumps(person), encoding="utf-8")
     args = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     result = run(*args, cwd=tmp_path)
     line = assert_one_line_error(result, code)
