@@ -282,7 +282,12 @@ def accept_verbose_everywhere(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = SscardParser(
-        prog="sscard", description=__doc__.splitlines()[0]
+        prog="sscard",
+        description="社保卡制卡与服务 (social security card personalization and service): "
+        "readers, cards, security module, devices, registry, jobs, street office, simulators.",
+        epilog="出错时只输出一行错误信息，退出码 1；用法错误退出码 2；加 --json 时错误也以 JSON "
+        "输出到 stdout；-v 可放在任何位置。(Errors are one line, exit status 1, usage errors 2; "
+        "with --json the error is JSON on stdout; -v works anywhere and adds the details.)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -364,9 +364,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         if operator:
             p.add_argument("--operator", required=True, help="who does this (工号)")
 
-    reg = sub.add_parser("registry", help="card statuses (loss, reissue …)").add_subparsers(
-        dest="registry_command", required=True
-    )
+    reg = sub.add_parser(
+        "registry",
+        help="card statuses (loss, reissue …)",
+        description="The card registry. Only `registry init` and `registry enroll` create the "
+        "database; every other command needs an existing one (--db).",
+    ).add_subparsers(dest="registry_command", required=True)
     p = reg.add_parser(
         "init", help="create an empty registry database (--db); refuses an existing one"
     )
@@ -428,7 +431,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ("show", cmd_job_show, "one job with its reason and step log"),
         ("cancel", cmd_job_cancel, "cancel a queued or paused job"),
     ):
-        p = job.add_parser(name, help=text)
+        p = job.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]}.")
         if name != "list":
             p.add_argument("job", type=int, help="job number")
         common(p, operator=name == "cancel")

@@ -66,3 +66,8 @@ def test_the_walk_finds_what_lacks_help() -> None:
 def test_not_yet_names_only_commands_that_exist() -> None:
     paths = {path for path, _, _ in subcommands(build_parser())}
     assert paths >= NOT_YET
+
+
+def test_every_help_page_renders() -> None:
+    for path, _, sub in subcommands(build_parser()):
+        assert path in sub.format_help(), path  # a stray % in a help text would raise here
