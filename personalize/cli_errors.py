@@ -68,6 +68,13 @@ OPERATOR_ERRORS: dict[type[BaseException], str] = {
     EOFError: "输入已结束",
 }
 
+# The simulator's own errors, by qualified name: production modules never import the
+# simulator (ARCHITECTURE.md); only the ``sim`` and ``demo`` commands raise these.
+SIMULATOR_ERRORS: dict[str, str] = {
+    "simulator.pcscd.PcscdError": "模拟读卡器服务 pcscd 不可用",
+    "simulator.cardfile.CardFileError": "模拟卡文件无效",
+}
+
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]")
 RERUN_HINT = "加 -v 重新运行可看到详细信息 (rerun with -v for the details)"
@@ -78,6 +85,9 @@ def kind_label(exc: BaseException) -> str | None:
     for cls in type(exc).__mro__:
         if cls in OPERATOR_ERRORS:
             return OPERATOR_ERRORS[cls]
+        label = SIMULATOR_ERRORS.get(f"{cls.__module__}.{cls.__qualname__}")
+        if label is not None:
+            return label
     return None
 
 

@@ -66,3 +66,13 @@ def test_json_puts_the_error_on_stdout_and_usage_errors_exit_2(
         "error": {"type": "UsageError", "message": "命令用法错误 (UsageError: unknown option --x)"}
     }
     assert err == "错误：命令用法错误 (UsageError: unknown option --x)\n"
+
+
+def test_the_simulators_errors_are_named_without_importing_it_in_production() -> None:
+    from simulator.cardfile import CardFileError
+    from simulator.pcscd import PcscdError
+
+    assert describe(PcscdError("pcscd is not installed")) == (
+        "模拟读卡器服务 pcscd 不可用 (PcscdError: pcscd is not installed)"
+    )
+    assert describe(CardFileError("card file x does not exist")).startswith("模拟卡文件无效 (")
