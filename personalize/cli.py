@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import secrets
 import signal
 import sys
 import threading
@@ -193,9 +194,9 @@ def cmd_sim_printer(args: argparse.Namespace) -> int:
     if args.card:
         feeder = [VirtualCard(load_card(path)) for path in args.card]
     else:
-        feeder = [
-            VirtualCard(issue_blank_card(profile, args.region, serial=i.to_bytes(8, "big")))
-            for i in range(1, args.cards + 1)
+        feeder = [  # a fresh batch from the manufacturer: random, unique SNs
+            VirtualCard(issue_blank_card(profile, args.region, serial=secrets.token_bytes(8)))
+            for _ in range(args.cards)
         ]
     out_dir = Path(args.out_dir)
     if any(out_dir.glob("printed-*.png")) and not args.force:

@@ -194,6 +194,12 @@ def test_sim_output_files_are_not_overwritten_without_force(tmp_path: Path) -> N
         check=False,
     )  # fmt: skip
     assert refused.returncode == 1 and (tmp_path / "psam.json").read_bytes() == psam
+    printed = tmp_path / "printed"
+    printed.mkdir()
+    (printed / "printed-001.png").write_bytes(b"an earlier print")
+    busy = sscard("sim", "printer", "--cards", "1", "--out-dir", str(printed), check=False)
+    assert busy.returncode == 1 and "--force" in busy.stderr and len(busy.stderr.splitlines()) == 1
+    assert (printed / "printed-001.png").read_bytes() == b"an earlier print"
 
 
 def test_sim_encoder_takes_its_own_help_example(tmp_path: Path) -> None:
