@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import unicodedata
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -177,13 +178,14 @@ def mask_name(name: str) -> str:
     return name[:1] + "*" * (len(name) - 1)
 
 
-def _local(registry: Registry, instant: str | None) -> datetime | None:
-    """A stored UTC instant as wall-clock time in the policy's zone."""
-    return None if instant is None else registry.policy.local_time(datetime.fromisoformat(instant))
+def _local(registry: Registry, instant: str | None) -> str | None:
+    """A stored UTC instant as ISO 8601 wall-clock time in the policy's zone (with offset)."""
+    if instant is None:
+        return None
+    return registry.policy.local_time(datetime.fromisoformat(instant)).isoformat()
 
 
 def _job_summary(registry: Registry, job: Any) -> dict[str, Any]:
-    created, updated = _local(registry, job["created_at"]), _local(registry, job["updated_at"])
     return {
         "job": job["id"],
         "status": job["status"],
@@ -196,8 +198,8 @@ def _job_summary(registry: Registry, job: Any) -> dict[str, Any]:
         "sn": job["sn"],
         "attempts": job["attempts"],
         "station": job["station"],
-        "created_at": created.isoformat() if created else None,
-        "updated_at": updated.isoformat() if updated else None,
+        "created_at": _local(registry, job["created_at"]),
+        "updated_at": _local(registry, job["updated_at"]),
         "reason": job["last_error"],
         "last_error": job["last_error"],
     }
@@ -212,22 +214,20 @@ def _job_dict(registry: Registry, job_id: int) -> dict[str, Any]:
     )
     return {
         **_job_summary(registry, job),
-        "steps": [
-            {**dict(s), "at": _shown(registry.policy.local_time(datetime.fromisoformat(s["at"])))}
-            for s in steps
-        ],
+        "steps": [{**dict(s), "at": _local(registry, s["at"])} for s in steps],
     }
 
 
 def _shown(value: object) -> str:
-    """A value as the operator reads it: minutes for times, ``-`` for nothing (never None)."""
-    if value is None or value == "":
+    """A value as the operator reads it: ``-`` for nothing (never ``None``)."""
+    return "-" if value is None or value == "" else str(value)
+
+
+def _minutes(local_iso: str | None) -> str:
+    """A local ISO time (from ``_local``) to the minute, as the operator reads it."""
+    if local_iso is None:
         return "-"
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, str) and value[:4].isdigit() and "T" in value:
-        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M")
-    return str(value)
+    return datetime.fromisoformat(local_iso).strftime("%Y-%m-%d %H:%M")
 
 
 def _pad(text: str, width: int) -> str:
@@ -236,18 +236,19 @@ def _pad(text: str, width: int) -> str:
     return text + " " * max(width - used, 0)
 
 
-JOB_COLUMNS = (  # header, key, width
-    ("作业", "job", 5),
-    ("状态", "status_name", 7),
-    ("步骤", "step", 14),
-    ("持卡人", "holder", 10),
-    ("社会保障号码", "ssn", 19),
-    ("旧卡号", "old_card_number", 10),
-    ("新卡号", "new_card_number", 10),
-    ("工作站", "station", 10),
-    ("创建时间", "created_at", 17),
-    ("更新时间", "updated_at", 17),
-    ("原因", "reason", 0),
+JOB_COLUMNS: tuple[tuple[str, str, int, Callable[[Any], str]], ...] = (
+    # header, key, width, how the value is shown
+    ("作业", "job", 5, _shown),
+    ("状态", "status_name", 7, _shown),
+    ("步骤", "step", 14, _shown),
+    ("持卡人", "holder", 10, _shown),
+    ("社会保障号码", "ssn", 19, _shown),
+    ("旧卡号", "old_card_number", 10, _shown),
+    ("新卡号", "new_card_number", 10, _shown),
+    ("工作站", "station", 10, _shown),
+    ("创建时间", "created_at", 17, _minutes),
+    ("更新时间", "updated_at", 17, _minutes),
+    ("原因", "reason", 0, _shown),
 )
 
 
@@ -314,9 +315,10 @@ def cmd_job_list(args: argparse.Namespace) -> int:
     if not jobs:
         print("没有作业 (no jobs)")
         return 0
-    print(" ".join(_pad(title, width) for title, _, width in JOB_COLUMNS).rstrip())
+    print(" ".join(_pad(title, width) for title, _, width, _ in JOB_COLUMNS).rstrip())
     for job in jobs:
-        print(" ".join(_pad(_shown(job[key]), width) for _, key, width in JOB_COLUMNS).rstrip())
+        cells = (_pad(show(job[key]), width) for _, key, width, show in JOB_COLUMNS)
+        print(" ".join(cells).rstrip())
     return 0
 
 
@@ -328,11 +330,13 @@ def cmd_job_show(args: argparse.Namespace) -> int:
         f"  持卡人 holder：{data['holder']} {data['ssn']}",
         f"  旧卡号 old card：{data['old_card_number']}，新卡号 new card："
         f"{_shown(data['new_card_number'])}，SN {_shown(data['sn'])}",
-        f"  工作站 station：{_shown(data['station'])}，创建 created {_shown(data['created_at'])}，"
-        f"更新 updated {_shown(data['updated_at'])}",
+        f"  工作站 station：{_shown(data['station'])}，"
+        f"创建 created {_minutes(data['created_at'])}，更新 updated {_minutes(data['updated_at'])}",
         f"  原因 reason：{_shown(data['reason'])}",
     ]
-    lines += [f"  {s['at']} {s['step']}: {s['result']} {_shown(s['sn'])}" for s in data["steps"]]
+    lines += [
+        f"  {_minutes(s['at'])} {s['step']}: {s['result']} {_shown(s['sn'])}" for s in data["steps"]
+    ]
     _emit(args, data, "\n".join(lines))
     return 0
 
