@@ -1,9 +1,12 @@
 """The ``sscard`` command line.
 
 Every command prints human-readable text by default and JSON with ``--json``. Errors go to
-stderr as one line and set a non-zero exit status: 1 for a card, reader or device problem,
-2 for a usage error. The ``sim`` and ``demo`` commands are the composition root that may
-start the simulator (docs/architecture.md); they import it only when run.
+stderr as one line, Chinese first with the English beside it, and set a non-zero exit
+status: 1 for a card, reader, device, file or registry problem, 2 for a usage error; with
+``--json`` the error is also a JSON object on stdout (:mod:`personalize.cli_errors`).
+``-v``/``--verbose`` is accepted before or after any subcommand. The ``sim`` and ``demo``
+commands are the composition root that may start the simulator (docs/architecture.md); they
+import it only when run.
 """
 
 from __future__ import annotations
@@ -11,32 +14,27 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import secrets
 import signal
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from apdu.command import Command
-from apdu.errors import ApduError
 from apdu.pcsc import PcscTransport, reader_statuses
 from apdu.status import describe
 from apdu.trace import LoggingTrace
-from hsm_stub.errors import SecurityModuleError
 from personalize.card_commands import READER_HELP
 from personalize.card_commands import add_parser as add_card_parser
+from personalize.cli_errors import UsageError, report
 from personalize.hsm_commands import add_parser as add_hsm_parser
-from personalize.jobs import JobError
 from personalize.mag_commands import add_parser as add_mag_parser
-from personalize.office import OfficeError
 from personalize.office_commands import add_parser as add_office_parser
+from personalize.outfiles import OutputError
 from personalize.printer_commands import add_parser as add_printer_parser
-from personalize.registry import RegistryError
 from personalize.service_commands import add_parser as add_service_parser
-from personalize.trackvault import VaultError
-from printer.errors import DeviceError, TrackError
-from sscard.errors import SocialSecurityCardError
 
 
 def _print_json(obj: Any) -> None:
@@ -106,11 +104,35 @@ def cmd_apdu(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ sim
 
 
+def refuse_overwrite(path: Path, force: bool) -> None:
+    """Files the ``sim`` commands write are refused over an existing file unless ``--force``
+    (a card file is a card: replacing it silently loses that card's state)."""
+    if path.exists() and not force:
+        raise OutputError(
+            f"文件已存在，未覆盖：{path}；确需替换请加 --force "
+            "(the file exists and is not overwritten without --force)"
+        )
+
+
+def serial_argument(text: str) -> bytes:
+    """``--serial``: the card's 8-byte serial number as 16 hex digits."""
+    try:
+        serial = bytes.fromhex(text)
+    except ValueError:
+        serial = b""
+    if len(serial) != 8:
+        raise argparse.ArgumentTypeError(
+            f"--serial 应为 16 位十六进制数字 (16 hex digits), not {text!r}"
+        )
+    return serial
+
+
 def cmd_sim_new_card(args: argparse.Namespace) -> int:
     from simulator.cardfile import save_card
     from simulator.factory import card_from_options
 
-    card = card_from_options(
+    refuse_overwrite(args.out, args.force)
+    issued = card_from_options(
         kind=args.kind,
         profile_name=args.profile,
         region=args.region,
@@ -119,10 +141,17 @@ def cmd_sim_new_card(args: argparse.Namespace) -> int:
         holder_file=args.holder,
         damage=args.damage,
         keystore=args.keystore,
-        serial=bytes.fromhex(args.serial) if args.serial else None,
+        serial=args.serial,
+        card_number=args.card_number,
     )
-    save_card(card, args.out)
-    print(f"{args.kind} card written to {args.out} (ATR {card.atr.hex().upper()})")
+    save_card(issued.card, args.out)
+    facts = [args.kind]
+    if issued.sn is not None:
+        facts.append(f"SN {issued.sn.hex().upper()}")
+    if issued.card_number is not None:
+        facts.append(f"卡号 {issued.card_number}")
+    facts.append(f"ATR {issued.card.atr.hex().upper()}")
+    print(f"模拟卡已写入 card written to {args.out} ({', '.join(facts)})")
     return 0
 
 
@@ -131,16 +160,22 @@ def cmd_sim_new_psam(args: argparse.Namespace) -> int:
     from simulator.cardfile import save_card
     from simulator.psam import new_psam
 
+    refuse_overwrite(args.out, args.force)
     psam = new_psam(open_keystore(args.keystore), protocol=args.protocol)
     save_card(psam, args.out)
-    print(f"PSAM with {len(psam.keys)} keys written to {args.out}")
+    print(f"PSAM 卡已写入 PSAM with {len(psam.keys)} keys written to {args.out}")
     return 0
 
 
 def cmd_sim_encoder(args: argparse.Namespace) -> int:
     from simulator.msr206_emulator import Msr206Emulator, VirtualStripe
 
-    stripe = VirtualStripe.with_tracks(json.loads(args.tracks)) if args.tracks else None
+    stripe = None
+    if args.tracks:
+        try:
+            stripe = VirtualStripe.from_json(args.tracks)
+        except ValueError as exc:
+            raise ValueError(f"参数 --tracks：{exc}") from None
     emulator = Msr206Emulator(stripe).start()
     print(f"MSR206 encoder emulator on {emulator.path} (Ctrl-C stops it)", flush=True)
     _wait_for_signal()
@@ -159,11 +194,16 @@ def cmd_sim_printer(args: argparse.Namespace) -> int:
     if args.card:
         feeder = [VirtualCard(load_card(path)) for path in args.card]
     else:
-        feeder = [
-            VirtualCard(issue_blank_card(profile, args.region, serial=i.to_bytes(8, "big")))
-            for i in range(1, args.cards + 1)
+        feeder = [  # a fresh batch from the manufacturer: random, unique SNs
+            VirtualCard(issue_blank_card(profile, args.region, serial=secrets.token_bytes(8)))
+            for _ in range(args.cards)
         ]
     out_dir = Path(args.out_dir)
+    if any(out_dir.glob("printed-*.png")) and not args.force:
+        raise OutputError(
+            f"目录里已有打印结果，未覆盖：{out_dir}；请换 --out-dir 或加 --force "
+            "(the directory holds earlier prints; not overwritten without --force)"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     with Pcscd():
         emulator = EvolisEmulator(feeder, contact_slot=args.slot, out_dir=out_dir).start()
@@ -218,13 +258,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------ parser
 
 
+class SscardParser(argparse.ArgumentParser):
+    """Usage errors become :class:`UsageError` (one line, exit 2) instead of usage + exit."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message}; see: {self.prog} --help")
+
+
+VERBOSE_HELP = "显示调试日志和出错时的详细信息 (log debug messages; tracebacks on errors)"
+
+
+def accept_verbose_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``-v`` after any subcommand too. SUPPRESS keeps a subcommand from resetting a ``-v``
+    given before it (the top-level parser's default is False)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                sub.add_argument(
+                    "-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                    help=VERBOSE_HELP,
+                )  # fmt: skip
+                accept_verbose_everywhere(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sscard", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser: argparse.ArgumentParser = SscardParser(
+        prog="sscard",
+        description="社保卡制卡与服务 (social security card personalization and service): "
+        "readers, cards, security module, devices, registry, jobs, street office, simulators.",
+        epilog="出错时只输出一行错误信息，退出码 1；用法错误退出码 2；加 --json 时错误也以 JSON "
+        "输出到 stdout；-v 可放在任何位置。(Errors are one line, exit status 1, usage errors 2; "
+        "with --json the error is JSON on stdout; -v works anywhere and adds the details.)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("readers", help="list PC/SC readers, card presence and ATR")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="output JSON")
     p.set_defaults(func=cmd_readers)
 
     p = sub.add_parser("apdu", help="send raw APDUs (hex) to the card in a reader")
@@ -232,15 +302,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shared", action="store_true", help="connect in shared mode")
     p.add_argument("--no-t0", action="store_true", help="do not follow 61xx / 6Cxx")
     p.add_argument("--trace", action="store_true", help="log the redacted APDU trace")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("apdus", nargs="+", metavar="HEX")
+    p.add_argument("--json", action="store_true", help="output JSON")
+    p.add_argument("apdus", nargs="+", metavar="HEX", help="command APDUs in hex, sent in order")
     p.set_defaults(func=cmd_apdu)
 
     sim = sub.add_parser("sim", help="simulated cards and devices").add_subparsers(
-        dest="sim_command", required=True
+        dest="sim_command", required=True, metavar="SIM_COMMAND"
     )
-    p = sim.add_parser("new-card", help="issue a simulated card file (card factory)")
-    p.add_argument("--out", required=True, type=Path)
+    force_help = "replace an existing file (default: refuse)"
+    p = sim.add_parser(
+        "new-card",
+        help="issue a simulated card file (card factory)",
+        description="Issue a simulated card file. Each card gets a fresh random SN and, "
+        "when personalized, a fresh 卡号 derived from it; --serial pins the SN (and so the "
+        "卡号), --card-number pins the 卡号. An existing file is refused unless --force.",
+    )
+    p.add_argument("--out", required=True, type=Path, help="the card file to write (JSON)")
+    p.add_argument("--force", action="store_true", help=force_help)
     p.add_argument(
         "--kind",
         choices=("sscard", "iso-sample"),
@@ -249,36 +327,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--profile", default="default", help="card profile name or TOML path")
     p.add_argument("--region", default="371700", help="6-digit region code")
-    p.add_argument("--protocol", choices=("T0", "T1"), default="T0")
+    p.add_argument("--protocol", choices=("T0", "T1"), default="T0", help="T=0 (default) or T=1")
     p.add_argument("--personalized", action="store_true", help="with holder data written")
     p.add_argument("--holder", type=Path, help="holder JSON (default: a sample holder)")
-    p.add_argument("--damage", choices=("mute", "no-ssse", "corrupt-ef05"))
+    p.add_argument(
+        "--damage",
+        choices=("mute", "no-ssse", "corrupt-ef05"),
+        help="break the card: mute chip, no SSSE application, or a corrupt EF05 record",
+    )
     p.add_argument("--keystore", type=Path, help="root keys (default: the test keys)")
-    p.add_argument("--serial", help="card serial number, 16 hex digits")
+    p.add_argument(
+        "--serial", type=serial_argument, help="card serial number, 16 hex digits (default: random)"
+    )
+    p.add_argument(
+        "--card-number",
+        help="卡号 with its check character, with --personalized (default: derived from the SN)",
+    )
     p.set_defaults(func=cmd_sim_new_card)
     p = sim.add_parser("serve", help="serve a card file on a vpcd slot until stopped")
     p.add_argument("--slot", type=int, default=0, help="vpcd slot: 0 = port 35963, 1 = 35964")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for vpcd")
-    p.add_argument("cardfile", type=Path)
+    p.add_argument("cardfile", type=Path, help="the card file (changes are written back)")
     p.set_defaults(func=cmd_sim_serve)
 
     p = sim.add_parser("new-psam", help="write a PSAM card file loaded from a keystore")
-    p.add_argument("--keystore", required=True, type=Path)
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--protocol", choices=("T0", "T1"), default="T0")
+    p.add_argument("--keystore", required=True, type=Path, help="the keystore to load from")
+    p.add_argument("--out", required=True, type=Path, help="the card file to write (JSON)")
+    p.add_argument("--force", action="store_true", help=force_help)
+    p.add_argument("--protocol", choices=("T0", "T1"), default="T0", help="T=0 (default) or T=1")
     p.set_defaults(func=cmd_sim_new_psam)
 
     p = sim.add_parser("printer", help="an Evolis printer emulator on a pseudo-terminal")
     p.add_argument("--cards", type=int, default=5, help="blank 社保卡 in the feeder")
     p.add_argument("--card", action="append", type=Path, help="card file(s) for the feeder")
-    p.add_argument("--profile", default="default")
-    p.add_argument("--region", default="371700")
+    p.add_argument("--profile", default="default", help="card profile of the blank cards")
+    p.add_argument("--region", default="371700", help="region code of the blank cards")
     p.add_argument("--slot", type=int, default=0, help="vpcd slot of the contact station")
     p.add_argument("--out-dir", default="out/printed", help="where printed faces go (PNG)")
+    p.add_argument(
+        "--force", action="store_true", help="print into an --out-dir that holds earlier prints"
+    )
     p.set_defaults(func=cmd_sim_printer)
 
     p = sim.add_parser("encoder", help="an MSR206 encoder emulator on a pseudo-terminal")
-    p.add_argument("--tracks", help='initial stripe as JSON, e.g. \'{"2": "123=4567"}\'')
+    p.add_argument(
+        "--tracks",
+        help='initial stripe as JSON, track number to data, e.g. \'{"2": "123=4567"}\'',
+    )
     p.set_defaults(func=cmd_sim_encoder)
 
     add_hsm_parser(sub)
@@ -291,29 +386,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the demo on the simulated station")
     p.add_argument("--out", default="out", help="directory for the demo's results")
     p.set_defaults(func=cmd_demo)
+    accept_verbose_everywhere(parser)
     return parser
 
 
-# Errors an operator can act on: one line on stderr, exit status 1, never a traceback.
-OPERATOR_ERRORS = (
-    ApduError,
-    SecurityModuleError,
-    SocialSecurityCardError,
-    DeviceError,
-    TrackError,
-    RegistryError,
-    JobError,
-    VaultError,
-    OfficeError,
-    OSError,
-    ValueError,
-    EOFError,
-)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    verbose = "-v" in arguments or "--verbose" in arguments
+    try:
+        args = build_parser().parse_args(arguments)
+    except UsageError as exc:
+        return report(exc, as_json="--json" in arguments, verbose=verbose)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -321,9 +404,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         code: int = args.func(args)
-    except OPERATOR_ERRORS as exc:
-        print(f"错误 error ({type(exc).__name__}): {exc}", file=sys.stderr)
-        return 1
+    except KeyboardInterrupt:
+        print("已中断 (interrupted)", file=sys.stderr)
+        return 130
+    except Exception as exc:  # every error ends here: one line, never a bare traceback
+        return report(exc, as_json=getattr(args, "json", False), verbose=args.verbose)
     return code
 
 

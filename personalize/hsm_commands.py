@@ -1,4 +1,5 @@
-"""``sscard hsm …``: key ceremony, key import, listing, and the TCP service."""
+"""``sscard hsm …``: key ceremony, key import, listing, the TCP service, and the station's
+track key (``new-track-key``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from hsm_stub.local import LocalSecurityModule
 from hsm_stub.server import HsmServer
 from hsm_stub.suites import TDES, suite_for
 from personalize.prompts import confirm, read_secret, say
+from personalize.trackvault import TrackVault
 
 CEREMONY = CeremonyIO(read_secret=read_secret, confirm=confirm, say=say)
 
@@ -130,12 +132,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_new_track_key(args: argparse.Namespace) -> int:
+    """A new track key file; only its path and check value are shown, never the key."""
+    vault = TrackVault.create(args.out)
+    if args.json:
+        print(json.dumps({"track_key": str(args.out), "kcv": vault.kcv}))
+    else:
+        print(f"磁道密钥已写入 track key written to {args.out} (0600)，校验值 KCV {vault.kcv}")
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     hsm = sub.add_parser("hsm", help="the software security module").add_subparsers(
         dest="hsm_command", required=True
     )
+    keystore_help = "the keystore file"
+    json_help = "output JSON (errors too)"
     p = hsm.add_parser("init", help="create a keystore (key ceremony for the LMK)")
-    p.add_argument("--keystore", required=True)
+    p.add_argument("--keystore", required=True, help="the keystore file to create")
     p.add_argument("--custodians", type=int, default=2, help="LMK components (at least 2)")
     p.add_argument(
         "--test-keys",
@@ -145,26 +159,41 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=cmd_init)
 
     p = hsm.add_parser("import-key", help="load a key from custodians' components")
-    p.add_argument("--keystore", required=True)
-    p.add_argument("--label", required=True)
-    p.add_argument("--algorithm", choices=("3DES", "SM4"), default="3DES")
+    p.add_argument("--keystore", required=True, help=keystore_help)
+    p.add_argument("--label", required=True, help="the key's label in the keystore")
+    p.add_argument("--algorithm", choices=("3DES", "SM4"), default="3DES", help="key algorithm")
     p.add_argument(
-        "--usage", required=True, choices=("master", "external-auth", "card-id-mac", "pin")
+        "--usage",
+        required=True,
+        choices=("master", "external-auth", "card-id-mac", "pin"),
+        help="what the key may be used for",
     )
-    p.add_argument("--components", type=int, default=2)
+    p.add_argument("--components", type=int, default=2, help="key components (custodians)")
     p.add_argument("--length", type=int, default=16, help="key length in bytes (16 or 24)")
     p.set_defaults(func=cmd_import_key)
 
     p = hsm.add_parser("list", help="labels, algorithms, versions and KCVs")
-    p.add_argument("--keystore", required=True)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--keystore", required=True, help=keystore_help)
+    p.add_argument("--json", action="store_true", help=json_help)
     p.set_defaults(func=cmd_list)
 
     p = hsm.add_parser("serve", help="serve the keystore over the TCP host protocol")
-    p.add_argument("--keystore", required=True)
+    p.add_argument("--keystore", required=True, help=keystore_help)
     p.add_argument("--listen", default="127.0.0.1:9630", help="HOST:PORT (default loopback)")
     p.add_argument("--secret-file", help="client secret, hex (a test keystore has a default)")
-    p.add_argument("--audit-log", default="hsm-audit.log")
-    p.add_argument("--max-clients", type=int, default=64)
-    p.add_argument("--request-timeout", type=float, default=10.0)
+    p.add_argument("--audit-log", default="hsm-audit.log", help="the service's audit log")
+    p.add_argument("--max-clients", type=int, default=64, help="concurrent connections")
+    p.add_argument(
+        "--request-timeout", type=float, default=10.0, help="seconds a client has per request"
+    )
     p.set_defaults(func=cmd_serve)
+
+    p = hsm.add_parser(
+        "new-track-key",
+        help="create the station's track key (32 random bytes, hex, mode 0600)",
+        description="Create the key that seals track images at rest (station track_key). "
+        "Prints only the path and the key's check value (KCV); refuses an existing file.",
+    )
+    p.add_argument("--out", required=True, type=Path, help="the key file to create")
+    p.add_argument("--json", action="store_true", help=json_help)
+    p.set_defaults(func=cmd_new_track_key)

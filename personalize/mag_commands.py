@@ -70,8 +70,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=cmd_read)
     p_write = mag.add_parser("write", help="write tracks (data characters only), read back")
     for n in (1, 2, 3):
-        p_write.add_argument(f"--track{n}", metavar="S")
-    p_write.add_argument("--coercivity", choices=("hi", "lo"))
+        p_write.add_argument(f"--track{n}", metavar="S", help=f"track {n} data characters")
+    p_write.add_argument("--coercivity", choices=("hi", "lo"), help="set hi-co or lo-co first")
     p_write.set_defaults(func=cmd_write)
     p_erase = mag.add_parser("erase", help="erase tracks")
     p_erase.add_argument("--tracks", required=True, help="e.g. 1,2,3")
@@ -79,4 +79,4 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     for q in (p, p_write, p_erase):
         q.add_argument("--port", required=True, help="device path or pyserial URL")
         q.add_argument("--timeout", type=float, default=20.0, help="seconds (a swipe included)")
-        q.add_argument("--json", action="store_true")
+        q.add_argument("--json", action="store_true", help="output JSON (errors too)")

@@ -205,15 +205,36 @@ class Card:
 
 
 class Registry:
-    def __init__(self, path: str | Path, policy: RegionPolicy, *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        policy: RegionPolicy,
+        *,
+        clock: Clock = utc_now,
+        create: bool = True,
+    ) -> None:
+        """Open the registry at ``path``; with ``create=False`` only an existing database
+        (SQLite ``mode=rw``): a missing one is a RegistryError naming the path, never a new
+        empty file."""
         self.path = Path(path)
         self.policy = policy
         self.clock = clock
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA foreign_keys=ON")
-        self.db.execute("PRAGMA busy_timeout=30000")
+        if not create and not self.path.is_file():
+            raise RegistryError(
+                f"登记库不存在：{self.path}；新建请用 sscard registry init --db {self.path} "
+                "(no registry database at this path)"
+            )
+        uri = f"{self.path.absolute().as_uri()}?mode={'rwc' if create else 'rw'}"
+        try:
+            self.db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            self.db.row_factory = sqlite3.Row
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self.db.execute("PRAGMA busy_timeout=30000")
+        except sqlite3.Error as exc:
+            raise RegistryError(
+                f"无法打开登记库：{self.path} (cannot open the registry database: {exc})"
+            ) from None
         self._migrate()
 
     def close(self) -> None:

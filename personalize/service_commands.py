@@ -1,21 +1,28 @@
 """``sscard registry …``, ``sscard audit verify`` and ``sscard job …``: the card center's
 counter and workshop commands. Every command that changes something names its operator
-(``--operator``); every command has ``--json``."""
+(``--operator``); every command has ``--json``.
+
+Only ``registry init`` and ``registry enroll`` create the database (``--db``, default
+``$SSCARD_DB`` or ``./sscard.db``); every other command opens an existing one and stops with
+an error naming the path when it is missing — a command run in the wrong folder never leaves
+an empty ``sscard.db`` behind."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-from datetime import date
+import unicodedata
+from collections.abc import Callable
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from personalize.documents import CollectionCertificate, collection_certificate_pdf
+from personalize.documents import CollectionCertificate, collection_certificate_pdf, mask_id
 from personalize.enrollment import read_enrollment
 from personalize.jobs import JobRunner, StationDevices, claim_job, submit_job
 from personalize.policy import load_policy
-from personalize.registry import STATUS_NAMES, Registry
+from personalize.registry import STATUS_NAMES, Registry, RegistryError
 from personalize.station import StationConfig
 from personalize.trackvault import TrackVault
 from printer.evolis import EvolisPrinter
@@ -24,8 +31,19 @@ from sscard.profile import load_profile
 DEFAULT_DB = "sscard.db"
 
 
-def _registry(args: argparse.Namespace) -> Registry:
-    return Registry(args.db, load_policy(args.policy))
+def _registry(args: argparse.Namespace, *, create: bool = False) -> Registry:
+    """The registry named by ``--db``: an existing one unless ``create`` (init, enroll)."""
+    return Registry(args.db, load_policy(args.policy), create=create)
+
+
+def cmd_registry_init(args: argparse.Namespace) -> int:
+    path = Path(args.db)
+    if path.exists():
+        raise RegistryError(f"登记库已存在，未改动：{path} (a registry database exists there)")
+    registry = _registry(args, create=True)
+    data = {"db": str(path), "schema_version": registry.schema_version}
+    _emit(args, data, f"已新建登记库 created the registry {path} (schema {data['schema_version']})")
+    return 0
 
 
 def _emit(args: argparse.Namespace, data: dict[str, Any], text: str) -> None:
@@ -59,7 +77,7 @@ def _card_dict(registry: Registry, number: str) -> dict[str, Any]:
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     enrollment = read_enrollment(Path(args.file))
-    registry = _registry(args)
+    registry = _registry(args, create=True)
     card = registry.enroll(
         enrollment.holder, enrollment.card_number, operator=args.operator, sn=enrollment.sn
     )
@@ -131,23 +149,101 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     return 0 if not problems else 1
 
 
+JOB_STATUS_NAMES = {
+    "queued": "排队",
+    "running": "制作中",
+    "paused": "已暂停",
+    "done": "已完成",
+    "failed": "失败",
+    "cancelled": "已取消",
+}
+_JOB_QUERY = """
+    SELECT j.*, p.name AS holder_name, p.ssn AS holder_ssn,
+           o.card_number AS old_card_number, n.card_number AS new_card_number
+    FROM jobs j
+    JOIN persons p ON p.id = j.person_id
+    JOIN cards o ON o.id = j.old_card_id
+    LEFT JOIN cards n ON n.id = j.new_card_id
+"""
+
+
+def mask_name(name: str) -> str:
+    """The surname's first character shown, the rest starred: 张三 → 张*."""
+    return name[:1] + "*" * (len(name) - 1)
+
+
+def _local(registry: Registry, instant: str | None) -> str | None:
+    """A stored UTC instant as ISO 8601 wall-clock time in the policy's zone (with offset)."""
+    if instant is None:
+        return None
+    return registry.policy.local_time(datetime.fromisoformat(instant)).isoformat()
+
+
+def _job_summary(registry: Registry, job: Any) -> dict[str, Any]:
+    return {
+        "job": job["id"],
+        "status": job["status"],
+        "status_name": JOB_STATUS_NAMES.get(job["status"], job["status"]),
+        "step": job["step"],
+        "holder": mask_name(job["holder_name"]),
+        "ssn": mask_id(job["holder_ssn"]),
+        "old_card_number": job["old_card_number"],
+        "new_card_number": job["new_card_number"],
+        "sn": job["sn"],
+        "attempts": job["attempts"],
+        "station": job["station"],
+        "created_at": _local(registry, job["created_at"]),
+        "updated_at": _local(registry, job["updated_at"]),
+        "reason": job["last_error"],
+        "last_error": job["last_error"],
+    }
+
+
 def _job_dict(registry: Registry, job_id: int) -> dict[str, Any]:
-    job = registry.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    job = registry.db.execute(_JOB_QUERY + " WHERE j.id = ?", (job_id,)).fetchone()
     if job is None:
-        raise ValueError(f"no job {job_id}")
+        raise ValueError(f"没有作业 {job_id} (no job {job_id})")
     steps = registry.db.execute(
         "SELECT step, result, sn, at FROM job_steps WHERE job_id = ? ORDER BY id", (job_id,)
     )
     return {
-        "job": job["id"],
-        "status": job["status"],
-        "step": job["step"],
-        "sn": job["sn"],
-        "attempts": job["attempts"],
-        "station": job["station"],
-        "last_error": job["last_error"],
-        "steps": [dict(s) for s in steps],
+        **_job_summary(registry, job),
+        "steps": [{**dict(s), "at": _local(registry, s["at"])} for s in steps],
     }
+
+
+def _shown(value: object) -> str:
+    """A value as the operator reads it: ``-`` for nothing (never ``None``)."""
+    return "-" if value is None or value == "" else str(value)
+
+
+def _minutes(local_iso: str | None) -> str:
+    """A local ISO time (from ``_local``) to the minute, as the operator reads it."""
+    if local_iso is None:
+        return "-"
+    return datetime.fromisoformat(local_iso).strftime("%Y-%m-%d %H:%M")
+
+
+def _pad(text: str, width: int) -> str:
+    """Left-aligned in ``width`` terminal columns (CJK characters take two)."""
+    used = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(width - used, 0)
+
+
+JOB_COLUMNS: tuple[tuple[str, str, int, Callable[[Any], str]], ...] = (
+    # header, key, width, how the value is shown
+    ("作业", "job", 5, _shown),
+    ("状态", "status_name", 7, _shown),
+    ("步骤", "step", 14, _shown),
+    ("持卡人", "holder", 10, _shown),
+    ("社会保障号码", "ssn", 19, _shown),
+    ("旧卡号", "old_card_number", 10, _shown),
+    ("新卡号", "new_card_number", 10, _shown),
+    ("工作站", "station", 10, _shown),
+    ("创建时间", "created_at", 17, _minutes),
+    ("更新时间", "updated_at", 17, _minutes),
+    ("原因", "reason", 0, _shown),
+)
 
 
 def cmd_job_submit(args: argparse.Namespace) -> int:
@@ -206,34 +302,36 @@ def cmd_job_run(args: argparse.Namespace) -> int:
 
 def cmd_job_list(args: argparse.Namespace) -> int:
     registry = _registry(args)
-    rows = [
-        dict(r)
-        for r in registry.db.execute(
-            "SELECT id, status, step, attempts, station, created_at FROM jobs ORDER BY id"
-        )
-    ]
-    _emit(
-        args,
-        {"jobs": rows},
-        "\n".join(
-            f"{r['id']:>5} {r['status']:<9} {r['step'] or '-':<14} attempts {r['attempts']}"
-            for r in rows
-        )
-        or "没有作业 (no jobs)",
-    )
+    jobs = [_job_summary(registry, j) for j in registry.db.execute(_JOB_QUERY + " ORDER BY j.id")]
+    if args.json:
+        _emit(args, {"jobs": jobs}, "")
+        return 0
+    if not jobs:
+        print("没有作业 (no jobs)")
+        return 0
+    print(" ".join(_pad(title, width) for title, _, width, _ in JOB_COLUMNS).rstrip())
+    for job in jobs:
+        cells = (_pad(show(job[key]), width) for _, key, width, show in JOB_COLUMNS)
+        print(" ".join(cells).rstrip())
     return 0
 
 
 def cmd_job_show(args: argparse.Namespace) -> int:
     data = _job_dict(_registry(args), args.job)
-    _emit(
-        args,
-        data,
-        "\n".join(
-            [f"job {data['job']}: {data['status']} ({data['step']})"]
-            + [f"  {s['at']} {s['step']}: {s['result']} {s['sn'] or ''}" for s in data["steps"]]
-        ),
-    )
+    lines = [
+        f"作业 job {data['job']}：{data['status_name']} ({data['status']})，"
+        f"步骤 step {_shown(data['step'])}，尝试 attempts {data['attempts']}",
+        f"  持卡人 holder：{data['holder']} {data['ssn']}",
+        f"  旧卡号 old card：{data['old_card_number']}，新卡号 new card："
+        f"{_shown(data['new_card_number'])}，SN {_shown(data['sn'])}",
+        f"  工作站 station：{_shown(data['station'])}，"
+        f"创建 created {_minutes(data['created_at'])}，更新 updated {_minutes(data['updated_at'])}",
+        f"  原因 reason：{_shown(data['reason'])}",
+    ]
+    lines += [
+        f"  {_minutes(s['at'])} {s['step']}: {s['result']} {_shown(s['sn'])}" for s in data["steps"]
+    ]
+    _emit(args, data, "\n".join(lines))
     return 0
 
 
@@ -252,19 +350,32 @@ def cmd_job_cancel(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    def common(p: argparse.ArgumentParser, operator: bool = True) -> None:
-        p.add_argument("--db", default=os.environ.get("SSCARD_DB", DEFAULT_DB))
+    def common(p: argparse.ArgumentParser, operator: bool = True, creates: bool = False) -> None:
+        p.add_argument(
+            "--db",
+            default=os.environ.get("SSCARD_DB", DEFAULT_DB),
+            help=f"registry database (default $SSCARD_DB or {DEFAULT_DB}); "
+            + ("created when missing" if creates else "must exist: see `sscard registry init`"),
+        )
         p.add_argument("--policy", default="default", help="region policy name or TOML path")
-        p.add_argument("--json", action="store_true")
+        p.add_argument("--json", action="store_true", help="output JSON (errors too)")
         if operator:
             p.add_argument("--operator", required=True, help="who does this (工号)")
 
-    reg = sub.add_parser("registry", help="card statuses (loss, reissue …)").add_subparsers(
-        dest="registry_command", required=True
+    reg = sub.add_parser(
+        "registry",
+        help="card statuses (loss, reissue …)",
+        description="The card registry. Only `registry init` and `registry enroll` create the "
+        "database; every other command needs an existing one (--db).",
+    ).add_subparsers(dest="registry_command", required=True)
+    p = reg.add_parser(
+        "init", help="create an empty registry database (--db); refuses an existing one"
     )
+    common(p, operator=False, creates=True)
+    p.set_defaults(func=cmd_registry_init)
     p = reg.add_parser("enroll", help="register a person and their existing card (JSON)")
-    p.add_argument("file")
-    common(p)
+    p.add_argument("file", help="the person and card as JSON (see docs)")
+    common(p, creates=True)
     p.set_defaults(func=cmd_enroll)
     for name, text in (
         ("report-loss", "预挂失 provisional loss"),
@@ -274,19 +385,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         p = reg.add_parser(name, help=text)
         p.add_argument("card", help="card number (卡号)")
         if name == "report-loss":
-            p.add_argument("--channel", default="counter")
+            p.add_argument("--channel", default="counter", help="how it was reported")
         else:
             p.add_argument("--evidence", required=True, help="ID document checked")
         common(p)
         p.set_defaults(func=cmd_transition)
     p = reg.add_parser("request-reissue", help="补卡申请 and the 领卡证明 PDF")
-    p.add_argument("card")
+    p.add_argument("card", help="card number (卡号)")
     p.add_argument("--counter", default="", help="受理窗口")
     p.add_argument("--out", help="where the 领卡证明 PDF goes")
     common(p)
     p.set_defaults(func=cmd_request_reissue)
     p = reg.add_parser("show", help="a card's status and history")
-    p.add_argument("card")
+    p.add_argument("card", help="card number (卡号)")
     common(p, operator=False)
     p.set_defaults(func=cmd_show)
 
@@ -300,21 +411,26 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     job = sub.add_parser("job", help="personalization jobs").add_subparsers(
         dest="job_command", required=True
     )
+    station_help = "the station's configuration (TOML)"
     p = job.add_parser("submit", help="validate and queue a job (JSON file)")
-    p.add_argument("file")
-    p.add_argument("--station", required=True)
-    p.add_argument("--operator", required=True)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("file", help="the job as JSON (see docs)")
+    p.add_argument("--station", required=True, help=station_help)
+    p.add_argument("--operator", required=True, help="who does this (工号)")
+    p.add_argument("--json", action="store_true", help="output JSON (errors too)")
     p.set_defaults(func=cmd_job_submit)
     p = job.add_parser("run", help="run (or resume) a job on this station")
-    p.add_argument("job", type=int)
-    p.add_argument("--station", required=True)
-    p.add_argument("--operator", required=True)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("job", type=int, help="job number")
+    p.add_argument("--station", required=True, help=station_help)
+    p.add_argument("--operator", required=True, help="who does this (工号)")
+    p.add_argument("--json", action="store_true", help="output JSON (errors too)")
     p.set_defaults(func=cmd_job_run)
-    for name, func in (("list", cmd_job_list), ("show", cmd_job_show), ("cancel", cmd_job_cancel)):
-        p = job.add_parser(name)
+    for name, func, text in (
+        ("list", cmd_job_list, "every job: holder (masked), cards, station, local times, reason"),
+        ("show", cmd_job_show, "one job with its reason and step log"),
+        ("cancel", cmd_job_cancel, "cancel a queued or paused job"),
+    ):
+        p = job.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]}.")
         if name != "list":
-            p.add_argument("job", type=int)
+            p.add_argument("job", type=int, help="job number")
         common(p, operator=name == "cancel")
         p.set_defaults(func=func)

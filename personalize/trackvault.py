@@ -1,7 +1,12 @@
 """Issuer track images at rest: the stripe data the bank supplies for a card is stored
 encrypted (AES-256-GCM, the job id as associated data) and decrypted only to hand it to the
 encoder. The key is a 32-byte file (hex) kept beside the station's configuration;
-``TrackVault.create`` makes one with mode 600."""
+``TrackVault.create`` makes one with mode 600 (``sscard hsm new-track-key``) and never
+replaces an existing key — the track images sealed under it would no longer open.
+
+A key is named by its check value (``kcv``): the first 3 bytes of the AES encryption of a
+zero block, as payment security modules show AES key check values (ANSI X9.24-1); it
+identifies the key without revealing it."""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import os
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
@@ -22,6 +28,8 @@ class TrackVault:
         if len(key) != 32:
             raise VaultError("the track key is 32 bytes")
         self._aead = AESGCM(key)
+        zero_block = Cipher(algorithms.AES(key), modes.ECB()).encryptor().update(bytes(16))
+        self.kcv = zero_block[:3].hex().upper()
 
     def __repr__(self) -> str:
         return "TrackVault(<key>)"
@@ -35,10 +43,28 @@ class TrackVault:
 
     @classmethod
     def create(cls, path: str | Path) -> TrackVault:
+        """A new random key written to ``path`` (mode 600); an existing file is refused."""
         key = os.urandom(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as fh:
-            fh.write(key.hex())
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise VaultError(
+                f"磁道密钥文件已存在，拒绝覆盖：{path} (a track key exists; refusing to replace it)"
+            ) from None
+        except OSError as exc:
+            raise VaultError(
+                f"无法创建磁道密钥文件：{path} (cannot create the track key: {exc.strerror})"
+            ) from None
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(key.hex())
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            Path(path).unlink(missing_ok=True)
+            raise VaultError(
+                f"无法写入磁道密钥文件：{path} (cannot write the track key: {exc.strerror})"
+            ) from None
         return cls(key)
 
     def seal(self, tracks: dict[int, str], context: str) -> bytes:

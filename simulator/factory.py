@@ -2,6 +2,10 @@
 tree created, per-card keys loaded (diversified from the root keys by the card's SN and
 region, docs/chip-application.md §4), PIN set to the profile default, no holder data (§6) — and,
 for tests and demos, personalizes or damages them directly.
+
+``card_from_options`` (``sscard sim new-card``) gives every card a fresh random SN unless
+one is given, and a personalized card a 卡号 derived from its SN unless one is given: two
+runs make two different cards, the same ``--serial`` makes the same card again.
 """
 
 from __future__ import annotations
@@ -9,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import secrets
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -25,7 +31,12 @@ from simulator.cardos.card import CardOS, ProtocolName
 from simulator.cardos.filesystem import MF_FID, DedicatedFile, RecordEF, TransparentEF
 from simulator.samples import sample_card
 from simulator.sscard_card import CardKey, PinState, SocialSecurityCardOS, SsseConfig
-from sscard.identifiers import RID, card_number_check, region_bcd, serial_number
+from sscard.identifiers import (
+    RID,
+    card_number_check,
+    region_bcd,
+    validate_card_number,
+)
 from sscard.profile import CardProfile, load_profile
 from sscard.records import EF05, HolderData, IssuerData, ef06_elements, encode_record
 
@@ -140,12 +151,28 @@ def issue_blank_card(
     )
 
 
+def card_number_for(sn: bytes) -> str:
+    """A valid 卡号 (``A`` + 7 digits + GB 11714 check character) derived from the SN."""
+    digits = int.from_bytes(hashlib.sha256(b"card-number/" + sn).digest()[:8], "big") % 10**7
+    first8 = f"A{digits:07d}"
+    return first8 + card_number_check(first8)
+
+
 def sample_issuer(
-    profile: CardProfile, region_code: str, sn: bytes, roots: Roots, *, number: int = 1
+    profile: CardProfile,
+    region_code: str,
+    sn: bytes,
+    roots: Roots,
+    *,
+    number: int = 1,
+    card_number: str | None = None,
 ) -> IssuerData:
+    """Issuer data for a sample card: 卡号 ``card_number`` (validated) or ``A`` + ``number``."""
     body = region_bcd(region_code) + RID + sn[4:]
     algorithm, irk = roots[profile.card_id_key.label]
     card_id = body + cryptograms.card_id_mac(suite_for(algorithm), irk, sn, body)
+    if card_number is not None:
+        validate_card_number(card_number)
     first8 = f"A{number:07d}"
     return IssuerData(
         card_id=card_id,
@@ -154,7 +181,7 @@ def sample_issuer(
         issuer_org=SAMPLE_ISSUER_ORG,
         issue_date=date(2026, 11, 25),
         expiry_date=date(2036, 11, 25),
-        card_number=first8 + card_number_check(first8),
+        card_number=card_number or first8 + card_number_check(first8),
     )
 
 
@@ -219,6 +246,13 @@ def holder_from_json(d: dict[str, str]) -> HolderData:
     return holder
 
 
+@dataclass(frozen=True)
+class IssuedCard:
+    card: CardOS
+    sn: bytes | None  # None for the generic sample card
+    card_number: str | None  # None unless personalized
+
+
 def card_from_options(
     *,
     kind: str,
@@ -230,21 +264,27 @@ def card_from_options(
     damage: Damage | None,
     keystore: Path | None,
     serial: bytes | None,
-) -> CardOS:
-    """What ``sscard sim new-card`` issues."""
+    card_number: str | None = None,
+) -> IssuedCard:
+    """What ``sscard sim new-card`` issues: a fresh random SN unless ``serial`` is given; when
+    personalized, the 卡号 ``card_number`` or one derived from the SN."""
     if kind == "iso-sample":
-        return sample_card(protocol)
+        if serial is not None or card_number is not None:
+            raise ValueError("通用样卡没有 SN 和卡号 (the iso-sample card has no SN or 卡号)")
+        return IssuedCard(sample_card(protocol), None, None)
+    if card_number is not None and not personalized:
+        raise ValueError("卡号只写入个人化的卡，请加 --personalized (a 卡号 needs --personalized)")
     profile = load_profile(profile_name)
     roots = roots_from_keystore(Keystore.open(keystore)) if keystore else TEST_ROOTS
-    card = issue_blank_card(profile, region, roots=roots, serial=serial, protocol=protocol)
+    sn = serial if serial is not None else secrets.token_bytes(8)
+    card = issue_blank_card(profile, region, roots=roots, serial=sn, protocol=protocol)
     if personalized:
         holder = SAMPLE_HOLDER
         if holder_file is not None:
             holder = holder_from_json(json.loads(holder_file.read_text(encoding="utf-8")))
-        sn = serial_number(card.atr)
-        personalize_directly(
-            card, profile, sample_issuer(profile, region, sn, roots), holder, sample_photo()
-        )
+        card_number = card_number or card_number_for(sn)
+        issuer = sample_issuer(profile, region, sn, roots, card_number=card_number)
+        personalize_directly(card, profile, issuer, holder, sample_photo())
     if damage is not None:
         damage_card(card, damage, profile)
-    return card
+    return IssuedCard(card, sn, card_number)

@@ -9,6 +9,7 @@ again on read, so a damaged bit stream reads as ``ESC *``.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from printer.errors import TrackDamaged
@@ -27,6 +28,23 @@ class VirtualStripe:
     @classmethod
     def with_tracks(cls, tracks: dict[int, str]) -> VirtualStripe:
         return cls({n: encode_bits(n, data) for n, data in tracks.items()})
+
+    @classmethod
+    def from_json(cls, text: str) -> VirtualStripe:
+        """A stripe from a JSON object of track number to data, e.g. ``{"2": "123=4567"}``
+        (JSON keys are strings); ValueError naming what is wrong."""
+        try:
+            tracks = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"不是有效的 JSON (not valid JSON: {exc.msg})") from None
+        if not isinstance(tracks, dict) or not all(
+            key in ("1", "2", "3") and isinstance(data, str) for key, data in tracks.items()
+        ):
+            raise ValueError(
+                '应为磁道号 1–3 到磁道数据的 JSON 对象，如 {"2": "123=4567"} '
+                "(a JSON object from track number 1, 2 or 3 to the track's data)"
+            )
+        return cls.with_tracks({int(key): data for key, data in tracks.items()})
 
     def demagnetize(self) -> None:
         self.bits.clear()

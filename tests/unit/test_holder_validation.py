@@ -1,7 +1,8 @@
 """Enrolled data checked against the standards (issue 10, deliverable 4): the 卡号's format
 and check character (GB 11714 scheme, docs/chip-application.md §3), the person's data against
 the ID number (GB 11643-1999: address code, birth date, sequence digit), the address code
-and 出生地 in the shipped GB/T 2260 table, the 民族 code in GB 3304; the enroll file read field by field."""
+and 出生地 in the shipped GB/T 2260 table, the 民族 code in GB 3304; the enroll file read
+field by field."""
 
 from __future__ import annotations
 
