@@ -7,9 +7,17 @@ import json
 import sqlite3
 import subprocess
 import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
-from simulator.factory import SAMPLE_HOLDER
+import pytest
+
+from hsm_stub.keystore import Keystore
+from personalize.policy import load_policy
+from personalize.registry import Registry
+from personalize.trackvault import TrackVault
+from simulator.factory import SAMPLE_HOLDER, sample_photo
 
 
 def sscard(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
@@ -93,3 +101,144 @@ def test_counter_flow_from_the_command_line(tmp_path: Path) -> None:
     unknown = sscard("registry", "show", "Q00000000", db=db)
     assert unknown.returncode == 1 and "unknown card number" in unknown.stderr
     assert json.loads(sscard("job", "list", "--json", db=db).stdout) == {"jobs": []}
+
+
+# ---------------------------------------------------------------- the counter under misuse
+
+NOW = "2026-11-25 09:30:00"  # a Wednesday, 17:30 in Shanghai
+PINNED = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+POLICY = load_policy("default")
+
+
+def pinned(*args: str, db: Path | None = None, at: str = NOW) -> subprocess.CompletedProcess[str]:
+    """``sscard ARGS`` with the clock pinned (faketime keeps it running from ``at``)."""
+    env = {"PATH": "/usr/bin:/bin"}
+    if db is not None:
+        env["SSCARD_DB"] = str(db)
+    return subprocess.run(
+        ["faketime", "-f", f"@{at}", sys.executable, "-m", "personalize.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+@dataclass
+class Counter:
+    root: Path
+    station: Path
+    db: Path
+    old: str
+
+    def registry(self) -> Registry:
+        return Registry(self.db, POLICY, clock=lambda: PINNED)
+
+    def job_file(self) -> Path:
+        path = self.root / "job.json"
+        if not path.exists():
+            (self.root / "photo.jpg").write_bytes(sample_photo())
+            holder = {
+                k: getattr(SAMPLE_HOLDER, k)
+                for k in ("ssn", "name", "gender", "ethnicity", "birthplace")
+            }
+            job = {
+                "old_card_number": self.old,
+                "holder": {**holder, "birth_date": SAMPLE_HOLDER.birth_date.isoformat()},
+                "photo": "photo.jpg",
+            }
+            path.write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
+        return path
+
+    def submit(self) -> subprocess.CompletedProcess[str]:
+        return pinned(
+            "job", "submit", str(self.job_file()), "--station", str(self.station),
+            "--operator", "op7", "--json",
+        )  # fmt: skip
+
+    def job(self, job_id: int) -> sqlite3.Row:
+        row: sqlite3.Row = self.registry().db.execute(
+            "SELECT * FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        return row
+
+
+@pytest.fixture
+def counter(tmp_path: Path) -> Counter:
+    """A station file whose printer port does not exist, and H00000012 formally lost with
+    a reissue request."""
+    Keystore.create_test(tmp_path / "keystore.json")
+    TrackVault.create(tmp_path / "tracks.key")
+    station = tmp_path / "station.toml"
+    station.write_text(
+        'name = "station-1"\nprinter = "/nonexistent/ttyUSB9"\n'
+        'contact_reader = "Virtual PCD 00 00"\n'
+        f'hsm = "keystore:{tmp_path / "keystore.json"}"\ntrack_key = "tracks.key"\n'
+        'registry = "registry.db"\nout_dir = "out"\n',
+        encoding="utf-8",
+    )
+    c = Counter(tmp_path, station, tmp_path / "registry.db", "H00000012")
+    registry = c.registry()
+    registry.enroll(SAMPLE_HOLDER, c.old, operator="op7")
+    registry.formalize_loss(c.old, operator="op7", evidence="居民身份证")
+    registry.request_reissue(c.old, operator="op7")
+    registry.close()
+    return c
+
+
+def test_a_cancelled_job_leaves_the_request_open(counter: Counter) -> None:
+    submitted = counter.submit()
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = json.loads(submitted.stdout)["job"]
+    cancelled = pinned(
+        "job", "cancel", str(job_id), "--operator", "op7", "--reason", "照片不清晰",
+        db=counter.db,
+    )  # fmt: skip
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert counter.registry().card(counter.old).status == "reissue_pending"
+    again = counter.submit()
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["job"] == job_id + 1
+    job = counter.job(job_id + 1)
+    assert (job["status"], job["request_id"]) == ("queued", counter.job(job_id)["request_id"])
+
+
+def test_a_wrong_printer_port_pauses_the_job(counter: Counter) -> None:
+    job_id = json.loads(counter.submit().stdout)["job"]
+    run = pinned("job", "run", str(job_id), "--station", str(counter.station), "--operator", "op7")
+    assert run.returncode == 1 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    job = counter.job(job_id)
+    assert job["status"] == "paused" and "ttyUSB9" in job["last_error"]
+    cancelled = pinned(
+        "job", "cancel", str(job_id), "--operator", "op7", "--reason", "打印机端口配置错误",
+        db=counter.db,
+    )  # fmt: skip
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert counter.job(job_id)["status"] == "cancelled"
+
+
+def test_a_request_whose_certificate_cannot_be_written_changes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "registry.db"
+    registry = Registry(db, POLICY, clock=lambda: PINNED)
+    registry.enroll(SAMPLE_HOLDER, "H00000012", operator="op7")
+    registry.formalize_loss("H00000012", operator="op7", evidence="居民身份证")
+    events = registry.verify_audit()[0]
+    registry.close()
+    failed = pinned(
+        "registry", "request-reissue", "H00000012", "--operator", "op7",
+        "--out", "/nonexistent/x.pdf", db=db,
+    )  # fmt: skip
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+    assert "/nonexistent/x.pdf" in failed.stderr
+    registry = Registry(db, POLICY, clock=lambda: PINNED)
+    assert registry.card("H00000012").status == "formal_loss"
+    assert registry.db.execute("SELECT COUNT(*) FROM reissue_requests").fetchone()[0] == 0
+    assert registry.verify_audit() == (events, [])
+    out = tmp_path / "cert.pdf"
+    done = pinned(
+        "registry", "request-reissue", "H00000012", "--operator", "op7",
+        "--out", str(out), db=db,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert registry.card("H00000012").status == "reissue_pending"

@@ -20,6 +20,8 @@ from personalize.policy import (
 )
 from personalize.registry import Registry, RegistryError
 from simulator.factory import SAMPLE_HOLDER
+from sscard.identifiers import card_number_check, ssn_check
+from sscard.records import HolderData
 
 POLICY = load_policy("default")
 
@@ -207,3 +209,25 @@ def test_migrations_are_versioned(tmp_path: Path) -> None:
 def test_policy_type() -> None:
     assert isinstance(POLICY, RegionPolicy)
     assert POLICY.allows("reencode", "active") and not POLICY.allows("reencode", "void")
+
+
+def card_number(serial: int) -> str:
+    """The default region's 卡号 with that serial (H + 7 digits + check character)."""
+    first8 = f"H{serial:07d}"
+    return first8 + card_number_check(first8)
+
+
+def neighbour(holder: HolderData, n: int) -> HolderData:
+    """Another person: ``holder`` with sequence number ``n`` in the ID number."""
+    first17 = holder.ssn[:14] + f"{n:03d}"
+    return replace(holder, ssn=first17 + ssn_check(first17), gender=str(2 - n % 2))
+
+
+def test_allocation_skips_every_number_in_use(registry: Registry) -> None:
+    enrolled = [card_number(n) for n in (1, 2, 3, 5)]
+    assert card_number(1) == "H00000012"  # the README's example
+    for i, number in enumerate(enrolled):
+        registry.enroll(neighbour(SAMPLE_HOLDER, 11 + i), number, operator="op1")
+    fresh = [registry.allocate_card_number() for _ in range(3)]
+    assert fresh == [card_number(4), card_number(6), card_number(7)]
+    assert not set(fresh) & set(enrolled)
