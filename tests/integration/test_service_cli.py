@@ -157,9 +157,9 @@ class Counter:
         )  # fmt: skip
 
     def job(self, job_id: int) -> sqlite3.Row:
-        row: sqlite3.Row = self.registry().db.execute(
-            "SELECT * FROM jobs WHERE id = ?", (job_id,)
-        ).fetchone()
+        row: sqlite3.Row = (
+            self.registry().db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        )
         return row
 
 
@@ -225,12 +225,13 @@ def test_a_request_whose_certificate_cannot_be_written_changes_nothing(tmp_path:
     registry.formalize_loss("H00000012", operator="op7", evidence="居民身份证")
     events = registry.verify_audit()[0]
     registry.close()
+    (tmp_path / "not-a-dir").write_text("")  # unwritable even for root: its parent is a file
     failed = pinned(
         "registry", "request-reissue", "H00000012", "--operator", "op7",
-        "--out", "/nonexistent/x.pdf", db=db,
+        "--out", str(tmp_path / "not-a-dir" / "x.pdf"), db=db,
     )  # fmt: skip
     assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
-    assert "/nonexistent/x.pdf" in failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1 and "not-a-dir" in failed.stderr
     registry = Registry(db, POLICY, clock=lambda: PINNED)
     assert registry.card("H00000012").status == "formal_loss"
     assert registry.db.execute("SELECT COUNT(*) FROM reissue_requests").fetchone()[0] == 0

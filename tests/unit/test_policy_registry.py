@@ -18,7 +18,7 @@ from personalize.policy import (
     load_policy,
     policy_from_dict,
 )
-from personalize.registry import Registry, RegistryError
+from personalize.registry import MIGRATIONS, Registry, RegistryError
 from simulator.factory import SAMPLE_HOLDER
 from sscard.identifiers import card_number_check, ssn_check
 from sscard.records import HolderData
@@ -151,22 +151,17 @@ def test_activation_is_atomic(registry: Registry) -> None:
     registry.formalize_loss(number, operator="op1", evidence="ID")
     request = registry.request_reissue(number, operator="op1")
     old = registry.card(number)
-    new_number = registry.allocate_card_number()
     with registry.transaction() as db:
         db.execute(
-            "INSERT INTO cards (person_id, card_number, region, status, status_since,"
-            " created_at) VALUES (?, ?, '371700', 'personalizing', 'now', 'now')",
-            (old.person_id, new_number),
-        )
-        new_id = db.execute("SELECT id FROM cards WHERE card_number = ?", (new_number,)).fetchone()[
-            0
-        ]
-        db.execute(
-            "INSERT INTO jobs (request_id, person_id, old_card_id, new_card_id, holder,"
+            "INSERT INTO jobs (request_id, person_id, old_card_id, holder,"
             " photo, status, operator, created_at, updated_at) VALUES"
-            " (?, ?, ?, ?, '{}', x'00', 'running', 'op1', 'now', 'now')",
-            (request["id"], old.person_id, old.id, new_id),
+            " (?, ?, ?, '{}', x'00', 'running', 'op1', 'now', 'now')",
+            (request["id"], old.person_id, old.id),
         )
+        db.execute("UPDATE reissue_requests SET status = 'in_job', job_id = 1")
+    new = registry.start_card(1, operator="op1")
+    new_id, new_number = new.id, new.card_number
+    assert new.status == "personalizing" and new_number != number
     events_before = registry.verify_audit()[0]
     registry.db.execute(
         "CREATE TRIGGER fail_blacklist BEFORE INSERT ON blacklist "
@@ -182,6 +177,7 @@ def test_activation_is_atomic(registry: Registry) -> None:
     registry.activate(new_id, operator="op1", job_id=1)
     assert registry.card(number).status == "void" and registry.blacklisted(number)
     assert registry.card(new_number).status == "active"
+    assert registry.request(request["id"])["status"] == "done"
 
 
 def test_audit_chain_detects_edits_and_deletions(registry: Registry) -> None:
@@ -200,10 +196,10 @@ def test_audit_chain_detects_edits_and_deletions(registry: Registry) -> None:
 def test_migrations_are_versioned(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
     first = Registry(path, POLICY)
-    assert first.schema_version == 3
+    assert first.schema_version == len(MIGRATIONS)
     first.close()
     again = Registry(path, POLICY)  # reopening applies nothing twice
-    assert again.schema_version == 3
+    assert again.schema_version == len(MIGRATIONS)
 
 
 def test_policy_type() -> None:
