@@ -10,7 +10,8 @@ import os
 import re
 from collections.abc import Callable
 from contextlib import ExitStack
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -143,22 +144,31 @@ def cmd_request_reissue(args: argparse.Namespace) -> int:
     return 0
 
 
-# Documents ``sscard registry reprint`` reproduces, by the form of their number: each entry
-# is (pattern, default file name, renderer(registry, number, reprinted_at) -> PDF bytes).
+@dataclass(frozen=True)
+class Reprint:
+    """A document ``sscard registry reprint`` reproduces, recognised by its number's form."""
+
+    pattern: re.Pattern[str]
+    canonical: Callable[[re.Match[str]], str]  # the number as the document prints it
+    file_name: str  # default output file, ``{number}`` is the canonical number
+    render: Callable[[Registry, str, datetime], bytes]  # (registry, number, reprinted_at)
+
+
+def _reprint_certificate(registry: Registry, number: str, at: datetime) -> bytes:
+    request_id = int(number.rsplit("-", 1)[1])
+    return collection_certificate_bytes(
+        collection_certificate(registry, request_id, reprinted_at=at)
+    )
+
+
 # The 验卡单 joins here as one more entry (``office_report_pdf(registry, report_no,
-# reprint_at=...)`` of the street-office branch).
-Reprinter = Callable[[Registry, str, Any], bytes]
-REPRINTS: list[tuple[re.Pattern[str], str, Reprinter]] = [
-    (
-        re.compile(r"(?:SSCARD-REQ-)?0*(\d{1,9})"),
-        "领卡证明-{id}-补打.pdf",
-        lambda registry, number, at: collection_certificate_bytes(
-            collection_certificate(
-                registry,
-                int(re.sub(r"\D", "", number)),
-                reprinted_at=at,
-            )
-        ),
+# reprint_at=...)`` of the street-office branch), with its number's pattern.
+REPRINTS: list[Reprint] = [
+    Reprint(
+        re.compile(r"(?:SSCARD-REQ-)?(\d{1,9})"),
+        lambda m: request_number(int(m.group(1))),
+        "领卡证明-{number}-补打.pdf",
+        _reprint_certificate,
     ),
 ]
 
@@ -167,27 +177,28 @@ def cmd_reprint(args: argparse.Namespace) -> int:
     """Produce a document again from the registry, marked 补打 with the reprint time; the
     reprint is an audit event."""
     registry = _registry(args)
-    for pattern, name, render in REPRINTS:
-        match = pattern.fullmatch(args.number)
+    for kind in REPRINTS:
+        match = kind.pattern.fullmatch(args.number.strip())
         if match is None:
             continue
+        number = kind.canonical(match)
         at = registry.clock()
-        pdf = render(registry, args.number, at)
+        pdf = kind.render(registry, number, at)
         with registry.transaction():
-            out = write_new(Path(args.out or name.format(id=match.group(1).zfill(6))), pdf)
-            registry.audit(args.operator, "document.reprint", args.number, {"file": out.name})
+            out = write_new(Path(args.out or kind.file_name.format(number=number)), pdf)
+            registry.audit(args.operator, "document.reprint", number, {"file": out.name})
         _emit(
             args,
             {
-                "number": args.number,
+                "number": number,
                 "file": str(out),
                 "reprinted_at": registry.policy.local_time(at).isoformat(),
             },
-            f"已补打 reprinted {args.number}: {out}",
+            f"已补打 reprinted {number}: {out}",
         )
         return 0
     raise RegistryError(
-        f"无法识别的单据编号 {args.number} (not a request number such as SSCARD-REQ-000001)"
+        f"无法识别的单据编号 {args.number} (not a document number such as SSCARD-REQ-000001)"
     )
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hsm_stub.keystore import Keystore
+from personalize.jobs import claim_job
 from personalize.policy import load_policy
 from personalize.registry import Registry
 from personalize.trackvault import TrackVault
@@ -243,3 +244,80 @@ def test_a_request_whose_certificate_cannot_be_written_changes_nothing(tmp_path:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert registry.card("H00000012").status == "reissue_pending"
+
+
+def test_a_job_stuck_running_after_a_crash_can_be_cancelled(counter: Counter) -> None:
+    job_id = json.loads(counter.submit().stdout)["job"]
+    registry = counter.registry()
+    claim_job(registry, job_id, "station-1")  # the station took the lease, then crashed
+    registry.close()
+    cancel = ("job", "cancel", str(job_id), "--operator", "op7", "--reason", "工位死机")
+    held = pinned(*cancel, db=counter.db, at="2026-11-25 09:31:00")
+    assert held.returncode == 1 and "正由工位 station-1 执行" in held.stderr, held.stderr
+    assert counter.job(job_id)["status"] == "running"
+    own = pinned(*cancel, "--station-name", "station-1", db=counter.db, at="2026-11-25 09:31:00")
+    assert own.returncode == 0, own.stderr
+    assert counter.job(job_id)["status"] == "cancelled"
+    assert counter.job(job_id)["last_error"] == "工位死机"
+
+
+def test_a_crashed_job_is_cancellable_once_its_lease_expired(counter: Counter) -> None:
+    job_id = json.loads(counter.submit().stdout)["job"]
+    registry = counter.registry()
+    claim_job(registry, job_id, "station-1")
+    registry.close()
+    later = pinned(
+        "job", "cancel", str(job_id), "--operator", "op7", "--reason", "工位死机",
+        db=counter.db, at="2026-11-25 09:41:00",
+    )  # fmt: skip
+    assert later.returncode == 0, later.stderr
+    again = pinned(
+        "job", "cancel", str(job_id), "--operator", "op7", "--reason", "again", db=counter.db
+    )
+    assert again.returncode == 1 and "已取消" in again.stderr, again.stderr
+    assert counter.submit().returncode == 0
+
+
+def test_reprint_reproduces_the_certificate_marked_as_such(tmp_path: Path) -> None:
+    db = tmp_path / "registry.db"
+    registry = Registry(db, POLICY, clock=lambda: PINNED)
+    registry.enroll(SAMPLE_HOLDER, "H00000012", operator="op7")
+    registry.formalize_loss("H00000012", operator="op7", evidence="居民身份证")
+    registry.close()
+    first = tmp_path / "cert.pdf"
+    made = pinned(
+        "registry", "request-reissue", "H00000012", "--operator", "op7", "--out", str(first),
+        "--agent-name", "李四", "--agent-id", "110105198001010019", db=db,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    original = pdftext(first)
+    assert "补打" not in original and "李四（110105********0019）" in original
+    again = pinned(
+        "registry", "reprint", "SSCARD-REQ-000001", "--operator", "op9", "--out", str(first),
+        "--json", db=db, at="2026-11-26 02:15:00",
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    out = Path(json.loads(again.stdout)["file"])
+    assert out == tmp_path / "cert-2.pdf" and first.read_text(errors="replace")  # not overwritten
+    text = pdftext(out)
+    assert "补打 2026年11月26日 10:15" in text  # Shanghai time of the reprint
+    for words in ("SSCARD-REQ-000001", "H00000012", "李四", "工本费", "20 元", "op7", "12333"):
+        assert words in text and words in original
+    by_id = pinned("registry", "reprint", "1", "--operator", "op9", db=db, at=NOW)
+    assert by_id.returncode == 0, by_id.stderr
+    unknown = pinned("registry", "reprint", "SSCARD-REQ-000009", "--operator", "op9", db=db)
+    assert unknown.returncode == 1 and "no request 9" in unknown.stderr
+    garbage = pinned("registry", "reprint", "VR-x", "--operator", "op9", db=db)
+    assert garbage.returncode == 1 and "无法识别" in garbage.stderr
+    registry = Registry(db, POLICY, clock=lambda: PINNED)
+    reprints = registry.db.execute(
+        "SELECT operator, subject FROM audit_events WHERE action = 'document.reprint'"
+    ).fetchall()
+    assert [tuple(r) for r in reprints] == [("op9", "SSCARD-REQ-000001")] * 2
+    assert registry.verify_audit()[1] == []
+
+
+def pdftext(path: Path) -> str:
+    return subprocess.run(
+        ["pdftotext", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout
