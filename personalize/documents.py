@@ -10,15 +10,10 @@ from datetime import date, datetime
 from pathlib import Path
 
 from personalize.outfiles import write_new
-from personalize.registry import Agent, Registry, request_number
+from personalize.registry import Agent, Registry, mask_id, request_number
 from printer.face import FONT_PATH, FaceError
 
 FONT = "WQY"
-
-
-def mask_id(ssn: str) -> str:
-    """First 6 and last 4 characters shown: 110105********002X."""
-    return ssn[:6] + "*" * (len(ssn) - 10) + ssn[-4:]
 
 
 @dataclass(frozen=True)

@@ -206,6 +206,11 @@ class RegistryError(Exception):
     """A transition the rules do not allow, or an unknown card/person."""
 
 
+def mask_id(ssn: str) -> str:
+    """First 6 and last 4 characters shown: 110105********002X."""
+    return ssn[:6] + "*" * (len(ssn) - 10) + ssn[-4:]
+
+
 @dataclass(frozen=True)
 class Agent:
     """Someone applying on the holder's behalf (委托代办): both ID cards are shown and copied
@@ -490,7 +495,8 @@ class Registry:
             (target, _iso(self.clock()), lapse_at, card.id),
         )
         if agent is not None:
-            evidence = f"{evidence or ''} 代办人 agent {agent.name} {agent.id_number}".strip()
+            evidence = f"{evidence or ''} 代办人 agent {agent.name} {mask_id(agent.id_number)}"
+            evidence = evidence.strip()
         self._history(card.id, card.card_number, card.status, target, operator, reason, evidence)
         return target
 
