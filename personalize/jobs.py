@@ -174,7 +174,18 @@ def submit_job(
         )
     request = registry.open_request(old.id)
     if request is None:
-        raise JobError("没有待制卡的补/换卡申请 (no open reissue request for that card)")
+        live = registry.db.execute(
+            "SELECT id, status FROM jobs WHERE old_card_id = ? AND status IN (?, ?, ?)"
+            " ORDER BY id DESC LIMIT 1",
+            (old.id, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED),
+        ).fetchone()
+        hint = (
+            ""
+            if live is None
+            else f"：作业 {live['id']} 仍为 {live['status']}，须先执行完或取消 "
+            f"(job {live['id']} is {live['status']}: run or cancel it first)"
+        )
+        raise JobError(f"没有待制卡的补/换卡申请 (no open reissue request for that card){hint}")
     now = _iso(registry.clock())
     with registry.transaction() as db:
         cur = db.execute(

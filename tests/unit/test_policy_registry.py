@@ -227,3 +227,48 @@ def test_allocation_skips_every_number_in_use(registry: Registry) -> None:
     fresh = [registry.allocate_card_number() for _ in range(3)]
     assert fresh == [card_number(4), card_number(6), card_number(7)]
     assert not set(fresh) & set(enrolled)
+
+
+def test_migration_4_keeps_existing_requests_and_jobs(tmp_path: Path, clock: Clock) -> None:
+    """A registry made before request statuses: a cancelled job's request opens again and its
+    unfinished card is released; a running job's request stays in its job."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:3]:
+        db.executescript(script)
+    db.executescript(
+        """
+        INSERT INTO persons VALUES (1, 'a', 'n', '1', '01', '110105', '1949-12-31', 'x');
+        INSERT INTO persons VALUES (2, 'b', 'n', '1', '01', '110105', '1949-12-31', 'x');
+        INSERT INTO cards (id, person_id, card_number, region, status, status_since, created_at)
+            VALUES (1, 1, 'H00000012', '371700', 'reissue_pending', 'x', 'x'),
+                   (2, 2, 'H00000020', '371700', 'reissue_pending', 'x', 'x'),
+                   (3, 1, 'H00000039', '371700', 'personalizing', 'x', 'x'),
+                   (4, 2, 'H00000047', '371700', 'personalizing', 'x', 'x');
+        UPDATE cards SET job_id = 1 WHERE id = 3;
+        UPDATE cards SET job_id = 2 WHERE id = 4;
+        INSERT INTO reissue_requests VALUES (1, 1, 1, 'reissue', 'd', 'd', 'p', 0, 'op', '', 1),
+                                            (2, 2, 2, 'reissue', 'd', 'd', 'p', 0, 'op', '', 2);
+        INSERT INTO jobs (id, request_id, person_id, old_card_id, new_card_id, holder, photo,
+            status, operator, created_at, updated_at)
+            VALUES (1, 1, 1, 1, 3, '{}', x'00', 'cancelled', 'op', 'x', 'x'),
+                   (2, 2, 2, 2, 4, '{}', x'00', 'running', 'op', 'x', 'x');
+        INSERT INTO job_steps (job_id, step, result, at, details) VALUES (1, 'feed', 'ok', 'x', '');
+        PRAGMA user_version = 3;
+        """
+    )
+    db.close()
+    registry = Registry(path, POLICY, clock=clock)
+    assert registry.schema_version == len(MIGRATIONS)
+    assert [registry.request(n)["status"] for n in (1, 2)] == ["open", "in_job"]
+    assert [registry.card_by_id(n).status for n in (3, 4)] == ["rejected", "personalizing"]
+    assert registry.db.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert registry.db.execute("SELECT COUNT(*) FROM job_steps").fetchone()[0] == 1
+    # a second job for request 1 is now possible; a second live job for request 2 is not
+    insert = (
+        "INSERT INTO jobs (request_id, person_id, old_card_id, holder, photo, status,"
+        " operator, created_at, updated_at) VALUES (?, ?, ?, '{}', x'00', 'queued', 'op', 'x', 'x')"
+    )
+    registry.db.execute(insert, (1, 1, 1))
+    with pytest.raises(sqlite3.IntegrityError):
+        registry.db.execute(insert, (2, 2, 2))
