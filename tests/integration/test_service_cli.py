@@ -111,7 +111,9 @@ PINNED = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
 POLICY = load_policy("default")
 
 
-def pinned(*args: str, db: Path | None = None, at: str = NOW) -> subprocess.CompletedProcess[str]:
+def pinned(
+    *args: str, db: Path | None = None, at: str = NOW, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """``sscard ARGS`` with the clock pinned (faketime keeps it running from ``at``)."""
     env = {"PATH": "/usr/bin:/bin"}
     if db is not None:
@@ -122,6 +124,7 @@ def pinned(*args: str, db: Path | None = None, at: str = NOW) -> subprocess.Comp
         text=True,
         timeout=60,
         env=env,
+        cwd=cwd,
     )
 
 
@@ -303,8 +306,9 @@ def test_reprint_reproduces_the_certificate_marked_as_such(tmp_path: Path) -> No
     assert "补打 2026年11月26日 10:15" in text  # Shanghai time of the reprint
     for words in ("SSCARD-REQ-000001", "H00000012", "李四", "工本费", "20 元", "op7", "12333"):
         assert words in text and words in original
-    by_id = pinned("registry", "reprint", "1", "--operator", "op9", db=db, at=NOW)
+    by_id = pinned("registry", "reprint", "1", "--operator", "op9", db=db, cwd=tmp_path)
     assert by_id.returncode == 0, by_id.stderr
+    assert (tmp_path / "领卡证明-SSCARD-REQ-000001-补打.pdf").is_file()  # the default name
     unknown = pinned("registry", "reprint", "SSCARD-REQ-000009", "--operator", "op9", db=db)
     assert unknown.returncode == 1 and "no request 9" in unknown.stderr
     garbage = pinned("registry", "reprint", "VR-x", "--operator", "op9", db=db)
