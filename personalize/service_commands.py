@@ -122,13 +122,20 @@ def cmd_request_reissue(args: argparse.Namespace) -> int:
     request's transaction, and a document that cannot be written rolls the request back
     (nothing changes; ``sscard registry reprint`` prints a lost document again)."""
     registry = _registry(args)
-    with registry.transaction():
-        request = registry.request_reissue(
-            args.card, operator=args.operator, counter=args.counter, agent=_agent(args)
-        )
-        number = request_number(int(request["id"]))
-        pdf = collection_certificate_bytes(collection_certificate(registry, int(request["id"])))
-        out = write_new(Path(args.out or f"领卡证明-{request['id']:06d}.pdf"), pdf)
+    written: list[Path] = []
+    try:
+        with registry.transaction():
+            request = registry.request_reissue(
+                args.card, operator=args.operator, counter=args.counter, agent=_agent(args)
+            )
+            number = request_number(int(request["id"]))
+            pdf = collection_certificate_bytes(collection_certificate(registry, int(request["id"])))
+            written.append(write_new(Path(args.out or f"领卡证明-{request['id']:06d}.pdf"), pdf))
+    except BaseException:
+        for path in written:  # the commit failed after the document was written
+            path.unlink(missing_ok=True)
+        raise
+    out = written[0]
     _emit(
         args,
         {
