@@ -35,7 +35,7 @@ from apdu.errors import CardMute, CardRemoved, NoCard, TransportError
 from apdu.pcsc import PcscTransport, wait_for_card, wait_for_removal
 from hsm_stub.errors import SecurityModuleUnavailable
 from hsm_stub.module import SecurityModule
-from personalize.lifecycle import JOB_STATUS_LABELS, CardStatus, JobStatus
+from personalize.lifecycle import JOB_STATUS_LABELS, CardStatus, JobStatus, RequestStatus
 from personalize.policy import RegionPolicy
 from personalize.registry import Registry, RegistryError, _iso
 from personalize.trackvault import TrackVault
@@ -354,7 +354,7 @@ def end_job(
             (target, reason, now, job_id),
         )
         request = registry.request(int(job["request_id"]))
-        if request["job_id"] == job_id and request["status"] == "in_job":
+        if request["job_id"] == job_id and request["status"] == RequestStatus.IN_JOB:
             registry._move_request(int(request["id"]), "reopen", operator, job=job_id)
         registry.audit(
             operator,

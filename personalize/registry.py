@@ -562,13 +562,14 @@ class Registry:
                 self.db.execute(
                     "INSERT INTO cards (person_id, card_number, sn, card_id, region, status,"
                     " status_since, issued_on, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         person_id,
                         card_number,
                         sn,
                         card_id,
                         self.policy.region_code,
+                        str(self.rule("card", None, "enroll").target),
                         now,
                         (issued_on or self.clock().date()).isoformat(),
                         now,
