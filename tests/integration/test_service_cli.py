@@ -304,6 +304,9 @@ def test_reprint_reproduces_the_certificate_marked_as_such(tmp_path: Path) -> No
     assert out == tmp_path / "cert-2.pdf" and first.read_text(errors="replace")  # not overwritten
     text = pdftext(out)
     assert "补打 2026年11月26日 10:15" in text  # Shanghai time of the reprint
+    info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True).stdout
+    assert "社会保障卡领卡证明 SSCARD-REQ-000001 （补打）" in info
+    assert f"Author:          {POLICY.authority}" in info
     for words in ("SSCARD-REQ-000001", "H00000012", "李四", "工本费", "20 元", "op7", "12333"):
         assert words in text and words in original
     by_id = pinned("registry", "reprint", "1", "--operator", "op9", db=db, cwd=tmp_path)

@@ -272,3 +272,15 @@ def test_migration_4_keeps_existing_requests_and_jobs(tmp_path: Path, clock: Clo
     registry.db.execute(insert, (1, 1, 1))
     with pytest.raises(sqlite3.IntegrityError):
         registry.db.execute(insert, (2, 2, 2))
+
+
+def test_request_dates_are_dates_in_the_region(tmp_path: Path) -> None:
+    """04:00 on 11-27 in Shanghai is 20:00 on 11-26 in UTC: the application is of the 27th."""
+    early = Registry(
+        tmp_path / "z.db", POLICY, clock=lambda: datetime(2026, 11, 26, 20, tzinfo=UTC)
+    )
+    early.enroll(SAMPLE_HOLDER, "H00000012", operator="op1")
+    early.formalize_loss("H00000012", operator="op1", evidence="ID")
+    request = early.request_reissue("H00000012", operator="op1")
+    assert (request["applied_on"], request["collect_on"]) == ("2026-11-27", "2026-12-18")
+    assert request["fee"] == 20 == POLICY.fee_reissue
