@@ -126,5 +126,5 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         p = card.add_parser(name, help=text)
         p.add_argument("--reader", default="0", help=READER_HELP + " [0]")
         p.add_argument("--profile", default="default", help="card profile name or TOML path")
-        p.add_argument("--json", action="store_true")
+        p.add_argument("--json", action="store_true", help="output JSON (errors too)")
         p.set_defaults(func=func)

@@ -18,7 +18,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from personalize.documents import CollectionCertificate, collection_certificate_pdf
+from personalize.documents import collection_certificate, collection_certificate_pdf
 from personalize.jobs import JobRunner, StationDevices, submit_job
 from personalize.policy import load_policy
 from personalize.registry import Clock, Registry, utc_now
@@ -74,20 +74,8 @@ def run_demo(out: Path, *, clock: Clock = utc_now) -> int:
         _say(4, "正式挂失 formal loss（居民身份证原件已核验）")
         request = registry.request_reissue(old.card_number, operator=OPERATOR, counter="3号窗口")
         cert_path = out / f"领卡证明-{request['id']:06d}.pdf"
-        collection_certificate_pdf(
-            CollectionCertificate(
-                request_no=f"SSCARD-REQ-{request['id']:06d}",
-                name=HOLDER.name,
-                ssn=HOLDER.ssn,
-                old_card_number=old.card_number,
-                applied_on=date.fromisoformat(request["applied_on"]),
-                collect_on=date.fromisoformat(request["collect_on"]),
-                place=request["place"],
-                counter="3号窗口",
-                operator=OPERATOR,
-                authority=policy.authority,
-            ),
-            cert_path,
+        cert_path = collection_certificate_pdf(
+            collection_certificate(registry, int(request["id"])), cert_path
         )
         _say(5, f"补卡申请 reissue request；领卡日期 {request['collect_on']}；{cert_path}")
         photo_path = station_dir / "photo.jpg"

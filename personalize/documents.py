@@ -4,22 +4,22 @@ a QR code and a Code 128 barcode."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
+from personalize.outfiles import write_new
+from personalize.registry import Agent, Registry, mask_id, request_number
 from printer.face import FONT_PATH, FaceError
 
 FONT = "WQY"
 
 
-def mask_id(ssn: str) -> str:
-    """First 6 and last 4 characters shown: 110105********002X."""
-    return ssn[:6] + "*" * (len(ssn) - 10) + ssn[-4:]
-
-
 @dataclass(frozen=True)
 class CollectionCertificate:
+    """What the 领卡证明 says (docs/business-rules.md "Documents the holder receives")."""
+
     request_no: str
     name: str
     ssn: str
@@ -31,6 +31,11 @@ class CollectionCertificate:
     operator: str
     authority: str
     kind: str = "补卡"  # or 换卡
+    fee: int = 0  # 工本费, yuan
+    agent_name: str = ""  # 代办人 (委托代办), empty when the holder applied in person
+    agent_id: str = ""
+    service_phone: str = ""
+    reprinted_at: datetime | None = None  # local time of a 补打 (reprint)
 
 
 def _register_font() -> None:
@@ -43,21 +48,72 @@ def _register_font() -> None:
         pdfmetrics.registerFont(TTFont(FONT, str(FONT_PATH), subfontIndex=0))
 
 
-def collection_certificate_pdf(cert: CollectionCertificate, path: str | Path) -> None:
+def collection_certificate(
+    registry: Registry, request_id: int, *, reprinted_at: datetime | None = None
+) -> CollectionCertificate:
+    """The 领卡证明 of a stored request, from the registry alone (so it can be printed
+    again: ``reprinted_at`` marks it 补打, in the policy's zone)."""
+    request = registry.request(request_id)
+    old = registry.card_by_id(int(request["old_card_id"]))
+    person = registry.person(old.person_id)
+    agent = Agent.from_text(request["agent"])
+    policy = registry.policy
+    return CollectionCertificate(
+        request_no=request_number(request_id),
+        name=person["name"],
+        ssn=person["ssn"],
+        old_card_number=old.card_number,
+        applied_on=date.fromisoformat(request["applied_on"]),
+        collect_on=date.fromisoformat(request["collect_on"]),
+        place=request["place"],
+        counter=request["counter"] or "",
+        operator=request["operator"],
+        authority=policy.authority,
+        kind="补卡" if request["kind"] == "reissue" else "换卡",
+        fee=int(request["fee"]),
+        agent_name="" if agent is None else agent.name,
+        agent_id="" if agent is None else agent.id_number,
+        service_phone=policy.service_phone,
+        reprinted_at=None if reprinted_at is None else policy.local_time(reprinted_at),
+    )
+
+
+def collection_certificate_bytes(cert: CollectionCertificate) -> bytes:
+    """The 领卡证明 as a PDF (A5 landscape): the rows, the request number as a QR code and a
+    Code 128 barcode, signature lines for the applicant (or agent) and the operator, the
+    seal area, the service phone; title and author (the issuing authority) in its
+    metadata. A reprint says 补打 with the reprint time."""
     from reportlab.graphics import renderPDF
     from reportlab.graphics.barcode import code128, qr
     from reportlab.graphics.shapes import Drawing
+    from reportlab.lib.colors import black, red
     from reportlab.lib.pagesizes import A5, landscape
     from reportlab.lib.units import mm
     from reportlab.pdfgen import canvas
 
     _register_font()
     width, height = landscape(A5)
-    pdf = canvas.Canvas(str(path), pagesize=(width, height))
-    pdf.setTitle(f"社会保障卡领卡证明 {cert.request_no}")
-    pdf.setFont(FONT, 20)
-    pdf.drawCentredString(width / 2, height - 22 * mm, "社会保障卡领卡证明")
-    pdf.setFont(FONT, 11)
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=(width, height))
+    title = f"社会保障卡领卡证明 {cert.request_no}"
+    pdf.setTitle(title + (" （补打）" if cert.reprinted_at else ""))
+    pdf.setAuthor(cert.authority)
+    pdf.setSubject(f"{cert.kind}申请 {cert.request_no}")
+    pdf.setCreator("sscard")
+    pdf.setFont(FONT, 18)
+    pdf.drawCentredString(width / 2, height - 16 * mm, "社会保障卡领卡证明")
+    if cert.reprinted_at is not None:
+        pdf.setFillColor(red)
+        pdf.setFont(FONT, 11)
+        pdf.drawRightString(
+            width - 12 * mm,
+            height - 12 * mm,
+            f"补打 {cert.reprinted_at.strftime('%Y年%m月%d日 %H:%M')}",
+        )
+        pdf.setFillColor(black)
+    agent = (
+        f"{cert.agent_name}（{mask_id(cert.agent_id)}）" if cert.agent_name else "无（本人办理）"
+    )
     rows = [
         ("业务编号", cert.request_no),
         ("业务类型", cert.kind),
@@ -67,31 +123,59 @@ def collection_certificate_pdf(cert: CollectionCertificate, path: str | Path) ->
         ("申请日期", cert.applied_on.strftime("%Y年%m月%d日")),
         ("领卡日期", f"{cert.collect_on.strftime('%Y年%m月%d日')} 起"),
         ("领卡地点", cert.place),
+        ("工本费", f"{cert.fee} 元" if cert.fee else "0 元（免费）"),
+        ("代办人", agent),
         ("受理窗口", cert.counter or "—"),
         ("经办人", cert.operator),
     ]
-    y = height - 38 * mm
+    pdf.setFont(FONT, 10.5)
+    y = height - 28 * mm
     for label, value in rows:
-        pdf.drawString(20 * mm, y, f"{label}：")
-        pdf.drawString(58 * mm, y, value)
-        y -= 7.5 * mm
-    pdf.setFont(FONT, 9)
-    pdf.drawString(
-        20 * mm,
-        14 * mm,
-        "等候期间凭本证明就医，请保留票据，领卡后按规定报销。领卡时请携带本证明及身份证。",
-    )
-    pdf.drawRightString(width - 15 * mm, 22 * mm, cert.authority)
+        pdf.drawString(14 * mm, y, f"{label}：")
+        pdf.drawString(44 * mm, y, value)
+        y -= 6.2 * mm
+    # the request number, machine-readable
     code = qr.QrCodeWidget(cert.request_no)
     x0, y0, x1, y1 = code.getBounds()
-    size = 32 * mm
+    size = 27 * mm
     drawing = Drawing(size, size, transform=[size / (x1 - x0), 0, 0, size / (y1 - y0), 0, 0])
     drawing.add(code)
-    renderPDF.draw(drawing, pdf, width - 50 * mm, height - 75 * mm)
-    barcode = code128.Code128(cert.request_no, barHeight=10 * mm, barWidth=0.25 * mm)
-    barcode.drawOn(pdf, width - 15 * mm - barcode.width, height - 92 * mm)
+    renderPDF.draw(drawing, pdf, width - 12 * mm - size, height - 52 * mm)
+    barcode = code128.Code128(cert.request_no, barHeight=8 * mm, barWidth=0.22 * mm)
+    barcode.drawOn(pdf, width - 12 * mm - barcode.width, height - 63 * mm)
+    # the seal area (印章) of the issuing office
+    seal = 30 * mm
+    seal_x, seal_y = width - 12 * mm - seal - 8 * mm, 38 * mm
+    pdf.setDash(2, 2)
+    pdf.rect(seal_x, seal_y, seal, seal)
+    pdf.setDash()
+    pdf.setFont(FONT, 9)
+    pdf.drawCentredString(seal_x + seal / 2, seal_y + seal / 2 - 1.5 * mm, "（印章）")
+    pdf.drawCentredString(seal_x + seal / 2, seal_y - 4.5 * mm, cert.authority)
+    # signatures
+    pdf.setFont(FONT, 10.5)
+    applicant = "代办人签字" if cert.agent_name else "申请人签字"
+    pdf.drawString(14 * mm, 28 * mm, f"{applicant}：")
+    pdf.line(36 * mm, 27 * mm, 80 * mm, 27 * mm)
+    pdf.drawString(86 * mm, 28 * mm, "经办人签字：")
+    pdf.line(108 * mm, 27 * mm, 145 * mm, 27 * mm)
+    pdf.setFont(FONT, 8.5)
+    pdf.drawString(
+        14 * mm,
+        16 * mm,
+        "等候期间凭本证明就医，请保留票据，领卡后按规定报销。领卡时请携带本证明及身份证。",
+    )
+    phone = f"服务电话：{cert.service_phone}　" if cert.service_phone else ""
+    pdf.drawString(14 * mm, 10 * mm, f"{phone}{cert.authority}")
     pdf.showPage()
     pdf.save()
+    return buffer.getvalue()
+
+
+def collection_certificate_pdf(cert: CollectionCertificate, path: str | Path) -> Path:
+    """Write the 领卡证明 to ``path`` — or the next free name beside it, never over an
+    earlier document — and return the path written."""
+    return write_new(Path(path), collection_certificate_bytes(cert))
 
 
 @dataclass(frozen=True)

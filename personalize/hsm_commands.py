@@ -117,12 +117,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, _stop)
-    print(
-        f"security module listening on {server.host}:{server.port} "
-        f"({'test' if store.test else 'production'} keystore, audit log {args.audit_log})",
-        flush=True,
-    )
     try:
+        # Announced inside the try: a SIGTERM right after the announcement still stops the
+        # server cleanly (the handler raises KeyboardInterrupt wherever it lands).
+        print(
+            f"security module listening on {server.host}:{server.port} "
+            f"({'test' if store.test else 'production'} keystore, audit log {args.audit_log})",
+            flush=True,
+        )
         server.serve_forever()
     except KeyboardInterrupt:
         pass

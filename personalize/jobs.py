@@ -35,6 +35,7 @@ from apdu.errors import CardMute, CardRemoved, NoCard, TransportError
 from apdu.pcsc import PcscTransport, wait_for_card, wait_for_removal
 from hsm_stub.errors import SecurityModuleUnavailable
 from hsm_stub.module import SecurityModule
+from personalize.lifecycle import JOB_STATUS_LABELS, CardStatus, JobStatus, RequestStatus
 from personalize.policy import RegionPolicy
 from personalize.registry import Registry, RegistryError, _iso
 from personalize.trackvault import TrackVault
@@ -169,24 +170,31 @@ def submit_job(
     person = registry.person(old.person_id)
     if person["ssn"] != holder.ssn:
         raise JobError("原卡不属于该持卡人 (the old card belongs to someone else)")
-    if old.status not in ("reissue_pending", "replacement_pending"):
+    if old.status not in (CardStatus.REISSUE_PENDING, CardStatus.REPLACEMENT_PENDING):
         raise JobError(
             f"原卡 {old_number} 状态为 {old.status}：须先正式挂失并申请补卡，或验卡后申请换卡 "
             "(the old card must be formally lost with a reissue request, or have a replacement "
             "request)"
         )
-    request = registry.db.execute(
-        "SELECT * FROM reissue_requests WHERE old_card_id = ? AND job_id IS NULL"
-        " ORDER BY id DESC LIMIT 1",
-        (old.id,),
-    ).fetchone()
+    request = registry.open_request(old.id)
     if request is None:
-        raise JobError("没有待制卡的补/换卡申请 (no open reissue request for that card)")
+        live = registry.db.execute(
+            "SELECT id, status FROM jobs WHERE old_card_id = ? AND status IN (?, ?, ?)"
+            " ORDER BY id DESC LIMIT 1",
+            (old.id, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED),
+        ).fetchone()
+        hint = (
+            ""
+            if live is None
+            else f"：作业 {live['id']} 仍为 {live['status']}，须先执行完或取消 "
+            f"(job {live['id']} is {live['status']}: run or cancel it first)"
+        )
+        raise JobError(f"没有待制卡的补/换卡申请 (no open reissue request for that card){hint}")
     now = _iso(registry.clock())
     with registry.transaction() as db:
         cur = db.execute(
             "INSERT INTO jobs (request_id, person_id, old_card_id, holder, photo, tracks, status,"
-            " operator, created_at, updated_at) VALUES (?, ?, ?, ?, ?, NULL, 'queued', ?, ?, ?)",
+            " operator, created_at, updated_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
             (
                 request["id"],
                 old.person_id,
@@ -196,6 +204,7 @@ def submit_job(
                     ensure_ascii=False,
                 ),
                 photo,
+                str(registry.rule("job", None, "submit").target),
                 operator,
                 now,
                 now,
@@ -208,6 +217,7 @@ def submit_job(
                 (vault.seal(tracks, f"job-{job_id}"), job_id),
             )
         db.execute("UPDATE reissue_requests SET job_id = ? WHERE id = ?", (job_id, request["id"]))
+        registry._move_request(int(request["id"]), "submit", operator, job=job_id)
         registry.audit(
             operator,
             "job.submit",
@@ -245,32 +255,118 @@ def next_step(done: set[str]) -> str | None:
     return None
 
 
+def _job_row(registry: Registry, job_id: int) -> sqlite3.Row:
+    row: sqlite3.Row | None = registry.db.execute(
+        "SELECT * FROM jobs WHERE id = ?", (job_id,)
+    ).fetchone()
+    if row is None:
+        raise JobError(f"没有作业 {job_id} (no job {job_id})")
+    return row
+
+
+def _job_rule(registry: Registry, job: sqlite3.Row, action: str) -> str:
+    """The job's next status by the transition table, or ``JobError``."""
+    try:
+        return str(registry.rule("job", job["status"], action).target)
+    except RegistryError as exc:
+        raise JobError(f"作业 {job['id']}: {exc}") from None
+
+
+def _held_elsewhere(job: sqlite3.Row, station: str | None, now: str) -> bool:
+    """Another station holds a live lease on the running job."""
+    return bool(
+        job["status"] == JobStatus.RUNNING
+        and job["station"] != station
+        and job["lease_until"]
+        and job["lease_until"] > now
+    )
+
+
+def _lease_refusal(job: sqlite3.Row) -> str:
+    return (
+        f"作业 {job['id']} 正由工位 {job['station']} 执行，租约至 {job['lease_until']} "
+        f"(job is being run by station {job['station']} until {job['lease_until']})"
+    )
+
+
 def claim_job(registry: Registry, job_id: int, station: str) -> None:
     """Take the job's lease for ``station`` (renewed at every step), or refuse: a finished
     job, or one another station holds. Done before any device is opened."""
     now = registry.clock()
     with registry.transaction() as db:
-        job = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        if job is None:
-            raise JobError(f"没有作业 {job_id} (no job {job_id})")
-        if job["status"] in ("done", "failed", "cancelled"):
-            state = {"done": "完成", "failed": "失败", "cancelled": "取消"}[job["status"]]
-            raise JobError(f"作业 {job_id} 已{state} (job is {job['status']})")
-        if (
-            job["status"] == "running"
-            and job["station"] != station
-            and job["lease_until"]
-            and job["lease_until"] > _iso(now)
-        ):
-            raise JobError(
-                f"作业 {job_id} 正由工位 {job['station']} 执行 (job is being run by station "
-                f"{job['station']} until {job['lease_until']})"
-            )
+        job = _job_row(registry, job_id)
+        target = _job_rule(registry, job, "claim")
+        if _held_elsewhere(job, station, _iso(now)):
+            raise JobError(_lease_refusal(job))
         db.execute(
-            "UPDATE jobs SET status = 'running', station = ?, lease_until = ?, updated_at = ?"
-            " WHERE id = ?",
-            (station, _iso(now + LEASE), _iso(now), job_id),
+            "UPDATE jobs SET status = ?, station = ?, lease_until = ?, updated_at = ? WHERE id = ?",
+            (target, station, _iso(now + LEASE), _iso(now), job_id),
         )
+
+
+def pause_job(registry: Registry, job_id: int, *, operator: str, reason: str) -> None:
+    """A running job stops and waits with the reason (a device, reader or module fault);
+    ``job run`` resumes it, ``job cancel`` ends it. A job no longer running is left as is."""
+    with registry.transaction() as db:
+        job = _job_row(registry, job_id)
+        if job["status"] != JobStatus.RUNNING:
+            return
+        target = _job_rule(registry, job, "pause")
+        db.execute(
+            "UPDATE jobs SET status = ?, last_error = ?, lease_until = NULL, updated_at = ?"
+            " WHERE id = ?",
+            (target, reason, _iso(registry.clock()), job_id),
+        )
+        registry.audit(operator, f"job.{target}", f"job-{job_id}", {"error": reason})
+
+
+def end_job(
+    registry: Registry,
+    job_id: int,
+    action: str,
+    *,
+    operator: str,
+    reason: str,
+    station: str | None = None,
+) -> sqlite3.Row:
+    """Cancel or fail a job, and say where that leads (one transaction): its unfinished new
+    card is released (废卡, the number never reused), its request is open again (the old
+    card stays 补卡中/换卡中) and a new job can be submitted for it. A running job is
+    refused while another station holds a live lease; ``station`` names the station asking
+    (it may end its own job, e.g. after a crash)."""
+    if not reason.strip():
+        raise JobError("须说明原因 (a reason is required)")
+    now = _iso(registry.clock())
+    with registry.transaction() as db:
+        job = _job_row(registry, job_id)
+        target = _job_rule(registry, job, action)
+        if action == "cancel" and _held_elsewhere(job, station, now):
+            raise JobError(
+                _lease_refusal(job) + "；待租约到期或由该工位取消 (wait or cancel there)"
+            )
+        if job["new_card_id"] is not None:
+            new = registry.card_by_id(int(job["new_card_id"]))
+            if new.status == CardStatus.ACTIVE:
+                raise JobError(
+                    f"作业 {job_id} 的新卡 {new.card_number} 已启用，请再次执行作业以完成 "
+                    "(the new card is active: run the job again to finish it)"
+                )
+            registry.release_card(new.id, operator=operator, reason=f"作业{action}: {reason}")
+        db.execute(
+            "UPDATE jobs SET status = ?, last_error = ?, lease_until = NULL, updated_at = ?"
+            " WHERE id = ?",
+            (target, reason, now, job_id),
+        )
+        request = registry.request(int(job["request_id"]))
+        if request["job_id"] == job_id and request["status"] == RequestStatus.IN_JOB:
+            registry._move_request(int(request["id"]), "reopen", operator, job=job_id)
+        registry.audit(
+            operator,
+            f"job.{target}",
+            f"job-{job_id}",
+            {"reason": reason, "from": job["status"], "station": station},
+        )
+    return _job_row(registry, job_id)
 
 
 class JobRunner:
@@ -295,12 +391,7 @@ class JobRunner:
     # ----------------------------------------------------------------- bookkeeping
 
     def job(self, job_id: int) -> sqlite3.Row:
-        row: sqlite3.Row | None = self.db.execute(
-            "SELECT * FROM jobs WHERE id = ?", (job_id,)
-        ).fetchone()
-        if row is None:
-            raise JobError(f"没有作业 {job_id} (no job {job_id})")
-        return row
+        return _job_row(self.registry, job_id)
 
     def done_steps(self, job: sqlite3.Row) -> set[str]:
         if job["sn"] is None:
@@ -316,6 +407,13 @@ class JobRunner:
     ) -> None:
         now = _iso(self.registry.clock())
         with self.registry.transaction() as db:
+            job = self.job(job_id)
+            if job["status"] != JobStatus.RUNNING or job["station"] != self.dev.name:
+                state = JOB_STATUS_LABELS.get(JobStatus(job["status"]), job["status"])
+                raise JobError(
+                    f"作业 {job_id} 已{state}或由其他工位接手，停止执行 "
+                    f"(job is {job['status']} at {job['station']}: stopping)"
+                )
             db.execute(
                 "INSERT INTO job_steps (job_id, step, result, sn, at, details)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -334,13 +432,18 @@ class JobRunner:
     def _claim(self, job_id: int) -> None:
         claim_job(self.registry, job_id, self.dev.name)
 
-    def _set_status(self, job_id: int, status: str, error: str | None = None) -> None:
+    def _finish(self, job_id: int) -> None:
         with self.registry.transaction() as db:
+            target = _job_rule(self.registry, self.job(job_id), "finish")
             db.execute(
-                "UPDATE jobs SET status = ?, last_error = ?, updated_at = ? WHERE id = ?",
-                (status, error, _iso(self.registry.clock()), job_id),
+                "UPDATE jobs SET status = ?, last_error = NULL, lease_until = NULL,"
+                " updated_at = ? WHERE id = ?",
+                (target, _iso(self.registry.clock()), job_id),
             )
-            self.registry.audit(self.operator, f"job.{status}", f"job-{job_id}", {"error": error})
+            self.registry.audit(self.operator, f"job.{target}", f"job-{job_id}", {})
+
+    def _pause(self, job_id: int, reason: str) -> None:
+        pause_job(self.registry, job_id, operator=self.operator, reason=reason)
 
     # ----------------------------------------------------------------- the loop
 
@@ -351,7 +454,7 @@ class JobRunner:
                 job = self.job(job_id)
                 step = next_step(self.done_steps(job))
                 if step is None:
-                    self._set_status(job_id, "done")
+                    self._finish(job_id)
                     return self.job(job_id)
                 try:
                     for name in STEPS[STEPS.index(step) :]:
@@ -363,20 +466,26 @@ class JobRunner:
                     self._reject(job_id, exc.reason)
         except (DeviceError, TransportError, SecurityModuleUnavailable) as exc:
             message = f"{type(exc).__name__}: {exc}"
-            self._set_status(job_id, "paused", message)
+            self._pause(job_id, message)
             recovery = getattr(exc, "recovery", "operator")
             raise JobPaused(f"作业暂停 (job paused): {message} [recovery: {recovery}]") from None
         except JobFailed as exc:
-            self._set_status(job_id, "failed", str(exc))
+            end_job(self.registry, job_id, "fail", operator=self.operator, reason=str(exc))
             raise
-        except JobError as exc:
-            self._set_status(job_id, "paused", str(exc))
+        except BaseException as exc:  # whatever stops the run, the job is not left running
+            self._pause(job_id, f"{type(exc).__name__}: {exc}")
             raise
 
     def _write_off(self, job_id: int, result: str, reason: str) -> None:
+        """The card at hand leaves the job (rejected or lost): its registry card is released
+        (废卡, blacklisted when a chip was reached) and the next card gets a fresh number."""
         job = self.job(job_id)
         self.record(job_id, "card", result, job["sn"], {"reason": reason})
         with self.registry.transaction() as db:
+            if job["new_card_id"] is not None:
+                self.registry.release_card(
+                    int(job["new_card_id"]), operator=self.operator, reason=f"{result}: {reason}"
+                )
             db.execute("UPDATE jobs SET sn = NULL, attempts = attempts + 1 WHERE id = ?", (job_id,))
         if self.job(job_id)["attempts"] >= MAX_ATTEMPTS:
             raise JobFailed(
@@ -397,20 +506,12 @@ class JobRunner:
         return _holder(d)
 
     def new_card_number(self, job: sqlite3.Row) -> tuple[int, str]:
-        if job["new_card_id"] is not None:
-            card = self.registry.card_by_id(int(job["new_card_id"]))
+        current = self.job(int(job["id"]))["new_card_id"]
+        if current is not None:
+            card = self.registry.card_by_id(int(current))
             return card.id, card.card_number
-        number = self.registry.allocate_card_number()
-        now = _iso(self.registry.clock())
-        with self.registry.transaction() as db:
-            cur = db.execute(
-                "INSERT INTO cards (person_id, card_number, region, status, status_since,"
-                " job_id, created_at) VALUES (?, ?, ?, 'personalizing', ?, ?, ?)",
-                (job["person_id"], number, self.policy.region_code, now, job["id"], now),
-            )
-            card_row_id = int(cur.lastrowid or 0)
-            db.execute("UPDATE jobs SET new_card_id = ? WHERE id = ?", (card_row_id, job["id"]))
-        return card_row_id, number
+        card = self.registry.start_card(int(job["id"]), operator=self.operator)
+        return card.id, card.card_number
 
     def issuer(self, job: sqlite3.Row, sn: bytes, issued: date) -> IssuerData:
         _, number = self.new_card_number(job)
@@ -591,8 +692,8 @@ class JobRunner:
                 new_id, sealed, source=f"job-{job['id']}", operator=self.operator
             )
         card = self.registry.card_by_id(new_id)
-        if card.status == "personalizing":
+        if card.status == CardStatus.PERSONALIZING:
             card = self.registry.activate(new_id, operator=self.operator, job_id=int(job["id"]))
-        elif card.status != "active":  # active: a crash fell between activation and record
+        elif card.status != CardStatus.ACTIVE:  # active: a crash fell between activation and record
             raise JobError(f"the new card {card.card_number} is {card.status}")
         self.record(job["id"], "activate", "ok", job["sn"], {"card_number": card.card_number})

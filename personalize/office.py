@@ -19,7 +19,14 @@ from apdu.status import StatusError
 from hsm_stub.module import SecurityModule
 from personalize.documents import ReportLine, VerificationReport, verification_report_pdf
 from personalize.policy import RegionPolicy
-from personalize.registry import STATUS_NAMES, Card, Registry, RegistryError, _iso
+from personalize.registry import (
+    STATUS_NAMES,
+    Card,
+    Registry,
+    RegistryError,
+    _iso,
+    request_number,
+)
 from personalize.trackvault import TrackVault
 from printer.errors import DeviceError
 from printer.msr206 import Msr206, StripeRead, VerifyMismatch
@@ -71,11 +78,6 @@ def parse_damage(text: str) -> tuple[str, ...]:
     if NO_DAMAGE in codes and len(codes) > 1:
         raise ValueError(f"{NO_DAMAGE} 不能与其他损坏代码并列 (none stands alone)")
     return tuple(dict.fromkeys(c for c in codes if c != NO_DAMAGE))
-
-
-def request_number(request_id: int) -> str:
-    """The number printed for a reissue/replacement request (领卡证明 and 验卡单)."""
-    return f"SSCARD-REQ-{request_id:06d}"
 
 
 class OfficeError(Exception):

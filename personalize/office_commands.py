@@ -16,12 +16,11 @@ from personalize.office import (
     OfficeError,
     office_report_pdf,
     parse_damage,
-    request_number,
 )
 from personalize.outfiles import OutputError, write_new
 from personalize.policy import load_policy
 from personalize.prompts import confirm, read_secret, say
-from personalize.registry import Registry
+from personalize.registry import Registry, request_number
 from personalize.station import StationConfig
 from personalize.trackvault import TrackVault
 from sscard.profile import load_profile

@@ -45,6 +45,8 @@ class RegionPolicy:
     holidays: frozenset[date]
     valid_until: date | None = None
     time_zone: str = "Asia/Shanghai"
+    fee_reissue: int = 0  # 补卡工本费 (yuan), printed on the 领卡证明
+    service_phone: str = ""  # 服务电话 printed on the documents
 
     @property
     def zone(self) -> ZoneInfo:
@@ -128,6 +130,8 @@ def policy_from_dict(d: dict[str, Any], name: str) -> RegionPolicy:
             holidays=frozenset(date.fromisoformat(h) for h in d.get("holidays", [])),
             valid_until=date.fromisoformat(d["valid_until"]) if "valid_until" in d else None,
             time_zone=str(d.get("time_zone", "Asia/Shanghai")),
+            fee_reissue=int(d["fees"].get("reissue", 0)),
+            service_phone=str(d.get("service_phone", "")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PolicyError(f"policy {name!r} is incomplete or malformed: {exc}") from None

@@ -97,5 +97,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p_reject.set_defaults(func=cmd_move)
     for q in (p_status, p_print, p_eject, p_reject):
         q.add_argument("--port", required=True, help="device path or pyserial URL")
-        q.add_argument("--timeout", type=float, default=30.0)
-        q.add_argument("--json", action="store_true")
+        q.add_argument(
+            "--timeout", type=float, default=30.0, help="seconds to wait for the printer [30]"
+        )
+        q.add_argument("--json", action="store_true", help="output JSON (errors too)")

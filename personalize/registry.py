@@ -21,21 +21,21 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from personalize.lifecycle import (
+    VALID_CARD_STATUSES,
+    CardStatus,
+    RequestStatus,
+    Subject,
+    Transition,
+    TransitionRefused,
+    lookup,
+)
 from personalize.policy import RegionPolicy
 from sscard.identifiers import card_number_check, validate_card_number
 from sscard.records import HolderData
 
-VALID = ("active", "provisional_loss", "formal_loss", "reissue_pending", "replacement_pending")
-STATUS_NAMES = {
-    "active": "正常",
-    "provisional_loss": "预挂失",
-    "formal_loss": "正式挂失",
-    "reissue_pending": "补卡中",
-    "replacement_pending": "换卡中",
-    "personalizing": "制卡中",
-    "rejected": "废卡",
-    "void": "注销",
-}
+VALID = tuple(str(s) for s in VALID_CARD_STATUSES)
+STATUS_NAMES = {str(s): s.label for s in CardStatus}
 
 MIGRATIONS: list[str] = [
     # 1: the initial schema
@@ -154,7 +154,49 @@ MIGRATIONS: list[str] = [
         at TEXT NOT NULL
     );
     """,
-    # 4: 验卡单 (office verification reports): what each said, to be reprinted (补打)
+    # 4: reissue requests get a status (open again when their job is cancelled or fails) and
+    # the agent who applied; a request may have several jobs over time (at most one live)
+    """
+    ALTER TABLE reissue_requests ADD COLUMN status TEXT NOT NULL DEFAULT 'open'
+        CHECK (status IN ('open', 'in_job', 'done'));
+    ALTER TABLE reissue_requests ADD COLUMN agent TEXT;
+    UPDATE reissue_requests SET status = CASE
+        WHEN job_id IS NULL THEN 'open'
+        WHEN (SELECT status FROM jobs WHERE jobs.id = reissue_requests.job_id) = 'done'
+            THEN 'done'
+        WHEN (SELECT status FROM jobs WHERE jobs.id = reissue_requests.job_id)
+            IN ('cancelled', 'failed') THEN 'open'
+        ELSE 'in_job' END;
+    UPDATE cards SET status = 'rejected' WHERE status = 'personalizing'
+        AND job_id IN (SELECT id FROM jobs WHERE status IN ('cancelled', 'failed'));
+    CREATE TABLE jobs_new (
+        id INTEGER PRIMARY KEY,
+        request_id INTEGER NOT NULL REFERENCES reissue_requests(id),
+        person_id INTEGER NOT NULL REFERENCES persons(id),
+        old_card_id INTEGER NOT NULL REFERENCES cards(id),
+        new_card_id INTEGER REFERENCES cards(id),
+        holder TEXT NOT NULL,
+        photo BLOB NOT NULL,
+        tracks BLOB,
+        status TEXT NOT NULL CHECK (status IN
+            ('queued', 'running', 'paused', 'done', 'failed', 'cancelled')),
+        step TEXT,
+        sn TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        station TEXT,
+        lease_until TEXT,
+        last_error TEXT,
+        operator TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    INSERT INTO jobs_new SELECT * FROM jobs;
+    DROP TABLE jobs;
+    ALTER TABLE jobs_new RENAME TO jobs;
+    CREATE UNIQUE INDEX one_live_job_per_request ON jobs(request_id)
+        WHERE status NOT IN ('done', 'failed', 'cancelled');
+    """,
+    # 5: 验卡单 (office verification reports): what each said, to be reprinted (补打)
     """
     CREATE TABLE office_reports (
         id INTEGER PRIMARY KEY,
@@ -174,6 +216,30 @@ Clock = Callable[[], datetime]
 
 class RegistryError(Exception):
     """A transition the rules do not allow, or an unknown card/person."""
+
+
+def mask_id(ssn: str) -> str:
+    """First 6 and last 4 characters shown: 110105********002X."""
+    return ssn[:6] + "*" * (len(ssn) - 10) + ssn[-4:]
+
+
+@dataclass(frozen=True)
+class Agent:
+    """Someone applying on the holder's behalf (委托代办): both ID cards are shown and copied
+    (docs/business-rules.md "Agents")."""
+
+    name: str
+    id_number: str
+
+    def as_text(self) -> str:
+        return json.dumps({"name": self.name, "id_number": self.id_number}, ensure_ascii=False)
+
+    @classmethod
+    def from_text(cls, text: str | None) -> Agent | None:
+        if not text:
+            return None
+        d = json.loads(text)
+        return cls(str(d["name"]), str(d["id_number"]))
 
 
 def utc_now() -> datetime:
@@ -235,6 +301,7 @@ class Registry:
             raise RegistryError(
                 f"无法打开登记库：{self.path} (cannot open the registry database: {exc})"
             ) from None
+        self._savepoints = 0
         self._migrate()
 
     def close(self) -> None:
@@ -243,13 +310,24 @@ class Registry:
     # ----------------------------------------------------------------- schema
 
     def _migrate(self) -> None:
+        """Apply the migrations not yet applied, each in its own transaction. Foreign keys
+        are off meanwhile (a migration may rebuild a table others refer to — SQLite's
+        documented ALTER procedure) and checked before each commit."""
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.transaction():
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {number}")
+        if version >= len(MIGRATIONS):
+            return
+        self.db.execute("PRAGMA foreign_keys=OFF")
+        try:
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                with self.transaction():
+                    for statement in script.split(";"):
+                        if statement.strip():
+                            self.db.execute(statement)
+                    if self.db.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                        raise RegistryError(f"migration {number} breaks a foreign key")
+                    self.db.execute(f"PRAGMA user_version = {number}")
+        finally:
+            self.db.execute("PRAGMA foreign_keys=ON")
 
     @property
     def schema_version(self) -> int:
@@ -257,7 +335,23 @@ class Registry:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception."""
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception. Inside an open
+        transaction it is a SAVEPOINT: the caller's transaction decides, so a registry
+        change and the document it produces can succeed or fail together."""
+        if self.db.in_transaction:
+            self._savepoints += 1
+            name = f"sp{self._savepoints}"
+            self.db.execute(f"SAVEPOINT {name}")
+            try:
+                yield self.db
+            except BaseException:
+                self.db.execute(f"ROLLBACK TO {name}")
+                self.db.execute(f"RELEASE {name}")
+                raise
+            finally:
+                self._savepoints -= 1
+            self.db.execute(f"RELEASE {name}")
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -345,36 +439,110 @@ class Registry:
             )
         )
 
+    def request(self, request_id: int) -> sqlite3.Row:
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT * FROM reissue_requests WHERE id = ?", (request_id,)
+        ).fetchone()
+        if row is None:
+            raise RegistryError(f"没有申请 {request_id} (no request {request_id})")
+        return row
+
+    def open_request(self, old_card_id: int) -> sqlite3.Row | None:
+        """The card's request waiting for a job, if any."""
+        row: sqlite3.Row | None = self.db.execute(
+            "SELECT * FROM reissue_requests WHERE old_card_id = ? AND status = ?"
+            " ORDER BY id DESC LIMIT 1",
+            (old_card_id, RequestStatus.OPEN.value),
+        ).fetchone()
+        return row
+
     def blacklisted(self, card_number: str) -> bool:
         row = self.db.execute("SELECT 1 FROM blacklist WHERE card_number = ?", (card_number,))
         return row.fetchone() is not None
 
     # ----------------------------------------------------------------- transitions
 
-    def _set_status(
+    def rule(
         self,
-        card: Card,
-        to: str,
+        subject: Subject,
+        source: str | None,
+        action: str,
+        *,
+        evidence: str | None = None,
+        agent: Agent | None = None,
+    ) -> Transition:
+        """The transition table's entry (``personalize.lifecycle``), with this region's
+        policy flags, or ``RegistryError`` with the reason."""
+        try:
+            return lookup(
+                subject,
+                source,
+                action,
+                evidence=evidence,
+                agent=agent is not None,
+                flags={"unreport_after_formal_loss": self.policy.unreport_after_formal_loss},
+            )
+        except TransitionRefused as exc:
+            raise RegistryError(str(exc)) from None
+
+    def _history(
+        self,
+        card_id: int,
+        card_number: str,
+        source: str | None,
+        target: str,
         operator: str,
         reason: str,
-        evidence: str | None = None,
-        lapse_at: str | None = None,
+        evidence: str | None,
     ) -> None:
         now = _iso(self.clock())
         self.db.execute(
-            "UPDATE cards SET status = ?, status_since = ?, lapse_at = ? WHERE id = ?",
-            (to, now, lapse_at, card.id),
-        )
-        self.db.execute(
             "INSERT INTO status_history (card_id, from_status, to_status, at, operator, reason,"
             " evidence) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (card.id, card.status, to, now, operator, reason, evidence),
+            (card_id, source, target, now, operator, reason, evidence),
         )
         self.audit(
             operator,
-            f"card.{to}",
-            card.card_number,
-            {"from": card.status, "to": to, "reason": reason, "evidence": evidence},
+            f"card.{target}",
+            card_number,
+            {"from": source, "to": target, "reason": reason, "evidence": evidence},
+        )
+
+    def _transition(
+        self,
+        card: Card,
+        action: str,
+        operator: str,
+        reason: str,
+        evidence: str | None = None,
+        *,
+        agent: Agent | None = None,
+        lapse_at: str | None = None,
+    ) -> str:
+        """Move ``card`` by ``action`` as the table says (inside the caller's transaction):
+        the status, its history row and the audit event. Returns the new status."""
+        rule = self.rule("card", card.status, action, evidence=evidence, agent=agent)
+        target = str(rule.target)
+        self.db.execute(
+            "UPDATE cards SET status = ?, status_since = ?, lapse_at = ? WHERE id = ?",
+            (target, _iso(self.clock()), lapse_at, card.id),
+        )
+        if agent is not None:
+            evidence = f"{evidence or ''} 代办人 agent {agent.name} {mask_id(agent.id_number)}"
+            evidence = evidence.strip()
+        self._history(card.id, card.card_number, card.status, target, operator, reason, evidence)
+        return target
+
+    def _move_request(self, request_id: int, action: str, operator: str, **details: Any) -> None:
+        """Move a reissue request by ``action`` as the table says (inside a transaction)."""
+        request = self.request(request_id)
+        target = str(self.rule("request", request["status"], action).target)
+        self.db.execute("UPDATE reissue_requests SET status = ? WHERE id = ?", (target, request_id))
+        self.audit(
+            operator,
+            f"request.{action}",
+            request_number(request_id),
+            {"from": request["status"], "to": target, **details},
         )
 
     def lapse_expired(self) -> int:
@@ -388,7 +556,7 @@ class Registry:
         ).fetchall()
         for row in rows:
             with self.transaction():
-                self._set_status(_card(row), "active", "system", "预挂失逾期未正式挂失，自动解除")
+                self._transition(_card(row), "lapse", "system", "预挂失逾期未正式挂失，自动解除")
         return len(rows)
 
     def enroll(
@@ -438,13 +606,14 @@ class Registry:
                 self.db.execute(
                     "INSERT INTO cards (person_id, card_number, sn, card_id, region, status,"
                     " status_since, issued_on, created_at)"
-                    " VALUES (?, ?, ?, ?, ?, 'active', ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         person_id,
                         card_number,
                         sn,
                         card_id,
                         self.policy.region_code,
+                        str(self.rule("card", None, "enroll").target),
                         now,
                         (issued_on or self.clock().date()).isoformat(),
                         now,
@@ -462,39 +631,26 @@ class Registry:
 
     def report_loss(self, card_number: str, *, operator: str, channel: str = "counter") -> Card:
         card = self.card(card_number)
-        if card.status != "active":
-            raise RegistryError(f"只能对正常状态的卡预挂失 (card is {STATUS_NAMES[card.status]})")
+        self.rule("card", card.status, "report_loss")
         lapse = _iso(self.policy.lapse_deadline(self.clock()))
         with self.transaction():
-            self._set_status(
-                card, "provisional_loss", operator, f"预挂失 via {channel}", lapse_at=lapse
-            )
+            self._transition(card, "report_loss", operator, f"预挂失 via {channel}", lapse_at=lapse)
         return self.card(card_number)
 
-    def formalize_loss(self, card_number: str, *, operator: str, evidence: str) -> Card:
+    def formalize_loss(
+        self, card_number: str, *, operator: str, evidence: str, agent: Agent | None = None
+    ) -> Card:
         card = self.card(card_number)
-        if card.status not in ("active", "provisional_loss"):
-            raise RegistryError(f"不能正式挂失：卡片状态为 {STATUS_NAMES[card.status]}")
-        if not evidence:
-            raise RegistryError("正式挂失须核验身份证件 (evidence of the ID check is required)")
         with self.transaction():
-            self._set_status(card, "formal_loss", operator, "正式挂失", evidence)
+            self._transition(card, "formalize_loss", operator, "正式挂失", evidence, agent=agent)
         return self.card(card_number)
 
-    def unreport(self, card_number: str, *, operator: str, evidence: str) -> Card:
+    def unreport(
+        self, card_number: str, *, operator: str, evidence: str, agent: Agent | None = None
+    ) -> Card:
         card = self.card(card_number)
-        allowed = (
-            ("provisional_loss", "formal_loss")
-            if self.policy.unreport_after_formal_loss
-            else ("provisional_loss",)
-        )
-        if card.status not in allowed:
-            raise RegistryError(
-                f"不能解挂：卡片状态为 {STATUS_NAMES[card.status]} (un-report needs a reported "
-                "card and no replacement request)"
-            )
         with self.transaction():
-            self._set_status(card, "active", operator, "解挂", evidence)
+            self._transition(card, "unreport", operator, "解挂", evidence, agent=agent)
         return self.card(card_number)
 
     def request_reissue(
@@ -504,30 +660,32 @@ class Registry:
         operator: str,
         counter: str = "",
         kind: str = "reissue",
-        fee: int = 0,
+        fee: int | None = None,
+        agent: Agent | None = None,
     ) -> sqlite3.Row:
         """Reissue after formal loss (→ 补卡中), or replacement after a damage verdict
-        (→ 换卡中); returns the request (the 领卡证明 data)."""
+        (→ 换卡中); returns the request (the 领卡证明 data). The fee of a reissue is the
+        policy's 补卡工本费 unless given; a replacement's comes from the verdict."""
+        if kind not in ("reissue", "replacement"):
+            raise RegistryError(f"kind is reissue or replacement, not {kind!r}")
+        action = f"request_{kind}"
         card = self.card(card_number)
-        if kind == "reissue" and card.status != "formal_loss":
-            raise RegistryError(
-                f"补卡前须正式挂失：卡片状态为 {STATUS_NAMES[card.status]} "
-                "(the old card must be formally reported lost)"
-            )
-        if kind == "replacement" and card.status not in ("active", "provisional_loss"):
-            raise RegistryError(f"不能换卡：卡片状态为 {STATUS_NAMES[card.status]}")
-        today = self.clock().date()
+        self.rule("card", card.status, action, agent=agent)
+        fee = self.policy.fee_reissue if fee is None and kind == "reissue" else (fee or 0)
+        today = self.policy.local_date(self.clock())
         collect = self.policy.collection_date(today)
         with self.transaction():
-            self._set_status(
+            self._transition(
                 card,
-                "reissue_pending" if kind == "reissue" else "replacement_pending",
+                action,
                 operator,
                 "补卡申请" if kind == "reissue" else "换卡申请",
+                agent=agent,
             )
             cur = self.db.execute(
                 "INSERT INTO reissue_requests (person_id, old_card_id, kind, applied_on,"
-                " collect_on, place, fee, operator, counter) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " collect_on, place, fee, operator, counter, status, agent)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     card.person_id,
                     card.id,
@@ -538,19 +696,23 @@ class Registry:
                     fee,
                     operator,
                     counter,
+                    str(self.rule("request", None, action).target),
+                    None if agent is None else agent.as_text(),
                 ),
             )
+            request_id = int(cur.lastrowid or 0)
             self.audit(
                 operator,
                 f"request.{kind}",
                 card_number,
-                {"request": cur.lastrowid, "collect_on": collect.isoformat(), "fee": fee},
+                {
+                    "request": request_id,
+                    "collect_on": collect.isoformat(),
+                    "fee": fee,
+                    "agent": agent is not None,
+                },
             )
-        row: sqlite3.Row | None = self.db.execute(
-            "SELECT * FROM reissue_requests WHERE id = ?", (cur.lastrowid,)
-        ).fetchone()
-        assert row is not None
-        return row
+            return self.request(request_id)
 
     def set_tracks(self, card_id: int, sealed: bytes, *, source: str, operator: str) -> None:
         """Keep a card's sealed issuer track images (sealed with the context ``card-<id>``)."""
@@ -571,41 +733,94 @@ class Registry:
         ).fetchone()
         return None if row is None else bytes(row["sealed"])
 
-    def allocate_card_number(self) -> str:
-        """The next 卡号 of this region: prefix + 7 digits + check character."""
+    def _next_free_number(self) -> str:
+        """The region's next 卡号 not in use — enrolled, allocated or blacklisted — and the
+        counter moved past it (call inside the transaction that uses the number)."""
         prefix = self.policy.card_number_prefix
-        with self.transaction():
-            row = self.db.execute(
-                "SELECT next FROM card_numbers WHERE prefix = ?", (prefix,)
+        row = self.db.execute(
+            "SELECT next FROM card_numbers WHERE prefix = ?", (prefix,)
+        ).fetchone()
+        serial = int(row["next"]) if row else 1
+        while True:
+            if serial > 9_999_999:
+                raise RegistryError(f"卡号段 {prefix} 已用尽 (card numbers of {prefix} exhausted)")
+            first8 = f"{prefix}{serial:07d}"
+            number = first8 + card_number_check(first8)
+            serial += 1
+            used = self.db.execute(
+                "SELECT 1 FROM cards WHERE card_number = ?"
+                " UNION ALL SELECT 1 FROM blacklist WHERE card_number = ?",
+                (number, number),
             ).fetchone()
-            number = int(row["next"]) if row else 1
-            self.db.execute(
-                "INSERT INTO card_numbers (prefix, next) VALUES (?, ?) ON CONFLICT"
-                "(prefix) DO UPDATE SET next = excluded.next",
-                (prefix, number + 1),
+            if used is None:
+                break
+        self.db.execute(
+            "INSERT INTO card_numbers (prefix, next) VALUES (?, ?) ON CONFLICT"
+            "(prefix) DO UPDATE SET next = excluded.next",
+            (prefix, serial),
+        )
+        return number
+
+    def allocate_card_number(self) -> str:
+        """Reserve the next free 卡号 of this region: prefix + 7 digits + check character
+        (for enrolling; a job's new card gets its number in ``start_card``)."""
+        with self.transaction():
+            return self._next_free_number()
+
+    def start_card(self, job_id: int, *, operator: str) -> Card:
+        """The job's new card (制卡中) with a fresh number, allocated and inserted in one
+        transaction — a number in use is never handed out."""
+        with self.transaction() as db:
+            job = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if job is None:
+                raise RegistryError(f"没有作业 {job_id} (no job {job_id})")
+            target = str(self.rule("card", None, "start").target)
+            number = self._next_free_number()
+            now = _iso(self.clock())
+            cur = db.execute(
+                "INSERT INTO cards (person_id, card_number, region, status, status_since,"
+                " job_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job["person_id"], number, self.policy.region_code, target, now, job_id, now),
             )
-        first8 = f"{prefix}{number:07d}"
-        return first8 + card_number_check(first8)
+            card_id = int(cur.lastrowid or 0)
+            db.execute("UPDATE jobs SET new_card_id = ? WHERE id = ?", (card_id, job_id))
+            self._history(card_id, number, None, target, operator, "开始制卡", f"job {job_id}")
+            return self.card_by_id(card_id)
+
+    def release_card(self, card_id: int, *, operator: str, reason: str) -> Card:
+        """An unfinished new card leaves its job (废卡): cancelled or failed job, card
+        written off. Its number is never reused; a card that reached a chip (it has an SN)
+        is blacklisted, since what was written may be on it."""
+        with self.transaction() as db:
+            card = self.card_by_id(card_id)
+            self._transition(card, "release", operator, reason, f"job {card.job_id}")
+            if card.sn is not None:
+                db.execute(
+                    "INSERT INTO blacklist (card_number, sn, card_id, reason, at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (card.card_number, card.sn, card.card_id, "written off", _iso(self.clock())),
+                )
+            db.execute("UPDATE jobs SET new_card_id = NULL WHERE new_card_id = ?", (card_id,))
+            return self.card_by_id(card_id)
 
     def activate(self, new_card_id: int, *, operator: str, job_id: int) -> Card:
-        """One transaction: old card → void + blacklist, new card → active, audit event."""
+        """One transaction: old card → void + blacklist, new card → active, the request
+        done, audit event."""
         with self.transaction():
             new = self.card_by_id(new_card_id)
-            if new.status != "personalizing":
-                raise RegistryError(f"card {new.card_number} is {new.status}, not personalizing")
             job = self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if job is None or job["new_card_id"] != new.id:
                 raise RegistryError("the card does not belong to this job")
             old = self.card_by_id(int(job["old_card_id"]))
-            if old.status not in ("reissue_pending", "replacement_pending"):
-                raise RegistryError(f"old card {old.card_number} is {old.status}")
-            self._set_status(old, "void", operator, "新卡启用，旧卡注销", f"job {job_id}")
+            self.rule("card", new.status, "activate")
+            self._transition(old, "retire", operator, "新卡启用，旧卡注销", f"job {job_id}")
             self.db.execute(
                 "INSERT INTO blacklist (card_number, sn, card_id, reason, at)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (old.card_number, old.sn, old.card_id, "replaced", _iso(self.clock())),
             )
-            self._set_status(new, "active", operator, "新卡启用", f"job {job_id}")
+            self._transition(new, "activate", operator, "新卡启用", f"job {job_id}")
+            self._move_request(int(job["request_id"]), "complete", operator, job=job_id)
             self.audit(
                 operator,
                 "card.activate",
@@ -646,6 +861,11 @@ class Registry:
             "SELECT * FROM office_reports WHERE report_no = ?", (report_no,)
         ).fetchone()
         return row
+
+
+def request_number(request_id: int) -> str:
+    """The number a request is known by on its 领卡证明: ``SSCARD-REQ-000001``."""
+    return f"SSCARD-REQ-{request_id:06d}"
 
 
 def _card(row: sqlite3.Row) -> Card:

@@ -12,17 +12,40 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import unicodedata
 from collections.abc import Callable
-from datetime import date, datetime
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from personalize.documents import CollectionCertificate, collection_certificate_pdf, mask_id
+from personalize.documents import (
+    collection_certificate,
+    collection_certificate_bytes,
+)
 from personalize.enrollment import read_enrollment
-from personalize.jobs import JobRunner, StationDevices, claim_job, submit_job
+from personalize.jobs import (
+    JobPaused,
+    JobRunner,
+    StationDevices,
+    claim_job,
+    end_job,
+    pause_job,
+    submit_job,
+)
+from personalize.office import office_report_pdf
+from personalize.outfiles import write_new
 from personalize.policy import load_policy
-from personalize.registry import STATUS_NAMES, Registry, RegistryError
+from personalize.registry import (
+    STATUS_NAMES,
+    Agent,
+    Registry,
+    RegistryError,
+    mask_id,
+    request_number,
+)
 from personalize.station import StationConfig
 from personalize.trackvault import TrackVault
 from printer.evolis import EvolisPrinter
@@ -85,45 +108,134 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return 0
 
 
+def _agent(args: argparse.Namespace) -> Agent | None:
+    """The agent (委托代办) named on the command line: both --agent-name and --agent-id."""
+    name, id_number = getattr(args, "agent_name", None), getattr(args, "agent_id", None)
+    if not name and not id_number:
+        return None
+    if not (name and id_number):
+        raise ValueError("代办须同时给出 --agent-name 和 --agent-id (an agent needs name and ID)")
+    return Agent(name, id_number)
+
+
 def cmd_transition(args: argparse.Namespace) -> int:
     registry = _registry(args)
     action = args.registry_command
     if action == "report-loss":
         registry.report_loss(args.card, operator=args.operator, channel=args.channel)
     elif action == "formalize-loss":
-        registry.formalize_loss(args.card, operator=args.operator, evidence=args.evidence)
+        registry.formalize_loss(
+            args.card, operator=args.operator, evidence=args.evidence, agent=_agent(args)
+        )
     elif action == "unreport":
-        registry.unreport(args.card, operator=args.operator, evidence=args.evidence)
+        registry.unreport(
+            args.card, operator=args.operator, evidence=args.evidence, agent=_agent(args)
+        )
     data = _card_dict(registry, args.card)
     _emit(args, data, f"{args.card}: {data['status_name']} ({data['status']})")
     return 0
 
 
 def cmd_request_reissue(args: argparse.Namespace) -> int:
+    """The request and its 领卡证明 succeed or fail together: the PDF is written inside the
+    request's transaction, and a document that cannot be written rolls the request back
+    (nothing changes; ``sscard registry reprint`` prints a lost document again)."""
     registry = _registry(args)
-    request = registry.request_reissue(args.card, operator=args.operator, counter=args.counter)
-    card = registry.card(args.card)
-    person = registry.person(card.person_id)
-    cert = CollectionCertificate(
-        request_no=f"SSCARD-REQ-{request['id']:06d}",
-        name=person["name"],
-        ssn=person["ssn"],
-        old_card_number=args.card,
-        applied_on=date.fromisoformat(request["applied_on"]),
-        collect_on=date.fromisoformat(request["collect_on"]),
-        place=request["place"],
-        counter=args.counter,
-        operator=args.operator,
-        authority=registry.policy.authority,
-    )
-    out = Path(args.out or f"领卡证明-{request['id']:06d}.pdf")
-    collection_certificate_pdf(cert, out)
+    written: list[Path] = []
+    try:
+        with registry.transaction():
+            request = registry.request_reissue(
+                args.card, operator=args.operator, counter=args.counter, agent=_agent(args)
+            )
+            number = request_number(int(request["id"]))
+            pdf = collection_certificate_bytes(collection_certificate(registry, int(request["id"])))
+            written.append(write_new(Path(args.out or f"领卡证明-{request['id']:06d}.pdf"), pdf))
+    except BaseException:
+        for path in written:  # the commit failed after the document was written
+            path.unlink(missing_ok=True)
+        raise
+    out = written[0]
     _emit(
         args,
-        {"request": request["id"], "collect_on": request["collect_on"], "certificate": str(out)},
-        f"补卡申请 {cert.request_no} 已受理；领卡日期 {request['collect_on']}；领卡证明 {out}",
+        {
+            "request": request["id"],
+            "request_no": number,
+            "collect_on": request["collect_on"],
+            "fee": request["fee"],
+            "certificate": str(out),
+        },
+        f"补卡申请 {number} 已受理；领卡日期 {request['collect_on']}；工本费 {request['fee']} 元；"
+        f"领卡证明 {out}",
     )
     return 0
+
+
+@dataclass(frozen=True)
+class Reprint:
+    """A document ``sscard registry reprint`` reproduces, recognised by its number's form."""
+
+    pattern: re.Pattern[str]
+    canonical: Callable[[re.Match[str]], str]  # the number as the document prints it
+    file_name: str  # default output file, ``{number}`` is the canonical number
+    render: Callable[[Registry, str, datetime], bytes]  # (registry, number, reprinted_at)
+
+
+def _reprint_certificate(registry: Registry, number: str, at: datetime) -> bytes:
+    request_id = int(number.rsplit("-", 1)[1])
+    return collection_certificate_bytes(
+        collection_certificate(registry, request_id, reprinted_at=at)
+    )
+
+
+# The 验卡单 joins here as one more entry (``office_report_pdf(registry, report_no,
+# reprint_at=...)`` of the street-office branch), with its number's pattern.
+def _reprint_report(registry: Registry, number: str, at: datetime) -> bytes:
+    return office_report_pdf(registry, number, reprint_at=at)
+
+
+REPRINTS: list[Reprint] = [
+    Reprint(
+        re.compile(r"(?:SSCARD-REQ-)?(\d{1,9})"),
+        lambda m: request_number(int(m.group(1))),
+        "领卡证明-{number}-补打.pdf",
+        _reprint_certificate,
+    ),
+    Reprint(
+        re.compile(r"YK-\d{8}-\d{6,}", re.IGNORECASE),
+        lambda m: m.group(0).upper(),
+        "验卡单-{number}-补打.pdf",
+        _reprint_report,
+    ),
+]
+
+
+def cmd_reprint(args: argparse.Namespace) -> int:
+    """Produce a document again from the registry, marked 补打 with the reprint time; the
+    reprint is an audit event."""
+    registry = _registry(args)
+    for kind in REPRINTS:
+        match = kind.pattern.fullmatch(args.number.strip())
+        if match is None:
+            continue
+        number = kind.canonical(match)
+        at = registry.clock()
+        pdf = kind.render(registry, number, at)
+        with registry.transaction():
+            out = write_new(Path(args.out or kind.file_name.format(number=number)), pdf)
+            registry.audit(args.operator, "document.reprint", number, {"file": out.name})
+        _emit(
+            args,
+            {
+                "number": number,
+                "file": str(out),
+                "reprinted_at": registry.policy.local_time(at).isoformat(),
+            },
+            f"已补打 reprinted {number}: {out}",
+        )
+        return 0
+    raise RegistryError(
+        f"无法识别的单据编号 {args.number} (not a document number such as SSCARD-REQ-000001)"
+    )
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -274,13 +386,21 @@ def cmd_job_run(args: argparse.Namespace) -> int:
     policy = load_policy(station.policy)
     registry = Registry(station.registry, policy)
     claim_job(registry, args.job, station.name)  # before touching any device
-    hsm = station.security_module()
-    with EvolisPrinter(station.printer) as printer:
+    with ExitStack() as stack:
+        try:  # a device that cannot be opened pauses the job with the reason
+            vault = TrackVault.from_file(station.track_key)
+            hsm = station.security_module()
+            stack.callback(hsm.close)
+            printer = stack.enter_context(EvolisPrinter(station.printer))
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            pause_job(registry, args.job, operator=args.operator, reason=reason)
+            raise JobPaused(f"作业暂停 (job paused): {reason}") from None
         devices = StationDevices(
             printer,
             station.contact_reader,
             hsm,
-            TrackVault.from_file(station.track_key),
+            vault,
             station.out_dir,
             station.name,
         )
@@ -292,10 +412,7 @@ def cmd_job_run(args: argparse.Namespace) -> int:
             operator=args.operator,
             progress=(lambda s: None) if args.json else (lambda s: print(s, flush=True)),
         )
-        try:
-            runner.run(args.job)
-        finally:
-            hsm.close()
+        runner.run(args.job)
     _emit(args, _job_dict(registry, args.job), f"作业 {args.job} 完成 (job done)")
     return 0
 
@@ -336,16 +453,21 @@ def cmd_job_show(args: argparse.Namespace) -> int:
 
 
 def cmd_job_cancel(args: argparse.Namespace) -> int:
+    """Cancel a queued, paused or crashed job: its request is open again for a new job."""
     registry = _registry(args)
-    with registry.transaction() as db:
-        job = db.execute("SELECT status FROM jobs WHERE id = ?", (args.job,)).fetchone()
-        if job is None:
-            raise ValueError(f"no job {args.job}")
-        if job["status"] in ("done", "running"):
-            raise ValueError(f"job {args.job} is {job['status']}: it cannot be cancelled")
-        db.execute("UPDATE jobs SET status = 'cancelled' WHERE id = ?", (args.job,))
-        registry.audit(args.operator, "job.cancelled", f"job-{args.job}", {})
-    _emit(args, _job_dict(registry, args.job), f"作业 {args.job} 已取消 (cancelled)")
+    end_job(
+        registry,
+        args.job,
+        "cancel",
+        operator=args.operator,
+        reason=args.reason,
+        station=args.station_name,
+    )
+    _emit(
+        args,
+        _job_dict(registry, args.job),
+        f"作业 {args.job} 已取消 (cancelled)；补/换卡申请重新待制卡，可再次提交作业",
+    )
     return 0
 
 
@@ -361,6 +483,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         p.add_argument("--json", action="store_true", help="output JSON (errors too)")
         if operator:
             p.add_argument("--operator", required=True, help="who does this (工号)")
+
+    def agent_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--agent-name", help="代办人姓名 (an agent applying for the holder)")
+        p.add_argument("--agent-id", help="代办人身份证号 (both IDs checked and copied)")
 
     reg = sub.add_parser(
         "registry",
@@ -388,14 +514,27 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             p.add_argument("--channel", default="counter", help="how it was reported")
         else:
             p.add_argument("--evidence", required=True, help="ID document checked")
+            agent_options(p)
         common(p)
         p.set_defaults(func=cmd_transition)
-    p = reg.add_parser("request-reissue", help="补卡申请 and the 领卡证明 PDF")
-    p.add_argument("card", help="card number (卡号)")
+    p = reg.add_parser(
+        "request-reissue",
+        help="补卡申请 and the 领卡证明 PDF (both or neither: an unwritable --out changes nothing)",
+    )
+    p.add_argument("card", help="the lost card's number (卡号), formally reported lost")
     p.add_argument("--counter", default="", help="受理窗口")
-    p.add_argument("--out", help="where the 领卡证明 PDF goes")
+    p.add_argument("--out", help="where the 领卡证明 PDF goes (never overwritten: -2, -3 …)")
+    agent_options(p)
     common(p)
     p.set_defaults(func=cmd_request_reissue)
+    p = reg.add_parser("reprint", help="补打: a 领卡证明 or 验卡单 again from the registry")
+    p.add_argument(
+        "number",
+        help="request number (SSCARD-REQ-000001 or 1) or 验卡单 number (YK-20261125-000001)",
+    )
+    p.add_argument("--out", help="where the PDF goes (never overwritten: -2, -3 …)")
+    common(p)
+    p.set_defaults(func=cmd_reprint)
     p = reg.add_parser("show", help="a card's status and history")
     p.add_argument("card", help="card number (卡号)")
     common(p, operator=False)
@@ -433,4 +572,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         if name != "list":
             p.add_argument("job", type=int, help="job number")
         common(p, operator=name == "cancel")
+        if name == "cancel":
+            p.add_argument("--reason", required=True, help="why (recorded and audited)")
+            p.add_argument(
+                "--station-name",
+                help="the station cancelling: it may cancel a job it holds the lease of",
+            )
         p.set_defaults(func=func)

@@ -251,6 +251,13 @@ def test_a_bad_card_goes_to_the_reject_bin(prepared: Prepared) -> None:
         )
     ]
     assert len(reasons) == 1 and "external authentication" in reasons[0]
+    # the rejected card's number went with it (废卡, blacklisted); the good card got a new one
+    person = prepared.registry.card(prepared.old_number).person_id
+    made = {c.sn: c for c in prepared.registry.cards_of(person) if c.job_id == prepared.job_id}
+    bad = made["BAD0000000000001"]
+    assert bad.status == "rejected" and prepared.registry.blacklisted(bad.card_number)
+    good = [c for c in made.values() if c.status == "active"]
+    assert len(good) == 1 and good[0].card_number != bad.card_number
     assert (
         "BAD0000000000001"
         in prepared.registry.db.execute(

@@ -7,11 +7,18 @@ import json
 import sqlite3
 import subprocess
 import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from simulator.factory import SAMPLE_HOLDER
+from hsm_stub.keystore import Keystore
+from personalize.jobs import claim_job
+from personalize.policy import load_policy
+from personalize.registry import Registry
+from personalize.trackvault import TrackVault
+from simulator.factory import SAMPLE_HOLDER, sample_photo
 from sscard.identifiers import ssn_check
 
 
@@ -154,7 +161,7 @@ def test_enroll_refuses_bad_files_in_one_line_and_writes_nothing(
     message = result.stderr.strip()
     assert "\n" not in message and "Traceback" not in message, message
     assert words in message, message
-    assert "\u4e00" <= message.split(": ", 1)[-1][0] <= "\u9fff", message
+    assert message.startswith("错误：") and "\u4e00" <= message[3] <= "\u9fff", message
     assert not db.exists() or _rows(db) == (0, 0, 0)
 
 
@@ -167,3 +174,229 @@ def test_enroll_accepts_the_sample_and_refuses_it_twice(tmp_path: Path) -> None:
     again = sscard("registry", "enroll", str(path), "--operator", "op7", db=db)
     assert again.returncode == 1 and "卡号已登记" in again.stderr, again.stderr
     assert _rows(db) == (1, 1, 1)
+
+
+# ---------------------------------------------------------------- the counter under misuse
+
+NOW = "2026-11-25 09:30:00"  # a Wednesday, 17:30 in Shanghai
+PINNED = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+POLICY = load_policy("default")
+
+
+def pinned(
+    *args: str, db: Path | None = None, at: str = NOW, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``sscard ARGS`` with the clock pinned (faketime keeps it running from ``at``)."""
+    env = {"PATH": "/usr/bin:/bin"}
+    if db is not None:
+        env["SSCARD_DB"] = str(db)
+    return subprocess.run(
+        ["faketime", "-f", f"@{at}", sys.executable, "-m", "personalize.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=cwd,
+    )
+
+
+@dataclass
+class Counter:
+    root: Path
+    station: Path
+    db: Path
+    old: str
+
+    def registry(self) -> Registry:
+        return Registry(self.db, POLICY, clock=lambda: PINNED)
+
+    def job_file(self) -> Path:
+        path = self.root / "job.json"
+        if not path.exists():
+            (self.root / "photo.jpg").write_bytes(sample_photo())
+            holder = {
+                k: getattr(SAMPLE_HOLDER, k)
+                for k in ("ssn", "name", "gender", "ethnicity", "birthplace")
+            }
+            job = {
+                "old_card_number": self.old,
+                "holder": {**holder, "birth_date": SAMPLE_HOLDER.birth_date.isoformat()},
+                "photo": "photo.jpg",
+            }
+            path.write_text(json.dumps(job, ensure_ascii=False), encoding="utf-8")
+        return path
+
+    def submit(self) -> subprocess.CompletedProcess[str]:
+        return pinned(
+            "job", "submit", str(self.job_file()), "--station", str(self.station),
+            "--operator", "op7", "--json",
+        )  # fmt: skip
+
+    def job(self, job_id: int) -> sqlite3.Row:
+        row: sqlite3.Row = (
+            self.registry().db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        )
+        return row
+
+
+@pytest.fixture
+def counter(tmp_path: Path) -> Counter:
+    """A station file whose printer port does not exist, and H00000012 formally lost with
+    a reissue request."""
+    Keystore.create_test(tmp_path / "keystore.json")
+    TrackVault.create(tmp_path / "tracks.key")
+    station = tmp_path / "station.toml"
+    station.write_text(
+        'name = "station-1"\nprinter = "/nonexistent/ttyUSB9"\n'
+        'contact_reader = "Virtual PCD 00 00"\n'
+        f'hsm = "keystore:{tmp_path / "keystore.json"}"\ntrack_key = "tracks.key"\n'
+        'registry = "registry.db"\nout_dir = "out"\n',
+        encoding="utf-8",
+    )
+    c = Counter(tmp_path, station, tmp_path / "registry.db", "H00000012")
+    registry = c.registry()
+    registry.enroll(SAMPLE_HOLDER, c.old, operator="op7")
+    registry.formalize_loss(c.old, operator="op7", evidence="居民身份证")
+    registry.request_reissue(c.old, operator="op7")
+    registry.close()
+    return c
+
+
+def test_a_cancelled_job_leaves_the_request_open(counter: Counter) -> None:
+    submitted = counter.submit()
+    assert submitted.returncode == 0, submitted.stderr
+    job_id = json.loads(submitted.stdout)["job"]
+    cancelled = pinned(
+        "job", "cancel", str(job_id), "--operator", "op7", "--reason", "照片不清晰",
+        db=counter.db,
+    )  # fmt: skip
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert counter.registry().card(counter.old).status == "reissue_pending"
+    again = counter.submit()
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["job"] == job_id + 1
+    job = counter.job(job_id + 1)
+    assert (job["status"], job["request_id"]) == ("queued", counter.job(job_id)["request_id"])
+
+
+def test_a_wrong_printer_port_pauses_the_job(counter: Counter) -> None:
+    job_id = json.loads(counter.submit().stdout)["job"]
+    run = pinned("job", "run", str(job_id), "--station", str(counter.station), "--operator", "op7")
+    assert run.returncode == 1 and len(run.stderr.strip().splitlines()) == 1, run.stderr
+    assert "Traceback" not in run.stderr
+    job = counter.job(job_id)
+    assert job["status"] == "paused" and "ttyUSB9" in job["last_error"]
+    cancelled = pinned(
+        "job", "cancel", str(job_id), "--operator", "op7", "--reason", "打印机端口配置错误",
+        db=counter.db,
+    )  # fmt: skip
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert counter.job(job_id)["status"] == "cancelled"
+
+
+def test_a_request_whose_certificate_cannot_be_written_changes_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "registry.db"
+    registry = Registry(db, POLICY, clock=lambda: PINNED)
+    registry.enroll(SAMPLE_HOLDER, "H00000012", operator="op7")
+    registry.formalize_loss("H00000012", operator="op7", evidence="居民身份证")
+    events = registry.verify_audit()[0]
+    registry.close()
+    (tmp_path / "not-a-dir").write_text("")  # unwritable even for root: its parent is a file
+    failed = pinned(
+        "registry", "request-reissue", "H00000012", "--operator", "op7",
+        "--out", str(tmp_path / "not-a-dir" / "x.pdf"), db=db,
+    )  # fmt: skip
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1 and "not-a-dir" in failed.stderr
+    registry = Registry(db, POLICY, clock=lambda: PINNED)
+    assert registry.card("H00000012").status == "formal_loss"
+    assert registry.db.execute("SELECT COUNT(*) FROM reissue_requests").fetchone()[0] == 0
+    assert registry.verify_audit() == (events, [])
+    out = tmp_path / "cert.pdf"
+    done = pinned(
+        "registry", "request-reissue", "H00000012", "--operator", "op7",
+        "--out", str(out), db=db,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert registry.card("H00000012").status == "reissue_pending"
+
+
+def test_a_job_stuck_running_after_a_crash_can_be_cancelled(counter: Counter) -> None:
+    job_id = json.loads(counter.submit().stdout)["job"]
+    registry = counter.registry()
+    claim_job(registry, job_id, "station-1")  # the station took the lease, then crashed
+    registry.close()
+    cancel = ("job", "cancel", str(job_id), "--operator", "op7", "--reason", "工位死机")
+    held = pinned(*cancel, db=counter.db, at="2026-11-25 09:31:00")
+    assert held.returncode == 1 and "正由工位 station-1 执行" in held.stderr, held.stderr
+    assert counter.job(job_id)["status"] == "running"
+    own = pinned(*cancel, "--station-name", "station-1", db=counter.db, at="2026-11-25 09:31:00")
+    assert own.returncode == 0, own.stderr
+    assert counter.job(job_id)["status"] == "cancelled"
+    assert counter.job(job_id)["last_error"] == "工位死机"
+
+
+def test_a_crashed_job_is_cancellable_once_its_lease_expired(counter: Counter) -> None:
+    job_id = json.loads(counter.submit().stdout)["job"]
+    registry = counter.registry()
+    claim_job(registry, job_id, "station-1")
+    registry.close()
+    later = pinned(
+        "job", "cancel", str(job_id), "--operator", "op7", "--reason", "工位死机",
+        db=counter.db, at="2026-11-25 09:41:00",
+    )  # fmt: skip
+    assert later.returncode == 0, later.stderr
+    again = pinned(
+        "job", "cancel", str(job_id), "--operator", "op7", "--reason", "again", db=counter.db
+    )
+    assert again.returncode == 1 and "已取消" in again.stderr, again.stderr
+    assert counter.submit().returncode == 0
+
+
+def test_reprint_reproduces_the_certificate_marked_as_such(tmp_path: Path) -> None:
+    db = tmp_path / "registry.db"
+    registry = Registry(db, POLICY, clock=lambda: PINNED)
+    registry.enroll(SAMPLE_HOLDER, "H00000012", operator="op7")
+    registry.formalize_loss("H00000012", operator="op7", evidence="居民身份证")
+    registry.close()
+    first = tmp_path / "cert.pdf"
+    made = pinned(
+        "registry", "request-reissue", "H00000012", "--operator", "op7", "--out", str(first),
+        "--agent-name", "李四", "--agent-id", "110105198001010019", db=db,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    original = pdftext(first)
+    assert "补打" not in original and "李四（110105********0019）" in original
+    again = pinned(
+        "registry", "reprint", "SSCARD-REQ-000001", "--operator", "op9", "--out", str(first),
+        "--json", db=db, at="2026-11-26 02:15:00",
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    out = Path(json.loads(again.stdout)["file"])
+    assert out == tmp_path / "cert-2.pdf" and first.read_text(errors="replace")  # not overwritten
+    text = pdftext(out)
+    assert "补打 2026年11月26日 10:15" in text  # Shanghai time of the reprint
+    info = subprocess.run(["pdfinfo", str(out)], capture_output=True, text=True).stdout
+    assert "社会保障卡领卡证明 SSCARD-REQ-000001 （补打）" in info
+    assert f"Author:          {POLICY.authority}" in info
+    for words in ("SSCARD-REQ-000001", "H00000012", "李四", "工本费", "20 元", "op7", "12333"):
+        assert words in text and words in original
+    by_id = pinned("registry", "reprint", "1", "--operator", "op9", db=db, cwd=tmp_path)
+    assert by_id.returncode == 0, by_id.stderr
+    assert (tmp_path / "领卡证明-SSCARD-REQ-000001-补打.pdf").is_file()  # the default name
+    unknown = pinned("registry", "reprint", "SSCARD-REQ-000009", "--operator", "op9", db=db)
+    assert unknown.returncode == 1 and "no request 9" in unknown.stderr
+    garbage = pinned("registry", "reprint", "VR-x", "--operator", "op9", db=db)
+    assert garbage.returncode == 1 and "无法识别" in garbage.stderr
+    registry = Registry(db, POLICY, clock=lambda: PINNED)
+    reprints = registry.db.execute(
+        "SELECT operator, subject FROM audit_events WHERE action = 'document.reprint'"
+    ).fetchall()
+    assert [tuple(r) for r in reprints] == [("op9", "SSCARD-REQ-000001")] * 2
+    assert registry.verify_audit()[1] == []
+
+
+def pdftext(path: Path) -> str:
+    return subprocess.run(
+        ["pdftotext", str(path), "-"], capture_output=True, text=True, check=True
+    ).stdout

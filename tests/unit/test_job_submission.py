@@ -68,7 +68,7 @@ def test_a_good_job_is_queued_with_sealed_tracks(
     assert vault.open(bytes(job["tracks"]), f"job-{job_id}") == {2: T2}
     with pytest.raises(VaultError):
         vault.open(bytes(job["tracks"]), "job-999")  # bound to its job
-    with pytest.raises(JobError, match="no open reissue request"):
+    with pytest.raises(JobError, match=r"no open reissue request.*job 1 is queued: run or cancel"):
         submit_job(registry, PROFILE, vault, submission(number), base_dir=tmp_path, operator="op")
 
 

@@ -20,6 +20,8 @@ from personalize.policy import (
 )
 from personalize.registry import MIGRATIONS, Registry, RegistryError
 from simulator.factory import SAMPLE_HOLDER
+from sscard.identifiers import card_number_check, ssn_check
+from sscard.records import HolderData
 
 POLICY = load_policy("default")
 
@@ -149,22 +151,17 @@ def test_activation_is_atomic(registry: Registry) -> None:
     registry.formalize_loss(number, operator="op1", evidence="ID")
     request = registry.request_reissue(number, operator="op1")
     old = registry.card(number)
-    new_number = registry.allocate_card_number()
     with registry.transaction() as db:
         db.execute(
-            "INSERT INTO cards (person_id, card_number, region, status, status_since,"
-            " created_at) VALUES (?, ?, '371700', 'personalizing', 'now', 'now')",
-            (old.person_id, new_number),
-        )
-        new_id = db.execute("SELECT id FROM cards WHERE card_number = ?", (new_number,)).fetchone()[
-            0
-        ]
-        db.execute(
-            "INSERT INTO jobs (request_id, person_id, old_card_id, new_card_id, holder,"
+            "INSERT INTO jobs (request_id, person_id, old_card_id, holder,"
             " photo, status, operator, created_at, updated_at) VALUES"
-            " (?, ?, ?, ?, '{}', x'00', 'running', 'op1', 'now', 'now')",
-            (request["id"], old.person_id, old.id, new_id),
+            " (?, ?, ?, '{}', x'00', 'running', 'op1', 'now', 'now')",
+            (request["id"], old.person_id, old.id),
         )
+        db.execute("UPDATE reissue_requests SET status = 'in_job', job_id = 1")
+    new = registry.start_card(1, operator="op1")
+    new_id, new_number = new.id, new.card_number
+    assert new.status == "personalizing" and new_number != number
     events_before = registry.verify_audit()[0]
     registry.db.execute(
         "CREATE TRIGGER fail_blacklist BEFORE INSERT ON blacklist "
@@ -180,6 +177,7 @@ def test_activation_is_atomic(registry: Registry) -> None:
     registry.activate(new_id, operator="op1", job_id=1)
     assert registry.card(number).status == "void" and registry.blacklisted(number)
     assert registry.card(new_number).status == "active"
+    assert registry.request(request["id"])["status"] == "done"
 
 
 def test_audit_chain_detects_edits_and_deletions(registry: Registry) -> None:
@@ -207,3 +205,82 @@ def test_migrations_are_versioned(tmp_path: Path) -> None:
 def test_policy_type() -> None:
     assert isinstance(POLICY, RegionPolicy)
     assert POLICY.allows("reencode", "active") and not POLICY.allows("reencode", "void")
+
+
+def card_number(serial: int) -> str:
+    """The default region's 卡号 with that serial (H + 7 digits + check character)."""
+    first8 = f"H{serial:07d}"
+    return first8 + card_number_check(first8)
+
+
+def neighbour(holder: HolderData, n: int) -> HolderData:
+    """Another person: ``holder`` with sequence number ``n`` in the ID number."""
+    first17 = holder.ssn[:14] + f"{n:03d}"
+    return replace(holder, ssn=first17 + ssn_check(first17), gender=str(2 - n % 2))
+
+
+def test_allocation_skips_every_number_in_use(registry: Registry) -> None:
+    enrolled = [card_number(n) for n in (1, 2, 3, 5)]
+    assert card_number(1) == "H00000012"  # the README's example
+    for i, number in enumerate(enrolled):
+        registry.enroll(neighbour(SAMPLE_HOLDER, 11 + i), number, operator="op1")
+    fresh = [registry.allocate_card_number() for _ in range(3)]
+    assert fresh == [card_number(4), card_number(6), card_number(7)]
+    assert not set(fresh) & set(enrolled)
+
+
+def test_migration_4_keeps_existing_requests_and_jobs(tmp_path: Path, clock: Clock) -> None:
+    """A registry made before request statuses: a cancelled job's request opens again and its
+    unfinished card is released; a running job's request stays in its job."""
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    for script in MIGRATIONS[:3]:
+        db.executescript(script)
+    db.executescript(
+        """
+        INSERT INTO persons VALUES (1, 'a', 'n', '1', '01', '110105', '1949-12-31', 'x');
+        INSERT INTO persons VALUES (2, 'b', 'n', '1', '01', '110105', '1949-12-31', 'x');
+        INSERT INTO cards (id, person_id, card_number, region, status, status_since, created_at)
+            VALUES (1, 1, 'H00000012', '371700', 'reissue_pending', 'x', 'x'),
+                   (2, 2, 'H00000020', '371700', 'reissue_pending', 'x', 'x'),
+                   (3, 1, 'H00000039', '371700', 'personalizing', 'x', 'x'),
+                   (4, 2, 'H00000047', '371700', 'personalizing', 'x', 'x');
+        UPDATE cards SET job_id = 1 WHERE id = 3;
+        UPDATE cards SET job_id = 2 WHERE id = 4;
+        INSERT INTO reissue_requests VALUES (1, 1, 1, 'reissue', 'd', 'd', 'p', 0, 'op', '', 1),
+                                            (2, 2, 2, 'reissue', 'd', 'd', 'p', 0, 'op', '', 2);
+        INSERT INTO jobs (id, request_id, person_id, old_card_id, new_card_id, holder, photo,
+            status, operator, created_at, updated_at)
+            VALUES (1, 1, 1, 1, 3, '{}', x'00', 'cancelled', 'op', 'x', 'x'),
+                   (2, 2, 2, 2, 4, '{}', x'00', 'running', 'op', 'x', 'x');
+        INSERT INTO job_steps (job_id, step, result, at, details) VALUES (1, 'feed', 'ok', 'x', '');
+        PRAGMA user_version = 3;
+        """
+    )
+    db.close()
+    registry = Registry(path, POLICY, clock=clock)
+    assert registry.schema_version == len(MIGRATIONS)
+    assert [registry.request(n)["status"] for n in (1, 2)] == ["open", "in_job"]
+    assert [registry.card_by_id(n).status for n in (3, 4)] == ["rejected", "personalizing"]
+    assert registry.db.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert registry.db.execute("SELECT COUNT(*) FROM job_steps").fetchone()[0] == 1
+    # a second job for request 1 is now possible; a second live job for request 2 is not
+    insert = (
+        "INSERT INTO jobs (request_id, person_id, old_card_id, holder, photo, status,"
+        " operator, created_at, updated_at) VALUES (?, ?, ?, '{}', x'00', 'queued', 'op', 'x', 'x')"
+    )
+    registry.db.execute(insert, (1, 1, 1))
+    with pytest.raises(sqlite3.IntegrityError):
+        registry.db.execute(insert, (2, 2, 2))
+
+
+def test_request_dates_are_dates_in_the_region(tmp_path: Path) -> None:
+    """04:00 on 11-27 in Shanghai is 20:00 on 11-26 in UTC: the application is of the 27th."""
+    early = Registry(
+        tmp_path / "z.db", POLICY, clock=lambda: datetime(2026, 11, 26, 20, tzinfo=UTC)
+    )
+    early.enroll(SAMPLE_HOLDER, "H00000012", operator="op1")
+    early.formalize_loss("H00000012", operator="op1", evidence="ID")
+    request = early.request_reissue("H00000012", operator="op1")
+    assert (request["applied_on"], request["collect_on"]) == ("2026-11-27", "2026-12-18")
+    assert request["fee"] == 20 == POLICY.fee_reissue
