@@ -402,7 +402,7 @@ class Registry:
                         card_id,
                         self.policy.region_code,
                         now,
-                        (issued_on or self.clock().date()).isoformat(),
+                        (issued_on or self.policy.local_date(self.clock())).isoformat(),
                         now,
                     ),
                 )
@@ -467,7 +467,7 @@ class Registry:
             )
         if kind == "replacement" and card.status not in ("active", "provisional_loss"):
             raise RegistryError(f"不能换卡：卡片状态为 {STATUS_NAMES[card.status]}")
-        today = self.clock().date()
+        today = self.policy.local_date(self.clock())
         collect = self.policy.collection_date(today)
         with self.transaction():
             self._set_status(
