@@ -18,9 +18,7 @@ def system_clock() -> datetime:
 
 
 class AuditLog:
-    def __init__(
-        self, path: str | Path, *, clock: Callable[[], datetime] = system_clock
-    ) -> None:
+    def __init__(self, path: str | Path, *, clock: Callable[[], datetime] = system_clock) -> None:
         self.path = Path(path)
         self.clock = clock
         self._lock = threading.Lock()

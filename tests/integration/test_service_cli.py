@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 
 from simulator.factory import SAMPLE_HOLDER
+from tests.clock import FAKETIME
 
 
 def sscard(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "personalize.cli", *args],
+        [*FAKETIME, sys.executable, "-m", "personalize.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,

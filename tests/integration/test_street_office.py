@@ -37,6 +37,7 @@ from simulator.psam import new_psam
 from simulator.sscard_card import SocialSecurityCardOS
 from sscard.identifiers import serial_number
 from sscard.profile import load_profile
+from tests.clock import FAKETIME, pinned_clock
 from tests.integration.conftest import ServeCard, Served
 
 pytestmark = pytest.mark.pcsc
@@ -98,7 +99,7 @@ def office(tmp_path: Path, serve_card: ServeCard, backend: str) -> Iterator[Offi
         'registry = "registry.db"\npolicy = "default"\n',
         encoding="utf-8",
     )
-    registry = Registry(tmp_path / "registry.db", POLICY)
+    registry = Registry(tmp_path / "registry.db", POLICY, clock=pinned_clock)
     card, number = make_card()
     record = registry.enroll(
         SAMPLE_HOLDER, number, operator="op", sn=serial_number(card.atr).hex().upper()
@@ -118,6 +119,7 @@ def office(tmp_path: Path, serve_card: ServeCard, backend: str) -> Iterator[Offi
 def sscard(o: Office, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
+            *FAKETIME,
             sys.executable,
             "-m",
             "personalize.cli",

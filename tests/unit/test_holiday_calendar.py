@@ -82,7 +82,9 @@ def test_fifteen_working_days_across_national_day() -> None:
 
 
 def test_date_math_past_the_covered_years_is_refused_naming_the_year() -> None:
-    with pytest.raises(PolicyError, match=r"未收录 2027 年的节假日安排.*no holiday calendar for 2027"):
+    with pytest.raises(
+        PolicyError, match=r"未收录 2027 年的节假日安排.*no holiday calendar for 2027"
+    ):
         POLICY.collection_date(date(2026, 12, 20))
     with pytest.raises(PolicyError, match="2025"):
         POLICY.is_working_day(date(2025, 12, 31))
