@@ -8,9 +8,11 @@ default policy with the SYNTHETIC calendars of data/synthetic-calendars-2027-203
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -112,3 +114,43 @@ def test_demo_flow_at_pinned_dates(
     db.close()
     utc = at.astimezone(UTC).isoformat(timespec="seconds")
     assert stamps and set(stamps) == {utc}  # instants are stored in UTC with their offset
+
+
+def sscard_demo(*args: str, at: str) -> subprocess.CompletedProcess[str]:
+    """``sscard demo`` run with the machine's clock at ``at`` (libfaketime, TZ=UTC)."""
+    return subprocess.run(
+        ["faketime", "-f", at, sys.executable, "-m", "personalize.cli", "demo", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TZ": "UTC"},
+    )
+
+
+def test_sscard_demo_gives_the_same_documents_on_any_day(tmp_path: Path) -> None:
+    # The machine's clock says 2030-12-20 (no holiday calendar for 2031 in the default
+    # policy); the demo still starts at its documented instant, Wed 2026-11-25 09:30+08.
+    # Collection: Nov 26 (1), 27 (2), 30 (3), Dec 1–4 (4–7), 7–11 (8–12), 14 (13), 15 (14),
+    # Wed Dec 16 (15).
+    done = sscard_demo("--out", str(tmp_path / "out"), at="@2030-12-20 10:00:00")
+    assert done.returncode == 0, done.stderr
+    [cert] = sorted((tmp_path / "out").glob("领卡证明-*.pdf"))
+    text = " ".join(
+        subprocess.run(
+            ["pdftotext", str(cert), "-"], capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+    assert re.search(rf"申请日期：? ?{printed(date(2026, 11, 25))}", text), text
+    assert re.search(rf"领卡日期：? ?{printed(date(2026, 12, 16))}", text), text
+
+
+def test_sscard_demo_at_refuses_what_it_cannot_date(tmp_path: Path) -> None:
+    naive = sscard_demo("--at", "2026-11-25T09:30", at="@2026-11-25 09:30:00")
+    assert naive.returncode == 2 and "时刻须带时区偏移" in naive.stderr
+    assert "默认 2026-11-25T09:30+08:00" in sscard_demo("--help", at="@2026-11-25 09:30:00").stdout
+    uncovered = sscard_demo(
+        "--out", str(tmp_path / "out"), "--at", "2027-06-15T10:00+08:00", at="@2026-11-25 09:30:00"
+    )
+    assert uncovered.returncode == 1
+    assert "未收录 2027 年的节假日安排" in uncovered.stderr
+    assert "Traceback" not in uncovered.stderr
