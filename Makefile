@@ -13,9 +13,10 @@ PROD_PKGS   := apdu sscard hsm_stub printer personalize simulator
 # Debian packages: pcscd + vsmartcard-vpcd (virtual readers), libpcsclite-dev + swig + gcc
 # (to build pyscard when no wheel fits), python3-venv/-dev (a venv and headers for Debian's
 # python3), fonts-wqy-microhei (Chinese text in PDFs and card faces), poppler-utils
-# (pdftotext/pdftoppm, with which tests read PDFs back).
+# (pdftotext/pdftoppm, with which tests read PDFs back), faketime (tests run `sscard` with the
+# clock pinned: no test depends on the day it is run).
 APT_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev swig gcc python3-venv python3-dev \
-                fonts-wqy-microhei poppler-utils
+                fonts-wqy-microhei poppler-utils faketime
 
 .PHONY: demo test lint typecheck unit integration bench deps system-deps clean
 

@@ -12,9 +12,11 @@ import io
 import json
 import statistics
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
-from personalize.demo import run_demo
+from personalize.cli import DEMO_AT
+from personalize.demo import run_demo, running_from
 from personalize.jobs import STEPS
 
 
@@ -27,7 +29,7 @@ def main() -> int:
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
             with contextlib.redirect_stdout(io.StringIO()):
-                run_demo(Path(tmp) / "out")
+                run_demo(Path(tmp) / "out", clock=running_from(datetime.fromisoformat(DEMO_AT)))
             summary = json.loads((Path(tmp) / "out" / "summary.json").read_text())
         totals.append(summary["seconds"])
         for step, ms in summary["step_ms"].items():

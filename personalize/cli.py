@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -34,6 +35,7 @@ from personalize.mag_commands import add_parser as add_mag_parser
 from personalize.office_commands import add_parser as add_office_parser
 from personalize.outfiles import OutputError
 from personalize.printer_commands import add_parser as add_printer_parser
+from personalize.registry import utc_now
 from personalize.service_commands import add_parser as add_service_parser
 
 
@@ -248,11 +250,32 @@ def cmd_sim_serve(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ demo
 
+# The demo's default start: its documents are the same on any day it is run, and its dates
+# stay inside the years the default policy's holiday calendar covers.
+DEMO_AT = "2026-11-25T09:30+08:00"
+
+
+def demo_instant(text: str) -> datetime | None:
+    """``demo --at``: an ISO 8601 instant with its offset, or ``now`` (the system clock)."""
+    if text == "now":
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"不是 ISO 8601 时刻 (not an ISO 8601 instant): {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"时刻须带时区偏移，如 +08:00 (the instant needs its offset): {text!r}"
+        )
+    return moment
+
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from personalize.demo import run_demo
+    from personalize.demo import run_demo, running_from
 
-    return run_demo(Path(args.out))
+    return run_demo(Path(args.out), clock=utc_now if args.at is None else running_from(args.at))
 
 
 # ------------------------------------------------------------------ parser
@@ -385,6 +408,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the demo on the simulated station")
     p.add_argument("--out", default="out", help="directory for the demo's results")
+    p.add_argument(
+        "--at",
+        type=demo_instant,
+        default=DEMO_AT,
+        help=f"演示开始的时刻 (ISO 8601，带时区偏移；默认 {DEMO_AT}，文档因此可复现；"
+        "now 用系统时钟，须在区域政策收录的年份内) — the instant the demo starts at",
+    )
     p.set_defaults(func=cmd_demo)
     accept_verbose_everywhere(parser)
     return parser

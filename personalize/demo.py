@@ -6,6 +6,10 @@ registry), then walks 张三 through 预挂失 → 正式挂失 → 补卡申请
 personalization job (chip, stripe, face, activation) and reads the new card back through
 pcscd. Leaves in ``out/``: the 领卡证明, the printed card's PNG, the face proof, the job's
 step log and ``summary.json``.
+
+Time is the caller's: ``sscard demo`` starts the registry's clock at a fixed instant
+(``--at``, default 2026-11-25T09:30+08:00) so that the documents are the same whatever the
+day the demo is run, and the default policy's holiday calendar covers the dates it computes.
 """
 
 from __future__ import annotations
@@ -14,14 +18,14 @@ import json
 import shutil
 import time
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from personalize.documents import collection_certificate, collection_certificate_pdf
 from personalize.jobs import JobRunner, StationDevices, submit_job
-from personalize.policy import load_policy
-from personalize.registry import Clock, Registry, utc_now
+from personalize.policy import RegionPolicy, load_policy
+from personalize.registry import Clock, Registry
 from personalize.station import StationConfig
 from personalize.trackvault import TrackVault
 from printer.evolis import EvolisPrinter
@@ -39,14 +43,23 @@ def _say(n: int, text: str) -> None:
     print(f"[{n}] {text}", flush=True)
 
 
-def run_demo(out: Path, *, clock: Clock = utc_now) -> int:
-    """Run the demo; ``clock`` gives the registry's time (tests pin it)."""
+def running_from(start: datetime) -> Clock:
+    """A clock that reads ``start`` (aware) now and runs on with the machine's monotonic
+    clock: fixed dates, real durations."""
+    start = start.astimezone(UTC)
+    origin = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - origin)
+
+
+def run_demo(out: Path, *, clock: Clock, policy: RegionPolicy | None = None) -> int:
+    """Run the demo; ``clock`` gives the registry's time, ``policy`` the region's rules
+    (the shipped default unless given)."""
     started = time.monotonic()
     station_dir = out / "station"
     if station_dir.exists():
         shutil.rmtree(station_dir)
     out.mkdir(parents=True, exist_ok=True)
-    policy = load_policy("default")
+    policy = policy or load_policy("default")
     profile = load_profile(policy.profile)
     timings: dict[str, float] = {}
     with SimulatedStation(station_dir, profile, policy.region_code) as sim:
@@ -67,9 +80,10 @@ def run_demo(out: Path, *, clock: Clock = utc_now) -> int:
         )
         _say(2, f"登记 {HOLDER.name} 的旧卡 {old.card_number}（正常）")
         registry.report_loss(old.card_number, operator=OPERATOR, channel="12333 电话")
-        _say(
-            3, f"预挂失 provisional loss — 逾期 {registry.card(old.card_number).lapse_at} 自动解除"
-        )
+        lapse_at = registry.card(old.card_number).lapse_at
+        assert lapse_at is not None
+        lapse = policy.local_time(datetime.fromisoformat(lapse_at))
+        _say(3, f"预挂失 provisional loss — {lapse:%Y-%m-%d %H:%M} 前未正式挂失则自动解除")
         registry.formalize_loss(old.card_number, operator=OPERATOR, evidence="居民身份证原件已核验")
         _say(4, "正式挂失 formal loss（居民身份证原件已核验）")
         request = registry.request_reissue(old.card_number, operator=OPERATOR, counter="3号窗口")

@@ -564,7 +564,7 @@ class JobRunner:
         try:
             card.identify()
             sn = card.sn
-            issuer = self.issuer(job, sn, self.registry.clock().date())
+            issuer = self.issuer(job, sn, self.policy.local_date(self.registry.clock()))
             present = card.read_element(self.profile.ef05, EF05[0])
             if any(present) and present != issuer.card_id:
                 raise CardRejected("the chip holds another card's data (not a blank card)")

@@ -1,13 +1,21 @@
-"""Region policy: deadlines, lead times, fees, the card profile, PIN default and which
-statuses allow what — one TOML file per region (docs/business-rules.md), never constants in code.
-``load_policy("default")`` reads ``personalize/policies/default.toml``; a path works too.
+"""Region policy: deadlines, lead times, fees, the card profile, PIN default, which statuses
+allow what, the time zone and the holiday calendar — one TOML file per region
+(docs/business-rules.md), never constants in code. ``load_policy("default")`` reads
+``personalize/policies/default.toml``; a path works too.
+
+The holiday calendar is kept per year, as the State Council publishes it each autumn
+(国务院办公厅关于 YYYY 年部分节假日安排的通知): ``[calendar.YYYY]`` lists the statutory
+``holidays`` (every day off, weekends inside a holiday period included) and the make-up
+``workdays`` (调休: Saturdays or Sundays that are working days). Working-day math that reaches
+a year without a calendar is refused (``PolicyError`` naming the year): a deadline computed
+with a guessed calendar would be printed on a document and promised to a person.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,7 +27,17 @@ LapseUnit = Literal["working_days", "days", "hours"]
 
 
 class PolicyError(ValueError):
-    """A policy file is missing or inconsistent."""
+    """A policy file is missing or inconsistent, or date math it cannot answer."""
+
+
+@dataclass(frozen=True)
+class YearCalendar:
+    """One year of the State Council's holiday notice: the days off (``holidays``, weekend
+    days inside a holiday period included) and the make-up working days (``workdays``, 调休:
+    weekend days that are worked)."""
+
+    holidays: frozenset[date]
+    workdays: frozenset[date]
 
 
 @dataclass(frozen=True)
@@ -42,7 +60,7 @@ class RegionPolicy:
     fee_remagnetize: int
     default_pin: str
     statuses: dict[str, tuple[str, ...]]
-    holidays: frozenset[date]
+    calendar: dict[int, YearCalendar]
     valid_until: date | None = None
     time_zone: str = "Asia/Shanghai"
     fee_reissue: int = 0  # 补卡工本费 (yuan), printed on the 领卡证明
@@ -65,16 +83,34 @@ class RegionPolicy:
         return self.local_time(moment).date()
 
     def check_date(self, day: date) -> None:
-        """Date math past the policy's validity is refused: its deadlines and holiday
-        calendar are no longer known to be right."""
+        """Date math past ``valid_until`` (optional: a date by which the region reviews its
+        policy) is refused."""
         if self.valid_until is not None and day > self.valid_until:
             raise PolicyError(
                 f"区域政策 {self.name} 有效期至 {self.valid_until}，无法计算 {day} 的日期 "
                 f"(the region policy is valid until {self.valid_until}: update it)"
             )
 
+    def year_calendar(self, year: int) -> YearCalendar:
+        """The holiday calendar of ``year``; a year the policy does not cover is refused."""
+        try:
+            return self.calendar[year]
+        except KeyError:
+            covered = "、".join(str(y) for y in sorted(self.calendar)) or "无"
+            raise PolicyError(
+                f"区域政策 {self.name} 未收录 {year} 年的节假日安排（已收录：{covered}），"
+                f"无法计算工作日；请按国务院办公厅通知补充 [calendar.{year}] "
+                f"(the region policy has no holiday calendar for {year}: add [calendar.{year}] "
+                "from the State Council's notice)"
+            ) from None
+
     def is_working_day(self, day: date) -> bool:
-        return day.weekday() < 5 and day not in self.holidays
+        """Monday to Friday unless a statutory holiday, plus the 调休 weekend days."""
+        self.check_date(day)
+        year = self.year_calendar(day.year)
+        if day in year.workdays:
+            return True
+        return day.weekday() < 5 and day not in year.holidays
 
     def add_working_days(self, start: date, n: int) -> date:
         """The n-th working day after ``start`` (start itself not counted)."""
@@ -87,26 +123,83 @@ class RegionPolicy:
         return day
 
     def lapse_deadline(self, reported_at: datetime) -> datetime:
-        """When a provisional loss reported at ``reported_at`` lapses back to active."""
-        if self.provisional_lapse_unit == "hours":
-            deadline = reported_at + timedelta(hours=self.provisional_lapse)
-            self.check_date(deadline.date())
-            return deadline
-        if self.provisional_lapse_unit == "days":
-            deadline = reported_at + timedelta(days=self.provisional_lapse)
-            self.check_date(deadline.date())
-            return deadline
-        day = self.add_working_days(reported_at.date(), self.provisional_lapse)
-        return datetime.combine(day, reported_at.time(), reported_at.tzinfo)
+        """When a provisional loss reported at ``reported_at`` lapses back to active, as a
+        UTC instant. Working days are counted on the region's local dates: the deadline is
+        the same local wall-clock time on the n-th working day after the local report date."""
+        if self.provisional_lapse_unit != "working_days":
+            hours = self.provisional_lapse * (24 if self.provisional_lapse_unit == "days" else 1)
+            deadline = reported_at + timedelta(hours=hours)
+            self.check_date(self.local_date(deadline))
+            return deadline.astimezone(UTC)
+        local = self.local_time(reported_at)
+        day = self.add_working_days(local.date(), self.provisional_lapse)
+        return datetime.combine(day, local.timetz()).astimezone(UTC)
 
     def collection_date(self, applied: date) -> date:
+        """领卡 date: ``reissue_working_days`` working days after the (local) application date."""
         return self.add_working_days(applied, self.reissue_working_days)
 
     def allows(self, action: str, status: str) -> bool:
         return status in self.statuses.get(action, ())
 
 
+def _dates(values: Any, what: str) -> frozenset[date]:
+    if not isinstance(values, list):
+        raise PolicyError(f"{what} 须为日期列表 ({what} is a list of dates)")
+    try:
+        days = [date.fromisoformat(str(v)) for v in values]
+    except ValueError as exc:
+        raise PolicyError(f"{what} 含无效日期 ({what} is malformed: {exc})") from None
+    if len(set(days)) != len(days):
+        raise PolicyError(f"{what} 含重复日期 ({what} lists a date twice)")
+    return frozenset(days)
+
+
+def calendar_from_dict(d: Any) -> dict[int, YearCalendar]:
+    """``[calendar.YYYY]`` tables: ``holidays`` and ``workdays``, dates of that year only;
+    make-up working days are weekend days, and no day is both."""
+    if not isinstance(d, dict) or not d:
+        raise PolicyError(
+            "区域政策缺少节假日安排 [calendar.YYYY] (the policy has no holiday calendar)"
+        )
+    calendar: dict[int, YearCalendar] = {}
+    for key, table in d.items():
+        where = f"calendar.{key}"
+        if not re.fullmatch(r"\d{4}", str(key)):
+            raise PolicyError(f"{where}：年份须为四位数字 (calendar keys are years)")
+        if not isinstance(table, dict) or set(table) - {"holidays", "workdays"}:
+            raise PolicyError(
+                f"{where} 只含 holidays 与 workdays ({where} holds holidays and workdays only)"
+            )
+        year = int(key)
+        holidays = _dates(table.get("holidays", []), f"{where}.holidays")
+        workdays = _dates(table.get("workdays", []), f"{where}.workdays")
+        stray = sorted(day for day in holidays | workdays if day.year != year)
+        if stray:
+            raise PolicyError(f"{where} 含其他年份的日期 {stray[0]} ({stray[0]} is not in {year})")
+        weekday = sorted(day for day in workdays if day.weekday() < 5)
+        if weekday:
+            raise PolicyError(
+                f"{where}.workdays：{weekday[0]} 不是周末，调休上班日须为周六或周日 "
+                f"(a make-up working day is a Saturday or Sunday; {weekday[0]} is not)"
+            )
+        both = sorted(holidays & workdays)
+        if both:
+            raise PolicyError(
+                f"{where}：{both[0]} 既是假日又是调休上班日 ({both[0]} is both a holiday "
+                "and a make-up working day)"
+            )
+        calendar[year] = YearCalendar(holidays, workdays)
+    return calendar
+
+
 def policy_from_dict(d: dict[str, Any], name: str) -> RegionPolicy:
+    if "holidays" in d:
+        raise PolicyError(
+            "顶层 holidays 已改为按年份的 [calendar.YYYY] holidays / workdays "
+            "(top-level holidays is replaced by [calendar.YYYY] holidays and workdays)"
+        )
+    calendar = calendar_from_dict(d.get("calendar"))
     try:
         policy = RegionPolicy(
             name=name,
@@ -127,7 +220,7 @@ def policy_from_dict(d: dict[str, Any], name: str) -> RegionPolicy:
             fee_remagnetize=int(d["fees"]["remagnetize"]),
             default_pin=str(d["pin"]["default"]),
             statuses={k: tuple(v) for k, v in d["statuses"].items()},
-            holidays=frozenset(date.fromisoformat(h) for h in d.get("holidays", [])),
+            calendar=calendar,
             valid_until=date.fromisoformat(d["valid_until"]) if "valid_until" in d else None,
             time_zone=str(d.get("time_zone", "Asia/Shanghai")),
             fee_reissue=int(d["fees"].get("reissue", 0)),

@@ -615,7 +615,7 @@ class Registry:
                         self.policy.region_code,
                         str(self.rule("card", None, "enroll").target),
                         now,
-                        (issued_on or self.clock().date()).isoformat(),
+                        (issued_on or self.policy.local_date(self.clock())).isoformat(),
                         now,
                     ),
                 )

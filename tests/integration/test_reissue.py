@@ -29,6 +29,7 @@ from simulator.evolis_emulator import VirtualCard
 from simulator.factory import SAMPLE_HOLDER, TEST_ROOTS, issue_blank_card, sample_photo
 from simulator.station import SimulatedStation
 from sscard.profile import load_profile
+from tests.clock import pinned_clock
 
 pytestmark = pytest.mark.pcsc
 POLICY = load_policy("default")
@@ -94,7 +95,7 @@ class Prepared:
 def prepared(tmp_path: Path) -> Iterator[Prepared]:
     with SimulatedStation(tmp_path / "station", PROFILE, POLICY.region_code, cards=4) as sim:
         config = StationConfig.load(sim.station_file)
-        registry = Registry(config.registry, POLICY)
+        registry = Registry(config.registry, POLICY, clock=pinned_clock)
         old = registry.allocate_card_number()
         registry.enroll(SAMPLE_HOLDER, old, operator="op")
         registry.formalize_loss(old, operator="op", evidence="ID")

@@ -20,11 +20,12 @@ from personalize.registry import Registry
 from personalize.trackvault import TrackVault
 from simulator.factory import SAMPLE_HOLDER, sample_photo
 from sscard.identifiers import ssn_check
+from tests.clock import FAKETIME
 
 
 def sscard(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "personalize.cli", *args],
+        [*FAKETIME, sys.executable, "-m", "personalize.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,

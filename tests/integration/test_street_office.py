@@ -39,6 +39,7 @@ from simulator.psam import new_psam
 from simulator.sscard_card import SocialSecurityCardOS
 from sscard.identifiers import serial_number
 from sscard.profile import load_profile
+from tests.clock import FAKETIME, pinned_clock
 from tests.integration.conftest import ServeCard, Served
 
 pytestmark = pytest.mark.pcsc
@@ -100,7 +101,7 @@ def office(tmp_path: Path, serve_card: ServeCard, backend: str) -> Iterator[Offi
         'registry = "registry.db"\npolicy = "default"\n',
         encoding="utf-8",
     )
-    registry = Registry(tmp_path / "registry.db", POLICY)
+    registry = Registry(tmp_path / "registry.db", POLICY, clock=pinned_clock)
     card, number = make_card()
     record = registry.enroll(
         SAMPLE_HOLDER, number, operator="op", sn=serial_number(card.atr).hex().upper()
@@ -117,19 +118,13 @@ def office(tmp_path: Path, serve_card: ServeCard, backend: str) -> Iterator[Offi
     audit.close()
 
 
-# Reports and output files land in the office's folder; the clock of the CLI is pinned.
-AT = "2026-11-25 09:30:00"  # UTC; 17:30 in Asia/Shanghai
-
-
 def sscard(
     o: Office, *args: str, stdin: str = "", reader: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     reader_args = [] if reader == "" else ["--reader", o.reader if reader is None else reader]
     return subprocess.run(
         [
-            "faketime",
-            "-f",
-            f"@{AT}",
+            *FAKETIME,
             sys.executable,
             "-m",
             "personalize.cli",

@@ -47,13 +47,20 @@ def registry(tmp_path: Path, clock: Clock) -> Registry:
 def test_working_days_skip_weekends_and_holidays() -> None:
     assert POLICY.add_working_days(date(2026, 11, 27), 1) == date(2026, 11, 30)  # Fri → Mon
     assert POLICY.collection_date(date(2026, 11, 25)) == date(2026, 12, 16)  # 15 working days
-    # National Day week 2026: Oct 1-2 and 5-7 are holidays
+    # National Day 2026: Oct 1-7 are days off
     assert POLICY.add_working_days(date(2026, 9, 30), 1) == date(2026, 10, 8)
 
 
 def test_lapse_units() -> None:
-    reported = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)  # Friday afternoon
-    assert POLICY.lapse_deadline(reported) == datetime(2026, 12, 2, 16, 0, tzinfo=UTC)
+    # Working days are counted on Shanghai dates. 2026-11-27 08:00Z is Friday 16:00 in
+    # Shanghai: Mon 11-30 (1), Tue 12-01 (2), Wed 12-02 (3) → 12-02 16:00+08 = 08:00Z.
+    friday = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+    assert POLICY.lapse_deadline(friday) == datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+    # 2026-11-27 16:00Z is already Saturday 00:00 in Shanghai: Mon (1), Tue (2), Wed 12-02 (3)
+    # → 12-02 00:00+08 = 12-01 16:00Z (counted on UTC dates it would be 12-02 16:00Z).
+    reported = datetime(2026, 11, 27, 16, 0, tzinfo=UTC)
+    assert POLICY.lapse_deadline(reported) == datetime(2026, 12, 1, 16, 0, tzinfo=UTC)
+    assert POLICY.lapse_deadline(reported).utcoffset() == timedelta(0)  # stored as UTC
     hours = replace(POLICY, provisional_lapse=72, provisional_lapse_unit="hours")
     assert hours.lapse_deadline(reported) == reported + timedelta(hours=72)
     days = replace(POLICY, provisional_lapse=10, provisional_lapse_unit="days")
@@ -69,7 +76,7 @@ def test_bad_policies() -> None:
         ({"card_number_prefix": "h"}, "prefix"),
         ({"loss": {**base["loss"], "provisional_lapse_unit": "weeks"}}, "unit"),
         ({"pin": {"default": "12345"}}, "PIN"),
-        ({"holidays": ["2026-02-30"]}, "malformed"),
+        ({"calendar": {"2026": {"holidays": ["2026-02-30"]}}}, "malformed"),
     ):
         with pytest.raises(PolicyError, match=reason):
             policy_from_dict({**base, **change}, "x")
