@@ -14,9 +14,10 @@ PROD_PKGS   := apdu sscard hsm_stub printer personalize simulator
 # (to build pyscard when no wheel fits), python3-venv/-dev (a venv and headers for Debian's
 # python3), fonts-wqy-microhei (Chinese text in PDFs and card faces), poppler-utils
 # (pdftotext/pdftoppm, with which tests read PDFs back), faketime (tests run `sscard` with the
-# clock pinned: no test depends on the day it is run).
+# clock pinned: no test depends on the day it is run), zbar-tools (zbarimg decodes the
+# barcodes printed on documents).
 APT_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev swig gcc python3-venv python3-dev \
-                fonts-wqy-microhei poppler-utils faketime
+                fonts-wqy-microhei poppler-utils faketime zbar-tools
 
 .PHONY: demo test lint typecheck unit integration bench deps system-deps clean
 

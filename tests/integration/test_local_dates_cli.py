@@ -36,7 +36,7 @@ def test_an_application_at_4_am_in_shanghai_prints_that_date(tmp_path: Path) -> 
             {
                 "ssn": SAMPLE_HOLDER.ssn,
                 "name": "张三",
-                "gender": "1",
+                "gender": SAMPLE_HOLDER.gender,
                 "ethnicity": "01",
                 "birthplace": "110105",
                 "birth_date": "1949-12-31",
