@@ -91,19 +91,11 @@ class CardLost(Exception):
 
 
 def _holder(d: dict[str, Any]) -> HolderData:
+    """The job's holder, read field by field (:meth:`HolderData.from_mapping`)."""
     try:
-        return HolderData(
-            ssn=str(d["ssn"]),
-            name=str(d["name"]),
-            gender=str(d["gender"]),
-            ethnicity=str(d["ethnicity"]),
-            birthplace=str(d["birthplace"]),
-            birth_date=date.fromisoformat(str(d["birth_date"])),
-        )
-    except KeyError as exc:
-        raise JobError(f"持卡人信息缺少字段 {exc} (holder field missing)") from None
-    except ValueError as exc:
-        raise JobError(f"持卡人信息无效 (invalid holder field): {exc}") from None
+        return HolderData.from_mapping(d)
+    except InvalidData as exc:
+        raise JobError(f"持卡人信息：{exc}") from None
 
 
 def check_photo(photo: bytes, profile: CardProfile) -> None:
@@ -133,7 +125,7 @@ def submit_job(
     """Validate everything up front; write the job only when all of it is good."""
     holder = _holder(submission.get("holder") or {})
     try:
-        holder.validate()
+        holder.validate(today=registry.policy.local_date(registry.clock()))
     except InvalidData as exc:
         raise JobError(str(exc)) from None
     try:  # the card face must show the whole name: refuse now, before anything is written

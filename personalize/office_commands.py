@@ -32,7 +32,7 @@ def _office(args: argparse.Namespace) -> Office:
     vault = TrackVault.from_file(station.track_key) if station.track_key.exists() else None
     quiet = getattr(args, "json", False)
     return Office(
-        Registry(station.registry, policy),
+        Registry(station.registry, policy, create=False),
         policy,
         load_profile(policy.profile),
         station.security_module(),

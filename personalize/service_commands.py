@@ -80,8 +80,8 @@ def _card_dict(registry: Registry, number: str) -> dict[str, Any]:
         "card_number": card.card_number,
         "status": card.status,
         "status_name": STATUS_NAMES[card.status],
-        "since": card.status_since,
-        "lapse_at": card.lapse_at,
+        "since": _local(registry, card.status_since),
+        "lapse_at": _local(registry, card.lapse_at),
         "name": person["name"],
         "sn": card.sn,
         "blacklisted": registry.blacklisted(card.card_number),
@@ -89,7 +89,7 @@ def _card_dict(registry: Registry, number: str) -> dict[str, Any]:
             {
                 "from": h["from_status"],
                 "to": h["to_status"],
-                "at": h["at"],
+                "at": _local(registry, h["at"]),
                 "operator": h["operator"],
                 "reason": h["reason"],
             }
@@ -360,7 +360,7 @@ JOB_COLUMNS: tuple[tuple[str, str, int, Callable[[Any], str]], ...] = (
 
 def cmd_job_submit(args: argparse.Namespace) -> int:
     station = StationConfig.load(args.station)
-    registry = Registry(station.registry, load_policy(station.policy))
+    registry = Registry(station.registry, load_policy(station.policy), create=False)
     path = Path(args.file)
     try:
         submission = json.loads(path.read_text(encoding="utf-8"))
@@ -384,7 +384,7 @@ def cmd_job_run(args: argparse.Namespace) -> int:
     if station.printer is None or station.contact_reader is None:
         raise ValueError(f"{args.station} names no printer and contact reader: not a card center")
     policy = load_policy(station.policy)
-    registry = Registry(station.registry, policy)
+    registry = Registry(station.registry, policy, create=False)
     claim_job(registry, args.job, station.name)  # before touching any device
     with ExitStack() as stack:
         try:  # a device that cannot be opened pauses the job with the reason

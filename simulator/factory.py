@@ -31,6 +31,7 @@ from simulator.cardos.card import CardOS, ProtocolName
 from simulator.cardos.filesystem import MF_FID, DedicatedFile, RecordEF, TransparentEF
 from simulator.samples import sample_card
 from simulator.sscard_card import CardKey, PinState, SocialSecurityCardOS, SsseConfig
+from sscard.errors import InvalidData
 from sscard.identifiers import (
     RID,
     card_number_check,
@@ -230,18 +231,12 @@ def damage_card(card: SocialSecurityCardOS, kind: Damage, profile: CardProfile) 
 
 
 def holder_from_json(d: dict[str, str]) -> HolderData:
-    """A holder from JSON (``birth_date`` as YYYY-MM-DD); validated."""
+    """A holder from JSON (``birth_date`` as YYYY-MM-DD), read field by field
+    (:meth:`HolderData.from_mapping`) and validated."""
     try:
-        holder = HolderData(
-            ssn=d["ssn"],
-            name=d["name"],
-            gender=d["gender"],
-            ethnicity=d["ethnicity"],
-            birthplace=d["birthplace"],
-            birth_date=date.fromisoformat(d["birth_date"]),
-        )
-    except (KeyError, ValueError) as exc:
-        raise ValueError(f"holder file: missing or invalid field ({exc})") from None
+        holder = HolderData.from_mapping(d)
+    except InvalidData as exc:
+        raise ValueError(f"holder file: {exc}") from None
     holder.validate()
     return holder
 

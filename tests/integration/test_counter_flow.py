@@ -136,7 +136,7 @@ def test_the_counter_day_end_to_end(counter: Counter) -> None:
 
     # 预挂失 by phone, then 正式挂失 at the counter
     lost = c.sscard("registry", "report-loss", OLD, "--operator", "op7", "--channel", "12333")
-    assert lost["status"] == "provisional_loss" and lost["lapse_at"] == "2026-11-30T09:30:00+00:00"
+    assert lost["status"] == "provisional_loss" and lost["lapse_at"] == "2026-11-30T17:30:00+08:00"
     formal = c.sscard(
         "registry", "formalize-loss", OLD, "--operator", "op7", "--evidence", "居民身份证原件"
     )
