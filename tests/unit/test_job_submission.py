@@ -89,7 +89,7 @@ def _png() -> str:
         ({"photo": _png()}, "JPEG"),
         ({"photo": "missing.jpg"}, "not found"),
         ({"tracks": {"2": "12AB"}}, "track 2"),
-        ({"holder": {"birth_date": "1949-13-01"}}, "invalid holder"),
+        ({"holder": {"birth_date": "1949-13-01"}}, "birth_date"),
         ({"holder": {"gender": None}}, "性别"),
     ],
 )
