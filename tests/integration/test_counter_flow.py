@@ -26,18 +26,14 @@ from simulator.factory import SAMPLE_HOLDER, sample_photo
 from simulator.station import SimulatedStation
 from sscard.identifiers import card_number_check, ssn_check
 from sscard.profile import load_profile
+from tests.clock import FAKETIME_ENV
 
 pytestmark = pytest.mark.pcsc
 POLICY = load_policy("default")
 PROFILE = load_profile("default")
 NOW = "2026-11-25 09:30:00"  # Wednesday 17:30 in Shanghai; 15 working days on: 2026-12-16
 OLD = "H00000012"
-# libfaketime preloaded into the sscard process itself (the faketime wrapper would turn the
-# crash test's SIGKILL into its own exit status); "@" keeps the clock running from NOW
-PINNED = {
-    "LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-    "FAKETIME": f"@{NOW}",
-}
+PINNED = FAKETIME_ENV  # libfaketime in the sscard process; "@" keeps the clock running
 
 
 def card_number(serial: int) -> str:

@@ -22,6 +22,7 @@ import pytest
 
 from personalize.demo import run_demo
 from personalize.policy import POLICY_DIR, RegionPolicy, load_policy, policy_from_dict
+from tests.clock import faketime
 
 pytestmark = pytest.mark.pcsc
 SYNTHETIC = Path(__file__).parent / "data" / "synthetic-calendars-2027-2031.toml"
@@ -119,7 +120,7 @@ def test_demo_flow_at_pinned_dates(
 def sscard_demo(*args: str, at: str) -> subprocess.CompletedProcess[str]:
     """``sscard demo`` run with the machine's clock at ``at`` (libfaketime, TZ=UTC)."""
     return subprocess.run(
-        ["faketime", "-f", at, sys.executable, "-m", "personalize.cli", "demo", *args],
+        [*faketime(at), sys.executable, "-m", "personalize.cli", "demo", *args],
         capture_output=True,
         text=True,
         timeout=120,

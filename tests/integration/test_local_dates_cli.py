@@ -14,13 +14,14 @@ import sys
 from pathlib import Path
 
 from simulator.factory import SAMPLE_HOLDER
+from tests.clock import faketime
 
 AT = "@2026-11-26 20:00:00"  # read in TZ=UTC: Friday 2026-11-27 04:00 in Shanghai
 
 
 def sscard(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["faketime", "-f", AT, sys.executable, "-m", "personalize.cli", *args],
+        [*faketime(AT), sys.executable, "-m", "personalize.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -20,7 +20,7 @@ from personalize.registry import Registry
 from personalize.trackvault import TrackVault
 from simulator.factory import SAMPLE_HOLDER, sample_photo
 from sscard.identifiers import ssn_check
-from tests.clock import FAKETIME
+from tests.clock import FAKETIME, faketime
 
 
 def sscard(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
@@ -192,7 +192,7 @@ def pinned(
     if db is not None:
         env["SSCARD_DB"] = str(db)
     return subprocess.run(
-        ["faketime", "-f", f"@{at}", sys.executable, "-m", "personalize.cli", *args],
+        [*faketime(at), sys.executable, "-m", "personalize.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,

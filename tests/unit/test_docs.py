@@ -34,6 +34,7 @@ from personalize.trackvault import TrackVault
 from simulator.cardfile import load_card
 from simulator.factory import holder_from_json
 from sscard.profile import PROFILE_DIR, load_profile
+from tests.clock import faketime
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -288,7 +289,7 @@ def test_card_file_example_serves_its_records(tmp_path: Path) -> None:
 
 def _sscard(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["faketime", "-f", PINNED, *SSCARD, *args],
+        [*faketime(PINNED), *SSCARD, *args],
         cwd=cwd,
         capture_output=True,
         text=True,
