@@ -28,7 +28,9 @@ def _card(args: argparse.Namespace, transport: PcscTransport) -> SocialSecurityC
 
 def cmd_read(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
-    pin = read_pin("请输入 PIN (PIN): ", profile.pin.length) if profile.read_access == "pin" else None
+    pin = None
+    if profile.read_access == "pin":
+        pin = read_pin("请输入 PIN (PIN): ", profile.pin.length)
     with PcscTransport(args.reader) as transport:
         data = read_public(SocialSecurityCard(transport, profile), pin=pin)
     if args.json:

@@ -20,9 +20,9 @@ from personalize.office import (
 from personalize.outfiles import OutputError, write_new
 from personalize.policy import load_policy
 from personalize.prompts import confirm, read_id_number, read_secret, say
-from personalize.textinput import normalize
 from personalize.registry import Registry, request_number
 from personalize.station import StationConfig
+from personalize.textinput import normalize
 from personalize.trackvault import TrackVault
 from sscard.profile import load_profile
 

@@ -46,7 +46,8 @@ def test_demo_outputs_are_private(tmp_path: Path) -> None:
     names = {p.name for p in out.rglob("*")}
     for expected in ("registry.db", "printed-card.png", "卡面校样.pdf", "photo.jpg"):
         assert expected in names, names
-    assert any(n.startswith("printed-") and n.endswith(".png") for n in names - {"printed-card.png"})
+    prints = names - {"printed-card.png"}
+    assert any(n.startswith("printed-") and n.endswith(".png") for n in prints)
     assert loose(out) == []
 
 

@@ -12,14 +12,11 @@ import pytest
 
 from simulator.cardos.filesystem import DedicatedFile, RecordEF
 from simulator.factory import SAMPLE_HOLDER
-from tests.integration.test_street_office import (  # noqa: F401 - the fixtures
-    PROFILE,
-    Office,
-    backend,
-    diagnose,
-    office,
-    sscard,
-)
+from tests.integration import test_street_office as street
+from tests.integration.test_street_office import PROFILE, Office, diagnose, sscard
+
+office = street.office  # the street office's fixtures: station file, registry, card, encoder
+backend = street.backend
 
 pytestmark = [pytest.mark.pcsc, pytest.mark.parametrize("backend", ["keystore"])]
 
@@ -88,7 +85,7 @@ def test_encoder_returning_bytes_above_0x7f_is_a_clear_error(office: Office) -> 
         return b"\x1b\x01\x1b+\x1b\x02;6217\xe9\xff\x80=3611?\x1b\x03\x1b+"
 
     office.encoder._read_block = high_bytes  # type: ignore[method-assign]
-    data, text = diagnose(office)
+    data, _ = diagnose(office)
     stripe = next(c for c in data["checks"] if c["code"] == "stripe")
     assert stripe["ok"] is None and "DeviceProtocolError" in stripe["detail"]
 
