@@ -241,7 +241,7 @@ class SocialSecurityCardOS(CardOS):
             raise SwError(0x6A88)
         suite = suite_for(key.algorithm)
         challenge = self._take_challenge()
-        if len(c.data) < cryptograms.MAC_LENGTH:
+        if not cryptograms.MAC_LENGTH <= len(c.data) <= 255:  # its MAC input has a 1-byte Lc
             raise SwError(0x6700)
         body, mac = c.data[: -cryptograms.MAC_LENGTH], c.data[-cryptograms.MAC_LENGTH :]
         mac_input = c.header + bytes((len(c.data),)) + body
