@@ -7,6 +7,7 @@ import argparse
 import json
 from collections.abc import Callable
 
+from apdu.errors import CardRemoved
 from apdu.pcsc import PcscTransport
 from apdu.status import PinBlocked, WrongPin
 from personalize.prompts import read_pin, say
@@ -79,6 +80,11 @@ def _pin_operation(
             say(blocked)
             _json(args, {key: False, "tries_left": 0})
             return 1
+        except CardRemoved:  # torn: the card holds the old PIN state or the new one
+            raise CardRemoved(
+                "操作中卡片离开读卡器，结果未知：请重新插卡后核对 (the card left the reader "
+                "during the PIN command: the outcome is unknown; reinsert it and check)"
+            ) from None
     say(done)
     _json(args, {key: True})
     return 0

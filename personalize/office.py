@@ -583,12 +583,26 @@ class Office:
             if problems:
                 raise self._refuse(f"pin.{action}", number, "疑似伪卡: " + "; ".join(problems))
             card.select_ssse()
-            if action == "unblock":
-                card.unblock_pin()
-            else:
-                if new_pin is None:
+            try:
+                if action == "unblock":
+                    card.unblock_pin()
+                elif new_pin is None:
                     raise OfficeError("a new PIN is needed to reset")
-                card.reset_pin(new_pin)
+                else:
+                    card.reset_pin(new_pin)
+            except CardRemoved:  # torn: the card may hold the old state or the new one
+                with self.registry.transaction():
+                    self.registry.audit(
+                        self.operator,
+                        f"pin.{action}.unknown",
+                        number,
+                        {"at": _iso(self.registry.clock())},
+                    )
+                raise OfficeError(
+                    "办理中卡片离开读卡器，结果未知：请重新插卡后再办理一次 (the card left "
+                    f"the reader during the PIN {action}: the outcome is unknown; reinsert "
+                    "the card and do it again)"
+                ) from None
             tries = card.pin_tries_left()
         with self.registry.transaction():
             self.registry.audit(

@@ -23,8 +23,8 @@ All cryptography is :mod:`hsm_stub` code, shared with the service.
 from __future__ import annotations
 
 import hmac
-from dataclasses import asdict, dataclass
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Literal
 
 from apdu.command import Command
