@@ -60,7 +60,5 @@ def same(typed: str, held: str) -> bool:
     """Constant-time equality of a normalised typed value and one read from a card or a
     device; a value that is not ASCII is refused (it cannot be a valid field)."""
     if not typed.isascii() or not held.isascii():
-        raise TypedTextError(
-            "比对的文本含非 ASCII 字符，无法比对 (text to compare is not ASCII)"
-        )
+        raise TypedTextError("比对的文本含非 ASCII 字符，无法比对 (text to compare is not ASCII)")
     return hmac.compare_digest(typed.encode("ascii"), held.encode("ascii"))
