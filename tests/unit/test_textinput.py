@@ -13,6 +13,7 @@ from printer.errors import DeviceProtocolError
 from printer.msr206 import _parse_tracks
 from sscard.codecs import Ascii
 from sscard.errors import InvalidData
+from sscard.identifiers import ssn_valid, validate_ssn
 
 SSN = "11010519491231002X"
 FULL_WIDTH_SSN = "１１０１０５１９４９１２３１００２Ｘ"  # typed by an IME, U+FF10…U+FF38
@@ -68,3 +69,12 @@ def test_encoder_bytes_above_0x7f_are_a_protocol_error() -> None:
     ):
         with pytest.raises(DeviceProtocolError, match="磁道"):
             _parse_tracks(body)
+
+
+def test_full_width_ssn_in_a_holder_is_refused_not_stored() -> None:
+    """``int('１')`` is 1, so a check over ``\\d`` would accept a full-width SSN from a job or
+    enroll file and store it, to differ later from the card's ASCII one."""
+    assert not ssn_valid(FULL_WIDTH_SSN)
+    with pytest.raises(InvalidData, match="前 17 位必须是数字"):
+        validate_ssn(FULL_WIDTH_SSN)
+    validate_ssn(textinput.id_number(FULL_WIDTH_SSN))
