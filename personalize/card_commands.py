@@ -7,9 +7,10 @@ import argparse
 import json
 from collections.abc import Callable
 
+from apdu.errors import CardRemoved
 from apdu.pcsc import PcscTransport
 from apdu.status import PinBlocked, WrongPin
-from personalize.prompts import read_secret, say
+from personalize.prompts import read_pin, say
 from sscard.card import SocialSecurityCard
 from sscard.errors import InvalidData
 from sscard.profile import load_profile
@@ -28,7 +29,9 @@ def _card(args: argparse.Namespace, transport: PcscTransport) -> SocialSecurityC
 
 def cmd_read(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
-    pin = read_secret("请输入 PIN (PIN): ") if profile.read_access == "pin" else None
+    pin = None
+    if profile.read_access == "pin":
+        pin = read_pin("请输入 PIN (PIN): ", profile.pin.length)
     with PcscTransport(args.reader) as transport:
         data = read_public(SocialSecurityCard(transport, profile), pin=pin)
     if args.json:
@@ -77,6 +80,11 @@ def _pin_operation(
             say(blocked)
             _json(args, {key: False, "tries_left": 0})
             return 1
+        except CardRemoved:  # torn: the card holds the old PIN state or the new one
+            raise CardRemoved(
+                "操作中卡片离开读卡器，结果未知：请重新插卡后核对 (the card left the reader "
+                "during the PIN command: the outcome is unknown; reinsert it and check)"
+            ) from None
     say(done)
     _json(args, {key: True})
     return 0
@@ -87,8 +95,12 @@ def _json(args: argparse.Namespace, data: dict[str, object]) -> None:
         print(json.dumps(data))
 
 
+def _pin_length(args: argparse.Namespace) -> int:
+    return load_profile(args.profile).pin.length
+
+
 def cmd_verify_pin(args: argparse.Namespace) -> int:
-    pin = read_secret("请输入 PIN (PIN): ")
+    pin = read_pin("请输入 PIN (PIN): ", _pin_length(args))
     return _pin_operation(
         args,
         lambda card: card.verify_pin(pin),
@@ -100,9 +112,10 @@ def cmd_verify_pin(args: argparse.Namespace) -> int:
 
 
 def cmd_change_pin(args: argparse.Namespace) -> int:
-    old = read_secret("请输入原 PIN (current PIN): ")
-    new = read_secret("请输入新 PIN (new PIN): ")
-    if read_secret("请再次输入新 PIN (new PIN again): ") != new:
+    length = _pin_length(args)
+    old = read_pin("请输入原 PIN (current PIN): ", length)
+    new = read_pin("请输入新 PIN (new PIN): ", length)
+    if read_pin("请再次输入新 PIN (new PIN again): ", length) != new:
         raise InvalidData("两次输入的新 PIN 不一致 (the new PINs differ); nothing was changed")
     return _pin_operation(
         args,

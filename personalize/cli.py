@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import secrets
 import signal
 import sys
@@ -33,7 +34,7 @@ from personalize.cli_errors import UsageError, report
 from personalize.hsm_commands import add_parser as add_hsm_parser
 from personalize.mag_commands import add_parser as add_mag_parser
 from personalize.office_commands import add_parser as add_office_parser
-from personalize.outfiles import OutputError
+from personalize.outfiles import PRIVATE_UMASK, OutputError
 from personalize.printer_commands import add_parser as add_printer_parser
 from personalize.registry import utc_now
 from personalize.service_commands import add_parser as add_service_parser
@@ -421,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    os.umask(PRIVATE_UMASK)  # personal data: files 0600, directories 0700 (outfiles.py)
     arguments = list(sys.argv[1:] if argv is None else argv)
     verbose = "-v" in arguments or "--verbose" in arguments
     try:

@@ -35,6 +35,7 @@ from apdu.errors import CardMute, CardRemoved, NoCard, TransportError
 from apdu.pcsc import PcscTransport, wait_for_card, wait_for_removal
 from hsm_stub.errors import SecurityModuleUnavailable
 from hsm_stub.module import SecurityModule
+from personalize.jobpaths import JobPathError, confined_file
 from personalize.lifecycle import JOB_STATUS_LABELS, CardStatus, JobStatus, RequestStatus
 from personalize.policy import RegionPolicy
 from personalize.registry import Registry, RegistryError, _iso
@@ -141,9 +142,10 @@ def submit_job(
         except ValueError:
             raise JobError("photo: invalid base64") from None
     else:
-        path = base_dir / photo_field
-        if not path.is_file():
-            raise JobError(f"照片文件不存在 (photo file not found): {path}")
+        try:
+            path = confined_file(base_dir, photo_field, field="photo", label="照片")
+        except JobPathError as exc:
+            raise JobError(str(exc)) from None
         photo = path.read_bytes()
     check_photo(photo, profile)
     tracks = {int(n): str(v) for n, v in (submission.get("tracks") or {}).items()}

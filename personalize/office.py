@@ -6,7 +6,6 @@ names — the card center's service over TCP, or a PSAM in a second reader.
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from apdu.errors import CardMute, CardRemoved, CardReset, NoCard, ReaderUnavaila
 from apdu.pcsc import PcscTransport
 from apdu.status import StatusError
 from hsm_stub.module import SecurityModule
+from personalize import textinput
 from personalize.documents import ReportLine, VerificationReport, verification_report_pdf
 from personalize.policy import RegionPolicy
 from personalize.registry import (
@@ -548,7 +548,7 @@ class Office:
                 detail = "空白 (消磁)" if want else "空白"
             elif track.state == "unreadable":
                 good, detail = False, "损坏 (无法读取)"
-            elif want is not None and not hmac.compare_digest(track.data, want):
+            elif want is not None and not textinput.same(track.data, want):
                 good, detail = False, "与发卡数据不一致"
             else:
                 good, detail = True, "正常"
@@ -561,12 +561,15 @@ class Office:
     def pin_service(
         self, reader: str, action: str, *, id_number: str, new_pin: str | None = None
     ) -> dict[str, Any]:
+        typed_id = textinput.id_number(id_number)
+        if new_pin is not None:
+            new_pin = textinput.pin(new_pin, self.profile.pin.length)
         with PcscTransport(reader) as transport:
             card = self._card(transport)
             card.identify()
             issuer, holder = card.read_issuer(), card.read_holder()
             number = issuer.card_number
-            if not hmac.compare_digest(id_number.strip().upper(), holder.ssn):
+            if not textinput.same(typed_id, holder.ssn):
                 raise self._refuse(
                     f"pin.{action}",
                     number,
@@ -580,12 +583,26 @@ class Office:
             if problems:
                 raise self._refuse(f"pin.{action}", number, "疑似伪卡: " + "; ".join(problems))
             card.select_ssse()
-            if action == "unblock":
-                card.unblock_pin()
-            else:
-                if new_pin is None:
+            try:
+                if action == "unblock":
+                    card.unblock_pin()
+                elif new_pin is None:
                     raise OfficeError("a new PIN is needed to reset")
-                card.reset_pin(new_pin)
+                else:
+                    card.reset_pin(new_pin)
+            except CardRemoved:  # torn: the card may hold the old state or the new one
+                with self.registry.transaction():
+                    self.registry.audit(
+                        self.operator,
+                        f"pin.{action}.unknown",
+                        number,
+                        {"at": _iso(self.registry.clock())},
+                    )
+                raise OfficeError(
+                    "办理中卡片离开读卡器，结果未知：请重新插卡后再办理一次 (the card left "
+                    f"the reader during the PIN {action}: the outcome is unknown; reinsert "
+                    "the card and do it again)"
+                ) from None
             tries = card.pin_tries_left()
         with self.registry.transaction():
             self.registry.audit(

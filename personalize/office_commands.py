@@ -19,9 +19,10 @@ from personalize.office import (
 )
 from personalize.outfiles import OutputError, write_new
 from personalize.policy import load_policy
-from personalize.prompts import confirm, read_secret, say
+from personalize.prompts import confirm, read_id_number, read_secret, say
 from personalize.registry import Registry, request_number
 from personalize.station import StationConfig
+from personalize.textinput import normalize
 from personalize.trackvault import TrackVault
 from sscard.profile import load_profile
 
@@ -105,11 +106,11 @@ def _damage(text: str) -> tuple[str, ...]:
 def cmd_pin(args: argparse.Namespace) -> int:
     if not confirm("已核验持卡人身份证原件？(holder's ID card checked?) [y/N] "):
         raise OfficeError("未核验身份证，不能办理 (the holder's ID must be checked first)")
-    id_number = read_secret("请输入持卡人身份证号码 (holder's ID number): ")
+    id_number = read_id_number("请输入持卡人身份证号码 (holder's ID number): ")
     new_pin = None
     if args.pin_command == "reset":
-        new_pin = read_secret("请持卡人输入新 PIN (new PIN, holder types): ")
-        if read_secret("请再次输入新 PIN (new PIN again): ") != new_pin:
+        new_pin = normalize(read_secret("请持卡人输入新 PIN (new PIN, holder types): "))
+        if normalize(read_secret("请再次输入新 PIN (new PIN again): ")) != new_pin:
             raise OfficeError("两次输入的新 PIN 不一致，未办理 (the PINs differ; nothing done)")
     office = _office(args)
     try:

@@ -17,6 +17,11 @@ from pathlib import Path
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+# The composition root (``personalize.cli.main``) sets this umask for the whole process, so
+# every file the service or the simulator it drives creates — the registry's SQLite files,
+# PDFs, printed PNGs, photos, card files, job and out/ directories — is 0600 / 0700 without
+# each site having to remember it (the simulator never imports this layer).
+PRIVATE_UMASK = 0o077
 
 
 class OutputError(OSError):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import getpass
 import sys
 
+from personalize import textinput
+
 
 def read_secret(prompt: str) -> str:
     if sys.stdin.isatty():
@@ -17,6 +19,16 @@ def read_secret(prompt: str) -> str:
     if not line:
         raise EOFError("no input for a secret prompt")
     return line.rstrip("\r\n")
+
+
+def read_id_number(prompt: str) -> str:
+    """An ID number typed without echo, normalised (personalize/textinput.py)."""
+    return textinput.id_number(read_secret(prompt))
+
+
+def read_pin(prompt: str, length: int) -> str:
+    """A PIN typed without echo, normalised: full-width digits from an IME become ASCII."""
+    return textinput.pin(read_secret(prompt), length)
 
 
 def confirm(prompt: str) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -270,6 +271,20 @@ class Card:
     job_id: int | None
 
 
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 before SQLite opens it: SQLite creates its ``-wal`` and
+    ``-shm`` files with the database file's permissions (``os_unix.c``, ``findCreateFileMode``),
+    so the holders' data never sit in a world-readable file. An existing file is left as is."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise RegistryError(
+            f"无法创建登记库：{path} (cannot create the registry database: {exc.strerror})"
+        ) from None
+
+
 class Registry:
     def __init__(
         self,
@@ -290,6 +305,8 @@ class Registry:
                 f"登记库不存在：{self.path}；新建请用 sscard registry init --db {self.path} "
                 "(no registry database at this path)"
             )
+        if create:
+            _create_private(self.path)
         uri = f"{self.path.absolute().as_uri()}?mode={'rwc' if create else 'rw'}"
         try:
             self.db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)

@@ -272,16 +272,35 @@ def _parse_tracks(body: bytes) -> tuple[TrackRead, TrackRead, TrackRead]:
     ends = [*positions[1:], len(body)]
     for n, start, end in zip((1, 2, 3), positions, ends, strict=True):
         raw = body[start + 2 : end]
-        fmt = TRACKS[n]
         if raw in (b"", b"\x1b+"):
             result[n] = TrackRead(n, "blank")
         elif raw == b"\x1b*":
             result[n] = TrackRead(n, "unreadable")
         else:
-            text = raw.decode("ascii", "replace")
-            if text.startswith(fmt.start):
-                text = text[1:]
-            if text.endswith(fmt.end):
-                text = text[:-1]
-            result[n] = TrackRead(n, "ok", text)
+            result[n] = TrackRead(n, "ok", _track_text(n, raw))
     return result[1], result[2], result[3]
+
+
+def _track_text(n: int, raw: bytes) -> str:
+    """A track's characters as the encoder returned them, sentinels stripped; every byte
+    must be a character of the track's set (ISO/IEC 7811-2 §4 and -6: 0x20-0x5F on track 1,
+    0x30-0x3F on tracks 2 and 3), so the text is ASCII and comparable — a byte ≥ 0x80 or
+    outside the set is a protocol error, never a replacement character."""
+    fmt = TRACKS[n]
+    if not raw.isascii():
+        raise DeviceProtocolError(
+            f"encoder: 磁道 {n} 读出非 ASCII 字节 (track {n} read back bytes outside ASCII)"
+        )
+    text = raw.decode("ascii")
+    if text.startswith(fmt.start):
+        text = text[1:]
+    if text.endswith(fmt.end):
+        text = text[:-1]
+    try:
+        validate(n, text)
+    except TrackError:
+        raise DeviceProtocolError(
+            f"encoder: 磁道 {n} 读出的字符不在该磁道字符集内 "
+            f"(track {n} read back characters outside its character set)"
+        ) from None
+    return text

@@ -10,8 +10,12 @@
   PIN UNBLOCK / RESET ``84 24 00 00|01`` with the MAC and PIN block checked.
 * Record forms: the card can be made to refuse some addressing forms (``6A86``), as some
   regions' cards do.
-* Tearing: power lost during the N-th next UPDATE leaves the old record, the new one, or —
-  non-atomic memory — half of each; the card then leaves the reader (``CardRemoved``).
+* Tearing: power lost during the N-th next write — of EF data, of the PIN (change, reset,
+  unblock) or of an error counter — and the card leaves the reader (``CardRemoved``). EF
+  data (non-atomic memory) is left old, new, or half of each; the PIN and the counters are
+  written atomically, so they are left old or new, never a mix. Error counters are counted
+  down before a PIN or a cryptogram is compared and restored after a match, so pulling the
+  card mid-command never saves a try.
 
 All cryptography is :mod:`hsm_stub` code, shared with the service.
 """
@@ -19,6 +23,7 @@ All cryptography is :mod:`hsm_stub` code, shared with the service.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Literal
 
@@ -50,10 +55,18 @@ class PinState:
     max_tries: int
 
 
+WriteKind = Literal["ef", "pin", "counter"]
+
+
 @dataclass
 class Tearing:
+    """Power lost during the ``after_writes + 1``-th next write of the given ``kind`` (any
+    kind when None): EF data (``ef``), the PIN value (``pin``: change, reset, unblock), or an
+    error counter (``counter``: PIN and key tries)."""
+
     mode: TearMode = "none"
     after_writes: int = 0  # writes that succeed before the torn one
+    kind: WriteKind | None = None
 
 
 @dataclass
@@ -120,9 +133,9 @@ class SocialSecurityCardOS(CardOS):
             raise SwError(0x6A86)
         return super().cmd_read_record(c)
 
-    def _tear(self) -> bool:
+    def _tear(self, kind: WriteKind) -> bool:
         """True when this write is the torn one."""
-        if self.tearing.mode == "none":
+        if self.tearing.mode == "none" or self.tearing.kind not in (None, kind):
             return False
         if self.tearing.after_writes > 0:
             self.tearing.after_writes -= 1
@@ -135,7 +148,7 @@ class SocialSecurityCardOS(CardOS):
         raise CardRemoved("simulated power loss during a write")
 
     def write_record(self, ef: RecordEF, index: int, data: bytes) -> None:
-        if not self._tear():
+        if not self._tear("ef"):
             super().write_record(ef, index, data)
             return
         old = bytes(ef.records[index])
@@ -147,7 +160,7 @@ class SocialSecurityCardOS(CardOS):
         self._power_lost()
 
     def write_binary(self, ef: TransparentEF, offset: int, data: bytes) -> None:
-        if not self._tear():
+        if not self._tear("ef"):
             super().write_binary(ef, offset, data)
             return
         if self.tearing.mode == "new":
@@ -156,6 +169,18 @@ class SocialSecurityCardOS(CardOS):
             half = len(data) // 2
             ef.data[offset : offset + half] = data[:half]
         self._power_lost()
+
+    def write_secret(self, kind: WriteKind, apply: Callable[[], None]) -> None:
+        """One write of the card's secret state — the PIN value with its counter, or an
+        error counter. Such objects are written atomically (the anti-tearing of a card's PIN
+        and key objects: a shadow copy committed in one step), so a torn write leaves the old
+        state (modes ``old`` and ``partial``) or the new one (``new``), never a mix."""
+        if self._tear(kind):
+            if self.tearing.mode == "new":
+                apply()
+            self._power_lost()
+        apply()
+        self._changed()
 
     # ----------------------------------------------------------------- authentication
 
@@ -181,13 +206,12 @@ class SocialSecurityCardOS(CardOS):
         challenge = self._take_challenge()
         auth_factor = c.data[suite.block :]
         expected = cryptograms.external_auth_data(suite, key.value, challenge, auth_factor)
+        tries = key.tries - 1  # counted down before the comparison, restored after a match
+        self.write_secret("counter", lambda: setattr(key, "tries", tries))
         if hmac.compare_digest(expected, c.data):
-            key.tries = key.max_tries
+            self.write_secret("counter", lambda: setattr(key, "tries", key.max_tries))
             self.authenticated.add(c.p2)
-            self._changed()
             return b""
-        key.tries -= 1
-        self._changed()
         raise SwError(0x63C0 | key.tries if key.tries else 0x6983)
 
     # ----------------------------------------------------------------- PIN
@@ -195,14 +219,13 @@ class SocialSecurityCardOS(CardOS):
     def _check_pin(self, candidate: bytes) -> None:
         if self.pin.tries == 0:
             raise SwError(0x6983)
-        if hmac.compare_digest(candidate, self.pin.value):
-            self.pin.tries = self.pin.max_tries
-            self.pin_verified = True
-            self._changed()
-            return
-        self.pin.tries -= 1
         self.pin_verified = False
-        self._changed()
+        tries = self.pin.tries - 1  # counted down first: pulling the card cannot save a try
+        self.write_secret("counter", lambda: setattr(self.pin, "tries", tries))
+        if hmac.compare_digest(candidate, self.pin.value):
+            self.write_secret("counter", lambda: setattr(self.pin, "tries", self.pin.max_tries))
+            self.pin_verified = True
+            return
         raise SwError(0x63C0 | self.pin.tries if self.pin.tries else 0x6983)
 
     def cmd_verify(self, c: Command) -> bytes:
@@ -228,8 +251,7 @@ class SocialSecurityCardOS(CardOS):
         if len(c.data) != 2 * n + 1 or c.data[n] != 0xFF:
             raise SwError(0x6700)
         self._check_pin(c.data[:n])
-        self.pin.value = c.data[n + 1 :]
-        self._changed()
+        self.write_secret("pin", lambda: setattr(self.pin, "value", c.data[n + 1 :]))
         return b""
 
     def cmd_pin_unblock_or_reset(self, c: Command) -> bytes:
@@ -241,7 +263,7 @@ class SocialSecurityCardOS(CardOS):
             raise SwError(0x6A88)
         suite = suite_for(key.algorithm)
         challenge = self._take_challenge()
-        if len(c.data) < cryptograms.MAC_LENGTH:
+        if not cryptograms.MAC_LENGTH <= len(c.data) <= 255:  # its MAC input has a 1-byte Lc
             raise SwError(0x6700)
         body, mac = c.data[: -cryptograms.MAC_LENGTH], c.data[-cryptograms.MAC_LENGTH :]
         mac_input = c.header + bytes((len(c.data),)) + body
@@ -258,10 +280,12 @@ class SocialSecurityCardOS(CardOS):
             n = len(self.pin.value)
             if len(plain) != 1 + n or plain[0] != n:
                 raise SwError(0x6A80)
-            self.pin.value = plain[1:]
-        self.pin.tries = self.pin.max_tries
-        self._changed()
+        value = plain[1:] if c.p2 == 0x01 else self.pin.value
+        self.write_secret("pin", lambda: self._set_pin(value, self.pin.max_tries))
         return b""
+
+    def _set_pin(self, value: bytes, tries: int) -> None:
+        self.pin.value, self.pin.tries = value, tries
 
     # ----------------------------------------------------------------- persistence
 

@@ -60,7 +60,7 @@ FORM_REFUSED = (
 
 
 def pin_bcd(pin: str, length: int = 6) -> bytes:
-    if not re.fullmatch(rf"\d{{{length}}}", pin):
+    if not re.fullmatch(rf"[0-9]{{{length}}}", pin):  # ASCII digits: \d is any Unicode digit
         raise InvalidData(f"PIN 为 {length} 位数字 (a PIN is {length} digits)")
     return bytes.fromhex(pin)
 

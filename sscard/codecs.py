@@ -30,7 +30,15 @@ class Ascii:
         return value.encode("ascii")
 
     def decode(self, raw: bytes) -> str:
-        return raw.rstrip(b"\x00 ").decode("ascii", errors="replace")
+        """The field without its padding; bytes outside printable ASCII are refused (a
+        damaged or foreign card), never replaced: what comes out is comparable ASCII."""
+        value = raw.rstrip(b"\x00 ")
+        if not value.isascii() or not value.decode("ascii").isprintable():
+            raise InvalidData(
+                "卡内数据含非可打印 ASCII 字节，卡片数据损坏或非本规范 "
+                "(the field holds bytes outside printable ASCII)"
+            )
+        return value.decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -108,7 +116,7 @@ class BcdDigits:
     ]
 
     def encode(self, value: str) -> bytes:
-        if not re.fullmatch(rf"\d{{{2 * self.length}}}", value):
+        if not re.fullmatch(rf"[0-9]{{{2 * self.length}}}", value):
             raise InvalidData(f"expected {2 * self.length} decimal digits")
         return bytes.fromhex(value)
 

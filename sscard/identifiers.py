@@ -51,7 +51,7 @@ def card_number_valid(number: str) -> bool:
 
 
 def ssn_check(first17: str) -> str:
-    if not re.fullmatch(r"\d{17}", first17):
+    if not re.fullmatch(r"[0-9]{17}", first17):  # ASCII digits: \d is any Unicode digit
         raise InvalidData("社会保障号码的前 17 位必须是数字 (the first 17 characters are digits)")
     return SSN_CHECK[sum(int(c) * w for c, w in zip(first17, SSN_WEIGHTS, strict=True)) % 11]
 

@@ -390,7 +390,9 @@ class CardOS:
         return self.data_objects[tag]
 
     def cmd_get_response(self, c: Command) -> bytes:
-        """GET RESPONSE (§11.6.2): hands out data held by a ``61xx`` answer."""
+        """GET RESPONSE (§11.6.2): hands out data held by a ``61xx`` answer. Ne larger than
+        what is held answers ``6Cxx`` with the length held (ISO/IEC 7816-3 §12.2.2); when
+        more than 255 bytes are held SW2 cannot say it, and the answer is ``6700`` (§5.1.3)."""
         if c.p1 or c.p2:
             raise SwError(0x6A86)
         if not self.pending:
@@ -398,7 +400,7 @@ class CardOS:
         ne = c.le or 256
         available = len(self.pending)
         if ne > available and ne not in (256, 65_536):
-            raise SwError(0x6C00 | available)
+            raise SwError(0x6C00 | available if available < 256 else 0x6700)
         chunk, self.pending = self.pending[:ne], self.pending[ne:]
         return chunk + (self._more_sw() if self.pending else b"\x90\x00")
 

@@ -335,3 +335,86 @@ def test_sm4_suite_end_to_end(tmp_path: Path) -> None:
     assert auth.command_length == 5 + 32  # E ‖ A of two 16-byte blocks
     s.card.unblock_pin()
     assert s.card.pin_tries_left() == 3
+
+
+OLD_PIN, NEW_PIN = "123456", "975310"
+
+
+def pin_is(s: Station, pin: str) -> None:
+    """The card's PIN is ``pin``, its counter full: never a mix of two PINs."""
+    assert s.os.pin.value == bytes.fromhex(pin)
+    assert s.os.pin.tries == s.os.pin.max_tries
+    s.card.verify_pin(pin)
+
+
+@pytest.mark.parametrize(
+    ("mode", "after"), [("old", OLD_PIN), ("partial", OLD_PIN), ("new", NEW_PIN)]
+)
+def test_torn_pin_reset_leaves_the_old_or_the_new_pin(
+    hsm: LocalSecurityModule, mode: str, after: str
+) -> None:
+    s = station(hsm)
+    s.card.identify()
+    s.card.select_ssse()
+    s.os.tearing = Tearing(mode)  # type: ignore[arg-type]
+    with pytest.raises(CardRemoved):
+        s.card.reset_pin(NEW_PIN)
+    s.transport.reconnect()
+    s.card.select_ssse()
+    pin_is(s, after)
+    s.card.reset_pin(NEW_PIN)  # redoing the reset completes it
+    pin_is(s, NEW_PIN)
+
+
+@pytest.mark.parametrize(
+    ("mode", "after"), [("old", OLD_PIN), ("partial", OLD_PIN), ("new", NEW_PIN)]
+)
+def test_torn_pin_change_leaves_the_old_or_the_new_pin(
+    hsm: LocalSecurityModule, mode: str, after: str
+) -> None:
+    s = station(hsm)
+    s.card.identify()
+    s.card.select_ssse()
+    s.os.tearing = Tearing(mode, kind="pin")  # type: ignore[arg-type]
+    with pytest.raises(CardRemoved):
+        s.card.change_pin(OLD_PIN, NEW_PIN)
+    s.transport.reconnect()
+    s.card.select_ssse()
+    pin_is(s, after)
+
+
+@pytest.mark.parametrize(("mode", "blocked"), [("old", True), ("partial", True), ("new", False)])
+def test_torn_pin_unblock_leaves_it_blocked_or_unblocked(
+    hsm: LocalSecurityModule, mode: str, blocked: bool
+) -> None:
+    s = station(hsm)
+    s.card.identify()
+    s.os.pin.tries = 0
+    s.card.select_ssse()
+    s.os.tearing = Tearing(mode)  # type: ignore[arg-type]
+    with pytest.raises(CardRemoved):
+        s.card.unblock_pin()
+    s.transport.reconnect()
+    s.card.select_ssse()
+    assert s.os.pin.value == bytes.fromhex(OLD_PIN)
+    assert s.card.pin_tries_left() == (0 if blocked else 3)
+
+
+@pytest.mark.parametrize("mode", ["old", "partial", "new"])
+def test_pulling_the_card_during_a_wrong_pin_never_saves_a_try(
+    hsm: LocalSecurityModule, mode: str
+) -> None:
+    """The counter is counted down before the comparison: a card pulled during VERIFY has
+    either spent the try or compared nothing — never compared and kept the try."""
+    s = station(hsm)
+    s.card.identify()
+    s.card.select_ssse()
+    s.os.tearing = Tearing(mode, kind="counter")  # type: ignore[arg-type]
+    with pytest.raises(CardRemoved):
+        s.card.verify_pin("000000")  # no WrongPin: the card left before comparing
+    assert s.os.pin.tries == (2 if mode == "new" else 3)
+    s.transport.reconnect()
+    s.card.select_ssse()
+    with pytest.raises(WrongPin) as info:
+        s.card.verify_pin("000000")
+    assert info.value.tries_left == (1 if mode == "new" else 2)
