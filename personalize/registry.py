@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -248,6 +249,7 @@ def constraint_refusal(exc: sqlite3.IntegrityError) -> tuple[str, str]:
     return "登记库拒绝了这项更改", f"the registry refused the change: {text}"
 
 
+BUSY_TIMEOUT_S = 30  # how long a change waits for another station's transaction
 BUSY = "登记库正忙，请稍后重试 (the registry is busy with another station's change; try again)"
 
 
@@ -338,11 +340,11 @@ class Registry:
             )
         uri = f"{self.path.absolute().as_uri()}?mode={'rwc' if create else 'rw'}"
         try:
-            self.db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            self.db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self._write_ahead_log()
             self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.execute("PRAGMA busy_timeout=30000")
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
         except sqlite3.Error as exc:
             raise RegistryError(
                 f"无法打开登记库：{self.path} (cannot open the registry database: {exc})"
@@ -352,6 +354,21 @@ class Registry:
 
     def close(self) -> None:
         self.db.close()
+
+    def _write_ahead_log(self) -> None:
+        """``PRAGMA journal_mode=WAL``. Converting a new file needs its exclusive lock, and
+        SQLite answers "database is locked" at once, without waiting, when another process
+        is converting it too (waiting could deadlock two lock upgrades): retry for as long
+        as the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     # ----------------------------------------------------------------- schema
 

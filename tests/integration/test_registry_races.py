@@ -15,12 +15,14 @@ without asserting (what issue 11 quotes before and after the fix).
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import re
+import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Barrier
@@ -28,15 +30,16 @@ from pathlib import Path
 
 import pytest
 
+from hsm_stub.keystore import Keystore
 from personalize.jobs import JobError, submit_job
 from personalize.policy import load_policy
-from personalize.registry import Registry, RegistryError
+from personalize.registry import MIGRATIONS, Registry, RegistryError
 from personalize.trackvault import TrackVault
 from simulator.factory import SAMPLE_HOLDER, sample_photo
 from sscard.identifiers import ssn_check
 from sscard.profile import load_profile
 from sscard.records import HolderData
-from tests.clock import PINNED
+from tests.clock import FAKETIME, PINNED
 
 ROUNDS = 100
 POLICY = load_policy("default")
@@ -311,6 +314,105 @@ def test_conflicting_operations_have_one_winner(pair: Pair, tmp_path: Path) -> N
     assert figures.problems == [], figures.line() + "\n" + "\n".join(figures.problems[:5])
     if pair.one_winner:
         assert figures.outcomes == Counter({"ok+refused": ROUNDS}), figures.line()
+
+
+OPENERS = 3
+_OPEN_BARRIER: list[Barrier] = []
+
+
+def _opener_init(barrier: Barrier) -> None:
+    _OPEN_BARRIER.append(barrier)
+
+
+def _open_new(path: Path) -> str:
+    """Open (create and migrate) ``path`` together with the other openers."""
+    _OPEN_BARRIER[0].wait()
+    try:
+        registry = Registry(path, POLICY, clock=Clock(PINNED))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    version = registry.schema_version
+    registry.close()
+    return f"ok {version}"
+
+
+def test_three_processes_creating_one_registry_at_once(tmp_path: Path) -> None:
+    """Several stations' first start on a new registry file: each migration is applied once
+    (the version is re-read under the write lock), and every opener gets the full schema."""
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(OPENERS, _opener_init, (ctx.Barrier(OPENERS),)) as pool:
+        outcomes: Counter[str] = Counter()
+        for round_ in range(20):
+            path = tmp_path / f"{round_}.db"
+            outcomes.update(pool.map(_open_new, [path] * OPENERS, chunksize=1))
+    assert outcomes == Counter({f"ok {len(MIGRATIONS)}": 20 * OPENERS})
+
+
+CLI_ROUNDS = 5
+
+
+def _sscard(*args: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*FAKETIME, sys.executable, "-m", "personalize.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env={"PATH": "/usr/bin:/bin", "SSCARD_DB": str(cwd / "registry.db")},
+    )
+
+
+@pytest.mark.parametrize("command", ["request-reissue", "job submit"])
+def test_two_sscard_commands_at_once_one_wins_the_other_is_refused(
+    command: str, tmp_path: Path
+) -> None:
+    """The commands as operators run them: two ``sscard`` processes started together for one
+    card. One succeeds; the other exits 1 with one clear line — no traceback, no
+    ``IntegrityError`` or ``database is locked``."""
+    Keystore.create_test(tmp_path / "keystore.json")
+    TrackVault.create(tmp_path / "tracks.key")
+    (tmp_path / "photo.jpg").write_bytes(sample_photo())
+    (tmp_path / "station.toml").write_text(
+        'name = "station-1"\nprinter = "/nonexistent/ttyUSB9"\n'
+        'contact_reader = "Virtual PCD 00 00"\n'
+        f'hsm = "keystore:{tmp_path / "keystore.json"}"\ntrack_key = "tracks.key"\n'
+        'registry = "registry.db"\nout_dir = "out"\n',
+        encoding="utf-8",
+    )
+    registry = Registry(tmp_path / "registry.db", POLICY, clock=Clock(PINNED))
+    for index in range(1, CLI_ROUNDS + 1):
+        number = registry.allocate_card_number()
+        registry.enroll(holder(index), number, operator="prep")
+        registry.formalize_loss(number, operator="prep", evidence="居民身份证")
+        if command == "job submit":
+            registry.request_reissue(number, operator="prep")
+            h = holder(index)
+            job = {
+                "old_card_number": number,
+                "holder": {**asdict(h), "birth_date": h.birth_date.isoformat()},
+                "photo": "photo.jpg",
+            }
+            (tmp_path / f"job-{index}.json").write_text(json.dumps(job), encoding="utf-8")
+    for index in range(1, CLI_ROUNDS + 1):
+        number = registry_card_number(registry, index)
+        if command == "job submit":
+            args = ["job", "submit", f"job-{index}.json", "--station", "station.toml"]
+        else:
+            args = ["registry", "request-reissue", number]
+        runs = [
+            _sscard(*args, "--operator", f"op{n}", "--out", f"cert-{index}-{n}.pdf", cwd=tmp_path)
+            if command == "request-reissue"
+            else _sscard(*args, "--operator", f"op{n}", cwd=tmp_path)
+            for n in (1, 2)
+        ]
+        results = [(run.wait(60), *run.communicate()) for run in runs]
+        assert sorted(code for code, _, _ in results) == [0, 1], results
+        refused = next(err for code, _, err in results if code == 1)
+        assert refused.startswith("错误：") and len(refused.strip().splitlines()) == 1, refused
+        for raw in ("Traceback", "IntegrityError", "OperationalError", "database is locked"):
+            assert raw not in refused
+    assert consistency(registry) == []
+    registry.close()
 
 
 def main() -> int:
