@@ -157,35 +157,38 @@ def submit_job(
         except ValueError as exc:
             raise JobError(f"磁道 {n} 数据无效 (track {n} invalid): {exc}") from None
     old_number = str(submission.get("old_card_number", ""))
-    try:
-        old = registry.card(old_number)
-    except RegistryError as exc:
-        raise JobError(str(exc)) from None
-    person = registry.person(old.person_id)
-    if person["ssn"] != holder.ssn:
-        raise JobError("原卡不属于该持卡人 (the old card belongs to someone else)")
-    if old.status not in (CardStatus.REISSUE_PENDING, CardStatus.REPLACEMENT_PENDING):
-        raise JobError(
-            f"原卡 {old_number} 状态为 {old.status}：须先正式挂失并申请补卡，或验卡后申请换卡 "
-            "(the old card must be formally lost with a reissue request, or have a replacement "
-            "request)"
-        )
-    request = registry.open_request(old.id)
-    if request is None:
-        live = registry.db.execute(
-            "SELECT id, status FROM jobs WHERE old_card_id = ? AND status IN (?, ?, ?)"
-            " ORDER BY id DESC LIMIT 1",
-            (old.id, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED),
-        ).fetchone()
-        hint = (
-            ""
-            if live is None
-            else f"：作业 {live['id']} 仍为 {live['status']}，须先执行完或取消 "
-            f"(job {live['id']} is {live['status']}: run or cancel it first)"
-        )
-        raise JobError(f"没有待制卡的补/换卡申请 (no open reissue request for that card){hint}")
     now = _iso(registry.clock())
+    # One write transaction from the checks to the insert: of two stations submitting for
+    # one request, the second sees the first's job and is refused (docs/service.md
+    # "Concurrency"); the one_live_job_per_request index says it again.
     with registry.transaction() as db:
+        try:
+            old = registry.card_for_update(old_number)
+        except RegistryError as exc:
+            raise JobError(str(exc)) from None
+        person = registry.person(old.person_id)
+        if person["ssn"] != holder.ssn:
+            raise JobError("原卡不属于该持卡人 (the old card belongs to someone else)")
+        if old.status not in (CardStatus.REISSUE_PENDING, CardStatus.REPLACEMENT_PENDING):
+            raise JobError(
+                f"原卡 {old_number} 状态为 {old.status}：须先正式挂失并申请补卡，或验卡后申请换卡 "
+                "(the old card must be formally lost with a reissue request, or have a "
+                "replacement request)"
+            )
+        request = registry.open_request(old.id)
+        if request is None:
+            live = db.execute(
+                "SELECT id, status FROM jobs WHERE old_card_id = ? AND status IN (?, ?, ?)"
+                " ORDER BY id DESC LIMIT 1",
+                (old.id, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED),
+            ).fetchone()
+            hint = (
+                ""
+                if live is None
+                else f"：作业 {live['id']} 仍为 {live['status']}，须先执行完或取消 "
+                f"(job {live['id']} is {live['status']}: run or cancel it first)"
+            )
+            raise JobError(f"没有待制卡的补/换卡申请 (no open reissue request for that card){hint}")
         cur = db.execute(
             "INSERT INTO jobs (request_id, person_id, old_card_id, holder, photo, tracks, status,"
             " operator, created_at, updated_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",

@@ -15,9 +15,10 @@ import hashlib
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -209,6 +210,12 @@ MIGRATIONS: list[str] = [
         data TEXT NOT NULL
     );
     """,
+    # 6: at most one unfinished (open or in a job) reissue/replacement request per card — the
+    # invariant request_reissue keeps under its write lock, said by the database as well
+    """
+    CREATE UNIQUE INDEX one_unfinished_request_per_card ON reissue_requests(old_card_id)
+        WHERE status IN ('open', 'in_job');
+    """,
 ]
 
 GENESIS = "0" * 64
@@ -217,6 +224,47 @@ Clock = Callable[[], datetime]
 
 class RegistryError(Exception):
     """A transition the rules do not allow, or an unknown card/person."""
+
+
+# The database's constraints (docs/service.md "Concurrency"), by what SQLite names in its
+# "UNIQUE constraint failed: <table>.<column>" message, and the refusal an operator reads.
+CONSTRAINT_REFUSALS: dict[str, tuple[str, str]] = {
+    "reissue_requests.old_card_id": (
+        "该卡已有未完成的补/换卡申请",
+        "the card already has an unfinished reissue request",
+    ),
+    "jobs.request_id": ("该申请已有未结束的制卡作业", "the request already has a live job"),
+    "cards.person_id": ("该持卡人已有有效卡", "the person already holds a valid card"),
+    "cards.card_number": ("卡号已登记", "card number already enrolled"),
+    "persons.ssn": ("该社会保障号码已登记", "a person with this ID number is enrolled"),
+    "blacklist.card_number": ("卡号已在黑名单中", "the card number is already blacklisted"),
+}
+
+
+def constraint_refusal(exc: sqlite3.IntegrityError) -> tuple[str, str]:
+    """(Chinese, English) for the invariant a constraint violation broke."""
+    text = str(exc)
+    for key, refusal in CONSTRAINT_REFUSALS.items():
+        if key in text:
+            return refusal
+    return "登记库拒绝了这项更改", f"the registry refused the change: {text}"
+
+
+BUSY_TIMEOUT_S = 30  # how long a change waits for another station's transaction
+BUSY = "登记库正忙，请稍后重试 (the registry is busy with another station's change; try again)"
+
+
+def database_refusal(exc: sqlite3.Error) -> RegistryError:
+    """The one place a SQLite error becomes an operator's refusal: a constraint says which
+    invariant a concurrent duplicate broke, a lock that outlasted the busy timeout says
+    "busy" — never a raw ``IntegrityError`` or ``database is locked``."""
+    text = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        chinese, english = constraint_refusal(exc)
+        return RegistryError(f"{chinese} ({english})")
+    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+        return RegistryError(BUSY)
+    return RegistryError(f"登记库数据库错误 (registry database error: {text})")
 
 
 def mask_id(ssn: str) -> str:
@@ -309,11 +357,11 @@ class Registry:
             _create_private(self.path)
         uri = f"{self.path.absolute().as_uri()}?mode={'rwc' if create else 'rw'}"
         try:
-            self.db = sqlite3.connect(uri, uri=True, timeout=30, isolation_level=None)
+            self.db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
             self.db.row_factory = sqlite3.Row
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self._write_ahead_log()
             self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.execute("PRAGMA busy_timeout=30000")
+            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
         except sqlite3.Error as exc:
             raise RegistryError(
                 f"无法打开登记库：{self.path} (cannot open the registry database: {exc})"
@@ -323,6 +371,21 @@ class Registry:
 
     def close(self) -> None:
         self.db.close()
+
+    def _write_ahead_log(self) -> None:
+        """``PRAGMA journal_mode=WAL``. Converting a new file needs its exclusive lock, and
+        SQLite answers "database is locked" at once, without waiting, when another process
+        is converting it too (waiting could deadlock two lock upgrades): retry for as long
+        as the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            try:
+                self.db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     # ----------------------------------------------------------------- schema
 
@@ -337,6 +400,8 @@ class Registry:
         try:
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 with self.transaction():
+                    if self.schema_version >= number:  # another process got there first
+                        continue
                     for statement in script.split(";"):
                         if statement.strip():
                             self.db.execute(statement)
@@ -352,30 +417,48 @@ class Registry:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception. Inside an open
-        transaction it is a SAVEPOINT: the caller's transaction decides, so a registry
-        change and the document it produces can succeed or fail together."""
+        """One write transaction: ``BEGIN IMMEDIATE`` … ``COMMIT``, or ROLLBACK on any
+        exception. IMMEDIATE takes SQLite's write lock before the first read, so every
+        check made inside (``card_for_update``) still holds at COMMIT: two stations' changes
+        are serialized, the second waits (busy timeout) and then sees the first's result.
+        Inside an open transaction it is a SAVEPOINT: the caller's transaction decides, so a
+        registry change and the document it produces can succeed or fail together. SQLite
+        errors leave as ``RegistryError`` (``database_refusal``)."""
         if self.db.in_transaction:
-            self._savepoints += 1
-            name = f"sp{self._savepoints}"
-            self.db.execute(f"SAVEPOINT {name}")
             try:
-                yield self.db
-            except BaseException:
-                self.db.execute(f"ROLLBACK TO {name}")
-                self.db.execute(f"RELEASE {name}")
-                raise
-            finally:
-                self._savepoints -= 1
-            self.db.execute(f"RELEASE {name}")
+                with self._savepoint():
+                    yield self.db
+            except sqlite3.Error as exc:
+                raise database_refusal(exc) from None
             return
-        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise database_refusal(exc) from None
         try:
             yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
+            self.db.execute("COMMIT")
+        except BaseException as exc:
+            if self.db.in_transaction:  # also after a failed COMMIT
+                self.db.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise database_refusal(exc) from None
             raise
-        self.db.execute("COMMIT")
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        self._savepoints += 1
+        name = f"sp{self._savepoints}"
+        self.db.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            self.db.execute(f"ROLLBACK TO {name}")
+            self.db.execute(f"RELEASE {name}")
+            raise
+        finally:
+            self._savepoints -= 1
+        self.db.execute(f"RELEASE {name}")
 
     # ----------------------------------------------------------------- audit
 
@@ -417,19 +500,53 @@ class Registry:
     # ----------------------------------------------------------------- queries
 
     def card(self, card_number: str) -> Card:
-        self.lapse_expired()
-        row = self.db.execute(
-            "SELECT * FROM cards WHERE card_number = ?", (card_number,)
-        ).fetchone()
-        if row is None:
-            raise RegistryError(f"卡号 {card_number} 不在登记库中 (unknown card number)")
-        return _card(row)
+        """The card as it stands now; reading never writes (a 预挂失 past its deadline is
+        shown lapsed, and recorded so by the next change of the card or ``lapse_expired``)."""
+        return self._as_of_now(self._card_row(card_number))
 
     def card_by_id(self, card_id: int) -> Card:
-        row = self.db.execute("SELECT * FROM cards WHERE id = ?", (card_id,)).fetchone()
+        return self._as_of_now(self._card_row(card_id))
+
+    def _card_row(self, key: str | int) -> Card:
+        """The stored row, by card number (``str``) or row id (``int``)."""
+        column = "card_number" if isinstance(key, str) else "id"
+        row = self.db.execute(f"SELECT * FROM cards WHERE {column} = ?", (key,)).fetchone()
         if row is None:
-            raise RegistryError(f"no card with id {card_id}")
+            if isinstance(key, str):
+                raise RegistryError(f"卡号 {key} 不在登记库中 (unknown card number)")
+            raise RegistryError(f"登记库中没有编号 {key} 的卡 (no card with id {key})")
         return _card(row)
+
+    def card_for_update(self, key: str | int) -> Card:
+        """The card that the caller's write transaction is about to change — THE place
+        that says "read this card for update". On SQLite the transaction's BEGIN IMMEDIATE
+        already holds the write lock, so this read is current and stays so until COMMIT;
+        on PostgreSQL this is where ``SELECT … FOR UPDATE`` goes. A 预挂失 past its deadline
+        lapses here first, in the same transaction, so the change starts from the status
+        the rules give it now."""
+        if not self.db.in_transaction:
+            raise RuntimeError("card_for_update needs an open write transaction")
+        card = self._card_row(key)
+        if self._lapse_due(card):
+            self._transition(
+                card, "lapse", "system", "预挂失逾期未正式挂失，自动解除", f"期限 {card.lapse_at}"
+            )
+            card = self._card_row(card.id)
+        return card
+
+    def _lapse_due(self, card: Card) -> bool:
+        """A provisional loss whose deadline has passed (docs/business-rules.md)."""
+        return (
+            card.status == CardStatus.PROVISIONAL_LOSS
+            and card.lapse_at is not None
+            and card.lapse_at <= _iso(self.clock())
+        )
+
+    def _as_of_now(self, card: Card) -> Card:
+        if not self._lapse_due(card):
+            return card
+        target = str(self.rule("card", card.status, "lapse").target)
+        return replace(card, status=target, status_since=card.lapse_at or "", lapse_at=None)
 
     def person(self, person_id: int) -> sqlite3.Row:
         row: sqlite3.Row | None = self.db.execute(
@@ -447,7 +564,7 @@ class Registry:
 
     def cards_of(self, person_id: int) -> list[Card]:
         rows = self.db.execute("SELECT * FROM cards WHERE person_id = ? ORDER BY id", (person_id,))
-        return [_card(r) for r in rows]
+        return [self._as_of_now(_card(r)) for r in rows]
 
     def history(self, card_id: int) -> list[sqlite3.Row]:
         return list(
@@ -536,14 +653,22 @@ class Registry:
         agent: Agent | None = None,
         lapse_at: str | None = None,
     ) -> str:
-        """Move ``card`` by ``action`` as the table says (inside the caller's transaction):
-        the status, its history row and the audit event. Returns the new status."""
+        """Move ``card`` by ``action`` as the table says (inside the caller's transaction,
+        ``card`` read by ``card_for_update``): the status, its history row and the audit
+        event. Returns the new status. The update is conditional on the status ``card``
+        was read in, so a stale read is refused rather than overwriting a newer change."""
         rule = self.rule("card", card.status, action, evidence=evidence, agent=agent)
         target = str(rule.target)
-        self.db.execute(
-            "UPDATE cards SET status = ?, status_since = ?, lapse_at = ? WHERE id = ?",
-            (target, _iso(self.clock()), lapse_at, card.id),
-        )
+        changed = self.db.execute(
+            "UPDATE cards SET status = ?, status_since = ?, lapse_at = ? WHERE id = ?"
+            " AND status = ?",
+            (target, _iso(self.clock()), lapse_at, card.id, card.status),
+        ).rowcount
+        if changed != 1:  # ``card`` was read before another change: never overwrite that
+            raise RegistryError(
+                f"卡号 {card.card_number} 的状态已被其他操作改变，请重新查询后再办理 "
+                "(the card changed meanwhile; look it up again)"
+            )
         if agent is not None:
             evidence = f"{evidence or ''} 代办人 agent {agent.name} {mask_id(agent.id_number)}"
             evidence = evidence.strip()
@@ -563,18 +688,25 @@ class Registry:
         )
 
     def lapse_expired(self) -> int:
-        """Provisional losses past their deadline lapse back to active (docs/business-rules.md).
-        Runs before reads; inside an open transaction it waits for the next read."""
-        if self.db.in_transaction:
-            return 0
+        """Record the lapse of every provisional loss past its deadline (docs/business-rules.md)
+        — a sweep for a periodic task; reads already show the lapse and the next change of
+        a card records it. Each card in its own write transaction, re-read under the lock:
+        a 正式挂失 or 解挂 that got there first wins. Returns how many lapsed."""
         now = _iso(self.clock())
-        rows = self.db.execute(
-            "SELECT * FROM cards WHERE status = 'provisional_loss' AND lapse_at <= ?", (now,)
-        ).fetchall()
-        for row in rows:
+        due = [
+            int(row["id"])
+            for row in self.db.execute(
+                "SELECT id FROM cards WHERE status = ? AND lapse_at <= ?",
+                (CardStatus.PROVISIONAL_LOSS.value, now),
+            )
+        ]
+        lapsed = 0
+        for card_id in due:
             with self.transaction():
-                self._transition(_card(row), "lapse", "system", "预挂失逾期未正式挂失，自动解除")
-        return len(rows)
+                if self._lapse_due(self._card_row(card_id)):
+                    self.card_for_update(card_id)
+                    lapsed += 1
+        return lapsed
 
     def enroll(
         self,
@@ -636,39 +768,40 @@ class Registry:
                         now,
                     ),
                 )
-            except sqlite3.IntegrityError as exc:
-                reason = (
-                    "该持卡人已有有效卡 (cannot enroll: the person already holds a valid card)"
-                    if "cards.person_id" in str(exc)
-                    else f"(cannot enroll: {exc})"
-                )
-                raise RegistryError(f"卡号 {card_number} 无法登记：{reason}") from None
+            except sqlite3.IntegrityError as exc:  # a concurrent enrollment got there first
+                chinese, english = constraint_refusal(exc)
+                raise RegistryError(
+                    f"卡号 {card_number} 无法登记：{chinese} (cannot enroll: {english})"
+                ) from None
             self.audit(operator, "card.enroll", card_number, {"ssn_tail": holder.ssn[-4:]})
         return self.card(card_number)
 
+    # Every check-then-act below runs in one write transaction: the card is read by
+    # ``card_for_update`` inside it, checked against the table and changed before COMMIT.
+
     def report_loss(self, card_number: str, *, operator: str, channel: str = "counter") -> Card:
-        card = self.card(card_number)
-        self.rule("card", card.status, "report_loss")
-        lapse = _iso(self.policy.lapse_deadline(self.clock()))
         with self.transaction():
+            card = self.card_for_update(card_number)
+            self.rule("card", card.status, "report_loss")  # refused before the calendar is asked
+            lapse = _iso(self.policy.lapse_deadline(self.clock()))
             self._transition(card, "report_loss", operator, f"预挂失 via {channel}", lapse_at=lapse)
-        return self.card(card_number)
+            return self.card_by_id(card.id)
 
     def formalize_loss(
         self, card_number: str, *, operator: str, evidence: str, agent: Agent | None = None
     ) -> Card:
-        card = self.card(card_number)
         with self.transaction():
+            card = self.card_for_update(card_number)
             self._transition(card, "formalize_loss", operator, "正式挂失", evidence, agent=agent)
-        return self.card(card_number)
+            return self.card_by_id(card.id)
 
     def unreport(
         self, card_number: str, *, operator: str, evidence: str, agent: Agent | None = None
     ) -> Card:
-        card = self.card(card_number)
         with self.transaction():
+            card = self.card_for_update(card_number)
             self._transition(card, "unreport", operator, "解挂", evidence, agent=agent)
-        return self.card(card_number)
+            return self.card_by_id(card.id)
 
     def request_reissue(
         self,
@@ -686,12 +819,12 @@ class Registry:
         if kind not in ("reissue", "replacement"):
             raise RegistryError(f"kind is reissue or replacement, not {kind!r}")
         action = f"request_{kind}"
-        card = self.card(card_number)
-        self.rule("card", card.status, action, agent=agent)
         fee = self.policy.fee_reissue if fee is None and kind == "reissue" else (fee or 0)
-        today = self.policy.local_date(self.clock())
-        collect = self.policy.collection_date(today)
         with self.transaction():
+            card = self.card_for_update(card_number)
+            self.rule("card", card.status, action, agent=agent)
+            today = self.policy.local_date(self.clock())
+            collect = self.policy.collection_date(today)
             self._transition(
                 card,
                 action,

@@ -136,8 +136,32 @@ def test_provisional_loss_lapses(registry: Registry, clock: Clock) -> None:
     clock.now += timedelta(days=2)
     assert registry.card(number).status == "provisional_loss"
     clock.now += timedelta(days=3)  # three working days later (a weekend in between)
-    assert registry.card(number).status == "active"
-    assert registry.history(registry.card(number).id)[-1]["operator"] == "system"
+    events = registry.verify_audit()[0]
+    assert registry.card(number).status == "active"  # shown lapsed …
+    assert registry.verify_audit()[0] == events  # … but reading never writes
+    assert registry.lapse_expired() == 1 and registry.lapse_expired() == 0  # the sweep
+    last = registry.history(registry.card(number).id)[-1]
+    assert (last["operator"], last["from_status"], last["to_status"]) == (
+        "system",
+        "provisional_loss",
+        "active",
+    )
+
+
+def test_the_next_change_records_the_lapse_first(registry: Registry, clock: Clock) -> None:
+    number = enroll(registry)
+    registry.report_loss(number, operator="op1")
+    clock.now += timedelta(days=10)
+    assert registry.report_loss(number, operator="op2").status == "provisional_loss"
+    moves = [
+        (h["operator"], h["from_status"], h["to_status"])
+        for h in registry.history(registry.card(number).id)
+    ]
+    assert moves == [
+        ("op1", "active", "provisional_loss"),
+        ("system", "provisional_loss", "active"),
+        ("op2", "active", "provisional_loss"),
+    ]
 
 
 def test_one_valid_card_is_a_database_constraint(registry: Registry) -> None:
@@ -174,7 +198,7 @@ def test_activation_is_atomic(registry: Registry) -> None:
         "CREATE TRIGGER fail_blacklist BEFORE INSERT ON blacklist "
         "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
     )
-    with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+    with pytest.raises(RegistryError, match="disk full"):  # a refusal, never a raw sqlite error
         registry.activate(new_id, operator="op1", job_id=1)
     # nothing of the activation happened
     assert registry.card(number).status == "reissue_pending"
