@@ -94,9 +94,7 @@ def test_unknown_client_is_refused_and_audited(hsm_server: RunningServer) -> Non
 
 
 def sscard(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*SSCARD, *args], input=stdin, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([*SSCARD, *args], input=stdin, capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture
