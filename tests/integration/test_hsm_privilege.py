@@ -267,3 +267,27 @@ def test_slow_drip_connections_hold_a_slot_for_a_few_seconds_only(
         assert time.monotonic() - started < 4
     finally:
         stop.set()
+
+
+def test_client_cli_secret_from_stdin_removal_and_no_clients(tmp_path: Path) -> None:
+    ks = tmp_path / "keys.json"
+    assert sscard("hsm", "init", "--test-keys", "--keystore", str(ks)).returncode == 0
+    secret = "A5" * 24
+    added = sscard("hsm", "add-client", "--keystore", str(ks), "--id", "station-9",
+                   "--role", "card-center", "--secret-stdin", stdin=secret + "\n")  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert secret not in added.stdout + added.stderr
+    client = Keystore.open(ks).client("station-9")
+    assert client is not None and client.secret.value == bytes.fromhex(secret)
+    again = sscard("hsm", "add-client", "--keystore", str(ks), "--id", "station-9",
+                   "--role", "office")  # fmt: skip
+    assert again.returncode == 1 and "exists" in again.stderr and "Traceback" not in again.stderr
+    bad = sscard("hsm", "add-client", "--keystore", str(ks), "--id", "x", "--role", "office",
+                 "--secret-stdin", stdin="not hex\n")  # fmt: skip
+    assert bad.returncode == 1 and "hexadecimal" in bad.stderr
+    for client_id in ("station-9", "test-center", "test-office"):
+        removed = sscard("hsm", "remove-client", "--keystore", str(ks), "--id", client_id)
+        assert removed.returncode == 0, removed.stderr
+    assert Keystore.open(ks).clients() == []
+    serve = sscard("hsm", "serve", "--keystore", str(ks), "--listen", "127.0.0.1:0")
+    assert serve.returncode == 1 and "add-client" in serve.stderr
