@@ -42,7 +42,9 @@ def count_for(module: SecurityModule, seconds: float) -> int:
 
 
 def tcp_client_count(port: int, seconds: float) -> int:
-    with TcpSecurityModule("127.0.0.1", port, secret=TEST_CLIENT_SECRET) as client:
+    with TcpSecurityModule(
+        "127.0.0.1", port, secret=TEST_CLIENT_SECRET, client_id="test-center"
+    ) as client:
         client.kcv("pin")  # connect and authenticate before the clock starts
         return count_for(client, seconds)
 

@@ -44,7 +44,7 @@ class TcpSecurityModule(SecurityModule):
         port: int,
         *,
         secret: bytes,
-        client_id: str = "sscard",
+        client_id: str,
         timeout: float = 10.0,
     ) -> None:
         self.host, self.port = host, port
@@ -66,7 +66,8 @@ class TcpSecurityModule(SecurityModule):
             hello = read_frame(sock)
             if not hello.startswith(MAGIC) or len(hello) != len(MAGIC) + NONCE_LENGTH:
                 if hello[:1] == bytes((Status.BUSY,)):
-                    raise SecurityModuleUnavailable("security module busy: too many clients")
+                    reason = hello[1:].decode("utf-8", "replace")
+                    raise SecurityModuleUnavailable(f"security module busy: {reason}")
                 raise ProtocolViolation("not a security module (bad greeting)")
             server_nonce = hello[len(MAGIC) :]
             client_nonce = os.urandom(NONCE_LENGTH)

@@ -46,3 +46,7 @@ class AuthenticationRefused(SecurityModuleError):
 
 class ProtocolViolation(SecurityModuleError):
     """A frame of the host protocol is malformed or oversize."""
+
+
+class Forbidden(KeyUsageError):
+    """The client's role may not use that key (docs/security-module.md, "Clients and roles")."""

@@ -1,4 +1,8 @@
-"""In-process backend: computes with keys from an opened :class:`Keystore`."""
+"""In-process backend: computes with keys from an opened :class:`Keystore`.
+
+Opened by whoever holds the LMK it is unrestricted; :meth:`LocalSecurityModule.for_role`
+gives the view a TCP client of that role gets (``ROLE_USAGES`` in :mod:`hsm_stub.keystore`).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,23 @@ from hsm_stub.suites import CipherSuite
 
 
 class LocalSecurityModule(SecurityModule):
-    def __init__(self, keystore: Keystore) -> None:
+    def __init__(self, keystore: Keystore, *, role: str | None = None) -> None:
         self.keystore = keystore
+        self.role = role
+
+    def for_role(self, role: str) -> LocalSecurityModule:
+        """The same keystore, limited to the key usages ``role`` may invoke."""
+        return LocalSecurityModule(self.keystore, role=role)
+
+    def _root(self, label: str, operation: Operation) -> tuple[CipherSuite, bytes]:
+        return self.keystore.use(label, operation, role=self.role)
 
     def _card_key(
         self, label: str, operation: Operation, factors: CardFactors
     ) -> tuple[CipherSuite, bytes]:
         """The suite and the per-card key derived from root ``label``, if its usage allows
         ``operation``."""
-        suite, root = self.keystore.use(label, operation)
+        suite, root = self._root(label, operation)
         return suite, cryptograms.derive_card_key(suite, root, factors)
 
     def external_auth(
@@ -40,8 +52,9 @@ class LocalSecurityModule(SecurityModule):
         return cryptograms.pin_reset_data(suite, card_key, challenge, pin)
 
     def card_id_mac(self, label: str, sn: bytes, data12: bytes) -> bytes:
-        suite, root = self.keystore.use(label, "card-id-mac")
+        suite, root = self._root(label, "card-id-mac")
         return cryptograms.card_id_mac(suite, root, sn, data12)
 
     def kcv(self, label: str) -> bytes:
+        self._root(label, "kcv")
         return self.keystore.info(label).kcv

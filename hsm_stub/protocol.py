@@ -2,7 +2,8 @@
 description).
 
 * Frame: 4-byte big-endian length (1 … 65 536), then the payload. A larger or zero length
-  is a protocol violation: the server closes the connection.
+  is a protocol violation: the server closes the connection. A frame has a deadline from its
+  first byte to its last (not per ``recv``: a peer sending a byte at a time cannot stretch it).
 * Handshake, in the clear: the server sends ``SSHSM1 ‖ server nonce (16)``; the client sends
   ``01 ‖ fields(client id, client nonce (16), HMAC-SHA256(secret, SSHSM1 ‖ server nonce ‖
   client nonce ‖ client id))``; the server answers ``00 ‖ fields(HMAC-SHA256(secret, "server"
@@ -18,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import socket
+import time
 from enum import IntEnum
 
 from cryptography.exceptions import InvalidTag
@@ -28,6 +30,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from hsm_stub.errors import (
     AuthenticationRefused,
     BadInput,
+    Forbidden,
     KeyUsageError,
     ProtocolViolation,
     SecurityModuleError,
@@ -59,6 +62,7 @@ class Status(IntEnum):
     NOT_AUTHENTICATED = 0x06
     BUSY = 0x07
     INTERNAL = 0x08
+    FORBIDDEN = 0x09
 
 
 STATUS_ERRORS: dict[Status, type[SecurityModuleError]] = {
@@ -68,6 +72,7 @@ STATUS_ERRORS: dict[Status, type[SecurityModuleError]] = {
     Status.KEY_USAGE: KeyUsageError,
     Status.BAD_INPUT: BadInput,
     Status.NOT_AUTHENTICATED: AuthenticationRefused,
+    Status.FORBIDDEN: Forbidden,
 }
 
 
@@ -82,29 +87,52 @@ class ConnectionClosed(Exception):
     """The peer closed the connection (or it broke)."""
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
+class FrameTimeout(ProtocolViolation):
+    """A frame did not arrive whole before its deadline."""
+
+
+def _recv_exact(sock: socket.socket, n: int, deadline: float | None) -> bytes:
+    """``n`` bytes; with a ``deadline`` (``time.monotonic()``) every ``recv`` waits only for
+    what is left of it, so the deadline holds for the whole read."""
     buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionClosed("connection closed by peer")
-        buf += chunk
+    previous = sock.gettimeout()
+    try:
+        while len(buf) < n:
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise FrameTimeout("the frame did not arrive before its deadline")
+                sock.settimeout(remaining)
+            try:
+                chunk = sock.recv(n - len(buf))
+            except TimeoutError:
+                if deadline is None:
+                    raise
+                raise FrameTimeout("the frame did not arrive before its deadline") from None
+            if not chunk:
+                raise ConnectionClosed("connection closed by peer")
+            buf += chunk
+    finally:
+        if deadline is not None:
+            sock.settimeout(previous)
     return bytes(buf)
 
 
-def read_frame(sock: socket.socket, *, body_timeout: float | None = None) -> bytes:
-    """Read one frame; ``body_timeout`` bounds the time from its first byte to its last."""
-    header = _recv_exact(sock, 4)
+def read_frame(
+    sock: socket.socket, *, frame_timeout: float | None = None, deadline: float | None = None
+) -> bytes:
+    """Read one frame. ``frame_timeout`` bounds the time from its first byte to its last;
+    ``deadline`` (a ``time.monotonic()`` instant) bounds the whole read, the wait for the
+    first byte included. Waiting for the first byte otherwise uses the socket's timeout."""
+    first = _recv_exact(sock, 1, deadline)
+    if frame_timeout is not None:
+        end = time.monotonic() + frame_timeout
+        deadline = end if deadline is None else min(deadline, end)
+    header = first + _recv_exact(sock, 3, deadline)
     length = int.from_bytes(header, "big")
     if not 1 <= length <= MAX_FRAME:
         raise ProtocolViolation(f"frame length {length} outside 1..{MAX_FRAME}")
-    previous = sock.gettimeout()
-    if body_timeout is not None:
-        sock.settimeout(body_timeout)
-    try:
-        return _recv_exact(sock, length)
-    finally:
-        sock.settimeout(previous)
+    return _recv_exact(sock, length, deadline)
 
 
 def write_frame(sock: socket.socket, payload: bytes) -> None:
@@ -164,8 +192,8 @@ class SecureChannel:
         self._send_n += 1
         write_frame(sock, self._send.encrypt(nonce, payload, None))
 
-    def recv(self, sock: socket.socket, *, body_timeout: float | None = None) -> bytes:
-        frame = read_frame(sock, body_timeout=body_timeout)
+    def recv(self, sock: socket.socket, *, frame_timeout: float | None = None) -> bytes:
+        frame = read_frame(sock, frame_timeout=frame_timeout)
         nonce = self._recv_n.to_bytes(12, "big")
         self._recv_n += 1
         try:

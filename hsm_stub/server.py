@@ -1,10 +1,14 @@
 """``sscard hsm serve``: the security module as a TCP service (protocol: :mod:`protocol`).
 
-Binds loopback by default. Each connection is authenticated (HMAC challenge on a shared
-secret), then served one request at a time; at most ``max_clients`` connections are served
-at once (the next one is told BUSY and closed); a request whose bytes stop arriving is
-dropped after ``request_timeout``; an idle connection after ``idle_timeout``. A malformed or
-oversize frame closes that connection only. Every key use is written to the audit log.
+Binds loopback by default. Each connection is authenticated (HMAC challenge on the secret
+of a client registered in the keystore) and every request is authorized by the client's role
+(``ROLE_USAGES``), then served one request at a time. Limits: at most ``max_clients``
+connections at once and ``max_per_address`` from one client address (the next one is told
+BUSY and closed); the whole handshake within ``handshake_timeout`` of the connection, so an
+unauthenticated client holds a slot a few seconds at most; each request frame whole within
+``request_timeout`` of its first byte (a deadline per frame, not per ``recv``); an idle
+connection is closed after ``idle_timeout``. A malformed or oversize frame closes that
+connection only. Every key use and every refusal is written to the audit log.
 """
 
 from __future__ import annotations
@@ -16,12 +20,16 @@ import os
 import socket
 import socketserver
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from hsm_stub.audit import AuditLog
 from hsm_stub.cryptograms import CardFactors
 from hsm_stub.errors import BadInput, ProtocolViolation, SecurityModuleError
+from hsm_stub.keystore import MIN_CLIENT_SECRET
+from hsm_stub.local import LocalSecurityModule
 from hsm_stub.module import SecurityModule
 from hsm_stub.protocol import (
     MAGIC,
@@ -92,24 +100,26 @@ OPERATIONS: dict[int, Operation] = {
 class HsmServer:
     def __init__(
         self,
-        module: SecurityModule,
+        module: LocalSecurityModule,
         *,
-        secret: bytes,
         audit: AuditLog,
         host: str = "127.0.0.1",
         port: int = 0,
         max_clients: int = 64,
+        max_per_address: int = 16,
+        handshake_timeout: float = 3.0,
         request_timeout: float = 10.0,
         idle_timeout: float = 300.0,
     ) -> None:
-        if len(secret) < 16:
-            raise BadInput("the client secret must be at least 16 bytes")
         self.module = module
-        self.secret = secret
         self.audit = audit
+        self.handshake_timeout = handshake_timeout
         self.request_timeout = request_timeout
         self.idle_timeout = idle_timeout
+        self.max_per_address = max_per_address
         self._slots = threading.BoundedSemaphore(max_clients)
+        self._per_address: Counter[str] = Counter()
+        self._address_lock = threading.Lock()
         self._lock = threading.Lock()  # the module computes one request at a time
         outer = self
 
@@ -145,59 +155,90 @@ class HsmServer:
 
     # ----------------------------------------------------------------- connections
 
+    def _admit(self, address: str) -> str | None:
+        """Take a slot for a connection from ``address``; the refusal's reason if none."""
+        with self._address_lock:
+            if self._per_address[address] >= self.max_per_address:
+                return "too many connections from this address"
+            if not self._slots.acquire(blocking=False):
+                return "server busy"
+            self._per_address[address] += 1
+        return None
+
+    def _release(self, address: str) -> None:
+        with self._address_lock:
+            self._per_address[address] -= 1
+            if not self._per_address[address]:
+                del self._per_address[address]
+            self._slots.release()
+
     def _serve_connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
         peer = f"{address[0]}:{address[1]}"
-        if not self._slots.acquire(blocking=False):
+        refused = self._admit(address[0])
+        if refused is not None:
+            self.audit.record(client=peer, operation="connect", result=f"busy: {refused}")
             with contextlib.suppress(OSError):
-                write_frame(sock, bytes((Status.BUSY,)) + b"server busy")
-            self.audit.record(client=peer, operation="connect", result="busy")
+                sock.settimeout(1.0)
+                write_frame(sock, bytes((Status.BUSY,)) + refused.encode())
             return
         try:
-            sock.settimeout(self.idle_timeout)
-            channel, client = self._handshake(sock, peer)
-            if channel is None:
+            authenticated = self._handshake(sock, peer)
+            if authenticated is None:
                 return
+            channel, client, module = authenticated
+            sock.settimeout(self.idle_timeout)
             while True:
                 try:
-                    request = channel.recv(sock, body_timeout=self.request_timeout)
+                    request = channel.recv(sock, frame_timeout=self.request_timeout)
                 except ConnectionClosed:
                     return
-                response = self._dispatch(request, client)
+                response = self._dispatch(request, client, module)
                 channel.send(sock, response)
         except ProtocolViolation as exc:
             self.audit.record(client=peer, operation="frame", result=f"refused: {exc}")
         except (OSError, ConnectionClosed) as exc:
             log.debug("connection %s ended: %s", peer, exc)
         finally:
-            self._slots.release()
+            self._release(address[0])
 
-    def _handshake(self, sock: socket.socket, peer: str) -> tuple[SecureChannel | None, str]:
+    def _handshake(
+        self, sock: socket.socket, peer: str
+    ) -> tuple[SecureChannel, str, SecurityModule] | None:
+        """The HMAC handshake, whole within ``handshake_timeout``; the channel, the client's
+        name for the audit and the module limited to its role — or None, refused."""
+        deadline = time.monotonic() + self.handshake_timeout
+        sock.settimeout(self.handshake_timeout)
         server_nonce = os.urandom(NONCE_LENGTH)
         write_frame(sock, MAGIC + server_nonce)
-        sock.settimeout(self.request_timeout)
-        payload = read_frame(sock, body_timeout=self.request_timeout)
+        payload = read_frame(sock, deadline=deadline)
         if payload[:1] != bytes((Op.AUTH,)):
             # The audit line is written before the refusal is sent: whoever sees the answer
             # can rely on the audit already holding it.
             self.audit.record(client=peer, operation="auth", result="refused: not authenticated")
             write_frame(sock, bytes((Status.NOT_AUTHENTICATED,)) + b"authenticate first")
-            return None, peer
+            return None
         client_id, client_nonce, proof = unpack_fields(payload[1:], 3)
-        client = f"{client_id.decode('utf-8', 'replace')}@{peer}"
-        expected = client_proof(self.secret, server_nonce, client_nonce, client_id)
-        if len(client_nonce) != NONCE_LENGTH or not hmac.compare_digest(proof, expected):
-            self.audit.record(client=client, operation="auth", result="refused: bad proof")
+        name = client_id.decode("utf-8", "replace")
+        client = f"{name}@{peer}"
+        registered = self.module.keystore.client(name)
+        # An unknown id is checked against a throw-away secret: the answer and its timing
+        # are those of a wrong secret.
+        secret = registered.secret.value if registered else os.urandom(MIN_CLIENT_SECRET)
+        expected = client_proof(secret, server_nonce, client_nonce, client_id)
+        good = hmac.compare_digest(proof, expected) and len(client_nonce) == NONCE_LENGTH
+        if registered is None or not good:
+            reason = "unknown client" if registered is None else "bad proof"
+            self.audit.record(client=client, operation="auth", result=f"refused: {reason}")
             write_frame(sock, bytes((Status.NOT_AUTHENTICATED,)) + b"authentication failed")
-            return None, client
+            return None
         write_frame(
             sock,
-            bytes((Status.OK,))
-            + pack_fields(server_proof(self.secret, server_nonce, client_nonce)),
+            bytes((Status.OK,)) + pack_fields(server_proof(secret, server_nonce, client_nonce)),
         )
-        sock.settimeout(self.idle_timeout)
-        return SecureChannel(self.secret, server_nonce, client_nonce, server=True), client
+        channel = SecureChannel(secret, server_nonce, client_nonce, server=True)
+        return channel, client, self.module.for_role(registered.role)
 
-    def _dispatch(self, request: bytes, client: str) -> bytes:
+    def _dispatch(self, request: bytes, client: str, module: SecurityModule) -> bytes:
         if not request:
             return bytes((Status.MALFORMED,)) + b"empty request"
         op = OPERATIONS.get(request[0])
@@ -211,7 +252,7 @@ class HsmServer:
             label = fields[0].decode("ascii", "replace")
             sn = fields[op.sn_field][:8] if op.sn_field is not None else None
             with self._lock:
-                result = op.handler(self.module, fields)
+                result = op.handler(module, fields)
         except SecurityModuleError as exc:
             self.audit.record(
                 client=client, operation=op.name, label=label, sn=sn, result=type(exc).__name__

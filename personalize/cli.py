@@ -164,7 +164,7 @@ def cmd_sim_new_psam(args: argparse.Namespace) -> int:
     from simulator.psam import new_psam
 
     refuse_overwrite(args.out, args.force)
-    psam = new_psam(open_keystore(args.keystore), protocol=args.protocol)
+    psam = new_psam(open_keystore(args.keystore), role=args.role, protocol=args.protocol)
     save_card(psam, args.out)
     print(f"PSAM 卡已写入 PSAM with {len(psam.keys)} keys written to {args.out}")
     return 0
@@ -379,6 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path, help="the card file to write (JSON)")
     p.add_argument("--force", action="store_true", help=force_help)
     p.add_argument("--protocol", choices=("T0", "T1"), default="T0", help="T=0 (default) or T=1")
+    p.add_argument(
+        "--role",
+        choices=("office", "card-center"),
+        default="office",
+        help="office (default: no update or master key) or card-center (every key)",
+    )
     p.set_defaults(func=cmd_sim_new_psam)
 
     p = sim.add_parser("printer", help="an Evolis printer emulator on a pseudo-terminal")

@@ -1,5 +1,6 @@
-"""``sscard hsm …``: key ceremony, key import, listing, the TCP service, and the station's
-track key (``new-track-key``)."""
+"""``sscard hsm …``: key ceremony, key import, listing, the TCP service and its clients
+(``add-client``, ``list-clients``, ``remove-client``), and the station's track key
+(``new-track-key``)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from hsm_stub.audit import AuditLog
 from hsm_stub.ceremony import CeremonyIO, collect_key
 from hsm_stub.errors import KeystoreError
-from hsm_stub.keystore import LMK_LENGTH, TEST_CLIENT_SECRET, Keystore
+from hsm_stub.keystore import LMK_LENGTH, ROLE_USAGES, USAGES, Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.server import HsmServer
 from hsm_stub.suites import TDES, suite_for
@@ -87,29 +88,65 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _secret(args: argparse.Namespace, store: Keystore) -> bytes:
-    if args.secret_file:
-        text = Path(args.secret_file).read_text(encoding="ascii").strip()
+def cmd_add_client(args: argparse.Namespace) -> int:
+    """Register a client; its secret (given on stdin or generated) is printed once."""
+    store = open_keystore(Path(args.keystore))
+    secret = None
+    if args.secret_stdin:
+        text = read_secret("客户端密钥 client secret (hex): ").strip()
         try:
-            return bytes.fromhex(text)
+            secret = bytes.fromhex(text)
         except ValueError:
-            raise KeystoreError("the secret file must hold the client secret in hex") from None
-    if store.test:
-        return TEST_CLIENT_SECRET
-    raise KeystoreError("a production keystore needs --secret-file with the client secret")
+            raise KeystoreError(
+                "客户端密钥须为十六进制 the client secret must be hexadecimal; nothing was changed"
+            ) from None
+    secret = store.add_client(args.id, args.role, secret=secret)
+    shown = None if args.secret_stdin else secret.hex().upper()
+    if args.json:
+        print(json.dumps({"id": args.id, "role": args.role, "secret": shown}))
+    else:
+        say(f"客户端已登记 client {args.id!r} registered with role {args.role}")
+        if shown is not None:
+            say("密钥只显示这一次 the secret is shown this once: put it in the station's "
+                "hsm_secret_file (mode 0600)")  # fmt: skip
+            print(shown)
+    return 0
+
+
+def cmd_list_clients(args: argparse.Namespace) -> int:
+    store = open_keystore(Path(args.keystore))
+    clients = [{"id": c.id, "role": c.role} for c in store.clients()]
+    if args.json:
+        print(json.dumps({"clients": clients}))
+        return 0
+    for c in clients:
+        print(f"{c['id']:<24} {c['role']}")
+    return 0
+
+
+def cmd_remove_client(args: argparse.Namespace) -> int:
+    store = open_keystore(Path(args.keystore))
+    store.remove_client(args.id)
+    say(f"客户端已注销 client {args.id!r} removed")
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     store = open_keystore(Path(args.keystore))
+    if not store.clients():
+        raise KeystoreError(
+            "密钥库中没有登记客户端 no client is registered: sscard hsm add-client first"
+        )
     host, _, port = args.listen.rpartition(":")
     audit = AuditLog(args.audit_log)
     server = HsmServer(
         LocalSecurityModule(store),
-        secret=_secret(args, store),
         audit=audit,
         host=host or "127.0.0.1",
         port=int(port),
         max_clients=args.max_clients,
+        max_per_address=args.max_per_address,
+        handshake_timeout=args.handshake_timeout,
         request_timeout=args.request_timeout,
     )
 
@@ -167,7 +204,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--usage",
         required=True,
-        choices=("master", "external-auth", "card-id-mac", "pin"),
+        choices=USAGES,
         help="what the key may be used for",
     )
     p.add_argument("--components", type=int, default=2, help="key components (custodians)")
@@ -182,13 +219,55 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = hsm.add_parser("serve", help="serve the keystore over the TCP host protocol")
     p.add_argument("--keystore", required=True, help=keystore_help)
     p.add_argument("--listen", default="127.0.0.1:9630", help="HOST:PORT (default loopback)")
-    p.add_argument("--secret-file", help="client secret, hex (a test keystore has a default)")
     p.add_argument("--audit-log", default="hsm-audit.log", help="the service's audit log")
     p.add_argument("--max-clients", type=int, default=64, help="concurrent connections")
     p.add_argument(
-        "--request-timeout", type=float, default=10.0, help="seconds a client has per request"
+        "--max-per-address",
+        type=int,
+        default=16,
+        help="concurrent connections from one client address",
+    )
+    p.add_argument(
+        "--handshake-timeout",
+        type=float,
+        default=3.0,
+        help="seconds a new connection has to authenticate, all frames included",
+    )
+    p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a request frame has from its first byte to its last",
     )
     p.set_defaults(func=cmd_serve)
+
+    p = hsm.add_parser(
+        "add-client",
+        help="register a client of the TCP service (id, role, secret)",
+        description="Register a client of `hsm serve` in the keystore: the station's "
+        "hsm_client id, its role, and a secret for the handshake — generated and printed "
+        "once, or read as hex from standard input with --secret-stdin.",
+    )
+    p.add_argument("--keystore", required=True, help=keystore_help)
+    p.add_argument("--id", required=True, help="the client id (the station's hsm_client)")
+    p.add_argument(
+        "--role", required=True, choices=sorted(ROLE_USAGES), help="what the client may use"
+    )
+    p.add_argument(
+        "--secret-stdin", action="store_true", help="read the secret (hex) from standard input"
+    )
+    p.add_argument("--json", action="store_true", help=json_help)
+    p.set_defaults(func=cmd_add_client)
+
+    p = hsm.add_parser("list-clients", help="registered clients and their roles (no secrets)")
+    p.add_argument("--keystore", required=True, help=keystore_help)
+    p.add_argument("--json", action="store_true", help=json_help)
+    p.set_defaults(func=cmd_list_clients)
+
+    p = hsm.add_parser("remove-client", help="unregister a client of the TCP service")
+    p.add_argument("--keystore", required=True, help=keystore_help)
+    p.add_argument("--id", required=True, help="the client id")
+    p.set_defaults(func=cmd_remove_client)
 
     p = hsm.add_parser(
         "new-track-key",

@@ -8,7 +8,9 @@ address that can point at hardware or an emulator (docs/architecture.md "Convent
     contact_reader = "Virtual PCD 00 00" # PC/SC reader of the printer's contact station
     hsm = "tcp://127.0.0.1:9630"         # or "keystore:/path/keys.json" (test keystores only)
                                          # or "psam:READER" (a PSAM in that PC/SC reader)
-    hsm_secret_file = "client.secret"    # hex client secret (optional for a test HSM)
+    hsm_client = "office-01"             # this station's client id at the security module
+                                         # (default: name; registered with hsm add-client)
+    hsm_secret_file = "client.secret"    # its secret, hex (optional for the test clients)
     track_key = "tracks.key"             # 32-byte hex key of the sealed track images
     registry = "registry.db"
     policy = "default"
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from apdu.pcsc import PcscTransport
 from hsm_stub.client import TcpSecurityModule
-from hsm_stub.keystore import TEST_CLIENT_SECRET, Keystore
+from hsm_stub.keystore import TEST_CLIENTS, Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.module import SecurityModule
 from hsm_stub.psam import PsamSecurityModule
@@ -39,6 +41,7 @@ class StationConfig:
     printer: str | None  # a street office has no card printer
     contact_reader: str | None
     hsm: str
+    hsm_client: str
     hsm_secret_file: Path | None
     track_key: Path
     registry: Path
@@ -65,6 +68,7 @@ class StationConfig:
                 printer=str(d["printer"]) if "printer" in d else None,
                 contact_reader=str(d["contact_reader"]) if "contact_reader" in d else None,
                 hsm=str(d["hsm"]),
+                hsm_client=str(d.get("hsm_client", d["name"])),
                 hsm_secret_file=rel(d["hsm_secret_file"]) if "hsm_secret_file" in d else None,
                 track_key=rel(d["track_key"]),
                 registry=rel(d["registry"]),
@@ -77,10 +81,9 @@ class StationConfig:
     def security_module(self) -> SecurityModule:
         if self.hsm.startswith("tcp://"):
             host, _, port = self.hsm[len("tcp://") :].rpartition(":")
-            secret = TEST_CLIENT_SECRET
-            if self.hsm_secret_file is not None:
-                secret = bytes.fromhex(self.hsm_secret_file.read_text(encoding="ascii").strip())
-            return TcpSecurityModule(host, int(port), secret=secret, client_id=self.name)
+            return TcpSecurityModule(
+                host, int(port), secret=self._hsm_secret(), client_id=self.hsm_client
+            )
         if self.hsm.startswith("keystore:"):
             return LocalSecurityModule(Keystore.open(self.hsm[len("keystore:") :]))
         if self.hsm.startswith("psam:"):
@@ -90,3 +93,22 @@ class StationConfig:
         raise StationError(
             f"hsm must be tcp://HOST:PORT, keystore:PATH or psam:READER, not {self.hsm!r}"
         )
+
+    def _hsm_secret(self) -> bytes:
+        """The client secret from ``hsm_secret_file``; the documented test clients
+        (``test-center``, ``test-office``) have theirs built in."""
+        if self.hsm_secret_file is None:
+            if self.hsm_client in TEST_CLIENTS:
+                return TEST_CLIENTS[self.hsm_client][1]
+            raise StationError(
+                f"站点文件缺少 hsm_secret_file: the security-module client {self.hsm_client!r} "
+                "needs its secret file (hsm_secret_file)"
+            )
+        try:
+            text = self.hsm_secret_file.read_text(encoding="ascii").strip()
+            return bytes.fromhex(text)
+        except (OSError, ValueError) as exc:
+            raise StationError(
+                f"客户端密钥文件不可用 hsm_secret_file {self.hsm_secret_file}: "
+                f"{type(exc).__name__} (one line of hex expected)"
+            ) from None

@@ -1,7 +1,8 @@
 """The simulated PSAM: a card OS personality holding root keys and computing with them as
 :mod:`hsm_stub.psam` expects (docs/chip-application.md §5) — BF DE key init with diversification and
 session key, 80 FA encrypt / MAC, GET DATA for a key's KCV. All cryptography is
-:mod:`hsm_stub` code; the PSAM never exports a key.
+:mod:`hsm_stub` code; the PSAM never exports a key. An office PSAM holds only the keys an
+office may use.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from typing import Any, ClassVar
 from apdu.atr import build_atr
 from apdu.command import Command
 from hsm_stub.cryptograms import MAC_LENGTH
-from hsm_stub.keystore import Keystore
+from hsm_stub.errors import KeystoreError
+from hsm_stub.keystore import ROLE_USAGES, Keystore
 from hsm_stub.psam import PSAM_AID, PSAM_KEYS
 from hsm_stub.suites import CipherSuite, suite_for
 from simulator.cardfile import register_kind
@@ -115,14 +117,26 @@ class PsamCard(CardOS):
         )
 
 
-def new_psam(keystore: Keystore, *, protocol: str = "T0", serial: bytes | None = None) -> PsamCard:
-    """A PSAM loaded with the keystore's root keys for every label of the PSAM profile."""
+def new_psam(
+    keystore: Keystore,
+    *,
+    role: str = "office",
+    protocol: str = "T0",
+    serial: bytes | None = None,
+) -> PsamCard:
+    """A PSAM loaded with the keystore's root keys that ``role`` may use (``ROLE_USAGES``):
+    an office PSAM — the default — holds no update or master key. Test keystores only: a
+    production key is never written in clear into a card file
+    (:meth:`Keystore.check_exportable`)."""
+    if role not in ROLE_USAGES:
+        raise KeystoreError(f"unknown role {role!r}; known: {', '.join(ROLE_USAGES)}")
+    keystore.check_exportable()
     mf = DedicatedFile(MF_FID, "MF")
     mf.add(DedicatedFile(0x1001, "PSAM", aid=PSAM_AID))
     keys: PsamKeys = {}
-    present = {info.label for info in keystore.list()}
+    usable = {info.label for info in keystore.list() if info.usage in ROLE_USAGES[role]}
     for label, slot in PSAM_KEYS.items():
-        if label in present:
+        if label in usable:
             keys[slot] = keystore.export_for_issuance(label)
     serial = serial or bytes.fromhex("5053414D00000001")
     atr = build_atr(0 if protocol == "T0" else 1, b"\x86\x53\x41" + serial)

@@ -13,7 +13,7 @@ from typing import Any
 
 from apdu.pcsc import PcscTransport, wait_for_card, wait_for_removal
 from hsm_stub.audit import AuditLog
-from hsm_stub.keystore import TEST_CLIENT_SECRET, Keystore
+from hsm_stub.keystore import Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.server import HsmServer
 from simulator.evolis_emulator import EvolisEmulator, VirtualCard
@@ -69,7 +69,6 @@ class SimulatedStation:
         self.audit = AuditLog(self.root / "hsm-audit.log")
         self.server = HsmServer(
             LocalSecurityModule(store),
-            secret=TEST_CLIENT_SECRET,
             audit=self.audit,
             port=free_port(),
         ).start()
@@ -94,6 +93,7 @@ class SimulatedStation:
             f'printer = "{self.printer.path}"\n'
             f'contact_reader = "{reader_name(self.slot)}"\n'
             f'hsm = "tcp://{self.server.host}:{self.server.port}"\n'
+            'hsm_client = "test-center"\n'
             'track_key = "tracks.key"\n'
             'registry = "registry.db"\n'
             f'policy = "{self.policy}"\n'

@@ -4,7 +4,7 @@ trace or exception message the suite produced."""
 
 from __future__ import annotations
 
-from hsm_stub.keystore import TEST_CLIENT_SECRET, TEST_KEYS, TEST_LMK
+from hsm_stub.keystore import TEST_CLIENTS, TEST_KEYS, TEST_LMK
 from tests.conftest import WATCH
 
 # The PANs of the issuer track images used across the suite (encoder, printer, reissue and
@@ -14,7 +14,8 @@ TEST_PANS = ("6217991234567890123", "6222021234567890123")
 
 def secret_forms() -> dict[str, str]:
     secrets = {label: value for label, (_, _, value) in TEST_KEYS.items()}
-    secrets |= {"LMK": TEST_LMK, "client secret": TEST_CLIENT_SECRET}
+    secrets |= {"LMK": TEST_LMK}
+    secrets |= {f"client secret of {c}": secret for c, (_, secret) in TEST_CLIENTS.items()}
     forms = {}
     for name, value in secrets.items():
         forms[value.hex()] = name

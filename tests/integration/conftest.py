@@ -77,7 +77,11 @@ class RunningServer:
     keystore: Keystore
 
     def client(
-        self, *, timeout: float = 10.0, secret: bytes = TEST_CLIENT_SECRET, client_id: str = "test"
+        self,
+        *,
+        timeout: float = 10.0,
+        secret: bytes = TEST_CLIENT_SECRET,
+        client_id: str = "test-center",
     ) -> TcpSecurityModule:
         return TcpSecurityModule(
             self.server.host,
@@ -99,9 +103,9 @@ def hsm_server(test_keystore: Keystore, tmp_path: Path) -> Iterator[RunningServe
     audit = AuditLog(audit_path)
     server = HsmServer(
         LocalSecurityModule(test_keystore),
-        secret=TEST_CLIENT_SECRET,
         audit=audit,
         max_clients=64,
+        max_per_address=64,  # every test client comes from 127.0.0.1
         request_timeout=2.0,
     ).start()
     yield RunningServer(server, audit_path, test_keystore)

@@ -76,7 +76,7 @@ def backend(
             yield client
     else:
         serve_card: ServeCard = request.getfixturevalue("serve_card")
-        served = serve_card(new_psam(test_keystore), slot=1)
+        served = serve_card(new_psam(test_keystore, role="card-center"), slot=1)
         with PcscTransport(served.reader) as transport:
             trace = RecordingTrace()
             transport.add_observer(trace)

@@ -96,7 +96,10 @@ def test_test_keystore_and_psam_card_file(tmp_path: Path) -> None:
     again = run("hsm", "init", "--keystore", str(ks), "--test-keys", answers=[])
     assert again.returncode == 1 and "refusing to overwrite" in again.stderr
     out = tmp_path / "psam.json"
-    made = run("sim", "new-psam", "--keystore", str(ks), "--out", str(out), answers=[])
+    made = run(
+        "sim", "new-psam", "--keystore", str(ks), "--out", str(out), "--role", "card-center",
+        answers=[],
+    )  # fmt: skip
     assert made.returncode == 0, made.stderr
     psam = load_card(out, persist=False)
     assert isinstance(psam, PsamCard) and len(psam.keys) == 5

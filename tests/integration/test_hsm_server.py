@@ -43,7 +43,10 @@ def factors(i: int) -> CardFactors:
 
 def test_1000_concurrent_macs_from_50_connections(hsm_server: RunningServer) -> None:
     local = LocalSecurityModule(hsm_server.keystore)
-    clients = [hsm_server.client(client_id=f"station-{i}") for i in range(50)]
+    secret = b"station secret, 16 bytes or more"
+    for i in range(50):
+        hsm_server.keystore.add_client(f"station-{i}", "card-center", secret=secret)
+    clients = [hsm_server.client(client_id=f"station-{i}", secret=secret) for i in range(50)]
 
     def work(n: int) -> tuple[bytes, bytes]:
         client = clients[n % 50]
@@ -94,7 +97,9 @@ def test_server_killed_mid_request_gives_unavailable(
 ) -> None:
     port = free_port()
     proc = _serve_subprocess(test_keystore.path, port, tmp_path / "audit.log")
-    client = TcpSecurityModule("127.0.0.1", port, secret=TEST_CLIENT_SECRET, timeout=5)
+    client = TcpSecurityModule(
+        "127.0.0.1", port, secret=TEST_CLIENT_SECRET, client_id="test-center", timeout=5
+    )
     errors: list[BaseException] = []
     done = threading.Event()
 
@@ -206,15 +211,19 @@ def test_server_errors_are_typed(hsm_server: RunningServer) -> None:
 
 def test_busy_server_refuses_extra_clients(test_keystore: Keystore, tmp_path: Path) -> None:
     audit = AuditLog(tmp_path / "audit.log")
-    server = HsmServer(
-        LocalSecurityModule(test_keystore), secret=TEST_CLIENT_SECRET, audit=audit, max_clients=2
-    ).start()
+    server = HsmServer(LocalSecurityModule(test_keystore), audit=audit, max_clients=2).start()
+
+    def center() -> TcpSecurityModule:
+        return TcpSecurityModule(
+            server.host, server.port, secret=TEST_CLIENT_SECRET, client_id="test-center"
+        )
+
     try:
-        first = TcpSecurityModule(server.host, server.port, secret=TEST_CLIENT_SECRET)
-        second = TcpSecurityModule(server.host, server.port, secret=TEST_CLIENT_SECRET)
+        first = center()
+        second = center()
         first.kcv("mk")
         second.kcv("mk")
-        third = TcpSecurityModule(server.host, server.port, secret=TEST_CLIENT_SECRET)
+        third = center()
         with pytest.raises(SecurityModuleUnavailable, match="busy"):
             third.kcv("mk")
         first.close()
@@ -228,7 +237,8 @@ def test_busy_server_refuses_extra_clients(test_keystore: Keystore, tmp_path: Pa
 
 
 def test_audit_has_no_data(hsm_server: RunningServer) -> None:
-    with hsm_server.client(client_id="counter-7") as client:
+    hsm_server.keystore.add_client("counter-7", "office", secret=b"counter-7's own secret")
+    with hsm_server.client(client_id="counter-7", secret=b"counter-7's own secret") as client:
         client.pin_reset_block("pin", factors(42), CHALLENGE, "246810")
         client.card_id_mac("irk", (42).to_bytes(8, "big"), H("371700D1560000050000002A"))
     entries = [json.loads(line) for line in hsm_server.audit_path.read_text().splitlines()]

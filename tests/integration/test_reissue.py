@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from hsm_stub.keystore import TEST_CLIENT_SECRET, Keystore
+from hsm_stub.keystore import Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.server import HsmServer
 from personalize.demo import run_demo
@@ -294,7 +294,6 @@ def test_dead_security_module_pauses_then_resumes(prepared: Prepared) -> None:
     _host, port = prepared.config.hsm[len("tcp://") :].rsplit(":", 1)
     prepared.sim.server = HsmServer(
         LocalSecurityModule(Keystore.open(prepared.sim.root / "keystore.json")),
-        secret=TEST_CLIENT_SECRET,
         audit=prepared.sim.audit,
         port=int(port),
     ).start()

@@ -18,7 +18,7 @@ import pytest
 
 from apdu.pcsc import wait_for_removal
 from hsm_stub.audit import AuditLog
-from hsm_stub.keystore import TEST_CLIENT_SECRET, Keystore
+from hsm_stub.keystore import Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.server import HsmServer
 from personalize.policy import load_policy
@@ -88,17 +88,16 @@ def office(tmp_path: Path, serve_card: ServeCard, backend: str) -> Iterator[Offi
     if backend == "keystore":
         hsm = f"keystore:{keystore.path}"
     elif backend == "tcp":
-        server = HsmServer(
-            LocalSecurityModule(keystore), secret=TEST_CLIENT_SECRET, audit=audit
-        ).start()
+        server = HsmServer(LocalSecurityModule(keystore), audit=audit).start()
         hsm = f"tcp://{server.host}:{server.port}"
     else:
-        psam = serve_card(new_psam(keystore), slot=1)
+        psam = serve_card(new_psam(keystore), slot=1)  # an office PSAM
         hsm = f"psam:{psam.reader}"
     vault = TrackVault.create(tmp_path / "tracks.key")
     (tmp_path / "office.toml").write_text(
-        f'name = "office-7"\nhsm = "{hsm}"\ntrack_key = "tracks.key"\n'
-        'registry = "registry.db"\npolicy = "default"\n',
+        # a street office's own client id: role office, no update or master key
+        f'name = "office-7"\nhsm = "{hsm}"\nhsm_client = "test-office"\n'
+        'track_key = "tracks.key"\nregistry = "registry.db"\npolicy = "default"\n',
         encoding="utf-8",
     )
     registry = Registry(tmp_path / "registry.db", POLICY, clock=pinned_clock)

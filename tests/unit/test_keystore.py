@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from hsm_stub.errors import (
+    Forbidden,
     KeystoreError,
     KeystoreTampered,
     KeyUsageError,
@@ -125,3 +126,59 @@ def test_test_keystore_opens_without_components(tmp_path: Path) -> None:
     for label, (_, _, value) in TEST_KEYS.items():
         assert again.info(label).kcv == TDES.kcv(value)
     assert len(TEST_LMK) == 16
+
+
+def test_a_component_wrong_only_in_parity_bits_is_a_wrong_component(tmp_path: Path) -> None:
+    """DES ignores the low bit of every byte, so the KCV cannot see a parity-only error;
+    the keystore still must not call it tampering."""
+    store = Keystore.create(tmp_path / "p.json", LMK)
+    store.put("update", "3DES", "external-auth", KEY)
+    before = store.path.read_bytes()
+    parity_only = bytes([LMK[0] ^ 0x01]) + LMK[1:]
+    assert TDES.kcv(parity_only) == TDES.kcv(LMK)
+    with pytest.raises(WrongComponents, match="parity"):
+        Keystore.open(store.path, parity_only)
+    assert store.path.read_bytes() == before
+    assert Keystore.open(store.path, LMK).info("update").kcv == bytes.fromhex("08D7B4")
+
+
+def test_clients_are_kept_encrypted_with_their_role(store: Keystore) -> None:
+    secret = store.add_client("office-01", "office")
+    assert len(secret) == 32
+    again = Keystore.open(store.path, LMK)
+    client = again.client("office-01")
+    assert client is not None and client.role == "office"
+    assert client.secret.value == secret
+    assert again.client("nobody") is None
+    text = store.path.read_text()
+    assert secret.hex() not in text and secret.hex().upper() not in text
+    assert "office-01" not in text  # the registry is inside the encrypted table
+    with pytest.raises(KeystoreError, match="exists"):
+        again.add_client("office-01", "office")
+    with pytest.raises(KeystoreError, match="role"):
+        again.add_client("office-02", "janitor")
+    with pytest.raises(KeystoreError, match="16"):
+        again.add_client("office-03", "office", secret=b"short")
+    assert [(c.id, c.role) for c in again.clients()] == [("office-01", "office")]
+
+
+def test_roles_allow_usages_offices_never_update_or_master(tmp_path: Path) -> None:
+    store = Keystore.create_test(tmp_path / "t.json")
+    for label in ("read", "pin", "irk"):
+        store.use(label, "card-id-mac" if label == "irk" else "command-mac" if label == "pin"
+                  else "external-auth", role="office")  # fmt: skip
+    for label in ("update", "mk"):
+        with pytest.raises(Forbidden, match="office"):
+            store.use(label, "external-auth", role="office")
+        store.use(label, "external-auth", role="card-center")
+    assert {c.id: c.role for c in store.clients()} == {
+        "test-center": "card-center",
+        "test-office": "office",
+    }
+
+
+def test_production_keys_are_never_exported_in_clear(store: Keystore, tmp_path: Path) -> None:
+    with pytest.raises(KeystoreError, match="production"):
+        store.export_for_issuance("update")
+    test = Keystore.create_test(tmp_path / "t.json")
+    assert test.export_for_issuance("update") == ("3DES", TEST_KEYS["update"][2])

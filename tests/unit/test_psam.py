@@ -29,7 +29,7 @@ def run(card: PsamCard, hexapdu: str) -> int:
 
 
 def test_psam_command_rules(keystore: Keystore) -> None:
-    card = new_psam(keystore)
+    card = new_psam(keystore, role="card-center")
     card.power_on()
     factors = FACTORS.to_bytes().hex()
     assert run(card, "BFDE610418" + factors) == 0x6985  # PSAM application not selected
@@ -48,7 +48,7 @@ def test_psam_command_rules(keystore: Keystore) -> None:
 
 
 def test_psam_backend_in_process_matches_local(keystore: Keystore) -> None:
-    transport = InProcessTransport(new_psam(keystore, protocol="T1"))
+    transport = InProcessTransport(new_psam(keystore, role="card-center", protocol="T1"))
     transport.connect()
     psam = PsamSecurityModule(transport)
     local = LocalSecurityModule(keystore)
@@ -65,7 +65,7 @@ def test_psam_backend_in_process_matches_local(keystore: Keystore) -> None:
 
 
 def test_psam_without_the_key_and_pulled(keystore: Keystore, tmp_path: Path) -> None:
-    card = new_psam(keystore)
+    card = new_psam(keystore, role="card-center")
     del card.keys[(0x06, 0x01)]  # a PSAM issued without the IRK
     transport = InProcessTransport(card)
     transport.connect()
@@ -78,7 +78,7 @@ def test_psam_without_the_key_and_pulled(keystore: Keystore, tmp_path: Path) -> 
 
 
 def test_psam_refuses_mac_before_init(keystore: Keystore) -> None:
-    transport = InProcessTransport(new_psam(keystore))
+    transport = InProcessTransport(new_psam(keystore, role="card-center"))
     transport.connect()
     psam = PsamSecurityModule(transport)
     psam.kcv("mk")  # selects the application
