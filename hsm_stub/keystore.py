@@ -38,9 +38,9 @@ from hsm_stub.suites import TDES, CipherSuite, suite_for
 FORMAT = "sscard-keystore/1"
 LMK_LENGTH = 16
 
-Usage = Literal["master", "external-auth", "card-id-mac", "pin"]
-Operation = Literal["external-auth", "command-mac", "pin-reset", "card-id-mac"]
-USAGES: tuple[Usage, ...] = ("master", "external-auth", "card-id-mac", "pin")
+Usage = Literal["master", "external-auth", "card-id-mac", "pin", "audit-mac"]
+Operation = Literal["external-auth", "command-mac", "pin-reset", "card-id-mac", "audit-mac"]
+USAGES: tuple[Usage, ...] = ("master", "external-auth", "card-id-mac", "pin", "audit-mac")
 
 # Which key usages may serve which operation.
 OPERATION_USAGES: dict[Operation, frozenset[str]] = {
@@ -48,6 +48,7 @@ OPERATION_USAGES: dict[Operation, frozenset[str]] = {
     "command-mac": frozenset({"pin", "master", "external-auth"}),
     "pin-reset": frozenset({"pin"}),
     "card-id-mac": frozenset({"card-id-mac"}),
+    "audit-mac": frozenset({"audit-mac"}),
 }
 
 # Algorithm and key length each usage admits: the 卡识别码 MAC is MAC algorithm 3, which needs
@@ -57,6 +58,8 @@ USAGE_KEYS: dict[str, frozenset[tuple[str, int]]] = {
     "external-auth": frozenset({("3DES", 16), ("3DES", 24), ("SM4", 16)}),
     "pin": frozenset({("3DES", 16), ("3DES", 24), ("SM4", 16)}),
     "card-id-mac": frozenset({("3DES", 16), ("SM4", 16)}),
+    # the registry's audit chain: HMAC-SHA256 keyed with the key's value (hsm_stub.local)
+    "audit-mac": frozenset({("3DES", 16), ("3DES", 24), ("SM4", 16)}),
 }
 
 LABEL_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
@@ -71,6 +74,7 @@ TEST_KEYS: dict[str, tuple[str, Usage, bytes]] = {
     "read": ("3DES", "external-auth", b"SSCARD TEST READ"),
     "irk": ("3DES", "card-id-mac", b"SSCARD TEST IRK1"),
     "pin": ("3DES", "pin", b"SSCARD TEST PIN1"),
+    "audit": ("3DES", "audit-mac", b"SSCARD TEST AUD1"),
 }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from hsm_stub.audit import AuditLog
 from hsm_stub.ceremony import CeremonyIO, collect_key
 from hsm_stub.errors import KeystoreError
-from hsm_stub.keystore import LMK_LENGTH, TEST_CLIENT_SECRET, Keystore
+from hsm_stub.keystore import LMK_LENGTH, TEST_CLIENT_SECRET, USAGES, Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.server import HsmServer
 from hsm_stub.suites import TDES, suite_for
@@ -167,7 +167,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--usage",
         required=True,
-        choices=("master", "external-auth", "card-id-mac", "pin"),
+        choices=USAGES,
         help="what the key may be used for",
     )
     p.add_argument("--components", type=int, default=2, help="key components (custodians)")

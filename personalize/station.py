@@ -11,6 +11,10 @@ address that can point at hardware or an emulator (docs/architecture.md "Convent
     hsm_secret_file = "client.secret"    # hex client secret (optional for a test HSM)
     track_key = "tracks.key"             # 32-byte hex key of the sealed track images
     registry = "registry.db"
+    audit_hsm = "tcp://10.0.0.1:9630"    # optional: the module of the registry's audit key
+                                         # (default: hsm; needed when hsm is a PSAM)
+    audit_checkpoints = "audit.log"      # optional: the audit checkpoint log (default:
+                                         # registry.db.checkpoints beside the registry)
     policy = "default"
     out_dir = "out"
 """
@@ -44,6 +48,8 @@ class StationConfig:
     registry: Path
     policy: str
     out_dir: Path
+    audit_hsm: str | None = None  # the audit key's module, when ``hsm`` cannot MAC (a PSAM)
+    audit_checkpoints: Path | None = None  # default: beside the registry (Registry)
 
     @classmethod
     def load(cls, path: str | Path) -> StationConfig:
@@ -70,23 +76,41 @@ class StationConfig:
                 registry=rel(d["registry"]),
                 policy=str(d.get("policy", "default")),
                 out_dir=rel(d.get("out_dir", "out")),
+                audit_hsm=str(d["audit_hsm"]) if "audit_hsm" in d else None,
+                audit_checkpoints=(
+                    rel(d["audit_checkpoints"]) if "audit_checkpoints" in d else None
+                ),
             )
         except KeyError as exc:
             raise StationError(f"station file {path} lacks {exc}") from None
 
     def security_module(self) -> SecurityModule:
-        if self.hsm.startswith("tcp://"):
-            host, _, port = self.hsm[len("tcp://") :].rpartition(":")
-            secret = TEST_CLIENT_SECRET
-            if self.hsm_secret_file is not None:
-                secret = bytes.fromhex(self.hsm_secret_file.read_text(encoding="ascii").strip())
-            return TcpSecurityModule(host, int(port), secret=secret, client_id=self.name)
-        if self.hsm.startswith("keystore:"):
-            return LocalSecurityModule(Keystore.open(self.hsm[len("keystore:") :]))
-        if self.hsm.startswith("psam:"):
-            transport = PcscTransport(self.hsm[len("psam:") :])
-            transport.connect()
-            return PsamSecurityModule(transport, owns_transport=True)
-        raise StationError(
-            f"hsm must be tcp://HOST:PORT, keystore:PATH or psam:READER, not {self.hsm!r}"
+        return open_security_module(self.hsm, secret_file=self.hsm_secret_file, client=self.name)
+
+    def audit_module(self) -> SecurityModule:
+        """The module holding the registry's audit key: ``audit_hsm`` if the station names
+        one (a street office whose ``hsm`` is a PSAM), else ``hsm``."""
+        return open_security_module(
+            self.audit_hsm or self.hsm, secret_file=self.hsm_secret_file, client=self.name
         )
+
+
+def open_security_module(
+    spec: str, *, secret_file: Path | None = None, client: str = "sscard"
+) -> SecurityModule:
+    """A security module from its address: ``tcp://HOST:PORT`` (client secret from
+    ``secret_file``, the test secret without one), ``keystore:PATH`` (test keystores only)
+    or ``psam:READER``."""
+    if spec.startswith("tcp://"):
+        host, _, port = spec[len("tcp://") :].rpartition(":")
+        secret = TEST_CLIENT_SECRET
+        if secret_file is not None:
+            secret = bytes.fromhex(secret_file.read_text(encoding="ascii").strip())
+        return TcpSecurityModule(host, int(port), secret=secret, client_id=client)
+    if spec.startswith("keystore:"):
+        return LocalSecurityModule(Keystore.open(spec[len("keystore:") :]))
+    if spec.startswith("psam:"):
+        transport = PcscTransport(spec[len("psam:") :])
+        transport.connect()
+        return PsamSecurityModule(transport, owns_transport=True)
+    raise StationError(f"hsm must be tcp://HOST:PORT, keystore:PATH or psam:READER, not {spec!r}")
