@@ -31,6 +31,8 @@ from hsm_stub.keystore import TEST_CLIENT_SECRET, Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.module import SecurityModule
 from hsm_stub.psam import PsamSecurityModule
+from personalize.policy import RegionPolicy
+from personalize.registry import Clock, Registry, utc_now
 
 
 class StationError(ValueError):
@@ -90,8 +92,26 @@ class StationConfig:
     def audit_module(self) -> SecurityModule:
         """The module holding the registry's audit key: ``audit_hsm`` if the station names
         one (a street office whose ``hsm`` is a PSAM), else ``hsm``."""
-        return open_security_module(
-            self.audit_hsm or self.hsm, secret_file=self.hsm_secret_file, client=self.name
+        spec = self.audit_hsm or self.hsm
+        if spec.startswith("psam:"):
+            raise StationError(
+                "PSAM 不持有审计密钥：请在工作站文件中设置 audit_hsm（卡管中心安全模块）"
+                "(a PSAM holds no audit key: set audit_hsm to the card center's module)"
+            )
+        return open_security_module(spec, secret_file=self.hsm_secret_file, client=self.name)
+
+    def open_registry(
+        self, policy: RegionPolicy, *, create: bool = False, clock: Clock = utc_now
+    ) -> Registry:
+        """The station's registry, its audit chain keyed by the station's audit module and
+        checkpointed to ``audit_checkpoints``."""
+        return Registry(
+            self.registry,
+            policy,
+            create=create,
+            clock=clock,
+            audit_key=self.audit_module().audit_mac,
+            checkpoints=self.audit_checkpoints,
         )
 
 

@@ -13,3 +13,5 @@ from personalize.auditlog import AuditKey
 
 KEYSTORE = Path(tempfile.mkdtemp(prefix="sscard-test-audit-")) / "keystore.json"
 AUDIT_KEY: AuditKey = LocalSecurityModule(Keystore.create_test(KEYSTORE)).audit_mac
+# what `sscard` subprocesses are given (tests/conftest.py sets it for the whole run)
+HSM_ENV = {"SSCARD_HSM": f"keystore:{KEYSTORE}"}

@@ -39,6 +39,7 @@ from simulator.psam import new_psam
 from simulator.sscard_card import SocialSecurityCardOS
 from sscard.identifiers import serial_number
 from sscard.profile import load_profile
+from tests.audit_key import AUDIT_KEY
 from tests.clock import FAKETIME, pinned_clock
 from tests.integration.conftest import ServeCard, Served
 
@@ -98,10 +99,12 @@ def office(tmp_path: Path, serve_card: ServeCard, backend: str) -> Iterator[Offi
     vault = TrackVault.create(tmp_path / "tracks.key")
     (tmp_path / "office.toml").write_text(
         f'name = "office-7"\nhsm = "{hsm}"\ntrack_key = "tracks.key"\n'
-        'registry = "registry.db"\npolicy = "default"\n',
+        'registry = "registry.db"\npolicy = "default"\n'
+        # the registry's audit key is the card center's, never in a PSAM
+        + (f'audit_hsm = "keystore:{keystore.path}"\n' if hsm.startswith("psam:") else ""),
         encoding="utf-8",
     )
-    registry = Registry(tmp_path / "registry.db", POLICY, clock=pinned_clock)
+    registry = Registry(tmp_path / "registry.db", POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
     card, number = make_card()
     record = registry.enroll(
         SAMPLE_HOLDER, number, operator="op", sn=serial_number(card.atr).hex().upper()
