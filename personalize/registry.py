@@ -668,34 +668,34 @@ class Registry:
                 "out)"
             )
         head = max(hashes, default=0)
+        last = max((cp.event for cp in checkpoints), default=0)
+        if not hashes and last:
+            problems.append(
+                f"审计链为空，但检查点记录到事件 {last}：全部事件被删除 "
+                f"(the audit chain is empty but a checkpoint names event {last}: every "
+                "event was deleted)"
+            )
+        elif last > head:
+            at = max(checkpoints, key=lambda cp: cp.event).at
+            problems.append(
+                f"审计事件 {head + 1}–{last} 缺失：链尾被截断 "
+                f"(events {head + 1}-{last} are missing: the chain was truncated; "
+                f"checkpoint of {at})"
+            )
+        claims = sorted({cp.legacy for cp in checkpoints} - {legacy})
+        if claims:
+            problems.append(
+                f"检查点记录 {claims[0]} 个无密钥旧事件，库中为 {legacy} "
+                f"(the checkpoints record {claims[0]} legacy events, the database says {legacy})"
+            )
         for cp in checkpoints:
-            if cp.legacy != legacy:
+            # an event missing inside the chain or past its head is reported above
+            if cp.event in hashes and hashes[cp.event] != cp.hash:
                 problems.append(
-                    f"检查点（事件 {cp.event}）记录 {cp.legacy} 个旧事件，库中为 {legacy} "
-                    f"(checkpoint of event {cp.event}: {cp.legacy} legacy events, the database "
-                    f"says {legacy})"
+                    f"审计事件 {cp.event} 与 {cp.at} 的检查点不符：链被改写 "
+                    f"(event {cp.event} differs from its checkpoint of {cp.at}: the chain "
+                    "was rewritten)"
                 )
-            if cp.event in hashes:
-                if hashes[cp.event] != cp.hash:
-                    problems.append(
-                        f"审计事件 {cp.event} 与 {cp.at} 的检查点不符：链被改写 "
-                        f"(event {cp.event} differs from its checkpoint of {cp.at}: the chain "
-                        "was rewritten)"
-                    )
-            elif not hashes:
-                problems.append(
-                    f"审计链为空，但检查点记录到事件 {cp.event}：全部事件被删除 "
-                    f"(the audit chain is empty but a checkpoint names event {cp.event}: every "
-                    "event was deleted)"
-                )
-                break
-            elif cp.event > head:
-                problems.append(
-                    f"审计事件 {head + 1}–{cp.event} 缺失：链尾被截断 "
-                    f"(events {head + 1}-{cp.event} are missing: the chain was truncated; "
-                    f"checkpoint of {cp.at})"
-                )
-            # an event missing inside the chain is already reported as a gap
         return sorted(set(problems), key=problems.index)
 
     def _verify_rows(self, latest: dict[str, tuple[int, dict[str, str] | None]]) -> list[str]:
