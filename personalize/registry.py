@@ -600,13 +600,15 @@ class Registry:
 
     def _adopt_rows(self) -> None:
         """In the keyed-audit migration: the rows already there are explained by one keyed
-        event ``audit.adopt``, which also seals the unkeyed events before it."""
+        event ``audit.adopt``, which also seals the unkeyed events before it (and is the
+        first checkpoint, so a chain with events always has one)."""
         for table in AUDITED_COLUMNS:
             self.db.execute(
                 f"INSERT OR IGNORE INTO audit_touched SELECT '{table}', id FROM {table}"
             )
-        if self.db.execute("SELECT 1 FROM audit_touched").fetchone() is None:
-            return
+        rows = self.db.execute("SELECT 1 FROM audit_touched").fetchone()
+        if rows is None and not self._legacy_events():
+            return  # a new registry: nothing to adopt, nothing to seal
         if self.audit_key is None:
             raise RegistryError(
                 "登记库须升级为带密钥的审计链，需要审计密钥 "
@@ -661,11 +663,11 @@ class Registry:
     def _verify_checkpoints(self, hashes: dict[int, str], legacy: int, count: int) -> list[str]:
         assert self.audit_key is not None
         checkpoints, problems = self.checkpoints.read(self.audit_key)
-        if not checkpoints and count > legacy:
+        if not checkpoints and count:
             problems.append(
-                f"没有检查点日志 {self.checkpoints.path}：无法排除尾部被删除 "
-                f"(no checkpoint log at {self.checkpoints.path}: a deleted tail cannot be ruled "
-                "out)"
+                f"检查点日志 {self.checkpoints.path} 缺失或没有有效检查点：无法排除尾部被删除 "
+                f"(no valid checkpoint in {self.checkpoints.path}: a deleted tail cannot be "
+                "ruled out)"
             )
         head = max(hashes, default=0)
         last = max((cp.event for cp in checkpoints), default=0)

@@ -181,6 +181,9 @@ def test_an_edit_with_every_hash_recomputed_is_detected(db: Path, layout: str) -
         assert "its content was altered" not in joined
         assert "(the checkpoints record 0 legacy events, the database says 1000)" in joined
     assert "differs from its checkpoint" in joined and "the chain was rewritten" in joined
+    Path(f"{db}.checkpoints").unlink()  # and the checkpoints thrown away too
+    code, problems = verify(db)
+    assert code == 1 and any("a deleted tail cannot be ruled out" in p for p in problems)
 
 
 def test_a_card_status_edited_directly_is_detected(db: Path) -> None:
