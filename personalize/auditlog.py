@@ -16,10 +16,13 @@ needs ``CAP_LINUX_IMMUTABLE``, which the service does not have; copy the log off
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 AuditKey = Callable[[bytes], bytes]  # data → HMAC (SecurityModule.audit_mac)
 
@@ -53,15 +56,13 @@ class CheckpointLog:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    def append(self, checkpoint: Checkpoint, key: AuditKey) -> None:
+    def prepare(self, checkpoint: Checkpoint, key: AuditKey) -> PendingCheckpoint:
+        """MAC the checkpoint and open the log — the steps that may fail, done before the
+        transaction commits; :meth:`PendingCheckpoint.write` appends it after."""
         line = json.dumps({**asdict(checkpoint), "mac": checkpoint.mac(key)}) + "\n"
         # O_APPEND: the line lands at the end whatever else has the file open; one write.
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line.encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        return PendingCheckpoint(self.path, fd, line.encode())
 
     def read(self, key: AuditKey) -> tuple[list[Checkpoint], list[str]]:
         """(checkpoints whose MAC verifies, problems with the others)."""
@@ -91,3 +92,28 @@ class CheckpointLog:
                 continue
             good.append(checkpoint)
         return good, problems
+
+
+@dataclass
+class PendingCheckpoint:
+    """A checkpoint MACed and its log open, to be written once the transaction commits."""
+
+    path: Path
+    fd: int
+    line: bytes
+
+    def write(self) -> None:
+        """Append the line (after COMMIT). A failure here cannot undo the commit: it is
+        logged, and the next checkpoint covers this head too."""
+        try:
+            os.write(self.fd, self.line)
+            os.fsync(self.fd)
+        except OSError as exc:
+            log.error("审计检查点未写入 audit checkpoint not written to %s: %s", self.path, exc)
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

@@ -24,7 +24,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from personalize.auditlog import AuditKey, Checkpoint, CheckpointLog, event_mac
+from personalize.auditlog import (
+    AuditKey,
+    Checkpoint,
+    CheckpointLog,
+    PendingCheckpoint,
+    event_mac,
+)
 from personalize.lifecycle import (
     VALID_CARD_STATUSES,
     CardStatus,
@@ -466,7 +472,9 @@ class Registry:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception. Inside an open
         transaction it is a SAVEPOINT: the caller's transaction decides, so a registry
-        change and the document it produces can succeed or fail together."""
+        change and the document it produces can succeed or fail together. Before COMMIT the
+        transaction's audit events are sealed and its checkpoint MACed (``_seal``); after
+        it the checkpoint is appended to the log."""
         if self.db.in_transaction:
             self._savepoints += 1
             name = f"sp{self._savepoints}"
@@ -484,13 +492,18 @@ class Registry:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
-            head = self._seal()
+            checkpoint = self._seal()
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        self.db.execute("COMMIT")
-        if head is not None:
-            self._checkpoint(*head)
+        try:
+            self.db.execute("COMMIT")
+        except BaseException:
+            if checkpoint is not None:
+                checkpoint.discard()
+            raise
+        if checkpoint is not None:
+            checkpoint.write()
 
     # ----------------------------------------------------------------- audit
 
@@ -541,10 +554,11 @@ class Registry:
             cursor.close()
         return pending[::-1]
 
-    def _seal(self) -> tuple[int, str] | None:
+    def _seal(self) -> PendingCheckpoint | None:
         """Before COMMIT: the rows this transaction changed get its last audit event's id,
         that event records their digests, and every new event gets its keyed hash. A change
-        with no event of its own gets a ``rows.change`` event. Returns the new head."""
+        with no event of its own gets a ``rows.change`` event. Returns the new head's
+        checkpoint, MACed, to be written after COMMIT."""
         touched = self.db.execute("SELECT tbl, row_id FROM audit_touched ORDER BY tbl, row_id")
         changes = [(str(t), int(r)) for t, r in touched]
         if not changes and not self._pending_events():
@@ -584,15 +598,8 @@ class Registry:
             )
             prev = digest
         self.db.execute("DELETE FROM audit_touched")
-        return int(pending[-1]["id"]), prev
-
-    def _checkpoint(self, event: int, digest: str) -> None:
-        """After COMMIT: the new head, MACed, appended to the checkpoint log."""
-        assert self.audit_key is not None  # _seal refused the transaction otherwise
-        self.checkpoints.append(
-            Checkpoint(event, digest, _iso(self.clock()), self._legacy_events()),
-            self.audit_key,
-        )
+        head = Checkpoint(int(pending[-1]["id"]), prev, _iso(self.clock()), self._legacy_events())
+        return self.checkpoints.prepare(head, self.audit_key)
 
     def _legacy_events(self) -> int:
         row = self.db.execute("SELECT legacy_events FROM audit_meta").fetchone()
