@@ -19,7 +19,7 @@ from hsm_stub.errors import (
     SecurityModuleError,
     SecurityModuleUnavailable,
 )
-from hsm_stub.module import SecurityModule
+from hsm_stub.module import AUDIT_KEY_LABEL, SecurityModule
 from hsm_stub.protocol import (
     MAGIC,
     NONCE_LENGTH,
@@ -152,3 +152,6 @@ class TcpSecurityModule(SecurityModule):
 
     def kcv(self, label: str) -> bytes:
         return self._call(Op.KCV, label.encode())
+
+    def audit_mac(self, data: bytes, label: str = AUDIT_KEY_LABEL) -> bytes:
+        return self._call(Op.AUDIT_MAC, label.encode(), data)

@@ -49,10 +49,18 @@ FORMAT = "sscard-keystore/1"
 LMK_LENGTH = 16
 
 # ``external-auth`` opens write access on the card (the update key); ``read-auth`` only
-# proves a card genuine (the read key) and is the one external authentication offices get.
-Usage = Literal["master", "external-auth", "read-auth", "card-id-mac", "pin"]
-Operation = Literal["external-auth", "command-mac", "pin-reset", "card-id-mac", "kcv"]
-USAGES: tuple[Usage, ...] = ("master", "external-auth", "read-auth", "card-id-mac", "pin")
+# proves a card genuine (the read key) and is the one external authentication offices get;
+# ``audit-mac`` keys the registry's audit chain (HMAC-SHA256, hsm_stub.local).
+Usage = Literal["master", "external-auth", "read-auth", "card-id-mac", "pin", "audit-mac"]
+Operation = Literal["external-auth", "command-mac", "pin-reset", "card-id-mac", "kcv", "audit-mac"]
+USAGES: tuple[Usage, ...] = (
+    "master",
+    "external-auth",
+    "read-auth",
+    "card-id-mac",
+    "pin",
+    "audit-mac",
+)
 
 # Which key usages may serve which operation.
 OPERATION_USAGES: dict[Operation, frozenset[str]] = {
@@ -61,14 +69,18 @@ OPERATION_USAGES: dict[Operation, frozenset[str]] = {
     "pin-reset": frozenset({"pin"}),
     "card-id-mac": frozenset({"card-id-mac"}),
     "kcv": frozenset(USAGES),
+    "audit-mac": frozenset({"audit-mac"}),
 }
 
 # Which key usages each client role may invoke, whatever the operation. Adding a usage for a
 # role is one line here. An office authenticates with the read key, checks the 卡识别码,
 # unblocks and resets PINs — never an update or master key.
+# Both roles write the registry, so both seal its audit events (``audit-mac``).
 ROLE_USAGES: dict[str, frozenset[str]] = {
-    "card-center": frozenset({"master", "external-auth", "read-auth", "card-id-mac", "pin"}),
-    "office": frozenset({"read-auth", "card-id-mac", "pin"}),
+    "card-center": frozenset(
+        {"master", "external-auth", "read-auth", "card-id-mac", "pin", "audit-mac"}
+    ),
+    "office": frozenset({"read-auth", "card-id-mac", "pin", "audit-mac"}),
 }
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 CLIENT_SECRET_LENGTH = 32
@@ -82,6 +94,8 @@ USAGE_KEYS: dict[str, frozenset[tuple[str, int]]] = {
     "read-auth": frozenset({("3DES", 16), ("3DES", 24), ("SM4", 16)}),
     "pin": frozenset({("3DES", 16), ("3DES", 24), ("SM4", 16)}),
     "card-id-mac": frozenset({("3DES", 16), ("SM4", 16)}),
+    # the registry's audit chain: HMAC-SHA256 keyed with the key's value (hsm_stub.local)
+    "audit-mac": frozenset({("3DES", 16), ("3DES", 24), ("SM4", 16)}),
 }
 
 LABEL_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
@@ -102,6 +116,7 @@ TEST_KEYS: dict[str, tuple[str, Usage, bytes]] = {
     "read": ("3DES", "read-auth", b"SSCARD TEST READ"),
     "irk": ("3DES", "card-id-mac", b"SSCARD TEST IRK1"),
     "pin": ("3DES", "pin", b"SSCARD TEST PIN1"),
+    "audit": ("3DES", "audit-mac", b"SSCARD TEST AUD1"),
 }
 
 

@@ -6,10 +6,13 @@ gives the view a TCP client of that role gets (``ROLE_USAGES`` in :mod:`hsm_stub
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from hsm_stub import cryptograms
 from hsm_stub.cryptograms import CardFactors
 from hsm_stub.keystore import Keystore, Operation
-from hsm_stub.module import SecurityModule
+from hsm_stub.module import AUDIT_KEY_LABEL, SecurityModule
 from hsm_stub.suites import CipherSuite
 
 
@@ -58,3 +61,7 @@ class LocalSecurityModule(SecurityModule):
     def kcv(self, label: str) -> bytes:
         self._root(label, "kcv")
         return self.keystore.info(label).kcv
+
+    def audit_mac(self, data: bytes, label: str = AUDIT_KEY_LABEL) -> bytes:
+        _, key = self.keystore.use(label, "audit-mac")
+        return hmac.new(key, data, hashlib.sha256).digest()

@@ -6,7 +6,8 @@ key (the GlobalPlatformPro ``GPCardKeys`` boundary). Three backends implement it
 results for the same inputs.
 
 ``label`` names a *root* key (``mk``, ``update``, ``read``, ``irk``, ``pin``); the per-card key
-is derived inside the module from ``card_factors`` (docs/chip-application.md §4).
+is derived inside the module from ``card_factors`` (docs/chip-application.md §4). ``audit``
+is the registry's audit-chain key (:meth:`SecurityModule.audit_mac`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from types import TracebackType
 from typing import Self
 
 from hsm_stub.cryptograms import CardFactors
+
+AUDIT_KEY_LABEL = "audit"  # the registry's audit-chain key (usage ``audit-mac``)
 
 
 class SecurityModule(ABC):
@@ -45,6 +48,12 @@ class SecurityModule(ABC):
     @abstractmethod
     def kcv(self, label: str) -> bytes:
         """The root key's check value (3 bytes)."""
+
+    @abstractmethod
+    def audit_mac(self, data: bytes, label: str = AUDIT_KEY_LABEL) -> bytes:
+        """HMAC-SHA256 (RFC 2104) of ``data`` under the key ``label`` of usage ``audit-mac``:
+        it seals the registry's audit chain and its checkpoints (docs/service.md "Audit"), so
+        whoever can edit the database but not use this key cannot forge them."""
 
     def close(self) -> None:  # noqa: B027 - a no-op by default, backends override
         """Release the backend's resources."""

@@ -50,6 +50,7 @@ class Op(IntEnum):
     PIN_RESET_BLOCK = 0x12
     CARD_ID_MAC = 0x13
     KCV = 0x14
+    AUDIT_MAC = 0x15
 
 
 class Status(IntEnum):

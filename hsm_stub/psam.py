@@ -18,7 +18,7 @@ from apdu.transport import Transport
 from hsm_stub.cryptograms import MAC_LENGTH, PIN_RESET_HEADER, CardFactors, pin_block
 from hsm_stub.errors import BadInput, KeyUsageError, SecurityModuleUnavailable, UnknownKey
 from hsm_stub.mac import pad_method2
-from hsm_stub.module import SecurityModule
+from hsm_stub.module import AUDIT_KEY_LABEL, SecurityModule
 from hsm_stub.suites import suite_for
 
 PSAM_AID = bytes.fromhex("D15600000590")
@@ -125,6 +125,14 @@ class PsamSecurityModule(SecurityModule):
             raise BadInput(f"a card serial number is 8 bytes, got {len(sn)}")
         self._init(label, [sn], None)
         return self._mac(data12)
+
+    def audit_mac(self, data: bytes, label: str = AUDIT_KEY_LABEL) -> bytes:
+        """A PSAM holds card keys only: the registry's audit key lives in the card center's
+        security module (a street office names it as the station's ``audit_hsm``)."""
+        raise KeyUsageError(
+            "PSAM 不支持审计签名，请在工作站文件中设置 audit_hsm "
+            "(a PSAM cannot MAC the audit chain: set audit_hsm in the station file)"
+        )
 
     def kcv(self, label: str) -> bytes:
         self._select()

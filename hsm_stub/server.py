@@ -80,6 +80,10 @@ def _kcv(m: SecurityModule, f: list[bytes]) -> bytes:
     return m.kcv(_text(f[0], "label"))
 
 
+def _audit_mac(m: SecurityModule, f: list[bytes]) -> bytes:
+    return m.audit_mac(f[1], _text(f[0], "label"))
+
+
 @dataclass(frozen=True)
 class Operation:
     name: str
@@ -94,6 +98,7 @@ OPERATIONS: dict[int, Operation] = {
     Op.PIN_RESET_BLOCK: Operation("pin-reset-block", 4, _pin_reset, 1),
     Op.CARD_ID_MAC: Operation("card-id-mac", 3, _card_id_mac, 1),
     Op.KCV: Operation("kcv", 1, _kcv, None),
+    Op.AUDIT_MAC: Operation("audit-mac", 2, _audit_mac, None),
 }
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from personalize.documents import collection_certificate, collection_certificate_pdf
 from personalize.jobs import JobRunner, StationDevices, submit_job
 from personalize.policy import RegionPolicy, load_policy
-from personalize.registry import Clock, Registry
+from personalize.registry import Clock
 from personalize.station import StationConfig
 from personalize.trackvault import TrackVault
 from printer.evolis import EvolisPrinter
@@ -65,7 +65,7 @@ def run_demo(out: Path, *, clock: Clock, policy: RegionPolicy | None = None) -> 
     with SimulatedStation(station_dir, profile, policy.region_code) as sim:
         assert sim.printer is not None
         config = StationConfig.load(sim.station_file)
-        registry = Registry(config.registry, policy, clock=clock)
+        registry = config.open_registry(policy, create=True, clock=clock)
         _say(
             1,
             f"模拟工位已启动 station up: printer {sim.printer.path}, contact reader "

@@ -20,7 +20,7 @@ from personalize.office import (
 from personalize.outfiles import OutputError, write_new
 from personalize.policy import load_policy
 from personalize.prompts import confirm, read_id_number, read_secret, say
-from personalize.registry import Registry, request_number
+from personalize.registry import request_number
 from personalize.station import StationConfig
 from personalize.textinput import normalize
 from personalize.trackvault import TrackVault
@@ -33,7 +33,7 @@ def _office(args: argparse.Namespace) -> Office:
     vault = TrackVault.from_file(station.track_key) if station.track_key.exists() else None
     quiet = getattr(args, "json", False)
     return Office(
-        Registry(station.registry, policy, create=False),
+        station.open_registry(policy),
         policy,
         load_profile(policy.profile),
         station.security_module(),

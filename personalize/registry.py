@@ -6,7 +6,10 @@ database constraint: a partial unique index over the statuses in which a card is
 person's card (``VALID``). A new card is made in ``personalizing`` (not valid); activating it
 voids the old one, blacklists the old identifiers and writes the audit event in one
 transaction. Every transition is an audit event — who, when, why, evidence; each event's
-hash covers the previous one, so ``verify_audit`` finds any edit or deletion.
+hash is an HMAC by the security module's audit key over the event and the previous hash, every
+state row carries the id of the event that explains it, and each transaction's head is
+checkpointed outside the database (:mod:`personalize.auditlog`), so ``verify_audit`` finds an
+edit, a deletion, a truncation, a recomputed chain and a row changed behind its back.
 """
 
 from __future__ import annotations
@@ -23,6 +26,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from personalize.auditlog import (
+    AuditKey,
+    Checkpoint,
+    CheckpointLog,
+    PendingCheckpoint,
+    event_mac,
+)
 from personalize.lifecycle import (
     VALID_CARD_STATUSES,
     CardStatus,
@@ -218,6 +228,78 @@ MIGRATIONS: list[str] = [
     """,
 ]
 
+# Each state table's row carries the audit event that explains its current state; the columns
+# an audit event's row digest covers (docs/service.md "Audit"). A column added later is not
+# covered until it is listed here (and the rows adopted again).
+AUDITED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "persons": ("ssn", "name", "gender", "ethnicity", "birthplace", "birth_date"),
+    "cards": (
+        "person_id",
+        "card_number",
+        "sn",
+        "card_id",
+        "region",
+        "status",
+        "status_since",
+        "lapse_at",
+        "issued_on",
+        "job_id",
+    ),
+    "status_history": (
+        "card_id",
+        "from_status",
+        "to_status",
+        "at",
+        "operator",
+        "reason",
+        "evidence",
+    ),
+    "blacklist": ("card_number", "sn", "card_id", "reason", "at"),
+    "reissue_requests": (
+        "person_id",
+        "old_card_id",
+        "kind",
+        "applied_on",
+        "collect_on",
+        "place",
+        "fee",
+        "operator",
+        "counter",
+        "job_id",
+        "status",
+        "agent",
+    ),
+    "jobs": (
+        "request_id",
+        "person_id",
+        "old_card_id",
+        "new_card_id",
+        "holder",
+        "photo",
+        "tracks",
+        "status",
+        "step",
+        "sn",
+        "attempts",
+        "station",
+        "lease_until",
+        "last_error",
+        "operator",
+    ),
+}
+
+# The keyed audit: every state row names its audit event; events before this migration keep
+# their unkeyed SHA-256 hashes (``audit_meta.legacy_events``) and the rows present then are
+# adopted by one keyed event (``Registry._adopt_rows``).
+AUDIT_MIGRATION = (
+    "".join(f"ALTER TABLE {t} ADD COLUMN audit_event_id INTEGER;\n" for t in AUDITED_COLUMNS)
+    + """
+    CREATE TABLE audit_meta (legacy_events INTEGER NOT NULL);
+    INSERT INTO audit_meta SELECT COALESCE(MAX(id), 0) FROM audit_events;
+    """
+)
+MIGRATIONS.append(AUDIT_MIGRATION)  # 7
+
 GENESIS = "0" * 64
 Clock = Callable[[], datetime]
 
@@ -299,9 +381,46 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def _event_hash(prev: str, at: str, operator: str, action: str, subject: str, details: str) -> str:
+def _legacy_event_hash(
+    prev: str, at: str, operator: str, action: str, subject: str, details: str
+) -> str:
+    """The unkeyed SHA-256 of events written before the keyed audit (migration 7)."""
     body = json.dumps([prev, at, operator, action, subject, details], ensure_ascii=False)
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _event_hash(key: AuditKey, row: sqlite3.Row, prev: str) -> str:
+    """The keyed hash of an audit event: HMAC (security module) over its id, the previous
+    hash and its content — recomputing it needs the key, not only the database."""
+    fields: list[object] = [row["id"], prev, row["at"], row["operator"], row["action"]]
+    return event_mac(key, [*fields, row["subject"], row["details"]])
+
+
+def _row_state(table: str, row: sqlite3.Row) -> dict[str, str]:
+    """What an audit event records of a state row: a digest of its audited columns, and its
+    status in clear when it has one (so a difference can be named)."""
+    values = [
+        v.hex() if isinstance(v, bytes) else v for v in (row[c] for c in AUDITED_COLUMNS[table])
+    ]
+    body = json.dumps(values, ensure_ascii=False, sort_keys=True).encode()
+    state = {"digest": hashlib.sha256(body).hexdigest()}
+    if "status" in AUDITED_COLUMNS[table]:
+        state["status"] = str(row["status"])
+    return state
+
+
+def _row_name(table: str, row_id: int, row: sqlite3.Row | None) -> str:
+    """A state row as the auditor reads it: ``cards/3 (卡号 H00000012)``."""
+    if row is not None and "card_number" in AUDITED_COLUMNS[table]:
+        return f"{table}/{row_id} (卡号 {row['card_number']})"
+    return f"{table}/{row_id}"
+
+
+READ_ONLY = (
+    "未配置审计密钥，登记库只读：请用 --hsm 或 $SSCARD_HSM 指定安全模块 "
+    "(no audit key: the registry is read-only; name the security module with --hsm or "
+    "$SSCARD_HSM, or the station's hsm/audit_hsm)"
+)
 
 
 @dataclass(frozen=True)
@@ -341,13 +460,21 @@ class Registry:
         *,
         clock: Clock = utc_now,
         create: bool = True,
+        audit_key: AuditKey | None = None,
+        checkpoints: str | Path | None = None,
     ) -> None:
         """Open the registry at ``path``; with ``create=False`` only an existing database
         (SQLite ``mode=rw``): a missing one is a RegistryError naming the path, never a new
-        empty file."""
+        empty file. ``audit_key`` (the security module's ``audit_mac``) seals the audit
+        chain: without it the registry is read-only. ``checkpoints`` is the checkpoint log
+        (default: ``<db>.checkpoints`` beside the database)."""
         self.path = Path(path)
         self.policy = policy
         self.clock = clock
+        self.audit_key = audit_key
+        self.checkpoints = CheckpointLog(
+            checkpoints if checkpoints is not None else f"{self.path}.checkpoints"
+        )
         if not create and not self.path.is_file():
             raise RegistryError(
                 f"登记库不存在：{self.path}；新建请用 sscard registry init --db {self.path} "
@@ -367,7 +494,13 @@ class Registry:
                 f"无法打开登记库：{self.path} (cannot open the registry database: {exc})"
             ) from None
         self._savepoints = 0
+        # rows changed through this connection, sealed into an audit event at commit
+        self.db.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS audit_touched"
+            " (tbl TEXT NOT NULL, row_id INTEGER NOT NULL, PRIMARY KEY (tbl, row_id))"
+        )
         self._migrate()
+        self._watch_rows()
 
     def close(self) -> None:
         self.db.close()
@@ -407,6 +540,8 @@ class Registry:
                             self.db.execute(statement)
                     if self.db.execute("PRAGMA foreign_key_check").fetchone() is not None:
                         raise RegistryError(f"migration {number} breaks a foreign key")
+                    if script is AUDIT_MIGRATION:
+                        self._adopt_rows()
                     self.db.execute(f"PRAGMA user_version = {number}")
         finally:
             self.db.execute("PRAGMA foreign_keys=ON")
@@ -422,8 +557,10 @@ class Registry:
         check made inside (``card_for_update``) still holds at COMMIT: two stations' changes
         are serialized, the second waits (busy timeout) and then sees the first's result.
         Inside an open transaction it is a SAVEPOINT: the caller's transaction decides, so a
-        registry change and the document it produces can succeed or fail together. SQLite
-        errors leave as ``RegistryError`` (``database_refusal``)."""
+        registry change and the document it produces can succeed or fail together. Before
+        COMMIT the transaction's audit events are sealed and its checkpoint MACed
+        (``_seal``); after it the checkpoint is appended to the log. SQLite errors leave as
+        ``RegistryError`` (``database_refusal``)."""
         if self.db.in_transaction:
             try:
                 with self._savepoint():
@@ -435,15 +572,21 @@ class Registry:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise database_refusal(exc) from None
+        checkpoint: PendingCheckpoint | None = None
         try:
             yield self.db
+            checkpoint = self._seal()
             self.db.execute("COMMIT")
         except BaseException as exc:
+            if checkpoint is not None:
+                checkpoint.discard()
             if self.db.in_transaction:  # also after a failed COMMIT
                 self.db.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
                 raise database_refusal(exc) from None
             raise
+        if checkpoint is not None:
+            checkpoint.write()
 
     @contextmanager
     def _savepoint(self) -> Iterator[None]:
@@ -462,40 +605,252 @@ class Registry:
 
     # ----------------------------------------------------------------- audit
 
-    def audit(self, operator: str, action: str, subject: str, details: dict[str, Any]) -> None:
-        """Append a hash-chained event (call inside the transaction it documents)."""
-        row = self.db.execute("SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1").fetchone()
-        prev = row["hash"] if row else GENESIS
-        at = _iso(self.clock())
+    def audit(self, operator: str, action: str, subject: str, details: dict[str, Any]) -> int:
+        """Append an audit event (call inside the transaction it documents; outside one it
+        is a transaction of its own). Its hash and the rows it explains are filled in when
+        the transaction commits (``_seal``). Returns the event id."""
+        if self.audit_key is None:
+            raise RegistryError(READ_ONLY)
+        if not self.db.in_transaction:
+            with self.transaction():
+                return self.audit(operator, action, subject, details)
         text = json.dumps(details, ensure_ascii=False, sort_keys=True)
-        digest = _event_hash(prev, at, operator, action, subject, text)
-        self.db.execute(
+        cur = self.db.execute(
             "INSERT INTO audit_events (at, operator, action, subject, details, prev_hash, hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (at, operator, action, subject, text, prev, digest),
+            " VALUES (?, ?, ?, ?, ?, '', '')",
+            (_iso(self.clock()), operator, action, subject, text),
         )
+        return int(cur.lastrowid or 0)
+
+    def _watch_rows(self) -> None:
+        """TEMP triggers (this connection only) that note every state row it inserts,
+        updates or deletes; a change made by any other connection is not noted and shows up
+        in ``verify_audit`` as a row its audit event does not explain."""
+        for table, columns in AUDITED_COLUMNS.items():
+            for when, ref in (
+                ("INSERT", "NEW"),
+                (f"UPDATE OF {', '.join(columns)}", "NEW"),
+                ("DELETE", "OLD"),
+            ):
+                name = f"audit_{table}_{when.split()[0].lower()}"
+                self.db.execute(
+                    f"CREATE TEMP TRIGGER IF NOT EXISTS {name} AFTER {when} ON main.{table}"
+                    f" BEGIN INSERT OR IGNORE INTO audit_touched VALUES ('{table}', {ref}.id);"
+                    " END"
+                )
+
+    def _pending_events(self) -> list[sqlite3.Row]:
+        """This transaction's events, not yet sealed (the tail with an empty hash)."""
+        pending: list[sqlite3.Row] = []
+        cursor = self.db.execute("SELECT * FROM audit_events ORDER BY id DESC")
+        try:
+            for row in cursor:
+                if row["hash"] != "":
+                    break
+                pending.append(row)
+        finally:
+            cursor.close()
+        return pending[::-1]
+
+    def _seal(self) -> PendingCheckpoint | None:
+        """Before COMMIT: the rows this transaction changed get its last audit event's id,
+        that event records their digests, and every new event gets its keyed hash. A change
+        with no event of its own gets a ``rows.change`` event. Returns the new head's
+        checkpoint, MACed, to be written after COMMIT."""
+        touched = self.db.execute("SELECT tbl, row_id FROM audit_touched ORDER BY tbl, row_id")
+        changes = [(str(t), int(r)) for t, r in touched]
+        if not changes and not self._pending_events():
+            return None
+        if self.audit_key is None:
+            raise RegistryError(READ_ONLY)
+        if not self._pending_events():
+            self.audit("system", "rows.change", "registry", {})
+        last = self._pending_events()[-1]
+        rows: dict[str, dict[str, str] | None] = {}
+        for table, row_id in changes:
+            row = self.db.execute(
+                f"SELECT id, {', '.join(AUDITED_COLUMNS[table])} FROM {table} WHERE id = ?",
+                (row_id,),
+            ).fetchone()
+            rows[f"{table}/{row_id}"] = None if row is None else _row_state(table, row)
+            self.db.execute(
+                f"UPDATE {table} SET audit_event_id = ? WHERE id = ?", (last["id"], row_id)
+            )
+        if rows:
+            details = json.loads(last["details"]) | {"rows": rows}
+            self.db.execute(
+                "UPDATE audit_events SET details = ? WHERE id = ?",
+                (json.dumps(details, ensure_ascii=False, sort_keys=True), last["id"]),
+            )
+        pending = self._pending_events()
+        before = self.db.execute(
+            "SELECT hash FROM audit_events WHERE id < ? ORDER BY id DESC LIMIT 1",
+            (pending[0]["id"],),
+        ).fetchone()
+        prev = before["hash"] if before else GENESIS
+        for event in pending:
+            digest = _event_hash(self.audit_key, event, prev)
+            self.db.execute(
+                "UPDATE audit_events SET prev_hash = ?, hash = ? WHERE id = ?",
+                (prev, digest, event["id"]),
+            )
+            prev = digest
+        self.db.execute("DELETE FROM audit_touched")
+        head = Checkpoint(int(pending[-1]["id"]), prev, _iso(self.clock()), self._legacy_events())
+        return self.checkpoints.prepare(head, self.audit_key)
+
+    def _legacy_events(self) -> int:
+        row = self.db.execute("SELECT legacy_events FROM audit_meta").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _adopt_rows(self) -> None:
+        """In the keyed-audit migration: the rows already there are explained by one keyed
+        event ``audit.adopt``, which also seals the unkeyed events before it (and is the
+        first checkpoint, so a chain with events always has one)."""
+        for table in AUDITED_COLUMNS:
+            self.db.execute(
+                f"INSERT OR IGNORE INTO audit_touched SELECT '{table}', id FROM {table}"
+            )
+        rows = self.db.execute("SELECT 1 FROM audit_touched").fetchone()
+        if rows is None and not self._legacy_events():
+            return  # a new registry: nothing to adopt, nothing to seal
+        if self.audit_key is None:
+            raise RegistryError(
+                "登记库须升级为带密钥的审计链，需要审计密钥 "
+                "(the registry must be upgraded to the keyed audit chain: give the audit key)"
+            )
+        self.audit("system", "audit.adopt", "registry", {"legacy_events": self._legacy_events()})
 
     def verify_audit(self) -> tuple[int, list[str]]:
-        """(events checked, problems): each event's hash and its link to the previous one."""
+        """(events checked, problems): each event's id sequence, link and keyed hash; every
+        checkpoint (MAC, and the event it names still there with that hash); every state
+        row against the chain's latest record of it. Needs the audit key."""
+        if self.audit_key is None:
+            raise RegistryError(
+                "核验审计链需要审计密钥：请用 --hsm 或 $SSCARD_HSM 指定安全模块 "
+                "(verifying the audit chain needs the audit key: --hsm or $SSCARD_HSM)"
+            )
         problems: list[str] = []
-        prev = GENESIS
-        count = 0
+        legacy = self._legacy_events()
+        prev, expected, count = GENESIS, 1, 0
+        hashes: dict[int, str] = {}
+        latest: dict[str, tuple[int, dict[str, str] | None]] = {}
         for row in self.db.execute("SELECT * FROM audit_events ORDER BY id"):
             count += 1
+            event = int(row["id"])
+            if event != expected:
+                problems.append(
+                    f"审计事件 {expected}–{event - 1} 缺失：被删除 "
+                    f"(events {expected}-{event - 1} are missing: deleted)"
+                )
+            if event <= legacy:
+                args = (row["at"], row["operator"], row["action"], row["subject"], row["details"])
+                digest = _legacy_event_hash(row["prev_hash"], *args)
+            else:
+                digest = _event_hash(self.audit_key, row, row["prev_hash"])
             if row["prev_hash"] != prev:
-                problems.append(f"event {row['id']}: broken link (an event before it changed)")
-            digest = _event_hash(
-                row["prev_hash"],
-                row["at"],
-                row["operator"],
-                row["action"],
-                row["subject"],
-                row["details"],
-            )
+                problems.append(
+                    f"审计事件 {event} 链接断开 (event {event}: broken link — an event before it "
+                    "changed or is gone)"
+                )
             if digest != row["hash"]:
-                problems.append(f"event {row['id']}: its content was altered")
-            prev = row["hash"]
+                problems.append(
+                    f"审计事件 {event} 内容被改动或哈希被重算 "
+                    f"(event {event}: its content was altered or its hash recomputed)"
+                )
+            for key, state in json.loads(row["details"]).get("rows", {}).items():
+                latest[key] = (event, state)
+            prev, expected, hashes[event] = row["hash"], event + 1, row["hash"]
+        problems += self._verify_checkpoints(hashes, legacy, count)
+        problems += self._verify_rows(latest)
         return count, problems
+
+    def _verify_checkpoints(self, hashes: dict[int, str], legacy: int, count: int) -> list[str]:
+        assert self.audit_key is not None
+        checkpoints, problems = self.checkpoints.read(self.audit_key)
+        if not checkpoints and count:
+            problems.append(
+                f"检查点日志 {self.checkpoints.path} 缺失或没有有效检查点：无法排除尾部被删除 "
+                f"(no valid checkpoint in {self.checkpoints.path}: a deleted tail cannot be "
+                "ruled out)"
+            )
+        head = max(hashes, default=0)
+        last = max((cp.event for cp in checkpoints), default=0)
+        if not hashes and last:
+            problems.append(
+                f"审计链为空，但检查点记录到事件 {last}：全部事件被删除 "
+                f"(the audit chain is empty but a checkpoint names event {last}: every "
+                "event was deleted)"
+            )
+        elif last > head:
+            at = max(checkpoints, key=lambda cp: cp.event).at
+            problems.append(
+                f"审计事件 {head + 1}–{last} 缺失：链尾被截断 "
+                f"(events {head + 1}-{last} are missing: the chain was truncated; "
+                f"checkpoint of {at})"
+            )
+        claims = sorted({cp.legacy for cp in checkpoints} - {legacy})
+        if claims:
+            problems.append(
+                f"检查点记录 {claims[0]} 个无密钥旧事件，库中为 {legacy} "
+                f"(the checkpoints record {claims[0]} legacy events, the database says {legacy})"
+            )
+        for cp in checkpoints:
+            # an event missing inside the chain or past its head is reported above
+            if cp.event in hashes and hashes[cp.event] != cp.hash:
+                problems.append(
+                    f"审计事件 {cp.event} 与 {cp.at} 的检查点不符：链被改写 "
+                    f"(event {cp.event} differs from its checkpoint of {cp.at}: the chain "
+                    "was rewritten)"
+                )
+        return sorted(set(problems), key=problems.index)
+
+    def _verify_rows(self, latest: dict[str, tuple[int, dict[str, str] | None]]) -> list[str]:
+        """Every state row against the chain's latest record of it."""
+        problems: list[str] = []
+        seen: set[str] = set()
+        for table, columns in AUDITED_COLUMNS.items():
+            query = f"SELECT id, audit_event_id, {', '.join(columns)} FROM {table} ORDER BY id"
+            for row in self.db.execute(query):
+                key = f"{table}/{row['id']}"
+                seen.add(key)
+                name = _row_name(table, int(row["id"]), row)
+                state = _row_state(table, row)
+                event, recorded = latest.get(key, (None, None))
+                if event is None:
+                    problems.append(
+                        f"{name}：没有审计事件说明这一行，是在 sscard 之外写入的 "
+                        f"({key}: no audit event explains this row — written outside sscard)"
+                    )
+                elif recorded is None:
+                    problems.append(
+                        f"{name}：审计事件 {event} 记为已删除，表中却存在 "
+                        f"({key}: audit event {event} deleted it, yet it is there)"
+                    )
+                elif recorded["digest"] != state["digest"]:
+                    diff = ""
+                    if "status" in recorded and recorded["status"] != state.get("status"):
+                        diff = (
+                            f"：状态 status 表中 {state.get('status')}，"
+                            f"审计链为 {recorded['status']}"
+                        )
+                    problems.append(
+                        f"{name} 与审计事件 {event} 不符，被直接修改{diff} "
+                        f"({key} differs from audit event {event}: changed outside sscard)"
+                    )
+                elif row["audit_event_id"] != event:
+                    problems.append(
+                        f"{name} 标注的审计事件 {row['audit_event_id']} 不是链中最后说明它的事件 "
+                        f"{event} ({key}: carries audit event {row['audit_event_id']}, "
+                        f"the chain's latest is {event})"
+                    )
+        for key, (event, recorded) in latest.items():
+            if key not in seen and recorded is not None:
+                problems.append(
+                    f"{key}：审计事件 {event} 之后被删除 ({key} was deleted outside sscard; "
+                    f"its last audit event is {event})"
+                )
+        return problems
 
     # ----------------------------------------------------------------- queries
 
@@ -691,7 +1046,10 @@ class Registry:
         """Record the lapse of every provisional loss past its deadline (docs/business-rules.md)
         — a sweep for a periodic task; reads already show the lapse and the next change of
         a card records it. Each card in its own write transaction, re-read under the lock:
-        a 正式挂失 or 解挂 that got there first wins. Returns how many lapsed."""
+        a 正式挂失 or 解挂 that got there first wins. Returns how many lapsed; read-only
+        (no audit key), nothing is recorded."""
+        if self.audit_key is None:
+            return 0
         now = _iso(self.clock())
         due = [
             int(row["id"])

@@ -46,7 +46,7 @@ from personalize.registry import (
     mask_id,
     request_number,
 )
-from personalize.station import StationConfig
+from personalize.station import StationConfig, open_security_module
 from personalize.trackvault import TrackVault
 from printer.evolis import EvolisPrinter
 from sscard.profile import load_profile
@@ -55,8 +55,20 @@ DEFAULT_DB = "sscard.db"
 
 
 def _registry(args: argparse.Namespace, *, create: bool = False) -> Registry:
-    """The registry named by ``--db``: an existing one unless ``create`` (init, enroll)."""
-    return Registry(args.db, load_policy(args.policy), create=create)
+    """The registry named by ``--db``: an existing one unless ``create`` (init, enroll). Its
+    audit key is in the security module named by ``--hsm`` (``$SSCARD_HSM``); without one
+    the registry is read-only."""
+    hsm: str | None = args.hsm
+    secret = Path(args.hsm_secret_file) if args.hsm_secret_file else None
+    return Registry(
+        args.db,
+        load_policy(args.policy),
+        create=create,
+        audit_key=None
+        if not hsm
+        else open_security_module(hsm, client_id=args.hsm_client, secret_file=secret).audit_mac,
+        checkpoints=args.audit_checkpoints,
+    )
 
 
 def cmd_registry_init(args: argparse.Namespace) -> int:
@@ -360,7 +372,7 @@ JOB_COLUMNS: tuple[tuple[str, str, int, Callable[[Any], str]], ...] = (
 
 def cmd_job_submit(args: argparse.Namespace) -> int:
     station = StationConfig.load(args.station)
-    registry = Registry(station.registry, load_policy(station.policy), create=False)
+    registry = station.open_registry(load_policy(station.policy))
     path = Path(args.file)
     try:
         submission = json.loads(path.read_text(encoding="utf-8"))
@@ -384,7 +396,7 @@ def cmd_job_run(args: argparse.Namespace) -> int:
     if station.printer is None or station.contact_reader is None:
         raise ValueError(f"{args.station} names no printer and contact reader: not a card center")
     policy = load_policy(station.policy)
-    registry = Registry(station.registry, policy, create=False)
+    registry = station.open_registry(policy)
     claim_job(registry, args.job, station.name)  # before touching any device
     with ExitStack() as stack:
         try:  # a device that cannot be opened pauses the job with the reason
@@ -481,8 +493,34 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         )
         p.add_argument("--policy", default="default", help="region policy name or TOML path")
         p.add_argument("--json", action="store_true", help="output JSON (errors too)")
+        audit_options(p)
         if operator:
             p.add_argument("--operator", required=True, help="who does this (工号)")
+
+    def audit_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--hsm",
+            default=os.environ.get("SSCARD_HSM"),
+            help="security module holding the audit key (default $SSCARD_HSM): "
+            "tcp://HOST:PORT or keystore:PATH; without it the registry is read-only",
+        )
+        p.add_argument(
+            "--hsm-client",
+            default=os.environ.get("SSCARD_HSM_CLIENT", "test-center"),
+            help="client id at a tcp:// module (default $SSCARD_HSM_CLIENT, else the "
+            "documented test client test-center)",
+        )
+        p.add_argument(
+            "--hsm-secret-file",
+            default=os.environ.get("SSCARD_HSM_SECRET_FILE"),
+            help="hex client secret of a tcp:// module (default $SSCARD_HSM_SECRET_FILE)",
+        )
+        p.add_argument(
+            "--audit-checkpoints",
+            default=os.environ.get("SSCARD_AUDIT_CHECKPOINTS"),
+            help="the audit checkpoint log (default $SSCARD_AUDIT_CHECKPOINTS or "
+            "<db>.checkpoints beside the database)",
+        )
 
     def agent_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--agent-name", help="代办人姓名 (an agent applying for the holder)")
@@ -543,7 +581,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit_command", required=True
     )
-    p = audit.add_parser("verify", help="check the hash chain")
+    p = audit.add_parser(
+        "verify",
+        help="check the keyed chain, its checkpoints and every state row against it",
+        description="Check the audit chain with the audit key (--hsm): ids, links and keyed "
+        "hashes; every checkpoint of the log (truncation, deleted tail, rewritten chain); every "
+        "card, status-history, blacklist, request and job row against the event that explains "
+        "it. Exit 1 and each problem named when anything does not hold.",
+    )
     common(p, operator=False)
     p.set_defaults(func=cmd_audit_verify)
 

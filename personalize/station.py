@@ -13,6 +13,10 @@ address that can point at hardware or an emulator (docs/architecture.md "Convent
     hsm_secret_file = "client.secret"    # its secret, hex (optional for the test clients)
     track_key = "tracks.key"             # 32-byte hex key of the sealed track images
     registry = "registry.db"
+    audit_hsm = "tcp://10.0.0.1:9630"    # optional: the module of the registry's audit key
+                                         # (default: hsm; needed when hsm is a PSAM)
+    audit_checkpoints = "audit.log"      # optional: the audit checkpoint log (default:
+                                         # registry.db.checkpoints beside the registry)
     policy = "default"
     out_dir = "out"
 """
@@ -29,6 +33,8 @@ from hsm_stub.keystore import TEST_CLIENTS, Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.module import SecurityModule
 from hsm_stub.psam import PsamSecurityModule
+from personalize.policy import RegionPolicy
+from personalize.registry import Clock, Registry, utc_now
 
 
 class StationError(ValueError):
@@ -47,6 +53,8 @@ class StationConfig:
     registry: Path
     policy: str
     out_dir: Path
+    audit_hsm: str | None = None  # the audit key's module, when ``hsm`` cannot MAC (a PSAM)
+    audit_checkpoints: Path | None = None  # default: beside the registry (Registry)
 
     @classmethod
     def load(cls, path: str | Path) -> StationConfig:
@@ -74,41 +82,79 @@ class StationConfig:
                 registry=rel(d["registry"]),
                 policy=str(d.get("policy", "default")),
                 out_dir=rel(d.get("out_dir", "out")),
+                audit_hsm=str(d["audit_hsm"]) if "audit_hsm" in d else None,
+                audit_checkpoints=(
+                    rel(d["audit_checkpoints"]) if "audit_checkpoints" in d else None
+                ),
             )
         except KeyError as exc:
             raise StationError(f"station file {path} lacks {exc}") from None
 
     def security_module(self) -> SecurityModule:
-        if self.hsm.startswith("tcp://"):
-            host, _, port = self.hsm[len("tcp://") :].rpartition(":")
-            return TcpSecurityModule(
-                host, int(port), secret=self._hsm_secret(), client_id=self.hsm_client
-            )
-        if self.hsm.startswith("keystore:"):
-            return LocalSecurityModule(Keystore.open(self.hsm[len("keystore:") :]))
-        if self.hsm.startswith("psam:"):
-            transport = PcscTransport(self.hsm[len("psam:") :])
-            transport.connect()
-            return PsamSecurityModule(transport, owns_transport=True)
-        raise StationError(
-            f"hsm must be tcp://HOST:PORT, keystore:PATH or psam:READER, not {self.hsm!r}"
+        return open_security_module(
+            self.hsm, client_id=self.hsm_client, secret_file=self.hsm_secret_file
         )
 
-    def _hsm_secret(self) -> bytes:
-        """The client secret from ``hsm_secret_file``; the documented test clients
-        (``test-center``, ``test-office``) have theirs built in."""
-        if self.hsm_secret_file is None:
-            if self.hsm_client in TEST_CLIENTS:
-                return TEST_CLIENTS[self.hsm_client][1]
+    def audit_module(self) -> SecurityModule:
+        """The module holding the registry's audit key: ``audit_hsm`` if the station names
+        one (a street office whose ``hsm`` is a PSAM), else ``hsm``."""
+        spec = self.audit_hsm or self.hsm
+        if spec.startswith("psam:"):
             raise StationError(
-                f"站点文件缺少 hsm_secret_file: the security-module client {self.hsm_client!r} "
-                "needs its secret file (hsm_secret_file)"
+                "PSAM 不持有审计密钥：请在工作站文件中设置 audit_hsm（卡管中心安全模块）"
+                "(a PSAM holds no audit key: set audit_hsm to the card center's module)"
             )
-        try:
-            text = self.hsm_secret_file.read_text(encoding="ascii").strip()
-            return bytes.fromhex(text)
-        except (OSError, ValueError) as exc:
-            raise StationError(
-                f"客户端密钥文件不可用 hsm_secret_file {self.hsm_secret_file}: "
-                f"{type(exc).__name__} (one line of hex expected)"
-            ) from None
+        return open_security_module(
+            spec, client_id=self.hsm_client, secret_file=self.hsm_secret_file
+        )
+
+    def open_registry(
+        self, policy: RegionPolicy, *, create: bool = False, clock: Clock = utc_now
+    ) -> Registry:
+        """The station's registry, its audit chain keyed by the station's audit module and
+        checkpointed to ``audit_checkpoints``."""
+        return Registry(
+            self.registry,
+            policy,
+            create=create,
+            clock=clock,
+            audit_key=self.audit_module().audit_mac,
+            checkpoints=self.audit_checkpoints,
+        )
+
+
+def client_secret(client_id: str, secret_file: Path | None) -> bytes:
+    """A security-module client's secret from its file (one line of hex); the documented
+    test clients (``test-center``, ``test-office``) have theirs built in."""
+    if secret_file is None:
+        if client_id in TEST_CLIENTS:
+            return TEST_CLIENTS[client_id][1]
+        raise StationError(
+            f"缺少客户端密钥文件 hsm_secret_file: the security-module client {client_id!r} "
+            "needs its secret file (hsm_secret_file / --hsm-secret-file)"
+        )
+    try:
+        return bytes.fromhex(secret_file.read_text(encoding="ascii").strip())
+    except (OSError, ValueError) as exc:
+        raise StationError(
+            f"客户端密钥文件不可用 {secret_file}: {type(exc).__name__} "
+            "(the client secret file: one line of hex expected)"
+        ) from None
+
+
+def open_security_module(
+    spec: str, *, client_id: str, secret_file: Path | None = None
+) -> SecurityModule:
+    """A security module from its address: ``tcp://HOST:PORT`` as client ``client_id``
+    (secret from ``secret_file``), ``keystore:PATH`` (in process) or ``psam:READER``."""
+    if spec.startswith("tcp://"):
+        host, _, port = spec[len("tcp://") :].rpartition(":")
+        secret = client_secret(client_id, secret_file)
+        return TcpSecurityModule(host, int(port), secret=secret, client_id=client_id)
+    if spec.startswith("keystore:"):
+        return LocalSecurityModule(Keystore.open(spec[len("keystore:") :]))
+    if spec.startswith("psam:"):
+        transport = PcscTransport(spec[len("psam:") :])
+        transport.connect()
+        return PsamSecurityModule(transport, owns_transport=True)
+    raise StationError(f"hsm must be tcp://HOST:PORT, keystore:PATH or psam:READER, not {spec!r}")

@@ -7,6 +7,7 @@ key, the test LMK or the test client secret appears in them, in any spelling."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from apdu.errors import ApduError
 from apdu.transport import Transport
 from hsm_stub.errors import SecurityModuleError
+from tests.audit_key import HSM_ENV
 
 
 class SecretWatch(logging.Handler):
@@ -45,6 +47,7 @@ def _recording_init(base: type[Exception]) -> Callable[..., None]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    os.environ.update(HSM_ENV)  # every `sscard` subprocess has the test audit key
     root = logging.getLogger()
     root.addHandler(WATCH)
     root.setLevel(logging.DEBUG)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.audit_key import HSM_ENV
+
 SSCARD = [sys.executable, "-m", "personalize.cli"]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
@@ -24,7 +26,7 @@ def run(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProce
         text=True,
         timeout=timeout,
         cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[2])},
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[2]), **HSM_ENV},
     )
 
 

@@ -20,6 +20,7 @@ from personalize.trackvault import TrackVault
 from simulator.factory import sample_photo
 from sscard.profile import load_profile
 from sscard.records import HolderData
+from tests.audit_key import AUDIT_KEY
 
 POLICY = load_policy("default")
 # 20:30 UTC on 26 November is 04:30 on the 27th in Shanghai (UTC+8).
@@ -44,7 +45,7 @@ def db(tmp_path: Path) -> tuple[Path, str]:
     """Two jobs: one queued, one paused with a reason, claimed by station 工位A."""
     now = [SUBMITTED]
     path = tmp_path / "registry.db"
-    registry = Registry(path, POLICY, clock=lambda: now[0])
+    registry = Registry(path, POLICY, clock=lambda: now[0], audit_key=AUDIT_KEY)
     vault = TrackVault.create(tmp_path / "tracks.key")
     (tmp_path / "photo.jpg").write_bytes(sample_photo())
     numbers = []

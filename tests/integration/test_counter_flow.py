@@ -26,6 +26,7 @@ from simulator.factory import SAMPLE_HOLDER, sample_photo
 from simulator.station import SimulatedStation
 from sscard.identifiers import card_number_check, ssn_check
 from sscard.profile import load_profile
+from tests.audit_key import AUDIT_KEY
 from tests.clock import FAKETIME_ENV
 
 pytestmark = pytest.mark.pcsc
@@ -66,7 +67,7 @@ class Counter:
         return answer
 
     def registry(self) -> Registry:
-        return Registry(self.config.registry, POLICY)
+        return Registry(self.config.registry, POLICY, audit_key=AUDIT_KEY)
 
     def state(self) -> dict[str, object]:
         """Statuses of every card, request and job, and the audit chain's verdict."""

@@ -4,6 +4,8 @@ documented test keys."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Iterator
 
 import pytest
@@ -28,7 +30,8 @@ CARDS = [
 ]
 CHALLENGE = H("A1B2C3D4E5F60718")
 AUTH_FACTOR = H("1122334455667788")
-ROOT = {label: value for label, (_, _, value) in TEST_KEYS.items()}
+ROOT = {label: value for label, (_, usage, value) in TEST_KEYS.items() if usage != "audit-mac"}
+AUDIT_ROOT = TEST_KEYS["audit"][2]  # the registry's audit-chain key: never in a PSAM
 
 
 def reference() -> dict[str, bytes]:
@@ -98,3 +101,16 @@ def test_backends_refuse_alike(backend: SecurityModule) -> None:
         backend.card_id_mac("update", CARDS[0].card, bytes(12))
     with pytest.raises(KeyUsageError):
         backend.pin_reset_block("irk", CARDS[0], CHALLENGE, "123456")
+
+
+def test_audit_mac_is_the_hmac_of_the_audit_key(backend: SecurityModule) -> None:
+    """The registry's audit chain: HMAC-SHA256 (RFC 2104) under the ``audit`` key, the same
+    through every backend that holds it; a PSAM holds none and says so."""
+    data = "审计事件 event 1".encode()
+    if isinstance(backend, PsamSecurityModule):
+        with pytest.raises(KeyUsageError, match="audit_hsm"):
+            backend.audit_mac(data)
+        return
+    assert backend.audit_mac(data) == hmac.new(AUDIT_ROOT, data, hashlib.sha256).digest()
+    with pytest.raises(KeyUsageError):
+        backend.audit_mac(data, "irk")  # a card key is not an audit key

@@ -39,6 +39,7 @@ from simulator.factory import SAMPLE_HOLDER, sample_photo
 from sscard.identifiers import ssn_check
 from sscard.profile import load_profile
 from sscard.records import HolderData
+from tests.audit_key import AUDIT_KEY, HSM_ENV
 from tests.clock import FAKETIME, PINNED
 
 ROUNDS = 100
@@ -168,7 +169,7 @@ def _worker(conn: Connection, barrier: Barrier, setup: Setup) -> None:
     """Stays alive across rounds: receives (operation, round), meets the other worker at
     the barrier, runs the operation and sends back ("ok" | "refused" | "crash", text)."""
     clock = Clock(PINNED + (LATER if setup.later else timedelta(0)))
-    registry = Registry(setup.db, POLICY, clock=clock, create=False)
+    registry = Registry(setup.db, POLICY, clock=clock, create=False, audit_key=AUDIT_KEY)
     vault = TrackVault.from_file(setup.vault)
     while True:
         message = conn.recv()
@@ -258,7 +259,7 @@ def run_pair(pair: Pair, workdir: Path) -> Figures:
     setup = Setup(workdir / "registry.db", workdir / "tracks.key", workdir, pair.later)
     TrackVault.create(setup.vault)
     (workdir / "photo.jpg").write_bytes(sample_photo())
-    registry = Registry(setup.db, POLICY, clock=Clock(PINNED))
+    registry = Registry(setup.db, POLICY, clock=Clock(PINNED), audit_key=AUDIT_KEY)
     _prepare(registry, pair)
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(2)
@@ -328,7 +329,7 @@ def _open_new(path: Path) -> str:
     """Open (create and migrate) ``path`` together with the other openers."""
     _OPEN_BARRIER[0].wait()
     try:
-        registry = Registry(path, POLICY, clock=Clock(PINNED))
+        registry = Registry(path, POLICY, clock=Clock(PINNED), audit_key=AUDIT_KEY)
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     version = registry.schema_version
@@ -358,7 +359,7 @@ def _sscard(*args: str, cwd: Path) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         text=True,
         cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "SSCARD_DB": str(cwd / "registry.db")},
+        env={"PATH": "/usr/bin:/bin", "SSCARD_DB": str(cwd / "registry.db"), **HSM_ENV},
     )
 
 
@@ -379,7 +380,7 @@ def test_two_sscard_commands_at_once_one_wins_the_other_is_refused(
         'registry = "registry.db"\nout_dir = "out"\n',
         encoding="utf-8",
     )
-    registry = Registry(tmp_path / "registry.db", POLICY, clock=Clock(PINNED))
+    registry = Registry(tmp_path / "registry.db", POLICY, clock=Clock(PINNED), audit_key=AUDIT_KEY)
     for index in range(1, CLI_ROUNDS + 1):
         number = registry.allocate_card_number()
         registry.enroll(holder(index), number, operator="prep")

@@ -29,6 +29,7 @@ from simulator.evolis_emulator import VirtualCard
 from simulator.factory import SAMPLE_HOLDER, TEST_ROOTS, issue_blank_card, sample_photo
 from simulator.station import SimulatedStation
 from sscard.profile import load_profile
+from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
 
 pytestmark = pytest.mark.pcsc
@@ -76,7 +77,7 @@ def test_demo_flow_end_to_end(tmp_path: Path) -> None:
     assert (out / "printed-card.png").stat().st_size > 10_000
     steps = json.loads((out / "job-steps.json").read_text())
     assert [s["step"] for s in steps] == list(STEPS)
-    registry = Registry(out / "station" / "registry.db", POLICY)
+    registry = Registry(out / "station" / "registry.db", POLICY, audit_key=AUDIT_KEY)
     person = registry.card(summary["new_card"]["number"]).person_id
     valid = [c for c in registry.cards_of(person) if c.status in VALID]
     assert [c.card_number for c in valid] == [summary["new_card"]["number"]]
@@ -95,7 +96,7 @@ class Prepared:
 def prepared(tmp_path: Path) -> Iterator[Prepared]:
     with SimulatedStation(tmp_path / "station", PROFILE, POLICY.region_code, cards=4) as sim:
         config = StationConfig.load(sim.station_file)
-        registry = Registry(config.registry, POLICY, clock=pinned_clock)
+        registry = Registry(config.registry, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
         old = registry.allocate_card_number()
         registry.enroll(SAMPLE_HOLDER, old, operator="op")
         registry.formalize_loss(old, operator="op", evidence="ID")
@@ -145,7 +146,7 @@ def run_job(
 
 
 def assert_consistent(p: Prepared, *, printed: int = 1, rejected: int = 0) -> None:
-    registry = Registry(p.config.registry, POLICY)
+    registry = Registry(p.config.registry, POLICY, audit_key=AUDIT_KEY)
     old = registry.card(p.old_number)
     cards = registry.cards_of(old.person_id)
     valid = [c for c in cards if c.status in VALID]
@@ -322,7 +323,7 @@ def test_pulled_card_is_written_off_and_the_job_goes_on(prepared: Prepared) -> N
 def test_new_card_reads_back_through_pcscd(prepared: Prepared) -> None:
     assert run_job(prepared).returncode == 0
     data = prepared.sim.read_printed_card(0)
-    registry = Registry(prepared.config.registry, POLICY)
+    registry = Registry(prepared.config.registry, POLICY, audit_key=AUDIT_KEY)
     person = registry.card(prepared.old_number).person_id
     new = next(c for c in registry.cards_of(person) if c.status == "active")
     assert data["card_number"] == new.card_number and data["sn"] == new.sn

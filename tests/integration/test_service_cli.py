@@ -20,6 +20,7 @@ from personalize.registry import Registry
 from personalize.trackvault import TrackVault
 from simulator.factory import SAMPLE_HOLDER, sample_photo
 from sscard.identifiers import ssn_check
+from tests.audit_key import AUDIT_KEY, HSM_ENV
 from tests.clock import FAKETIME, faketime
 
 
@@ -29,7 +30,7 @@ def sscard(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "SSCARD_DB": str(db)},
+        env={"PATH": "/usr/bin:/bin", "SSCARD_DB": str(db), **HSM_ENV},
     )
 
 
@@ -188,7 +189,7 @@ def pinned(
     *args: str, db: Path | None = None, at: str = NOW, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """``sscard ARGS`` with the clock pinned (faketime keeps it running from ``at``)."""
-    env = {"PATH": "/usr/bin:/bin"}
+    env = {"PATH": "/usr/bin:/bin", **HSM_ENV}
     if db is not None:
         env["SSCARD_DB"] = str(db)
     return subprocess.run(
@@ -209,7 +210,7 @@ class Counter:
     old: str
 
     def registry(self) -> Registry:
-        return Registry(self.db, POLICY, clock=lambda: PINNED)
+        return Registry(self.db, POLICY, clock=lambda: PINNED, audit_key=AUDIT_KEY)
 
     def job_file(self) -> Path:
         path = self.root / "job.json"
@@ -297,7 +298,7 @@ def test_a_wrong_printer_port_pauses_the_job(counter: Counter) -> None:
 
 def test_a_request_whose_certificate_cannot_be_written_changes_nothing(tmp_path: Path) -> None:
     db = tmp_path / "registry.db"
-    registry = Registry(db, POLICY, clock=lambda: PINNED)
+    registry = Registry(db, POLICY, clock=lambda: PINNED, audit_key=AUDIT_KEY)
     registry.enroll(SAMPLE_HOLDER, "H00000012", operator="op7")
     registry.formalize_loss("H00000012", operator="op7", evidence="居民身份证")
     events = registry.verify_audit()[0]
@@ -309,7 +310,7 @@ def test_a_request_whose_certificate_cannot_be_written_changes_nothing(tmp_path:
     )  # fmt: skip
     assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
     assert len(failed.stderr.strip().splitlines()) == 1 and "not-a-dir" in failed.stderr
-    registry = Registry(db, POLICY, clock=lambda: PINNED)
+    registry = Registry(db, POLICY, clock=lambda: PINNED, audit_key=AUDIT_KEY)
     assert registry.card("H00000012").status == "formal_loss"
     assert registry.db.execute("SELECT COUNT(*) FROM reissue_requests").fetchone()[0] == 0
     assert registry.verify_audit() == (events, [])
@@ -356,7 +357,7 @@ def test_a_crashed_job_is_cancellable_once_its_lease_expired(counter: Counter) -
 
 def test_reprint_reproduces_the_certificate_marked_as_such(tmp_path: Path) -> None:
     db = tmp_path / "registry.db"
-    registry = Registry(db, POLICY, clock=lambda: PINNED)
+    registry = Registry(db, POLICY, clock=lambda: PINNED, audit_key=AUDIT_KEY)
     registry.enroll(SAMPLE_HOLDER, "H00000012", operator="op7")
     registry.formalize_loss("H00000012", operator="op7", evidence="居民身份证")
     registry.close()
@@ -389,7 +390,7 @@ def test_reprint_reproduces_the_certificate_marked_as_such(tmp_path: Path) -> No
     assert unknown.returncode == 1 and "no request 9" in unknown.stderr
     garbage = pinned("registry", "reprint", "VR-x", "--operator", "op9", db=db)
     assert garbage.returncode == 1 and "无法识别" in garbage.stderr
-    registry = Registry(db, POLICY, clock=lambda: PINNED)
+    registry = Registry(db, POLICY, clock=lambda: PINNED, audit_key=AUDIT_KEY)
     reprints = registry.db.execute(
         "SELECT operator, subject FROM audit_events WHERE action = 'document.reprint'"
     ).fetchall()

@@ -39,6 +39,7 @@ from simulator.psam import new_psam
 from simulator.sscard_card import SocialSecurityCardOS
 from sscard.identifiers import serial_number
 from sscard.profile import load_profile
+from tests.audit_key import AUDIT_KEY
 from tests.clock import FAKETIME, pinned_clock
 from tests.integration.conftest import ServeCard, Served
 
@@ -97,10 +98,12 @@ def office(tmp_path: Path, serve_card: ServeCard, backend: str) -> Iterator[Offi
     (tmp_path / "office.toml").write_text(
         # a street office's own client id: role office, no update or master key
         f'name = "office-7"\nhsm = "{hsm}"\nhsm_client = "test-office"\n'
-        'track_key = "tracks.key"\nregistry = "registry.db"\npolicy = "default"\n',
+        'track_key = "tracks.key"\nregistry = "registry.db"\npolicy = "default"\n'
+        # the registry's audit key is the card center's, never in a PSAM
+        + (f'audit_hsm = "keystore:{keystore.path}"\n' if hsm.startswith("psam:") else ""),
         encoding="utf-8",
     )
-    registry = Registry(tmp_path / "registry.db", POLICY, clock=pinned_clock)
+    registry = Registry(tmp_path / "registry.db", POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
     card, number = make_card()
     record = registry.enroll(
         SAMPLE_HOLDER, number, operator="op", sn=serial_number(card.atr).hex().upper()

@@ -34,6 +34,7 @@ from personalize.trackvault import TrackVault
 from simulator.cardfile import load_card
 from simulator.factory import holder_from_json
 from sscard.profile import PROFILE_DIR, load_profile
+from tests.audit_key import HSM_ENV
 from tests.clock import faketime
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -310,6 +311,12 @@ def test_enroll_and_job_examples_go_through_the_counter(tmp_path: Path) -> None:
     station = tomllib.loads(example("station.toml", "toml"))
     for title in ("person.json", "job.json", "station.toml"):
         (tmp_path / title).write_text(EXAMPLES[title][1], encoding="utf-8")
+    # the documented security module is a live service; the test keystore stands in for it
+    # (the registry's audit key: `job submit` writes the registry)
+    text = EXAMPLES["station.toml"][1]
+    for key in ("hsm", "audit_hsm"):
+        text = text.replace(f'{key} = "{station[key]}"', f'{key} = "{HSM_ENV["SSCARD_HSM"]}"')
+    (tmp_path / "station.toml").write_text(text, encoding="utf-8")
     Image.new("RGB", (150, 180), (200, 210, 220)).save(tmp_path / job["photo"], "JPEG")
     TrackVault.create(tmp_path / station["track_key"])  # what `sscard hsm new-track-key` makes
     db = ["--db", station["registry"]]

@@ -22,6 +22,7 @@ from sscard.errors import InvalidData
 from sscard.identifiers import ssn_check, validate_card_number
 from sscard.records import HolderData
 from sscard.regions import region_name
+from tests.audit_key import AUDIT_KEY
 
 POLICY = load_policy("default")
 TODAY = date(2026, 11, 25)
@@ -175,7 +176,10 @@ def test_registry_enroll_refuses_and_writes_nothing(
     tmp_path: Path, bad_holder: HolderData, number: str, words: str
 ) -> None:
     registry = Registry(
-        tmp_path / "r.db", POLICY, clock=Clock(datetime(2026, 11, 25, 9, 30, tzinfo=UTC))
+        tmp_path / "r.db",
+        POLICY,
+        clock=Clock(datetime(2026, 11, 25, 9, 30, tzinfo=UTC)),
+        audit_key=AUDIT_KEY,
     )
     try:
         before = counts(tmp_path / "r.db")
@@ -189,7 +193,10 @@ def test_registry_enroll_refuses_and_writes_nothing(
 def test_registry_takes_today_from_its_clock_in_the_region_zone(tmp_path: Path) -> None:
     # 2026-11-25 16:30 UTC is 2026-11-26 00:30 in Shanghai.
     registry = Registry(
-        tmp_path / "r.db", POLICY, clock=Clock(datetime(2026, 11, 25, 16, 30, tzinfo=UTC))
+        tmp_path / "r.db",
+        POLICY,
+        clock=Clock(datetime(2026, 11, 25, 16, 30, tzinfo=UTC)),
+        audit_key=AUDIT_KEY,
     )
     try:
         registry.enroll(holder("11010520261126001"), "H00000039", operator="op")
@@ -258,7 +265,10 @@ def test_unreadable_enroll_files(tmp_path: Path) -> None:
 
 def test_registry_enroll_refuses_duplicates_in_chinese(tmp_path: Path) -> None:
     registry = Registry(
-        tmp_path / "r.db", POLICY, clock=Clock(datetime(2026, 11, 25, 9, 30, tzinfo=UTC))
+        tmp_path / "r.db",
+        POLICY,
+        clock=Clock(datetime(2026, 11, 25, 9, 30, tzinfo=UTC)),
+        audit_key=AUDIT_KEY,
     )
     try:
         registry.enroll(SAMPLE_HOLDER, "H00000012", operator="op")

@@ -16,6 +16,7 @@ from personalize.registry import Registry
 from personalize.trackvault import TrackVault
 from simulator.factory import SAMPLE_HOLDER, sample_photo
 from sscard.profile import load_profile
+from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
 
 POLICY = load_policy("default")
@@ -26,7 +27,7 @@ PROFILE = load_profile("default")
 def jobs(tmp_path: Path) -> tuple[Registry, TrackVault, str, Path]:
     """A reissue request ready for a job; the job file's directory is ``tmp_path/jobs``, a
     good photo lies outside it at ``tmp_path/secret/photo.jpg``."""
-    registry = Registry(tmp_path / "r.db", POLICY, clock=pinned_clock)
+    registry = Registry(tmp_path / "r.db", POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
     number = registry.allocate_card_number()
     registry.enroll(SAMPLE_HOLDER, number, operator="op")
     registry.formalize_loss(number, operator="op", evidence="ID")

@@ -20,6 +20,7 @@ from personalize.lifecycle import (
 from personalize.policy import load_policy
 from personalize.registry import Agent, Registry, RegistryError
 from simulator.factory import SAMPLE_HOLDER
+from tests.audit_key import AUDIT_KEY
 
 DOC = Path(__file__).parents[2] / "docs" / "service.md"
 POLICY = load_policy("default")
@@ -77,7 +78,10 @@ def test_lookup_refuses_with_the_reason() -> None:
 
 def test_agents_in_the_registry(tmp_path: Path) -> None:
     registry = Registry(
-        tmp_path / "r.db", replace(POLICY), clock=lambda: datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+        tmp_path / "r.db",
+        replace(POLICY),
+        clock=lambda: datetime(2026, 11, 25, 9, 30, tzinfo=UTC),
+        audit_key=AUDIT_KEY,
     )
     registry.enroll(SAMPLE_HOLDER, "H00000012", operator="op1")
     registry.report_loss("H00000012", operator="op1")

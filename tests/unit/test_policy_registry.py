@@ -22,6 +22,7 @@ from personalize.registry import MIGRATIONS, Registry, RegistryError
 from simulator.factory import SAMPLE_HOLDER
 from sscard.identifiers import card_number_check, ssn_check
 from sscard.records import HolderData
+from tests.audit_key import AUDIT_KEY
 
 POLICY = load_policy("default")
 
@@ -41,7 +42,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def registry(tmp_path: Path, clock: Clock) -> Registry:
-    return Registry(tmp_path / "r.db", POLICY, clock=clock)
+    return Registry(tmp_path / "r.db", POLICY, clock=clock, audit_key=AUDIT_KEY)
 
 
 def test_working_days_skip_weekends_and_holidays() -> None:
@@ -122,7 +123,10 @@ def test_refused_transitions(registry: Registry) -> None:
 
 def test_formal_loss_unreport_is_a_policy_setting(tmp_path: Path, clock: Clock) -> None:
     strict = Registry(
-        tmp_path / "s.db", replace(POLICY, unreport_after_formal_loss=False), clock=clock
+        tmp_path / "s.db",
+        replace(POLICY, unreport_after_formal_loss=False),
+        clock=clock,
+        audit_key=AUDIT_KEY,
     )
     number = enroll(strict)
     strict.formalize_loss(number, operator="op1", evidence="ID")
@@ -218,18 +222,23 @@ def test_audit_chain_detects_edits_and_deletions(registry: Registry) -> None:
     count, problems = registry.verify_audit()
     assert count == 3 and problems == []
     registry.db.execute("UPDATE audit_events SET operator = 'mallory' WHERE id = 2")
-    assert registry.verify_audit()[1] == ["event 2: its content was altered"]
+    assert registry.verify_audit()[1] == [
+        "审计事件 2 内容被改动或哈希被重算 "
+        "(event 2: its content was altered or its hash recomputed)"
+    ]
     registry.db.execute("UPDATE audit_events SET operator = 'op1' WHERE id = 2")
     registry.db.execute("DELETE FROM audit_events WHERE id = 2")
-    assert "event 3: broken link" in registry.verify_audit()[1][0]
+    problems = registry.verify_audit()[1]
+    assert "(events 2-2 are missing: deleted)" in problems[0]
+    assert "event 3: broken link" in problems[1]
 
 
 def test_migrations_are_versioned(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
-    first = Registry(path, POLICY)
+    first = Registry(path, POLICY, audit_key=AUDIT_KEY)
     assert first.schema_version == len(MIGRATIONS)
     first.close()
-    again = Registry(path, POLICY)  # reopening applies nothing twice
+    again = Registry(path, POLICY, audit_key=AUDIT_KEY)  # reopening applies nothing twice
     assert again.schema_version == len(MIGRATIONS)
 
 
@@ -289,7 +298,7 @@ def test_migration_4_keeps_existing_requests_and_jobs(tmp_path: Path, clock: Clo
         """
     )
     db.close()
-    registry = Registry(path, POLICY, clock=clock)
+    registry = Registry(path, POLICY, clock=clock, audit_key=AUDIT_KEY)
     assert registry.schema_version == len(MIGRATIONS)
     assert [registry.request(n)["status"] for n in (1, 2)] == ["open", "in_job"]
     assert [registry.card_by_id(n).status for n in (3, 4)] == ["rejected", "personalizing"]
@@ -308,7 +317,10 @@ def test_migration_4_keeps_existing_requests_and_jobs(tmp_path: Path, clock: Clo
 def test_request_dates_are_dates_in_the_region(tmp_path: Path) -> None:
     """04:00 on 11-27 in Shanghai is 20:00 on 11-26 in UTC: the application is of the 27th."""
     early = Registry(
-        tmp_path / "z.db", POLICY, clock=lambda: datetime(2026, 11, 26, 20, tzinfo=UTC)
+        tmp_path / "z.db",
+        POLICY,
+        clock=lambda: datetime(2026, 11, 26, 20, tzinfo=UTC),
+        audit_key=AUDIT_KEY,
     )
     early.enroll(SAMPLE_HOLDER, "H00000012", operator="op1")
     early.formalize_loss("H00000012", operator="op1", evidence="ID")

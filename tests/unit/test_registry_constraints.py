@@ -11,6 +11,7 @@ import pytest
 from personalize.policy import load_policy
 from personalize.registry import Registry, RegistryError
 from simulator.factory import SAMPLE_HOLDER
+from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
 
 POLICY = load_policy("default")
@@ -18,7 +19,7 @@ POLICY = load_policy("default")
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Registry:
-    registry = Registry(tmp_path / "r.db", POLICY, clock=pinned_clock)
+    registry = Registry(tmp_path / "r.db", POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
     registry.enroll(SAMPLE_HOLDER, "H00000012", operator="op")
     return registry
 
@@ -45,7 +46,9 @@ def test_one_unfinished_request_per_card_is_a_database_constraint(registry: Regi
 
 
 def test_a_lock_held_past_the_busy_timeout_is_a_refusal(registry: Registry, tmp_path: Path) -> None:
-    other = Registry(tmp_path / "r.db", POLICY, clock=pinned_clock, create=False)
+    other = Registry(
+        tmp_path / "r.db", POLICY, clock=pinned_clock, create=False, audit_key=AUDIT_KEY
+    )
     other.db.execute("PRAGMA busy_timeout = 50")  # another station waits 50 ms, not 30 s
     with registry.transaction():
         registry.report_loss("H00000012", operator="op")
@@ -58,7 +61,9 @@ def test_a_card_read_before_another_change_is_never_written_over(
     registry: Registry, tmp_path: Path
 ) -> None:
     seen = registry.card("H00000012")  # active
-    other = Registry(tmp_path / "r.db", POLICY, clock=pinned_clock, create=False)
+    other = Registry(
+        tmp_path / "r.db", POLICY, clock=pinned_clock, create=False, audit_key=AUDIT_KEY
+    )
     other.formalize_loss("H00000012", operator="op2", evidence="ID")
     with (
         pytest.raises(RegistryError, match=r"状态已被其他操作改变.*changed meanwhile"),

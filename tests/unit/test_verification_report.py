@@ -12,6 +12,7 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 from personalize.documents import FONT, _register_font, wrap_text
 from personalize.policy import load_policy
 from personalize.registry import Registry
+from tests.audit_key import AUDIT_KEY
 
 _register_font()
 
@@ -31,7 +32,9 @@ def test_wrapping_keeps_every_character_and_the_width(text: str, width: float) -
 
 def test_report_numbers_come_from_the_registry_in_the_policy_zone(tmp_path: Path) -> None:
     moment = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)  # 2026-11-27 01:00 in Shanghai
-    registry = Registry(tmp_path / "r.db", load_policy("default"), clock=lambda: moment)
+    registry = Registry(
+        tmp_path / "r.db", load_policy("default"), clock=lambda: moment, audit_key=AUDIT_KEY
+    )
     with registry.transaction():
         first = registry.add_office_report(card_number="", operator="op", request_id=None, data={})
         second = registry.add_office_report(card_number="", operator="op", request_id=None, data={})
