@@ -31,6 +31,7 @@ from personalize.lifecycle import (
     lookup,
 )
 from personalize.policy import RegionPolicy
+from personalize.roles import Role
 from sscard.identifiers import card_number_check, validate_card_number
 from sscard.records import HolderData
 
@@ -206,6 +207,27 @@ MIGRATIONS: list[str] = [
         at TEXT NOT NULL,
         operator TEXT NOT NULL,
         data TEXT NOT NULL
+    );
+    """,
+    # 6: operator accounts (scrypt password hashes, roles) and their login sessions, of
+    # which only the token's SHA-256 is kept (personalize/operators.py)
+    f"""
+    CREATE TABLE operators (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ({", ".join(f"'{r}'" for r in Role)})),
+        password_hash TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+        created_at TEXT NOT NULL,
+        created_by TEXT
+    );
+    CREATE TABLE operator_sessions (
+        id INTEGER PRIMARY KEY,
+        operator_id INTEGER NOT NULL REFERENCES operators(id),
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        ended_at TEXT
     );
     """,
 ]
