@@ -424,3 +424,35 @@ def pdftext(path: Path) -> str:
     return subprocess.run(
         ["pdftotext", str(path), "-"], capture_output=True, text=True, check=True
     ).stdout
+
+
+def test_job_cancel_is_confirmed_by_a_second_supervisor(counter: Counter) -> None:
+    job_id = str(json.loads(counter.submit().stdout)["job"])
+    boss = login(counter.db, "boss", Role.SUPERVISOR)
+    cancel = ("job", "cancel", job_id, "--reason", "照片不清晰")
+    alone = pinned(*cancel, db=counter.db, session=boss)
+    assert alone.returncode == 1 and "须由另一位主管复核" in alone.stderr, alone.stderr
+    own = pinned(*cancel, *confirm(counter.db, "boss"), db=counter.db, session=boss)
+    assert own.returncode == 1 and "复核人须为另一位操作员" in own.stderr, own.stderr
+    clerk = confirm(counter.db, "clerk")[1]  # a session file, but of a supervisor: re-role it
+    with sqlite3.connect(counter.db) as db:
+        db.execute("UPDATE operators SET role = 'card_center' WHERE name = 'clerk'")
+    peer = pinned(*cancel, "--confirm-session", clerk, db=counter.db, session=boss)
+    assert peer.returncode == 1 and "无权复核" in peer.stderr, peer.stderr
+    assert counter.job(int(job_id))["status"] == "queued"
+    done = pinned(*cancel, *confirm(counter.db), db=counter.db, session=boss)
+    assert done.returncode == 0, done.stderr
+    assert counter.job(int(job_id))["status"] == "cancelled"
+    registry = counter.registry()
+    events = registry.db.execute(
+        "SELECT operator, action, details FROM audit_events WHERE subject = ? ORDER BY id",
+        (f"job-{job_id}",),
+    ).fetchall()
+    confirmed = [json.loads(e["details"]) for e in events if e["action"] == "dual_control.confirm"]
+    assert confirmed == [{"action": "job.cancel", "operator": "boss", "confirmed_by": "sup2"}]
+    assert [e["operator"] for e in events if e["action"] == "job.cancelled"] == ["boss"]
+    refusals = registry.db.execute(
+        "SELECT COUNT(*) FROM audit_events WHERE action = 'job.cancel.refused'"
+    ).fetchone()[0]
+    assert refusals == 3
+    assert registry.verify_audit()[1] == []
