@@ -11,6 +11,7 @@ Passwords are read from standard input (without echo on a terminal), never from 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -140,9 +141,15 @@ def cmd_operator_disable(args: argparse.Namespace) -> int:
 
 
 def cmd_login(args: argparse.Namespace) -> int:
+    """A new session replaces the file's earlier one, which is ended (a replaced token is
+    never left open in the registry)."""
     registry = _registry(args)
     password = read_secret(f"{args.name} 请输入口令 (password): ")
     session = open_session(registry, args.name, password)
+    with contextlib.suppress(OperatorError):
+        earlier = load_session(session_path())
+        if earlier is not None:
+            end_session(registry, earlier)
     path = save_session(session_path(), session)
     expires = registry.policy.local_time(datetime.fromisoformat(session.expires_at)).isoformat()
     _emit(

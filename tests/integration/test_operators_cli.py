@@ -275,3 +275,13 @@ def test_passwords_and_tokens_never_leave_standard_input(root: Path) -> None:
     with sqlite3.connect(root / "registry.db") as db:
         stored = db.execute("SELECT password_hash FROM operators WHERE name = 'boss'").fetchone()
     assert stored[0].startswith("scrypt$131072$8$1$")
+
+
+def test_a_new_login_ends_the_session_it_replaces(root: Path) -> None:
+    boss(root)
+    earlier = (root / "session").read_bytes()
+    ok(sscard(root, "login", "boss", stdin=BOSS_PW + "\n"))
+    (root / "old-session").write_bytes(earlier)
+    os.chmod(root / "old-session", 0o600)
+    refused(sscard(root, "whoami", session="old-session"), "会话无效或已注销")
+    assert json.loads(ok(sscard(root, "whoami", "--json")))["operator"] == "boss"
