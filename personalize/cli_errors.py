@@ -24,6 +24,7 @@ from apdu.errors import ApduError
 from hsm_stub.errors import SecurityModuleError
 from personalize.jobs import JobError
 from personalize.office import OfficeError
+from personalize.operators import OperatorError
 from personalize.policy import PolicyError
 from personalize.registry import RegistryError
 from personalize.station import StationError
@@ -55,6 +56,7 @@ OPERATOR_ERRORS: dict[type[BaseException], str] = {
     JobError: "制卡作业错误",
     VaultError: "磁道密钥错误",
     OfficeError: "街道业务错误",
+    OperatorError: "操作员认证错误",
     PolicyError: "地区政策错误",
     StationError: "工作站配置错误",
     FileNotFoundError: "文件不存在",

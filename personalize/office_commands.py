@@ -1,7 +1,7 @@
 """``sscard reencode``, ``sscard diagnose`` and ``sscard pin unblock|reset``: the street-office
-counter. Each names its station file (registry, security module or PSAM, track key) and its
-operator; the holder's ID number and PINs are read from prompts, never from arguments, and
-never printed."""
+counter. Each names its station file (registry, security module or PSAM, track key) and
+acts as the logged-in operator (``sscard login``, role office or supervisor); the holder's
+ID number and PINs are read from prompts, never from arguments, and never printed."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from personalize.office import (
     office_report_pdf,
     parse_damage,
 )
+from personalize.operator_commands import acting
 from personalize.outfiles import OutputError, write_new
 from personalize.policy import load_policy
 from personalize.prompts import confirm, read_id_number, read_secret, say
@@ -27,24 +28,28 @@ from personalize.trackvault import TrackVault
 from sscard.profile import load_profile
 
 
-def _office(args: argparse.Namespace) -> Office:
+def _office(args: argparse.Namespace, action: str) -> Office:
+    """The office of ``--station``, acting as the logged-in operator allowed ``action``
+    (checked before the security module is opened)."""
     station = StationConfig.load(args.station)
     policy = load_policy(station.policy)
+    registry = station.open_registry(policy)
+    operator = acting(registry, action).name
     vault = TrackVault.from_file(station.track_key) if station.track_key.exists() else None
     quiet = getattr(args, "json", False)
     return Office(
-        station.open_registry(policy),
+        registry,
         policy,
         load_profile(policy.profile),
         station.security_module(),
         vault,
-        operator=args.operator,
+        operator=operator,
         progress=(lambda s: None) if quiet else (lambda s: print(s, flush=True)),
     )
 
 
 def cmd_reencode(args: argparse.Namespace) -> int:
-    office = _office(args)
+    office = _office(args, "office.reencode")
     try:
         result = office.reencode(args.reader, args.encoder)
     finally:
@@ -60,7 +65,7 @@ def cmd_reencode(args: argparse.Namespace) -> int:
 def cmd_diagnose(args: argparse.Namespace) -> int:
     if args.visual_only and args.reader is not None:
         raise OfficeError("仅外观检查不读卡，请不要同时指定 --reader (--visual-only reads no card)")
-    office = _office(args)
+    office = _office(args, "office.diagnose")
     try:
         d = office.diagnose(
             args.reader,
@@ -104,16 +109,16 @@ def _damage(text: str) -> tuple[str, ...]:
 
 
 def cmd_pin(args: argparse.Namespace) -> int:
-    if not confirm("已核验持卡人身份证原件？(holder's ID card checked?) [y/N] "):
-        raise OfficeError("未核验身份证，不能办理 (the holder's ID must be checked first)")
-    id_number = read_id_number("请输入持卡人身份证号码 (holder's ID number): ")
-    new_pin = None
-    if args.pin_command == "reset":
-        new_pin = normalize(read_secret("请持卡人输入新 PIN (new PIN, holder types): "))
-        if normalize(read_secret("请再次输入新 PIN (new PIN again): ")) != new_pin:
-            raise OfficeError("两次输入的新 PIN 不一致，未办理 (the PINs differ; nothing done)")
-    office = _office(args)
+    office = _office(args, "office.pin")  # the operator first: no PIN typed for a refusal
     try:
+        if not confirm("已核验持卡人身份证原件？(holder's ID card checked?) [y/N] "):
+            raise OfficeError("未核验身份证，不能办理 (the holder's ID must be checked first)")
+        id_number = read_id_number("请输入持卡人身份证号码 (holder's ID number): ")
+        new_pin = None
+        if args.pin_command == "reset":
+            new_pin = normalize(read_secret("请持卡人输入新 PIN (new PIN, holder types): "))
+            if normalize(read_secret("请再次输入新 PIN (new PIN again): ")) != new_pin:
+                raise OfficeError("两次输入的新 PIN 不一致，未办理 (the PINs differ; nothing done)")
         result = office.pin_service(
             args.reader, args.pin_command, id_number=id_number, new_pin=new_pin
         )
@@ -131,7 +136,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         if reader:
             p.add_argument("--reader", required=True, help=READER_HELP)
         p.add_argument("--station", required=True, help="station file (registry, HSM/PSAM)")
-        p.add_argument("--operator", required=True, help="经办人工号 (operator id)")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
 
     p = sub.add_parser("reencode", help="加磁: re-magnetize a genuine, active card")

@@ -43,6 +43,7 @@ from personalize.lifecycle import (
     lookup,
 )
 from personalize.policy import RegionPolicy
+from personalize.roles import Role
 from sscard.identifiers import card_number_check, validate_card_number
 from sscard.records import HolderData
 
@@ -226,6 +227,27 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX one_unfinished_request_per_card ON reissue_requests(old_card_id)
         WHERE status IN ('open', 'in_job');
     """,
+    # 7: operator accounts (scrypt password hashes, roles) and their login sessions, of
+    # which only the token's SHA-256 is kept (personalize/operators.py)
+    f"""
+    CREATE TABLE operators (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ({", ".join(f"'{r}'" for r in Role)})),
+        password_hash TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1 CHECK (enabled IN (0, 1)),
+        created_at TEXT NOT NULL,
+        created_by TEXT
+    );
+    CREATE TABLE operator_sessions (
+        id INTEGER PRIMARY KEY,
+        operator_id INTEGER NOT NULL REFERENCES operators(id),
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        expires_at TEXT NOT NULL,
+        ended_at TEXT
+    );
+    """,
 ]
 
 # Each state table's row carries the audit event that explains its current state; the columns
@@ -298,7 +320,7 @@ AUDIT_MIGRATION = (
     INSERT INTO audit_meta SELECT COALESCE(MAX(id), 0) FROM audit_events;
     """
 )
-MIGRATIONS.append(AUDIT_MIGRATION)  # 7
+MIGRATIONS.append(AUDIT_MIGRATION)  # 8
 
 GENESIS = "0" * 64
 Clock = Callable[[], datetime]
@@ -384,7 +406,7 @@ def _iso(moment: datetime) -> str:
 def _legacy_event_hash(
     prev: str, at: str, operator: str, action: str, subject: str, details: str
 ) -> str:
-    """The unkeyed SHA-256 of events written before the keyed audit (migration 7)."""
+    """The unkeyed SHA-256 of events written before the keyed audit (migration 8)."""
     body = json.dumps([prev, at, operator, action, subject, details], ensure_ascii=False)
     return hashlib.sha256(body.encode()).hexdigest()
 

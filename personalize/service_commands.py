@@ -1,11 +1,13 @@
 """``sscard registry …``, ``sscard audit verify`` and ``sscard job …``: the card center's
-counter and workshop commands. Every command that changes something names its operator
-(``--operator``); every command has ``--json``.
+counter and workshop commands. Every command that changes something acts as the logged-in
+operator (``sscard login``; ``personalize.operator_commands.acting``) whose role allows it;
+write-offs (``job cancel``) and reprints also need a second operator's confirmation
+(``--confirm-by`` / ``--confirm-session``). Every command has ``--json``.
 
-Only ``registry init`` and ``registry enroll`` create the database (``--db``, default
-``$SSCARD_DB`` or ``./sscard.db``); every other command opens an existing one and stops with
-an error naming the path when it is missing — a command run in the wrong folder never leaves
-an empty ``sscard.db`` behind."""
+Only ``registry init`` creates the database (``--db``, default ``$SSCARD_DB`` or
+``./sscard.db``); every other command opens an existing one and stops with an error naming
+the path when it is missing — a command run in the wrong folder never leaves an empty
+``sscard.db`` behind."""
 
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from personalize.jobs import (
     submit_job,
 )
 from personalize.office import office_report_pdf
+from personalize.operator_commands import acting, add_confirm_options, confirmed
 from personalize.outfiles import write_new
 from personalize.policy import load_policy
 from personalize.registry import (
@@ -46,7 +49,8 @@ from personalize.registry import (
     mask_id,
     request_number,
 )
-from personalize.station import StationConfig, open_security_module
+from personalize.registry_options import add_audit_options, open_registry
+from personalize.station import StationConfig
 from personalize.trackvault import TrackVault
 from printer.evolis import EvolisPrinter
 from sscard.profile import load_profile
@@ -55,20 +59,8 @@ DEFAULT_DB = "sscard.db"
 
 
 def _registry(args: argparse.Namespace, *, create: bool = False) -> Registry:
-    """The registry named by ``--db``: an existing one unless ``create`` (init, enroll). Its
-    audit key is in the security module named by ``--hsm`` (``$SSCARD_HSM``); without one
-    the registry is read-only."""
-    hsm: str | None = args.hsm
-    secret = Path(args.hsm_secret_file) if args.hsm_secret_file else None
-    return Registry(
-        args.db,
-        load_policy(args.policy),
-        create=create,
-        audit_key=None
-        if not hsm
-        else open_security_module(hsm, client_id=args.hsm_client, secret_file=secret).audit_mac,
-        checkpoints=args.audit_checkpoints,
-    )
+    """The registry named by ``--db`` (existing unless ``create``: init, enroll)."""
+    return open_registry(args, create=create)
 
 
 def cmd_registry_init(args: argparse.Namespace) -> int:
@@ -112,9 +104,10 @@ def _card_dict(registry: Registry, number: str) -> dict[str, Any]:
 
 def cmd_enroll(args: argparse.Namespace) -> int:
     enrollment = read_enrollment(Path(args.file))
-    registry = _registry(args, create=True)
+    registry = _registry(args)
+    operator = acting(registry, "card.enroll").name
     card = registry.enroll(
-        enrollment.holder, enrollment.card_number, operator=args.operator, sn=enrollment.sn
+        enrollment.holder, enrollment.card_number, operator=operator, sn=enrollment.sn
     )
     _emit(args, _card_dict(registry, card.card_number), f"已登记 enrolled {card.card_number}")
     return 0
@@ -133,16 +126,15 @@ def _agent(args: argparse.Namespace) -> Agent | None:
 def cmd_transition(args: argparse.Namespace) -> int:
     registry = _registry(args)
     action = args.registry_command
+    operator = acting(registry, f"card.{action.replace('-', '_')}").name
     if action == "report-loss":
-        registry.report_loss(args.card, operator=args.operator, channel=args.channel)
+        registry.report_loss(args.card, operator=operator, channel=args.channel)
     elif action == "formalize-loss":
         registry.formalize_loss(
-            args.card, operator=args.operator, evidence=args.evidence, agent=_agent(args)
+            args.card, operator=operator, evidence=args.evidence, agent=_agent(args)
         )
     elif action == "unreport":
-        registry.unreport(
-            args.card, operator=args.operator, evidence=args.evidence, agent=_agent(args)
-        )
+        registry.unreport(args.card, operator=operator, evidence=args.evidence, agent=_agent(args))
     data = _card_dict(registry, args.card)
     _emit(args, data, f"{args.card}: {data['status_name']} ({data['status']})")
     return 0
@@ -153,11 +145,12 @@ def cmd_request_reissue(args: argparse.Namespace) -> int:
     request's transaction, and a document that cannot be written rolls the request back
     (nothing changes; ``sscard registry reprint`` prints a lost document again)."""
     registry = _registry(args)
+    operator = acting(registry, "request.reissue").name
     written: list[Path] = []
     try:
         with registry.transaction():
             request = registry.request_reissue(
-                args.card, operator=args.operator, counter=args.counter, agent=_agent(args)
+                args.card, operator=operator, counter=args.counter, agent=_agent(args)
             )
             number = request_number(int(request["id"]))
             pdf = collection_certificate_bytes(collection_certificate(registry, int(request["id"])))
@@ -223,18 +216,26 @@ REPRINTS: list[Reprint] = [
 
 def cmd_reprint(args: argparse.Namespace) -> int:
     """Produce a document again from the registry, marked 补打 with the reprint time; the
-    reprint is an audit event."""
+    reprint is an audit event naming both the operator and the one who confirmed it (dual
+    control)."""
     registry = _registry(args)
+    actor = acting(registry, "document.reprint")
     for kind in REPRINTS:
         match = kind.pattern.fullmatch(args.number.strip())
         if match is None:
             continue
         number = kind.canonical(match)
+        confirmer = confirmed(registry, actor, args, "document.reprint")
         at = registry.clock()
         pdf = kind.render(registry, number, at)
         with registry.transaction():
             out = write_new(Path(args.out or kind.file_name.format(number=number)), pdf)
-            registry.audit(args.operator, "document.reprint", number, {"file": out.name})
+            registry.audit(
+                actor.name,
+                "document.reprint",
+                number,
+                {"file": out.name, "confirmed_by": confirmer},
+            )
         _emit(
             args,
             {
@@ -373,6 +374,7 @@ JOB_COLUMNS: tuple[tuple[str, str, int, Callable[[Any], str]], ...] = (
 def cmd_job_submit(args: argparse.Namespace) -> int:
     station = StationConfig.load(args.station)
     registry = station.open_registry(load_policy(station.policy))
+    operator = acting(registry, "job.submit").name
     path = Path(args.file)
     try:
         submission = json.loads(path.read_text(encoding="utf-8"))
@@ -385,7 +387,7 @@ def cmd_job_submit(args: argparse.Namespace) -> int:
         TrackVault.from_file(station.track_key),
         submission,
         base_dir=path.parent,
-        operator=args.operator,
+        operator=operator,
     )
     _emit(args, {"job": job_id}, f"作业 {job_id} 已提交 (job submitted)")
     return 0
@@ -397,6 +399,7 @@ def cmd_job_run(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.station} names no printer and contact reader: not a card center")
     policy = load_policy(station.policy)
     registry = station.open_registry(policy)
+    operator = acting(registry, "job.run").name
     claim_job(registry, args.job, station.name)  # before touching any device
     with ExitStack() as stack:
         try:  # a device that cannot be opened pauses the job with the reason
@@ -406,7 +409,7 @@ def cmd_job_run(args: argparse.Namespace) -> int:
             printer = stack.enter_context(EvolisPrinter(station.printer))
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
-            pause_job(registry, args.job, operator=args.operator, reason=reason)
+            pause_job(registry, args.job, operator=operator, reason=reason)
             raise JobPaused(f"作业暂停 (job paused): {reason}") from None
         devices = StationDevices(
             printer,
@@ -421,7 +424,7 @@ def cmd_job_run(args: argparse.Namespace) -> int:
             policy,
             load_profile(policy.profile),
             devices,
-            operator=args.operator,
+            operator=operator,
             progress=(lambda s: None) if args.json else (lambda s: print(s, flush=True)),
         )
         runner.run(args.job)
@@ -465,16 +468,27 @@ def cmd_job_show(args: argparse.Namespace) -> int:
 
 
 def cmd_job_cancel(args: argparse.Namespace) -> int:
-    """Cancel a queued, paused or crashed job: its request is open again for a new job."""
+    """Cancel a queued, paused or crashed job: its request is open again for a new job.
+    Cancelling writes off the job's unfinished card, so a second operator confirms (dual
+    control); the confirmation is an audit event in the cancel's transaction."""
     registry = _registry(args)
-    end_job(
-        registry,
-        args.job,
-        "cancel",
-        operator=args.operator,
-        reason=args.reason,
-        station=args.station_name,
-    )
+    actor = acting(registry, "job.cancel")
+    confirmer = confirmed(registry, actor, args, "job.cancel")
+    with registry.transaction():
+        registry.audit(
+            actor.name,
+            "dual_control.confirm",
+            f"job-{args.job}",
+            {"action": "job.cancel", "operator": actor.name, "confirmed_by": confirmer},
+        )
+        end_job(
+            registry,
+            args.job,
+            "cancel",
+            operator=actor.name,
+            reason=args.reason,
+            station=args.station_name,
+        )
     _emit(
         args,
         _job_dict(registry, args.job),
@@ -484,7 +498,7 @@ def cmd_job_cancel(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    def common(p: argparse.ArgumentParser, operator: bool = True, creates: bool = False) -> None:
+    def common(p: argparse.ArgumentParser, creates: bool = False) -> None:
         p.add_argument(
             "--db",
             default=os.environ.get("SSCARD_DB", DEFAULT_DB),
@@ -493,34 +507,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         )
         p.add_argument("--policy", default="default", help="region policy name or TOML path")
         p.add_argument("--json", action="store_true", help="output JSON (errors too)")
-        audit_options(p)
-        if operator:
-            p.add_argument("--operator", required=True, help="who does this (工号)")
-
-    def audit_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--hsm",
-            default=os.environ.get("SSCARD_HSM"),
-            help="security module holding the audit key (default $SSCARD_HSM): "
-            "tcp://HOST:PORT or keystore:PATH; without it the registry is read-only",
-        )
-        p.add_argument(
-            "--hsm-client",
-            default=os.environ.get("SSCARD_HSM_CLIENT", "test-center"),
-            help="client id at a tcp:// module (default $SSCARD_HSM_CLIENT, else the "
-            "documented test client test-center)",
-        )
-        p.add_argument(
-            "--hsm-secret-file",
-            default=os.environ.get("SSCARD_HSM_SECRET_FILE"),
-            help="hex client secret of a tcp:// module (default $SSCARD_HSM_SECRET_FILE)",
-        )
-        p.add_argument(
-            "--audit-checkpoints",
-            default=os.environ.get("SSCARD_AUDIT_CHECKPOINTS"),
-            help="the audit checkpoint log (default $SSCARD_AUDIT_CHECKPOINTS or "
-            "<db>.checkpoints beside the database)",
-        )
+        add_audit_options(p)
 
     def agent_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--agent-name", help="代办人姓名 (an agent applying for the holder)")
@@ -535,11 +522,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = reg.add_parser(
         "init", help="create an empty registry database (--db); refuses an existing one"
     )
-    common(p, operator=False, creates=True)
+    common(p, creates=True)
     p.set_defaults(func=cmd_registry_init)
     p = reg.add_parser("enroll", help="register a person and their existing card (JSON)")
     p.add_argument("file", help="the person and card as JSON (see docs)")
-    common(p, creates=True)
+    common(p)
     p.set_defaults(func=cmd_enroll)
     for name, text in (
         ("report-loss", "预挂失 provisional loss"),
@@ -571,11 +558,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="request number (SSCARD-REQ-000001 or 1) or 验卡单 number (YK-20261125-000001)",
     )
     p.add_argument("--out", help="where the PDF goes (never overwritten: -2, -3 …)")
+    add_confirm_options(p)
     common(p)
     p.set_defaults(func=cmd_reprint)
     p = reg.add_parser("show", help="a card's status and history")
     p.add_argument("card", help="card number (卡号)")
-    common(p, operator=False)
+    common(p)
     p.set_defaults(func=cmd_show)
 
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
@@ -589,7 +577,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "card, status-history, blacklist, request and job row against the event that explains "
         "it. Exit 1 and each problem named when anything does not hold.",
     )
-    common(p, operator=False)
+    common(p)
     p.set_defaults(func=cmd_audit_verify)
 
     job = sub.add_parser("job", help="personalization jobs").add_subparsers(
@@ -599,13 +587,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p = job.add_parser("submit", help="validate and queue a job (JSON file)")
     p.add_argument("file", help="the job as JSON (see docs)")
     p.add_argument("--station", required=True, help=station_help)
-    p.add_argument("--operator", required=True, help="who does this (工号)")
     p.add_argument("--json", action="store_true", help="output JSON (errors too)")
     p.set_defaults(func=cmd_job_submit)
     p = job.add_parser("run", help="run (or resume) a job on this station")
     p.add_argument("job", type=int, help="job number")
     p.add_argument("--station", required=True, help=station_help)
-    p.add_argument("--operator", required=True, help="who does this (工号)")
     p.add_argument("--json", action="store_true", help="output JSON (errors too)")
     p.set_defaults(func=cmd_job_run)
     for name, func, text in (
@@ -616,11 +602,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         p = job.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]}.")
         if name != "list":
             p.add_argument("job", type=int, help="job number")
-        common(p, operator=name == "cancel")
+        common(p)
         if name == "cancel":
             p.add_argument("--reason", required=True, help="why (recorded and audited)")
             p.add_argument(
                 "--station-name",
                 help="the station cancelling: it may cancel a job it holds the lease of",
             )
+            add_confirm_options(p)
         p.set_defaults(func=func)

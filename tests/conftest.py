@@ -16,6 +16,7 @@ import pytest
 from apdu.errors import ApduError
 from apdu.transport import Transport
 from hsm_stub.errors import SecurityModuleError
+from personalize.operators import OperatorError
 from tests.audit_key import HSM_ENV
 
 
@@ -51,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     root = logging.getLogger()
     root.addHandler(WATCH)
     root.setLevel(logging.DEBUG)
-    for base in (ApduError, SecurityModuleError):
+    for base in (ApduError, SecurityModuleError, OperatorError):
         base.__init__ = _recording_init(base)  # type: ignore[method-assign]
     init = Transport.__init__
 

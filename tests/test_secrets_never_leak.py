@@ -1,11 +1,13 @@
 """Runs last (tests/conftest.py): no test key, test LMK or client secret — and no card
 number of the test stripes (the PANs every track-data test uses) — appears in any log, APDU
-trace or exception message the suite produced."""
+trace or exception message the suite produced, nor any test operator's password."""
 
 from __future__ import annotations
 
 from hsm_stub.keystore import TEST_CLIENTS, TEST_KEYS, TEST_LMK
 from tests.conftest import WATCH
+from tests.operators import PASSWORD as OPERATOR_PASSWORD
+from tests.unit.test_operators import PASSWORD as UNIT_OPERATOR_PASSWORD
 
 # The PANs of the issuer track images used across the suite (encoder, printer, reissue and
 # street-office tests).
@@ -25,6 +27,8 @@ def secret_forms() -> dict[str, str]:
         forms[repr(value)] = name
     for pan in TEST_PANS:  # track data: the PAN is in every test stripe
         forms[pan] = "track data"
+    for password in (OPERATOR_PASSWORD, UNIT_OPERATOR_PASSWORD):
+        forms[password] = "operator password"
     return forms
 
 

@@ -24,6 +24,7 @@ from sscard.identifiers import ssn_check
 from tests.audit_key import AUDIT_KEY
 from tests.clock import FAKETIME, pinned_clock
 from tests.integration.conftest import RunningServer
+from tests.operators import login
 
 POLICY = load_policy("default")
 LOST, KEPT = "H00000012", "H00000020"
@@ -234,10 +235,10 @@ def test_deleted_rows_and_a_forged_or_missing_checkpoint_log_are_named(db: Path)
 
 
 def test_without_the_audit_key_nothing_is_written_and_nothing_verified(db: Path) -> None:
+    session = login(db)
     before = events(db)
-    no_key = {"SSCARD_HSM": ""}
-    report = sscard("registry", "report-loss", KEPT, "--db", str(db), "--operator", "op1",
-                    env=no_key)  # fmt: skip
+    no_key = {"SSCARD_HSM": "", **session}
+    report = sscard("registry", "report-loss", KEPT, "--db", str(db), env=no_key)
     assert report.returncode != 0
     assert "no audit key: the registry is read-only" in report.stderr
     assert events(db) == before and verify(db) == (0, [])

@@ -61,10 +61,8 @@ FAILURES: list[tuple[list[str], int, str]] = [
     (["hsm", "list", "--keystore", "{tmp}/none.keystore"], 1, "none.keystore"),
     (["hsm", "new-track-key", "--out", "/nonexistent/dir/tracks.key"], 1, "tracks.key"),
     (["mag", "read", "--port", "/nonexistent/tty", "--timeout", "1"], 1, "/nonexistent/tty"),
-    (["registry", "enroll", "{tmp}/no-card-number.json", "--operator", "op7", "--db",
-      "{tmp}/new.db"], 1, ""),
-    (["registry", "enroll", "{tmp}/not-a-db.txt", "--operator", "op7", "--db", "{tmp}/new.db"],
-     1, "JSON"),
+    (["registry", "enroll", "{tmp}/no-card-number.json", "--db", "{tmp}/new.db"], 1, ""),
+    (["registry", "enroll", "{tmp}/not-a-db.txt", "--db", "{tmp}/new.db"], 1, "JSON"),
     (["registry", "show"], 2, "card"),
     (["no-such-command"], 2, "no-such-command"),
     (["job", "show", "one", "--db", "{tmp}/missing.db"], 2, "one"),
@@ -128,7 +126,9 @@ def test_read_commands_never_create_a_database_and_init_does(tmp_path: Path) -> 
         ["job", "list"],
         ["job", "show", "1"],
         ["audit", "verify"],
-        ["registry", "report-loss", "X00000019", "--operator", "op7"],
+        ["registry", "report-loss", "X00000019"],
+        ["login", "op7"],
+        ["operator", "add", "op7", "--role", "supervisor"],
     ):
         result = run(*argv, cwd=tmp_path)
         line = assert_one_line_error(result, 1)

@@ -21,6 +21,7 @@ import pytest
 
 from personalize.policy import load_policy
 from personalize.registry import Registry
+from personalize.roles import Role
 from personalize.station import StationConfig
 from simulator.factory import SAMPLE_HOLDER, sample_photo
 from simulator.station import SimulatedStation
@@ -28,6 +29,7 @@ from sscard.identifiers import card_number_check, ssn_check
 from sscard.profile import load_profile
 from tests.audit_key import AUDIT_KEY
 from tests.clock import FAKETIME_ENV
+from tests.operators import confirm, login
 
 pytestmark = pytest.mark.pcsc
 POLICY = load_policy("default")
@@ -52,6 +54,7 @@ def pdftext(path: Path) -> str:
 class Counter:
     sim: SimulatedStation
     config: StationConfig
+    session: dict[str, str]  # op7's (sscard login)
 
     def sscard(self, *args: str, env: dict[str, str] | None = None) -> dict[str, object]:
         """Run ``sscard ARGS --json`` at the pinned time; its JSON answer."""
@@ -60,7 +63,10 @@ class Counter:
             capture_output=True,
             text=True,
             timeout=180,
-            env={**os.environ, **PINNED, "SSCARD_DB": str(self.config.registry), **(env or {})},
+            env={
+                **os.environ, **PINNED, "SSCARD_DB": str(self.config.registry), **self.session,
+                **(env or {}),
+            },
         )  # fmt: skip
         assert done.returncode == 0, (args, done.stderr)
         answer: dict[str, object] = json.loads(done.stdout)
@@ -98,7 +104,8 @@ class Counter:
 @pytest.fixture
 def counter(tmp_path: Path) -> Iterator[Counter]:
     with SimulatedStation(tmp_path / "station", PROFILE, POLICY.region_code, cards=4) as sim:
-        yield Counter(sim, StationConfig.load(sim.station_file))
+        config = StationConfig.load(sim.station_file)
+        yield Counter(sim, config, login(config.registry, "op7", Role.SUPERVISOR))
 
 
 def enroll(counter: Counter, n: int, number: str) -> None:
@@ -113,7 +120,7 @@ def enroll(counter: Counter, n: int, number: str) -> None:
     }
     path = counter.sim.root / f"person-{n}.json"
     path.write_text(json.dumps(person, ensure_ascii=False), encoding="utf-8")
-    counter.sscard("registry", "enroll", str(path), "--operator", "op7")
+    counter.sscard("registry", "enroll", str(path))
 
 
 def test_the_counter_day_end_to_end(counter: Counter) -> None:
@@ -132,21 +139,19 @@ def test_the_counter_day_end_to_end(counter: Counter) -> None:
     }
 
     # 预挂失 by phone, then 正式挂失 at the counter
-    lost = c.sscard("registry", "report-loss", OLD, "--operator", "op7", "--channel", "12333")
+    lost = c.sscard("registry", "report-loss", OLD, "--channel", "12333")
     # 3 working days after Wed 11-25 17:30 Shanghai: Mon 11-30, same time of day (the pinned
     # clock runs on, so the seconds depend on how long the command took to start)
     assert lost["status"] == "provisional_loss"
     assert lost["lapse_at"].startswith("2026-11-30T17:3") and lost["lapse_at"].endswith("+08:00")
-    formal = c.sscard(
-        "registry", "formalize-loss", OLD, "--operator", "op7", "--evidence", "居民身份证原件"
-    )
+    formal = c.sscard("registry", "formalize-loss", OLD, "--evidence", "居民身份证原件")
     assert formal["status_name"] == "正式挂失"
     assert c.state()["cards"] == {OLD: "formal_loss", **neighbours}
 
     # 补卡申请 and its 领卡证明
     cert_path = c.sim.root / "领卡证明.pdf"
     request = c.sscard(
-        "registry", "request-reissue", OLD, "--operator", "op7", "--counter", "3号窗口",
+        "registry", "request-reissue", OLD, "--counter", "3号窗口",
         "--out", str(cert_path),
     )  # fmt: skip
     assert request["request_no"] == "SSCARD-REQ-000001" and request["collect_on"] == "2026-12-16"
@@ -189,13 +194,13 @@ def test_the_counter_day_end_to_end(counter: Counter) -> None:
         ),
         encoding="utf-8",
     )
-    station = ("--station", str(c.sim.station_file), "--operator", "op7")
+    station = ("--station", str(c.sim.station_file))
     assert c.sscard("job", "submit", str(job_file), *station)["job"] == 1
     assert c.state()["requests"] == [("in_job", 1)]
     crashed = subprocess.run(
         [sys.executable, "-m", "personalize.cli", "job", "run", "1", *station],
         capture_output=True, text=True, timeout=180,
-        env={**os.environ, **PINNED, "SSCARD_FAULT_KILL_AFTER": "feed"},
+        env={**os.environ, **PINNED, **c.session, "SSCARD_FAULT_KILL_AFTER": "feed"},
     )  # fmt: skip
     assert crashed.returncode == -9, crashed.stderr
     first_new = card_number(4)  # 1, 2, 3 and 5 are enrolled
@@ -205,8 +210,8 @@ def test_the_counter_day_end_to_end(counter: Counter) -> None:
 
     # cancel the crashed job from its own station: the request is open again
     cancelled = c.sscard(
-        "job", "cancel", "1", "--operator", "op7", "--reason", "工位死机，重新制卡",
-        "--station-name", c.config.name,
+        "job", "cancel", "1", "--reason", "工位死机，重新制卡",
+        "--station-name", c.config.name, *confirm(c.config.registry),
     )  # fmt: skip
     assert cancelled["status"] == "cancelled"
     state = c.state()
@@ -238,8 +243,9 @@ def test_the_counter_day_end_to_end(counter: Counter) -> None:
     assert back["card_number"] == new and back["name"] == "张三"
 
     # the 领卡证明 again, from the registry
-    reprint = c.sscard("registry", "reprint", "SSCARD-REQ-000001", "--operator", "op8",
-                       "--out", str(cert_path))  # fmt: skip
+    op8 = login(c.config.registry, "op8", Role.COUNTER)
+    reprint = c.sscard("registry", "reprint", "SSCARD-REQ-000001", "--out", str(cert_path),
+                       *confirm(c.config.registry), env=op8)  # fmt: skip
     assert reprint["file"] == str(c.sim.root / "领卡证明-2.pdf")
     again = pdftext(Path(str(reprint["file"])))
     assert "补打 2026年11月25日 17:30" in again and "2026年12月16日 起" in again

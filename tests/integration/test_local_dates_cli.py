@@ -11,21 +11,25 @@ import re
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from simulator.factory import SAMPLE_HOLDER
 from tests.clock import faketime
+from tests.operators import login
 
 AT = "@2026-11-26 20:00:00"  # read in TZ=UTC: Friday 2026-11-27 04:00 in Shanghai
+STARTED = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)  # the same instant, for the login
 
 
 def sscard(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
+    session = login(db, "op7", clock=lambda: STARTED)
     return subprocess.run(
         [*faketime(AT), sys.executable, "-m", "personalize.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "TZ": "UTC", "SSCARD_DB": str(db)},
+        env={**os.environ, "TZ": "UTC", "SSCARD_DB": str(db), **session},
     )
 
 
@@ -51,12 +55,10 @@ def test_an_application_at_4_am_in_shanghai_prints_that_date(tmp_path: Path) -> 
         ("registry", "enroll", str(person)),
         ("registry", "formalize-loss", "X00000019", "--evidence", "居民身份证"),
     ):
-        done = sscard(*args, "--operator", "op7", db=db)
+        done = sscard(*args, db=db)
         assert done.returncode == 0, done.stderr
     pdf = tmp_path / "领卡证明.pdf"
-    done = sscard(
-        "registry", "request-reissue", "X00000019", "--operator", "op7", "--out", str(pdf), db=db
-    )
+    done = sscard("registry", "request-reissue", "X00000019", "--out", str(pdf), db=db)
     assert done.returncode == 0, done.stderr
     with sqlite3.connect(db) as conn:
         applied, collect = conn.execute(

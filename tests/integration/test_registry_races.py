@@ -41,6 +41,7 @@ from sscard.profile import load_profile
 from sscard.records import HolderData
 from tests.audit_key import AUDIT_KEY, HSM_ENV
 from tests.clock import FAKETIME, PINNED
+from tests.operators import login
 
 ROUNDS = 100
 POLICY = load_policy("default")
@@ -352,14 +353,14 @@ def test_three_processes_creating_one_registry_at_once(tmp_path: Path) -> None:
 CLI_ROUNDS = 5
 
 
-def _sscard(*args: str, cwd: Path) -> subprocess.Popen[str]:
+def _sscard(*args: str, cwd: Path, session: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*FAKETIME, sys.executable, "-m", "personalize.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "SSCARD_DB": str(cwd / "registry.db"), **HSM_ENV},
+        env={"PATH": "/usr/bin:/bin", "SSCARD_DB": str(cwd / "registry.db"), **HSM_ENV, **session},
     )
 
 
@@ -394,6 +395,7 @@ def test_two_sscard_commands_at_once_one_wins_the_other_is_refused(
                 "photo": "photo.jpg",
             }
             (tmp_path / f"job-{index}.json").write_text(json.dumps(job), encoding="utf-8")
+    sessions = {n: login(tmp_path / "registry.db", f"op{n}") for n in (1, 2)}
     for index in range(1, CLI_ROUNDS + 1):
         number = registry_card_number(registry, index)
         if command == "job submit":
@@ -401,9 +403,9 @@ def test_two_sscard_commands_at_once_one_wins_the_other_is_refused(
         else:
             args = ["registry", "request-reissue", number]
         runs = [
-            _sscard(*args, "--operator", f"op{n}", "--out", f"cert-{index}-{n}.pdf", cwd=tmp_path)
+            _sscard(*args, "--out", f"cert-{index}-{n}.pdf", cwd=tmp_path, session=sessions[n])
             if command == "request-reissue"
-            else _sscard(*args, "--operator", f"op{n}", cwd=tmp_path)
+            else _sscard(*args, cwd=tmp_path, session=sessions[n])
             for n in (1, 2)
         ]
         results = [(run.wait(60), *run.communicate()) for run in runs]

@@ -21,7 +21,8 @@ from hsm_stub.server import HsmServer
 from personalize.demo import run_demo
 from personalize.jobs import STEPS, JobPaused, JobRunner, StationDevices, submit_job
 from personalize.policy import load_policy
-from personalize.registry import VALID, Registry
+from personalize.registry import VALID, Registry, utc_now
+from personalize.roles import Role
 from personalize.station import StationConfig
 from personalize.trackvault import TrackVault
 from printer.evolis import EvolisPrinter
@@ -31,6 +32,7 @@ from simulator.station import SimulatedStation
 from sscard.profile import load_profile
 from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
+from tests.operators import login
 
 pytestmark = pytest.mark.pcsc
 POLICY = load_policy("default")
@@ -90,6 +92,7 @@ class Prepared:
     config: StationConfig
     job_id: int
     old_number: str
+    session: dict[str, str]  # the station operator's; ``job run`` runs on the real clock
 
 
 @pytest.fixture
@@ -118,7 +121,8 @@ def prepared(tmp_path: Path) -> Iterator[Prepared]:
             base_dir=sim.root,
             operator="op",
         )
-        yield Prepared(sim, registry, config, job_id, old)
+        session = login(config.registry, "op", Role.CARD_CENTER, clock=utc_now)
+        yield Prepared(sim, registry, config, job_id, old, session)
         registry.close()
 
 
@@ -135,13 +139,11 @@ def run_job(
             str(p.job_id),
             "--station",
             str(station or p.sim.station_file),
-            "--operator",
-            "op",
         ],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **p.session, **(env or {})},
     )
 
 
@@ -198,9 +200,8 @@ def test_two_stations_one_job(prepared: Prepared) -> None:
             str(prepared.job_id),
             "--station",
             str(prepared.sim.station_file),
-            "--operator",
-            "op",
         ],
+        env={**os.environ, **prepared.session},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -1,5 +1,5 @@
 """``sscard registry``, ``sscard audit verify`` and ``sscard job`` as the counter uses them:
-operator on every change, JSON output, clear refusals, the 领卡证明 PDF."""
+a logged-in operator for every change, JSON output, clear refusals, the 领卡证明 PDF."""
 
 from __future__ import annotations
 
@@ -17,20 +17,24 @@ from hsm_stub.keystore import Keystore
 from personalize.jobs import claim_job
 from personalize.policy import load_policy
 from personalize.registry import Registry
+from personalize.roles import Role
 from personalize.trackvault import TrackVault
 from simulator.factory import SAMPLE_HOLDER, sample_photo
 from sscard.identifiers import ssn_check
 from tests.audit_key import AUDIT_KEY, HSM_ENV
 from tests.clock import FAKETIME, faketime
+from tests.operators import confirm, login
 
 
-def sscard(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
+def sscard(
+    *args: str, db: Path, session: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*FAKETIME, sys.executable, "-m", "personalize.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "SSCARD_DB": str(db), **HSM_ENV},
+        env={"PATH": "/usr/bin:/bin", "SSCARD_DB": str(db), **HSM_ENV, **(session or {})},
     )
 
 
@@ -52,24 +56,26 @@ def test_counter_flow_from_the_command_line(tmp_path: Path) -> None:
         ),
         encoding="utf-8",
     )
-    enrolled = sscard("registry", "enroll", str(person), "--operator", "op7", "--json", db=db)
+    op7 = login(db, "op7", Role.COUNTER)
+    operator_events = 3  # sup0 and op7 added, op7 logged in
+    enrolled = sscard("registry", "enroll", str(person), "--json", db=db, session=op7)
     assert enrolled.returncode == 0, enrolled.stderr
     assert json.loads(enrolled.stdout)["status"] == "active"
     no_operator = sscard("registry", "report-loss", "X00000019", db=db)
-    assert no_operator.returncode == 2 and "--operator" in no_operator.stderr
-    lost = sscard("registry", "report-loss", "X00000019", "--operator", "op7", "--json", db=db)
+    assert no_operator.returncode == 1 and "未登录" in no_operator.stderr
+    operator_events += 1  # the refusal is audited
+    lost = sscard("registry", "report-loss", "X00000019", "--json", db=db, session=op7)
     assert json.loads(lost.stdout)["status_name"] == "预挂失"
-    early = sscard("registry", "request-reissue", "X00000019", "--operator", "op7", db=db)
+    early = sscard("registry", "request-reissue", "X00000019", db=db, session=op7)
     assert early.returncode == 1 and "补卡前须正式挂失" in early.stderr
     formal = sscard(
         "registry",
         "formalize-loss",
         "X00000019",
-        "--operator",
-        "op7",
         "--evidence",
         "居民身份证",
         db=db,
+        session=op7,
     )
     assert formal.returncode == 0, formal.stderr
     pdf = tmp_path / "cert.pdf"
@@ -77,14 +83,13 @@ def test_counter_flow_from_the_command_line(tmp_path: Path) -> None:
         "registry",
         "request-reissue",
         "X00000019",
-        "--operator",
-        "op7",
         "--counter",
         "5号窗口",
         "--out",
         str(pdf),
         "--json",
         db=db,
+        session=op7,
     )
     assert request.returncode == 0, request.stderr
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True).stdout
@@ -97,11 +102,11 @@ def test_counter_flow_from_the_command_line(tmp_path: Path) -> None:
     ]
     assert all(h["operator"] == "op7" for h in shown["history"])
     verified = sscard("audit", "verify", "--json", db=db)
-    assert json.loads(verified.stdout) == {"events": 5, "problems": []}
+    assert json.loads(verified.stdout) == {"events": operator_events + 5, "problems": []}
     with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE audit_events SET details = '{}' WHERE id = 3")
+        conn.execute("UPDATE audit_events SET details = '{}' WHERE id = 7")
     broken = sscard("audit", "verify", db=db)
-    assert broken.returncode == 1 and "event 3" in broken.stdout
+    assert broken.returncode == 1 and "event 7" in broken.stdout
     unknown = sscard("registry", "show", "Q00000000", db=db)
     assert unknown.returncode == 1 and "unknown card number" in unknown.stderr
     assert json.loads(sscard("job", "list", "--json", db=db).stdout) == {"jobs": []}
@@ -127,7 +132,9 @@ def _rows(db: Path) -> tuple[int, int, int]:
         return (
             conn.execute("SELECT COUNT(*) FROM persons").fetchone()[0],
             conn.execute("SELECT COUNT(*) FROM cards").fetchone()[0],
-            conn.execute("SELECT COUNT(*) FROM audit_events").fetchone()[0],
+            conn.execute(
+                "SELECT COUNT(*) FROM audit_events WHERE action NOT LIKE 'operator.%'"
+            ).fetchone()[0],
         )
 
 
@@ -158,7 +165,7 @@ def test_enroll_refuses_bad_files_in_one_line_and_writes_nothing(
         _enroll_file(path, **changes)
     elif isinstance(changes, str):
         path.write_text(changes, encoding="utf-8")
-    result = sscard("registry", "enroll", str(path), "--operator", "op7", db=db)
+    result = sscard("registry", "enroll", str(path), db=db, session=login(db))
     assert result.returncode == 1, result.stdout
     message = result.stderr.strip()
     assert "\n" not in message and "Traceback" not in message, message
@@ -170,10 +177,11 @@ def test_enroll_refuses_bad_files_in_one_line_and_writes_nothing(
 def test_enroll_accepts_the_sample_and_refuses_it_twice(tmp_path: Path) -> None:
     db = tmp_path / "registry.db"
     path = _enroll_file(tmp_path / "ok.json")
-    good = sscard("registry", "enroll", str(path), "--operator", "op7", db=db)
+    op7 = login(db)
+    good = sscard("registry", "enroll", str(path), db=db, session=op7)
     assert good.returncode == 0, good.stderr
     assert _rows(db) == (1, 1, 1)
-    again = sscard("registry", "enroll", str(path), "--operator", "op7", db=db)
+    again = sscard("registry", "enroll", str(path), db=db, session=op7)
     assert again.returncode == 1 and "卡号已登记" in again.stderr, again.stderr
     assert _rows(db) == (1, 1, 1)
 
@@ -186,10 +194,14 @@ POLICY = load_policy("default")
 
 
 def pinned(
-    *args: str, db: Path | None = None, at: str = NOW, cwd: Path | None = None
+    *args: str,
+    db: Path | None = None,
+    at: str = NOW,
+    cwd: Path | None = None,
+    session: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """``sscard ARGS`` with the clock pinned (faketime keeps it running from ``at``)."""
-    env = {"PATH": "/usr/bin:/bin", **HSM_ENV}
+    env = {"PATH": "/usr/bin:/bin", **HSM_ENV, **(session or {})}
     if db is not None:
         env["SSCARD_DB"] = str(db)
     return subprocess.run(
@@ -230,8 +242,15 @@ class Counter:
 
     def submit(self) -> subprocess.CompletedProcess[str]:
         return pinned(
-            "job", "submit", str(self.job_file()), "--station", str(self.station),
-            "--operator", "op7", "--json",
+            "job", "submit", str(self.job_file()), "--station", str(self.station), "--json",
+            session=login(self.db, "op7", Role.CARD_CENTER),
+        )  # fmt: skip
+
+    def cancel(self, *args: str, at: str = NOW) -> subprocess.CompletedProcess[str]:
+        """``job cancel ARGS`` by op7, confirmed by a second supervisor (dual control)."""
+        return pinned(
+            "job", "cancel", *args, *confirm(self.db), db=self.db, at=at,
+            session=login(self.db, "op7", Role.CARD_CENTER),
         )  # fmt: skip
 
     def job(self, job_id: int) -> sqlite3.Row:
@@ -268,10 +287,7 @@ def test_a_cancelled_job_leaves_the_request_open(counter: Counter) -> None:
     submitted = counter.submit()
     assert submitted.returncode == 0, submitted.stderr
     job_id = json.loads(submitted.stdout)["job"]
-    cancelled = pinned(
-        "job", "cancel", str(job_id), "--operator", "op7", "--reason", "照片不清晰",
-        db=counter.db,
-    )  # fmt: skip
+    cancelled = counter.cancel(str(job_id), "--reason", "照片不清晰")
     assert cancelled.returncode == 0, cancelled.stderr
     assert counter.registry().card(counter.old).status == "reissue_pending"
     again = counter.submit()
@@ -283,15 +299,15 @@ def test_a_cancelled_job_leaves_the_request_open(counter: Counter) -> None:
 
 def test_a_wrong_printer_port_pauses_the_job(counter: Counter) -> None:
     job_id = json.loads(counter.submit().stdout)["job"]
-    run = pinned("job", "run", str(job_id), "--station", str(counter.station), "--operator", "op7")
+    run = pinned(
+        "job", "run", str(job_id), "--station", str(counter.station),
+        session=login(counter.db, "op7", Role.CARD_CENTER),
+    )  # fmt: skip
     assert run.returncode == 1 and len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert "Traceback" not in run.stderr
     job = counter.job(job_id)
     assert job["status"] == "paused" and "ttyUSB9" in job["last_error"]
-    cancelled = pinned(
-        "job", "cancel", str(job_id), "--operator", "op7", "--reason", "打印机端口配置错误",
-        db=counter.db,
-    )  # fmt: skip
+    cancelled = counter.cancel(str(job_id), "--reason", "打印机端口配置错误")
     assert cancelled.returncode == 0, cancelled.stderr
     assert counter.job(job_id)["status"] == "cancelled"
 
@@ -301,12 +317,13 @@ def test_a_request_whose_certificate_cannot_be_written_changes_nothing(tmp_path:
     registry = Registry(db, POLICY, clock=lambda: PINNED, audit_key=AUDIT_KEY)
     registry.enroll(SAMPLE_HOLDER, "H00000012", operator="op7")
     registry.formalize_loss("H00000012", operator="op7", evidence="居民身份证")
-    events = registry.verify_audit()[0]
     registry.close()
+    op7 = login(db)
+    events = Registry(db, POLICY, audit_key=AUDIT_KEY).verify_audit()[0]
     (tmp_path / "not-a-dir").write_text("")  # unwritable even for root: its parent is a file
     failed = pinned(
-        "registry", "request-reissue", "H00000012", "--operator", "op7",
-        "--out", str(tmp_path / "not-a-dir" / "x.pdf"), db=db,
+        "registry", "request-reissue", "H00000012",
+        "--out", str(tmp_path / "not-a-dir" / "x.pdf"), db=db, session=op7,
     )  # fmt: skip
     assert failed.returncode == 1 and "Traceback" not in failed.stderr, failed.stderr
     assert len(failed.stderr.strip().splitlines()) == 1 and "not-a-dir" in failed.stderr
@@ -316,8 +333,7 @@ def test_a_request_whose_certificate_cannot_be_written_changes_nothing(tmp_path:
     assert registry.verify_audit() == (events, [])
     out = tmp_path / "cert.pdf"
     done = pinned(
-        "registry", "request-reissue", "H00000012", "--operator", "op7",
-        "--out", str(out), db=db,
+        "registry", "request-reissue", "H00000012", "--out", str(out), db=db, session=op7,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert registry.card("H00000012").status == "reissue_pending"
@@ -328,11 +344,11 @@ def test_a_job_stuck_running_after_a_crash_can_be_cancelled(counter: Counter) ->
     registry = counter.registry()
     claim_job(registry, job_id, "station-1")  # the station took the lease, then crashed
     registry.close()
-    cancel = ("job", "cancel", str(job_id), "--operator", "op7", "--reason", "工位死机")
-    held = pinned(*cancel, db=counter.db, at="2026-11-25 09:31:00")
+    cancel = (str(job_id), "--reason", "工位死机")
+    held = counter.cancel(*cancel, at="2026-11-25 09:31:00")
     assert held.returncode == 1 and "正由工位 station-1 执行" in held.stderr, held.stderr
     assert counter.job(job_id)["status"] == "running"
-    own = pinned(*cancel, "--station-name", "station-1", db=counter.db, at="2026-11-25 09:31:00")
+    own = counter.cancel(*cancel, "--station-name", "station-1", at="2026-11-25 09:31:00")
     assert own.returncode == 0, own.stderr
     assert counter.job(job_id)["status"] == "cancelled"
     assert counter.job(job_id)["last_error"] == "工位死机"
@@ -343,14 +359,9 @@ def test_a_crashed_job_is_cancellable_once_its_lease_expired(counter: Counter) -
     registry = counter.registry()
     claim_job(registry, job_id, "station-1")
     registry.close()
-    later = pinned(
-        "job", "cancel", str(job_id), "--operator", "op7", "--reason", "工位死机",
-        db=counter.db, at="2026-11-25 09:41:00",
-    )  # fmt: skip
+    later = counter.cancel(str(job_id), "--reason", "工位死机", at="2026-11-25 09:41:00")
     assert later.returncode == 0, later.stderr
-    again = pinned(
-        "job", "cancel", str(job_id), "--operator", "op7", "--reason", "again", db=counter.db
-    )
+    again = counter.cancel(str(job_id), "--reason", "again")
     assert again.returncode == 1 and "已取消" in again.stderr, again.stderr
     assert counter.submit().returncode == 0
 
@@ -363,15 +374,19 @@ def test_reprint_reproduces_the_certificate_marked_as_such(tmp_path: Path) -> No
     registry.close()
     first = tmp_path / "cert.pdf"
     made = pinned(
-        "registry", "request-reissue", "H00000012", "--operator", "op7", "--out", str(first),
+        "registry", "request-reissue", "H00000012", "--out", str(first),
         "--agent-name", "李四", "--agent-id", "110105198001010019", db=db,
+        session=login(db, "op7", Role.COUNTER),
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     original = pdftext(first)
     assert "补打" not in original and "李四（110105********0019）" in original
+    next_day = datetime(2026, 11, 26, 2, 15, tzinfo=UTC)  # op9 logs in the next morning
+    op9 = login(db, "op9", Role.COUNTER, clock=lambda: next_day)
+    sup2 = confirm(db, clock=lambda: next_day)
     again = pinned(
-        "registry", "reprint", "SSCARD-REQ-000001", "--operator", "op9", "--out", str(first),
-        "--json", db=db, at="2026-11-26 02:15:00",
+        "registry", "reprint", "SSCARD-REQ-000001", "--out", str(first), *sup2,
+        "--json", db=db, at="2026-11-26 02:15:00", session=op9,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
     out = Path(json.loads(again.stdout)["file"])
@@ -383,18 +398,26 @@ def test_reprint_reproduces_the_certificate_marked_as_such(tmp_path: Path) -> No
     assert f"Author:          {POLICY.authority}" in info
     for words in ("SSCARD-REQ-000001", "H00000012", "李四", "工本费", "20 元", "op7", "12333"):
         assert words in text and words in original
-    by_id = pinned("registry", "reprint", "1", "--operator", "op9", db=db, cwd=tmp_path)
+
+    def reprint(number: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+        return pinned(
+            "registry", "reprint", number, *sup2, db=db, at="2026-11-26 02:20:00", cwd=cwd,
+            session=op9,
+        )  # fmt: skip
+
+    by_id = reprint("1", cwd=tmp_path)
     assert by_id.returncode == 0, by_id.stderr
     assert (tmp_path / "领卡证明-SSCARD-REQ-000001-补打.pdf").is_file()  # the default name
-    unknown = pinned("registry", "reprint", "SSCARD-REQ-000009", "--operator", "op9", db=db)
+    unknown = reprint("SSCARD-REQ-000009")
     assert unknown.returncode == 1 and "no request 9" in unknown.stderr
-    garbage = pinned("registry", "reprint", "VR-x", "--operator", "op9", db=db)
+    garbage = reprint("VR-x")
     assert garbage.returncode == 1 and "无法识别" in garbage.stderr
     registry = Registry(db, POLICY, clock=lambda: PINNED, audit_key=AUDIT_KEY)
     reprints = registry.db.execute(
-        "SELECT operator, subject FROM audit_events WHERE action = 'document.reprint'"
+        "SELECT operator, subject, details FROM audit_events WHERE action = 'document.reprint'"
     ).fetchall()
-    assert [tuple(r) for r in reprints] == [("op9", "SSCARD-REQ-000001")] * 2
+    assert [tuple(r)[:2] for r in reprints] == [("op9", "SSCARD-REQ-000001")] * 2
+    assert all(json.loads(r["details"])["confirmed_by"] == "sup2" for r in reprints)
     assert registry.verify_audit()[1] == []
 
 
@@ -402,3 +425,35 @@ def pdftext(path: Path) -> str:
     return subprocess.run(
         ["pdftotext", str(path), "-"], capture_output=True, text=True, check=True
     ).stdout
+
+
+def test_job_cancel_is_confirmed_by_a_second_supervisor(counter: Counter) -> None:
+    job_id = str(json.loads(counter.submit().stdout)["job"])
+    boss = login(counter.db, "boss", Role.SUPERVISOR)
+    cancel = ("job", "cancel", job_id, "--reason", "照片不清晰")
+    alone = pinned(*cancel, db=counter.db, session=boss)
+    assert alone.returncode == 1 and "须由另一位主管复核" in alone.stderr, alone.stderr
+    own = pinned(*cancel, *confirm(counter.db, "boss"), db=counter.db, session=boss)
+    assert own.returncode == 1 and "复核人须为另一位操作员" in own.stderr, own.stderr
+    clerk = confirm(counter.db, "clerk")[1]  # a session file, but of a supervisor: re-role it
+    with sqlite3.connect(counter.db) as db:
+        db.execute("UPDATE operators SET role = 'card_center' WHERE name = 'clerk'")
+    peer = pinned(*cancel, "--confirm-session", clerk, db=counter.db, session=boss)
+    assert peer.returncode == 1 and "无权复核" in peer.stderr, peer.stderr
+    assert counter.job(int(job_id))["status"] == "queued"
+    done = pinned(*cancel, *confirm(counter.db), db=counter.db, session=boss)
+    assert done.returncode == 0, done.stderr
+    assert counter.job(int(job_id))["status"] == "cancelled"
+    registry = counter.registry()
+    events = registry.db.execute(
+        "SELECT operator, action, details FROM audit_events WHERE subject = ? ORDER BY id",
+        (f"job-{job_id}",),
+    ).fetchall()
+    confirmed = [json.loads(e["details"]) for e in events if e["action"] == "dual_control.confirm"]
+    assert confirmed == [{"action": "job.cancel", "operator": "boss", "confirmed_by": "sup2"}]
+    assert [e["operator"] for e in events if e["action"] == "job.cancelled"] == ["boss"]
+    refusals = registry.db.execute(
+        "SELECT COUNT(*) FROM audit_events WHERE action = 'job.cancel.refused'"
+    ).fetchone()[0]
+    assert refusals == 3
+    assert registry.verify_audit()[1] == []

@@ -23,6 +23,7 @@ from hsm_stub.local import LocalSecurityModule
 from hsm_stub.server import HsmServer
 from personalize.policy import load_policy
 from personalize.registry import Registry
+from personalize.roles import Role
 from personalize.trackvault import TrackVault
 from printer.tracks import Track2, Track3
 from simulator.cardos.filesystem import DedicatedFile, RecordEF
@@ -42,6 +43,7 @@ from sscard.profile import load_profile
 from tests.audit_key import AUDIT_KEY
 from tests.clock import FAKETIME, pinned_clock
 from tests.integration.conftest import ServeCard, Served
+from tests.operators import login
 
 pytestmark = pytest.mark.pcsc
 POLICY = load_policy("default")
@@ -59,6 +61,7 @@ class Office:
     number: str
     encoder: Msr206Emulator
     served: Served
+    session: dict[str, str]  # op-office's (role office)
 
     @property
     def reader(self) -> str:
@@ -113,7 +116,10 @@ def office(tmp_path: Path, serve_card: ServeCard, backend: str) -> Iterator[Offi
     )
     encoder = Msr206Emulator(VirtualStripe.with_tracks(TRACKS)).start()
     served = serve_card(card, slot=0)
-    yield Office(tmp_path, tmp_path / "office.toml", registry, card, number, encoder, served)
+    session = login(tmp_path / "registry.db", "op-office", Role.OFFICE)
+    yield Office(
+        tmp_path, tmp_path / "office.toml", registry, card, number, encoder, served, session
+    )
     encoder.stop()
     if server is not None:
         server.stop()
@@ -134,14 +140,12 @@ def sscard(
             *reader_args,
             "--station",
             str(o.station),
-            "--operator",
-            "op-office",
         ],
         input=stdin,
         capture_output=True,
         text=True,
         timeout=120,
-        env=dict(os.environ),
+        env={**os.environ, **o.session},
         cwd=o.root,
     )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import subprocess
 import sys
@@ -288,13 +289,16 @@ def test_card_file_example_serves_its_records(tmp_path: Path) -> None:
     assert read.data == bytes.fromhex(records["records"][0])
 
 
-def _sscard(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _sscard(*args: str, cwd: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """``sscard ARGS`` at the pinned time, with the session file in ``cwd``."""
     return subprocess.run(
         [*faketime(PINNED), *SSCARD, *args],
         cwd=cwd,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,
+        env={**os.environ, "SSCARD_SESSION": str(cwd / "session")},
     )
 
 
@@ -304,8 +308,9 @@ def _ok(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_enroll_and_job_examples_go_through_the_counter(tmp_path: Path) -> None:
-    """person.json is enrolled, the card is lost and a reissue requested, and job.json is
-    submitted at the station of station.toml — every file exactly as documented."""
+    """The first operator is added and logs in, person.json is enrolled, the card is lost
+    and a reissue requested, and job.json is submitted at the station of station.toml —
+    every file and command exactly as documented."""
     person = json.loads(example("person.json", "json"))
     job = json.loads(example("job.json", "json"))
     station = tomllib.loads(example("station.toml", "toml"))
@@ -322,17 +327,22 @@ def test_enroll_and_job_examples_go_through_the_counter(tmp_path: Path) -> None:
     db = ["--db", station["registry"]]
     number = person["card_number"]
 
-    enroll = ("registry", "enroll", "person.json", "--operator", "op1", *db, "--json")
+    _ok(_sscard("registry", "init", *db, cwd=tmp_path))
+    password = "口令-op1-2026\n"
+    _ok(_sscard("operator", "add", "op1", "--role", "supervisor", *db, cwd=tmp_path,
+                stdin=password))  # fmt: skip
+    _ok(_sscard("login", "op1", *db, cwd=tmp_path, stdin=password))
+    enroll = ("registry", "enroll", "person.json", *db, "--json")
     shown = _ok(_sscard(*enroll, cwd=tmp_path))
     assert json.loads(shown)["status"] == "active"
-    _ok(_sscard("registry", "report-loss", number, "--operator", "op1", *db, cwd=tmp_path))
-    _ok(_sscard("registry", "formalize-loss", number, "--operator", "op1",
+    _ok(_sscard("registry", "report-loss", number, *db, cwd=tmp_path))
+    _ok(_sscard("registry", "formalize-loss", number,
                 "--evidence", "居民身份证", *db, cwd=tmp_path))  # fmt: skip
-    _ok(_sscard("registry", "request-reissue", number, "--operator", "op1",
+    _ok(_sscard("registry", "request-reissue", number,
                 "--counter", "3号窗口", "--out", "领卡证明.pdf", *db, cwd=tmp_path))  # fmt: skip
     assert job["old_card_number"] == number and job["holder"]["ssn"] == person["ssn"]
     submitted = _sscard("job", "submit", "job.json", "--station", "station.toml",
-                        "--operator", "op1", "--json", cwd=tmp_path)  # fmt: skip
+                        "--json", cwd=tmp_path)  # fmt: skip
     assert json.loads(_ok(submitted))["job"] >= 1
 
 

@@ -1,0 +1,80 @@
+"""Operator roles and what each may do: one table (docs/service.md "Operators").
+
+Every state-changing command names its action here; a session whose role does not list the
+action is refused. Read commands (``registry show``, ``job list|show``, ``audit verify``,
+``operator list``, ``whoami``) need no action. Dual control — a second operator confirming
+a write-off or a reprint — needs the ``confirm`` action, which only a supervisor holds, and
+the confirming operator is never the acting one (issue 11, deliverable 4).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    COUNTER = "counter"
+    CARD_CENTER = "card_center"
+    OFFICE = "office"
+    SUPERVISOR = "supervisor"
+    AUDITOR = "auditor"
+
+    @property
+    def label(self) -> str:
+        return ROLE_LABELS[self]
+
+
+ROLE_LABELS: dict[Role, str] = {
+    Role.COUNTER: "柜员",
+    Role.CARD_CENTER: "制卡中心",
+    Role.OFFICE: "街道网点",
+    Role.SUPERVISOR: "主管",
+    Role.AUDITOR: "审计员",
+}
+
+# Each state-changing action with its Chinese name (refusals name it).
+ACTIONS: dict[str, str] = {
+    "card.enroll": "登记",
+    "card.report_loss": "预挂失",
+    "card.formalize_loss": "正式挂失",
+    "card.unreport": "解挂",
+    "request.reissue": "补卡申请",
+    "document.reprint": "补打单据",
+    "job.submit": "提交制卡作业",
+    "job.run": "执行制卡作业",
+    "job.cancel": "取消制卡作业",
+    "office.reencode": "加磁",
+    "office.diagnose": "验卡",
+    "office.pin": "PIN 解锁/重置",
+    "operator.add": "新增操作员",
+    "operator.disable": "停用操作员",
+    "confirm": "双人复核",
+}
+
+# The one permission table: which actions each role may perform.
+PERMISSIONS: dict[Role, frozenset[str]] = {
+    Role.COUNTER: frozenset(
+        {
+            "card.enroll",
+            "card.report_loss",
+            "card.formalize_loss",
+            "card.unreport",
+            "request.reissue",
+            "document.reprint",
+        }
+    ),
+    Role.CARD_CENTER: frozenset({"job.submit", "job.run", "job.cancel"}),
+    Role.OFFICE: frozenset({"office.reencode", "office.diagnose", "office.pin"}),
+    Role.SUPERVISOR: frozenset(ACTIONS),
+    Role.AUDITOR: frozenset(),
+}
+
+# Actions that take effect only with a second operator's confirmation (dual control).
+DUAL_CONTROL: frozenset[str] = frozenset({"job.cancel", "document.reprint"})
+
+
+def allowed(role: Role, action: str) -> bool:
+    """``role`` may perform ``action`` (an unknown action is never allowed)."""
+    if action not in ACTIONS:
+        raise KeyError(f"unknown action {action!r}")
+    return action in PERMISSIONS[role]
