@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.integration.crash_campaign import Campaign  # noqa: E402
+from tests.integration.crash_campaign import Campaign
 
 
 def main() -> int:
@@ -28,9 +28,11 @@ def main() -> int:
     args = parser.parse_args()
     for stations in args.stations:
         started = time.monotonic()
-        with tempfile.TemporaryDirectory() as tmp:
-            with Campaign(Path(tmp), jobs=args.jobs, stations=stations, seed=args.seed) as c:
-                figures = c.campaign(tuple(args.kills))
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            Campaign(Path(tmp), jobs=args.jobs, stations=stations, seed=args.seed) as c,
+        ):
+            figures = c.campaign((args.kills[0], args.kills[1]))
         result = {"stations": stations, **figures.as_dict()}
         result["seconds"] = round(time.monotonic() - started, 1)
         print(json.dumps(result))

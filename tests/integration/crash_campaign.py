@@ -124,6 +124,7 @@ class Campaign:
             )
             second.start()
             assert second.printer is not None
+            second.printer.serial_number = "PRI000456"
             second.printer.feeder = [  # distinct chip serial numbers
                 VirtualCard(_reserial(c, 0x5400)) for c in second.printer.feeder
             ]
@@ -250,6 +251,7 @@ class Campaign:
             done = self.run_to_end(job_id, station)
             if done.returncode != 0:
                 figures.details.append(f"job {job_id}: {done.stderr.strip()[-300:]}")
+                station = (station + 1) % self.stations
         self.check(job_id, old, self.printed() - before, figures)
 
     def stale_takeover(self, job_id: int, station: int, duration: float, figures: Figures) -> None:
@@ -276,10 +278,7 @@ class Campaign:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
-        if (
-            self._steps(job_id) != steps_before
-            or self.printers[station].printed != printed_before
-        ):
+        if self._steps(job_id) != steps_before or self.printers[station].printed != printed_before:
             figures.stale_station_wrote += 1
             figures.details.append(f"job {job_id}: the stale station wrote after the takeover")
 
@@ -322,10 +321,7 @@ class Campaign:
     def card_problem(self, sn: str | None, number: str, ssn: str) -> str | None:
         """What is wrong with the activated card, read from the printers' output hoppers."""
         found = [
-            c
-            for p in self.printers
-            for c in p.hopper
-            if c.chip is not None and _chip_sn(c) == sn
+            c for p in self.printers for c in p.hopper if c.chip is not None and _chip_sn(c) == sn
         ]
         if len(found) != 1:
             return f"SN {sn} is in no output hopper ({len(found)} found)"
@@ -358,7 +354,7 @@ class Campaign:
     def calibrate(self) -> float:
         """The duration of one uninterrupted ``job run`` (process start included): kill
         delays are drawn uniformly over it."""
-        job_id, old = self.submit(0)
+        job_id, _ = self.submit(0)
         before = self.printed()
         started = time.monotonic()
         done = self.run_to_end(job_id, 0)
