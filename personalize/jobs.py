@@ -7,12 +7,30 @@ A reissue job runs these steps; each records its result before the next begins:
 (magnetic encoding comes before printing because the Evolis print sequence ends with ``Se``,
 which prints *and ejects* — guide p. 69 — so the stripe is written while the card is still
 in the printer). A job resumes from the last **verified** step, never from the last step
-sent: a recorded ``chip_write`` without ``chip_verify`` is written again; a card whose SN is
-not the recorded one (pulled, swapped) is written off as lost and the job starts over with
-the card at the contact station. A card that fails verification goes to the reject bin with
-the reason recorded (three at most per job). Activation happens only for a card whose chip
-and stripe were verified, in the registry's one-transaction activation. Two stations cannot
-run one job: running takes a lease.
+sent: a recorded ``chip_write`` without ``chip_verify`` is written again.
+
+Which card is there is proven before every step that touches it: the printer's card
+position (``Rlr;p``; a card moved on to the print position is brought back with ``Sis``)
+and the chip SN read at the contact station must be the job's; otherwise the job's card is
+written off as lost and the job goes on with a new card. A card that fails verification goes
+to the reject bin (three write-offs at most per job). A write-off releases the card in the
+registry (废卡: number never reused, SN blacklisted) and any card the registry has seen that
+is still in the printer goes to the reject bin before the next feed — a leftover is never
+taken as a blank.
+
+Steps that can be repeated on the same card (chip write, stripe) are simply repeated. The
+print is not: it is recorded as begun (``intent``, with the printer's serial number and its
+print count ``Rco;p``) before ``Se`` is sent, and a print begun without a recorded outcome is
+settled from the printer's own evidence, never by printing again — count up by one and the
+card gone: printed and ejected; otherwise the card in doubt is written off (reject bin, SN
+blacklisted, number released) and a new card is made for the same request.
+
+Running takes a lease with a fencing token (each claim increments it): every write of the
+job — step records, card updates, write-offs, activation — checks the token in its own
+transaction, and the runner checks it before every device action, so a station that lost
+its lease records nothing and stops (``LeaseLost``). The registry activates a card only when
+the job's records show it fed, written, verified, encoded, stripe-verified and printed in
+this job (``Registry.activate``).
 """
 
 from __future__ import annotations

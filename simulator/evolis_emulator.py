@@ -17,6 +17,7 @@ the registry. Replies are ``OK``/``ERR …``, or
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +87,9 @@ class EvolisEmulator:
         self.tear_print_next = False
         self.tear_stripe_next = False
         self.printed_log: list[VirtualCard] = []
+        # called with each command's text once it is done, before the reply goes out: a
+        # test kills its host there to model "killed after sending ``Se``"
+        self.after_command: Callable[[str], None] | None = None
         self.ack_mode = False
         self.card: VirtualCard | None = None
         self.at_contact = False
@@ -137,10 +141,15 @@ class EvolisEmulator:
                 except Refused as exc:
                     self._reply_refused(exc.code)
                 return
+        command = bytes(text).decode("ascii", "replace")
         try:
-            self._reply(self._execute(bytes(text).decode("ascii", "replace")))
+            reply = self._execute(command)
         except Refused as exc:
             self._reply_refused(exc.code)
+            return
+        if self.after_command is not None:
+            self.after_command(command)
+        self._reply(reply)
 
     def _reply(self, text: str) -> None:
         if self.ack_mode and text == "OK":

@@ -20,6 +20,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -231,11 +232,16 @@ class Campaign:
         job_id, old = self.submit(i)
         before = self.printed()
         station = 0
-        for _ in range(kills):
+        landed = attempts = 0
+        # kills at delays drawn uniformly over an uninterrupted run, until ``kills`` of them
+        # landed (a resumed run has less left to do, so some runs end before their kill)
+        while landed < kills and attempts < 4 * kills and self.job(job_id)["status"] != "done":
+            attempts += 1
             proc = self.start(job_id, station)
             time.sleep(self.rng.uniform(0.0, duration))
             if proc.poll() is None:
                 proc.kill()
+                landed += 1
                 figures.kills += 1
             proc.communicate(timeout=60)
             if self.stations == 2:
@@ -254,17 +260,40 @@ class Campaign:
                 station = (station + 1) % self.stations
         self.check(job_id, old, self.printed() - before, figures)
 
-    def stale_takeover(self, job_id: int, station: int, duration: float, figures: Figures) -> None:
-        """A station is frozen mid-job (SIGSTOP), its lease expires, the other station takes
-        the job over and finishes it; then the frozen one wakes up (SIGCONT) and must neither
-        record nor print anything."""
+    def stale_takeover(
+        self,
+        job_id: int,
+        station: int,
+        duration: float,
+        figures: Figures,
+        *,
+        freeze_on: str | None = None,
+    ) -> None:
+        """A station is frozen mid-job (SIGSTOP) — at a random moment, or when its printer
+        has done the command ``freeze_on`` — its lease expires, the other station takes the
+        job over; then the frozen one wakes up (SIGCONT) and must neither record nor print."""
         if self.job(job_id)["status"] == "done":
             return
+        frozen = threading.Event()
         proc = self.start(job_id, station)
-        time.sleep(self.rng.uniform(0.3 * duration, duration))
-        if proc.poll() is not None:
+        if freeze_on is not None:
+
+            def freeze(command: str) -> None:
+                if command.startswith(freeze_on) and not frozen.is_set():
+                    proc.send_signal(signal.SIGSTOP)
+                    frozen.set()
+
+            self.printers[station].after_command = freeze
+            frozen.wait(120)
+            self.printers[station].after_command = None
+        else:
+            time.sleep(self.rng.uniform(0.3 * duration, duration))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGSTOP)
+                frozen.set()
+        if not frozen.is_set():
+            proc.communicate(timeout=60)
             return
-        proc.send_signal(signal.SIGSTOP)
         self.expire_lease(job_id)
         figures.takeovers += 1
         other = self.run_to_end(job_id, 1 - station)
@@ -319,29 +348,7 @@ class Campaign:
                 figures.details.append(f"job {job_id}: active {card.card_number}: {problem}")
 
     def card_problem(self, sn: str | None, number: str, ssn: str) -> str | None:
-        """What is wrong with the activated card, read from the printers' output hoppers."""
-        found = [
-            c for p in self.printers for c in p.hopper if c.chip is not None and _chip_sn(c) == sn
-        ]
-        if len(found) != 1:
-            return f"SN {sn} is in no output hopper ({len(found)} found)"
-        card = found[0]
-        if card.printed is None:
-            return "not printed"
-        if card.stripe.read(2) != ("ok", T2):
-            return "stripe not written"
-        assert card.chip is not None
-        transport = InProcessTransport(card.chip)
-        try:
-            transport.connect()
-            data = read_public(SocialSecurityCard(transport, PROFILE))
-        except Exception as exc:
-            return f"chip unreadable: {type(exc).__name__}"
-        finally:
-            transport.disconnect()
-        if data["card_number"] != number or data["ssn"] != ssn or not all(data["checks"].values()):
-            return "chip data differ"
-        return None
+        return card_problem(self.printers, sn, number, ssn)
 
     def campaign(self, kills_per_job: tuple[int, int]) -> Figures:
         figures = Figures()
@@ -362,6 +369,34 @@ class Campaign:
         duration = time.monotonic() - started
         assert self.printed() - before == 1
         return duration
+
+
+def card_problem(
+    printers: list[EvolisEmulator], sn: str | None, number: str, ssn: str
+) -> str | None:
+    """What is wrong with an activated card, read from the printers' output hoppers: it must
+    be in exactly one hopper, printed, with the stripe written and the holder's data and
+    number on its chip (read in process, straight from the simulated chip)."""
+    found = [c for p in printers for c in p.hopper if c.chip is not None and _chip_sn(c) == sn]
+    if len(found) != 1:
+        return f"SN {sn} is in no output hopper ({len(found)} found)"
+    card = found[0]
+    if card.printed is None:
+        return "not printed"
+    if card.stripe.read(2) != ("ok", T2):
+        return "stripe not written"
+    assert card.chip is not None
+    transport = InProcessTransport(card.chip)
+    try:
+        transport.connect()
+        data = read_public(SocialSecurityCard(transport, PROFILE))
+    except Exception as exc:
+        return f"chip unreadable: {type(exc).__name__}"
+    finally:
+        transport.disconnect()
+    if data["card_number"] != number or data["ssn"] != ssn or not all(data["checks"].values()):
+        return "chip data differ"
+    return None
 
 
 def _reserial(card: VirtualCard, prefix: int) -> Any:
