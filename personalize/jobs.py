@@ -13,7 +13,7 @@ Which card is there is proven before every step that touches it: the printer's c
 position (``Rlr;p``; a card moved on to the print position is brought back with ``Sis``)
 and the chip SN read at the contact station must be the job's; otherwise the job's card is
 written off as lost and the job goes on with a new card. A card that fails verification goes
-to the reject bin (three write-offs at most per job). A write-off releases the card in the
+to the reject bin (three rejected cards at most per job). A write-off releases the card in the
 registry (废卡: number never reused, SN blacklisted) and any card the registry has seen that
 is still in the printer goes to the reject bin before the next feed — a leftover is never
 taken as a blank.
@@ -544,7 +544,12 @@ class JobRunner:
                 self.registry.release_card(
                     int(job["new_card_id"]), operator=self.operator, reason=f"{result}: {reason}"
                 )
-            db.execute("UPDATE jobs SET sn = NULL, attempts = attempts + 1 WHERE id = ?", (job_id,))
+            # only a rejected card counts towards the limit: a lost one (cleared printer, a
+            # takeover at another station) says nothing about the cards being bad
+            db.execute(
+                "UPDATE jobs SET sn = NULL, attempts = attempts + ? WHERE id = ?",
+                (int(result == "rejected"), job_id),
+            )
         if self.job(job_id)["attempts"] >= MAX_ATTEMPTS:
             raise JobFailed(
                 f"作业失败：已报废 {MAX_ATTEMPTS} 张卡 (job failed: {MAX_ATTEMPTS} cards "
