@@ -654,12 +654,11 @@ class JobRunner:
             printer.feed_to_contact()
             sn = self._sn_at_contact()
             if sn is None:
-                raise JobPaused("进卡后接触站无卡 (no chip answers at the contact station)")
+                raise CardRejected("进卡后芯片无应答 (no chip answers at the contact station)")
             if self.registry.sn_seen(sn):
-                printer.reject()
-                raise JobPaused(
-                    f"进卡器中的卡 {sn} 已登记或已列入黑名单，已退至废卡箱 (the fed card is "
-                    "known to the registry, not a blank: sent to the reject bin)"
+                raise CardRejected(
+                    f"进卡器中的卡 {sn} 已登记或已列入黑名单 (the fed card is known to the "
+                    "registry: not a blank)"
                 )
         self.new_card_number(job)
         self.record(

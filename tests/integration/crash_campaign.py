@@ -215,9 +215,9 @@ class Campaign:
         out, err = proc.communicate(timeout=180)
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
-    def expire_lease(self, job_id: int) -> None:
+    def expire_lease(self, job_id: int, *, timeout: float = 30) -> None:
         """Time passes: the job's lease runs out (what a takeover waits for)."""
-        with sqlite3.connect(self.config.registry, timeout=30) as db:
+        with sqlite3.connect(self.config.registry, timeout=timeout) as db:
             db.execute(
                 "UPDATE jobs SET lease_until = '2000-01-01T00:00:00+00:00' WHERE id = ?", (job_id,)
             )
@@ -294,7 +294,12 @@ class Campaign:
         if not frozen.is_set():
             proc.communicate(timeout=60)
             return
-        self.expire_lease(job_id)
+        try:
+            self.expire_lease(job_id, timeout=5)
+        except sqlite3.OperationalError:  # frozen inside a write transaction: no takeover
+            proc.send_signal(signal.SIGCONT)
+            proc.communicate(timeout=60)
+            return
         figures.takeovers += 1
         other = self.run_to_end(job_id, 1 - station)
         if other.returncode != 0:
