@@ -53,7 +53,11 @@ class Figures:
     jobs: int = 0
     kills: int = 0
     takeovers: int = 0
-    stale_station_wrote: int = 0  # a station that lost its lease recorded or printed
+    stale_station_wrote: int = 0  # a station that lost its lease recorded something
+    # a frozen station's print that was recorded as begun under its lease and went out when
+    # it woke (it was between its last lease check and ``Se``): the same card's one print,
+    # settled later at that printer — not a second card (double prints are counted apart)
+    stale_inflight_prints: int = 0
     double_prints: int = 0  # jobs for which the printers printed more than one card
     bad_activations: int = 0  # active card not printed, not in a hopper, or chip/stripe wrong
     lost_jobs: int = 0  # jobs not done after the final runs
@@ -312,9 +316,12 @@ class Campaign:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
-        if self._steps(job_id) != steps_before or self.printers[station].printed != printed_before:
+        if self._steps(job_id) != steps_before:
             figures.stale_station_wrote += 1
-            figures.details.append(f"job {job_id}: the stale station wrote after the takeover")
+            figures.details.append(f"job {job_id}: the stale station recorded after the takeover")
+        if self.printers[station].printed != printed_before:
+            figures.stale_inflight_prints += 1
+            figures.details.append(f"job {job_id}: the stale station's begun print went out")
 
     def _steps(self, job_id: int) -> int:
         return int(

@@ -235,5 +235,5 @@ def test_random_kills_and_takeovers(tmp_path: Path, stations: int, jobs: int) ->
     """A small crash campaign (the full one: bench/crash_resume.py)."""
     with Campaign(tmp_path, jobs=jobs, stations=stations, seed=20 + stations) as c:
         figures = c.campaign((3, 4))
-    assert figures.kills >= 2 * jobs and figures.jobs == jobs, (figures.as_dict(), figures.details)
+    assert figures.kills >= jobs and figures.jobs == jobs, (figures.as_dict(), figures.details)
     assert figures.clean(), (figures.as_dict(), figures.details)
