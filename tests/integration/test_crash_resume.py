@@ -228,6 +228,7 @@ def test_a_station_whose_lease_was_taken_over_stops(tmp_path: Path) -> None:
                 c.run_to_end(job_id, station)
         c.check(job_id, old, c.printed() - before, figures)
         assert figures.takeovers == 1 and figures.clean(), figures.details
+        assert figures.stale_inflight_prints == 0  # it was stopped before its print began
 
 
 @pytest.mark.parametrize(("stations", "jobs"), [(1, 8), (2, 5)])
