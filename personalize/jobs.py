@@ -7,12 +7,30 @@ A reissue job runs these steps; each records its result before the next begins:
 (magnetic encoding comes before printing because the Evolis print sequence ends with ``Se``,
 which prints *and ejects* — guide p. 69 — so the stripe is written while the card is still
 in the printer). A job resumes from the last **verified** step, never from the last step
-sent: a recorded ``chip_write`` without ``chip_verify`` is written again; a card whose SN is
-not the recorded one (pulled, swapped) is written off as lost and the job starts over with
-the card at the contact station. A card that fails verification goes to the reject bin with
-the reason recorded (three at most per job). Activation happens only for a card whose chip
-and stripe were verified, in the registry's one-transaction activation. Two stations cannot
-run one job: running takes a lease.
+sent: a recorded ``chip_write`` without ``chip_verify`` is written again.
+
+Which card is there is proven before every step that touches it: the printer's card
+position (``Rlr;p``; a card moved on to the print position is brought back with ``Sis``)
+and the chip SN read at the contact station must be the job's; otherwise the job's card is
+written off as lost and the job goes on with a new card. A card that fails verification goes
+to the reject bin (three rejected cards at most per job). A write-off releases the card in the
+registry (废卡: number never reused, SN blacklisted) and any card the registry has seen that
+is still in the printer goes to the reject bin before the next feed — a leftover is never
+taken as a blank.
+
+Steps that can be repeated on the same card (chip write, stripe) are simply repeated. The
+print is not: it is recorded as begun (``intent``, with the printer's serial number and its
+print count ``Rco;p``) before ``Se`` is sent, and a print begun without a recorded outcome is
+settled from the printer's own evidence, never by printing again — count up by one and the
+card gone: printed and ejected; otherwise the card in doubt is written off (reject bin, SN
+blacklisted, number released) and a new card is made for the same request.
+
+Running takes a lease with a fencing token (each claim increments it): every write of the
+job — step records, card updates, write-offs, activation — checks the token in its own
+transaction, and the runner checks it before every device action, so a station that lost
+its lease records nothing and stops (``LeaseLost``). The registry activates a card only when
+the job's records show it fed, written, verified, encoded, stripe-verified and printed in
+this job (``Registry.activate``).
 """
 
 from __future__ import annotations
@@ -36,9 +54,9 @@ from apdu.pcsc import PcscTransport, wait_for_card, wait_for_removal
 from hsm_stub.errors import SecurityModuleUnavailable
 from hsm_stub.module import SecurityModule
 from personalize.jobpaths import JobPathError, confined_file
-from personalize.lifecycle import JOB_STATUS_LABELS, CardStatus, JobStatus, RequestStatus
+from personalize.lifecycle import CardStatus, JobStatus, RequestStatus
 from personalize.policy import RegionPolicy
-from personalize.registry import Registry, RegistryError, _iso
+from personalize.registry import LeaseLost, Registry, RegistryError, _iso
 from personalize.trackvault import TrackVault
 from printer.errors import DeviceError
 from printer.evolis import EvolisPrinter
@@ -61,6 +79,7 @@ STEPS = (
 )
 MAX_ATTEMPTS = 3
 LEASE = timedelta(minutes=10)
+CARD_WAIT = 15.0  # seconds for a chip to answer at the contact station (pcscd polls ~400 ms)
 FAULT_ENV = "SSCARD_FAULT_KILL_AFTER"  # testing hook: SIGKILL this process after that step
 
 Progress = Callable[[str], None]
@@ -286,27 +305,29 @@ def _lease_refusal(job: sqlite3.Row) -> str:
     )
 
 
-def claim_job(registry: Registry, job_id: int, station: str) -> None:
-    """Take the job's lease for ``station`` (renewed at every step), or refuse: a finished
-    job, or one another station holds. Done before any device is opened."""
+def claim_job(registry: Registry, job_id: int, station: str) -> int:
+    """Take the job's lease for ``station`` (renewed at every step) and return its new
+    fencing token, or refuse: a finished job, or one another station holds. Done before any
+    device is opened. Each claim increments the token, so whoever ran the job before —
+    a crashed process, or a station whose lease ran out — can record nothing more."""
     now = registry.clock()
-    with registry.transaction() as db:
+    with registry.transaction():
         job = _job_row(registry, job_id)
         target = _job_rule(registry, job, "claim")
         if _held_elsewhere(job, station, _iso(now)):
             raise JobError(_lease_refusal(job))
-        db.execute(
-            "UPDATE jobs SET status = ?, station = ?, lease_until = ?, updated_at = ? WHERE id = ?",
-            (target, station, _iso(now + LEASE), _iso(now), job_id),
-        )
+        return registry.claim(job_id, station, until=now + LEASE, target=target)
 
 
-def pause_job(registry: Registry, job_id: int, *, operator: str, reason: str) -> None:
+def pause_job(
+    registry: Registry, job_id: int, *, operator: str, reason: str, fence: int | None = None
+) -> None:
     """A running job stops and waits with the reason (a device, reader or module fault);
-    ``job run`` resumes it, ``job cancel`` ends it. A job no longer running is left as is."""
+    ``job run`` resumes it, ``job cancel`` ends it. A job no longer running, or (with
+    ``fence``) one another station has claimed since, is left as is."""
     with registry.transaction() as db:
         job = _job_row(registry, job_id)
-        if job["status"] != JobStatus.RUNNING:
+        if job["status"] != JobStatus.RUNNING or fence not in (None, job["fence"]):
             return
         target = _job_rule(registry, job, "pause")
         db.execute(
@@ -325,17 +346,18 @@ def end_job(
     operator: str,
     reason: str,
     station: str | None = None,
+    fence: int | None = None,
 ) -> sqlite3.Row:
     """Cancel or fail a job, and say where that leads (one transaction): its unfinished new
     card is released (废卡, the number never reused), its request is open again (the old
     card stays 补卡中/换卡中) and a new job can be submitted for it. A running job is
     refused while another station holds a live lease; ``station`` names the station asking
-    (it may end its own job, e.g. after a crash)."""
+    (it may end its own job, e.g. after a crash); a runner passes its ``fence``."""
     if not reason.strip():
         raise JobError("须说明原因 (a reason is required)")
     now = _iso(registry.clock())
     with registry.transaction() as db:
-        job = _job_row(registry, job_id)
+        job = _job_row(registry, job_id) if fence is None else registry.check_fence(job_id, fence)
         target = _job_rule(registry, job, action)
         if action == "cancel" and _held_elsewhere(job, station, now):
             raise JobError(
@@ -366,6 +388,11 @@ def end_job(
     return _job_row(registry, job_id)
 
 
+# Fields a step may set with its record, in the same fenced transaction.
+JOB_FIELDS = ("sn",)
+CARD_FIELDS = ("sn", "card_id")
+
+
 class JobRunner:
     def __init__(
         self,
@@ -384,6 +411,7 @@ class JobRunner:
         self.dev = devices
         self.operator = operator
         self.progress = progress
+        self.fence: int | None = None  # the token of this runner's claim
 
     # ----------------------------------------------------------------- bookkeeping
 
@@ -400,25 +428,45 @@ class JobRunner:
         return {r["step"] for r in rows}
 
     def record(
-        self, job_id: int, step: str, result: str, sn: str | None, details: dict[str, Any]
+        self,
+        job_id: int,
+        step: str,
+        result: str,
+        sn: str | None,
+        details: dict[str, Any],
+        *,
+        job_fields: dict[str, str | None] | None = None,
+        card_fields: dict[str, str | None] | None = None,
     ) -> None:
+        """Record a step's ``intent`` (begun) or outcome, with what it changed in the job and
+        its new card, in one transaction that first checks this runner's fencing token
+        (``LeaseLost`` when another station has claimed the job since)."""
         now = _iso(self.registry.clock())
         with self.registry.transaction() as db:
-            job = self.job(job_id)
-            if job["status"] != JobStatus.RUNNING or job["station"] != self.dev.name:
-                state = JOB_STATUS_LABELS.get(JobStatus(job["status"]), job["status"])
-                raise JobError(
-                    f"作业 {job_id} 已{state}或由其他工位接手，停止执行 "
-                    f"(job is {job['status']} at {job['station']}: stopping)"
-                )
+            job = self.registry.check_fence(job_id, self.fence)
             db.execute(
-                "INSERT INTO job_steps (job_id, step, result, sn, at, details)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (job_id, step, result, sn, now, json.dumps(details, ensure_ascii=False)),
+                "INSERT INTO job_steps (job_id, step, result, sn, at, details, fence)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    step,
+                    result,
+                    sn,
+                    now,
+                    json.dumps(details, ensure_ascii=False),
+                    self.fence,
+                ),
             )
+            for key, value in (job_fields or {}).items():
+                assert key in JOB_FIELDS
+                db.execute(f"UPDATE jobs SET {key} = ? WHERE id = ?", (value, job_id))
+            for key, value in (card_fields or {}).items():
+                assert key in CARD_FIELDS and job["new_card_id"] is not None
+                db.execute(f"UPDATE cards SET {key} = ? WHERE id = ?", (value, job["new_card_id"]))
             db.execute(
-                "UPDATE jobs SET step = ?, updated_at = ?, lease_until = ? WHERE id = ?",
-                (step, now, _iso(self.registry.clock() + LEASE), job_id),
+                "UPDATE jobs SET step = CASE WHEN ? = 'intent' THEN step ELSE ? END,"
+                " updated_at = ?, lease_until = ? WHERE id = ?",
+                (result, step, now, _iso(self.registry.clock() + LEASE), job_id),
             )
             self.registry.audit(
                 self.operator, f"job.{step}.{result}", f"job-{job_id}", {"sn": sn, **details}
@@ -426,12 +474,18 @@ class JobRunner:
         if os.environ.get(FAULT_ENV) == step and result == "ok":
             os.kill(os.getpid(), signal.SIGKILL)
 
+    def guard(self, job_id: int) -> None:
+        """Before a device action: this runner still holds the job (its token is the job's),
+        else ``LeaseLost`` — a station that lost its lease stops here."""
+        self.registry.check_fence(job_id, self.fence)
+
     def _claim(self, job_id: int) -> None:
-        claim_job(self.registry, job_id, self.dev.name)
+        self.fence = claim_job(self.registry, job_id, self.dev.name)
 
     def _finish(self, job_id: int) -> None:
         with self.registry.transaction() as db:
-            target = _job_rule(self.registry, self.job(job_id), "finish")
+            job = self.registry.check_fence(job_id, self.fence)
+            target = _job_rule(self.registry, job, "finish")
             db.execute(
                 "UPDATE jobs SET status = ?, last_error = NULL, lease_until = NULL,"
                 " updated_at = ? WHERE id = ?",
@@ -440,7 +494,7 @@ class JobRunner:
             self.registry.audit(self.operator, f"job.{target}", f"job-{job_id}", {})
 
     def _pause(self, job_id: int, reason: str) -> None:
-        pause_job(self.registry, job_id, operator=self.operator, reason=reason)
+        pause_job(self.registry, job_id, operator=self.operator, reason=reason, fence=self.fence)
 
     # ----------------------------------------------------------------- the loop
 
@@ -455,35 +509,52 @@ class JobRunner:
                     return self.job(job_id)
                 try:
                     for name in STEPS[STEPS.index(step) :]:
+                        self.guard(job_id)
                         self.progress(f"[{STEPS.index(name) + 1}/{len(STEPS)}] {name}")
                         getattr(self, f"step_{name}")(self.job(job_id))
                 except CardLost as exc:
                     self._write_off(job_id, "lost", str(exc))
                 except CardRejected as exc:
                     self._reject(job_id, exc.reason)
+        except LeaseLost:
+            raise  # the job is another station's now: nothing of it is touched
         except (DeviceError, TransportError, SecurityModuleUnavailable) as exc:
             message = f"{type(exc).__name__}: {exc}"
             self._pause(job_id, message)
             recovery = getattr(exc, "recovery", "operator")
             raise JobPaused(f"作业暂停 (job paused): {message} [recovery: {recovery}]") from None
         except JobFailed as exc:
-            end_job(self.registry, job_id, "fail", operator=self.operator, reason=str(exc))
+            end_job(
+                self.registry,
+                job_id,
+                "fail",
+                operator=self.operator,
+                reason=str(exc),
+                fence=self.fence,
+            )
             raise
         except BaseException as exc:  # whatever stops the run, the job is not left running
             self._pause(job_id, f"{type(exc).__name__}: {exc}")
             raise
 
     def _write_off(self, job_id: int, result: str, reason: str) -> None:
-        """The card at hand leaves the job (rejected or lost): its registry card is released
-        (废卡, blacklisted when a chip was reached) and the next card gets a fresh number."""
+        """The card at hand leaves the job (rejected or lost), in one fenced transaction: the
+        write-off is recorded against its SN, its registry card is released (废卡: the number
+        is never reused, the SN blacklisted, the holder's data no longer the job's) and the
+        next card gets a fresh number; the request stays with the job for that card."""
         job = self.job(job_id)
-        self.record(job_id, "card", result, job["sn"], {"reason": reason})
         with self.registry.transaction() as db:
+            self.record(job_id, "card", result, job["sn"], {"reason": reason})
             if job["new_card_id"] is not None:
                 self.registry.release_card(
                     int(job["new_card_id"]), operator=self.operator, reason=f"{result}: {reason}"
                 )
-            db.execute("UPDATE jobs SET sn = NULL, attempts = attempts + 1 WHERE id = ?", (job_id,))
+            # only a rejected card counts towards the limit: a lost one (cleared printer, a
+            # takeover at another station) says nothing about the cards being bad
+            db.execute(
+                "UPDATE jobs SET sn = NULL, attempts = attempts + ? WHERE id = ?",
+                (int(result == "rejected"), job_id),
+            )
         if self.job(job_id)["attempts"] >= MAX_ATTEMPTS:
             raise JobFailed(
                 f"作业失败：已报废 {MAX_ATTEMPTS} 张卡 (job failed: {MAX_ATTEMPTS} cards "
@@ -492,7 +563,8 @@ class JobRunner:
 
     def _reject(self, job_id: int, reason: str) -> None:
         self.progress(f"    废卡 rejected: {reason}")
-        self.dev.printer.reject()
+        if self.dev.printer.card_position() != "none":
+            self.dev.printer.reject()
         self._write_off(job_id, "rejected", reason)
 
     # ----------------------------------------------------------------- data
@@ -507,7 +579,9 @@ class JobRunner:
         if current is not None:
             card = self.registry.card_by_id(int(current))
             return card.id, card.card_number
-        card = self.registry.start_card(int(job["id"]), operator=self.operator)
+        with self.registry.transaction():
+            self.registry.check_fence(int(job["id"]), self.fence)
+            card = self.registry.start_card(int(job["id"]), operator=self.operator)
         return card.id, card.card_number
 
     def issuer(self, job: sqlite3.Row, sn: bytes, issued: date) -> IssuerData:
@@ -525,7 +599,31 @@ class JobRunner:
             card_number=number,
         )
 
+    # ----------------------------------------------------------------- which card is there
+
+    def _sn_at_contact(self, timeout: float = CARD_WAIT) -> str | None:
+        """The SN of the chip at the contact station, or None when no chip answers."""
+        try:
+            return (
+                serial_number(wait_for_card(self.dev.contact_reader, timeout=timeout)).hex().upper()
+            )
+        except (NoCard, CardMute):
+            return None
+
+    def prove_card(self, job: sqlite3.Row) -> None:
+        """Before a step touches the card: the printer holds a card, it is (back) at the
+        contact station, and its chip's SN is the job's — else ``CardLost``."""
+        position = self.dev.printer.card_position()
+        if position == "none":
+            raise CardLost(f"打印机内没有卡 (no card in the printer; the job's card {job['sn']})")
+        if position != "contact":
+            self.dev.printer.feed_to_contact()  # ``Sis`` brings the card back to the station
+        sn = self._sn_at_contact()
+        if sn != job["sn"]:
+            raise CardLost(f"the card at the contact station is {sn}, not the job's {job['sn']}")
+
     def _chip(self, job: sqlite3.Row) -> tuple[PcscTransport, SocialSecurityCard]:
+        self.prove_card(job)
         try:
             transport = PcscTransport(self.dev.contact_reader)
             transport.connect()
@@ -544,17 +642,39 @@ class JobRunner:
     # ----------------------------------------------------------------- steps
 
     def step_feed(self, job: sqlite3.Row) -> None:
-        if self.dev.printer.status().card_position != "contact":
-            # the previous card (rejected, ejected, pulled) must have left the reader first:
-            # pcscd notices a removal within ~400 ms, and its stale ATR is not the new card's
-            wait_for_removal(self.dev.contact_reader, timeout=15)
-            self.dev.printer.feed_to_contact()
-        sn = serial_number(wait_for_card(self.dev.contact_reader, timeout=15)).hex().upper()
-        card_row_id, _ = self.new_card_number(job)
-        with self.registry.transaction() as db:
-            db.execute("UPDATE jobs SET sn = ? WHERE id = ?", (sn, job["id"]))
-            db.execute("UPDATE cards SET sn = ?, card_id = NULL WHERE id = ?", (sn, card_row_id))
-        self.record(job["id"], "feed", "ok", sn, {})
+        """A blank card to the contact station. A card already in the printer is taken only
+        when its chip is one the registry has never seen (a feed whose record was lost to a
+        crash); anything else — a card written off, another job's, a torn or mute one — goes
+        to the reject bin first."""
+        printer = self.dev.printer
+        sn: str | None = None
+        if printer.card_position() == "contact":
+            sn = self._sn_at_contact(timeout=2.0)
+        if sn is None or self.registry.sn_seen(sn):
+            if printer.card_position() != "none":
+                printer.reject()
+            # the previous card must have left the reader first: pcscd notices a removal
+            # within ~400 ms, and its stale ATR is not the new card's
+            wait_for_removal(self.dev.contact_reader, timeout=CARD_WAIT)
+            printer.feed_to_contact()
+            sn = self._sn_at_contact()
+            if sn is None:
+                raise CardRejected("进卡后芯片无应答 (no chip answers at the contact station)")
+            if self.registry.sn_seen(sn):
+                raise CardRejected(
+                    f"进卡器中的卡 {sn} 已登记或已列入黑名单 (the fed card is known to the "
+                    "registry: not a blank)"
+                )
+        self.new_card_number(job)
+        self.record(
+            job["id"],
+            "feed",
+            "ok",
+            sn,
+            {},
+            job_fields={"sn": sn},
+            card_fields={"sn": sn, "card_id": None},
+        )
 
     def step_chip_write(self, job: sqlite3.Row) -> None:
         transport, card = self._chip(job)
@@ -576,32 +696,28 @@ class JobRunner:
             raise CardRejected(f"chip write failed: {exc}") from None
         finally:
             transport.disconnect()
-        with self.registry.transaction() as db:
-            db.execute(
-                "UPDATE cards SET card_id = ? WHERE id = ?",
-                (
-                    issuer.card_id.hex().upper(),
-                    job["new_card_id"] or self.job(job["id"])["new_card_id"],
-                ),
-            )
         self.record(
             job["id"],
             "chip_write",
             "ok",
             job["sn"],
             {"card_number": issuer.card_number, "issue_date": issuer.issue_date.isoformat()},
+            card_fields={"card_id": issuer.card_id.hex().upper()},
         )
 
-    def step_chip_verify(self, job: sqlite3.Row) -> None:
-        transport, card = self._chip(job)
+    def _issue_date(self, job: sqlite3.Row) -> date:
         written = self.db.execute(
             "SELECT details FROM job_steps WHERE job_id = ? AND sn = ? AND step = 'chip_write'"
             " AND result = 'ok' ORDER BY id DESC LIMIT 1",
             (job["id"], job["sn"]),
         ).fetchone()
         if written is None:
-            raise JobError("chip_verify without a recorded chip_write")
-        issued = date.fromisoformat(json.loads(written["details"])["issue_date"])
+            raise JobError("no recorded chip_write for the job's card")
+        return date.fromisoformat(json.loads(written["details"])["issue_date"])
+
+    def step_chip_verify(self, job: sqlite3.Row) -> None:
+        issued = self._issue_date(job)
+        transport, card = self._chip(job)
         try:
             checks = card.verify(
                 self.issuer(job, card.sn, issued),
@@ -626,19 +742,20 @@ class JobRunner:
 
     def step_encode_stripe(self, job: sqlite3.Row) -> None:
         tracks = self._tracks(job)
-        if not tracks:
-            self.record(job["id"], "encode_stripe", "ok", job["sn"], {"tracks": []})
-            return
-        try:
-            self.dev.printer.encode_mag(tracks)
-        except DeviceError as exc:
-            if exc.recovery == "unknown":
-                raise CardRejected(f"magnetic encoding: {exc}") from None
-            raise
+        if tracks:
+            self.prove_card(job)
+            try:
+                self.dev.printer.encode_mag(tracks)
+            except DeviceError as exc:
+                if exc.recovery == "unknown":
+                    raise CardRejected(f"magnetic encoding: {exc}") from None
+                raise
         self.record(job["id"], "encode_stripe", "ok", job["sn"], {"tracks": sorted(tracks)})
 
     def step_stripe_verify(self, job: sqlite3.Row) -> None:
         tracks = self._tracks(job)
+        if tracks:
+            self.prove_card(job)
         bad = []
         for n, data in sorted(tracks.items()):
             try:
@@ -652,20 +769,31 @@ class JobRunner:
             raise CardRejected(f"stripe read-back differs on track(s) {bad}")
         self.record(job["id"], "stripe_verify", "ok", job["sn"], {"tracks": sorted(tracks)})
 
-    def step_print_face(self, job: sqlite3.Row) -> None:
-        holder = self.holder(job)
-        card = self.registry.card_by_id(int(job["new_card_id"]))
-        written = self.db.execute(
-            "SELECT details FROM job_steps WHERE job_id = ? AND sn = ? AND step = 'chip_write'"
-            " AND result = 'ok' ORDER BY id DESC LIMIT 1",
+    def _print_intent(self, job: sqlite3.Row) -> dict[str, Any] | None:
+        """The job card's print that was begun (``Se`` may have been sent) and has no
+        recorded outcome: its details (the printer and its count before), or None."""
+        row = self.db.execute(
+            "SELECT result, details FROM job_steps WHERE job_id = ? AND sn = ?"
+            " AND step = 'print_face' ORDER BY id DESC LIMIT 1",
             (job["id"], job["sn"]),
         ).fetchone()
-        issued = date.fromisoformat(json.loads(written["details"])["issue_date"])
+        if row is None or row["result"] != "intent":
+            return None
+        details: dict[str, Any] = json.loads(row["details"])
+        return details
+
+    def step_print_face(self, job: sqlite3.Row) -> None:
+        intent = self._print_intent(job)
+        if intent is not None:
+            self._settle_print(job, intent)
+            return
+        holder = self.holder(job)
+        card = self.registry.card_by_id(int(job["new_card_id"]))
         face = CardFace(
             holder.name,
             holder.ssn,
             card.card_number,
-            issued,
+            self._issue_date(job),
             self.policy.authority,
             bytes(job["photo"]),
             self.profile.face,
@@ -673,8 +801,44 @@ class JobRunner:
         job_dir = self.dev.out_dir / f"job-{job['id']}"
         job_dir.mkdir(parents=True, exist_ok=True)
         render_pdf(face, job_dir / "卡面校样.pdf")
-        self.dev.printer.print_panels(build_panels(face))
-        self.record(job["id"], "print_face", "ok", job["sn"], {"proof": "卡面校样.pdf"})
+        panels = build_panels(face)
+        self.prove_card(job)
+        printer = self.dev.printer
+        printer.load_panels(panels)
+        intent = {"printer": printer.serial_number(), "count": printer.printed_count()}
+        self.record(job["id"], "print_face", "intent", job["sn"], intent)
+        self.guard(int(job["id"]))
+        try:
+            printer.print_and_eject()
+        except DeviceError as exc:  # a jam or a torn print: what is on the card is unknown
+            self.progress(f"    打印中断 print interrupted: {exc}")
+        self._settle_print(job, intent)
+
+    def _settle_print(self, job: sqlite3.Row, intent: dict[str, Any]) -> None:
+        """Settle a print whose outcome was not recorded, from the printer's own evidence —
+        never by printing again: its count went up by one and the card has left (printed and
+        ejected) → ``print_face`` ok; otherwise the card in doubt is written off (to the
+        reject bin when still in the printer, lost when not) and the job goes on with a new
+        card. Only the printer that was printing can tell: elsewhere the job waits."""
+        printer = self.dev.printer
+        if printer.serial_number() != intent["printer"]:
+            raise JobError(
+                f"作业 {job['id']} 的卡 {job['sn']} 打印结果未知，须在打印机 {intent['printer']} "
+                f"所在工位执行作业以核查 (the print's outcome is unknown: run the job at the "
+                f"station of printer {intent['printer']} to settle it)"
+            )
+        count = printer.printed_count()
+        position = printer.card_position()
+        if count == int(intent["count"]) + 1 and position == "none":
+            self.record(job["id"], "print_face", "ok", job["sn"], {**intent, "settled": "printed"})
+            return
+        reason = (
+            f"打印结果未知 (print outcome unknown: printer count {intent['count']} → {count},"
+            f" card {'still in the printer' if position != 'none' else 'gone'})"
+        )
+        if position != "none":
+            raise CardRejected(reason)
+        raise CardLost(reason)
 
     def step_activate(self, job: sqlite3.Row) -> None:
         done = self.done_steps(job)
@@ -685,12 +849,16 @@ class JobRunner:
         tracks = self._tracks(job)
         if tracks:  # on file for the card, for re-encoding at a street office
             sealed = self.dev.vault.seal(tracks, f"card-{new_id}")
-            self.registry.set_tracks(
-                new_id, sealed, source=f"job-{job['id']}", operator=self.operator
-            )
+            with self.registry.transaction():
+                self.guard(int(job["id"]))
+                self.registry.set_tracks(
+                    new_id, sealed, source=f"job-{job['id']}", operator=self.operator
+                )
         card = self.registry.card_by_id(new_id)
         if card.status == CardStatus.PERSONALIZING:
-            card = self.registry.activate(new_id, operator=self.operator, job_id=int(job["id"]))
+            card = self.registry.activate(
+                new_id, operator=self.operator, job_id=int(job["id"]), fence=self.fence
+            )
         elif card.status != CardStatus.ACTIVE:  # active: a crash fell between activation and record
             raise JobError(f"the new card {card.card_number} is {card.status}")
         self.record(job["id"], "activate", "ok", job["sn"], {"card_number": card.card_number})

@@ -248,6 +248,14 @@ MIGRATIONS: list[str] = [
         ended_at TEXT
     );
     """,
+    # 8: fencing tokens — each claim of a job increments ``fence``, and every write of the
+    # job (step records, card updates, activation) carries and checks it; step records keep
+    # the token they were written under, and ``intent`` rows mark a step begun (issue 11)
+    """
+    ALTER TABLE jobs ADD COLUMN fence INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE job_steps ADD COLUMN fence INTEGER;
+    CREATE INDEX job_steps_by_job_sn ON job_steps(job_id, sn, step);
+    """,
 ]
 
 # Each state table's row carries the audit event that explains its current state; the columns
@@ -320,7 +328,11 @@ AUDIT_MIGRATION = (
     INSERT INTO audit_meta SELECT COALESCE(MAX(id), 0) FROM audit_events;
     """
 )
-MIGRATIONS.append(AUDIT_MIGRATION)  # 8
+MIGRATIONS.append(AUDIT_MIGRATION)  # 9
+
+# The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
+# registry activates it (docs/architecture.md "How a reissued card flows").
+ACTIVATION_EVIDENCE = ("chip_write", "chip_verify", "encode_stripe", "stripe_verify", "print_face")
 
 GENESIS = "0" * 64
 Clock = Callable[[], datetime]
@@ -371,6 +383,11 @@ def database_refusal(exc: sqlite3.Error) -> RegistryError:
     return RegistryError(f"登记库数据库错误 (registry database error: {text})")
 
 
+class LeaseLost(RegistryError):
+    """A station's fencing token is no longer its job's: another station claimed the job
+    (or it ended), so this station may record nothing more and stops."""
+
+
 def mask_id(ssn: str) -> str:
     """First 6 and last 4 characters shown: 110105********002X."""
     return ssn[:6] + "*" * (len(ssn) - 10) + ssn[-4:]
@@ -406,7 +423,7 @@ def _iso(moment: datetime) -> str:
 def _legacy_event_hash(
     prev: str, at: str, operator: str, action: str, subject: str, details: str
 ) -> str:
-    """The unkeyed SHA-256 of events written before the keyed audit (migration 8)."""
+    """The unkeyed SHA-256 of events written before the keyed audit (migration 9)."""
     body = json.dumps([prev, at, operator, action, subject, details], ensure_ascii=False)
     return hashlib.sha256(body.encode()).hexdigest()
 
@@ -1333,14 +1350,85 @@ class Registry:
             db.execute("UPDATE jobs SET new_card_id = NULL WHERE new_card_id = ?", (card_id,))
             return self.card_by_id(card_id)
 
-    def activate(self, new_card_id: int, *, operator: str, job_id: int) -> Card:
+    def check_fence(self, job_id: int, fence: int | None) -> sqlite3.Row:
+        """The job, if ``fence`` is still its token and it is running (call inside the
+        transaction that writes for the job); ``LeaseLost`` otherwise."""
+        job: sqlite3.Row | None = self.db.execute(
+            "SELECT * FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        if job is None:
+            raise RegistryError(f"没有作业 {job_id} (no job {job_id})")
+        if fence is None or job["fence"] != fence or job["status"] != "running":
+            raise LeaseLost(
+                f"作业 {job_id} 的租约已失效（现由工位 {job['station']} 持有，状态 "
+                f"{job['status']}），本工位停止，不再记录或操作设备 (this station lost the job's "
+                f"lease: token {fence} is not the job's {job['fence']}; stopping)"
+            )
+        return job
+
+    def claim(self, job_id: int, station: str, *, until: datetime, target: str) -> int:
+        """The job's lease for ``station`` until ``until``, and its new fencing token
+        (call inside the transaction that checked the claim may be made)."""
+        self.db.execute(
+            "UPDATE jobs SET status = ?, station = ?, lease_until = ?, fence = fence + 1,"
+            " updated_at = ? WHERE id = ?",
+            (target, station, _iso(until), _iso(self.clock()), job_id),
+        )
+        return int(self.db.execute("SELECT fence FROM jobs WHERE id = ?", (job_id,)).fetchone()[0])
+
+    def sn_seen(self, sn: str) -> bool:
+        """A chip SN the registry already knows — a card made, fed to a job or blacklisted:
+        such a card is never taken as a blank."""
+        row = self.db.execute(
+            "SELECT 1 FROM cards WHERE sn = ? UNION ALL SELECT 1 FROM blacklist WHERE sn = ?"
+            " UNION ALL SELECT 1 FROM job_steps WHERE sn = ? LIMIT 1",
+            (sn, sn, sn),
+        ).fetchone()
+        return row is not None
+
+    def _activation_evidence(self, job: sqlite3.Row, new: Card) -> None:
+        """The card to activate is the job's current card, fed in this job, and every step
+        of :data:`ACTIVATION_EVIDENCE` was recorded ``ok`` for its SN in this job after it
+        was fed (print_face ``ok`` is recorded only once the printer has printed and ejected
+        it), and it was not written off since; else ``RegistryError``."""
+        sn = new.sn
+        if sn is None or sn != job["sn"]:
+            raise RegistryError(
+                f"拒绝启用：新卡 {new.card_number} 的芯片序列号与作业当前卡不符 "
+                "(refusing to activate: the card is not the job's current card)"
+            )
+        fed = self.db.execute(
+            "SELECT MAX(id) FROM job_steps WHERE job_id = ? AND sn = ? AND step = 'feed'"
+            " AND result = 'ok'",
+            (job["id"], sn),
+        ).fetchone()[0]
+        rows = self.db.execute(
+            "SELECT step, result FROM job_steps WHERE job_id = ? AND sn = ? AND id > ? ORDER BY id",
+            (job["id"], sn, fed or 0),
+        ).fetchall()
+        done = {r["step"] for r in rows if r["result"] == "ok"}
+        missing = [step for step in ACTIVATION_EVIDENCE if step not in done]
+        if fed is None or missing or any(r["step"] == "card" for r in rows):
+            raise RegistryError(
+                f"拒绝启用：卡 {sn} 在本作业中未完成 {', '.join(missing) or 'feed'} 或已报废 "
+                "(refusing to activate: the card was not written, verified, encoded and printed "
+                "in this job)"
+            )
+        if self.db.execute("SELECT 1 FROM blacklist WHERE sn = ?", (sn,)).fetchone():
+            raise RegistryError(f"拒绝启用：芯片序列号 {sn} 已列入黑名单 (the SN is blacklisted)")
+
+    def activate(
+        self, new_card_id: int, *, operator: str, job_id: int, fence: int | None = None
+    ) -> Card:
         """One transaction: old card → void + blacklist, new card → active, the request
-        done, audit event."""
+        done, audit event — only for the job's station holding its token (``fence``) and a
+        card with the whole evidence of :meth:`_activation_evidence`."""
         with self.transaction():
             new = self.card_by_id(new_card_id)
-            job = self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if job is None or job["new_card_id"] != new.id:
+            job = self.check_fence(job_id, fence)
+            if job["new_card_id"] != new.id:
                 raise RegistryError("the card does not belong to this job")
+            self._activation_evidence(job, new)
             old = self.card_by_id(int(job["old_card_id"]))
             self.rule("card", new.status, "activate")
             self._transition(old, "retire", operator, "新卡启用，旧卡注销", f"job {job_id}")

@@ -177,17 +177,34 @@ class EvolisPrinter:
         except RibbonError:
             ribbon = None
         feeder = self.command("Rse;f")
-        position = self.command("Rlr;p").upper()
+        position = self.card_position()
         return PrinterStatus(
             model=self.command("Rtp"),
-            serial_number=self.command("Rsn"),
+            serial_number=self.serial_number(),
             firmware=self.command("Rfv"),
             ribbon=ribbon,
             feeder="empty" if "EMPTY" in feeder.upper() else "ok",
-            card_position=(
-                "contact" if "SMART" in position else "none" if "NO CARD" in position else "card"
-            ),
+            card_position=position,
         )
+
+    def serial_number(self) -> str:
+        """``Rsn``: the printer's serial number (which printer a recorded print was on)."""
+        return self.command("Rsn")
+
+    def card_position(self) -> str:
+        """``Rlr;p``: ``"contact"`` (at the smart-card station), ``"card"`` (elsewhere in
+        the printer) or ``"none"``."""
+        position = self.command("Rlr;p").upper()
+        return "contact" if "SMART" in position else "none" if "NO CARD" in position else "card"
+
+    def printed_count(self) -> int:
+        """``Rco;p`` (the guide's counters): the cards this printer has printed so far. A
+        print whose outcome is unknown is settled by comparing it with the count before."""
+        reply = self.command("Rco;p")
+        try:
+            return int(reply.split(";")[-1])
+        except ValueError:
+            raise DeviceProtocolError(f"printer counter reply {reply!r} is not a number") from None
 
     def reset(self) -> None:
         self.command("Srs")
@@ -218,6 +235,13 @@ class EvolisPrinter:
 
     def print_panels(self, panels: Panels, *, ribbon: str = "ymcko") -> None:
         """``Pr`` ``Ss`` ``Sr`` ``Db`` × 5 ``Se`` (guide p. 69): print the front, eject."""
+        self.load_panels(panels, ribbon=ribbon)
+        self.print_and_eject()
+
+    def load_panels(self, panels: Panels, *, ribbon: str = "ymcko") -> None:
+        """``Pr`` ``Ss`` ``Sr`` ``Db`` × 5: the print sequence up to, not including, ``Se``.
+        Nothing is on the card yet: the card is moved to the print position and can go back
+        to the contact station (``Sis``)."""
         self.command(f"Pr;{ribbon}")
         self.command("Ss")
         self.command("Sr")
@@ -226,6 +250,10 @@ class EvolisPrinter:
             if len(data) != panel_length(levels):
                 raise DeviceProtocolError(f"panel {name} has {len(data)} bytes")
             self.command(f"Db;{name};{levels};", data)
+
+    def print_and_eject(self) -> None:
+        """``Se`` after :meth:`load_panels`: the printer prints the face and ejects the card
+        — the one irreversible step; once sent, its outcome is the printer's to tell."""
         self.command("Se", timeout=PRINT_TIMEOUT)
 
     # ----------------------------------------------------------------- magnetic

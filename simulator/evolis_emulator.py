@@ -5,13 +5,19 @@ stripe), a ribbon and a cover; it parks a card at the contact station, where the
 served to pcscd through the vpcd bridge (the printer's coupler appears as a PC/SC reader);
 it prints by decoding the received panels back into an image (kept, and written as a PNG
 when ``out_dir`` is set); it encodes the stripe. Faults on demand: ribbon out, feeder empty,
-cover open, jam, magnetic write error. Replies are ``OK``/``ERR …``, or ``ACK``/``NACK
-<code>`` after ``Pem;4``.
+cover open, jam, magnetic write error, and tearing — a print that stops part-way (the card
+keeps a partial face and stays in the printer, the reply is a jam) and a stripe write that
+stops part-way (some tracks written, the reply is a write error). ``printed`` is the
+printer's own count of completed prints (``Rco;p``, the guide's counters), ``printed_log``
+the cards it printed, in order, so a test can count the cards a job printed without asking
+the registry. Replies are ``OK``/``ERR …``, or
+``ACK``/``NACK <code>`` after ``Pem;4``.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +84,12 @@ class EvolisEmulator:
         self.cover_open = False
         self.jam_next = False
         self.mag_write_error_next = False
+        self.tear_print_next = False
+        self.tear_stripe_next = False
+        self.printed_log: list[VirtualCard] = []
+        # called with each command's text once it is done, before the reply goes out: a
+        # test kills its host there to model "killed after sending ``Se``"
+        self.after_command: Callable[[str], None] | None = None
         self.ack_mode = False
         self.card: VirtualCard | None = None
         self.at_contact = False
@@ -129,10 +141,15 @@ class EvolisEmulator:
                 except Refused as exc:
                     self._reply_refused(exc.code)
                 return
+        command = bytes(text).decode("ascii", "replace")
         try:
-            self._reply(self._execute(bytes(text).decode("ascii", "replace")))
+            reply = self._execute(command)
         except Refused as exc:
             self._reply_refused(exc.code)
+            return
+        if self.after_command is not None:
+            self.after_command(command)
+        self._reply(reply)
 
     def _reply(self, text: str) -> None:
         if self.ack_mode and text == "OK":
@@ -200,6 +217,8 @@ class EvolisEmulator:
             if self.card is None:
                 return "NO CARD"
             return "SMART CARD" if self.at_contact else "CARD"
+        if text == "Rco;p":
+            return str(self.printed)
         if text == "Pem;4":
             self.ack_mode = True
             return "OK"
@@ -273,7 +292,15 @@ class EvolisEmulator:
             raise Refused("2")
         image = panels_to_image(Panels(**self.panels))
         assert self.card is not None
+        if self.tear_print_next:  # the print stops part-way: half a face, the card stays in
+            self.tear_print_next = False
+            image.paste("white", (0, image.height // 2, image.width, image.height))
+            self.card.printed = image
+            self.ribbon_panels -= 1
+            self.in_sequence = False
+            raise Refused("T")
         self.card.printed = image
+        self.printed_log.append(self.card)
         self.ribbon_panels -= 1
         self.printed += 1
         if self.out_dir is not None:
@@ -288,6 +315,11 @@ class EvolisEmulator:
             written = VirtualStripe.with_tracks(self.mag_buffer)
         except TrackError:
             raise Refused("D") from None
+        if self.tear_stripe_next:  # the write stops part-way: the first track only, cut short
+            self.tear_stripe_next = False
+            first = min(written.bits)
+            card.stripe.bits[first] = written.bits[first][: len(written.bits[first]) // 2]
+            raise Refused("W")
         card.stripe.bits.update(written.bits)
         for n, data in self.mag_buffer.items():  # the printer reads back and checks
             if card.stripe.read(n) != ("ok", data):

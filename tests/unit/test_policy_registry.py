@@ -18,7 +18,7 @@ from personalize.policy import (
     load_policy,
     policy_from_dict,
 )
-from personalize.registry import MIGRATIONS, Registry, RegistryError
+from personalize.registry import ACTIVATION_EVIDENCE, MIGRATIONS, Registry, RegistryError
 from simulator.factory import SAMPLE_HOLDER
 from sscard.identifiers import card_number_check, ssn_check
 from sscard.records import HolderData
@@ -197,19 +197,28 @@ def test_activation_is_atomic(registry: Registry) -> None:
     new = registry.start_card(1, operator="op1")
     new_id, new_number = new.id, new.card_number
     assert new.status == "personalizing" and new_number != number
+    with registry.transaction() as db:  # the job's evidence for the card, under token 1
+        db.execute("UPDATE jobs SET sn = 'AA01', fence = 1 WHERE id = 1")
+        db.execute("UPDATE cards SET sn = 'AA01' WHERE id = ?", (new_id,))
+        for step in ("feed", *ACTIVATION_EVIDENCE):
+            db.execute(
+                "INSERT INTO job_steps (job_id, step, result, sn, at, details, fence)"
+                " VALUES (1, ?, 'ok', 'AA01', 'now', '{}', 1)",
+                (step,),
+            )
     events_before = registry.verify_audit()[0]
     registry.db.execute(
         "CREATE TRIGGER fail_blacklist BEFORE INSERT ON blacklist "
         "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
     )
     with pytest.raises(RegistryError, match="disk full"):  # a refusal, never a raw sqlite error
-        registry.activate(new_id, operator="op1", job_id=1)
+        registry.activate(new_id, operator="op1", job_id=1, fence=1)
     # nothing of the activation happened
     assert registry.card(number).status == "reissue_pending"
     assert registry.card(new_number).status == "personalizing"
     assert registry.verify_audit()[0] == events_before
     registry.db.execute("DROP TRIGGER fail_blacklist")
-    registry.activate(new_id, operator="op1", job_id=1)
+    registry.activate(new_id, operator="op1", job_id=1, fence=1)
     assert registry.card(number).status == "void" and registry.blacklisted(number)
     assert registry.card(new_number).status == "active"
     assert registry.request(request["id"])["status"] == "done"
