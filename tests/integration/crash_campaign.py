@@ -51,6 +51,12 @@ PROFILE: CardProfile = load_profile("default")
 T2 = "6217991234567890123=3611120"
 
 
+def job_run_argv(job_id: int, station_file: Path) -> list[str]:
+    """``sscard job run JOB --station FILE`` as a station runs it."""
+    cli = [sys.executable, "-m", "personalize.cli"]
+    return [*cli, "job", "run", str(job_id), "--station", str(station_file)]
+
+
 @dataclass
 class Figures:
     jobs: int = 0
@@ -203,16 +209,7 @@ class Campaign:
 
     def start(self, job_id: int, station: int) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "personalize.cli",
-                "job",
-                "run",
-                str(job_id),
-                "--station",
-                str(self.station_files[station]),
-            ],
+            job_run_argv(job_id, self.station_files[station]),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

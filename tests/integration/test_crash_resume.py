@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from printer.evolis import EvolisPrinter
 from simulator.evolis_emulator import EvolisEmulator
 from simulator.sscard_card import SocialSecurityCardOS, Tearing
 from tests.audit_key import AUDIT_KEY
-from tests.integration.crash_campaign import Campaign, Figures, card_problem
+from tests.integration.crash_campaign import Campaign, Figures, card_problem, job_run_argv
 from tests.integration.test_reissue import (  # noqa: F401 (the fixture)
     POLICY,
     PROFILE,
@@ -100,16 +99,7 @@ def test_killed_after_se_is_settled_from_the_printer_not_printed_again(p: Prepar
 
 def job_process(p: Prepared) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "personalize.cli",
-            "job",
-            "run",
-            str(p.job_id),
-            "--station",
-            str(p.sim.station_file),
-        ],
+        job_run_argv(p.job_id, p.sim.station_file),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

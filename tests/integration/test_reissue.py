@@ -32,6 +32,7 @@ from simulator.station import SimulatedStation
 from sscard.profile import load_profile
 from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
+from tests.integration.crash_campaign import job_run_argv
 from tests.operators import login
 
 pytestmark = pytest.mark.pcsc
@@ -135,16 +136,7 @@ def run_job(
     p: Prepared, *, env: dict[str, str] | None = None, station: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "personalize.cli",
-            "job",
-            "run",
-            str(p.job_id),
-            "--station",
-            str(station or p.sim.station_file),
-        ],
+        job_run_argv(p.job_id, station or p.sim.station_file),
         capture_output=True,
         text=True,
         timeout=120,
