@@ -40,11 +40,9 @@ from personalize.operators import (
 from personalize.policy import load_policy
 from personalize.prompts import read_secret
 from personalize.registry import Registry
-from personalize.registry_options import add_audit_options, open_registry
+from personalize.registry_options import add_common_options, add_db_option, open_registry
 from personalize.roles import Role
 from personalize.station import StationConfig
-
-DEFAULT_DB = "sscard.db"
 
 
 def acting(registry: Registry, action: str) -> Operator:
@@ -192,15 +190,9 @@ def cmd_whoami(args: argparse.Namespace) -> int:
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     def common(p: argparse.ArgumentParser) -> None:
         where = p.add_mutually_exclusive_group()
-        where.add_argument(
-            "--db",
-            default=os.environ.get("SSCARD_DB", DEFAULT_DB),
-            help=f"registry database (default $SSCARD_DB or {DEFAULT_DB}); must exist",
-        )
+        add_db_option(where)
         where.add_argument("--station", help="the registry of this station file instead")
-        p.add_argument("--policy", default="default", help="region policy name or TOML path")
-        p.add_argument("--json", action="store_true", help="output JSON (errors too)")
-        add_audit_options(p)
+        add_common_options(p)
 
     roles = ", ".join(f"{r} {r.label}" for r in Role)
     op = sub.add_parser("operator", help="operator accounts and roles").add_subparsers(

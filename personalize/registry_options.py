@@ -13,6 +13,27 @@ from personalize.policy import load_policy
 from personalize.registry import Registry
 from personalize.station import open_security_module
 
+DEFAULT_DB = "sscard.db"
+
+
+def add_db_option(
+    p: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup, *, creates: bool = False
+) -> None:
+    """``--db``: the registry file (default ``$SSCARD_DB`` or ``./sscard.db``)."""
+    p.add_argument(
+        "--db",
+        default=os.environ.get("SSCARD_DB", DEFAULT_DB),
+        help=f"registry database (default $SSCARD_DB or {DEFAULT_DB}); "
+        + ("created when missing" if creates else "must exist: see `sscard registry init`"),
+    )
+
+
+def add_common_options(p: argparse.ArgumentParser) -> None:
+    """``--policy``, ``--json`` and the audit-key options every registry command takes."""
+    p.add_argument("--policy", default="default", help="region policy name or TOML path")
+    p.add_argument("--json", action="store_true", help="output JSON (errors too)")
+    add_audit_options(p)
+
 
 def add_audit_options(p: argparse.ArgumentParser) -> None:
     """``--hsm``, ``--hsm-client``, ``--hsm-secret-file``, ``--audit-checkpoints``."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import unicodedata
 from collections.abc import Callable
@@ -49,13 +48,11 @@ from personalize.registry import (
     mask_id,
     request_number,
 )
-from personalize.registry_options import add_audit_options, open_registry
+from personalize.registry_options import add_common_options, add_db_option, open_registry
 from personalize.station import StationConfig
 from personalize.trackvault import TrackVault
 from printer.evolis import EvolisPrinter
 from sscard.profile import load_profile
-
-DEFAULT_DB = "sscard.db"
 
 
 def _registry(args: argparse.Namespace, *, create: bool = False) -> Registry:
@@ -499,15 +496,8 @@ def cmd_job_cancel(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     def common(p: argparse.ArgumentParser, creates: bool = False) -> None:
-        p.add_argument(
-            "--db",
-            default=os.environ.get("SSCARD_DB", DEFAULT_DB),
-            help=f"registry database (default $SSCARD_DB or {DEFAULT_DB}); "
-            + ("created when missing" if creates else "must exist: see `sscard registry init`"),
-        )
-        p.add_argument("--policy", default="default", help="region policy name or TOML path")
-        p.add_argument("--json", action="store_true", help="output JSON (errors too)")
-        add_audit_options(p)
+        add_db_option(p, creates=creates)
+        add_common_options(p)
 
     def agent_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--agent-name", help="代办人姓名 (an agent applying for the holder)")
