@@ -371,9 +371,12 @@ class Campaign:
     def card_problem(self, sn: str | None, number: str, ssn: str) -> str | None:
         return card_problem(self.printers, sn, number, ssn)
 
-    def campaign(self, kills_per_job: tuple[int, int]) -> Figures:
+    def campaign(self, kills_per_job: tuple[int, int], *, window: float = 1.0) -> Figures:
+        """Run the jobs; kill delays are drawn uniformly over ``window`` × the calibrated
+        duration of one run (1.0: anywhere in a run; less: kills land more surely, in the
+        earlier steps — for the short campaigns of the suite)."""
         figures = Figures()
-        duration = self.calibrate()
+        duration = window * self.calibrate()
         for i in range(self.jobs):
             self.one_job(i + 1, self.rng.randint(*kills_per_job), duration, figures)
         figures.audit_problems = len(self.registry.verify_audit()[1])
