@@ -3,7 +3,9 @@ security-module backends, the PSAM and the simulated card all call (docs/chip-ap
 
 * Card factors (§4): card = SN (last 8 ATR bytes); city = ASCII(6-digit region code) ‖ "sx";
   province = ASCII(2-digit province code) ‖ "0000" ‖ "sh". Per-card key =
-  ``Div(Div(Div(K_root, province), city), card)``.
+  ``Div(Div(Div(K_root, province), city), card)``; regions that diversify two levels only
+  (card ‖ city, JSCardKiosks' ``BFDE 48``) have no province factor:
+  ``Div(Div(K_root, city), card)``.
 * External authentication (§4): SK = session_key(K_card, R); E = encrypt(SK, A); the command
   data is ``E ‖ A``.
 * 84-class command MAC (§4, HDOS_VC6): MAC under SK of ``header with Lc counting the MAC ‖
@@ -26,51 +28,66 @@ MAC_LENGTH = 4
 PIN_RESET_HEADER = bytes.fromhex("84240001")
 
 
+DIVERSIFICATION_LEVELS = (2, 3)
+
+
 @dataclass(frozen=True)
 class CardFactors:
-    """The three 8-byte diversification factors of one card."""
+    """The 8-byte diversification factors of one card: card, city and — for three-level
+    regions — province (None where a region diversifies two levels only)."""
 
     card: bytes
     city: bytes
-    province: bytes
+    province: bytes | None
 
     def __post_init__(self) -> None:
-        for name in ("card", "city", "province"):
-            if len(getattr(self, name)) != 8:
+        for name, value in (("card", self.card), ("city", self.city), ("province", self.province)):
+            if value is not None and len(value) != 8:
                 raise BadInput(f"the {name} factor must be 8 bytes")
 
     @classmethod
-    def for_card(cls, sn: bytes, region_code: str) -> CardFactors:
-        """Factors from the card SN and the 6-digit administrative region code."""
+    def for_card(cls, sn: bytes, region_code: str, levels: int = 3) -> CardFactors:
+        """Factors from the card SN and the 6-digit administrative region code, for a
+        derivation of ``levels`` (3: card, city, province; 2: card, city) levels."""
         if len(sn) != 8:
             raise BadInput(f"a card serial number is 8 bytes, got {len(sn)}")
         if not re.fullmatch(r"\d{6}", region_code):
             raise BadInput("a region code is 6 digits")
+        if levels not in DIVERSIFICATION_LEVELS:
+            raise BadInput(f"diversification has 2 or 3 levels, not {levels}")
         return cls(
             card=sn,
             city=region_code.encode("ascii") + b"sx",
-            province=region_code[:2].encode("ascii") + b"0000sh",
+            province=region_code[:2].encode("ascii") + b"0000sh" if levels == 3 else None,
         )
 
-    def chain(self) -> tuple[bytes, bytes, bytes]:
+    @property
+    def levels(self) -> int:
+        return len(self.chain())
+
+    def chain(self) -> tuple[bytes, ...]:
         """Card-first order, as a PSAM takes them (docs/chip-application.md §4)."""
+        if self.province is None:
+            return self.card, self.city
         return self.card, self.city, self.province
 
     def to_bytes(self) -> bytes:
-        return self.card + self.city + self.province
+        return b"".join(self.chain())
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> CardFactors:
-        if len(raw) != 24:
-            raise BadInput("card factors are 24 bytes (card ‖ city ‖ province)")
-        return cls(raw[:8], raw[8:16], raw[16:])
+        if len(raw) not in (16, 24):
+            raise BadInput("card factors are 16 or 24 bytes (card ‖ city [‖ province])")
+        return cls(raw[:8], raw[8:16], raw[16:] or None)
 
 
 def derive_card_key(suite: CipherSuite, root: bytes, factors: CardFactors) -> bytes:
-    """Three-level derivation root → province → city → card."""
-    key = suite.diversify(root, factors.province)
-    key = suite.diversify(key, factors.city)
-    return suite.diversify(key, factors.card)
+    """Derivation from the root down: root → province → city → card (three levels), or
+    root → city → card (two)."""
+    key = root
+    for factor in reversed(factors.chain()):
+        key = suite.diversify(key, factor)
+    return key
 
 
 def _check_block(suite: CipherSuite, what: str, value: bytes) -> None:

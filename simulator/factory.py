@@ -102,7 +102,7 @@ def issue_blank_card(
     extended_apdus: bool = True,
 ) -> SocialSecurityCardOS:
     sn = serial or serial_for(f"{profile.name}/{region_code}")
-    factors = CardFactors.for_card(sn, region_code)
+    factors = CardFactors.for_card(sn, region_code, profile.diversification_levels)
     mf = DedicatedFile(MF_FID, "MF")
     ssse = DedicatedFile(
         None, "SSSE", aid=profile.ssse_aid, proprietary_fci=profile.ssse_fci_proprietary

@@ -140,7 +140,9 @@ class SocialSecurityCard:
     def factors(self) -> CardFactors:
         if self.region_code is None:
             self.region_code = self.read_element(self.profile.ef05, EF05[0])[:3].hex()
-        return CardFactors.for_card(self.sn, self.region_code)
+        return CardFactors.for_card(
+            self.sn, self.region_code, self.profile.diversification_levels
+        )
 
     def _hsm(self) -> SecurityModule:
         if self.hsm is None:

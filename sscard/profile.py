@@ -82,6 +82,7 @@ class CardProfile:
     spec_version: str
     card_type: str
     algorithm: str
+    diversification_levels: int
     name_padding: int
     read_access: Literal["free", "pin"]
     ssse_aid: bytes
@@ -149,6 +150,7 @@ def profile_from_dict(d: dict[str, Any]) -> CardProfile:
             spec_version=str(d["spec_version"]),
             card_type=str(d["card_type"]),
             algorithm=str(d.get("algorithm", "3DES")),
+            diversification_levels=int(d.get("diversification_levels", 3)),
             name_padding=int(d["name_padding"]),
             read_access=d["read_access"],
             ssse_aid=bytes.fromhex(d["ssse_aid"]),
@@ -180,6 +182,8 @@ def profile_from_dict(d: dict[str, Any]) -> CardProfile:
         ) from None
     if profile.spec_version not in SPEC_VERSIONS:
         raise ProfileError(f"spec version {profile.spec_version!r} not one of {SPEC_VERSIONS}")
+    if profile.diversification_levels not in (2, 3):
+        raise ProfileError("diversification_levels is 2 (card, city) or 3 (card, city, province)")
     if profile.name_padding not in (0x00, 0x20):
         raise ProfileError("name padding is 0x00 or 0x20")
     if profile.read_access not in ("free", "pin"):
