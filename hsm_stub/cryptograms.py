@@ -12,6 +12,9 @@ security-module backends, the PSAM and the simulated card all call (docs/chip-ap
   data``, padding method 2, IV 0, first 4 bytes. The caller passes that MAC input.
 * PIN reset block (§2): ``encrypt(K_card, 03 ‖ PIN BCD ‖ 80 00…)`` ‖ MAC of
   ``84 24 00 01 Lc ‖ that`` under SK.
+* INTERNAL AUTHENTICATE (§4, spec-3.00 cards, [ours]): the card answers
+  ``encrypt(K_card_internal, data)`` (ECB over the terminal's random blocks) for
+  ``00 88 00 00 Lc data``; a terminal checks it with the security module.
 * 卡识别码 MAC (§3): MAC algorithm 3 (3DES suite) over the first 12 bytes, IV 0, under IRK
   diversified once by the SN, first 4 bytes.
 """
@@ -124,6 +127,14 @@ def pin_reset_data(suite: CipherSuite, card_key: bytes, challenge: bytes, pin: s
     lc = len(enc) + MAC_LENGTH
     mac = command_mac(suite, card_key, challenge, PIN_RESET_HEADER + bytes((lc,)) + enc)
     return enc + mac
+
+
+def internal_auth_response(suite: CipherSuite, card_key: bytes, data: bytes) -> bytes:
+    """The card's answer to INTERNAL AUTHENTICATE: ``data`` (one or two blocks of the
+    terminal's random) enciphered ECB under the card's internal-authentication key."""
+    if not data or len(data) % suite.block or len(data) > 2 * suite.block:
+        raise BadInput(f"internal authentication takes 1 or 2 blocks of {suite.block} bytes")
+    return suite.encrypt(card_key, data)
 
 
 def card_id_mac(suite: CipherSuite, irk_root: bytes, sn: bytes, data12: bytes) -> bytes:

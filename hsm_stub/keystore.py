@@ -51,12 +51,17 @@ LMK_LENGTH = 16
 # ``external-auth`` opens write access on the card (the update key); ``read-auth`` only
 # proves a card genuine (the read key) and is the one external authentication offices get;
 # ``audit-mac`` keys the registry's audit chain (HMAC-SHA256, hsm_stub.local).
-Usage = Literal["master", "external-auth", "read-auth", "card-id-mac", "pin", "audit-mac"]
-Operation = Literal["external-auth", "command-mac", "pin-reset", "card-id-mac", "kcv", "audit-mac"]
+Usage = Literal[
+    "master", "external-auth", "read-auth", "internal-auth", "card-id-mac", "pin", "audit-mac"
+]
+Operation = Literal[
+    "external-auth", "internal-auth", "command-mac", "pin-reset", "card-id-mac", "kcv", "audit-mac"
+]
 USAGES: tuple[Usage, ...] = (
     "master",
     "external-auth",
     "read-auth",
+    "internal-auth",
     "card-id-mac",
     "pin",
     "audit-mac",
@@ -65,6 +70,7 @@ USAGES: tuple[Usage, ...] = (
 # Which key usages may serve which operation.
 OPERATION_USAGES: dict[Operation, frozenset[str]] = {
     "external-auth": frozenset({"external-auth", "read-auth", "master"}),
+    "internal-auth": frozenset({"internal-auth"}),
     "command-mac": frozenset({"pin", "master", "external-auth"}),
     "pin-reset": frozenset({"pin"}),
     "card-id-mac": frozenset({"card-id-mac"}),
@@ -78,9 +84,9 @@ OPERATION_USAGES: dict[Operation, frozenset[str]] = {
 # Both roles write the registry, so both seal its audit events (``audit-mac``).
 ROLE_USAGES: dict[str, frozenset[str]] = {
     "card-center": frozenset(
-        {"master", "external-auth", "read-auth", "card-id-mac", "pin", "audit-mac"}
+        {"master", "external-auth", "read-auth", "internal-auth", "card-id-mac", "pin", "audit-mac"}
     ),
-    "office": frozenset({"read-auth", "card-id-mac", "pin", "audit-mac"}),
+    "office": frozenset({"read-auth", "internal-auth", "card-id-mac", "pin", "audit-mac"}),
 }
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 CLIENT_SECRET_LENGTH = 32
@@ -92,6 +98,7 @@ USAGE_KEYS: dict[str, frozenset[tuple[str, int]]] = {
     "master": frozenset({("3DES", 16), ("3DES", 24), ("SM4", 16)}),
     "external-auth": frozenset({("3DES", 16), ("3DES", 24), ("SM4", 16)}),
     "read-auth": frozenset({("3DES", 16), ("3DES", 24), ("SM4", 16)}),
+    "internal-auth": frozenset({("3DES", 16), ("3DES", 24), ("SM4", 16)}),
     "pin": frozenset({("3DES", 16), ("3DES", 24), ("SM4", 16)}),
     "card-id-mac": frozenset({("3DES", 16), ("SM4", 16)}),
     # the registry's audit chain: HMAC-SHA256 keyed with the key's value (hsm_stub.local)
@@ -115,6 +122,7 @@ TEST_KEYS: dict[str, tuple[str, Usage, bytes]] = {
     "update": ("3DES", "external-auth", b"SSCARD TEST UPD1"),
     "read": ("3DES", "read-auth", b"SSCARD TEST READ"),
     "irk": ("3DES", "card-id-mac", b"SSCARD TEST IRK1"),
+    "internal": ("3DES", "internal-auth", b"SSCARD TEST INT1"),
     "pin": ("3DES", "pin", b"SSCARD TEST PIN1"),
     "audit": ("3DES", "audit-mac", b"SSCARD TEST AUD1"),
 }

@@ -140,9 +140,7 @@ class SocialSecurityCard:
     def factors(self) -> CardFactors:
         if self.region_code is None:
             self.region_code = self.read_element(self.profile.ef05, EF05[0])[:3].hex()
-        return CardFactors.for_card(
-            self.sn, self.region_code, self.profile.diversification_levels
-        )
+        return CardFactors.for_card(self.sn, self.region_code, self.profile.diversification_levels)
 
     def _hsm(self) -> SecurityModule:
         if self.hsm is None:
