@@ -133,10 +133,15 @@ def issue_blank_card(
     assert profile.pin_key.id is not None and profile.update_key.id is not None
     config = SsseConfig(
         ssse_aid=profile.ssse_aid,
-        protected_fids=(profile.ef05.fid, profile.ef06.fid, profile.ef08.fid),
-        update_key=profile.update_key.id,
+        update_keys={
+            ref.fid: profile.update_key.id for ref in (profile.ef05, profile.ef06, profile.ef08)
+        },
         pin_key=profile.pin_key.id,
-        read_needs_pin=profile.read_access == "pin",
+        read_pin_fids=(
+            (profile.ef05.fid, profile.ef06.fid, profile.ef08.fid)
+            if profile.read_access == "pin"
+            else ()
+        ),
         forms=forms,
     )
     pin = PinState(bytes.fromhex(profile.pin.default), profile.pin.tries, profile.pin.tries)

@@ -71,11 +71,15 @@ class Tearing:
 
 @dataclass
 class SsseConfig:
+    """The card's access rules: which external-authentication key guards the update of each
+    file (``update_keys``: FID → key id), which files a VERIFY must precede reading
+    (``read_pin_fids``), the PIN's key for unblock/reset, and the record-addressing forms
+    the card accepts."""
+
     ssse_aid: bytes
-    protected_fids: tuple[int, ...]  # EF05, EF06, EF08
-    update_key: int
+    update_keys: dict[int, int]
     pin_key: int
-    read_needs_pin: bool
+    read_pin_fids: tuple[int, ...] = ()
     forms: tuple[str, ...] = ("sfi", "tag", "number")
 
 
@@ -98,12 +102,14 @@ class SocialSecurityCardOS(CardOS):
         config: SsseConfig,
         keys: dict[int, CardKey],
         pin: PinState,
+        internal_key: CardKey | None = None,
         tearing: Tearing | None = None,
         **kwargs: Any,
     ) -> None:
         self.config = config
         self.keys = keys
         self.pin = pin
+        self.internal_key = internal_key  # INTERNAL AUTHENTICATE (spec-3.00 cards); None: 6D00
         self.tearing = tearing or Tearing()
         super().__init__(mf, **kwargs)
 
@@ -118,11 +124,12 @@ class SocialSecurityCardOS(CardOS):
             self.pin_verified = False
 
     def check_access(self, op: Access, f: File) -> None:
-        if f.fid not in self.config.protected_fids:
+        if f.fid is None:
             return
-        if op == "update" and self.config.update_key not in self.authenticated:
+        key = self.config.update_keys.get(f.fid)
+        if op == "update" and key is not None and key not in self.authenticated:
             raise SwError(0x6982)
-        if op == "read" and self.config.read_needs_pin and not self.pin_verified:
+        if op == "read" and f.fid in self.config.read_pin_fids and not self.pin_verified:
             raise SwError(0x6982)
 
     # ----------------------------------------------------------------- records
@@ -293,17 +300,15 @@ class SocialSecurityCardOS(CardOS):
         d = super().to_dict()
         d["ssse"] = {
             "ssse_aid": self.config.ssse_aid.hex().upper(),
-            "protected_fids": [f"{f:04X}" for f in self.config.protected_fids],
-            "update_key": self.config.update_key,
+            "update_keys": {f"{f:04X}": k for f, k in self.config.update_keys.items()},
             "pin_key": self.config.pin_key,
-            "read_needs_pin": self.config.read_needs_pin,
+            "read_pin_fids": [f"{f:04X}" for f in self.config.read_pin_fids],
             "forms": list(self.config.forms),
         }
-        d["keys"] = {
-            f"{kid:02X}": {**asdict(k), "value": k.value.hex().upper()}
-            for kid, k in self.keys.items()
-        }
+        d["keys"] = {f"{kid:02X}": _key_to_dict(k) for kid, k in self.keys.items()}
         d["pin"] = {**asdict(self.pin), "value": self.pin.value.hex().upper()}
+        if self.internal_key is not None:
+            d["internal_key"] = _key_to_dict(self.internal_key)
         d["tearing"] = asdict(self.tearing)
         return d
 
@@ -313,18 +318,13 @@ class SocialSecurityCardOS(CardOS):
         s = d["ssse"]
         config = SsseConfig(
             ssse_aid=bytes.fromhex(s["ssse_aid"]),
-            protected_fids=tuple(int(f, 16) for f in s["protected_fids"]),
-            update_key=int(s["update_key"]),
+            update_keys={int(f, 16): int(k) for f, k in s["update_keys"].items()},
             pin_key=int(s["pin_key"]),
-            read_needs_pin=bool(s["read_needs_pin"]),
+            read_pin_fids=tuple(int(f, 16) for f in s.get("read_pin_fids", [])),
             forms=tuple(s["forms"]),
         )
-        keys = {
-            int(kid, 16): CardKey(
-                k["algorithm"], bytes.fromhex(k["value"]), int(k["tries"]), int(k["max_tries"])
-            )
-            for kid, k in d["keys"].items()
-        }
+        keys = {int(kid, 16): _key_from_dict(k) for kid, k in d["keys"].items()}
+        internal = d.get("internal_key")
         p = d["pin"]
         pin = PinState(bytes.fromhex(p["value"]), int(p["tries"]), int(p["max_tries"]))
         return cls(
@@ -332,9 +332,19 @@ class SocialSecurityCardOS(CardOS):
             config=config,
             keys=keys,
             pin=pin,
+            internal_key=_key_from_dict(internal) if internal else None,
             tearing=Tearing(**d.get("tearing", {})),
             atr=base.atr,
             protocol=base.protocol,
             extended_apdus=base.extended_apdus,
             data_objects=base.data_objects,
+            quirks=base.quirks,
         )
+
+
+def _key_to_dict(k: CardKey) -> dict[str, Any]:
+    return {**asdict(k), "value": k.value.hex().upper()}
+
+
+def _key_from_dict(k: dict[str, Any]) -> CardKey:
+    return CardKey(k["algorithm"], bytes.fromhex(k["value"]), int(k["tries"]), int(k["max_tries"]))

@@ -82,6 +82,7 @@ class CardOS:
         protocol: ProtocolName = "T0",
         extended_apdus: bool = False,
         data_objects: dict[int, bytes] | None = None,
+        quirks: tuple[str, ...] = (),
     ) -> None:
         if mf.fid != MF_FID:
             raise ValueError("the root of the file tree must be the MF (3F00)")
@@ -90,6 +91,7 @@ class CardOS:
         self.protocol: ProtocolName = protocol
         self.extended_apdus = extended_apdus
         self.data_objects: dict[int, bytes] = dict(data_objects or {})
+        self.quirks = quirks  # simulator/quirks.py: NAME or NAME=N, as given to sim new-card
         self.on_change: Callable[[], None] | None = None
         self.powered = False
         self._reset_state()
@@ -414,6 +416,7 @@ class CardOS:
             "protocol": self.protocol,
             "extended_apdus": self.extended_apdus,
             "data_objects": {f"{t:04X}": v.hex().upper() for t, v in self.data_objects.items()},
+            "quirks": list(self.quirks),
             "mf": to_dict(self.mf),
         }
 
@@ -430,4 +433,5 @@ class CardOS:
             data_objects={
                 int(t, 16): bytes.fromhex(v) for t, v in d.get("data_objects", {}).items()
             },
+            quirks=tuple(d.get("quirks", ())),
         )
