@@ -139,22 +139,32 @@ def test_card_factors_from_region_and_sn() -> None:
 
 
 def test_pboc_diversification_step() -> None:
-    # Div(K, D) = 3DES_K(D) ‖ 3DES_K(~D) (docs/chip-application.md §4).
-    d = H("3337313730307378")
-    not_d = bytes(b ^ 0xFF for b in d)
-    assert TDES.diversify(ROOT, d) == ecb_encrypt("3DES", ROOT, d) + ecb_encrypt(
-        "3DES", ROOT, not_d
-    )
-    assert SM4_SUITE.diversify(ROOT, d) == ecb_encrypt("SM4", ROOT, d + not_d)
+    # Div(K, D) = 3DES_K(D) ‖ 3DES_K(~D), SM4 suite SM4_K(D ‖ ~D) (docs/chip-application.md §4);
+    # expected values from openssl, not from hsm_stub (more in test_independent_vectors.py):
+    # echo 3337313730307378CCC8CEC8CFCF8C87 | xxd -r -p \
+    #   | openssl enc -des-ede-ecb -K 0123456789ABCDEFFEDCBA9876543210 -nopad | xxd -p -u -c 64
+    assert TDES.diversify(ROOT, H("3337313730307378")) == H("B30540AEE745677DFB820230EE93DAFF")
+    # echo 3337313730307378CCC8CEC8CFCF8C87 | xxd -r -p \
+    #   | openssl enc -sm4-ecb -K 0123456789ABCDEFFEDCBA9876543210 -nopad | xxd -p -u -c 64
+    assert SM4_SUITE.diversify(ROOT, H("3337313730307378")) == H("C4C7562FAC8A0B3A281F1F74B3E99EA8")
 
 
 def test_three_level_derivation_order() -> None:
-    expected = TDES.diversify(
-        TDES.diversify(TDES.diversify(ROOT, FACTORS.province), FACTORS.city), FACTORS.card
-    )
-    assert derive_card_key(TDES, ROOT, FACTORS) == expected
+    # Root → province → city → card (docs/chip-application.md §4); each level by openssl:
+    # echo 3337303030307368CCC8CFCFCFCF8C97 | xxd -r -p \
+    #   | openssl enc -des-ede-ecb -K 0123456789ABCDEFFEDCBA9876543210 -nopad | xxd -p -u -c 64
+    province = H("7BA884BEC14AF6CFEC9F03A1B95AEC0C")
+    # echo 3337313730307378CCC8CEC8CFCF8C87 | xxd -r -p \
+    #   | openssl enc -des-ede-ecb -K 7BA884BEC14AF6CFEC9F03A1B95AEC0C -nopad | xxd -p -u -c 64
+    city = H("1D08890AAB0249491D0CCC70EC710FFC")
+    # echo 0102030405060708FEFDFCFBFAF9F8F7 | xxd -r -p \
+    #   | openssl enc -des-ede-ecb -K 1D08890AAB0249491D0CCC70EC710FFC -nopad | xxd -p -u -c 64
+    card = H("F5186E818D40946939B097BAC9342FDD")
+    assert TDES.diversify(ROOT, H("3337303030307368")) == province
+    assert TDES.diversify(province, H("3337313730307378")) == city
+    assert derive_card_key(TDES, ROOT, FACTORS) == card
     other = CardFactors.for_card(H("0102030405060709"), "371700")
-    assert derive_card_key(TDES, ROOT, other) != expected  # one key per card
+    assert derive_card_key(TDES, ROOT, other) != card  # one key per card
 
 
 @pytest.mark.parametrize("s", [TDES, SM4_SUITE], ids=["3DES", "SM4"])
