@@ -15,9 +15,11 @@ PROD_PKGS   := apdu sscard hsm_stub printer personalize simulator
 # python3), fonts-wqy-microhei (Chinese text in PDFs and card faces), poppler-utils
 # (pdftotext/pdftoppm, with which tests read PDFs back), faketime (tests run `sscard` with the
 # clock pinned: no test depends on the day it is run), zbar-tools (zbarimg decodes the
-# barcodes printed on documents).
+# barcodes printed on documents), openssl (the independent implementation that the crypto
+# tests re-run: tests/unit/test_independent_vectors.py; single DES needs its legacy provider,
+# which Debian's libssl3 ships).
 APT_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev swig gcc python3-venv python3-dev \
-                fonts-wqy-microhei poppler-utils faketime zbar-tools
+                fonts-wqy-microhei poppler-utils faketime zbar-tools openssl
 
 .PHONY: demo test lint typecheck unit integration bench deps system-deps clean
 
