@@ -167,42 +167,84 @@ def test_three_level_derivation_order() -> None:
     assert derive_card_key(TDES, ROOT, other) != card  # one key per card
 
 
-@pytest.mark.parametrize("s", [TDES, SM4_SUITE], ids=["3DES", "SM4"])
-def test_external_authentication_cryptogram(s: CipherSuite) -> None:
+# The expected values below are openssl's (the command above each), never hsm_stub's; the card
+# key of ROOT for FACTORS is F5186E818D40946939B097BAC9342FDD (test_three_level_derivation_order)
+# and, in the SM4 suite, 9E67E047576506F3AE9FDA2813AA6840:
+#   echo 3337303030307368CCC8CFCFCFCF8C97 | xxd -r -p | openssl enc -sm4-ecb -nopad \
+#     -K 0123456789ABCDEFFEDCBA9876543210 | xxd -p -u -c 64    → 43E920C2FB5C9FEFBF9738CEF2101BE9
+#   echo 3337313730307378CCC8CEC8CFCF8C87 | xxd -r -p | openssl enc -sm4-ecb -nopad \
+#     -K 43E920C2FB5C9FEFBF9738CEF2101BE9 | xxd -p -u -c 64    → 4C04212D4DBCC040F0C8A1948127B5C0
+#   echo 0102030405060708FEFDFCFBFAF9F8F7 | xxd -r -p | openssl enc -sm4-ecb -nopad \
+#     -K 4C04212D4DBCC040F0C8A1948127B5C0 | xxd -p -u -c 64    → 9E67E047576506F3AE9FDA2813AA6840
+CARD_KEYS = {
+    "3DES": H("F5186E818D40946939B097BAC9342FDD"),
+    "SM4": H("9E67E047576506F3AE9FDA2813AA6840"),
+}
+# Single DES is in OpenSSL 3's legacy provider: in the commands, LEGACY="-provider legacy
+# -provider default" (as tests/unit/test_independent_vectors.py runs them).
+
+
+@pytest.mark.parametrize(
+    ("s", "session", "cryptogram"),
+    [
+        # echo A1A2A3A4A5A6A7A8 | xxd -r -p | openssl enc -des-ede-ecb -nopad \
+        #   -K F5186E818D40946939B097BAC9342FDD | xxd -p -u        → SK EE964A12988D967D
+        # echo 0001020304050607 | xxd -r -p | openssl enc -des-ecb -nopad \
+        #   -K EE964A12988D967D $LEGACY | xxd -p -u                → E 79CED0E30A1DFE47
+        (TDES, "EE964A12988D967D", "79CED0E30A1DFE47"),
+        # echo A1A2A3A4A5A6A7A85E5D5C5B5A595857 | xxd -r -p | openssl enc -sm4-ecb -nopad \
+        #   -K 9E67E047576506F3AE9FDA2813AA6840 | xxd -p -u -c 64  → SK 63C3F964…B60915DD
+        # echo 000102030405060708090A0B0C0D0E0F | xxd -r -p | openssl enc -sm4-ecb -nopad \
+        #   -K 63C3F964A4B36DCAD64CF214B60915DD | xxd -p -u -c 64  → E F5CB8055…0BB798C1
+        (SM4_SUITE, "63C3F964A4B36DCAD64CF214B60915DD", "F5CB80557634AA36C4C43BEE0BB798C1"),
+    ],
+    ids=["3DES", "SM4"],
+)
+def test_external_authentication_cryptogram(s: CipherSuite, session: str, cryptogram: str) -> None:
     card_key = derive_card_key(s, ROOT, FACTORS)
+    assert card_key == CARD_KEYS[s.name]
     challenge = H("A1A2A3A4A5A6A7A8")
     factor = bytes(range(s.block))
-    data = external_auth_data(s, card_key, challenge, factor)
-    session = s.session_key(card_key, challenge)
-    assert data == s.encrypt(session, factor) + factor
-    # the card side decrypts E with the same session key and finds A
-    block = "DES" if s is TDES else "SM4"
-    assert ecb_decrypt(block, session, data[: s.block]) == factor
+    assert s.session_key(card_key, challenge) == H(session)
+    assert external_auth_data(s, card_key, challenge, factor) == H(cryptogram) + factor
     with pytest.raises(BadInput):
         external_auth_data(s, card_key, challenge[:4], factor)
 
 
 def test_command_mac_and_pin_reset_block() -> None:
-    card_key = derive_card_key(TDES, ROOT, FACTORS)
+    card_key = CARD_KEYS["3DES"]
     challenge = H("1122334455667788")
-    header = H("8424000004")
-    mac = command_mac(TDES, card_key, challenge, header)
-    session = TDES.session_key(card_key, challenge)
-    assert len(session) == 8 and len(mac) == 4
-    assert mac == mac_algorithm1("DES", session, pad_method2(header))[:4]
-    data = pin_reset_data(TDES, card_key, challenge, "654321")
-    assert ecb_decrypt("3DES", card_key, data[:8]) == H("0365432180000000")
-    # the MAC covers the PIN RESET header with Lc = 0C (8 enciphered bytes + 4 MAC bytes)
-    assert data[8:] == command_mac(TDES, card_key, challenge, H("842400010C") + data[:8])
+    # echo 1122334455667788 | xxd -r -p | openssl enc -des-ede-ecb -nopad \
+    #   -K F5186E818D40946939B097BAC9342FDD | xxd -p -u          → SK 96743012591E6A5B
+    assert TDES.session_key(card_key, challenge) == H("96743012591E6A5B")
+    # echo 8424000004800000 | xxd -r -p | openssl enc -des-cbc -nopad \
+    #   -K 96743012591E6A5B -iv 0000000000000000 $LEGACY | xxd -p -u     → 184DAFCD842FBEF6
+    assert command_mac(TDES, card_key, challenge, H("8424000004")) == H("184DAFCD")
+    # echo 0365432180000000 | xxd -r -p | openssl enc -des-ede-ecb -nopad \
+    #   -K F5186E818D40946939B097BAC9342FDD | xxd -p -u          → B9922BD7695CDD2F
+    # echo 842400010CB9922BD7695CDD2F800000 | xxd -r -p | openssl enc -des-cbc -nopad \
+    #   -K 96743012591E6A5B -iv 0000000000000000 $LEGACY | xxd -p -u -c 64
+    #                                                  → 8E6DCF0DE7683DB1 163504716FDF50CB
+    # (the MAC covers the PIN RESET header with Lc = 0C: 8 enciphered bytes + 4 MAC bytes)
+    assert pin_reset_data(TDES, card_key, challenge, "654321") == H("B9922BD7695CDD2F16350471")
     assert pin_block(SM4_SUITE, "123456") == H("03123456") + b"\x80" + bytes(11)
     with pytest.raises(BadInput, match="6 digits"):
         pin_block(TDES, "12345a")
 
 
 def test_card_identifier_mac() -> None:
-    # docs/chip-application.md §3: MAC algorithm 3 over the first 12 bytes, IRK diversified by SN.
+    # docs/chip-application.md §3: MAC algorithm 3 over the first 12 bytes, IRK diversified by
+    # SN; the IRK here is ROOT, the 12 bytes 341200 ‖ D156000005 ‖ 05060708. By openssl:
+    # echo 0102030405060708FEFDFCFBFAF9F8F7 | xxd -r -p | openssl enc -des-ede-ecb -nopad \
+    #   -K 0123456789ABCDEFFEDCBA9876543210 | xxd -p -u -c 64  → A85CEB8CDADFF80836B1D1C24CE030D7
+    # echo 341200D1560000050506070880000000 | xxd -r -p | openssl enc -des-cbc -nopad \
+    #   -K A85CEB8CDADFF808 -iv 0000000000000000 $LEGACY | xxd -p -u -c 64
+    #                                                  → 17EF1D71233C5318 051A3444C5DB2E7B
+    # echo 051A3444C5DB2E7B | xxd -r -p | openssl enc -d -des-ecb -nopad \
+    #   -K 36B1D1C24CE030D7 $LEGACY | xxd -p -u               → 91C1D8E6F68DC310
+    # echo 91C1D8E6F68DC310 | xxd -r -p | openssl enc -des-ecb -nopad \
+    #   -K A85CEB8CDADFF808 $LEGACY | xxd -p -u               → 9C67A57FEDA54EC0
     data12 = H("341200") + H("D156000005") + SN[4:]
-    mac = card_id_mac(TDES, ROOT, SN, data12)
-    assert mac == mac_algorithm3(TDES.diversify(ROOT, SN), pad_method2(data12))[:4]
+    assert card_id_mac(TDES, ROOT, SN, data12) == H("9C67A57F")
     with pytest.raises(BadInput, match="12 bytes"):
         card_id_mac(TDES, ROOT, SN, data12[:11])
