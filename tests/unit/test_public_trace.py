@@ -73,10 +73,13 @@ def _header_and_data(raw: bytes) -> tuple[int, int, int, int, bytes]:
 
 
 class LoggedCard:
-    """A card that answers what the logged card answered, and nothing else (6D00)."""
+    """A card that answers what the logged card answered. What the log does not show gets the
+    ISO/IEC 7816-4 refusal (6A83 no such record, 6A82 no such file, 6D00 otherwise); the
+    records it served are kept in ``served`` as (P1, P2)."""
 
     def __init__(self) -> None:
         self.waiting = b""
+        self.served: list[tuple[int, int]] = []
 
     def power_on(self) -> bytes:
         return ATR
@@ -94,18 +97,25 @@ class LoggedCard:
             return data + OK
         if header in (_header_and_data(SELECT_EF05), _header_and_data(SELECT_EF06)):
             return OK
-        if header[1] == 0xB2 and (header[2], header[3]) in RECORDS:
+        if header[1] == 0xB2:
+            if (header[2], header[3]) not in RECORDS:
+                return H("6A83")
+            self.served.append((header[2], header[3]))
             return RECORDS[header[2], header[3]] + OK
-        return H("6D00")
+        return H("6A82") if header[1] == 0xA4 else H("6D00")
+
+
+Host = tuple[SocialSecurityCard, RecordingTrace, LoggedCard]
 
 
 @pytest.fixture
-def host() -> tuple[SocialSecurityCard, RecordingTrace]:
-    transport = InProcessTransport(LoggedCard())
+def host() -> Host:
+    logged = LoggedCard()
+    transport = InProcessTransport(logged)
     trace = RecordingTrace()
     transport.add_observer(trace)
     transport.connect()
-    return SocialSecurityCard(transport, PROFILE), trace
+    return SocialSecurityCard(transport, PROFILE), trace, logged
 
 
 def _element(table: tuple[Element, ...], name: str) -> Element:
@@ -115,10 +125,8 @@ def _element(table: tuple[Element, ...], name: str) -> Element:
 # ----------------------------------------------------------------- SSSE
 
 
-def test_host_selects_ssse_as_the_logged_reader(
-    host: tuple[SocialSecurityCard, RecordingTrace],
-) -> None:
-    card, trace = host
+def test_host_selects_ssse_as_the_logged_reader(host: Host) -> None:
+    card, trace, _ = host
     identity = card.identify()
     select, get_response = (H(e.command) for e in trace.events[:2])
     # The same header and AID; a case-4 Le (00) is not sent on T=0, hence its absence in the log.
@@ -152,6 +160,7 @@ def test_fci_names_the_profile_aid_and_the_dir_sfi() -> None:
         (READ_NAME, "ef06", "name", 30),
         (READ_GENDER, "ef06", "gender", 1),
     ],
+    ids=lambda v: v.hex().upper() if isinstance(v, bytes) else str(v),
 )
 def test_logged_reads_are_the_profile_tags_sfis_and_lengths(
     logged: bytes, ef: str, name: str, length: int
@@ -182,8 +191,8 @@ def test_logged_ef_selects_are_the_profile_fids() -> None:
     )
 
 
-def test_host_reads_the_logged_answers(host: tuple[SocialSecurityCard, RecordingTrace]) -> None:
-    card, trace = host
+def test_host_reads_the_logged_answers(host: Host) -> None:
+    card, trace, logged = host
     identity = card.identify()
     ef05 = {e.name: e for e in EF05}
     card_id = ef05["card_id"].codec.decode(card.read_element(PROFILE.ef05, ef05["card_id"]))
@@ -198,8 +207,9 @@ def test_host_reads_the_logged_answers(host: tuple[SocialSecurityCard, Recording
     assert identity.sn == H("866533010114F199")
     assert card_id_matches_sn(card_id, identity.sn)
     assert region_name(card_id[:3].hex()) == "杭州市"
-    # Every command the host sent is one the logged card answered (no 6D00).
-    assert all(e.sw in (0x9000, 0x6118) for e in trace.events), [e.command for e in trace.events]
+    # The host found every one of these records where the logged reader did.
+    assert set(logged.served) == set(RECORDS)
+    assert all(e.sw != 0x6D00 for e in trace.events), [e.command for e in trace.events]
 
 
 # ----------------------------------------------------------------- the published EF05 sample
