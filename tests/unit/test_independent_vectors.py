@@ -18,6 +18,7 @@ challenge R = ``1122334455667788``, authentication factor A = ``A1A2A3A4A5A6A7A8
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -561,6 +562,19 @@ def test_openssl_still_gives_every_literal(name: str) -> None:
     run = subprocess.run(vector.argv, input=H(vector.data), capture_output=True, check=False)
     assert run.returncode == 0, run.stderr.decode(errors="replace")
     assert run.stdout.hex().upper() == vector.out
+
+
+def test_the_documented_values_are_these_literals() -> None:
+    """docs/security-module.md "Test vectors" quotes values of this file and of the public
+    trace's test: each hex word of that section is part of a literal of one of them."""
+    here = Path(__file__)
+    doc = (here.parents[2] / "docs" / "security-module.md").read_text(encoding="utf-8")
+    section = doc.split("### Test vectors", 1)[1].split("\n## ", 1)[0]
+    words = re.findall(r"\b[0-9A-F]{6,}\b", section)
+    assert len(words) > 20
+    literals = " ".join(f"{v.args} {v.data} {v.out}" for v in VECTORS.values())
+    literals += (here.parent / "test_public_trace.py").read_text(encoding="utf-8")
+    assert [w for w in words if w not in literals] == []
 
 
 def test_factor_inputs_and_key_chains() -> None:
