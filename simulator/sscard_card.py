@@ -240,10 +240,10 @@ class SocialSecurityCardOS(CardOS):
             raise SwError(0x6E00)
         if c.p1 != 0x00 or c.p2 != 0x00:
             raise SwError(0x6A86)
-        suite = suite_for(key.algorithm)
-        if len(c.data) not in (suite.block, 2 * suite.block):
-            raise SwError(0x6700)
-        return cryptograms.internal_auth_response(suite, key.value, c.data)
+        try:
+            return cryptograms.internal_auth_response(suite_for(key.algorithm), key.value, c.data)
+        except BadInput:
+            raise SwError(0x6700) from None
 
     # ----------------------------------------------------------------- PIN
 
