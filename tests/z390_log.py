@@ -14,7 +14,6 @@ from __future__ import annotations
 from simulator.cardos.filesystem import DedicatedFile, RecordEF
 from simulator.factory import issue_blank_card
 from simulator.sscard_card import SocialSecurityCardOS
-from sscard.profile import load_profile
 
 H = bytes.fromhex
 
@@ -47,7 +46,7 @@ RECORDS: dict[int, tuple[bytes, ...]] = {
 def log_card(protocol: str = "T0") -> SocialSecurityCardOS:
     """A default-profile card from the card factory whose EF05/EF06 hold the log card's
     records (written over the factory's blank records with the same tags)."""
-    card = issue_blank_card(load_profile("default"), "330100", protocol=protocol)  # type: ignore[arg-type]
+    card = issue_blank_card("default", "330100", protocol=protocol)  # type: ignore[arg-type]
     ssse = card.mf.children[0]
     assert isinstance(ssse, DedicatedFile)
     for sfi, records in RECORDS.items():

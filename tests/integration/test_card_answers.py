@@ -41,17 +41,27 @@ PROFILE = load_profile("default")
 SELECT_SSSE = H("00A404000F7378312E73682EC9E7BBE1B1A3D5CF")
 
 
+FACTORY_INTERNAL_ROOT = TEST_ROOTS["internal"][1]
+
+
 def personalized(
-    protocol: str = "T0", *, internal_root: bytes | None = None, quirks: tuple[str, ...] = ()
+    protocol: str = "T0",
+    *,
+    internal_root: bytes | None = FACTORY_INTERNAL_ROOT,
+    quirks: tuple[str, ...] = (),
 ) -> SocialSecurityCardOS:
-    """A personalized default-profile card; with ``internal_root``, a spec-3.00 card whose
-    internal-authentication key is that root diversified by the card's factors."""
-    card = issue_blank_card(PROFILE, REGION, protocol=protocol)  # type: ignore[arg-type]
+    """A personalized card of the default image (spec 3.00: the factory loads its internal-
+    authentication key from the test root); with another ``internal_root``, that root
+    diversified by the card's factors instead (a counterfeit); with None, no internal key
+    (as on a spec-2.00 card)."""
+    card = issue_blank_card(PROFILE.name, REGION, protocol=protocol)  # type: ignore[arg-type]
     sn = serial_number(card.atr)
     personalize_directly(
-        card, PROFILE, sample_issuer(PROFILE, REGION, sn, TEST_ROOTS), SAMPLE_HOLDER
+        card, PROFILE.name, sample_issuer(PROFILE.name, REGION, sn, TEST_ROOTS), SAMPLE_HOLDER
     )
-    if internal_root is not None:
+    if internal_root is None:
+        card.internal_key = None
+    elif internal_root != FACTORY_INTERNAL_ROOT:
         factors = CardFactors.for_card(sn, REGION, PROFILE.diversification_levels)
         key = cryptograms.derive_card_key(TDES, internal_root, factors)
         card.internal_key = CardKey("3DES", key, 3, 3)
@@ -74,7 +84,7 @@ def test_the_public_log_replays_byte_for_byte(serve_card: ServeCard) -> None:
 def test_internal_authenticate_is_not_supported_on_a_card_without_the_key(
     serve_card: ServeCard, hsm: LocalSecurityModule
 ) -> None:
-    served = serve_card(personalized())  # the factory's card: no internal key today
+    served = serve_card(personalized(internal_root=None))
     with PcscTransport(served.reader, t0_handling=False) as transport:
         transport.transmit_raw(SELECT_SSSE)
         assert transport.transmit_raw(H("0088000008A1B2C3D4E5F60718")).hex() == "6d00"
@@ -90,7 +100,7 @@ def test_henan_internal_authenticate_flow(serve_card: ServeCard, hsm: LocalSecur
     ``GWI_SSSE_SC.cpp``: SELECT SSSE, SELECT EF05 with P1 02, GET CHALLENGE twice, then
     ``00 88 00 00 10`` + second challenge ‖ first, no Le; it keeps the answer's first 8
     bytes and compares them with its security module's."""
-    served = serve_card(personalized(internal_root=TEST_ROOTS["internal"][1]))
+    served = serve_card(personalized())
     with PcscTransport(served.reader, t0_handling=False) as transport:
         assert transport.transmit_raw(SELECT_SSSE) == H("6118")
         assert transport.transmit_raw(H("00C0000018"))[-2:] == H("9000")
@@ -110,7 +120,7 @@ def test_henan_internal_authenticate_flow(serve_card: ServeCard, hsm: LocalSecur
 def test_genuine_card_passes_the_host_check(
     serve_card: ServeCard, hsm: LocalSecurityModule, protocol: str
 ) -> None:
-    served = serve_card(personalized(protocol, internal_root=TEST_ROOTS["internal"][1]))
+    served = serve_card(personalized(protocol))
     with PcscTransport(served.reader) as transport:
         card = SocialSecurityCard(transport, PROFILE, hsm)
         card.identify()
@@ -138,7 +148,7 @@ def test_card_with_another_internal_key_is_refused(
 def test_host_reads_every_answer_variant(
     serve_card: ServeCard, hsm: LocalSecurityModule, quirks: tuple[str, ...]
 ) -> None:
-    served = serve_card(personalized(quirks=quirks, internal_root=TEST_ROOTS["internal"][1]))
+    served = serve_card(personalized(quirks=quirks))
     with PcscTransport(served.reader) as transport:
         card = SocialSecurityCard(transport, PROFILE, hsm)
         card.identify()
