@@ -39,7 +39,7 @@ from sscard.identifiers import (
     validate_card_number,
 )
 from sscard.profile import CardProfile, load_profile
-from sscard.records import EF05, HolderData, IssuerData, ef06_elements, encode_record
+from sscard.records import EF05, HolderData, IssuerData, encode_record
 
 Damage = Literal["mute", "no-ssse", "corrupt-ef05"]
 DAMAGES: tuple[Damage, ...] = ("mute", "no-ssse", "corrupt-ef05")
@@ -108,7 +108,7 @@ def issue_blank_card(
         None, "SSSE", aid=profile.ssse_aid, proprietary_fci=profile.ssse_fci_proprietary
     )
     mf.add(ssse)
-    ef06 = ef06_elements(profile.name_padding)
+    ef06 = profile.ef06_layout
     for ref, name, elements in ((profile.ef05, "EF05", EF05), (profile.ef06, "EF06", ef06)):
         ssse.add(
             RecordEF(
@@ -137,11 +137,7 @@ def issue_blank_card(
             ref.fid: profile.update_key.id for ref in (profile.ef05, profile.ef06, profile.ef08)
         },
         pin_key=profile.pin_key.id,
-        read_pin_fids=(
-            (profile.ef05.fid, profile.ef06.fid, profile.ef08.fid)
-            if profile.read_access == "pin"
-            else ()
-        ),
+        read_pin_fids=profile.read_pin_fids,
         forms=forms,
     )
     pin = PinState(bytes.fromhex(profile.pin.default), profile.pin.tries, profile.pin.tries)
@@ -206,7 +202,7 @@ def personalize_directly(
     files = {f.fid: f for f in ssse.children}
     for ref, elements, values in (
         (profile.ef05, EF05, issuer.values()),
-        (profile.ef06, ef06_elements(profile.name_padding), holder.values()),
+        (profile.ef06, profile.ef06_layout, holder.values()),
     ):
         ef = files[ref.fid]
         assert isinstance(ef, RecordEF)
