@@ -48,8 +48,8 @@ from sscard.errors import (
 from sscard.identifiers import serial_number
 from sscard.profile import CardProfile, FileRef, KeyRef, ReadForm
 from sscard.records import (
-    EF05,
     EF0D,
+    EF05,
     EF19_RECORD,
     EF19_REGION,
     EF19_REGION_CODEC,
@@ -180,7 +180,9 @@ class SocialSecurityCard:
         if form in ("sfi", "sfi-number"):
             if ef.sfi is None:
                 raise WrongParameters(0x6A86, "the profile gives this file no SFI")
-            p1, p2 = (element.tag, ef.sfi << 3) if form == "sfi" else (element.record, ef.sfi << 3 | 4)
+            p1, p2 = (
+                (element.tag, ef.sfi << 3) if form == "sfi" else (element.record, ef.sfi << 3 | 4)
+            )
         else:
             self._select_ef(ef)
             p1, p2 = (element.tag, 0x00) if form == "tag" else (element.record, 0x04)

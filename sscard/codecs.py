@@ -85,8 +85,9 @@ class Gbk:
     def decode(self, raw: bytes) -> str:
         text, bad = _gbk_flagged(raw.rstrip(TEXT_PADDING))
         if bad:
+            listed = " ".join(bad)
             raise InvalidData(
-                f"字段含 GBK 无法解码的字节 {' '.join(bad)} (bytes GBK cannot decode: {' '.join(bad)})"
+                f"字段含 GBK 无法解码的字节 {listed} (bytes GBK cannot decode: {listed})"
             )
         return text
 

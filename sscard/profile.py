@@ -204,7 +204,7 @@ def _ef06_records(d: dict[str, Any]) -> tuple[int, ...]:
         tags = tuple(int(str(t), 16) for t in raw)
     except ValueError:
         raise ProfileError(
-            f"ef06_records 应为十六进制标签列表，如 [\"08\", \"09\"] (hex tags): {raw!r}"
+            f'ef06_records 应为十六进制标签列表，如 ["08", "09"] (hex tags): {raw!r}'
         ) from None
     unknown = [f"{t:02X}" for t in tags if t not in known]
     missing = [f"{t:02X}" for t in sorted(known - OPTIONAL_EF06_TAGS - set(tags))]

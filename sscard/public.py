@@ -65,7 +65,8 @@ def read_public(card: SocialSecurityCard, *, pin: str | None = None) -> dict[str
         k: getattr(holder, k)
         for k in ("ssn", "name", "gender", "ethnicity", "birthplace", "birth_date")
     }
-    result: dict[str, Any] = {"profile": card.profile.name}
+    # "detection": what --profile auto saw (sscard.detect), set by the caller; None otherwise
+    result: dict[str, Any] = {"profile": card.profile.name, "detection": None}
     result |= {k: _plain(out[k]) for k in FIELDS}
     result |= regional
     result["warnings"] = [w.as_dict() for w in warnings]

@@ -79,6 +79,7 @@ def card_with(
     photo: bytes = b"",
     read_pin_fids: tuple[int, ...] = (),
     protocol: str = "T0",
+    ef0d: list[str] | None = None,
 ) -> SocialSecurityCardOS:
     mf = DedicatedFile(MF_FID, "MF")
     ssse = DedicatedFile(None, "SSSE", aid=SSSE_AID, proprietary_fci=bytes.fromhex("88010B"))
@@ -87,6 +88,9 @@ def card_with(
         rows = [bytearray.fromhex(r) for r in records]
         ssse.add(RecordEF(fid, name, sfi=sfi, record_size=32, records=rows))
     ssse.add(TransparentEF(0xEF08, "EF08", sfi=8, data=bytearray(photo.ljust(4096, b"\0"))))
+    if ef0d is not None:
+        rows = [bytearray.fromhex(r) for r in ef0d]
+        ssse.add(RecordEF(0xEF0D, "EF0D", sfi=0x0D, record_size=14, records=rows))
     return kind(
         mf,
         config=SsseConfig(
@@ -117,7 +121,11 @@ def test_the_public_sample_reads_with_ff_padding_trimmed() -> None:
     assert data["name"] == "张三"
     assert data["card_number"] == "KD5578904" and data["spec_version"] == "2.00"
     assert data["card_id"] == "341200D156000005024575A7AEB8AF87"
-    assert (data["ssn"], data["gender"], data["birthplace"]) == ("11010519491231002X", "2", "110105")
+    assert (data["ssn"], data["gender"], data["birthplace"]) == (
+        "11010519491231002X",
+        "2",
+        "110105",
+    )
     assert data["birth_date"] == "1949-12-31" and data["issue_date"] == "2015-07-11"
     assert data["warnings"] == [] and data["profile"] == "default"
 
@@ -135,7 +143,9 @@ def test_a_card_without_4e_reads_with_the_default_profile() -> None:
     """6A83 on 4E, and 0A where the default profile numbers 4E: the name is 姓名 alone."""
     card, trace = reader(card_with(NO_4E_EF06, forms=("tag", "number")))
     holder = card.read_holder()
-    assert holder.name == "张三" and holder.gender == "2" and holder.birth_date == date(1949, 12, 31)
+    assert (
+        holder.name == "张三" and holder.gender == "2" and holder.birth_date == date(1949, 12, 31)
+    )
     assert any(e.command.startswith("00B24E00") and e.sw == 0x6A83 for e in trace.events)
 
 
