@@ -44,16 +44,19 @@ def _plain(value: Any) -> Any:
 
 
 def read_public(card: SocialSecurityCard, *, pin: str | None = None) -> dict[str, Any]:
-    """Identify the card, VERIFY when a PIN is given (refused without one when the profile
-    guards EF05 or EF06), read EF05, EF06, EF0D where the profile has it, and EF19 where the
-    profile has it and a PIN was given."""
-    identity = card.identify()
-    if pin is not None:
-        card.verify_pin(pin)
-    elif card.profile.needs_pin:
+    """Identify the card, read EF05, VERIFY when a PIN is given (refused without one when the
+    profile guards EF05 or EF06; before EF05 only when the profile guards EF05), read EF06,
+    EF0D where the profile has it, and EF19 where the profile has it and a PIN was given."""
+    if pin is None and card.profile.needs_pin:
         raise InvalidData("本地区卡片读取前须验证 PIN (this region's cards need the PIN to read)")
+    identity = card.identify()
     warnings: list[FieldWarning] = []
+    # VERIFY after EF05 as public readers do, unless the profile guards EF05 itself
+    if pin is not None and card.profile.ef05.read == "pin":
+        card.verify_pin(pin)
     issuer = card.read_issuer(warnings)
+    if pin is not None and card.profile.ef05.read != "pin":
+        card.verify_pin(pin)
     holder = card.read_holder(warnings)
     regional: dict[str, Any] = dict.fromkeys(REGIONAL_FIELDS)
     regional |= card.read_ef0d(warnings) or {}

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from simulator.cardos.filesystem import DedicatedFile, RecordEF
 from tests.integration.conftest import ServeCard
 from tests.unit.test_card_reader import (
     BIRTH_DATE,
@@ -25,7 +26,7 @@ from tests.unit.test_card_reader import (
 pytestmark = pytest.mark.pcsc
 
 
-def card_read(reader: str, *extra: str) -> dict[str, Any]:
+def card_read(reader: str, *extra: str, pin: str = "") -> dict[str, Any]:
     result = subprocess.run(
         [
             sys.executable,
@@ -38,6 +39,7 @@ def card_read(reader: str, *extra: str) -> dict[str, Any]:
             "--json",
             *extra,
         ],
+        input=pin + "\n" if pin else "",
         capture_output=True,
         text=True,
         timeout=60,
@@ -82,3 +84,19 @@ def test_a_named_profile_reads_a_card_of_another_numbering(serve_card: ServeCard
     data = card_read(served.reader, "--profile", "default")
     assert data["profile"] == "default" and data["detection"] is None
     assert data["name"] == "张三" and data["gender"] == "2" and data["warnings"] == []
+
+
+def test_hunan_insured_region_with_ask_pin(serve_card: ServeCard) -> None:
+    """DF03/EF19 参保地 after VERIFY (HDOS_VC6 ICCInter.cpp), the PIN typed at the prompt."""
+    no_4e = [r for r in ZHEJIANG_EF06 if not r.startswith("4E")]
+    card_os = card_with(no_4e, read_pin_fids=(0xEF19,))
+    df03 = DedicatedFile(0xDF03, "DF03")
+    record = "7927" + "00" * 7 + "430100" + "00" * 29
+    df03.add(RecordEF(0xEF19, "EF19", records=[bytearray.fromhex(record)], record_size=41))
+    ssse = card_os.mf.children[0]
+    assert isinstance(ssse, DedicatedFile)
+    ssse.add(df03)
+    served = serve_card(card_os)
+    assert card_read(served.reader)["insured_region"] is None
+    data = card_read(served.reader, "--ask-pin", pin="888888")
+    assert data["profile"] == "hunan" and data["insured_region"] == "430100"

@@ -255,4 +255,7 @@ def test_pin_read_locks_ef06_not_ef05() -> None:
     assert not any(e.command.startswith("0020") for e in trace.events)
     with pytest.raises(InvalidData, match="PIN"):
         read_public(card)
+    first = len(trace.events)
     assert read_public(card, pin="888888")["name"] == "张三"
+    sent = [e.command[:4] for e in trace.events[first:]]
+    assert sent.index("0020") > sent.index("00B2")  # EF05 read before VERIFY, as readers do
