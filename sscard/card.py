@@ -75,6 +75,10 @@ FORM_REFUSED = (
 )
 
 
+SFI_FORMS: tuple[ReadForm, ...] = ("sfi", "sfi-number")
+NUMBER_FORMS: tuple[ReadForm, ...] = ("number", "sfi-number")
+
+
 def smaller_chunk(n: int) -> int:
     """The next chunk to try after ``6700``: the largest power of two below ``n``."""
     return 1 << ((n - 1).bit_length() - 1)
@@ -177,9 +181,8 @@ class SocialSecurityCard:
         """One READ RECORD in ``form`` (docs/chip-application.md §1, the four forms), with Le the
         record's length as public readers send it; a card that wants another Le says so with
         ``6Cxx`` (the transport resends) or ``6700`` (resent here with Le ``00``)."""
-        if form in ("sfi", "sfi-number"):
-            if ef.sfi is None:
-                raise WrongParameters(0x6A86, "the profile gives this file no SFI")
+        if form in SFI_FORMS:
+            assert ef.sfi is not None
             p1, p2 = (
                 (element.tag, ef.sfi << 3) if form == "sfi" else (element.record, ef.sfi << 3 | 4)
             )
@@ -197,7 +200,12 @@ class SocialSecurityCard:
         number whose tag is not the element's means the card numbers its records otherwise:
         the next form is tried. RecordNotFound when the card says ``6A83`` in some form and
         no form finds the record."""
-        forms = list(self.profile.read_forms)
+        forms = [f for f in self.profile.read_forms if ef.sfi is not None or f not in SFI_FORMS]
+        if not forms:
+            raise InvalidData(
+                f"{element.name}: 读取方式均需 SFI，而该文件没有 (every read form of the "
+                "profile needs an SFI this file lacks)"
+            )
         known = self._form.get(ef.fid)
         if known is not None:
             forms.remove(known)
@@ -209,7 +217,7 @@ class SocialSecurityCard:
             except FORM_REFUSED as exc:
                 errors.append(exc)
                 continue
-            if form in ("number", "sfi-number") and raw[:1] != bytes((element.tag,)):
+            if form in NUMBER_FORMS and raw[:1] != bytes((element.tag,)):
                 errors.append(
                     InvalidData(
                         f"{element.name}: 第 {element.record} 条记录的标签不是 "
@@ -282,7 +290,7 @@ class SocialSecurityCard:
             return None
         return self.read_values(self.profile.ef0d, EF0D, warnings)
 
-    def read_insured_region(self) -> str | None:
+    def read_insured_region(self, warnings: list[FieldWarning] | None = None) -> str | None:
         """参保地 (DF03/EF19, after VERIFY) where the profile has EF19 (Hunan), as HDOS_VC6
         ``ICCInter.cpp`` reads it: SELECT DF03 (``00A4010002DF03``), SELECT EF19, READ RECORD
         by tag 79; the code is bytes 7-9 of the value. SSSE is left; reselect it to go on."""
@@ -296,7 +304,9 @@ class SocialSecurityCard:
         objects = parse_simple(raw.data)
         if len(objects) != 1 or objects[0][0] != EF19_RECORD.tag or len(objects[0][1]) < 10:
             raise InvalidData("EF19：记录不是标签 79 (EF19 record is not tag 79)")
-        digits, _ = EF19_REGION_CODEC.read(objects[0][1][EF19_REGION])
+        digits, notes = EF19_REGION_CODEC.read(objects[0][1][EF19_REGION])
+        if warnings is not None:
+            warnings.extend(FieldWarning("insured_region", note) for note in notes)
         return str(digits)
 
     def write_records(
@@ -396,7 +406,8 @@ class SocialSecurityCard:
                 continue
             if not got:
                 break
-            chunk = min(chunk, max(len(got), 1)) if len(got) < want else chunk
+            if len(got) < want:  # 6Cxx: the card named what it gives; keep to it
+                chunk = len(got)
             data += got
             if data.startswith(JPEG_SOI) and JPEG_EOI in data:
                 break

@@ -61,7 +61,7 @@ def read_public(card: SocialSecurityCard, *, pin: str | None = None) -> dict[str
     regional: dict[str, Any] = dict.fromkeys(REGIONAL_FIELDS)
     regional |= card.read_ef0d(warnings) or {}
     if pin is not None:
-        regional["insured_region"] = card.read_insured_region()
+        regional["insured_region"] = card.read_insured_region(warnings)
     out: dict[str, Any] = {"atr": identity.atr, "sn": identity.sn}
     out |= issuer.values()
     out |= {

@@ -259,3 +259,13 @@ def test_pin_read_locks_ef06_not_ef05() -> None:
     assert read_public(card, pin="888888")["name"] == "张三"
     sent = [e.command[:4] for e in trace.events[first:]]
     assert sent.index("0020") > sent.index("00B2")  # EF05 read before VERIFY, as readers do
+
+
+def test_sfi_forms_are_skipped_for_a_file_without_sfi() -> None:
+    no_sfi = replace(DEFAULT, ef06=replace(DEFAULT.ef06, sfi=None))
+    card, trace = reader(card_with(ZHEJIANG_EF06), replace(no_sfi, read_forms=("sfi", "tag")))
+    assert card.read_holder().name == "张三"
+    assert not any(e.command.startswith("00B20930") for e in trace.events)
+    card, _ = reader(card_with(ZHEJIANG_EF06), replace(no_sfi, read_forms=("sfi",)))
+    with pytest.raises(InvalidData, match="SFI"):
+        card.read_holder()
