@@ -22,6 +22,7 @@ from sscard.profile import PROFILE_DIR, CardProfile, FileRef, load_profile
 from sscard.records import DEFAULT_EF06_RECORDS, EF0D, EF05, Element, ef06_elements
 
 DEFAULT = "default"
+SPEC_VERSION = next(e for e in EF05 if e.name == "spec_version")
 NAME_EXT = next(e for e in ef06_elements(0x00, DEFAULT_EF06_RECORDS) if e.tag == 0x4E)
 
 
@@ -94,6 +95,16 @@ def _record3_tag(card: SocialSecurityCard, ef: FileRef) -> int | None:
         return None
 
 
+def _spec_version(raw: bytes | None) -> str | None:
+    """规范版本 from its record, None when the record is not the 4 ASCII bytes it should be."""
+    if raw is None or len(raw) != 2 + SPEC_VERSION.length:
+        return None
+    try:
+        return str(SPEC_VERSION.codec.decode(raw[2:]))
+    except InvalidData:
+        return None
+
+
 def _first_byte(data: bytes) -> int | None:
     return data[0] if data else None
 
@@ -102,8 +113,8 @@ def probe(card: SocialSecurityCard, profiles: list[CardProfile]) -> CardTraits:
     """The card's traits (SSSE selected first). ``card`` may carry any profile: only its
     file map of EF05/EF06 and its read forms are used."""
     card.identify()
-    raw = _reads(card, card.profile.ef05, EF05[2])
-    spec = raw[2:].decode("ascii", "replace") if raw and len(raw) == 6 else None
+    raw = _reads(card, card.profile.ef05, SPEC_VERSION)
+    spec = _spec_version(raw)
     ef0d = _has_ef0d(card, profiles)
     ef06 = card.profile.ef06
     ssn = card.profile.ef06_layout[0]
