@@ -12,9 +12,12 @@ from apdu.pcsc import PcscTransport
 from apdu.status import PinBlocked, WrongPin
 from personalize.prompts import read_pin, say
 from sscard.card import SocialSecurityCard
+from sscard.detect import detect_profile
 from sscard.errors import InvalidData
 from sscard.profile import load_profile
 from sscard.public import read_public
+
+AUTO = "auto"
 
 # ``--reader`` of every command; the rule itself is apdu.pcsc.resolve_reader.
 READER_HELP = (
@@ -28,29 +31,47 @@ def _card(args: argparse.Namespace, transport: PcscTransport) -> SocialSecurityC
 
 
 def cmd_read(args: argparse.Namespace) -> int:
-    profile = load_profile(args.profile)
-    pin = None
-    if profile.read_access == "pin":
-        pin = read_pin("请输入 PIN (PIN): ", profile.pin.length)
+    """Read the public data with the named profile, or the one detected from the card
+    (``--profile auto``, docs/chip-application.md "Profile detection"); the PIN is asked for
+    when the profile guards EF05/EF06, or with ``--ask-pin`` (then DF03/EF19 参保地 too)."""
     with PcscTransport(args.reader) as transport:
+        detection = None
+        if args.profile == AUTO:
+            profile, traits = detect_profile(transport)
+            detection = traits.as_dict()
+        else:
+            profile = load_profile(args.profile)
+        pin = None
+        if profile.needs_pin or args.ask_pin:
+            pin = read_pin("请输入 PIN (PIN): ", profile.pin.length)
         data = read_public(SocialSecurityCard(transport, profile), pin=pin)
+    data["detection"] = detection
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return 0
+    how = "自动识别 detected" if detection is not None else "指定 given"
+    print(f"卡片规范 profile: {data['profile']}（{how}）")
     labels = {
         "card_number": "社会保障卡号",
         "name": "姓名",
         "ssn": "社会保障号码",
         "gender": "性别",
+        "birthplace": "出生地",
         "birth_date": "出生日期",
         "issue_date": "发卡日期",
         "expiry_date": "有效期",
         "spec_version": "规范版本",
         "sn": "芯片序列号",
         "card_id": "卡识别码",
+        "person_id": "人员识别号",
+        "first_region": "初次申请地",
+        "insured_region": "参保地",
     }
     for key, label in labels.items():
-        print(f"{label}: {data[key]}")
+        if data[key] is not None:
+            print(f"{label}: {data[key]}")
+    for warning in data["warnings"]:
+        print(f"注意 warning: {warning['field']}: {warning['message']}")
     checks = data["checks"]
     print("校验 checks: " + ", ".join(f"{k}={'通过' if v else '失败'}" for k, v in checks.items()))
     return 0 if all(checks.values()) else 1
@@ -138,6 +159,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ):
         p = card.add_parser(name, help=text)
         p.add_argument("--reader", default="0", help=READER_HELP + " [0]")
-        p.add_argument("--profile", default="default", help="card profile name or TOML path")
+        if func is cmd_read:
+            p.add_argument(
+                "--profile",
+                default=AUTO,
+                help="卡片规范：名称、TOML 路径，或 auto 由卡片识别 "
+                "(card profile name, TOML path, or auto: detected from the card) [auto]",
+            )
+            p.add_argument(
+                "--ask-pin",
+                action="store_true",
+                help="询问 PIN，并读取须验证 PIN 的文件（参保地）"
+                "(ask for the PIN and read the files guarded by it, e.g. 参保地)",
+            )
+        else:
+            p.add_argument("--profile", default="default", help="card profile name or TOML path")
         p.add_argument("--json", action="store_true", help="output JSON (errors too)")
         p.set_defaults(func=func)

@@ -2,11 +2,15 @@
 :class:`hsm_stub.module.SecurityModule` (docs/chip-application.md §1-§6).
 
 The card is driven exactly as the public kiosk and reader code does: select SSSE by AID
-(falling back to EF05 by FID when a card answers ``6A82``), read records by SFI, by tag or by
-number — whichever the card accepts, in the profile's order — authenticate with the file's
+(falling back to EF05 by FID when a card answers ``6A82``), select EFs as the real card's
+trace does and accept a bare ``9000`` or an FCI, read records in any of the four forms of
+docs/chip-application.md §1 — whichever the card accepts, in the profile's order, a record
+number only trusted when the record carries the expected tag — authenticate with the file's
 update key before writing, and never retry a failed external authentication: the card's key
 counter is finite. Verification reads back everything written and authenticates with every
-external-authentication key.
+external-authentication key. What the reader tolerates on real cards (no 4E, paddings,
+bytes GBK cannot decode, the photo's chunk size) is in docs/chip-application.md "Reading
+real cards".
 """
 
 from __future__ import annotations
@@ -43,7 +47,19 @@ from sscard.errors import (
 )
 from sscard.identifiers import serial_number
 from sscard.profile import CardProfile, FileRef, KeyRef, ReadForm
-from sscard.records import EF05, Element, HolderData, IssuerData, ef06_elements, encode_record
+from sscard.records import (
+    EF0D,
+    EF05,
+    EF19_RECORD,
+    EF19_REGION,
+    EF19_REGION_CODEC,
+    NAME_LENGTH,
+    Element,
+    FieldWarning,
+    HolderData,
+    IssuerData,
+    encode_record,
+)
 
 MF = bytes.fromhex("3F00")
 JPEG_SOI = b"\xff\xd8"
@@ -57,6 +73,15 @@ FORM_REFUSED = (
     RecordNotFound,
     InsNotSupported,
 )
+
+
+SFI_FORMS: tuple[ReadForm, ...] = ("sfi", "sfi-number")
+NUMBER_FORMS: tuple[ReadForm, ...] = ("number", "sfi-number")
+
+
+def smaller_chunk(n: int) -> int:
+    """The next chunk to try after ``6700``: the largest power of two below ``n``."""
+    return 1 << ((n - 1).bit_length() - 1)
 
 
 def pin_bcd(pin: str, length: int = 6) -> bytes:
@@ -95,7 +120,7 @@ class SocialSecurityCard:
         block = 16 if profile.algorithm == "SM4" else 8
         self.auth_factor = auth_factor or (lambda challenge: os.urandom(block))
         self.extended_apdus = extended_apdus
-        self.ef06 = ef06_elements(profile.name_padding)
+        self.ef06 = profile.ef06_layout
         self._form: dict[int, ReadForm] = {}
         self._sn: bytes | None = None
 
@@ -134,7 +159,10 @@ class SocialSecurityCard:
         return objects[0] if objects else None
 
     def _select_ef(self, ef: FileRef) -> None:
-        self.send(Command(0x00, 0xA4, 0x02, 0x0C, ef.fid.to_bytes(2, "big")))
+        """SELECT by FID in the form of the real card's trace, ``00 A4 00 00 02 FID``
+        (docs/chip-application.md §1): a bare ``9000`` and an FCI (``61xx`` under T=0, fetched
+        by the transport) are both accepted; the FCI is not needed."""
+        self.send(Command(0x00, 0xA4, 0x00, 0x00, ef.fid.to_bytes(2, "big")))
 
     @property
     def factors(self) -> CardFactors:
@@ -150,32 +178,58 @@ class SocialSecurityCard:
     # ----------------------------------------------------------------- records
 
     def _read_form(self, form: ReadForm, ef: FileRef, element: Element) -> bytes:
-        if form == "sfi":
-            return self.send(Command(0x00, 0xB2, element.tag, ef.sfi << 3, le=256)).data
-        self._select_ef(ef)
-        if form == "tag":
-            return self.send(Command(0x00, 0xB2, element.tag, 0x00, le=256)).data
-        return self.send(Command(0x00, 0xB2, element.record, 0x04, le=256)).data
+        """One READ RECORD in ``form`` (docs/chip-application.md §1, the four forms), with Le the
+        record's length as public readers send it; a card that wants another Le says so with
+        ``6Cxx`` (the transport resends) or ``6700`` (resent here with Le ``00``)."""
+        if form in SFI_FORMS:
+            assert ef.sfi is not None
+            p1, p2 = (
+                (element.tag, ef.sfi << 3) if form == "sfi" else (element.record, ef.sfi << 3 | 4)
+            )
+        else:
+            self._select_ef(ef)
+            p1, p2 = (element.tag, 0x00) if form == "tag" else (element.record, 0x04)
+        try:
+            return self.send(Command(0x00, 0xB2, p1, p2, le=2 + element.length)).data
+        except WrongLength:
+            return self.send(Command(0x00, 0xB2, p1, p2, le=256)).data
 
     def read_record(self, ef: FileRef, element: Element) -> bytes:
         """The TLV record of ``element``, by the first addressing form the card accepts (the
-        one that worked is remembered for the next reads of that file)."""
-        forms = list(self.profile.read_forms)
+        one that worked is remembered for the next reads of that file). A record read by
+        number whose tag is not the element's means the card numbers its records otherwise:
+        the next form is tried. RecordNotFound when the card says ``6A83`` in some form and
+        no form finds the record."""
+        forms = [f for f in self.profile.read_forms if ef.sfi is not None or f not in SFI_FORMS]
+        if not forms:
+            raise InvalidData(
+                f"{element.name}: 读取方式均需 SFI，而该文件没有 (every read form of the "
+                "profile needs an SFI this file lacks)"
+            )
         known = self._form.get(ef.fid)
         if known is not None:
             forms.remove(known)
             forms.insert(0, known)
-        last: StatusError | None = None
+        errors: list[Exception] = []
         for form in forms:
             try:
                 raw = self._read_form(form, ef, element)
             except FORM_REFUSED as exc:
-                last = exc
+                errors.append(exc)
+                continue
+            if form in NUMBER_FORMS and raw[:1] != bytes((element.tag,)):
+                errors.append(
+                    InvalidData(
+                        f"{element.name}: 第 {element.record} 条记录的标签不是 "
+                        f"{element.tag:02X} (record {element.record} does not hold tag "
+                        f"{element.tag:02X}: the card numbers EF06 otherwise)"
+                    )
+                )
                 continue
             self._form[ef.fid] = form
             return raw
-        assert last is not None
-        raise last
+        not_found = [e for e in errors if isinstance(e, RecordNotFound)]
+        raise (not_found or errors)[-1]
 
     def read_element(self, ef: FileRef, element: Element) -> bytes:
         """The value of one element, its TLV checked (tag and length)."""
@@ -193,18 +247,67 @@ class SocialSecurityCard:
             )
         return value
 
-    def read_issuer(self) -> IssuerData:
-        values: dict[str, Any] = {
-            e.name: e.codec.decode(self.read_element(self.profile.ef05, e)) for e in EF05
-        }
-        return IssuerData(**values)
+    def read_values(
+        self,
+        ef: FileRef,
+        elements: tuple[Element, ...],
+        warnings: list[FieldWarning] | None = None,
+    ) -> dict[str, Any]:
+        """The decoded values of ``elements`` as a reader of real cards takes them (each
+        codec's ``read``): what it tolerated is appended to ``warnings``, naming the field."""
+        values: dict[str, Any] = {}
+        for element in elements:
+            value, notes = element.codec.read(self.read_element(ef, element))
+            values[element.name] = value
+            if warnings is not None:
+                warnings.extend(FieldWarning(element.name, note) for note in notes)
+        return values
 
-    def read_holder(self) -> HolderData:
-        values: dict[str, Any] = {
-            e.name: e.codec.decode(self.read_element(self.profile.ef06, e)) for e in self.ef06
-        }
-        values["name"] = values["name"] + values.pop("name_ext")
+    def read_issuer(self, warnings: list[FieldWarning] | None = None) -> IssuerData:
+        return IssuerData(**self.read_values(self.profile.ef05, EF05, warnings))
+
+    def read_holder(self, warnings: list[FieldWarning] | None = None) -> HolderData:
+        """EF06 in the profile's layout. 姓名扩展 (4E) is read where the profile has it; a card
+        that answers ``6A83`` there has none (second-generation cards, docs/chip-application.md
+        §1) and the name is 姓名 alone."""
+        present = tuple(e for e in self.ef06 if e.tag != 0x4E)
+        values = self.read_values(self.profile.ef06, present, warnings)
+        values["name"] += self._name_ext(warnings)
         return HolderData(**values)
+
+    def _name_ext(self, warnings: list[FieldWarning] | None) -> str:
+        element = next((e for e in self.ef06 if e.tag == 0x4E), None)
+        if element is None:
+            return ""
+        try:
+            return str(self.read_values(self.profile.ef06, (element,), warnings)["name_ext"])
+        except RecordNotFound:
+            return ""
+
+    def read_ef0d(self, warnings: list[FieldWarning] | None = None) -> dict[str, Any] | None:
+        """EF0D's 人员识别号 and 初次申请地代码 where the profile has EF0D (Jiangsu)."""
+        if self.profile.ef0d is None:
+            return None
+        return self.read_values(self.profile.ef0d, EF0D, warnings)
+
+    def read_insured_region(self, warnings: list[FieldWarning] | None = None) -> str | None:
+        """参保地 (DF03/EF19, after VERIFY) where the profile has EF19 (Hunan), as HDOS_VC6
+        ``ICCInter.cpp`` reads it: SELECT DF03 (``00A4010002DF03``), SELECT EF19, READ RECORD
+        by tag 79; the code is bytes 7-9 of the value. SSSE is left; reselect it to go on."""
+        ef = self.profile.ef19
+        if ef is None:
+            return None
+        if ef.df is not None:
+            self.send(Command(0x00, 0xA4, 0x01, 0x00, ef.df.to_bytes(2, "big")))
+        self._select_ef(ef)
+        raw = self.send(Command(0x00, 0xB2, EF19_RECORD.tag, 0x00, le=2 + EF19_RECORD.length))
+        objects = parse_simple(raw.data)
+        if len(objects) != 1 or objects[0][0] != EF19_RECORD.tag or len(objects[0][1]) < 10:
+            raise InvalidData("EF19：记录不是标签 79 (EF19 record is not tag 79)")
+        digits, notes = EF19_REGION_CODEC.read(objects[0][1][EF19_REGION])
+        if warnings is not None:
+            warnings.extend(FieldWarning("insured_region", note) for note in notes)
+        return str(digits)
 
     def write_records(
         self, ef: FileRef, elements: tuple[Element, ...], values: dict[str, Any]
@@ -221,8 +324,16 @@ class SocialSecurityCard:
         self.write_records(self.profile.ef05, EF05, issuer.values())
 
     def write_holder(self, holder: HolderData) -> None:
+        """EF06 in the profile's layout; a name longer than 姓名 is refused on a profile
+        without 姓名扩展 (4E)."""
         holder.validate()
-        self.write_records(self.profile.ef06, self.ef06, holder.values())
+        values = holder.values()
+        if values["name_ext"] and not self.profile.has_name_ext:
+            raise InvalidData(
+                f"姓名超过 {NAME_LENGTH} 字节，而本地区卡片没有姓名扩展 (4E)，无法写入 "
+                f"(the name needs more than {NAME_LENGTH} bytes and this profile has no 4E)"
+            )
+        self.write_records(self.profile.ef06, self.ef06, values)
 
     # ----------------------------------------------------------------- photo
 
@@ -248,26 +359,59 @@ class SocialSecurityCard:
             self.send(Command(0x00, 0xD6, offset >> 8, offset & 0xFF, chunk))
 
     def read_photo(self) -> bytes:
-        """EF08 up to the JPEG end marker (the whole file when it holds no JPEG)."""
-        self._select_ef(self.profile.ef08)
+        """EF08 up to the JPEG end marker (the whole file when it holds no JPEG): one extended
+        READ BINARY where allowed, else chunks that adapt to what the card accepts
+        (docs/chip-application.md "Reading real cards") — ``6700`` halves the chunk, ``6Cxx``
+        (followed by the transport) gives the length the card names, and each read moves on
+        by the bytes it returned. A card that cannot select EF08 by FID is read through its
+        SFI."""
+        ef = self.profile.ef08
+        by_sfi = False
+        try:
+            self._select_ef(ef)
+        except FileNotFound:
+            if ef.sfi is None:
+                raise
+            by_sfi = True
         size = self.profile.photo_size
         data = b""
-        if self.extended_apdus and size > 256:
+        if self.extended_apdus and size > 256 and not by_sfi:
             try:
                 data = self.send(Command(0x00, 0xB0, 0x00, 0x00, le=size)).data
             except (WrongLength, InsNotSupported):
                 data = b""
         if not data:
-            chunks = []
-            for offset in range(0, size, self.profile.photo_chunk):
-                n = min(self.profile.photo_chunk, size - offset)
-                chunks.append(self.send(Command(0x00, 0xB0, offset >> 8, offset & 0xFF, le=n)).data)
-                if JPEG_EOI in chunks[-1] and b"".join(chunks).startswith(JPEG_SOI):
-                    break
-            data = b"".join(chunks)
+            data = self._read_binary_chunks(ef, size, by_sfi)
         if data.startswith(JPEG_SOI) and JPEG_EOI in data:
             return data[: data.index(JPEG_EOI) + 2]
         return data
+
+    def _read_binary_chunks(self, ef: FileRef, size: int, by_sfi: bool) -> bytes:
+        chunk = self.profile.photo_chunk
+        data = bytearray()
+        while len(data) < size:
+            offset = len(data)
+            want = min(chunk, size - offset)
+            if by_sfi and offset == 0:
+                assert ef.sfi is not None
+                command = Command(0x00, 0xB0, 0x80 | ef.sfi, 0x00, le=want)
+            else:
+                command = Command(0x00, 0xB0, offset >> 8, offset & 0xFF, le=want)
+            try:
+                got = self.send(command).data
+            except WrongLength:
+                if chunk == 1:
+                    raise
+                chunk = smaller_chunk(chunk)
+                continue
+            if not got:
+                break
+            if len(got) < want:  # 6Cxx: the card named what it gives; keep to it
+                chunk = len(got)
+            data += got
+            if data.startswith(JPEG_SOI) and JPEG_EOI in data:
+                break
+        return bytes(data)
 
     # ----------------------------------------------------------------- keys and PIN
 

@@ -1,6 +1,11 @@
 """Codecs of the 社保卡 data elements (docs/chip-application.md §1), each with its own test vectors
 beside its definition — ``tests/unit/test_codecs.py`` collects every ``VECTORS`` list (the
 pySim habit). A vector is ``(value, encoded hex)`` for a codec of the given length.
+
+``decode`` is strict: what it returns is exactly what a writer meant, or InvalidData. ``read``
+is what a reader of real cards uses (docs/chip-application.md "Reading real cards"): it
+tolerates the paddings real cards carry and returns, beside the value, warnings saying what
+it found instead of hiding it — never a silently replaced character.
 """
 
 from __future__ import annotations
@@ -8,13 +13,27 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sscard.errors import InvalidData
 
+# Bytes writers pad text with: 0x00, 0x20 (a real card), 0xFF (one writer); never a GBK
+# trail byte (0x40-0xFE without 0x7F), so trimming them cannot cut a character in two.
+TEXT_PADDING = b"\x00 \xff"
+
+
+class _Strict:
+    """``read`` for codecs that tolerate nothing beyond their strict ``decode``."""
+
+    def decode(self, raw: bytes) -> Any:
+        raise NotImplementedError
+
+    def read(self, raw: bytes) -> tuple[Any, list[str]]:
+        return self.decode(raw), []
+
 
 @dataclass(frozen=True)
-class Ascii:
+class Ascii(_Strict):
     """Fixed-length ASCII, exact length (卡号, 规范版本, 社会保障号码, 性别, 卡类别)."""
 
     length: int
@@ -43,8 +62,9 @@ class Ascii:
 
 @dataclass(frozen=True)
 class Gbk:
-    """GBK text padded to a fixed length with 0x00 or 0x20; the decoder trims both
-    (docs/chip-application.md §1: writers pad with 0x00, a real card was seen padded with 0x20)."""
+    """GBK text padded to a fixed length with 0x00, 0x20 or 0xFF; the decoders trim all three
+    (docs/chip-application.md §1: writers pad with 0x00 or 0xFF, a real card was seen padded
+    with 0x20)."""
 
     length: int
     pad: int = 0x00
@@ -63,7 +83,51 @@ class Gbk:
         return raw + bytes((self.pad,)) * (self.length - len(raw))
 
     def decode(self, raw: bytes) -> str:
-        return raw.rstrip(b"\x00 ").decode("gbk", errors="replace")
+        text, bad = _gbk_flagged(raw.rstrip(TEXT_PADDING))
+        if bad:
+            listed = " ".join(bad)
+            raise InvalidData(
+                f"字段含 GBK 无法解码的字节 {listed} (bytes GBK cannot decode: {listed})"
+            )
+        return text
+
+    def read(self, raw: bytes) -> tuple[str, list[str]]:
+        """The text without its padding; each byte GBK cannot decode (or that decodes to a
+        control character) shown as ``\\xNN`` and named in a warning."""
+        text, bad = _gbk_flagged(raw.rstrip(TEXT_PADDING))
+        if not bad:
+            return text, []
+        return text, [
+            f"含 GBK 无法解码的字节 {' '.join(bad)}，以 \\xNN 标出 "
+            f"(bytes GBK cannot decode, shown as \\xNN: {' '.join(bad)})"
+        ]
+
+
+def _gbk_flagged(raw: bytes) -> tuple[str, list[str]]:
+    """GBK text with every byte that does not decode to a printable character written as
+    ``\\xNN``, and the list of those bytes (hex)."""
+    out: list[str] = []
+    bad: list[str] = []
+    i = 0
+    while i < len(raw):
+        try:
+            chunk = raw[i:].decode("gbk")
+            end = len(raw)
+        except UnicodeDecodeError as exc:
+            chunk = raw[i : i + exc.start].decode("gbk")
+            end = i + exc.start
+        for ch in chunk:
+            if ch.isprintable():
+                out.append(ch)
+            else:
+                out.append(f"\\x{ord(ch):02X}")
+                bad.append(f"{ord(ch):02X}")
+        if end < len(raw):
+            out.append(f"\\x{raw[end]:02X}")
+            bad.append(f"{raw[end]:02X}")
+            end += 1
+        i = end
+    return "".join(out), bad
 
 
 def encode_gbk(value: str) -> bytes:
@@ -82,7 +146,7 @@ def encode_gbk(value: str) -> bytes:
 
 
 @dataclass(frozen=True)
-class BcdDate:
+class BcdDate(_Strict):
     """A date as 4 BCD bytes YYYYMMDD."""
 
     length: int = 4
@@ -121,11 +185,28 @@ class BcdDigits:
         return bytes.fromhex(value)
 
     def decode(self, raw: bytes) -> str:
-        return raw.hex()
+        text = raw.hex()
+        if not text.isdigit():
+            raise InvalidData(f"BCD {raw.hex().upper()} holds non-decimal digits")
+        return text
+
+    def read(self, raw: bytes) -> tuple[str, list[str]]:
+        """The digits, trailing ``F`` nibbles (FF padding, one writer's habit) dropped with a
+        warning that says how many digits remain; other non-digits are refused."""
+        text = raw.hex().upper()
+        digits = text.rstrip("F")
+        if not digits.isdigit():
+            raise InvalidData(f"BCD {text} holds non-decimal digits")
+        if len(digits) == len(text):
+            return digits, []
+        return digits, [
+            f"只有 {len(digits)} 位代码，其后以 F 填充 ({text}: a {len(digits)}-digit code "
+            "padded with F)"
+        ]
 
 
 @dataclass(frozen=True)
-class Binary:
+class Binary(_Strict):
     """Raw bytes of a fixed length (卡识别码, 初始化机构编号)."""
 
     length: int

@@ -1,8 +1,9 @@
 """Card profiles: what differs between regions' cards, as data (TOML), never as code —
-file map, read access, name padding, spec version, key ids and labels, PIN rules
-(docs/chip-application.md §1-§2), and the card body's geometry that the printed face must
-respect. ``load_profile("default")`` reads ``sscard/profiles/default.toml``; a path to any
-TOML file works too.
+file map with each file's read access, EF06's record numbering and optional elements, name
+padding, spec version, key ids and labels, PIN rules (docs/chip-application.md §1-§2 and
+"Profiles"), and the card body's geometry that the printed face must respect.
+``load_profile("default")`` reads ``sscard/profiles/default.toml``; a path to any TOML file
+works too. The tags, lengths and codecs themselves stay in :mod:`sscard.records`.
 """
 
 from __future__ import annotations
@@ -13,17 +14,37 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sscard.errors import ProfileError
+from sscard.records import (
+    DEFAULT_EF06_RECORDS,
+    EF06_TEMPLATE,
+    OPTIONAL_EF06_TAGS,
+    SPEC_VERSIONS,
+    Element,
+    ef06_elements,
+)
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
-ReadForm = Literal["sfi", "tag", "number"]
-READ_FORMS: tuple[ReadForm, ...] = ("sfi", "tag", "number")
-SPEC_VERSIONS = ("1.00", "2.00", "3.00")
+# Record-addressing forms (docs/chip-application.md §1): "number" = select, then record number;
+# "tag" = select, then tag; "sfi" = tag through the SFI; "sfi-number" = number through the SFI.
+ReadForm = Literal["sfi", "tag", "number", "sfi-number"]
+READ_FORMS: tuple[ReadForm, ...] = ("sfi", "tag", "number", "sfi-number")
+ReadAccess = Literal["free", "pin"]
+READ_ACCESS: tuple[ReadAccess, ...] = ("free", "pin")
+PADDINGS = (0x00, 0x20, 0xFF)
+
+__all__ = ["SPEC_VERSIONS", "CardProfile", "load_profile", "profile_from_dict"]
 
 
 @dataclass(frozen=True)
 class FileRef:
+    """An EF: its FID, its SFI (None: the card gives it none) and whether VERIFY must come
+    before reading it (``read = "pin"``); ``df`` is the FID of the DF under SSSE that holds
+    it (None: SSSE itself)."""
+
     fid: int
-    sfi: int
+    sfi: int | None = None
+    read: ReadAccess = "free"
+    df: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,7 +105,6 @@ class CardProfile:
     algorithm: str
     diversification_levels: int
     name_padding: int
-    read_access: Literal["free", "pin"]
     ssse_aid: bytes
     ssse_fci_proprietary: bytes
     read_forms: tuple[ReadForm, ...]
@@ -94,8 +114,12 @@ class CardProfile:
     ef06: FileRef
     ef07: FileRef
     ef08: FileRef
+    ef0d: FileRef | None  # Jiangsu: EF0D, tags EA/EB
+    ef19: FileRef | None  # Hunan: DF03/EF19, 参保地
+    ef06_records: tuple[int, ...]  # EF06 tags in record order (record 1 first)
     dfs: tuple[DfRef, ...]
     update_key: KeyRef
+    ef0d_key: KeyRef | None  # the update key of EF0D (Jiangsu: 0D)
     read_key: KeyRef
     master_key: KeyRef
     card_id_key: KeyRef
@@ -107,7 +131,33 @@ class CardProfile:
     def external_auth_keys(self) -> tuple[KeyRef, ...]:
         """Every external-authentication key of SSSE (all are checked after personalization,
         as T514-generator ``Script_YK.cpp`` does)."""
-        return (self.update_key, self.read_key, self.master_key)
+        extra = (self.ef0d_key,) if self.ef0d_key is not None else ()
+        return (self.update_key, *extra, self.read_key, self.master_key)
+
+    @property
+    def ef06_layout(self) -> tuple[Element, ...]:
+        """EF06's elements in this profile's record numbering and name padding."""
+        return ef06_elements(self.name_padding, self.ef06_records)
+
+    @property
+    def has_name_ext(self) -> bool:
+        return 0x4E in self.ef06_records
+
+    @property
+    def files(self) -> tuple[FileRef, ...]:
+        """Every EF the profile names."""
+        optional = tuple(f for f in (self.ef0d, self.ef19) if f is not None)
+        return (self.ef05, self.ef06, self.ef07, self.ef08, *optional)
+
+    @property
+    def read_pin_fids(self) -> tuple[int, ...]:
+        """The FIDs of the files read only after VERIFY."""
+        return tuple(f.fid for f in self.files if f.read == "pin")
+
+    @property
+    def needs_pin(self) -> bool:
+        """True when the public data (EF05, EF06) can only be read after VERIFY."""
+        return "pin" in (self.ef05.read, self.ef06.read)
 
     @property
     def card_keys(self) -> tuple[KeyRef, ...]:
@@ -118,6 +168,52 @@ class CardProfile:
 def _key(d: dict[str, Any], name: str) -> KeyRef:
     k = d[name]
     return KeyRef(id=k.get("id"), label=str(k["label"]), tries=int(k.get("tries", 0)))
+
+
+def _file(files: dict[str, Any], name: str) -> FileRef:
+    d = files[name]
+    if not isinstance(d, dict):
+        raise ProfileError(f"files.{name} 应为表 {{ fid = …, sfi = … }} (a table)")
+    unknown = set(d) - {"fid", "sfi", "read", "df"}
+    if unknown:
+        raise ProfileError(f"files.{name}: 未知的键 {sorted(unknown)} (unknown keys)")
+    ref = FileRef(
+        fid=int(d["fid"]),
+        sfi=None if d.get("sfi") is None else int(d["sfi"]),
+        read=d.get("read", "free"),
+        df=None if d.get("df") is None else int(d["df"]),
+    )
+    if ref.read not in READ_ACCESS:
+        raise ProfileError(
+            f'files.{name}.read 为 "free" 或 "pin"，不是 {ref.read!r} (read_access is '
+            '"free" or "pin" per file)'
+        )
+    if not 0 <= ref.fid <= 0xFFFF or (ref.sfi is not None and not 1 <= ref.sfi <= 30):
+        raise ProfileError(f"files.{name}: fid 为 2 字节，sfi 为 1-30 (fid 2 bytes, sfi 1-30)")
+    return ref
+
+
+def _ef06_records(d: dict[str, Any]) -> tuple[int, ...]:
+    """``ef06_records``: EF06's tags (hex strings) in record order; every tag of the EF06
+    table but the optional ones, each once."""
+    raw = d.get("ef06_records")
+    if raw is None:
+        return DEFAULT_EF06_RECORDS
+    known = {e.tag for e in EF06_TEMPLATE}
+    try:
+        tags = tuple(int(str(t), 16) for t in raw)
+    except ValueError:
+        raise ProfileError(
+            f'ef06_records 应为十六进制标签列表，如 ["08", "09"] (hex tags): {raw!r}'
+        ) from None
+    unknown = [f"{t:02X}" for t in tags if t not in known]
+    missing = [f"{t:02X}" for t in sorted(known - OPTIONAL_EF06_TAGS - set(tags))]
+    if unknown or missing or len(set(tags)) != len(tags):
+        raise ProfileError(
+            f"ef06_records：未知 {unknown}，缺少 {missing}，或有重复 (ef06_records lists "
+            "each EF06 tag of docs/chip-application.md §1 once; only 4E may be left out)"
+        )
+    return tags
 
 
 def _face(d: dict[str, Any]) -> FaceGeometry:
@@ -152,16 +248,18 @@ def profile_from_dict(d: dict[str, Any]) -> CardProfile:
             algorithm=str(d.get("algorithm", "3DES")),
             diversification_levels=int(d.get("diversification_levels", 3)),
             name_padding=int(d["name_padding"]),
-            read_access=d["read_access"],
             ssse_aid=bytes.fromhex(d["ssse_aid"]),
             ssse_fci_proprietary=bytes.fromhex(d.get("ssse_fci_proprietary", "")),
             read_forms=tuple(d["read_forms"]),
             photo_size=int(d["photo_size"]),
             photo_chunk=int(d["photo_chunk"]),
-            ef05=FileRef(**files["ef05"]),
-            ef06=FileRef(**files["ef06"]),
-            ef07=FileRef(**files["ef07"]),
-            ef08=FileRef(**files["ef08"]),
+            ef05=_file(files, "ef05"),
+            ef06=_file(files, "ef06"),
+            ef07=_file(files, "ef07"),
+            ef08=_file(files, "ef08"),
+            ef0d=_file(files, "ef0d") if "ef0d" in files else None,
+            ef19=_file(files, "ef19") if "ef19" in files else None,
+            ef06_records=_ef06_records(d),
             dfs=tuple(
                 DfRef(
                     str(x["name"]), int(x["fid"]), bytes.fromhex(x["aid"]) if "aid" in x else None
@@ -169,6 +267,7 @@ def profile_from_dict(d: dict[str, Any]) -> CardProfile:
                 for x in d.get("dfs", [])
             ),
             update_key=_key(keys, "update"),
+            ef0d_key=_key(keys, "ef0d") if "ef0d" in keys else None,
             read_key=_key(keys, "read"),
             master_key=_key(keys, "master"),
             card_id_key=_key(keys, "card_id"),
@@ -184,12 +283,17 @@ def profile_from_dict(d: dict[str, Any]) -> CardProfile:
         raise ProfileError(f"spec version {profile.spec_version!r} not one of {SPEC_VERSIONS}")
     if profile.diversification_levels not in (2, 3):
         raise ProfileError("diversification_levels is 2 (card, city) or 3 (card, city, province)")
-    if profile.name_padding not in (0x00, 0x20):
-        raise ProfileError("name padding is 0x00 or 0x20")
-    if profile.read_access not in ("free", "pin"):
-        raise ProfileError("read_access is 'free' or 'pin'")
+    if profile.name_padding not in PADDINGS:
+        raise ProfileError("name padding is 0x00, 0x20 or 0xFF")
+    if "read_access" in d:
+        raise ProfileError(
+            'read_access 已改为按文件设置：files.efNN.read = "pin" (read access is set per '
+            'file now: files.efNN.read = "pin")'
+        )
     if not profile.read_forms or any(f not in READ_FORMS for f in profile.read_forms):
         raise ProfileError(f"read_forms must be drawn from {READ_FORMS}")
+    if (profile.ef0d is None) != (profile.ef0d_key is None):
+        raise ProfileError("files.ef0d and keys.ef0d go together (EF0D and its update key)")
     if not 1 <= profile.photo_chunk <= 255:
         raise ProfileError("photo_chunk is 1..255 (one short APDU)")
     return profile

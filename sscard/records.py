@@ -1,13 +1,16 @@
-"""The records of EF05 (发卡机构数据) and EF06 (持卡人基本信息): tag, record number, length and
-codec of each data element (docs/chip-application.md §1 tables), and the two data classes they fill.
+"""The records of EF05 (发卡机构数据), EF06 (持卡人基本信息) and the regional files EF0D and
+EF19: tag, length and codec of each data element (docs/chip-application.md §1 tables) — the one
+place that says them — and the two data classes EF05 and EF06 fill.
 
 Each record is one simple-TLV object ``tag len value``. Names longer than the 30 bytes of
-姓名 continue in 姓名扩展 (tag 4E, 20 bytes) [ours].
+姓名 continue in 姓名扩展 (tag 4E, 20 bytes) [ours]. EF05's record numbers are the same on
+every card; EF06's differ by region, so the card profile gives them
+(:func:`ef06_elements`, docs/chip-application.md "Profiles").
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -16,8 +19,9 @@ from apdu.tlv import encode_simple
 from sscard.codecs import Ascii, BcdDate, BcdDigits, Binary, Codec, Gbk, encode_gbk
 from sscard.errors import InvalidData
 from sscard.identifiers import ssn_birth_date, ssn_gender, validate_card_number, validate_ssn
-from sscard.profile import SPEC_VERSIONS
 from sscard.regions import region_name
+
+SPEC_VERSIONS = ("1.00", "2.00", "3.00")
 
 NAME_LENGTH = 30
 NAME_EXT_LENGTH = 20
@@ -49,6 +53,8 @@ EF05 = (
     Element(0x07, 7, "card_number", Ascii(9)),
 )
 
+# EF06 in the Zhejiang/Shandong layout (Z390Kylin); a profile may number the records
+# otherwise and leave 4E out (``ef06_records``).
 EF06_TEMPLATE = (
     Element(0x08, 1, "ssn", Ascii(18)),
     Element(0x09, 2, "name", Gbk(NAME_LENGTH)),
@@ -58,15 +64,49 @@ EF06_TEMPLATE = (
     Element(0x0C, 6, "birthplace", BcdDigits(3)),
     Element(0x0D, 7, "birth_date", BcdDate()),
 )
+DEFAULT_EF06_RECORDS: tuple[int, ...] = tuple(e.tag for e in EF06_TEMPLATE)
+OPTIONAL_EF06_TAGS = frozenset({0x4E})  # 姓名扩展: second-generation cards may lack it
+
+# EF0D under SSSE (JSCardKiosks ``CardWriteRead.cs``: read as records 1 and 2 of EF0D).
+EF0D = (
+    Element(0xEA, 1, "person_id", Gbk(12)),  # 人员识别号
+    Element(0xEB, 2, "first_region", BcdDigits(3)),  # 初次申请地代码
+)
+# EF19 under DF03, read after VERIFY by tag 79 (HDOS_VC6 ``ICCInter.cpp``: ``00B2790029``);
+# the 参保地 region code is bytes 7-9 of the value, the rest is not public [ours: opaque].
+EF19_RECORD = Element(0x79, 1, "ef19", Binary(39))
+EF19_REGION = slice(7, 10)
+EF19_REGION_CODEC = BcdDigits(3)
 
 
-def ef06_elements(name_padding: int) -> tuple[Element, ...]:
-    """EF06 with the profile's name padding."""
+@dataclass(frozen=True)
+class FieldWarning:
+    """Something a reader tolerated in one field of a real card (padding it trimmed, bytes
+    it could not decode): ``field`` is the data element's name (``name``, ``birthplace`` …)."""
+
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+def ef06_elements(
+    name_padding: int, records: Sequence[int] = DEFAULT_EF06_RECORDS
+) -> tuple[Element, ...]:
+    """EF06 as a profile lays it out: the elements whose tags ``records`` lists, numbered by
+    their place in it (the first is record 1), names padded with ``name_padding``."""
+    by_tag = {e.tag: e for e in EF06_TEMPLATE}
     return tuple(
-        Element(e.tag, e.record, e.name, Gbk(e.length, name_padding))
-        if isinstance(e.codec, Gbk)
-        else e
-        for e in EF06_TEMPLATE
+        Element(
+            tag,
+            number,
+            by_tag[tag].name,
+            Gbk(by_tag[tag].length, name_padding)
+            if isinstance(by_tag[tag].codec, Gbk)
+            else by_tag[tag].codec,
+        )
+        for number, tag in enumerate(records, start=1)
     )
 
 
