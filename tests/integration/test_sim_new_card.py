@@ -63,12 +63,12 @@ def test_quirks_shape_the_records_and_are_kept_in_the_card_file(tmp_path: Path) 
     assert json.loads(out.read_text("utf-8"))["quirks"] == ["pad-ff", "no-4e", "strict-le",
                                                            "max-le=64"]  # fmt: skip
     _, name, ext, birthplace, gender = answers(
-        out, SELECT_SSSE, "00B2093020", "00B24E3016", "00B20C3005", "00B2033400"
+        out, SELECT_SSSE, "00B2093020", "00B24E3016", "00B20C3005", "00B2033403"
     )
     assert name == "091E" + ZHANG_SAN + "FF" * 26 + "9000"
     assert ext == "6A83"  # no 姓名扩展
     assert birthplace == "0C03" + "1101FF" + "9000"  # 110105 → 4 digits, then FF
-    assert gender == "0A0132" + "9000"  # record 3 once 4E is gone
+    assert gender == "0A0132" + "9000"  # record 3 once 4E is gone (exact Le: max-le=64)
 
 
 def test_an_image_file_by_path(tmp_path: Path) -> None:

@@ -46,13 +46,13 @@ def hsm(tmp_path: Path) -> LocalSecurityModule:
 def personalized(
     profile: CardProfile, hsm: LocalSecurityModule
 ) -> tuple[SocialSecurityCardOS, SocialSecurityCard]:
-    card_os = issue_blank_card(profile, REGION)
+    card_os = issue_blank_card(profile.name, REGION)
     transport = InProcessTransport(card_os)
     transport.connect()
     card = SocialSecurityCard(transport, profile, hsm, region_code=REGION)
     card.identify()
     card.external_authenticate(profile.update_key)
-    card.write_issuer(sample_issuer(profile, REGION, card.sn, TEST_ROOTS))
+    card.write_issuer(sample_issuer(profile.name, REGION, card.sn, TEST_ROOTS))
     card.write_holder(SAMPLE_HOLDER)
     return card_os, card
 
