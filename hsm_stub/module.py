@@ -46,7 +46,8 @@ class SecurityModule(ABC):
         """What a genuine card answers to INTERNAL AUTHENTICATE ``00 88 00 00 Lc data``:
         ``data`` (1 or 2 cipher blocks of the terminal's random) enciphered ECB under the
         card's internal-authentication key (docs/chip-application.md §4, [ours]). The
-        terminal compares it with the card's answer (:mod:`sscard.authenticity`)."""
+        terminal compares it with the card's answer
+        (``SocialSecurityCard.check_internal_authentication``)."""
 
     @abstractmethod
     def card_id_mac(self, label: str, sn: bytes, data12: bytes) -> bytes:

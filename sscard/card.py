@@ -15,6 +15,7 @@ real cards".
 
 from __future__ import annotations
 
+import hmac
 import os
 import re
 from collections.abc import Callable
@@ -39,8 +40,11 @@ from apdu.tlv import BerTlv, parse_ber, parse_simple
 from apdu.transport import Transport
 from hsm_stub.cryptograms import CardFactors
 from hsm_stub.module import SecurityModule
+from hsm_stub.suites import suite_for
 from sscard.errors import (
     CardAuthenticationFailed,
+    CardNotGenuine,
+    InternalAuthenticationNotSupported,
     InvalidData,
     NotASocialSecurityCard,
     VerificationFailed,
@@ -533,4 +537,32 @@ class SocialSecurityCard:
             self.select_ssse()  # a fresh security state for each key
             self.external_authenticate(key)
             checks.append(f"key {key.id:02X} ({key.label}): authenticated")
+        if self.profile.internal_key is not None:
+            self.check_internal_authentication(self.profile.internal_key)
+            checks.append(f"internal authentication ({self.profile.internal_key.label}): ok")
         return checks
+
+    def check_internal_authentication(self, key: KeyRef) -> None:
+        """Is the card genuine? INTERNAL AUTHENTICATE ``00 88 00 <key id> Lc <random> 00``
+        with a fresh random block; a genuine spec-3.00 card answers it enciphered under its
+        internal-authentication key, which the issuer's security module computes as well
+        (:meth:`SecurityModule.internal_auth`: the root key diversified by the card's
+        factors). The answers are compared in constant time (docs/chip-application.md §4;
+        the algorithm is [ours]). Raises :class:`CardNotGenuine` when they differ and
+        :class:`InternalAuthenticationNotSupported` on ``6D00`` (a card before spec 3.00)."""
+        factors = self.factors  # may read EF05 (the region in the 卡识别码): before the command
+        challenge = os.urandom(suite_for(self.profile.algorithm).block)
+        try:
+            answer = self.send(Command(0x00, 0x88, 0x00, key.id or 0, challenge, le=256)).data
+        except InsNotSupported:
+            raise InternalAuthenticationNotSupported(
+                "此卡不支持内部认证（6D00，规范版本 3.00 以前的卡） "
+                "(the card does not support INTERNAL AUTHENTICATE: 6D00, a card before spec 3.00)"
+            ) from None
+        expected = self._hsm().internal_auth(key.label, factors, challenge)
+        if not hmac.compare_digest(answer, expected):
+            raise CardNotGenuine(
+                "内部认证失败：卡片的应答与加密机不一致，卡片不是本发卡机构的真卡 "
+                "(INTERNAL AUTHENTICATE: the card's answer differs from the security module's; "
+                "the card is not genuine)"
+            )

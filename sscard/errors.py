@@ -41,4 +41,10 @@ class VerificationFailed(SocialSecurityCardError):
 
 class CardNotGenuine(SocialSecurityCardError):
     """The card's answer to INTERNAL AUTHENTICATE differs from the security module's: the
-    card does not hold the issuer's internal-authentication key (sscard/authenticity.py)."""
+    card does not hold the issuer's internal-authentication key
+    (:meth:`sscard.card.SocialSecurityCard.check_internal_authentication`)."""
+
+
+class InternalAuthenticationNotSupported(SocialSecurityCardError):
+    """The card answered INTERNAL AUTHENTICATE with ``6D00`` (instruction not supported): a
+    card before spec 3.00 — "not supported", not "not genuine"."""

@@ -124,6 +124,7 @@ class CardProfile:
     master_key: KeyRef
     card_id_key: KeyRef
     pin_key: KeyRef
+    internal_key: KeyRef | None  # INTERNAL AUTHENTICATE (spec 3.00), P2 = its id
     pin: PinRules
     face: FaceGeometry
 
@@ -272,6 +273,7 @@ def profile_from_dict(d: dict[str, Any]) -> CardProfile:
             master_key=_key(keys, "master"),
             card_id_key=_key(keys, "card_id"),
             pin_key=_key(keys, "pin"),
+            internal_key=_key(keys, "internal") if "internal" in keys else None,
             pin=PinRules(**d["pin"]),
             face=_face(d["face"]),
         )
@@ -281,6 +283,11 @@ def profile_from_dict(d: dict[str, Any]) -> CardProfile:
         ) from None
     if profile.spec_version not in SPEC_VERSIONS:
         raise ProfileError(f"spec version {profile.spec_version!r} not one of {SPEC_VERSIONS}")
+    if profile.internal_key is not None and profile.spec_version != "3.00":
+        raise ProfileError(
+            "内部认证密钥只属于规范版本 3.00 的卡 "
+            "(keys.internal: INTERNAL AUTHENTICATE exists on spec-3.00 cards only)"
+        )
     if profile.diversification_levels not in (2, 3):
         raise ProfileError("diversification_levels is 2 (card, city) or 3 (card, city, province)")
     if profile.name_padding not in PADDINGS:

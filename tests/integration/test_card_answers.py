@@ -1,7 +1,7 @@
 """How the virtual 社保卡 answers through the real PC/SC stack (pyscard → pcscd → vpcd):
 the public Z390Kylin log replayed byte for byte, the Henan INTERNAL AUTHENTICATE flow, the
-host's genuineness check (sscard/authenticity.py), and the host reading cards with each
-answer quirk (docs/chip-application.md §1, simulator/quirks.py).
+host's genuineness check (SocialSecurityCard.check_internal_authentication), and the host
+reading cards with each answer quirk (docs/chip-application.md §1, simulator/quirks.py).
 
 Expected answers are literals from the public log (tests/z390_log.py) or computed by the
 security module, never by the card under test."""
@@ -26,9 +26,8 @@ from simulator.factory import (
     sample_issuer,
 )
 from simulator.sscard_card import CardKey, SocialSecurityCardOS
-from sscard.authenticity import InternalAuthenticationNotSupported, check_internal_authentication
 from sscard.card import SocialSecurityCard
-from sscard.errors import CardNotGenuine
+from sscard.errors import CardNotGenuine, InternalAuthenticationNotSupported
 from sscard.identifiers import serial_number
 from sscard.profile import load_profile
 from tests.integration.conftest import ServeCard
@@ -38,6 +37,8 @@ pytestmark = pytest.mark.pcsc
 H = bytes.fromhex
 REGION = "371700"
 PROFILE = load_profile("default")
+assert PROFILE.internal_key is not None
+INTERNAL = PROFILE.internal_key
 SELECT_SSSE = H("00A404000F7378312E73682EC9E7BBE1B1A3D5CF")
 
 
@@ -92,7 +93,7 @@ def test_internal_authenticate_is_not_supported_on_a_card_without_the_key(
         card = SocialSecurityCard(transport, PROFILE, hsm)
         card.identify()
         with pytest.raises(InternalAuthenticationNotSupported, match="不支持内部认证"):
-            check_internal_authentication(card, hsm)
+            card.check_internal_authentication(INTERNAL)
 
 
 def test_henan_internal_authenticate_flow(serve_card: ServeCard, hsm: LocalSecurityModule) -> None:
@@ -124,7 +125,7 @@ def test_genuine_card_passes_the_host_check(
     with PcscTransport(served.reader) as transport:
         card = SocialSecurityCard(transport, PROFILE, hsm)
         card.identify()
-        check_internal_authentication(card, hsm)
+        card.check_internal_authentication(INTERNAL)
 
 
 def test_card_with_another_internal_key_is_refused(
@@ -135,7 +136,7 @@ def test_card_with_another_internal_key_is_refused(
         card = SocialSecurityCard(transport, PROFILE, hsm)
         card.identify()
         with pytest.raises(CardNotGenuine, match="不是本发卡机构的真卡"):
-            check_internal_authentication(card, hsm)
+            card.check_internal_authentication(INTERNAL)
 
 
 # The host reader (sscard/card.py) against each answer quirk; max-le is left out: a card
@@ -154,4 +155,4 @@ def test_host_reads_every_answer_variant(
         card.identify()
         assert card.read_holder() == SAMPLE_HOLDER
         assert card.read_issuer().card_id[:3] == H(REGION)
-        check_internal_authentication(card, hsm)
+        card.check_internal_authentication(INTERNAL)

@@ -78,6 +78,7 @@ def test_blank_card_personalized_through_pcscd(serve_card: ServeCard, tmp_path: 
         card.reset_pin("802468")
         checks = card.verify(issuer, HOLDER, photo, pin="802468")
     assert sum(c.endswith("authenticated") for c in checks) == 3  # every key of the profile
+    assert checks[-1] == "internal authentication (internal): ok"  # a genuine spec-3.00 card
     data = card_read_json(served.reader)
     assert data["name"] == "李小龙"
     assert data["ssn"] == HOLDER.ssn and data["birth_date"] == "1949-12-31"

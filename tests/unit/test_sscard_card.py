@@ -89,6 +89,7 @@ def test_blank_card_personalized_and_verified(hsm: LocalSecurityModule) -> None:
         "key 0A (read): authenticated",
         "key 00 (mk): authenticated",
     ]
+    assert checks[-1] == "internal authentication (internal): ok"
     public = read_public(s.card)
     assert public["name"] == "张三" and public["ssn"] == SAMPLE_HOLDER.ssn
     assert public["checks"] == {
@@ -339,7 +340,9 @@ def test_sm4_suite_end_to_end(tmp_path: Path) -> None:
     s.card.write_issuer(issuer)
     s.card.write_holder(SAMPLE_HOLDER)
     s.card.reset_pin("314159")
-    assert s.card.verify(issuer, SAMPLE_HOLDER, pin="314159")[-1].endswith("authenticated")
+    checks = s.card.verify(issuer, SAMPLE_HOLDER, pin="314159")
+    assert checks[-2].endswith("authenticated")
+    assert checks[-1] == "internal authentication (internal): ok"  # the SM4 internal key
     auth = next(e for e in s.trace.events if e.ins == 0x82)
     assert auth.command_length == 5 + 32  # E ‖ A of two 16-byte blocks
     s.card.unblock_pin()
