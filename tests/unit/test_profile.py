@@ -88,3 +88,12 @@ def test_region_profiles_say_what_public_code_shows() -> None:
 
 def test_every_read_form_is_selectable() -> None:
     assert set(load_profile("default").read_forms) == {"sfi", "tag", "number", "sfi-number"}
+
+
+def test_an_internal_key_only_on_spec_300_profiles() -> None:
+    data = tomllib.loads((PROFILE_DIR / "default.toml").read_text("utf-8"))
+    assert load_profile("default").internal_key is not None
+    assert load_profile("hunan").internal_key is None
+    data["spec_version"] = "2.00"
+    with pytest.raises(ProfileError, match=r"3\.00"):
+        profile_from_dict(data)

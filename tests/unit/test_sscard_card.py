@@ -30,6 +30,8 @@ from simulator.sscard_card import SocialSecurityCardOS, Tearing
 from sscard.card import SocialSecurityCard
 from sscard.errors import (
     CardAuthenticationFailed,
+    CardNotGenuine,
+    InternalAuthenticationNotSupported,
     InvalidData,
     NotASocialSecurityCard,
     VerificationFailed,
@@ -430,3 +432,26 @@ def test_pulling_the_card_during_a_wrong_pin_never_saves_a_try(
     with pytest.raises(WrongPin) as info:
         s.card.verify_pin("000000")
     assert info.value.tries_left == (1 if mode == "new" else 2)
+
+
+def test_verification_refuses_a_card_with_a_foreign_internal_key(
+    hsm: LocalSecurityModule,
+) -> None:
+    # Everything else matches: the records read back and every external key authenticates;
+    # only the internal-authentication key is not the one the issuer's root gives this card.
+    s = station(hsm)
+    s.personalize()
+    assert s.os.internal_key is not None
+    s.os.internal_key.value = bytes(16)
+    with pytest.raises(CardNotGenuine, match="不是本发卡机构的真卡"):
+        s.card.verify(s.issuer, SAMPLE_HOLDER)
+
+
+def test_a_spec_200_card_under_a_300_profile_says_not_supported(
+    hsm: LocalSecurityModule,
+) -> None:
+    s = station(hsm)
+    s.personalize()
+    s.os.internal_key = None  # as a card made before spec 3.00
+    with pytest.raises(InternalAuthenticationNotSupported, match="不支持内部认证"):
+        s.card.verify(s.issuer, SAMPLE_HOLDER)
