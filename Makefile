@@ -15,9 +15,10 @@ PROD_PKGS   := apdu sscard hsm_stub printer personalize simulator
 # python3), fonts-wqy-microhei (Chinese text in PDFs and card faces), poppler-utils
 # (pdftotext/pdftoppm, with which tests read PDFs back), faketime (tests run `sscard` with the
 # clock pinned: no test depends on the day it is run), zbar-tools (zbarimg decodes the
-# barcodes printed on documents).
+# barcodes printed on documents), opensc + pcsc-tools (opensc-tool, pcsc_scan and scriptor:
+# third-party tools that drive the virtual cards in tests and in the testers' guide).
 APT_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev swig gcc python3-venv python3-dev \
-                fonts-wqy-microhei poppler-utils faketime zbar-tools
+                fonts-wqy-microhei poppler-utils faketime zbar-tools opensc pcsc-tools
 
 .PHONY: demo test lint typecheck unit integration bench deps system-deps clean
 

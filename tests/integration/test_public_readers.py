@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +41,7 @@ SERIAL = "0102030405060708"  # every replayed card gets this SN: 卡识别码 ca
 # (docs/chip-application.md, "The agreed profiles").
 REGION = {"default": "330100", "hunan": "430100", "jiangsu": "320100", "pin-read": "440300"}
 SPEC_VERSION = {"default": "3.00", "hunan": "2.00", "jiangsu": "3.00", "pin-read": "2.00"}
-CARD_PIN = "123456"  # the profiles' default PIN (sscard/profiles/*.toml)
+PROFILE_DIR = Path(__file__).parents[2] / "sscard" / "profiles"
 # Every quirk of simulator/quirks.py (the names are the contract of `sim new-card --quirk`).
 QUIRKS = (
     "pad-20",
@@ -58,9 +59,15 @@ PROFILES = ("default", "hunan", "jiangsu", "pin-read")
 # --- the replayed sequences, as data ---------------------------------------------------------
 
 
+def card_pin(profile: str) -> str:
+    """The PIN a new card of ``profile`` carries: the profile file's ``[pin] default``."""
+    with open(PROFILE_DIR / f"{profile}.toml", "rb") as f:
+        return str(tomllib.load(f)["pin"]["default"])
+
+
 @dataclass(frozen=True)
 class Step:
-    apdu: bytes
+    apdu: str  # hex; {pin} stands for the card's PIN
     what: str
     accept: dict[str, Any]
     data: dict[str, Any] | None = None
@@ -83,7 +90,7 @@ def load_sequences() -> list[Sequence]:
         d = json.loads(path.read_text(encoding="utf-8"))
         steps = tuple(
             Step(
-                apdu=bytes.fromhex(s["apdu"]),
+                apdu=s["apdu"],
                 what=s["what"],
                 accept=s["accept"],
                 data=s.get("data"),
@@ -137,8 +144,9 @@ def issued_cards(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     yield issue
 
 
-def serve(issued_cards: Any, serve_card: ServeCard, tmp_path: Path, profile: str,
-          quirks: tuple[str, ...]) -> str:
+def serve(
+    issued_cards: Any, serve_card: ServeCard, tmp_path: Path, profile: str, quirks: tuple[str, ...]
+) -> str:
     path = issued_cards(profile, quirks, tmp_path / "card.json")
     return serve_card(load_card(path)).reader
 
@@ -163,10 +171,12 @@ def connect(reader_name: str) -> CardConnection:
     return connection
 
 
-def exchange(connection: CardConnection, apdu: bytes, get_response: bool,
-             log: list[str]) -> tuple[str, bytes, str]:
+def exchange(
+    connection: CardConnection, apdu: bytes, get_response: bool, log: list[str]
+) -> tuple[str, bytes, str]:
     """Send ``apdu``; → (SW of its own answer, final data, final SW). A driver that fetches
-    61xx answers sends ``00 C0 00 00 xx`` as often as the card asks (docs/chip-application.md §2)."""
+    61xx answers sends ``00 C0 00 00 xx`` as often as the card asks
+    (docs/chip-application.md §2)."""
     data, sw1, sw2 = connection.transmit(list(apdu))
     first_sw = f"{sw1:02X}{sw2:02X}"
     log.append(f">> {apdu.hex().upper()}  << {bytes(data).hex().upper()} {first_sw}")
@@ -239,6 +249,7 @@ def replay(sequence: Sequence, reader_name: str, profile: str) -> Replay:
         "region": REGION[profile],
         "spec_version": SPEC_VERSION[profile],
         "sn4": SERIAL[8:],
+        "pin": card_pin(profile),
     }
     result = Replay()
     connection = connect(reader_name)
@@ -249,7 +260,8 @@ def replay(sequence: Sequence, reader_name: str, profile: str) -> Replay:
                 continue
             if step.only_if_previous_sw1_not and previous_sw[:2] == step.only_if_previous_sw1_not:
                 continue
-            first_sw, data, sw = exchange(connection, step.apdu, sequence.get_response, result.log)
+            apdu = bytes.fromhex(step.apdu.format(**values))
+            first_sw, data, sw = exchange(connection, apdu, sequence.get_response, result.log)
             previous_sw = sw
             if not accepted(step.accept, first_sw, data, sw):
                 result.aborted_step, result.aborted_sw = number, first_sw
@@ -314,9 +326,19 @@ def test_public_reader_sequence(
 
 def card_read(reader: str, profile: str) -> dict[str, Any]:
     result = subprocess.run(
-        [sys.executable, "-m", "personalize.cli", "card", "read", "--reader", reader,
-         "--profile", profile, "--json"],
-        input=CARD_PIN + "\n",
+        [
+            sys.executable,
+            "-m",
+            "personalize.cli",
+            "card",
+            "read",
+            "--reader",
+            reader,
+            "--profile",
+            profile,
+            "--json",
+        ],
+        input=card_pin(profile) + "\n",
         capture_output=True,
         text=True,
         timeout=60,
