@@ -49,7 +49,7 @@ def main() -> int:
         hsm = LocalSecurityModule(Keystore.create_test(Path(tmp) / "ks.json"))
         for i in range(args.cards):
             card_os = issue_blank_card(
-                profile,
+                profile.name,
                 REGION,
                 serial=i.to_bytes(8, "big"),
                 protocol=args.protocol,
@@ -64,7 +64,7 @@ def main() -> int:
                     transport.add_observer(trace)
                     card = SocialSecurityCard(transport, profile, hsm, region_code=REGION)
                     card.identify()
-                    issuer = sample_issuer(profile, REGION, card.sn, TEST_ROOTS)
+                    issuer = sample_issuer(profile.name, REGION, card.sn, TEST_ROOTS)
                     card.external_authenticate(profile.update_key)
                     card.write_issuer(issuer)
                     card.write_holder(SAMPLE_HOLDER)

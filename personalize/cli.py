@@ -131,6 +131,17 @@ def serial_argument(text: str) -> bytes:
     return serial
 
 
+def quirk_argument(text: str) -> str:
+    """``--quirk``: a quirk name of simulator/quirks.py, or NAME=N for a parameterised one."""
+    from simulator.quirks import parse_quirk
+
+    try:
+        parse_quirk(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def cmd_sim_new_card(args: argparse.Namespace) -> int:
     from simulator.cardfile import save_card
     from simulator.factory import card_from_options
@@ -138,7 +149,7 @@ def cmd_sim_new_card(args: argparse.Namespace) -> int:
     refuse_overwrite(args.out, args.force)
     issued = card_from_options(
         kind=args.kind,
-        profile_name=args.profile,
+        image=args.profile,
         region=args.region,
         protocol=args.protocol,
         personalized=args.personalized,
@@ -147,6 +158,7 @@ def cmd_sim_new_card(args: argparse.Namespace) -> int:
         keystore=args.keystore,
         serial=args.serial,
         card_number=args.card_number,
+        quirks=tuple(args.quirk),
     )
     save_card(issued.card, args.out)
     facts = [args.kind]
@@ -155,6 +167,8 @@ def cmd_sim_new_card(args: argparse.Namespace) -> int:
     if issued.card_number is not None:
         facts.append(f"卡号 {issued.card_number}")
     facts.append(f"ATR {issued.card.atr.hex().upper()}")
+    if args.quirk:
+        facts.append(f"quirks {' '.join(args.quirk)}")
     print(f"模拟卡已写入 card written to {args.out} ({', '.join(facts)})")
     return 0
 
@@ -192,14 +206,12 @@ def cmd_sim_printer(args: argparse.Namespace) -> int:
     from simulator.evolis_emulator import EvolisEmulator, VirtualCard
     from simulator.factory import issue_blank_card
     from simulator.pcscd import Pcscd
-    from sscard.profile import load_profile
 
-    profile = load_profile(args.profile)
     if args.card:
         feeder = [VirtualCard(load_card(path)) for path in args.card]
     else:
         feeder = [  # a fresh batch from the manufacturer: random, unique SNs
-            VirtualCard(issue_blank_card(profile, args.region, serial=secrets.token_bytes(8)))
+            VirtualCard(issue_blank_card(args.profile, args.region, serial=secrets.token_bytes(8)))
             for _ in range(args.cards)
         ]
     out_dir = Path(args.out_dir)
@@ -350,10 +362,25 @@ def build_parser() -> argparse.ArgumentParser:
         default="sscard",
         help="a 社保卡 (default) or the generic sample ISO 7816 card",
     )
-    p.add_argument("--profile", default="default", help="card profile name or TOML path")
+    p.add_argument(
+        "--profile",
+        default="default",
+        help="card image: a name (default, hunan, jiangsu, pin-read) or a TOML path "
+        "(simulator/images/)",
+    )
     p.add_argument("--region", default="371700", help="6-digit region code")
     p.add_argument("--protocol", choices=("T0", "T1"), default="T0", help="T=0 (default) or T=1")
     p.add_argument("--personalized", action="store_true", help="with holder data written")
+    p.add_argument(
+        "--quirk",
+        action="append",
+        default=[],
+        type=quirk_argument,
+        metavar="QUIRK",
+        help="a documented departure from the real card's behaviour, repeatable "
+        "(simulator/quirks.py: fci-on-select-ef, strict-le, always-61xx, sfi-only, pad-20, "
+        "pad-ff, no-4e, max-le=N)",
+    )
     p.add_argument("--holder", type=Path, help="holder JSON (default: a sample holder)")
     p.add_argument(
         "--damage",

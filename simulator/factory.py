@@ -1,7 +1,9 @@
 """The card factory: issues blank pre-issued 社保卡 the way a card manufacturer does — file
-tree created, per-card keys loaded (diversified from the root keys by the card's SN and
-region, docs/chip-application.md §4), PIN set to the profile default, no holder data (§6) — and,
-for tests and demos, personalizes or damages them directly.
+tree created from a card image (simulator/card_image.py, ``simulator/images/*.toml``),
+per-card keys loaded (diversified from the root keys by the card's SN and region,
+docs/chip-application.md §4), PIN set to the image's default, no holder data (§6) — and,
+for tests and demos, personalizes or damages them directly, with the image's own encoder
+(simulator/image_values.py), never the host's record tables.
 
 ``card_from_options`` (``sscard sim new-card``) gives every card a fresh random SN unless
 one is given, and a personalized card a 卡号 derived from its SN unless one is given: two
@@ -14,7 +16,8 @@ import hashlib
 import io
 import json
 import secrets
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from datetime import date
 from pathlib import Path
 from typing import Literal
@@ -22,24 +25,20 @@ from typing import Literal
 from PIL import Image, ImageDraw
 
 from apdu.atr import build_atr
-from apdu.tlv import encode_simple
 from hsm_stub import cryptograms
 from hsm_stub.cryptograms import CardFactors
 from hsm_stub.keystore import TEST_KEYS, Keystore
 from hsm_stub.suites import suite_for
+from simulator.card_image import CardImage, DfImage, EfImage, KeyImage, load_image, with_quirks
 from simulator.cardos.card import CardOS, ProtocolName
-from simulator.cardos.filesystem import MF_FID, DedicatedFile, RecordEF, TransparentEF
+from simulator.cardos.filesystem import MF_FID, DedicatedFile, File, RecordEF, TransparentEF
+from simulator.image_values import bcd, encode_value, split_gbk
+from simulator.quirks import parse_quirk
 from simulator.samples import sample_card
 from simulator.sscard_card import CardKey, PinState, SocialSecurityCardOS, SsseConfig
 from sscard.errors import InvalidData
-from sscard.identifiers import (
-    RID,
-    card_number_check,
-    region_bcd,
-    validate_card_number,
-)
-from sscard.profile import CardProfile, load_profile
-from sscard.records import EF05, HolderData, IssuerData, ef06_elements, encode_record
+from sscard.identifiers import card_number_check, validate_card_number
+from sscard.records import HolderData, IssuerData
 
 Damage = Literal["mute", "no-ssse", "corrupt-ef05"]
 DAMAGES: tuple[Damage, ...] = ("mute", "no-ssse", "corrupt-ef05")
@@ -91,70 +90,106 @@ def sample_photo(seed: str = "sample", size: int | None = None) -> bytes:
     return jpeg[:2] + comment + jpeg[2:]
 
 
+ImageRef = CardImage | str | Path  # an image, or its name / TOML path (load_image)
+MINISTRY_RID = bytes.fromhex("D156000005")  # docs/chip-application.md §1 and §3
+
+
+def image_of(ref: ImageRef) -> CardImage:
+    return ref if isinstance(ref, CardImage) else load_image(ref)
+
+
 def issue_blank_card(
-    profile: CardProfile,
+    image: ImageRef,
     region_code: str,
     *,
     roots: Roots = TEST_ROOTS,
     serial: bytes | None = None,
     protocol: ProtocolName = "T0",
     forms: tuple[str, ...] = ("sfi", "tag", "number"),
-    extended_apdus: bool = True,
+    extended_apdus: bool | None = None,
+    quirks: tuple[str, ...] = (),
 ) -> SocialSecurityCardOS:
-    sn = serial or serial_for(f"{profile.name}/{region_code}")
-    factors = CardFactors.for_card(sn, region_code, profile.diversification_levels)
-    mf = DedicatedFile(MF_FID, "MF")
-    ssse = DedicatedFile(
-        None, "SSSE", aid=profile.ssse_aid, proprietary_fci=profile.ssse_fci_proprietary
-    )
-    mf.add(ssse)
-    ef06 = ef06_elements(profile.name_padding)
-    for ref, name, elements in ((profile.ef05, "EF05", EF05), (profile.ef06, "EF06", ef06)):
-        ssse.add(
-            RecordEF(
-                ref.fid,
-                name,
-                sfi=ref.sfi,
-                record_size=2 + max(e.length for e in elements),
-                records=[bytearray(e.blank()) for e in elements],
-            )
-        )
-    ssse.add(TransparentEF(profile.ef07.fid, "EF07", sfi=profile.ef07.sfi, size=512))
-    ssse.add(TransparentEF(profile.ef08.fid, "EF08", sfi=profile.ef08.sfi, size=profile.photo_size))
-    for df in profile.dfs:
-        ssse.add(DedicatedFile(df.fid, df.name, aid=df.aid))
-    keys: dict[int, CardKey] = {}
-    for key_ref in profile.card_keys:
-        if key_ref.id is None:
-            continue
-        algorithm, root = roots[key_ref.label]
-        card_key = cryptograms.derive_card_key(suite_for(algorithm), root, factors)
-        keys[key_ref.id] = CardKey(algorithm, card_key, key_ref.tries, key_ref.tries)
-    assert profile.pin_key.id is not None and profile.update_key.id is not None
+    """A blank card of ``image`` (records holding their tag, length and zeros), its keys
+    diversified for ``serial`` and ``region_code``; ``quirks`` (simulator/quirks.py, each
+    checked with :func:`parse_quirk`) go to the card, whose image quirks shape its records
+    when it is personalized. ``extended_apdus`` overrides the image's setting."""
+    image = image_of(image)
+    names = quirk_names(quirks)
+    image = with_quirks(image, names)
+    sn = serial or serial_for(f"{image.name}/{region_code}")
+    factors = CardFactors.for_card(sn, region_code, image.diversification_levels)
     config = SsseConfig(
-        ssse_aid=profile.ssse_aid,
-        update_keys={
-            ref.fid: profile.update_key.id for ref in (profile.ef05, profile.ef06, profile.ef08)
-        },
-        pin_key=profile.pin_key.id,
-        read_pin_fids=(
-            (profile.ef05.fid, profile.ef06.fid, profile.ef08.fid)
-            if profile.read_access == "pin"
-            else ()
-        ),
+        ssse_aid=image.ssse_aid,
+        update_keys=image.update_keys(),
+        pin_key=image.pin_key,
+        read_pin_fids=image.read_pin_fids(),
         forms=forms,
     )
-    pin = PinState(bytes.fromhex(profile.pin.default), profile.pin.tries, profile.pin.tries)
-    atr = build_atr(0 if protocol == "T0" else 1, b"\x86\x53\x53\x43" + sn)
+    internal = image.internal_key
     return SocialSecurityCardOS(
-        mf,
+        file_tree(image),
         config=config,
-        keys=keys,
-        pin=pin,
-        atr=atr,
+        keys={k.id: _card_key(k, roots, factors) for k in image.keys},
+        pin=PinState(bcd(image.pin_default), image.pin_tries, image.pin_tries),
+        internal_key=_card_key(internal, roots, factors) if internal is not None else None,
+        atr=build_atr(0 if protocol == "T0" else 1, b"\x86\x53\x53\x43" + sn),
         protocol=protocol,
-        extended_apdus=extended_apdus,
+        extended_apdus=image.extended_apdus if extended_apdus is None else extended_apdus,
+        quirks=quirks,
     )
+
+
+def quirk_names(quirks: tuple[str, ...]) -> tuple[str, ...]:
+    """The names of ``quirks`` (``max-le=64`` → ``max-le``); ValueError on an unknown one."""
+    return tuple(parse_quirk(q)[0] for q in quirks)
+
+
+def _card_key(key: KeyImage, roots: Roots, factors: CardFactors) -> CardKey:
+    if key.label not in roots:
+        raise ValueError(
+            f"密钥库中没有根密钥 {key.label!r} (no root key {key.label!r} for key {key.id:02X})"
+        )
+    algorithm, root = roots[key.label]
+    value = cryptograms.derive_card_key(suite_for(algorithm), root, factors)
+    return CardKey(algorithm, value, key.tries, key.tries)
+
+
+def _tlv(tag: int, value: bytes) -> bytes:
+    """One TLV with a one-byte length (simple TLV, and BER for values under 128 bytes)."""
+    return bytes((tag, len(value))) + value
+
+
+def file_tree(image: CardImage) -> DedicatedFile:
+    """MF → SSSE (AID, FCI proprietary part) → the image's EFs and DFs."""
+    mf = DedicatedFile(MF_FID, "MF")
+    ssse = DedicatedFile(None, "SSSE", aid=image.ssse_aid, proprietary_fci=image.fci_proprietary)
+    mf.add(ssse)
+    for f in image.files:
+        ssse.add(_elementary_file(f, image))
+    for df_image in image.dfs:
+        df = DedicatedFile(df_image.fid, df_image.name, aid=df_image.aid)
+        ssse.add(df)
+        for f in df_image.files:
+            df.add(_elementary_file(f, image))
+    return mf
+
+
+def _elementary_file(f: EfImage, image: CardImage) -> File:
+    if f.kind == "binary":
+        return TransparentEF(f.fid, f.name, sfi=f.sfi, size=f.size)
+    if f.kind == "dir":
+        records = [dir_record(df) for df in image.dfs if df.aid]
+        size = max((len(r) for r in records), default=0)
+        return RecordEF(f.fid, f.name, sfi=f.sfi, record_size=size, records=records)
+    blank = [bytearray(_tlv(s.tag, bytes(s.length))) for s in f.slots]
+    return RecordEF(f.fid, f.name, sfi=f.sfi, record_size=f.record_size, records=blank)
+
+
+def dir_record(df: DfImage) -> bytearray:
+    """The DIR file's application template of one DF [ours]:
+    ``61 L 4F <AID> 50 <label, GBK>`` (ISO/IEC 7816-4 §8.2.1.1 tags)."""
+    assert df.aid is not None
+    return bytearray(_tlv(0x61, _tlv(0x4F, df.aid) + _tlv(0x50, df.label.encode("gbk"))))
 
 
 def card_number_for(sn: bytes) -> str:
@@ -165,7 +200,7 @@ def card_number_for(sn: bytes) -> str:
 
 
 def sample_issuer(
-    profile: CardProfile,
+    image: ImageRef,
     region_code: str,
     sn: bytes,
     roots: Roots,
@@ -173,17 +208,19 @@ def sample_issuer(
     number: int = 1,
     card_number: str | None = None,
 ) -> IssuerData:
-    """Issuer data for a sample card: 卡号 ``card_number`` (validated) or ``A`` + ``number``."""
-    body = region_bcd(region_code) + RID + sn[4:]
-    algorithm, irk = roots[profile.card_id_key.label]
+    """Issuer data for a sample card: 卡号 ``card_number`` (validated) or ``A`` + ``number``;
+    the 卡识别码 = region BCD ‖ RID ‖ SN[4:8] ‖ MAC under the image's IRK (§3)."""
+    image = image_of(image)
+    body = bcd(region_code) + MINISTRY_RID + sn[4:]
+    algorithm, irk = roots[image.card_id_key]
     card_id = body + cryptograms.card_id_mac(suite_for(algorithm), irk, sn, body)
     if card_number is not None:
         validate_card_number(card_number)
     first8 = f"A{number:07d}"
     return IssuerData(
         card_id=card_id,
-        card_type=profile.card_type,
-        spec_version=profile.spec_version,
+        card_type=image.card_type,
+        spec_version=image.spec_version,
         issuer_org=SAMPLE_ISSUER_ORG,
         issue_date=date(2026, 11, 25),
         expiry_date=date(2036, 11, 25),
@@ -191,34 +228,66 @@ def sample_issuer(
     )
 
 
+def personalization_values(
+    image: CardImage,
+    issuer: IssuerData,
+    holder: HolderData,
+    extra: Mapping[str, object] | None = None,
+) -> dict[str, object]:
+    """The value of every slot ``field``: the issuer's and holder's fields, the name cut
+    into 姓名 and 姓名扩展 at the 姓名 slot's length (never inside a character), and the
+    region files' values — 参保地 and 初次申领地 = the card's region (the 卡识别码's first 3
+    bytes), 人员识别号 = region ‖ the last 6 characters of the 社会保障号码 [ours, sample
+    data] — unless ``extra`` gives them."""
+    region = issuer.card_id[:3].hex()
+    values: dict[str, object] = {f.name: getattr(issuer, f.name) for f in fields(issuer)}
+    values |= {f.name: getattr(holder, f.name) for f in fields(holder) if f.name != "extra"}
+    name_length = next(s.length for f in image.all_files() for s in f.slots if s.field == "name")
+    values["name"], values["name_ext"] = split_gbk(holder.name, name_length)
+    has_ext = any(s.field == "name_ext" for f in image.all_files() for s in f.slots)
+    if values["name_ext"] and not has_ext:
+        raise ValueError(
+            f"姓名超过 {name_length} 字节，而卡片映像 {image.name} 没有姓名扩展 (4E) "
+            "(the name does not fit a card without 姓名扩展)"
+        )
+    values |= {
+        "insured_region": region,
+        "first_region": region,
+        "person_id": region + holder.ssn[-6:],
+    }
+    values |= dict(extra or {})
+    return values
+
+
 def personalize_directly(
     card: SocialSecurityCardOS,
-    profile: CardProfile,
+    image: ImageRef,
     issuer: IssuerData,
     holder: HolderData,
     photo: bytes | None = None,
+    *,
+    extra: Mapping[str, object] | None = None,
 ) -> None:
-    """Write the records straight into the card's memory (a factory-personalized card)."""
+    """Write the records straight into the card's memory (a factory-personalized card), each
+    slot encoded as the image says, shaped by the card's image quirks."""
     issuer.validate()
     holder.validate()
-    ssse = card.mf.children[0]
-    assert isinstance(ssse, DedicatedFile)
-    files = {f.fid: f for f in ssse.children}
-    for ref, elements, values in (
-        (profile.ef05, EF05, issuer.values()),
-        (profile.ef06, ef06_elements(profile.name_padding), holder.values()),
-    ):
-        ef = files[ref.fid]
-        assert isinstance(ef, RecordEF)
-        for e in elements:
-            ef.records[e.record - 1] = bytearray(encode_record(e, values[e.name]))
-    if photo is not None:
-        ef08 = files[profile.ef08.fid]
-        assert isinstance(ef08, TransparentEF)
-        ef08.data[: len(photo)] = photo
+    image = with_quirks(image_of(image), quirk_names(card.quirks))
+    values = personalization_values(image, issuer, holder, extra)
+    files = {f.fid: f for f in card.mf.walk() if f.fid is not None}
+    for f in image.all_files():
+        target = files[f.fid]
+        if isinstance(target, RecordEF):
+            for s in f.slots:
+                value = encode_value(
+                    s.encoding, s.length, values[s.field], pad=s.pad, digits=s.digits
+                )
+                target.records[s.record - 1] = bytearray(_tlv(s.tag, value))
+        elif isinstance(target, TransparentEF) and f.content == "photo" and photo is not None:
+            target.data[: len(photo)] = photo
 
 
-def damage_card(card: SocialSecurityCardOS, kind: Damage, profile: CardProfile) -> None:
+def damage_card(card: SocialSecurityCardOS, kind: Damage) -> None:
     """Break a card the way worn cards break: a mute chip (its ATR is garbage), no SSSE
     application, or an EF05 whose first record is no longer valid TLV."""
     if kind == "mute":
@@ -226,11 +295,9 @@ def damage_card(card: SocialSecurityCardOS, kind: Damage, profile: CardProfile) 
     elif kind == "no-ssse":
         card.mf.children.clear()
     elif kind == "corrupt-ef05":
-        ssse = card.mf.children[0]
-        assert isinstance(ssse, DedicatedFile)
-        ef05 = next(f for f in ssse.children if f.fid == profile.ef05.fid)
+        ef05 = next(f for f in card.mf.walk() if f.name == "EF05")
         assert isinstance(ef05, RecordEF)
-        ef05.records[0] = bytearray(encode_simple(0x01, b"\xde\xad")[:3])
+        ef05.records[0] = bytearray.fromhex("0102DE")  # says 2 bytes, holds 1
     else:  # pragma: no cover - argparse restricts the choices
         raise ValueError(f"unknown damage {kind!r}")
 
@@ -256,7 +323,7 @@ class IssuedCard:
 def card_from_options(
     *,
     kind: str,
-    profile_name: str,
+    image: str,
     region: str,
     protocol: ProtocolName,
     personalized: bool,
@@ -265,26 +332,32 @@ def card_from_options(
     keystore: Path | None,
     serial: bytes | None,
     card_number: str | None = None,
+    quirks: tuple[str, ...] = (),
 ) -> IssuedCard:
-    """What ``sscard sim new-card`` issues: a fresh random SN unless ``serial`` is given; when
-    personalized, the 卡号 ``card_number`` or one derived from the SN."""
+    """What ``sscard sim new-card`` issues: a card of ``image`` (a name or a TOML path) with
+    ``quirks``; a fresh random SN unless ``serial`` is given; when personalized, the 卡号
+    ``card_number`` or one derived from the SN."""
     if kind == "iso-sample":
-        if serial is not None or card_number is not None:
-            raise ValueError("通用样卡没有 SN 和卡号 (the iso-sample card has no SN or 卡号)")
+        if serial is not None or card_number is not None or quirks:
+            raise ValueError(
+                "通用样卡没有 SN、卡号和卡片特性 (the iso-sample card has no SN, 卡号 or quirks)"
+            )
         return IssuedCard(sample_card(protocol), None, None)
     if card_number is not None and not personalized:
         raise ValueError("卡号只写入个人化的卡，请加 --personalized (a 卡号 needs --personalized)")
-    profile = load_profile(profile_name)
+    card_image = load_image(image)
     roots = roots_from_keystore(Keystore.open(keystore)) if keystore else TEST_ROOTS
     sn = serial if serial is not None else secrets.token_bytes(8)
-    card = issue_blank_card(profile, region, roots=roots, serial=sn, protocol=protocol)
+    card = issue_blank_card(
+        card_image, region, roots=roots, serial=sn, protocol=protocol, quirks=quirks
+    )
     if personalized:
         holder = SAMPLE_HOLDER
         if holder_file is not None:
             holder = holder_from_json(json.loads(holder_file.read_text(encoding="utf-8")))
         card_number = card_number or card_number_for(sn)
-        issuer = sample_issuer(profile, region, sn, roots, card_number=card_number)
-        personalize_directly(card, profile, issuer, holder, sample_photo())
+        issuer = sample_issuer(card_image, region, sn, roots, card_number=card_number)
+        personalize_directly(card, card_image, issuer, holder, sample_photo())
     if damage is not None:
-        damage_card(card, damage, profile)
+        damage_card(card, damage)
     return IssuedCard(card, sn, card_number)

@@ -75,7 +75,9 @@ class SimulatedStation:
         feeder = [
             VirtualCard(
                 issue_blank_card(
-                    self.profile, self.region, serial=bytes.fromhex("5343") + i.to_bytes(6, "big")
+                    self.profile.name,
+                    self.region,
+                    serial=bytes.fromhex("5343") + i.to_bytes(6, "big"),
                 )
             )
             for i in range(1, self.cards + 1)

@@ -430,7 +430,7 @@ def _reserial(card: VirtualCard, prefix: int) -> Any:
     sn = _chip_sn(card)
     assert sn is not None
     return issue_blank_card(
-        PROFILE, POLICY.region_code, serial=prefix.to_bytes(2, "big") + bytes.fromhex(sn)[2:]
+        PROFILE.name, POLICY.region_code, serial=prefix.to_bytes(2, "big") + bytes.fromhex(sn)[2:]
     )
 
 

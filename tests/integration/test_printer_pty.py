@@ -171,9 +171,9 @@ def test_silent_printer_times_out(tmp_path: Path) -> None:
 
 def test_contact_station_card_read_through_pcscd(tmp_path: Path) -> None:
     profile = load_profile("default")
-    chip = issue_blank_card(profile, "370100")
-    issuer = sample_issuer(profile, "370100", serial_number(chip.atr), TEST_ROOTS)
-    personalize_directly(chip, profile, issuer, SAMPLE_HOLDER)
+    chip = issue_blank_card(profile.name, "370100")
+    issuer = sample_issuer(profile.name, "370100", serial_number(chip.atr), TEST_ROOTS)
+    personalize_directly(chip, profile.name, issuer, SAMPLE_HOLDER)
     with Pcscd():
         emu = EvolisEmulator([VirtualCard(chip)], contact_slot=1, out_dir=tmp_path).start()
         try:

@@ -237,7 +237,10 @@ def test_a_bad_card_goes_to_the_reject_bin(prepared: Prepared) -> None:
         0,
         VirtualCard(
             issue_blank_card(
-                PROFILE, POLICY.region_code, roots=other, serial=bytes.fromhex("BAD0000000000001")
+                PROFILE.name,
+                POLICY.region_code,
+                roots=other,
+                serial=bytes.fromhex("BAD0000000000001"),
             )
         ),
     )

@@ -64,13 +64,13 @@ def card_read_json(reader: str, *extra: str, pin: str | None = None) -> dict[str
 
 def test_blank_card_personalized_through_pcscd(serve_card: ServeCard, tmp_path: Path) -> None:
     profile = load_profile("default")
-    served = serve_card(issue_blank_card(profile, REGION))
+    served = serve_card(issue_blank_card(profile.name, REGION))
     hsm = LocalSecurityModule(Keystore.create_test(tmp_path / "ks.json"))
     photo = sample_photo(size=4096)
     with PcscTransport(served.reader) as transport:
         card = SocialSecurityCard(transport, profile, hsm, region_code=REGION)
         card.identify()
-        issuer = sample_issuer(profile, REGION, card.sn, TEST_ROOTS)
+        issuer = sample_issuer(profile.name, REGION, card.sn, TEST_ROOTS)
         card.external_authenticate(profile.update_key)
         card.write_issuer(issuer)
         card.write_holder(HOLDER)
@@ -98,9 +98,9 @@ def test_blank_card_personalized_through_pcscd(serve_card: ServeCard, tmp_path: 
 @pytest.mark.parametrize("form", ["sfi", "tag", "number"])
 def test_reads_in_every_form_and_protocol(serve_card: ServeCard, protocol: str, form: str) -> None:
     profile = load_profile("default")
-    card = issue_blank_card(profile, REGION, protocol=protocol, forms=(form,))  # type: ignore[arg-type]
-    issuer = sample_issuer(profile, REGION, serial_number(card.atr), TEST_ROOTS)
-    personalize_directly(card, profile, issuer, HOLDER)
+    card = issue_blank_card(profile.name, REGION, protocol=protocol, forms=(form,))  # type: ignore[arg-type]
+    issuer = sample_issuer(profile.name, REGION, serial_number(card.atr), TEST_ROOTS)
+    personalize_directly(card, profile.name, issuer, HOLDER)
     served = serve_card(card)
     with PcscTransport(served.reader) as transport:
         assert transport.active_protocol == protocol
@@ -114,9 +114,10 @@ def test_reads_in_every_form_and_protocol(serve_card: ServeCard, protocol: str, 
 @pytest.mark.parametrize("profile_name", ["default", "pin-read"])
 def test_paddings_and_spec_versions(serve_card: ServeCard, profile_name: str, version: str) -> None:
     profile = replace(load_profile(profile_name), spec_version=version)
-    card = issue_blank_card(profile, REGION)
-    issuer = sample_issuer(profile, REGION, serial_number(card.atr), TEST_ROOTS)
-    personalize_directly(card, profile, issuer, HOLDER)
+    card = issue_blank_card(profile.name, REGION)
+    issuer = sample_issuer(profile.name, REGION, serial_number(card.atr), TEST_ROOTS)
+    issuer = replace(issuer, spec_version=version)
+    personalize_directly(card, profile.name, issuer, HOLDER)
     served = serve_card(card)
     pin = "888888" if profile_name == "pin-read" else None
     extra = ("--profile", profile_name)
@@ -127,7 +128,7 @@ def test_paddings_and_spec_versions(serve_card: ServeCard, profile_name: str, ve
 def test_wrong_key_and_pin_through_pcscd(serve_card: ServeCard, tmp_path: Path) -> None:
     profile = load_profile("default")
     other = {k: (alg, bytes(b ^ 0x0F for b in v)) for k, (alg, v) in TEST_ROOTS.items()}
-    card_os = issue_blank_card(profile, REGION, roots=other)
+    card_os = issue_blank_card(profile.name, REGION, roots=other)
     served = serve_card(card_os)
     hsm = LocalSecurityModule(Keystore.create_test(tmp_path / "ks.json"))
     with PcscTransport(served.reader) as transport:
@@ -154,14 +155,14 @@ def test_non_social_security_card_through_pcscd(serve_card: ServeCard) -> None:
 
 def test_torn_write_through_pcscd_is_detected(serve_card: ServeCard, tmp_path: Path) -> None:
     profile = load_profile("default")
-    card_os = issue_blank_card(profile, REGION)
+    card_os = issue_blank_card(profile.name, REGION)
     served = serve_card(card_os)
     hsm = LocalSecurityModule(Keystore.create_test(tmp_path / "ks.json"))
     holder = replace(HOLDER, name="欧阳" * 7 + "娜")
     with PcscTransport(served.reader) as transport:
         card = SocialSecurityCard(transport, profile, hsm, region_code=REGION)
         card.identify()
-        issuer = sample_issuer(profile, REGION, card.sn, TEST_ROOTS)
+        issuer = sample_issuer(profile.name, REGION, card.sn, TEST_ROOTS)
         card.external_authenticate(profile.update_key)
         card.write_issuer(issuer)
         card_os.tearing = Tearing("partial", after_writes=1)
@@ -280,8 +281,8 @@ def test_factory_cli_refuses_bad_holder_and_damages(tmp_path: Path) -> None:
 
 def test_mute_card_through_pcscd(serve_card: ServeCard) -> None:
     profile = load_profile("default")
-    card = issue_blank_card(profile, REGION)
-    damage_card(card, "mute", profile)
+    card = issue_blank_card(profile.name, REGION)
+    damage_card(card, "mute")
     served = serve_card(card)
     transport = PcscTransport(served.reader)
     try:

@@ -72,10 +72,10 @@ def make_card(
     *, roots: dict[str, tuple[str, bytes]] = TEST_ROOTS
 ) -> tuple[SocialSecurityCardOS, str]:
     card = issue_blank_card(
-        PROFILE, POLICY.region_code, roots=roots, serial=bytes.fromhex("0FF1CE0000000001")
+        PROFILE.name, POLICY.region_code, roots=roots, serial=bytes.fromhex("0FF1CE0000000001")
     )
-    issuer = sample_issuer(PROFILE, POLICY.region_code, serial_number(card.atr), roots)
-    personalize_directly(card, PROFILE, issuer, SAMPLE_HOLDER)
+    issuer = sample_issuer(PROFILE.name, POLICY.region_code, serial_number(card.atr), roots)
+    personalize_directly(card, PROFILE.name, issuer, SAMPLE_HOLDER)
     return card, issuer.card_number
 
 
@@ -303,7 +303,7 @@ def reinsert(office: Office, serve_card: ServeCard) -> None:
 
 
 def test_usage_fault_on_a_mute_chip(office: Office, serve_card: ServeCard) -> None:
-    damage_card(office.card, "mute", PROFILE)  # worn contacts: garbage instead of an ATR
+    damage_card(office.card, "mute")  # worn contacts: garbage instead of an ATR
     reinsert(office, serve_card)
     data, text = diagnose(office, "--card-number", office.number)
     assert (data["verdict"], data["fee"]) == ("usage_fault", 0)
@@ -316,7 +316,7 @@ def test_usage_fault_on_a_mute_chip(office: Office, serve_card: ServeCard) -> No
 
 
 def test_usage_fault_on_an_unreadable_ef05(office: Office, serve_card: ServeCard) -> None:
-    damage_card(office.card, "corrupt-ef05", PROFILE)
+    damage_card(office.card, "corrupt-ef05")
     data, text = diagnose(office, "--card-number", office.number)
     assert data["verdict"] == "usage_fault" and "EF05" in text
 
@@ -436,7 +436,7 @@ def test_report_holds_request_collection_date_holder_sn_barcode_and_signatures(
 
 @pytest.mark.parametrize("backend", ["keystore"])
 def test_long_details_are_wrapped_not_cut(office: Office, serve_card: ServeCard) -> None:
-    damage_card(office.card, "corrupt-ef05", PROFILE)
+    damage_card(office.card, "corrupt-ef05")
     data, text = diagnose(office, "--card-number", office.number)
     detail = next(c["detail"] for c in data["checks"] if c["code"] == "ef05")
     assert len(detail) > 60

@@ -36,15 +36,15 @@ def prototypes() -> tuple[CardOS, ...]:
     made: list[CardOS] = [sample_card("T0"), sample_card("T1")]
     for protocol, extended in (("T0", True), ("T1", True), ("T1", False)):
         card = issue_blank_card(
-            PROFILE,
+            PROFILE.name,
             REGION,
             protocol=protocol,  # type: ignore[arg-type]
             extended_apdus=extended,
             serial=bytes.fromhex(f"0F0220000000000{len(made)}"),
         )
         if protocol == "T1":
-            issuer = sample_issuer(PROFILE, REGION, serial_number(card.atr), TEST_ROOTS)
-            personalize_directly(card, PROFILE, issuer, SAMPLE_HOLDER)
+            issuer = sample_issuer(PROFILE.name, REGION, serial_number(card.atr), TEST_ROOTS)
+            personalize_directly(card, PROFILE.name, issuer, SAMPLE_HOLDER)
         made.append(card)
     return tuple(made)
 

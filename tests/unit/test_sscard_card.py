@@ -57,7 +57,10 @@ class Station:
         self.profile = profile
 
     def personalize(self, photo: bytes | None = None) -> None:
-        issuer = sample_issuer(self.profile, REGION, self.card.sn, TEST_ROOTS)
+        issuer = replace(  # the host profile says which spec version it writes
+            sample_issuer(self.profile.name, REGION, self.card.sn, TEST_ROOTS),
+            spec_version=self.profile.spec_version,
+        )
         self.card.identify()
         self.card.external_authenticate(self.profile.update_key)
         self.card.write_issuer(issuer)
@@ -71,7 +74,7 @@ class Station:
 
 
 def station(hsm: LocalSecurityModule, profile: CardProfile = DEFAULT, **kw: object) -> Station:
-    return Station(issue_blank_card(profile, REGION, **kw), profile, hsm)  # type: ignore[arg-type]
+    return Station(issue_blank_card(profile.name, REGION, **kw), profile, hsm)  # type: ignore[arg-type]
 
 
 def test_blank_card_personalized_and_verified(hsm: LocalSecurityModule) -> None:
@@ -98,7 +101,7 @@ def test_blank_card_personalized_and_verified(hsm: LocalSecurityModule) -> None:
 def test_writes_need_the_update_key_and_reselect_clears_it(hsm: LocalSecurityModule) -> None:
     s = station(hsm)
     s.card.identify()
-    issuer = sample_issuer(DEFAULT, REGION, s.card.sn, TEST_ROOTS)
+    issuer = sample_issuer(DEFAULT.name, REGION, s.card.sn, TEST_ROOTS)
     with pytest.raises(SecurityStatusNotSatisfied):
         s.card.write_issuer(issuer)
     s.card.external_authenticate(DEFAULT.read_key)  # the wrong key for writing
@@ -184,9 +187,9 @@ def test_pin_reset_with_a_bad_mac_is_refused(hsm: LocalSecurityModule) -> None:
 def test_reads_fall_back_to_the_form_the_card_accepts(
     hsm: LocalSecurityModule, forms: tuple[str, ...]
 ) -> None:
-    card = issue_blank_card(DEFAULT, REGION, forms=forms)
-    issuer = sample_issuer(DEFAULT, REGION, card.atr[-8:], TEST_ROOTS)
-    personalize_directly(card, DEFAULT, issuer, SAMPLE_HOLDER)
+    card = issue_blank_card(DEFAULT.name, REGION, forms=forms)
+    issuer = sample_issuer(DEFAULT.name, REGION, card.atr[-8:], TEST_ROOTS)
+    personalize_directly(card, DEFAULT.name, issuer, SAMPLE_HOLDER)
     s = Station(card, DEFAULT, hsm)
     s.card.identify()
     assert s.card.read_holder() == SAMPLE_HOLDER
@@ -199,19 +202,22 @@ def test_not_a_social_security_card(hsm: LocalSecurityModule) -> None:
     transport.connect()
     with pytest.raises(NotASocialSecurityCard, match="not a social security card"):
         SocialSecurityCard(transport, DEFAULT).identify()
-    blank = issue_blank_card(DEFAULT, REGION)
-    damage_card(blank, "no-ssse", DEFAULT)
+    blank = issue_blank_card(DEFAULT.name, REGION)
+    damage_card(blank, "no-ssse")
     s = Station(blank, DEFAULT, hsm)
     with pytest.raises(NotASocialSecurityCard):
         s.card.identify()
 
 
 def test_corrupt_ef05_is_an_unreadable_record(hsm: LocalSecurityModule) -> None:
-    card = issue_blank_card(DEFAULT, REGION)
+    card = issue_blank_card(DEFAULT.name, REGION)
     personalize_directly(
-        card, DEFAULT, sample_issuer(DEFAULT, REGION, card.atr[-8:], TEST_ROOTS), SAMPLE_HOLDER
+        card,
+        DEFAULT.name,
+        sample_issuer(DEFAULT.name, REGION, card.atr[-8:], TEST_ROOTS),
+        SAMPLE_HOLDER,
     )
-    damage_card(card, "corrupt-ef05", DEFAULT)
+    damage_card(card, "corrupt-ef05")
     s = Station(card, DEFAULT, hsm)
     s.card.identify()
     with pytest.raises(InvalidData, match="card_id"):
@@ -226,7 +232,7 @@ def test_torn_write_is_detected_on_verification(
     s = station(hsm)
     s.card.identify()
     s.card.external_authenticate(DEFAULT.update_key)
-    issuer = sample_issuer(DEFAULT, REGION, s.card.sn, TEST_ROOTS)
+    issuer = sample_issuer(DEFAULT.name, REGION, s.card.sn, TEST_ROOTS)
     s.card.write_issuer(issuer)
     holder = replace(SAMPLE_HOLDER, name="欧阳" * 7 + "娜")  # 30 GBK bytes: fills 姓名
     s.os.tearing = Tearing(mode, after_writes=1)  # type: ignore[arg-type]
@@ -318,13 +324,16 @@ def test_sm4_suite_end_to_end(tmp_path: Path) -> None:
         ("read", "external-auth"),
         ("irk", "card-id-mac"),
         ("pin", "pin"),
+        ("internal", "internal-auth"),  # the spec-3.00 card's INTERNAL AUTHENTICATE key
     ):
         value = hashlib.sha256(label.encode()).digest()[:16]
         store.put(label, "SM4", usage, value)
         roots[label] = ("SM4", value)
     profile = replace(DEFAULT, algorithm="SM4")
-    s = Station(issue_blank_card(profile, REGION, roots=roots), profile, LocalSecurityModule(store))
-    issuer = sample_issuer(profile, REGION, s.card.sn, roots)
+    s = Station(
+        issue_blank_card(profile.name, REGION, roots=roots), profile, LocalSecurityModule(store)
+    )
+    issuer = sample_issuer(profile.name, REGION, s.card.sn, roots)
     s.card.identify()
     s.card.external_authenticate(profile.update_key)
     s.card.write_issuer(issuer)
