@@ -147,6 +147,9 @@ class TcpSecurityModule(SecurityModule):
             Op.PIN_RESET_BLOCK, label.encode(), card_factors.to_bytes(), challenge, pin.encode()
         )
 
+    def internal_auth(self, label: str, card_factors: CardFactors, data: bytes) -> bytes:
+        return self._call(Op.INTERNAL_AUTH, label.encode(), card_factors.to_bytes(), data)
+
     def card_id_mac(self, label: str, sn: bytes, data12: bytes) -> bytes:
         return self._call(Op.CARD_ID_MAC, label.encode(), sn, data12)
 

@@ -129,11 +129,16 @@ def pin_reset_data(suite: CipherSuite, card_key: bytes, challenge: bytes, pin: s
     return enc + mac
 
 
+def check_internal_auth_data(suite: CipherSuite, data: bytes) -> None:
+    """INTERNAL AUTHENTICATE takes one or two cipher blocks of the terminal's random."""
+    if len(data) not in (suite.block, 2 * suite.block):
+        raise BadInput(f"internal authentication takes 1 or 2 blocks of {suite.block} bytes")
+
+
 def internal_auth_response(suite: CipherSuite, card_key: bytes, data: bytes) -> bytes:
     """The card's answer to INTERNAL AUTHENTICATE: ``data`` (one or two blocks of the
     terminal's random) enciphered ECB under the card's internal-authentication key."""
-    if not data or len(data) % suite.block or len(data) > 2 * suite.block:
-        raise BadInput(f"internal authentication takes 1 or 2 blocks of {suite.block} bytes")
+    check_internal_auth_data(suite, data)
     return suite.encrypt(card_key, data)
 
 

@@ -54,6 +54,10 @@ class LocalSecurityModule(SecurityModule):
         suite, card_key = self._card_key(label, "pin-reset", card_factors)
         return cryptograms.pin_reset_data(suite, card_key, challenge, pin)
 
+    def internal_auth(self, label: str, card_factors: CardFactors, data: bytes) -> bytes:
+        suite, card_key = self._card_key(label, "internal-auth", card_factors)
+        return cryptograms.internal_auth_response(suite, card_key, data)
+
     def card_id_mac(self, label: str, sn: bytes, data12: bytes) -> bytes:
         suite, root = self._root(label, "card-id-mac")
         return cryptograms.card_id_mac(suite, root, sn, data12)

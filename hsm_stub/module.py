@@ -5,9 +5,9 @@ key (the GlobalPlatformPro ``GPCardKeys`` boundary). Three backends implement it
 :class:`hsm_stub.psam.PsamSecurityModule` (a PSAM card in a reader) — and give byte-identical
 results for the same inputs.
 
-``label`` names a *root* key (``mk``, ``update``, ``read``, ``irk``, ``pin``); the per-card key
-is derived inside the module from ``card_factors`` (docs/chip-application.md §4). ``audit``
-is the registry's audit-chain key (:meth:`SecurityModule.audit_mac`).
+``label`` names a *root* key (``mk``, ``update``, ``read``, ``irk``, ``internal``, ``pin``);
+the per-card key is derived inside the module from ``card_factors`` (docs/chip-application.md
+§4). ``audit`` is the registry's audit-chain key (:meth:`SecurityModule.audit_mac`).
 """
 
 from __future__ import annotations
@@ -40,6 +40,13 @@ class SecurityModule(ABC):
         self, label: str, card_factors: CardFactors, challenge: bytes, pin: str
     ) -> bytes:
         """The data field of PIN RESET: encrypted PIN block ‖ MAC."""
+
+    @abstractmethod
+    def internal_auth(self, label: str, card_factors: CardFactors, data: bytes) -> bytes:
+        """What a genuine card answers to INTERNAL AUTHENTICATE ``00 88 00 00 Lc data``:
+        ``data`` (1 or 2 cipher blocks of the terminal's random) enciphered ECB under the
+        card's internal-authentication key (docs/chip-application.md §4, [ours]). The
+        terminal compares it with the card's answer (:mod:`sscard.authenticity`)."""
 
     @abstractmethod
     def card_id_mac(self, label: str, sn: bytes, data12: bytes) -> bytes:

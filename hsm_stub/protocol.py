@@ -51,6 +51,7 @@ class Op(IntEnum):
     CARD_ID_MAC = 0x13
     KCV = 0x14
     AUDIT_MAC = 0x15
+    INTERNAL_AUTH = 0x16
 
 
 class Status(IntEnum):

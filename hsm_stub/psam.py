@@ -6,7 +6,9 @@ Flow per operation: SELECT the PSAM application ``D15600000590`` (once per conne
 it and — when the card challenge R is given — makes the session key; ``80 FA 00 00 Lc <X>``
 encrypts X (answer by GET RESPONSE under T=0), ``80 FA 05 00 Lc <IV> <padded data>`` MACs.
 The usage byte is levels << 5 | key type (type 0 master, 1 maintenance, 3 PIN unblock,
-6 MAC). The label → (type, key id) table is this project's PSAM profile [ours].
+6 MAC, 7 encrypt). The label → (type, key id) table is this project's PSAM profile [ours].
+INTERNAL AUTHENTICATE's expected answer is the PSAM's ``80 FA 00`` encryption of the
+terminal's random under the diversified ``internal`` key (no session key).
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from apdu.command import Command
 from apdu.errors import TransportError
 from apdu.status import StatusError
 from apdu.transport import Transport
-from hsm_stub.cryptograms import MAC_LENGTH, PIN_RESET_HEADER, CardFactors, pin_block
+from hsm_stub.cryptograms import (
+    MAC_LENGTH,
+    PIN_RESET_HEADER,
+    CardFactors,
+    check_internal_auth_data,
+    pin_block,
+)
 from hsm_stub.errors import BadInput, KeyUsageError, SecurityModuleUnavailable, UnknownKey
 from hsm_stub.mac import pad_method2
 from hsm_stub.module import AUDIT_KEY_LABEL, SecurityModule
@@ -30,6 +38,7 @@ PSAM_KEYS: dict[str, tuple[int, int]] = {
     "read": (0x01, 0x0A),
     "pin": (0x03, 0x01),
     "irk": (0x06, 0x01),
+    "internal": (0x07, 0x01),
 }
 
 
@@ -117,6 +126,11 @@ class PsamSecurityModule(SecurityModule):
         self._init(label, list(card_factors.chain()), challenge)
         lc = len(enc) + MAC_LENGTH
         return enc + self._mac(PIN_RESET_HEADER + bytes((lc,)) + enc)
+
+    def internal_auth(self, label: str, card_factors: CardFactors, data: bytes) -> bytes:
+        check_internal_auth_data(self.suite, data)
+        self._init(label, list(card_factors.chain()), None)
+        return self._encrypt(data)
 
     def card_id_mac(self, label: str, sn: bytes, data12: bytes) -> bytes:
         if len(data12) != 12:

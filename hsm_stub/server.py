@@ -72,6 +72,10 @@ def _pin_reset(m: SecurityModule, f: list[bytes]) -> bytes:
     return m.pin_reset_block(_text(f[0], "label"), factors, f[2], _text(f[3], "PIN"))
 
 
+def _internal_auth(m: SecurityModule, f: list[bytes]) -> bytes:
+    return m.internal_auth(_text(f[0], "label"), CardFactors.from_bytes(f[1]), f[2])
+
+
 def _card_id_mac(m: SecurityModule, f: list[bytes]) -> bytes:
     return m.card_id_mac(_text(f[0], "label"), f[1], f[2])
 
@@ -99,6 +103,7 @@ OPERATIONS: dict[int, Operation] = {
     Op.CARD_ID_MAC: Operation("card-id-mac", 3, _card_id_mac, 1),
     Op.KCV: Operation("kcv", 1, _kcv, None),
     Op.AUDIT_MAC: Operation("audit-mac", 2, _audit_mac, None),
+    Op.INTERNAL_AUTH: Operation("internal-auth", 3, _internal_auth, 1),
 }
 
 

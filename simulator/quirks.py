@@ -20,6 +20,18 @@ ANSWER_QUIRKS: Final[dict[str, str]] = {
     "always-61xx": "every command with response data answers 61xx and waits for GET RESPONSE",
     "sfi-only": "EFs cannot be selected by FID (6A82): records are read by SFI only",
 }
+# Each answer quirk in detail (simulator/cardos/card.py implements them):
+# * fci-on-select-ef — SELECT of an EF by FID (P1 00 or 02, P2 not 0C) answers the FCI
+#   template 6F (82 descriptor, 83 FID, 80 size, 88 SFI), 61xx + GET RESPONSE under T=0; by
+#   default such a SELECT answers a bare 9000 as the card of the Z390Kylin log does.
+# * strict-le — READ RECORD answers 6Cxx (xx = the record's length) on any Le other than the
+#   record's length or 00; by default a larger Le gets the record and 9000.
+# * always-61xx — every command that returns data answers 61xx and hands the data out by GET
+#   RESPONSE, under T=0 and T=1, even a case-2 command whose Le is exactly right.
+# * sfi-only — SELECT of an EF by FID answers 6A82; DFs are still selected by FID or AID, and
+#   records and binaries are read by SFI.
+# * max-le=N — see PARAMETER_QUIRKS; READ BINARY's own ISO behaviour (6282 and the bytes
+#   up to the end of the file) is unchanged below N.
 # What the card factory writes (simulator/factory.py).
 IMAGE_QUIRKS: Final[dict[str, str]] = {
     "pad-20": "names padded with 0x20 (spaces), as a real card was seen",
@@ -28,9 +40,18 @@ IMAGE_QUIRKS: Final[dict[str, str]] = {
 }
 # Parameterised quirks: NAME=VALUE.
 PARAMETER_QUIRKS: Final[dict[str, str]] = {
-    "max-le": "max-le=N: the card answers at most N bytes (N < 256) per READ BINARY, 6700 above",
+    "max-le": (
+        "max-le=N: READ BINARY / READ RECORD asking more than N bytes (N < 256; Le 00 asks "
+        "for 256) answer 6700, and extended APDUs are refused (6700)"
+    ),
 }
 QUIRKS: Final[dict[str, str]] = {**ANSWER_QUIRKS, **IMAGE_QUIRKS, **PARAMETER_QUIRKS}
+
+
+def parse_quirks(quirks: tuple[str, ...]) -> dict[str, int | None]:
+    """Each quirk of a card → its value (None for a plain quirk); ValueError on an unknown
+    one (:func:`parse_quirk`)."""
+    return dict(parse_quirk(q) for q in quirks)
 
 
 def parse_quirk(text: str) -> tuple[str, int | None]:

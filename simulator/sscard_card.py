@@ -8,6 +8,14 @@
   one restores the counter. GET CHALLENGE is single-use.
 * PIN: VERIFY (``63Cx``/``6983``; no data = ask the tries left), CHANGE PIN ``80 5E``,
   PIN UNBLOCK / RESET ``84 24 00 00|01`` with the MAC and PIN block checked.
+* INTERNAL AUTHENTICATE ``00 88 00 00 Lc <1 or 2 blocks> [Le]`` (spec-3.00 cards, those
+  given an ``internal_key``): the data enciphered ECB under the card's internal-
+  authentication key ([ours], docs/chip-application.md §4); ``6D00`` on a card without one.
+  The data is the terminal's: the card neither needs nor spends a GET CHALLENGE. The Henan
+  reader (SI_3rdCard ``SSCARDCtrl.cpp``, ``iReadCardBas_HSM_Step1``) sends GET CHALLENGE
+  twice and then ``00 88 00 00 10`` with the two challenges (second ‖ first) and no Le — a
+  case-3 command, so under T=0 the 16-byte answer waits behind ``61 10`` — and keeps the
+  first 8 bytes of the answer to compare with its security module's.
 * Record forms: the card can be made to refuse some addressing forms (``6A86``), as some
   regions' cards do.
 * Tearing: power lost during the N-th next write — of EF data, of the PIN (change, reset,
@@ -92,6 +100,7 @@ class SocialSecurityCardOS(CardOS):
         0x20: "cmd_verify",
         0x5E: "cmd_change_pin",
         0x24: "cmd_pin_unblock_or_reset",
+        0x88: "cmd_internal_authenticate",
     }
     CLASSES: ClassVar[frozenset[int]] = frozenset({0x00, 0x80, 0x84})
 
@@ -220,6 +229,21 @@ class SocialSecurityCardOS(CardOS):
             self.authenticated.add(c.p2)
             return b""
         raise SwError(0x63C0 | key.tries if key.tries else 0x6983)
+
+    def cmd_internal_authenticate(self, c: Command) -> bytes:
+        """00 88 00 00 Lc data [Le]: ECB-encrypt(K_internal, data), data 1 or 2 blocks
+        (:func:`hsm_stub.cryptograms.internal_auth_response`); 6D00 without the key."""
+        key = self.internal_key
+        if key is None:
+            raise SwError(0x6D00)
+        if c.cla != 0x00:
+            raise SwError(0x6E00)
+        if c.p1 != 0x00 or c.p2 != 0x00:
+            raise SwError(0x6A86)
+        try:
+            return cryptograms.internal_auth_response(suite_for(key.algorithm), key.value, c.data)
+        except BadInput:
+            raise SwError(0x6700) from None
 
     # ----------------------------------------------------------------- PIN
 

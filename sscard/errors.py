@@ -37,3 +37,8 @@ class VerificationFailed(SocialSecurityCardError):
     def __init__(self, message: str, *, mismatches: list[str]) -> None:
         super().__init__(message)
         self.mismatches = mismatches
+
+
+class CardNotGenuine(SocialSecurityCardError):
+    """The card's answer to INTERNAL AUTHENTICATE differs from the security module's: the
+    card does not hold the issuer's internal-authentication key (sscard/authenticity.py)."""

@@ -10,6 +10,16 @@ T=0 behaviour (``protocol="T0"``) follows ISO/IEC 7816-3 §10.3.4 as seen from t
 application: a case-3 or case-4 command that produces data answers ``61xx`` and the data
 waits for GET RESPONSE; a case-2 command gets at most Ne bytes at once, the rest by ``61xx``.
 Under T=1 a case-4 command answers its data directly.
+
+Default answers follow the real card of the public Z390Kylin log (docs/chip-application.md
+§1): SELECT of an EF by FID answers a bare ``9000`` (no FCI, no ``61xx``), whatever P2 asks;
+SELECT of a DF answers its FCI (``61xx`` under T=0); READ RECORD with an Le larger than the
+record answers the record and ``9000``. ``6Cxx`` is kept where ISO/IEC 7816-4 §5.1.3 wants
+it — an Le *shorter* than a record (a record is never cut), and GET RESPONSE asking more than
+is held (ISO/IEC 7816-3 §12.2.2). READ BINARY keeps its ISO behaviour: Le bytes from the
+offset, or ``6282`` with the bytes up to the end of the file. Each card may depart from these
+defaults by its answer quirks (``self.quirks``, simulator/quirks.py): ``fci-on-select-ef``,
+``strict-le``, ``always-61xx``, ``sfi-only``, ``max-le=N``.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from simulator.cardos.filesystem import (
     from_dict,
     to_dict,
 )
+from simulator.quirks import parse_quirks
 
 ProtocolName = Literal["T0", "T1"]
 Access = Literal["read", "update"]
@@ -96,6 +107,30 @@ class CardOS:
         self.powered = False
         self._reset_state()
 
+    @property
+    def quirks(self) -> tuple[str, ...]:
+        """The card's quirks (simulator/quirks.py), ``NAME`` or ``NAME=N``."""
+        return self._quirks
+
+    @quirks.setter
+    def quirks(self, quirks: tuple[str, ...]) -> None:
+        self._quirk_values = parse_quirks(quirks)  # ValueError on an unknown quirk
+        self._quirks = tuple(quirks)
+
+    def has_quirk(self, name: str) -> bool:
+        return name in self._quirk_values
+
+    @property
+    def max_le(self) -> int | None:
+        """The most bytes one READ BINARY / READ RECORD may ask (quirk ``max-le=N``)."""
+        return self._quirk_values.get("max-le")
+
+    def _check_max_le(self, c: Command) -> None:
+        """``6700`` when the command asks more than ``max-le`` bytes (no Le: 256)."""
+        limit = self.max_le
+        if limit is not None and (c.le if c.le is not None else 256) > limit:
+            raise SwError(0x6700)
+
     # ----------------------------------------------------------------- power
 
     def _reset_state(self) -> None:
@@ -134,7 +169,7 @@ class CardOS:
     def dispatch(self, command: Command) -> bytes:
         if command.cla not in self.CLASSES and command.ins not in (0xC0,):
             raise SwError(0x6E00)
-        if command.is_extended and not self.extended_apdus:
+        if command.is_extended and (not self.extended_apdus or self.max_le is not None):
             raise SwError(0x6700)
         name = self.INS_TABLE.get(command.ins)
         if name is None:
@@ -147,6 +182,8 @@ class CardOS:
             return b"\x90\x00"
         if command.ins == 0xC0:
             return data  # GET RESPONSE builds its own status word
+        if self.has_quirk("always-61xx"):
+            return self._hold(data)
         if self.protocol == "T0" and command.case in (Case.DATA_ONLY, Case.DATA_AND_LE):
             return self._hold(data)  # the reader never passed Le to a T=0 card
         if command.le is None:
@@ -180,8 +217,13 @@ class CardOS:
 
     def cmd_select(self, c: Command) -> bytes:
         """SELECT (ISO/IEC 7816-4 §11.2.2): P1 00 FID, 01 child DF, 02 EF, 03 parent, 04 by
-        DF name; P2 00 FCI, 04 FCP, 0C no data; first occurrence only."""
-        if c.p2 & 0x03:
+        DF name; P2 00 FCI, 04 FCP, 0C no data; first occurrence only (P2's occurrence bits
+        matter by DF name only: a FID names one file).
+
+        An EF selected by FID answers a bare ``9000`` whatever P2 asks, as the real card
+        does (docs/chip-application.md §1) — its FCI with quirk ``fci-on-select-ef``, and
+        ``6A82`` with quirk ``sfi-only``. A DF answers its FCI unless P2 is ``0C``."""
+        if c.p1 == 0x04 and c.p2 & 0x03:
             raise SwError(0x6A86)
         target: File | None
         if c.p1 == 0x00:
@@ -199,7 +241,7 @@ class CardOS:
             target = self._select_aid(c.data)
         else:
             raise SwError(0x6A86)
-        if target is None:
+        if target is None or (isinstance(target, ElementaryFile) and self.has_quirk("sfi-only")):
             raise SwError(0x6A82)
         if isinstance(target, DedicatedFile):
             self.current_df, self.current_ef = target, None
@@ -210,6 +252,8 @@ class CardOS:
             if target.parent is not None:
                 self.current_df = target.parent
         if c.p2 & 0x0C == 0x0C:
+            return b""
+        if isinstance(target, ElementaryFile) and not self.has_quirk("fci-on-select-ef"):
             return b""
         return self.fci(target)
 
@@ -288,6 +332,7 @@ class CardOS:
         self.check_access("read", ef)
         if c.le is None:
             raise SwError(0x6700)
+        self._check_max_le(c)
         if offset >= ef.size:
             raise SwError(0x6B00)
         chunk = bytes(ef.data[offset : offset + c.le])
@@ -335,11 +380,25 @@ class CardOS:
 
     def cmd_read_record(self, c: Command) -> bytes:
         """READ RECORD (§11.3.4): P2 low bits 100 = number P1, 000 = identifier P1; P2 high
-        5 bits = SFI (0: current EF)."""
+        5 bits = SFI (0: current EF). Le: :meth:`fit_record`."""
         ef = self._record_ef(c)
         self.check_access("read", ef)
         record = bytes(ef.records[self._record_index(c, ef)])
-        return fit_le(c, record)
+        self._check_max_le(c)
+        return self.fit_record(c, record)
+
+    def fit_record(self, c: Command, record: bytes) -> bytes:
+        """Le against a whole record. No Le, Le ``00`` or an Le at least the record's length:
+        the record (a larger Le is what the real card answers with the record and ``9000``,
+        docs/chip-application.md §1 — Ne is a maximum, ISO/IEC 7816-4 §5.1). A shorter Le:
+        ``6Cxx`` with the record's length (§5.1.3, wrong Le field: a record is read whole,
+        never cut). With quirk ``strict-le``, any Le other than the length: :func:`fit_le`."""
+        if self.has_quirk("strict-le"):
+            return fit_le(c, record)
+        le = c.le
+        if le is None or le in (256, 65_536) or le >= len(record):
+            return record
+        raise SwError(0x6C00 | len(record)) if len(record) < 256 else SwError(0x6700)
 
     def cmd_update_record(self, c: Command) -> bytes:
         """UPDATE RECORD (§11.3.6) by number or identifier; a record by identifier must keep

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -14,8 +15,8 @@ from apdu.pcsc import PcscTransport
 from apdu.trace import RecordingTrace
 from hsm_stub import cryptograms
 from hsm_stub.cryptograms import CardFactors
-from hsm_stub.errors import KeyUsageError, UnknownKey
-from hsm_stub.keystore import TEST_KEYS, Keystore
+from hsm_stub.errors import Forbidden, KeyUsageError, UnknownKey
+from hsm_stub.keystore import TEST_CLIENTS, TEST_KEYS, Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.module import SecurityModule
 from hsm_stub.psam import PsamSecurityModule
@@ -48,6 +49,9 @@ def reference() -> dict[str, bytes]:
         out[f"pin/{i}"] = cryptograms.pin_reset_data(TDES, pin_key, CHALLENGE, "654321")
         data12 = H("371700D156000005") + f.card[4:]
         out[f"id/{i}"] = cryptograms.card_id_mac(TDES, ROOT["irk"], f.card, data12)
+        internal_key = cryptograms.derive_card_key(TDES, ROOT["internal"], f)
+        for n, data in enumerate((CHALLENGE, CHALLENGE + AUTH_FACTOR)):
+            out[f"internal/{n}/{i}"] = cryptograms.internal_auth_response(TDES, internal_key, data)
     for label in ROOT:
         out[f"kcv/{label}"] = TDES.kcv(ROOT[label])
     return out
@@ -61,6 +65,8 @@ def ask(module: SecurityModule) -> dict[str, bytes]:
         out[f"mac/{i}"] = module.command_mac("pin", f, CHALLENGE, H("8424000004"))
         out[f"pin/{i}"] = module.pin_reset_block("pin", f, CHALLENGE, "654321")
         out[f"id/{i}"] = module.card_id_mac("irk", f.card, H("371700D156000005") + f.card[4:])
+        for n, data in enumerate((CHALLENGE, CHALLENGE + AUTH_FACTOR)):
+            out[f"internal/{n}/{i}"] = module.internal_auth("internal", f, data)
     for label in ROOT:
         out[f"kcv/{label}"] = module.kcv(label)
     return out
@@ -92,6 +98,26 @@ def test_backends_give_identical_results(backend: SecurityModule) -> None:
     assert ask(backend) == reference()
 
 
+def test_internal_auth_matches_an_independent_implementation(backend: SecurityModule) -> None:
+    """The expected INTERNAL AUTHENTICATE answer for card 0102030405060708 of region 371700
+    under the test root ``internal`` ("SSCARD TEST INT1"), by openssl alone — each
+    diversification step Div(K, D) = 3DES_K(D) ‖ 3DES_K(~D), province then city then card:
+      enc() { printf $2 | xxd -r -p | openssl enc -des-ede-ecb -nopad -K $1 | xxd -p; }
+      K1 = enc(root, 3337303030307368) ‖ enc(root, CCC8CFCFCFCF8C97)        # "370000sh"
+      K2 = enc(K1, 3337313730307378) ‖ enc(K1, CCC8CEC8CFCF8C87)            # "371700sx"
+      K3 = enc(K2, 0102030405060708) ‖ enc(K2, FEFDFCFBFAF9F8F7)            # the SN
+         = DF3D26718D5B790D12218A1DFEBA46AD
+      enc(K3, A1B2C3D4E5F607181122334455667788) = 896BC1EC9176781E84E6B4F22C5832DB"""
+    data = CHALLENGE + AUTH_FACTOR
+    assert backend.internal_auth("internal", CARDS[0], data) == H(
+        "896BC1EC9176781E84E6B4F22C5832DB"
+    )
+    assert backend.internal_auth("internal", CARDS[0], CHALLENGE) == H("896BC1EC9176781E")
+    if not isinstance(backend, PsamSecurityModule):  # a PSAM's slots are typed, not checked
+        with pytest.raises(KeyUsageError):
+            backend.internal_auth("update", CARDS[0], CHALLENGE)
+
+
 def test_backends_refuse_alike(backend: SecurityModule) -> None:
     with pytest.raises(UnknownKey):
         backend.external_auth("nope", CARDS[0], CHALLENGE, AUTH_FACTOR)
@@ -114,3 +140,19 @@ def test_audit_mac_is_the_hmac_of_the_audit_key(backend: SecurityModule) -> None
     assert backend.audit_mac(data) == hmac.new(AUDIT_ROOT, data, hashlib.sha256).digest()
     with pytest.raises(KeyUsageError):
         backend.audit_mac(data, "irk")  # a card key is not an audit key
+
+
+def test_internal_auth_over_tcp_is_audited_without_data(hsm_server: RunningServer) -> None:
+    """Operation 16 (docs/security-module.md): one audit line per use — client, op, label,
+    the card's SN — and a refusal for an office asking with a key its role may not use."""
+    _, office_secret = TEST_CLIENTS["test-office"]
+    with hsm_server.client(client_id="test-office", secret=office_secret) as office:
+        office.internal_auth("internal", CARDS[1], CHALLENGE)  # an office may check a card
+        with pytest.raises(Forbidden):
+            office.internal_auth("update", CARDS[1], CHALLENGE)
+    entries = [json.loads(line) for line in hsm_server.audit_path.read_text().splitlines()]
+    assert [(e["op"], e["label"], e["sn"], e["result"]) for e in entries] == [
+        ("internal-auth", "internal", "8877665544332211", "ok"),
+        ("internal-auth", "update", "8877665544332211", "Forbidden"),
+    ]
+    assert CHALLENGE.hex() not in hsm_server.audit_path.read_text().lower()

@@ -157,7 +157,9 @@ def test_office_psam_holds_no_update_or_master_key(tmp_path: Path) -> None:
             "read", FACTORS, R, A
         )
     full = new_psam(keystore, role="card-center")
-    assert len(full.keys) == 5 and len(psam.keys) == 3
+    # mk, update, read, pin, irk, internal; an office: read, pin, irk, internal (an office
+    # checks cards genuine by INTERNAL AUTHENTICATE too)
+    assert len(full.keys) == 6 and len(psam.keys) == 4
 
 
 def test_sim_new_psam_roles_and_no_production_keys_in_clear(tmp_path: Path) -> None:
@@ -168,12 +170,13 @@ def test_sim_new_psam_roles_and_no_production_keys_in_clear(tmp_path: Path) -> N
     card = load_card(office, persist=False)
     assert isinstance(card, PsamCard)
     kcvs = {TDES.kcv(value) for _, value in card.keys.values()}
-    assert kcvs == {TDES.kcv(TEST_KEYS[label][2]) for label in ("read", "pin", "irk")}
+    office_labels = ("read", "pin", "irk", "internal")  # internal: INTERNAL AUTHENTICATE
+    assert kcvs == {TDES.kcv(TEST_KEYS[label][2]) for label in office_labels}
     center = tmp_path / "center-psam.json"
     made = sscard("sim", "new-psam", "--keystore", str(ks), "--out", str(center),
                   "--role", "card-center")  # fmt: skip
     assert made.returncode == 0, made.stderr
-    assert len(load_card(center, persist=False).keys) == 5  # type: ignore[attr-defined]
+    assert len(load_card(center, persist=False).keys) == 6  # type: ignore[attr-defined]
 
     prod = tmp_path / "prod.json"
     lmk = ["00112233445566778899AABBCCDDEEFF", "y", "0F1E2D3C4B5A69788796A5B4C3D2E1F0", "y"]

@@ -85,6 +85,12 @@ def test_read_record_three_ways(card: CardOS) -> None:
     assert run(card, "00B2090000")[1] == 0x6A83
     assert run(card, "00B2010500")[1] == 0x6A86  # unsupported addressing mode
     assert run(card, f"00B20104{len(rec1):02X}") == (rec1, 0x9000)
+    # Le larger than the record: the record and 9000, as the real card answers
+    # (docs/chip-application.md §1); shorter: 6Cxx with the record's length (ISO/IEC 7816-4
+    # §5.1.3). The old answer, 6Cxx on any other Le, is the quirk strict-le.
+    assert run(card, "00B2010420") == (rec1, 0x9000)
+    assert run(card, f"00B20104{len(rec1) - 1:02X}")[1] == 0x6C00 | len(rec1)
+    card.quirks = ("strict-le",)
     assert run(card, "00B2010420")[1] == 0x6C00 | len(rec1)
 
 

@@ -21,7 +21,7 @@ from simulator.factory import (
     sample_issuer,
 )
 from simulator.samples import SAMPLE_AID, sample_card
-from simulator.sscard_card import SocialSecurityCardOS
+from simulator.sscard_card import CardKey, SocialSecurityCardOS
 from sscard.identifiers import serial_number
 from sscard.profile import load_profile
 
@@ -46,7 +46,13 @@ def prototypes() -> tuple[CardOS, ...]:
             issuer = sample_issuer(PROFILE.name, REGION, serial_number(card.atr), TEST_ROOTS)
             personalize_directly(card, PROFILE.name, issuer, SAMPLE_HOLDER)
         made.append(card)
-    return tuple(made)
+    # Every answer quirk at once, and a spec-3.00 card answering INTERNAL AUTHENTICATE.
+    quirky = copy.deepcopy(made[-1])
+    quirky.quirks = ("fci-on-select-ef", "strict-le", "always-61xx", "sfi-only", "max-le=64")
+    internal = copy.deepcopy(made[2])
+    assert isinstance(internal, SocialSecurityCardOS)
+    internal.internal_key = CardKey("3DES", bytes(range(16)), 3, 3)
+    return (*made, quirky, internal)
 
 
 def cards() -> tuple[CardOS, ...]:
@@ -84,6 +90,7 @@ KNOWN = [
     (0x80, 0x5E, 0x01, 0x00),  # CHANGE PIN
     (0x84, 0x24, 0x00, 0x00),  # PIN UNBLOCK
     (0x84, 0x24, 0x00, 0x01),  # PIN RESET
+    (0x00, 0x88, 0x00, 0x00),  # INTERNAL AUTHENTICATE
 ]
 
 

@@ -84,3 +84,23 @@ def test_psam_refuses_mac_before_init(keystore: Keystore) -> None:
     psam.kcv("mk")  # selects the application
     with pytest.raises(KeyUsageError):
         psam._mac(b"data")  # no BF DE first: conditions of use not satisfied
+
+
+def test_office_psam_holds_the_internal_key_and_answers_like_the_card(keystore: Keystore) -> None:
+    """``sim new-psam`` loads the ``internal`` root key (type 7 encrypt, id 01) into an
+    office PSAM too — checking a card genuine is an office's job — and the PSAM backend's
+    expected INTERNAL AUTHENTICATE answer is the in-process module's."""
+    card = new_psam(keystore)  # role office, the default
+    assert (0x07, 0x01) in card.keys
+    assert (0x01, 0x04) not in card.keys  # still no update key
+    transport = InProcessTransport(card)
+    transport.connect()
+    psam = PsamSecurityModule(transport)
+    local = LocalSecurityModule(keystore)
+    for data in (R, R + bytes(8)):
+        assert psam.internal_auth("internal", FACTORS, data) == local.internal_auth(
+            "internal", FACTORS, data
+        )
+    assert psam.kcv("internal") == local.kcv("internal")
+    with pytest.raises(BadInput):
+        psam.internal_auth("internal", FACTORS, bytes(24))

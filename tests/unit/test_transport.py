@@ -49,7 +49,9 @@ def test_case_4_under_t1_answers_directly() -> None:
 def test_wrong_le_is_resent_once_with_the_right_one() -> None:
     transport, trace = connected()
     transport.send(SELECT_APP)
-    record = transport.send(Command(0x00, 0xB2, 0x01, 0x14, le=0x20)).data
+    # Le shorter than the 7-byte record: 6C07 (a larger Le gets the record and 9000, as the
+    # real card answers — docs/chip-application.md §1)
+    record = transport.send(Command(0x00, 0xB2, 0x01, 0x14, le=0x05)).data
     assert record == bytes.fromhex("010548454C4C4F")
     assert [e.sw for e in trace.events[-2:]] == [0x6C07, 0x9000]
     assert trace.events[-1].command.endswith("07")
@@ -61,7 +63,7 @@ def test_without_t0_handling_the_caller_sees_61xx_and_6cxx() -> None:
         transport.send(SELECT_APP)
     transport.send(Command(0x00, 0xA4, 0x04, 0x0C, SAMPLE_AID))
     with pytest.raises(WrongLe) as info:
-        transport.send(Command(0x00, 0xB2, 0x01, 0x14, le=0x20))
+        transport.send(Command(0x00, 0xB2, 0x01, 0x14, le=0x05))  # shorter than the record
     assert info.value.correct_le == 7
 
 
