@@ -41,7 +41,7 @@ SERIAL = "0102030405060708"  # every replayed card gets this SN: 卡识别码 ca
 # (docs/chip-application.md, "The agreed profiles").
 REGION = {"default": "330100", "hunan": "430100", "jiangsu": "320100", "pin-read": "440300"}
 SPEC_VERSION = {"default": "3.00", "hunan": "2.00", "jiangsu": "3.00", "pin-read": "2.00"}
-PROFILE_DIR = Path(__file__).parents[2] / "sscard" / "profiles"
+IMAGE_DIR = Path(__file__).parents[2] / "simulator" / "images"
 # Every quirk of simulator/quirks.py (the names are the contract of `sim new-card --quirk`).
 QUIRKS = (
     "pad-20",
@@ -60,8 +60,8 @@ PROFILES = ("default", "hunan", "jiangsu", "pin-read")
 
 
 def card_pin(profile: str) -> str:
-    """The PIN a new card of ``profile`` carries: the profile file's ``[pin] default``."""
-    with open(PROFILE_DIR / f"{profile}.toml", "rb") as f:
+    """The PIN a new card of ``profile`` carries: its card image's ``[pin] default``."""
+    with open(IMAGE_DIR / f"{profile}.toml", "rb") as f:
         return str(tomllib.load(f)["pin"]["default"])
 
 
@@ -182,8 +182,11 @@ def exchange(
     log.append(f">> {apdu.hex().upper()}  << {bytes(data).hex().upper()} {first_sw}")
     body = bytes(data)
     while get_response and sw1 == 0x61:
-        more, sw1, sw2 = connection.transmit([0x00, 0xC0, 0x00, 0x00, sw2])
-        log.append(f">> 00C00000{sw2:02X}  << {bytes(more).hex().upper()} {sw1:02X}{sw2:02X}")
+        get = [0x00, 0xC0, 0x00, 0x00, sw2]
+        more, sw1, sw2 = connection.transmit(get)
+        log.append(
+            f">> {bytes(get).hex().upper()}  << {bytes(more).hex().upper()} {sw1:02X}{sw2:02X}"
+        )
         body += bytes(more)
     return first_sw, body, f"{sw1:02X}{sw2:02X}"
 
@@ -267,9 +270,14 @@ def replay(sequence: Sequence, reader_name: str, profile: str) -> Replay:
                 result.aborted_step, result.aborted_sw = number, first_sw
                 return result
             if step.data is not None:
-                check_data(step.data, data, values, f"step {number} {step.what}")
+                try:
+                    check_data(step.data, data, values, f"step {number} {step.what}")
+                except AssertionError as exc:
+                    log = "\n".join(result.log)
+                    raise AssertionError(f"{sequence.source}: wrong data, {exc}\n{log}") from None
     finally:
         connection.disconnect()
+        connection.release()
     return result
 
 

@@ -7,6 +7,7 @@ real card's answers of the Z390Kylin log (docs/chip-application.md §1)."""
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -69,17 +70,28 @@ def pull(server: subprocess.Popen[str]) -> None:
     wait_for_removal(READER, timeout=15)
 
 
+def opensc_line_hex(line: str) -> str:
+    """The hex of one data line of ``opensc-tool -s``: k bytes as ``XX `` then their k ASCII
+    characters, the hex column padded to 48 characters when the answer spans lines."""
+    for k in range(16, 0, -1):
+        if not re.fullmatch(f"(?:[0-9A-F]{{2}} ){{{k}}}", line[: 3 * k]):
+            continue
+        rest = line[3 * k :]
+        if len(rest) == k or (len(line) == 48 + k and not rest[: 48 - 3 * k].strip()):
+            return line[: 3 * k].replace(" ", "")
+    raise AssertionError(f"not an opensc-tool data line: {line!r}")
+
+
 def opensc_answers(output: str) -> list[tuple[str, str]]:
-    """(SW, data hex) per ``Received`` block of ``opensc-tool -s`` (16 bytes a line, hex in
-    the first 48 columns, ASCII after)."""
+    """(SW, data hex) per ``Received`` block of ``opensc-tool -s``."""
     answers: list[tuple[str, list[str]]] = []
     for line in output.splitlines():
         if line.startswith("Received (SW1=0x"):
             sw = line[len("Received (SW1=0x") :][:2] + line.split("SW2=0x")[1][:2]
             answers.append((sw.upper(), []))
-        elif answers and not line.startswith("Sending:") and line.strip():
-            answers[-1][1].append(line[:48].replace(" ", ""))
-    return [(sw, "".join(parts).upper()) for sw, parts in answers]
+        elif answers and line and not line.startswith("Sending:"):
+            answers[-1][1].append(opensc_line_hex(line))
+    return [(sw, "".join(parts)) for sw, parts in answers]
 
 
 def test_opensc_tool_reads_the_atr_and_the_holder(served: subprocess.Popen[str]) -> None:
