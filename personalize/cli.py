@@ -418,7 +418,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sim.add_parser("printer", help="an Evolis printer emulator on a pseudo-terminal")
     p.add_argument("--cards", type=int, default=5, help="blank 社保卡 in the feeder")
     p.add_argument("--card", action="append", type=Path, help="card file(s) for the feeder")
-    p.add_argument("--profile", default="default", help="card profile of the blank cards")
+    p.add_argument(
+        "--profile", default="default", help="card image of the blank cards (name or TOML path)"
+    )
     p.add_argument("--region", default="371700", help="region code of the blank cards")
     p.add_argument("--slot", type=int, default=0, help="vpcd slot of the contact station")
     p.add_argument("--out-dir", default="out/printed", help="where printed faces go (PNG)")
