@@ -7,8 +7,12 @@ command is in a comment next to each)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from simulator.cardfile import CardFileError, load_card, save_card
 from simulator.sscard_card import CardKey, SocialSecurityCardOS
 from tests.z390_log import EXCHANGES, log_card
 
@@ -165,3 +169,26 @@ def test_internal_authenticate_refuses_bad_input() -> None:
     assert answer(card, "0088000018" + "11" * 24) == "6700"
     assert answer(card, "0088010008" + ONE_BLOCK[0]) == "6A86"
     assert answer(card, "8088000008" + ONE_BLOCK[0]) == "6E00"
+
+
+def test_quirks_and_the_internal_key_persist_and_unknown_quirks_are_refused(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "card.json"
+    card = log_card("T1")
+    card.quirks = ("strict-le", "max-le=64")
+    card.internal_key = CardKey("3DES", INTERNAL_KEY, 3, 3)
+    save_card(card, path)
+    again = load_card(path)
+    assert isinstance(again, SocialSecurityCardOS)
+    assert again.quirks == ("strict-le", "max-le=64") and again.max_le == 64
+    again.power_on()
+    answer(again, SELECT_SSSE + "00")
+    assert answer(again, "00B207280E") == "6C0B"
+    data, expected = ONE_BLOCK
+    assert answer(again, "0088000008" + data + "00") == expected + "9000"
+    raw = json.loads(path.read_text())
+    raw["quirks"] = ["no-such-quirk"]
+    path.write_text(json.dumps(raw))
+    with pytest.raises(CardFileError, match="未知的卡片特性"):
+        load_card(path)
