@@ -332,7 +332,7 @@ def test_public_reader_sequence(
 # --- sscard card read against every profile and quirk ----------------------------------------
 
 
-def card_read(reader: str, profile: str) -> dict[str, Any]:
+def card_read(reader: str, profile: str, *extra: str) -> dict[str, Any]:
     result = subprocess.run(
         [
             sys.executable,
@@ -342,9 +342,8 @@ def card_read(reader: str, profile: str) -> dict[str, Any]:
             "read",
             "--reader",
             reader,
-            "--profile",
-            profile,
             "--json",
+            *extra,
         ],
         input=card_pin(profile) + "\n",
         capture_output=True,
@@ -353,6 +352,35 @@ def card_read(reader: str, profile: str) -> dict[str, Any]:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return dict(json.loads(result.stdout))
+
+
+def assert_sample_holder(out: dict[str, Any], profile: str, quirks: tuple[str, ...]) -> None:
+    """The sample holder of every issued card (simulator/factory.py SAMPLE_HOLDER), as
+    literals; the region-specific files as the card factory fills them."""
+    region = REGION[profile]
+    assert out["ssn"] == "11010519491231002X"
+    assert out["name"] == "张三"  # no padding left, whichever byte the card pads with
+    assert out["gender"] == "2"
+    assert out["ethnicity"] == "01"
+    assert out["birth_date"] == "1949-12-31"
+    assert out["spec_version"] == SPEC_VERSION[profile]
+    assert out["card_id"].startswith(region + "D156000005" + SERIAL[8:])
+    assert out["sn"] == SERIAL
+    assert card_number_check_valid(out["card_number"])
+    assert all(out["checks"].values()), out["checks"]
+    warned = {w["field"] for w in out["warnings"]}
+    if "pad-ff" in quirks:
+        # 出生地 holds 4 digits padded with FF: read as 1101 and flagged, never "1101ff"
+        assert out["birthplace"] == "1101"
+        assert "birthplace" in warned, out["warnings"]
+    else:
+        assert out["birthplace"] == "110105"
+        assert "birthplace" not in warned, out["warnings"]
+    assert "name" not in warned, out["warnings"]  # padding is not a fault
+    if profile == "jiangsu":
+        assert (out["person_id"], out["first_region"]) == (region + "31002X", region)
+    else:
+        assert (out["person_id"], out["first_region"]) == (None, None)
 
 
 READ_CASES = [(p, ()) for p in PROFILES] + [("default", (q,)) for q in QUIRKS]
@@ -371,19 +399,19 @@ def test_card_read_reads_the_holder(
     tmp_path: Path,
 ) -> None:
     reader = serve(issued_cards, serve_card, tmp_path, profile, quirks)
-    out = card_read(reader, profile)
-    assert out["ssn"] == "11010519491231002X"
-    assert out["name"] == "张三"  # no padding left, whichever byte the card pads with
-    assert out["gender"] == "2"
-    assert out["ethnicity"] == "01"
-    assert out["birth_date"] == "1949-12-31"
-    assert out["spec_version"] == SPEC_VERSION[profile]
-    assert out["card_id"].startswith(REGION[profile] + "D156000005" + SERIAL[8:])
-    assert out["sn"] == SERIAL
-    assert card_number_check_valid(out["card_number"])
-    if "pad-ff" in quirks:
-        # 出生地 holds 4 digits padded with FF: read as 1101, and flagged, never "1101ff"
-        assert out["birthplace"] == "1101"
-        assert "birthplace" in json.dumps(out.get("flags", out.get("warnings", {})))
-    else:
-        assert out["birthplace"] == "110105"
+    out = card_read(reader, profile, "--profile", profile)
+    assert out["profile"] == profile
+    assert_sample_holder(out, profile, quirks)
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_card_read_detects_the_profile(
+    profile: str, issued_cards: Any, serve_card: ServeCard, tmp_path: Path
+) -> None:
+    """``--profile auto``: the layout is told from the card itself; the Hunan card's 参保地
+    is read from DF03/EF19 after VERIFY (``--ask-pin``)."""
+    reader = serve(issued_cards, serve_card, tmp_path, profile, ())
+    out = card_read(reader, profile, "--profile", "auto", "--ask-pin")
+    assert out["profile"] == profile
+    assert_sample_holder(out, profile, ())
+    assert out["insured_region"] == (REGION[profile] if profile == "hunan" else None)
