@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ import pytest
 from smartcard.CardConnection import CardConnection
 from smartcard.System import readers
 
+from hsm_stub.cryptograms import CardFactors
+from hsm_stub.keystore import Keystore
+from hsm_stub.local import LocalSecurityModule
 from simulator.cardfile import load_card
 from tests.integration.conftest import ServeCard
 
@@ -41,6 +45,7 @@ SERIAL = "0102030405060708"  # every replayed card gets this SN: 卡识别码 ca
 # (docs/chip-application.md, "The agreed profiles").
 REGION = {"default": "330100", "hunan": "430100", "jiangsu": "320100", "pin-read": "440300"}
 SPEC_VERSION = {"default": "3.00", "hunan": "2.00", "jiangsu": "3.00", "pin-read": "2.00"}
+LEVELS = {"default": 3, "hunan": 3, "jiangsu": 2, "pin-read": 3}  # key diversification levels
 IMAGE_DIR = Path(__file__).parents[2] / "simulator" / "images"
 # Every quirk of simulator/quirks.py (the names are the contract of `sim new-card --quirk`).
 QUIRKS = (
@@ -73,6 +78,7 @@ class Step:
     data: dict[str, Any] | None = None
     only_if_spec: str | None = None
     only_if_previous_sw1_not: str | None = None
+    capture: str | None = None  # keep the answer's data as {name} for later APDUs
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,7 @@ def load_sequences() -> list[Sequence]:
                 data=s.get("data"),
                 only_if_spec=s.get("only_if_spec"),
                 only_if_previous_sw1_not=s.get("only_if_previous_sw1_not"),
+                capture=s.get("capture"),
             )
             for s in d["steps"]
         )
@@ -227,6 +234,16 @@ def check_data(rule: dict[str, Any], data: bytes, values: dict[str, str], where:
     if "bytes_at" in rule:
         at, want = rule["bytes_at"]["offset"], bytes.fromhex(v(rule["bytes_at"]["hex"]))
         assert data[at : at + len(want)] == want, f"{where}: {data.hex().upper()}"
+    if rule.get("internal_auth_matches_hsm"):
+        # SI_3rdCard's step 2 compares the card's answer (its first 16 hex digits) with the
+        # security module's: our test security module, with the card's key factors.
+        with tempfile.TemporaryDirectory() as tmp:
+            hsm = LocalSecurityModule(Keystore.create_test(Path(tmp) / "keystore.json"))
+            factors = CardFactors.for_card(
+                bytes.fromhex(SERIAL), values["region"], int(values["levels"])
+            )
+            expected = hsm.internal_auth("internal", factors, bytes.fromhex(v(rule["data"])))
+        assert data[:8] == expected[:8], f"{where}: {data.hex()} ≠ HSM {expected.hex()}"
     if "tag" not in rule:
         return
     assert len(data) >= 2 and data[0] == int(rule["tag"], 16), f"{where}: {data.hex().upper()}"
@@ -253,6 +270,7 @@ def replay(sequence: Sequence, reader_name: str, profile: str) -> Replay:
         "spec_version": SPEC_VERSION[profile],
         "sn4": SERIAL[8:],
         "pin": card_pin(profile),
+        "levels": str(LEVELS[profile]),
     }
     result = Replay()
     connection = connect(reader_name)
@@ -266,6 +284,8 @@ def replay(sequence: Sequence, reader_name: str, profile: str) -> Replay:
             apdu = bytes.fromhex(step.apdu.format(**values))
             first_sw, data, sw = exchange(connection, apdu, sequence.get_response, result.log)
             previous_sw = sw
+            if step.capture:
+                values[step.capture] = data.hex().upper()
             if not accepted(step.accept, first_sw, data, sw):
                 result.aborted_step, result.aborted_sw = number, first_sw
                 return result
