@@ -187,7 +187,7 @@ def _elementary_file(f: EfImage, image: CardImage) -> File:
 
 def dir_record(df: DfImage) -> bytearray:
     """The DIR file's application template of one DF [ours]:
-    ``61 L 4F <AID> 50 <label, GBK>`` (ISO/IEC 7816-4 §8.2.1.1 tags)."""
+    ``61 L 4F <AID> 50 <label, GBK>`` (ISO/IEC 7816-4 application template, AID, label)."""
     assert df.aid is not None
     return bytearray(_tlv(0x61, _tlv(0x4F, df.aid) + _tlv(0x50, df.label.encode("gbk"))))
 

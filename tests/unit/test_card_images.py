@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from simulator.factory import (
     personalize_directly,
     sample_issuer,
 )
+from simulator.image_values import ValueEncodingError, encode_value, split_gbk
 from simulator.sscard_card import SocialSecurityCardOS
 
 REGION = "330100"  # 杭州市
@@ -315,3 +317,38 @@ def test_the_factory_does_not_take_layout_or_encoding_from_the_host() -> None:
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sscard"):
                 names = {a.name for a in node.names}
                 assert names <= allowed.get(node.module or "", set()), (module, node.module)
+
+
+# ----------------------------------------------------------------- the image's encoder
+
+
+@pytest.mark.parametrize(
+    ("encoding", "length", "value", "kwargs", "expected"),
+    [
+        ("ascii", 4, "3.00", {}, "332E3030"),
+        ("bcd", 3, "110105", {}, "110105"),
+        ("bcd", 3, "110105", {"digits": 4, "pad": 0xFF}, "1101FF"),
+        ("bcd-date", 4, date(1949, 12, 31), {}, "19491231"),
+        ("gbk", 6, "张三", {"pad": 0x20}, "D5C5C8FD2020"),
+        ("binary", 2, b"\x12\x34", {}, "1234"),
+    ],
+)
+def test_encoder_values(
+    encoding: str, length: int, value: object, kwargs: dict[str, int], expected: str
+) -> None:
+    assert encode_value(encoding, length, value, **kwargs).hex().upper() == expected
+
+
+@pytest.mark.parametrize(
+    ("encoding", "length", "value"),
+    [("ascii", 9, "X0000001"), ("bcd", 3, "11010"), ("gbk", 3, "张三"), ("gbk", 30, "𪚥"),
+     ("binary", 16, b"\x00"), ("bcd-date", 4, "19491231")],
+)  # fmt: skip
+def test_encoder_refuses_values_that_do_not_fit(encoding: str, length: int, value: object) -> None:
+    with pytest.raises(ValueEncodingError):
+        encode_value(encoding, length, value)
+
+
+def test_names_are_cut_between_characters() -> None:
+    assert split_gbk("欧阳" * 7 + "娜张", 30) == ("欧阳" * 7 + "娜", "张")
+    assert split_gbk("A" + "张" * 15, 30) == ("A" + "张" * 14, "张")  # 29 bytes, not 31
