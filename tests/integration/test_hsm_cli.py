@@ -102,7 +102,8 @@ def test_test_keystore_and_psam_card_file(tmp_path: Path) -> None:
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     psam = load_card(out, persist=False)
-    assert isinstance(psam, PsamCard) and len(psam.keys) == 5
+    # mk, update, read, pin, irk and internal (INTERNAL AUTHENTICATE of spec-3.00 cards)
+    assert isinstance(psam, PsamCard) and len(psam.keys) == 6
     store = Keystore.open(ks)
     kcvs = {TDES.kcv(value) for _, value in psam.keys.values()}
     # every card key; never the registry's audit key (the card center's module keeps it)
