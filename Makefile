@@ -17,9 +17,10 @@ PROD_PKGS   := apdu sscard hsm_stub printer personalize simulator
 # clock pinned: no test depends on the day it is run), zbar-tools (zbarimg decodes the
 # barcodes printed on documents), openssl (the independent implementation that the crypto
 # tests re-run: tests/unit/test_independent_vectors.py; single DES needs its legacy provider,
-# which Debian's libssl3 ships).
+# which Debian's libssl3 ships), opensc + pcsc-tools (opensc-tool, pcsc_scan and scriptor:
+# third-party tools that drive the virtual cards in tests and in the testers' guide).
 APT_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev swig gcc python3-venv python3-dev \
-                fonts-wqy-microhei poppler-utils faketime zbar-tools openssl
+                fonts-wqy-microhei poppler-utils faketime zbar-tools openssl opensc pcsc-tools
 
 .PHONY: demo test lint typecheck unit integration bench deps system-deps clean
 
