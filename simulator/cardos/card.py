@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
 from apdu.command import Case, Command
@@ -160,6 +161,10 @@ class CardOS:
             return b"\x67\x00"
         if command.ins != 0xC0:
             self.pending = b""
+        if self.protocol == "T0" and command.case == Case.NO_DATA_NO_LE:
+            # A T=0 reader sends a 4-byte command with P3 = 00, which the card cannot tell
+            # from Ne = 256 (ISO/IEC 7816-3 §12.2.2): a command that has data answers it.
+            command = replace(command, le=256)
         try:
             data = self.dispatch(command)
         except SwError as exc:

@@ -192,3 +192,13 @@ def test_quirks_and_the_internal_key_persist_and_unknown_quirks_are_refused(
     path.write_text(json.dumps(raw))
     with pytest.raises(CardFileError, match="未知的卡片特性"):
         load_card(path)
+
+
+def test_read_record_without_le_under_t0_answers_the_record() -> None:
+    # HDOS_VC6 ICCInter.cpp sends `00B20104` (no Le). A T=0 reader sends it as P3 = 00,
+    # which the card takes as Ne = 256 (ISO/IEC 7816-3 §12.2.2): the record, not a bare 9000.
+    card = in_ssse("T0")
+    assert answer(card, "00A4000002EF05") == "9000"
+    record = answer(card, "00B20104")
+    assert record[-4:] == "9000" and record.startswith("0110") and len(record) == 2 * (18 + 2)
+    assert answer(card, "00B20104") == answer(card, "00B2010400")  # P3 = 00 is the same command
