@@ -49,6 +49,7 @@ class Slot:
     field: str
     pad: int = 0x00
     digits: int | None = None  # bcd: digits kept (the rest of the slot is padding)
+    offset: int = 0  # where the value starts in the slot; the bytes before it are padding
 
 
 @dataclass(frozen=True)
@@ -196,6 +197,7 @@ def _ef(d: dict[str, Any]) -> EfImage:
             field=str(s["field"]),
             pad=int(s.get("pad", 0)),
             digits=int(s["digits"]) if "digits" in s else None,
+            offset=int(s.get("offset", 0)),
         )
         for s in d.get("records", [])
     )
@@ -269,6 +271,8 @@ def _file_problems(f: EfImage, key_ids: set[int]) -> list[str]:
             problems.append(f"{f.name} tag {s.tag:02X}: encoding is one of {ENCODINGS}")
         if not 0 < s.length <= 253:
             problems.append(f"{f.name} tag {s.tag:02X}: length 1-253")
+        if not 0 <= s.offset < s.length:
+            problems.append(f"{f.name} tag {s.tag:02X}: offset within the slot")
     return problems
 
 

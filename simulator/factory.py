@@ -279,8 +279,8 @@ def personalize_directly(
         target = files[f.fid]
         if isinstance(target, RecordEF):
             for s in f.slots:
-                value = encode_value(
-                    s.encoding, s.length, values[s.field], pad=s.pad, digits=s.digits
+                value = bytes((s.pad,)) * s.offset + encode_value(
+                    s.encoding, s.length - s.offset, values[s.field], pad=s.pad, digits=s.digits
                 )
                 target.records[s.record - 1] = bytearray(_tlv(s.tag, value))
         elif isinstance(target, TransparentEF) and f.content == "photo" and photo is not None:

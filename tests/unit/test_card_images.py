@@ -122,7 +122,10 @@ def test_hunan_ef19_in_df03_is_read_after_verify() -> None:
     assert tx(card, "00A4010002DF03")[:2] in ("61", "90")
     assert tx(card, "00B201CC00") == "6982"  # EF19 by SFI 0x19, record 1
     assert tx(card, "0020000003123456") == "9000"
-    assert tx(card, "00B201CC00") == "0103" + "330100" + "9000"  # 参保地 = the region
+    assert tx(card, "00B201CC00") == "7927" + "00" * 7 + "330100" + "00" * 29 + "9000"
+    # as HDOS_VC6 ICCInter.cpp reads it: SELECT EF19 in DF03, then the tag-79 record, 0x29 bytes
+    assert tx(card, "00A4000002EF19") == "9000"
+    assert tx(card, "00B2790029") == "7927" + "00" * 7 + "330100" + "00" * 29 + "9000"
 
 
 def test_jiangsu_ef0d_holds_ea_and_eb_and_is_updated_with_key_0d() -> None:
