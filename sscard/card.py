@@ -297,14 +297,25 @@ class SocialSecurityCard:
     def read_insured_region(self, warnings: list[FieldWarning] | None = None) -> str | None:
         """参保地 (DF03/EF19, after VERIFY) where the profile has EF19 (Hunan), as HDOS_VC6
         ``ICCInter.cpp`` reads it: SELECT DF03 (``00A4010002DF03``), SELECT EF19, READ RECORD
-        by tag 79; the code is bytes 7-9 of the value. SSSE is left; reselect it to go on."""
+        by tag 79; the code is bytes 7-9 of the value. SSSE is left; reselect it to go on. A
+        card without the file (``6A82``/``6A83``) gives None and a warning, not an error."""
         ef = self.profile.ef19
         if ef is None:
             return None
-        if ef.df is not None:
-            self.send(Command(0x00, 0xA4, 0x01, 0x00, ef.df.to_bytes(2, "big")))
-        self._select_ef(ef)
-        raw = self.send(Command(0x00, 0xB2, EF19_RECORD.tag, 0x00, le=2 + EF19_RECORD.length))
+        try:
+            if ef.df is not None:
+                self.send(Command(0x00, 0xA4, 0x01, 0x00, ef.df.to_bytes(2, "big")))
+            self._select_ef(ef)
+            raw = self.send(Command(0x00, 0xB2, EF19_RECORD.tag, 0x00, le=2 + EF19_RECORD.length))
+        except (FileNotFound, RecordNotFound) as exc:  # a card of another layout: say so
+            if warnings is not None:
+                warnings.append(
+                    FieldWarning(
+                        "insured_region",
+                        f"卡上没有参保地 (DF03/EF19)：{exc.sw:04X} (no 参保地 file on this card)",
+                    )
+                )
+            return None
         objects = parse_simple(raw.data)
         if len(objects) != 1 or objects[0][0] != EF19_RECORD.tag or len(objects[0][1]) < 10:
             raise InvalidData("EF19：记录不是标签 79 (EF19 record is not tag 79)")

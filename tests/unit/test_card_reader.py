@@ -269,3 +269,13 @@ def test_sfi_forms_are_skipped_for_a_file_without_sfi() -> None:
     card, _ = reader(card_with(ZHEJIANG_EF06), replace(no_sfi, read_forms=("sfi",)))
     with pytest.raises(InvalidData, match="SFI"):
         card.read_holder()
+
+
+def test_a_card_without_ef19_gives_no_insured_region_and_a_warning() -> None:
+    """A card numbered as Hunan's but without DF03/EF19 (a default-layout card without 4E is
+    detected as ``hunan``): 参保地 is None with a warning, the rest is read."""
+    card, _ = reader(card_with(NO_4E_EF06), load_profile("hunan"))
+    data = read_public(card, pin="888888")
+    assert data["name"] == "张三" and data["insured_region"] is None
+    assert [w["field"] for w in data["warnings"]] == ["insured_region"]
+    assert "6A82" in data["warnings"][0]["message"]
