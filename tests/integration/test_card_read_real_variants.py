@@ -5,14 +5,10 @@ profile detected from the card (docs/chip-application.md "Reading real cards")."
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from typing import Any
-
 import pytest
 
 from simulator.cardos.filesystem import DedicatedFile, RecordEF
+from tests.card_read import card_read_json
 from tests.integration.conftest import ServeCard
 from tests.unit.test_card_reader import (
     BIRTH_DATE,
@@ -26,28 +22,6 @@ from tests.unit.test_card_reader import (
 pytestmark = pytest.mark.pcsc
 
 
-def card_read(reader: str, *extra: str, pin: str = "") -> dict[str, Any]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "personalize.cli",
-            "card",
-            "read",
-            "--reader",
-            reader,
-            "--json",
-            *extra,
-        ],
-        input=pin + "\n" if pin else "",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return dict(json.loads(result.stdout))
-
-
 def test_no_4e_ff_padding_and_a_non_gbk_byte_through_pcscd(serve_card: ServeCard) -> None:
     ef06 = [
         SSN,
@@ -58,7 +32,7 @@ def test_no_4e_ff_padding_and_a_non_gbk_byte_through_pcscd(serve_card: ServeCard
         BIRTH_DATE,
     ]
     served = serve_card(card_with(ef06))
-    data = card_read(served.reader)
+    data = card_read_json(served.reader)
     assert data["profile"] == "hunan"  # records 1-6, no 4E (HDOS_VC6 WAPP.CPP)
     assert data["detection"] == {
         "spec_version": "2.00",
@@ -81,7 +55,7 @@ def test_a_named_profile_reads_a_card_of_another_numbering(serve_card: ServeCard
     """``--profile default`` on a card without 4E: 6A83 tolerated, 姓名 alone."""
     no_4e = [r for r in ZHEJIANG_EF06 if not r.startswith("4E")]
     served = serve_card(card_with(no_4e, forms=("number", "tag")))
-    data = card_read(served.reader, "--profile", "default")
+    data = card_read_json(served.reader, "--profile", "default")
     assert data["profile"] == "default" and data["detection"] is None
     assert data["name"] == "张三" and data["gender"] == "2" and data["warnings"] == []
 
@@ -97,6 +71,6 @@ def test_hunan_insured_region_with_ask_pin(serve_card: ServeCard) -> None:
     assert isinstance(ssse, DedicatedFile)
     ssse.add(df03)
     served = serve_card(card_os)
-    assert card_read(served.reader)["insured_region"] is None
-    data = card_read(served.reader, "--ask-pin", pin="888888")
+    assert card_read_json(served.reader)["insured_region"] is None
+    data = card_read_json(served.reader, "--ask-pin", pin="888888")
     assert data["profile"] == "hunan" and data["insured_region"] == "430100"

@@ -42,6 +42,7 @@ from simulator.factory import (
 from simulator.pcscd import Pcscd
 from sscard.identifiers import serial_number
 from sscard.profile import load_profile
+from tests.card_read import card_read_json
 
 FACE = CardFace(
     "张三",
@@ -181,23 +182,7 @@ def test_contact_station_card_read_through_pcscd(tmp_path: Path) -> None:
                 printer.feed_to_contact()
                 assert printer.status().card_position == "contact"
                 wait_for_card("Virtual PCD 00 01")
-                result = subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "personalize.cli",
-                        "card",
-                        "read",
-                        "--reader",
-                        "Virtual PCD 00 01",
-                        "--json",
-                    ],
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                )
-                assert result.returncode == 0, result.stderr
-                data = json.loads(result.stdout)
+                data = card_read_json("Virtual PCD 00 01")
                 assert data["card_number"] == issuer.card_number and data["name"] == "张三"
                 printer.eject()
                 wait_for_removal("Virtual PCD 00 01")

@@ -35,6 +35,7 @@ from hsm_stub.cryptograms import CardFactors
 from hsm_stub.keystore import Keystore
 from hsm_stub.local import LocalSecurityModule
 from simulator.cardfile import load_card
+from tests.card_read import card_read_json
 from tests.integration.conftest import ServeCard
 
 pytestmark = pytest.mark.pcsc
@@ -352,28 +353,6 @@ def test_public_reader_sequence(
 # --- sscard card read against every profile and quirk ----------------------------------------
 
 
-def card_read(reader: str, profile: str, *extra: str) -> dict[str, Any]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "personalize.cli",
-            "card",
-            "read",
-            "--reader",
-            reader,
-            "--json",
-            *extra,
-        ],
-        input=card_pin(profile) + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return dict(json.loads(result.stdout))
-
-
 def assert_sample_holder(out: dict[str, Any], profile: str, quirks: tuple[str, ...]) -> None:
     """The sample holder of every issued card (simulator/factory.py SAMPLE_HOLDER), as
     literals; the region-specific files as the card factory fills them."""
@@ -419,7 +398,7 @@ def test_card_read_reads_the_holder(
     tmp_path: Path,
 ) -> None:
     reader = serve(issued_cards, serve_card, tmp_path, profile, quirks)
-    out = card_read(reader, profile, "--profile", profile)
+    out = card_read_json(reader, "--profile", profile, pin=card_pin(profile))
     assert out["profile"] == profile
     assert_sample_holder(out, profile, quirks)
 
@@ -431,7 +410,7 @@ def test_card_read_detects_the_profile(
     """``--profile auto``: the layout is told from the card itself; the Hunan card's 参保地
     is read from DF03/EF19 after VERIFY (``--ask-pin``)."""
     reader = serve(issued_cards, serve_card, tmp_path, profile, ())
-    out = card_read(reader, profile, "--profile", "auto", "--ask-pin")
+    out = card_read_json(reader, "--profile", "auto", "--ask-pin", pin=card_pin(profile))
     assert out["profile"] == profile
     assert_sample_holder(out, profile, ())
     assert out["insured_region"] == (REGION[profile] if profile == "hunan" else None)

@@ -33,33 +33,12 @@ from sscard.errors import CardAuthenticationFailed, NotASocialSecurityCard, Veri
 from sscard.identifiers import serial_number
 from sscard.profile import load_profile
 from sscard.public import read_public
+from tests.card_read import card_read_json
 from tests.integration.conftest import ServeCard
 
 pytestmark = pytest.mark.pcsc
 REGION = "440300"
 HOLDER = replace(SAMPLE_HOLDER, name="李小龙")
-
-
-def card_read_json(reader: str, *extra: str, pin: str | None = None) -> dict[str, object]:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "personalize.cli",
-            "card",
-            "read",
-            "--reader",
-            reader,
-            "--json",
-            *extra,
-        ],
-        input=(pin + "\n") if pin else "",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return dict(json.loads(result.stdout))
 
 
 def test_blank_card_personalized_through_pcscd(serve_card: ServeCard, tmp_path: Path) -> None:
