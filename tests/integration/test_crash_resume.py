@@ -28,7 +28,6 @@ from tests.integration.test_reissue import (  # noqa: F401 (the fixture)
 )
 
 pytestmark = pytest.mark.pcsc
-KILL_AFTER = "SSCARD_FAULT_KILL_AFTER"
 
 
 @pytest.fixture
@@ -111,7 +110,7 @@ def job_process(p: Prepared) -> subprocess.Popen[str]:
 def test_printer_cleared_after_a_step_the_removed_card_is_never_activated(
     p: Prepared, step: str
 ) -> None:
-    crashed = run_job(p, env={KILL_AFTER: step})
+    crashed = run_job(p, kill_after=step)
     assert crashed.returncode == -9, crashed.stderr
     emu = emulator(p)
     gone = p.registry.db.execute("SELECT sn FROM jobs WHERE id = ?", (p.job_id,)).fetchone()[0]
