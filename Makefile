@@ -18,9 +18,12 @@ PROD_PKGS   := apdu sscard hsm_stub printer personalize simulator
 # barcodes printed on documents), openssl (the independent implementation that the crypto
 # tests re-run: tests/unit/test_independent_vectors.py; single DES needs its legacy provider,
 # which Debian's libssl3 ships), opensc + pcsc-tools (opensc-tool, pcsc_scan and scriptor:
-# third-party tools that drive the virtual cards in tests and in the testers' guide).
+# third-party tools that drive the virtual cards in tests and in the testers' guide),
+# postgresql (initdb/pg_ctl of PostgreSQL 15: the tests start a private server of their own,
+# tests/pgserver.py; the cluster Debian's package creates is stopped and set to start manually).
 APT_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev swig gcc python3-venv python3-dev \
-                fonts-wqy-microhei poppler-utils faketime zbar-tools openssl opensc pcsc-tools
+                fonts-wqy-microhei poppler-utils faketime zbar-tools openssl opensc pcsc-tools \
+                postgresql
 
 .PHONY: demo test lint typecheck unit integration bench deps system-deps clean
 
@@ -60,7 +63,13 @@ $(SYSTEM_STAMP): Makefile
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages:$$missing — run as root or: sudo apt-get install$$missing" >&2; exit 1; fi; \
 	  echo "installing Debian packages:$$missing"; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing || exit 1; \
+	  case " $$missing " in *" postgresql "*) \
+	    for conf in /etc/postgresql/*/main/start.conf; do \
+	      [ -f "$$conf" ] || continue; echo manual > "$$conf"; \
+	      v=$${conf#/etc/postgresql/}; pg_ctlcluster "$${v%%/*}" main stop 2>/dev/null || true; \
+	    done;; \
+	  esac; \
 	fi
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	@touch $@

@@ -38,8 +38,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
-import signal
 import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -80,9 +78,9 @@ STEPS = (
 MAX_ATTEMPTS = 3
 LEASE = timedelta(minutes=10)
 CARD_WAIT = 15.0  # seconds for a chip to answer at the contact station (pcscd polls ~400 ms)
-FAULT_ENV = "SSCARD_FAULT_KILL_AFTER"  # testing hook: SIGKILL this process after that step
 
 Progress = Callable[[str], None]
+AfterStep = Callable[[str], None]  # told each step's name once its ``ok`` is recorded
 
 
 class JobError(Exception):
@@ -403,7 +401,11 @@ class JobRunner:
         *,
         operator: str,
         progress: Progress = print,
+        after_step: AfterStep | None = None,
     ) -> None:
+        """``after_step``, when given, is called with a step's name right after its ``ok``
+        is committed (docs/service.md, Jobs) — the crash tests install one that kills the
+        process there."""
         self.registry = registry
         self.db = registry.db
         self.policy = policy
@@ -411,6 +413,7 @@ class JobRunner:
         self.dev = devices
         self.operator = operator
         self.progress = progress
+        self.after_step = after_step
         self.fence: int | None = None  # the token of this runner's claim
 
     # ----------------------------------------------------------------- bookkeeping
@@ -471,8 +474,8 @@ class JobRunner:
             self.registry.audit(
                 self.operator, f"job.{step}.{result}", f"job-{job_id}", {"sn": sn, **details}
             )
-        if os.environ.get(FAULT_ENV) == step and result == "ok":
-            os.kill(os.getpid(), signal.SIGKILL)
+        if result == "ok" and self.after_step is not None:
+            self.after_step(step)
 
     def guard(self, job_id: int) -> None:
         """Before a device action: this runner still holds the job (its token is the job's),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from apdu.transport import Transport
 from hsm_stub.errors import SecurityModuleError
 from personalize.operators import OperatorError
 from tests.audit_key import HSM_ENV
+from tests.pgserver import PostgresServer, postgres_server
 
 
 class SecretWatch(logging.Handler):
@@ -66,3 +67,16 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     last = [i for i in items if i.nodeid.startswith("tests/test_secrets_never_leak.py")]
     items[:] = [i for i in items if i not in last] + last
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A private PostgreSQL server for the whole session (tests/pgserver.py)."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres: PostgresServer) -> str:
+    """``postgresql://…`` of the session's test database on that server."""
+    return postgres.url

@@ -42,6 +42,7 @@ from sscard.identifiers import ssn_check
 from sscard.profile import CardProfile, load_profile
 from sscard.public import read_public
 from sscard.records import HolderData
+from tests import kill_after_step
 from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
 from tests.operators import login
@@ -51,10 +52,13 @@ PROFILE: CardProfile = load_profile("default")
 T2 = "6217991234567890123=3611120"
 
 
-def job_run_argv(job_id: int, station_file: Path) -> list[str]:
-    """``sscard job run JOB --station FILE`` as a station runs it."""
-    cli = [sys.executable, "-m", "personalize.cli"]
-    return [*cli, "job", "run", str(job_id), "--station", str(station_file)]
+def job_run_argv(job_id: int, station_file: Path, *, kill_after: str | None = None) -> list[str]:
+    """``sscard job run JOB --station FILE`` as a station runs it; with ``kill_after`` its
+    process SIGKILLs itself right after recording that step (tests/kill_after_step.py)."""
+    args = ("job", "run", str(job_id), "--station", str(station_file))
+    if kill_after is not None:
+        return kill_after_step.argv(kill_after, *args)
+    return [sys.executable, "-m", "personalize.cli", *args]
 
 
 @dataclass

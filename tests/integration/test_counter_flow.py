@@ -27,6 +27,7 @@ from simulator.factory import SAMPLE_HOLDER, sample_photo
 from simulator.station import SimulatedStation
 from sscard.identifiers import card_number_check, ssn_check
 from sscard.profile import load_profile
+from tests import kill_after_step
 from tests.audit_key import AUDIT_KEY
 from tests.clock import FAKETIME_ENV
 from tests.operators import confirm, login
@@ -198,9 +199,9 @@ def test_the_counter_day_end_to_end(counter: Counter) -> None:
     assert c.sscard("job", "submit", str(job_file), *station)["job"] == 1
     assert c.state()["requests"] == [("in_job", 1)]
     crashed = subprocess.run(
-        [sys.executable, "-m", "personalize.cli", "job", "run", "1", *station],
+        kill_after_step.argv("feed", "job", "run", "1", *station),
         capture_output=True, text=True, timeout=180,
-        env={**os.environ, **PINNED, **c.session, "SSCARD_FAULT_KILL_AFTER": "feed"},
+        env={**os.environ, **PINNED, **c.session},
     )  # fmt: skip
     assert crashed.returncode == -9, crashed.stderr
     first_new = card_number(4)  # 1, 2, 3 and 5 are enrolled

@@ -5,12 +5,13 @@ real SQLite file; prints counted by the printer emulator itself, never by the re
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from personalize.jobs import JobRunner, StationDevices
+from personalize.jobs import AfterStep, JobRunner, StationDevices
 from personalize.registry import LeaseLost, Registry
 from personalize.trackvault import TrackVault
 from printer.evolis import EvolisPrinter
@@ -28,7 +29,6 @@ from tests.integration.test_reissue import (  # noqa: F401 (the fixture)
 )
 
 pytestmark = pytest.mark.pcsc
-KILL_AFTER = "SSCARD_FAULT_KILL_AFTER"
 
 
 @pytest.fixture
@@ -111,7 +111,7 @@ def job_process(p: Prepared) -> subprocess.Popen[str]:
 def test_printer_cleared_after_a_step_the_removed_card_is_never_activated(
     p: Prepared, step: str
 ) -> None:
-    crashed = run_job(p, env={KILL_AFTER: step})
+    crashed = run_job(p, kill_after=step)
     assert crashed.returncode == -9, crashed.stderr
     emu = emulator(p)
     gone = p.registry.db.execute("SELECT sn FROM jobs WHERE id = ?", (p.job_id,)).fetchone()[0]
@@ -126,7 +126,12 @@ def test_printer_cleared_after_a_step_the_removed_card_is_never_activated(
     released(p, gone)
 
 
-def runner(p: Prepared, printer: EvolisPrinter, name: str = "sim-station-1") -> JobRunner:
+def runner(
+    p: Prepared,
+    printer: EvolisPrinter,
+    name: str = "sim-station-1",
+    after_step: AfterStep | None = None,
+) -> JobRunner:
     devices = StationDevices(
         printer,
         p.config.contact_reader,
@@ -135,7 +140,55 @@ def runner(p: Prepared, printer: EvolisPrinter, name: str = "sim-station-1") -> 
         p.config.out_dir,
         name,
     )
-    return JobRunner(p.registry, POLICY, PROFILE, devices, operator="op", progress=lambda s: None)
+    return JobRunner(
+        p.registry,
+        POLICY,
+        PROFILE,
+        devices,
+        operator="op",
+        progress=lambda s: None,
+        after_step=after_step,
+    )
+
+
+def test_after_step_is_told_each_step_once_its_ok_is_committed(p: Prepared) -> None:
+    told: list[tuple[str, bool]] = []
+
+    def after_step(step: str) -> None:  # seen from another connection: committed
+        other = sqlite3.connect(p.config.registry)
+        done = other.execute(
+            "SELECT 1 FROM job_steps WHERE job_id = ? AND step = ? AND result = 'ok'",
+            (p.job_id, step),
+        ).fetchone()
+        other.close()
+        told.append((step, done is not None))
+
+    with EvolisPrinter(p.config.printer) as printer:
+        runner(p, printer, after_step=after_step).run(p.job_id)
+    assert told == [
+        ("feed", True),
+        ("chip_write", True),
+        ("chip_verify", True),
+        ("encode_stripe", True),
+        ("stripe_verify", True),
+        ("print_face", True),
+        ("activate", True),
+    ]
+    assert_consistent(p)
+
+
+def test_job_run_ignores_the_old_environment_hook(p: Prepared) -> None:
+    """``SSCARD_FAULT_KILL_AFTER`` once made ``job run`` kill itself: production code no
+    longer has such a hook (the crash tests use tests/kill_after_step.py)."""
+    done = subprocess.run(
+        job_run_argv(p.job_id, p.sim.station_file),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **p.session, "SSCARD_FAULT_KILL_AFTER": "feed"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert_consistent(p)
 
 
 def test_torn_print_goes_to_the_reject_bin_and_is_not_printed_again_on_it(p: Prepared) -> None:

@@ -133,14 +133,14 @@ def prepared(tmp_path: Path) -> Iterator[Prepared]:
 
 
 def run_job(
-    p: Prepared, *, env: dict[str, str] | None = None, station: Path | None = None
+    p: Prepared, *, kill_after: str | None = None, station: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        job_run_argv(p.job_id, station or p.sim.station_file),
+        job_run_argv(p.job_id, station or p.sim.station_file, kill_after=kill_after),
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, **p.session, **(env or {})},
+        env={**os.environ, **p.session},
     )
 
 
@@ -161,7 +161,7 @@ def assert_consistent(p: Prepared, *, printed: int = 1, rejected: int = 0) -> No
 
 @pytest.mark.parametrize("step", STEPS)
 def test_killed_after_each_step_then_resumed(prepared: Prepared, step: str) -> None:
-    crashed = run_job(prepared, env={"SSCARD_FAULT_KILL_AFTER": step})
+    crashed = run_job(prepared, kill_after=step)
     assert crashed.returncode == -9, crashed.stderr
     resumed = run_job(prepared)
     assert resumed.returncode == 0, resumed.stderr
@@ -306,7 +306,7 @@ def test_dead_security_module_pauses_then_resumes(prepared: Prepared) -> None:
 
 def test_pulled_card_is_written_off_and_the_job_goes_on(prepared: Prepared) -> None:
     assert prepared.sim.printer is not None
-    crashed = run_job(prepared, env={"SSCARD_FAULT_KILL_AFTER": "feed"})
+    crashed = run_job(prepared, kill_after="feed")
     assert crashed.returncode == -9
     # someone takes the card out of the printer: the contact station is empty
     printer_emu = prepared.sim.printer
