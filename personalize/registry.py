@@ -1099,8 +1099,9 @@ class Registry:
     def _rows_since(
         self, since: int, latest: dict[str, tuple[int, dict[str, str] | None]]
     ) -> Iterator[tuple[str, sqlite3.Row]]:
-        """The state rows whose ``audit_event_id`` is newer than ``since`` (the index
-        ``<table>_by_audit_event``), and those the new events record (by id)."""
+        """The state rows whose ``audit_event_id`` is newer than ``since`` or missing (a row
+        sscard did not write; both through the index ``<table>_by_audit_event``), and those
+        the new events record (by id)."""
         recorded: dict[str, list[int]] = {}
         for name in latest:
             table, _, number = name.partition("/")
@@ -1108,9 +1109,10 @@ class Registry:
         for table, columns in AUDITED_COLUMNS.items():
             select = f"SELECT id, audit_event_id, {', '.join(columns)} FROM {table}"
             seen: set[int] = set()
-            for row in self.db.execute(f"{select} WHERE audit_event_id > ?", (since,)):
-                seen.add(int(row["id"]))
-                yield table, row
+            for condition, args in (("IS NULL", ()), ("> ?", (since,))):
+                for row in self.db.execute(f"{select} WHERE audit_event_id {condition}", args):
+                    seen.add(int(row["id"]))
+                    yield table, row
             for row_id in recorded.get(table, []):
                 if row_id not in seen:
                     row = self.db.execute(f"{select} WHERE id = ?", (row_id,)).fetchone()
