@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from personalize.auditverify import FULL_EVERY, FULL_REASONS
 from personalize.documents import (
     collection_certificate,
     collection_certificate_bytes,
@@ -41,8 +42,6 @@ from personalize.operator_commands import acting, add_confirm_options, confirmed
 from personalize.outfiles import write_new
 from personalize.policy import load_policy
 from personalize.registry import (
-    FULL_EVERY,
-    FULL_REASONS,
     STATUS_NAMES,
     Agent,
     Registry,

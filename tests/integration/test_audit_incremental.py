@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from personalize.auditverify import AuditVerification
 from personalize.policy import load_policy
-from personalize.registry import AuditVerification, Registry
+from personalize.registry import Registry
 from simulator.factory import SAMPLE_HOLDER
 from tests.audit_key import AUDIT_KEY
 from tests.clock import FAKETIME, PINNED, faketime, pinned_clock
