@@ -115,6 +115,16 @@ def _verification(row: sqlite3.Row) -> Verification:
     )
 
 
+def _recorded_rows(details: str) -> dict[str, dict[str, str] | None]:
+    """The state rows an event records (``details["rows"]``); none when its details are not
+    what sscard writes — an edit its keyed hash already names."""
+    try:
+        rows = json.loads(details).get("rows", {})
+    except (ValueError, AttributeError):
+        return {}
+    return rows if isinstance(rows, dict) else {}
+
+
 def _row_name(table: str, row_id: int, row: sqlite3.Row | None) -> str:
     """A state row as the auditor reads it: ``cards/3 (卡号 H00000012)``."""
     if row is not None and "card_number" in AUDITED_COLUMNS[table]:
@@ -283,7 +293,7 @@ class AuditVerifier:
                     f"审计事件 {event} 内容被改动或哈希被重算 "
                     f"(event {event}: its content was altered or its hash recomputed)"
                 )
-            for name, state in json.loads(row["details"]).get("rows", {}).items():
+            for name, state in _recorded_rows(row["details"]).items():
                 latest[name] = (event, state)
             if event in named:
                 hashes[event] = row["hash"]

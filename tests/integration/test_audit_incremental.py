@@ -121,10 +121,12 @@ def test_tampering_after_the_checkpoint_is_found_by_default(db: Path) -> None:
         db,
         "UPDATE cards SET status = 'void' WHERE id = 42",
         "UPDATE audit_events SET operator = 'nobody' WHERE id = 42",
+        "UPDATE audit_events SET details = 'not JSON' WHERE id = 43",
     )
     found = verify(db)
     assert (found["exit"], found["mode"], found["from_event"]) == (1, "incremental", 41)
     assert any("event 42: its content was altered" in p for p in found["problems"])
+    assert any("event 43: its content was altered" in p for p in found["problems"])
     assert any(str(p).startswith("cards/42 (卡号 ") for p in found["problems"])
     assert verify(db)["problems"] == found["problems"]  # nothing recorded: found again
 
