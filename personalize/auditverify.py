@@ -165,7 +165,8 @@ class AuditVerifier:
         now = self.registry.clock()
         with self.registry.transaction():
             last, problems = self._last_verification()
-            reason = _full_reason(full, last, problems, now, full_every or FULL_EVERY)
+            every = FULL_EVERY if full_every is None else full_every
+            reason = _full_reason(full, last, problems, now, every)
             if reason is None and last is not None:
                 log = LogRead([], [], last.log_offset, last.log_lines)
                 walk = self._walk(last.event, last.hash, log, all_rows=False)

@@ -210,7 +210,9 @@ def test_a_periodic_full_walk_finds_tampering_before_the_checkpoint(db: Path) ->
     assert (periodic.mode, periodic.reason) == ("full", "periodic")
     assert periodic.problems and periodic.problems[0].startswith("cards/5 ")
     tamper(db, "UPDATE cards SET status = 'active' WHERE id = 5")
-    assert registry.check_audit(full_every=timedelta(0)).reason == "periodic"
+    assert registry.check_audit(full_every=timedelta(0)).reason == "periodic"  # sound: recorded
+    assert registry.check_audit(full_every=timedelta(0)).reason == "periodic"  # 0: every run
+    assert registry.check_audit().mode == "incremental"
     clock.now += timedelta(days=3)  # the last *sound* full walk is now 3 days old
     assert registry.check_audit().mode == "incremental"
     # the command line: --full-every in days, the clock of the process (libfaketime)
