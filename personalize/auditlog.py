@@ -28,6 +28,7 @@ AuditKey = Callable[[bytes], bytes]  # data → HMAC (SecurityModule.audit_mac)
 
 EVENT_DOMAIN = b"sscard-audit-event/1\n"
 CHECKPOINT_DOMAIN = b"sscard-audit-checkpoint/1\n"
+VERIFICATION_DOMAIN = b"sscard-audit-verification/1\n"
 
 
 def event_mac(key: AuditKey, fields: list[object]) -> str:
@@ -50,6 +51,51 @@ class Checkpoint:
         return key(CHECKPOINT_DOMAIN + body.encode()).hex()
 
 
+@dataclass(frozen=True)
+class Verification:
+    """A checkpoint of verification (审计核验检查点, table ``audit_verifications``): ``audit
+    verify`` found the chain sound up to ``event`` (whose hash was ``hash``) at ``at``; the
+    last full walk was at ``full_at``; the checkpoint log had been read up to byte
+    ``log_offset`` (line ``log_lines``). Each record is MACed with the audit key over its
+    fields and the previous record's MAC (``prev_mac``), so the records form a chain of
+    their own that nobody without the key can extend or edit."""
+
+    id: int
+    event: int
+    hash: str
+    at: str
+    full_at: str
+    log_offset: int
+    log_lines: int
+    prev_mac: str
+
+    def mac(self, key: AuditKey) -> str:
+        body = json.dumps(
+            [
+                self.id,
+                self.event,
+                self.hash,
+                self.at,
+                self.full_at,
+                self.log_offset,
+                self.log_lines,
+                self.prev_mac,
+            ]
+        )
+        return key(VERIFICATION_DOMAIN + body.encode()).hex()
+
+
+@dataclass(frozen=True)
+class LogRead:
+    """What :meth:`CheckpointLog.read` found from an offset on: the checkpoints whose MAC
+    verifies, problems with the others, and where the complete lines end (byte, line)."""
+
+    checkpoints: list[Checkpoint]
+    problems: list[str]
+    offset: int
+    lines: int
+
+
 class CheckpointLog:
     """The write-once checkpoint log: one JSON line per checkpoint, each with its MAC."""
 
@@ -64,15 +110,33 @@ class CheckpointLog:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         return PendingCheckpoint(self.path, fd, line.encode())
 
-    def read(self, key: AuditKey) -> tuple[list[Checkpoint], list[str]]:
-        """(checkpoints whose MAC verifies, problems with the others)."""
+    def read(self, key: AuditKey, offset: int = 0, lines: int = 0) -> LogRead:
+        """The checkpoints after byte ``offset`` (line ``lines``; 0: the whole log) — only
+        complete lines: one being appended now is read next time. A log shorter than
+        ``offset`` was truncated or replaced after it was read."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            with self.path.open("rb") as log_file:
+                size = log_file.seek(0, os.SEEK_END)
+                log_file.seek(min(offset, size))
+                data = log_file.read()
         except FileNotFoundError:
-            return [], []
+            size, data = 0, b""
+        if size < offset:
+            return LogRead(
+                [],
+                [
+                    f"检查点日志 {self.path} 比上次核验时短：被截断或替换 "
+                    f"(the checkpoint log {self.path} is shorter than when last verified: "
+                    "truncated or replaced)"
+                ],
+                offset,
+                lines,
+            )
+        complete = data[: data.rfind(b"\n") + 1]
         good: list[Checkpoint] = []
         problems: list[str] = []
-        for number, line in enumerate(text.splitlines(), start=1):
+        text = complete.decode("utf-8", errors="replace")
+        for number, line in enumerate(text.splitlines(), start=lines + 1):
             try:
                 d = json.loads(line)
                 checkpoint = Checkpoint(
@@ -91,7 +155,7 @@ class CheckpointLog:
                 )
                 continue
             good.append(checkpoint)
-        return good, problems
+        return LogRead(good, problems, offset + len(complete), lines + complete.count(b"\n"))
 
 
 @dataclass

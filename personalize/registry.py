@@ -22,9 +22,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from personalize.auditlog import (
     AuditKey,
@@ -46,6 +46,9 @@ from personalize.policy import RegionPolicy
 from personalize.roles import Role
 from sscard.identifiers import card_number_check, validate_card_number
 from sscard.records import HolderData
+
+if TYPE_CHECKING:
+    from personalize.auditverify import AuditVerification
 
 VALID = tuple(str(s) for s in VALID_CARD_STATUSES)
 STATUS_NAMES = {str(s): s.label for s in CardStatus}
@@ -330,13 +333,35 @@ AUDIT_MIGRATION = (
 )
 MIGRATIONS.append(AUDIT_MIGRATION)  # 9
 
+# Checkpoints of verification (审计核验检查点): where ``audit verify`` last found the chain
+# sound, chained and MACed (``personalize.auditlog.Verification``); and each state table's
+# rows by their audit event, so the rows changed since are found by an index, not a scan.
+VERIFICATION_MIGRATION = (
+    """
+    CREATE TABLE audit_verifications (
+        id INTEGER PRIMARY KEY,
+        event BIGINT NOT NULL,
+        hash TEXT NOT NULL,
+        at TEXT NOT NULL,
+        full_at TEXT NOT NULL,
+        log_offset BIGINT NOT NULL,
+        log_lines BIGINT NOT NULL,
+        prev_mac TEXT NOT NULL,
+        mac TEXT NOT NULL
+    );
+    """
+    + "".join(
+        f"CREATE INDEX {t}_by_audit_event ON {t}(audit_event_id);\n" for t in AUDITED_COLUMNS
+    )
+)
+MIGRATIONS.append(VERIFICATION_MIGRATION)
+
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
 ACTIVATION_EVIDENCE = ("chip_write", "chip_verify", "encode_stripe", "stripe_verify", "print_face")
 
 GENESIS = "0" * 64
 Clock = Callable[[], datetime]
-
 
 class RegistryError(Exception):
     """A transition the rules do not allow, or an unknown card/person."""
@@ -446,13 +471,6 @@ def _row_state(table: str, row: sqlite3.Row) -> dict[str, str]:
     if "status" in AUDITED_COLUMNS[table]:
         state["status"] = str(row["status"])
     return state
-
-
-def _row_name(table: str, row_id: int, row: sqlite3.Row | None) -> str:
-    """A state row as the auditor reads it: ``cards/3 (卡号 H00000012)``."""
-    if row is not None and "card_number" in AUDITED_COLUMNS[table]:
-        return f"{table}/{row_id} (卡号 {row['card_number']})"
-    return f"{table}/{row_id}"
 
 
 READ_ONLY = (
@@ -761,135 +779,20 @@ class Registry:
         self.audit("system", "audit.adopt", "registry", {"legacy_events": self._legacy_events()})
 
     def verify_audit(self) -> tuple[int, list[str]]:
-        """(events checked, problems): each event's id sequence, link and keyed hash; every
-        checkpoint (MAC, and the event it names still there with that hash); every state
-        row against the chain's latest record of it. Needs the audit key."""
-        if self.audit_key is None:
-            raise RegistryError(
-                "核验审计链需要审计密钥：请用 --hsm 或 $SSCARD_HSM 指定安全模块 "
-                "(verifying the audit chain needs the audit key: --hsm or $SSCARD_HSM)"
-            )
-        problems: list[str] = []
-        legacy = self._legacy_events()
-        prev, expected, count = GENESIS, 1, 0
-        hashes: dict[int, str] = {}
-        latest: dict[str, tuple[int, dict[str, str] | None]] = {}
-        for row in self.db.execute("SELECT * FROM audit_events ORDER BY id"):
-            count += 1
-            event = int(row["id"])
-            if event != expected:
-                problems.append(
-                    f"审计事件 {expected}–{event - 1} 缺失：被删除 "
-                    f"(events {expected}-{event - 1} are missing: deleted)"
-                )
-            if event <= legacy:
-                args = (row["at"], row["operator"], row["action"], row["subject"], row["details"])
-                digest = _legacy_event_hash(row["prev_hash"], *args)
-            else:
-                digest = _event_hash(self.audit_key, row, row["prev_hash"])
-            if row["prev_hash"] != prev:
-                problems.append(
-                    f"审计事件 {event} 链接断开 (event {event}: broken link — an event before it "
-                    "changed or is gone)"
-                )
-            if digest != row["hash"]:
-                problems.append(
-                    f"审计事件 {event} 内容被改动或哈希被重算 "
-                    f"(event {event}: its content was altered or its hash recomputed)"
-                )
-            for key, state in json.loads(row["details"]).get("rows", {}).items():
-                latest[key] = (event, state)
-            prev, expected, hashes[event] = row["hash"], event + 1, row["hash"]
-        problems += self._verify_checkpoints(hashes, legacy, count)
-        problems += self._verify_rows(latest)
-        return count, problems
+        """(events checked, problems) of the whole chain, read-only — nothing recorded
+        (``check_audit`` is what ``sscard audit verify`` runs; :mod:`personalize.auditverify`)."""
+        from personalize.auditverify import AuditVerifier
 
-    def _verify_checkpoints(self, hashes: dict[int, str], legacy: int, count: int) -> list[str]:
-        assert self.audit_key is not None
-        checkpoints, problems = self.checkpoints.read(self.audit_key)
-        if not checkpoints and count:
-            problems.append(
-                f"检查点日志 {self.checkpoints.path} 缺失或没有有效检查点：无法排除尾部被删除 "
-                f"(no valid checkpoint in {self.checkpoints.path}: a deleted tail cannot be "
-                "ruled out)"
-            )
-        head = max(hashes, default=0)
-        last = max((cp.event for cp in checkpoints), default=0)
-        if not hashes and last:
-            problems.append(
-                f"审计链为空，但检查点记录到事件 {last}：全部事件被删除 "
-                f"(the audit chain is empty but a checkpoint names event {last}: every "
-                "event was deleted)"
-            )
-        elif last > head:
-            at = max(checkpoints, key=lambda cp: cp.event).at
-            problems.append(
-                f"审计事件 {head + 1}–{last} 缺失：链尾被截断 "
-                f"(events {head + 1}-{last} are missing: the chain was truncated; "
-                f"checkpoint of {at})"
-            )
-        claims = sorted({cp.legacy for cp in checkpoints} - {legacy})
-        if claims:
-            problems.append(
-                f"检查点记录 {claims[0]} 个无密钥旧事件，库中为 {legacy} "
-                f"(the checkpoints record {claims[0]} legacy events, the database says {legacy})"
-            )
-        for cp in checkpoints:
-            # an event missing inside the chain or past its head is reported above
-            if cp.event in hashes and hashes[cp.event] != cp.hash:
-                problems.append(
-                    f"审计事件 {cp.event} 与 {cp.at} 的检查点不符：链被改写 "
-                    f"(event {cp.event} differs from its checkpoint of {cp.at}: the chain "
-                    "was rewritten)"
-                )
-        return sorted(set(problems), key=problems.index)
+        return AuditVerifier(self).verify_all()
 
-    def _verify_rows(self, latest: dict[str, tuple[int, dict[str, str] | None]]) -> list[str]:
-        """Every state row against the chain's latest record of it."""
-        problems: list[str] = []
-        seen: set[str] = set()
-        for table, columns in AUDITED_COLUMNS.items():
-            query = f"SELECT id, audit_event_id, {', '.join(columns)} FROM {table} ORDER BY id"
-            for row in self.db.execute(query):
-                key = f"{table}/{row['id']}"
-                seen.add(key)
-                name = _row_name(table, int(row["id"]), row)
-                state = _row_state(table, row)
-                event, recorded = latest.get(key, (None, None))
-                if event is None:
-                    problems.append(
-                        f"{name}：没有审计事件说明这一行，是在 sscard 之外写入的 "
-                        f"({key}: no audit event explains this row — written outside sscard)"
-                    )
-                elif recorded is None:
-                    problems.append(
-                        f"{name}：审计事件 {event} 记为已删除，表中却存在 "
-                        f"({key}: audit event {event} deleted it, yet it is there)"
-                    )
-                elif recorded["digest"] != state["digest"]:
-                    diff = ""
-                    if "status" in recorded and recorded["status"] != state.get("status"):
-                        diff = (
-                            f"：状态 status 表中 {state.get('status')}，"
-                            f"审计链为 {recorded['status']}"
-                        )
-                    problems.append(
-                        f"{name} 与审计事件 {event} 不符，被直接修改{diff} "
-                        f"({key} differs from audit event {event}: changed outside sscard)"
-                    )
-                elif row["audit_event_id"] != event:
-                    problems.append(
-                        f"{name} 标注的审计事件 {row['audit_event_id']} 不是链中最后说明它的事件 "
-                        f"{event} ({key}: carries audit event {row['audit_event_id']}, "
-                        f"the chain's latest is {event})"
-                    )
-        for key, (event, recorded) in latest.items():
-            if key not in seen and recorded is not None:
-                problems.append(
-                    f"{key}：审计事件 {event} 之后被删除 ({key} was deleted outside sscard; "
-                    f"its last audit event is {event})"
-                )
-        return problems
+    def check_audit(
+        self, *, full: bool = False, full_every: timedelta | None = None
+    ) -> AuditVerification:
+        """``sscard audit verify``: from the last checkpoint of verification on, or the whole
+        chain (:meth:`personalize.auditverify.AuditVerifier.check`)."""
+        from personalize.auditverify import AuditVerifier
+
+        return AuditVerifier(self).check(full=full, full_every=full_every)
 
     # ----------------------------------------------------------------- queries
 

@@ -18,10 +18,11 @@ import unicodedata
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from personalize.auditverify import FULL_EVERY, FULL_REASONS
 from personalize.documents import (
     collection_certificate,
     collection_certificate_bytes,
@@ -261,14 +262,43 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    count, problems = _registry(args).verify_audit()
+    result = _registry(args).check_audit(
+        full=args.full, full_every=timedelta(days=args.full_every)
+    )
+    mode = (
+        f"完整核验 full ({FULL_REASONS[result.reason]})"
+        if result.reason is not None
+        else f"增量核验 incremental, from event {result.from_event}"
+    )
     _emit(
         args,
-        {"events": count, "problems": problems},
-        f"审计链 audit chain: {count} events, "
-        + ("intact 完整" if not problems else "BROKEN:\n" + "\n".join(problems)),
+        {
+            "mode": result.mode,
+            "from_event": result.from_event,
+            "reason": result.reason,
+            "head": result.head,
+            "events": result.events,
+            "rows": result.rows,
+            "problems": result.problems,
+        },
+        f"审计链 audit chain: {mode}: {result.events} events, {result.rows} rows checked "
+        f"up to event {result.head}, "
+        + ("intact 完整" if not result.problems else "BROKEN:\n" + "\n".join(result.problems)),
     )
-    return 0 if not problems else 1
+    return 0 if not result.problems else 1
+
+
+def _days(text: str) -> float:
+    """``--full-every DAYS``: a number of days, 0 or more."""
+    try:
+        days = float(text)
+    except ValueError:
+        days = -1.0
+    if not 0 <= days <= 36500:
+        raise argparse.ArgumentTypeError(
+            f"天数应为 0 到 36500 之间的数 (days must be a number from 0 to 36500): {text!r}"
+        )
+    return days
 
 
 JOB_STATUS_NAMES = {
@@ -565,7 +595,22 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Check the audit chain with the audit key (--hsm): ids, links and keyed "
         "hashes; every checkpoint of the log (truncation, deleted tail, rewritten chain); every "
         "card, status-history, blacklist, request and job row against the event that explains "
-        "it. Exit 1 and each problem named when anything does not hold.",
+        "it. Exit 1 and each problem named when anything does not hold. By default only what "
+        "is new since the last verification (its checkpoint of verification); the whole chain "
+        "with --full, on the first run, and when the last full walk is --full-every days old.",
+    )
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="walk the whole chain and every state row (not only what is new)",
+    )
+    p.add_argument(
+        "--full-every",
+        type=_days,
+        default=FULL_EVERY.days,
+        metavar="DAYS",
+        help=f"walk the whole chain when the last full walk is this old "
+        f"(default {FULL_EVERY.days}; 0: always)",
     )
     common(p)
     p.set_defaults(func=cmd_audit_verify)

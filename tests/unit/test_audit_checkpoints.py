@@ -37,3 +37,27 @@ def test_an_unwritable_checkpoint_log_refuses_the_change(tmp_path: Path) -> None
         elsewhere.report_loss("H00000012", operator="op1")
     assert elsewhere.card("H00000012").status == "active"
     assert registry.verify_audit() == (1, [])
+
+
+def test_the_log_is_read_from_an_offset_in_complete_lines(tmp_path: Path) -> None:
+    """``audit verify`` reads the log from where it last stopped; a line being appended
+    (no newline yet) is read next time, with its line number."""
+    path = tmp_path / "r.db"
+    registry = Registry(path, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
+    registry.enroll(SAMPLE_HOLDER, "H00000012", operator="op1")
+    registry.report_loss("H00000012", operator="op1")
+    log = registry.checkpoints
+    whole = log.read(AUDIT_KEY)
+    assert [cp.event for cp in whole.checkpoints] == [1, 2] and whole.lines == 2
+    line = json.dumps({**json.loads(log.path.read_text().splitlines()[0]), "mac": "00"})
+    with log.path.open("a") as fh:
+        fh.write(line[:10])
+    partial = log.read(AUDIT_KEY, whole.offset, whole.lines)
+    assert (partial.checkpoints, partial.problems, partial.offset) == ([], [], whole.offset)
+    with log.path.open("a") as fh:
+        fh.write(line[10:] + "\n")
+    rest = log.read(AUDIT_KEY, whole.offset, whole.lines)
+    assert len(rest.problems) == 1 and "checkpoint line 3: its MAC does not" in rest.problems[0]
+    assert (rest.offset, rest.lines) == (log.path.stat().st_size, 3)
+    shorter = log.read(AUDIT_KEY, log.path.stat().st_size + 1, 4)
+    assert "is shorter than when last verified" in shorter.problems[0]
