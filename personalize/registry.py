@@ -330,6 +330,27 @@ AUDIT_MIGRATION = (
 )
 MIGRATIONS.append(AUDIT_MIGRATION)  # 9
 
+# An index for every lookup path (issue 13, "O(log n)"): a card's other cards, its history,
+# its open request and live job, an SN anywhere, a job's new card, the list pages by status
+# (keyset on id) and the provisional losses by deadline (``lapse_expired``, the sweep).
+MIGRATIONS.append(
+    """
+    CREATE INDEX cards_by_person ON cards(person_id);
+    CREATE INDEX cards_by_status ON cards(status, id);
+    CREATE INDEX cards_by_sn ON cards(sn);
+    CREATE INDEX provisional_losses_by_deadline ON cards(lapse_at)
+        WHERE status = 'provisional_loss';
+    CREATE INDEX status_history_by_card ON status_history(card_id);
+    CREATE INDEX blacklist_by_sn ON blacklist(sn);
+    CREATE INDEX requests_by_old_card ON reissue_requests(old_card_id, status);
+    CREATE INDEX jobs_by_old_card ON jobs(old_card_id, status);
+    CREATE INDEX jobs_by_new_card ON jobs(new_card_id);
+    CREATE INDEX jobs_by_status ON jobs(status, id);
+    CREATE INDEX job_steps_by_sn ON job_steps(sn);
+    CREATE INDEX office_reports_by_card ON office_reports(card_number);
+    """
+)
+
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
 ACTIVATION_EVIDENCE = ("chip_write", "chip_verify", "encode_stripe", "stripe_verify", "print_face")
@@ -984,6 +1005,28 @@ class Registry:
         ).fetchone()
         return row
 
+    def card_page(
+        self, *, status: str | None = None, after: int = 0, limit: int = 50
+    ) -> list[tuple[Card, str, str]]:
+        """One page of cards with their holders, in id order after card id ``after``
+        (keyset pagination: a page costs O(log n + limit), whatever rows were added or
+        changed meanwhile), optionally of one stored ``status``: (card as of now, holder's
+        name, holder's ID number)."""
+        if status is not None and status not in STATUS_NAMES:
+            raise RegistryError(
+                f"未知的卡状态 {status}，可选 {', '.join(STATUS_NAMES)} (unknown card status)"
+            )
+        if limit < 1:
+            raise RegistryError("--limit 须为正数 (the page size must be positive)")
+        rows = self.db.execute(
+            "SELECT c.*, p.name AS holder_name, p.ssn AS holder_ssn FROM cards c"
+            " JOIN persons p ON p.id = c.person_id WHERE c.id > ?"
+            + ("" if status is None else " AND c.status = ?")
+            + " ORDER BY c.id LIMIT ?",
+            (after, limit) if status is None else (after, status, limit),
+        )
+        return [(self._as_of_now(_card(r)), r["holder_name"], r["holder_ssn"]) for r in rows]
+
     def blacklisted(self, card_number: str) -> bool:
         row = self.db.execute("SELECT 1 FROM blacklist WHERE card_number = ?", (card_number,))
         return row.fetchone() is not None
@@ -1093,8 +1136,10 @@ class Registry:
         due = [
             int(row["id"])
             for row in self.db.execute(
-                "SELECT id FROM cards WHERE status = ? AND lapse_at <= ?",
-                (CardStatus.PROVISIONAL_LOSS.value, now),
+                # the literal status lets the deadline index (a partial index) serve it
+                f"SELECT id FROM cards WHERE status = '{CardStatus.PROVISIONAL_LOSS.value}'"
+                " AND lapse_at <= ? ORDER BY lapse_at",
+                (now,),
             )
         ]
         lapsed = 0
