@@ -19,7 +19,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
@@ -456,7 +456,7 @@ def _event_hash(key: AuditKey, row: sqlite3.Row, prev: str) -> str:
     return event_mac(key, [*fields, row["subject"], row["details"]])
 
 
-def _row_state(table: str, row: sqlite3.Row) -> dict[str, str]:
+def _row_state(table: str, row: sqlite3.Row | Mapping[str, Any]) -> dict[str, str]:
     """What an audit event records of a state row: a digest of its audited columns, and its
     status in clear when it has one (so a difference can be named)."""
     values = [
