@@ -195,7 +195,7 @@ def measure(db: str, keystore: Path) -> dict[str, Any]:
 
 def _schema_back(db: Path, python_path: Path) -> None:
     """Step a copied registry back to the schema of the code at ``python_path``: drop the
-    indexes of the migrations it does not have (only index migrations can be undone)."""
+    indexes of the migrations it does not have, the photos back in the job rows."""
     count = subprocess.run(
         [
             sys.executable,
@@ -208,10 +208,17 @@ def _schema_back(db: Path, python_path: Path) -> None:
         check=True,
     ).stdout
     sys.path.insert(0, str(HERE))
-    from personalize.registry import MIGRATIONS
+    from personalize.registry import MIGRATIONS, PHOTO_MIGRATION
 
+    undo = {  # the photo back into the job rows (as the last column: rows are read by name)
+        PHOTO_MIGRATION: "ALTER TABLE jobs ADD COLUMN photo BLOB; UPDATE jobs SET photo ="
+        " (SELECT photo FROM job_photos WHERE job_id = jobs.id); DROP TABLE job_photos"
+    }
     with sqlite3.connect(db) as conn:
-        for script in MIGRATIONS[int(count) :]:
+        for script in reversed(MIGRATIONS[int(count) :]):
+            if script in undo:
+                conn.executescript(undo[script])
+                continue
             statements = [s.strip() for s in script.split(";") if s.strip()]
             for statement in statements:
                 name = re.fullmatch(r"CREATE (?:UNIQUE )?INDEX (\w+) .*", statement, re.S)

@@ -351,6 +351,23 @@ MIGRATIONS.append(
     """
 )
 
+# A job's photo (by far its biggest value) in a table of its own, out of the job rows that
+# lists, claims and every step read; the job row's audit digest still covers it
+# (``_audited_rows``), so a photo changed outside sscard is found as the job row changed.
+PHOTO_MIGRATION = """
+    CREATE TABLE job_photos (
+        job_id INTEGER PRIMARY KEY REFERENCES jobs(id),
+        photo BLOB NOT NULL
+    );
+    INSERT INTO job_photos (job_id, photo) SELECT id, photo FROM jobs;
+    ALTER TABLE jobs DROP COLUMN photo;
+"""
+MIGRATIONS.append(PHOTO_MIGRATION)
+JOBS_WITH_PHOTOS = (
+    "(SELECT jobs.*, job_photos.photo FROM jobs"
+    " LEFT JOIN job_photos ON job_photos.job_id = jobs.id) AS jobs"
+)
+
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
 ACTIVATION_EVIDENCE = ("chip_write", "chip_verify", "encode_stripe", "stripe_verify", "print_face")
@@ -698,6 +715,21 @@ class Registry:
                     f" BEGIN INSERT OR IGNORE INTO audit_touched VALUES ('{table}', {ref}.id);"
                     " END"
                 )
+        if self._photos_apart():  # a job's photo is part of its audited row
+            for when, ref in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+                self.db.execute(
+                    f"CREATE TEMP TRIGGER IF NOT EXISTS audit_job_photos_{when.lower()} AFTER"
+                    f" {when} ON main.job_photos BEGIN INSERT OR IGNORE INTO audit_touched"
+                    f" VALUES ('jobs', {ref}.job_id); END"
+                )
+
+    def _photos_apart(self) -> bool:
+        """The schema keeps job photos in ``job_photos`` (``PHOTO_MIGRATION`` applied)."""
+        return PHOTO_MIGRATION in MIGRATIONS[: self.schema_version]
+
+    def _audited_rows(self, table: str) -> str:
+        """Where the audited columns of ``table``'s rows are read: a job with its photo."""
+        return JOBS_WITH_PHOTOS if table == "jobs" and self._photos_apart() else table
 
     def _pending_events(self) -> list[sqlite3.Row]:
         """This transaction's events, not yet sealed (the tail with an empty hash)."""
@@ -729,7 +761,8 @@ class Registry:
         rows: dict[str, dict[str, str] | None] = {}
         for table, row_id in changes:
             row = self.db.execute(
-                f"SELECT id, {', '.join(AUDITED_COLUMNS[table])} FROM {table} WHERE id = ?",
+                f"SELECT id, {', '.join(AUDITED_COLUMNS[table])} FROM {self._audited_rows(table)}"
+                " WHERE id = ?",
                 (row_id,),
             ).fetchone()
             rows[f"{table}/{row_id}"] = None if row is None else _row_state(table, row)
@@ -870,7 +903,10 @@ class Registry:
         problems: list[str] = []
         seen: set[str] = set()
         for table, columns in AUDITED_COLUMNS.items():
-            query = f"SELECT id, audit_event_id, {', '.join(columns)} FROM {table} ORDER BY id"
+            query = (
+                f"SELECT id, audit_event_id, {', '.join(columns)}"
+                f" FROM {self._audited_rows(table)} ORDER BY id"
+            )
             for row in self.db.execute(query):
                 key = f"{table}/{row['id']}"
                 seen.add(key)
@@ -1026,6 +1062,14 @@ class Registry:
             (after, limit) if status is None else (after, status, limit),
         )
         return [(self._as_of_now(_card(r)), r["holder_name"], r["holder_ssn"]) for r in rows]
+
+    def job_photo(self, job_id: int) -> bytes:
+        """The photo a job writes to the chip and prints on the face."""
+        row = self.db.execute("SELECT photo FROM job_photos WHERE job_id = ?", (job_id,))
+        photo = row.fetchone()
+        if photo is None:
+            raise RegistryError(f"作业 {job_id} 没有照片 (job {job_id} has no photo)")
+        return bytes(photo[0])
 
     def blacklisted(self, card_number: str) -> bool:
         row = self.db.execute("SELECT 1 FROM blacklist WHERE card_number = ?", (card_number,))
