@@ -5,17 +5,19 @@ and cards, some lost or replaced, plus reissue jobs with step logs) and ``Regist
 p50 and p99 per size, and the ratio of every p50 at the largest size to the smallest.
 
 With ``--before DIR`` the same measurements also run against the code in DIR (an earlier
-checkout, e.g. ``git worktree add /tmp/sscard-before 1dbdbfd``), on a copy of the same
-registry stepped back to DIR's schema (the indexes of the newer migrations dropped): the
-"before" column of the closing note.
+tree: ``mkdir /tmp/sscard-before && git archive 1dbdbfd | tar -x -C /tmp/sscard-before``),
+on a copy of the same registry stepped back to DIR's schema (the indexes of the newer
+migrations dropped, the photos back in the job rows): the "before" column of the closing
+note. Each size and tree is measured ``--rounds`` times on a fresh copy and the round with
+the lowest p50 counts (the machine is shared: the other rounds absorb its load).
 
     .venv/bin/python bench/registry_scale.py --sizes 10000,100000 --before /tmp/sscard-before
-    .venv/bin/python bench/registry_scale.py   # 10k, 100k, 1M (~10 min)
+    .venv/bin/python bench/registry_scale.py --before /tmp/sscard-before  # 10k, 100k, 1M
 
 Each size is built once in ``--work`` (default a temporary directory; an existing build there
-is reused). The measurements themselves run in a subprocess (``--measure --db LOCATION``)
-with the measured tree first on ``PYTHONPATH``, so the registry location is one argument a
-PostgreSQL URL can later take.
+is reused; 1M persons take about 2 minutes). The measurements run in a subprocess
+(``--measure --db LOCATION``) with the measured tree first on ``PYTHONPATH``, so the registry
+location is one argument a PostgreSQL URL can later take.
 """
 
 from __future__ import annotations
@@ -102,7 +104,9 @@ def build(db: Path, keystore: Path, persons: int) -> None:
     from sscard.profile import load_profile
 
     registry = _registry(str(db), keystore)
+    start = time.perf_counter()
     seed_registry(registry, persons, operator="bench")
+    seeded = time.perf_counter() - start
     profile, vault = load_profile(registry.policy.profile), TrackVault(bytes(32))
     rng, photo = random.Random(persons), sample_photo("bench")
     jobs = []
@@ -127,6 +131,7 @@ def build(db: Path, keystore: Path, persons: int) -> None:
             )
         registry.audit("bench", "bench.steps", "registry", {"jobs": len(jobs)})
     registry.close()
+    print(json.dumps({"seed_s": round(seeded, 1), "jobs": len(jobs)}))
 
 
 def _timed(samples: list[float], action: Callable[[], object]) -> None:
@@ -179,9 +184,9 @@ def measure(db: str, keystore: Path) -> dict[str, Any]:
     for _ in range(SAMPLES["done_steps"]):
         job = runner.job(rng.choice(jobs))
         _timed(times["done_steps"], lambda j=job: runner.done_steps(j))
-    top = int(registry.db.execute("SELECT MAX(id) FROM cards").fetchone()[0])
-    lists = {"job_list": "cmd_job_list", "registry_list": "cmd_registry_list"}
-    for op, name in lists.items():
+    lists = {"job_list": ("cmd_job_list", "jobs"), "registry_list": ("cmd_registry_list", "cards")}
+    for op, (name, table) in lists.items():
+        top = int(registry.db.execute(f"SELECT MAX(id) FROM {table}").fetchone()[0])
         command = getattr(service_commands, name, None)
         if command is None:  # not in this tree
             del times[op]
@@ -237,6 +242,9 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,100000,1000000", help="persons, comma-separated")
     parser.add_argument("--before", type=Path, help="an earlier checkout to measure as well")
     parser.add_argument("--work", type=Path, help="where the registries are built (reused)")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="rounds per size and tree; the best p50 counts"
+    )
     parser.add_argument("--build", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -263,32 +271,41 @@ def main() -> int:
         built = work / f"{size}.db"
         if not built.exists():
             start = time.perf_counter()
-            _run(
-                HERE,
-                "--build",
-                str(size),
-                "--db",
-                str(built.with_suffix(".tmp")),
-                "--keystore",
-                keystore,
+            tmp = built.with_suffix(".tmp")
+            done = json.loads(_run(HERE, "--build", size, "--db", tmp, "--keystore", keystore))
+            for suffix in ("", ".checkpoints"):
+                Path(f"{tmp}{suffix}").rename(f"{built}{suffix}")
+            print(
+                f"built {size} persons in {time.perf_counter() - start:.0f} s "
+                f"(seed {done['seed_s']} s, then {done['jobs']} jobs)",
+                flush=True,
             )
-            for suffix in ("", ".checkpoints"):
-                Path(f"{built.with_suffix('.tmp')}{suffix}").rename(f"{built}{suffix}")
-            print(f"built {size} persons in {time.perf_counter() - start:.0f} s", flush=True)
         for label, tree in trees:
-            copy = work / f"{size}-{label}.db"
-            for suffix in ("", ".checkpoints"):
-                shutil.copyfile(f"{built}{suffix}", f"{copy}{suffix}")
-            if label == "before":
-                _schema_back(copy, tree)
-            out = _run(tree, "--measure", "--db", str(copy), "--keystore", keystore)
-            measured = json.loads(out)
-            results[label, size] = measured["ms"]
-            print(f"measured {size} persons ({label}: code of {measured['tree']})", flush=True)
-            for suffix in ("", ".checkpoints", "-wal", "-shm"):
-                Path(f"{copy}{suffix}").unlink(missing_ok=True)
+            results[label, size] = {}
+            for _ in range(args.rounds):
+                for op, samples in _measure_copy(built, label, tree, keystore).items():
+                    best = results[label, size].get(op)
+                    if best is None or statistics.median(samples) < statistics.median(best):
+                        results[label, size][op] = samples
+            print(f"measured {size} persons ({label}: code of {tree})", flush=True)
     _report(results, sizes, [label for label, _ in trees])
     return 0
+
+
+def _measure_copy(built: Path, label: str, tree: Path, keystore: Path) -> dict[str, list[float]]:
+    """One round: the measurements of the code in ``tree`` on a fresh copy of ``built``."""
+    copy = built.with_name(f"{built.stem}-{label}.db")
+    for suffix in ("", ".checkpoints"):
+        shutil.copyfile(f"{built}{suffix}", f"{copy}{suffix}")
+    if label == "before":
+        _schema_back(copy, tree)
+    measured = json.loads(_run(tree, "--measure", "--db", copy, "--keystore", keystore))
+    for suffix in ("", ".checkpoints", "-wal", "-shm"):
+        Path(f"{copy}{suffix}").unlink(missing_ok=True)
+    if Path(measured["tree"]).resolve() != tree:
+        raise SystemExit(f"measured the code in {measured['tree']}, not {tree}")
+    ms: dict[str, list[float]] = measured["ms"]
+    return ms
 
 
 def _run(tree: Path, *args: object) -> str:
