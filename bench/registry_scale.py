@@ -208,6 +208,7 @@ def _schema_back(db: Path, python_path: Path) -> None:
             "from personalize.registry import MIGRATIONS; print(len(MIGRATIONS))",
         ],
         env=os.environ | {"PYTHONPATH": str(python_path)},
+        cwd=python_path,  # -c puts the working directory first on the path
         capture_output=True,
         text=True,
         check=True,
