@@ -432,7 +432,10 @@ def cmd_job_run(args: argparse.Namespace) -> int:
 
 
 def _cursor(args: argparse.Namespace) -> int:
-    """``--after CURSOR``: the last id of the page before (``0``: from the start)."""
+    """``--after CURSOR``: the last id of the page before (``0``: from the start); and
+    ``--limit`` checked."""
+    if args.limit < 1:
+        raise ValueError("--limit 须为正数 (the page size must be positive)")
     text = str(args.after or "0")
     if not text.isdigit():
         raise ValueError(
@@ -441,17 +444,26 @@ def _cursor(args: argparse.Namespace) -> int:
     return int(text)
 
 
-def _page(args: argparse.Namespace, key: str, items: list[dict[str, Any]], id_key: str) -> None:
-    """A page of a list and the cursor of the next one (``None`` after the last page); in
-    text, one line per item under the header, then how to get the next page."""
+def _page(
+    args: argparse.Namespace,
+    key: str,
+    items: list[dict[str, Any]],
+    id_key: str,
+    lines: Callable[[list[dict[str, Any]]], list[str]],
+    empty: str,
+) -> None:
+    """A page of a list (``items`` holds one more than ``--limit`` when there is more) and
+    the cursor of the next page: ``{key: [...], "next": CURSOR or null}`` in JSON; in text,
+    ``lines`` of the page, then how to get the next one."""
     more = len(items) > args.limit
     items = items[: args.limit]
     cursor = str(items[-1][id_key]) if more else None
     if args.json:
         _emit(args, {key: items, "next": cursor}, "")
-    if args.json or cursor is None:
         return
-    print(f"下一页 next page: --after {cursor}")
+    print("\n".join(lines(items)) if items else empty)
+    if cursor is not None:
+        print(f"下一页 next page: --after {cursor}")
 
 
 def _status_option(p: argparse.ArgumentParser, choices: list[str]) -> None:
@@ -462,8 +474,6 @@ def _status_option(p: argparse.ArgumentParser, choices: list[str]) -> None:
 
 def cmd_job_list(args: argparse.Namespace) -> int:
     """One page of jobs in id order (keyset pagination: ``--after`` the last id shown)."""
-    if args.limit < 1:
-        raise ValueError("--limit 须为正数 (the page size must be positive)")
     registry = _registry(args)
     where = " WHERE j.id > ?" + ("" if args.status is None else " AND j.status = ?")
     params: tuple[object, ...] = (_cursor(args),) + (() if args.status is None else (args.status,))
@@ -471,16 +481,18 @@ def cmd_job_list(args: argparse.Namespace) -> int:
         _JOB_QUERY + where + " ORDER BY j.id LIMIT ?", (*params, args.limit + 1)
     )
     jobs = [_job_summary(registry, j) for j in rows]
-    if not args.json:
-        if not jobs:
-            print("没有作业 (no jobs)")
-            return 0
-        print(" ".join(_pad(title, width) for title, _, width, _ in JOB_COLUMNS).rstrip())
-        for job in jobs[: args.limit]:
-            cells = (_pad(show(job[key]), width) for _, key, width, show in JOB_COLUMNS)
-            print(" ".join(cells).rstrip())
-    _page(args, "jobs", jobs, "job")
+    _page(args, "jobs", jobs, "job", _job_lines, "没有作业 (no jobs)")
     return 0
+
+
+def _job_lines(jobs: list[dict[str, Any]]) -> list[str]:
+    """The jobs under a header, one line each, in columns."""
+    header = " ".join(_pad(title, width) for title, _, width, _ in JOB_COLUMNS).rstrip()
+    rows = (
+        " ".join(_pad(show(job[key]), width) for _, key, width, show in JOB_COLUMNS).rstrip()
+        for job in jobs
+    )
+    return [header, *rows]
 
 
 def cmd_registry_list(args: argparse.Namespace) -> int:
@@ -499,16 +511,15 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
         }
         for card, name, ssn in page
     ]
-    if not args.json:
-        if not cards:
-            print("没有卡 (no cards)")
-            return 0
-        for c in cards[: args.limit]:
-            print(
-                f"{c['card_number']}  {_pad(c['status_name'], 8)} {_pad(c['holder'], 8)} {c['ssn']}"
-            )
-    _page(args, "cards", cards, "id")
+    _page(args, "cards", cards, "id", _card_lines, "没有卡 (no cards)")
     return 0
+
+
+def _card_lines(cards: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"{c['card_number']}  {_pad(c['status_name'], 8)} {_pad(c['holder'], 8)} {c['ssn']}"
+        for c in cards
+    ]
 
 
 def cmd_registry_sweep(args: argparse.Namespace) -> int:

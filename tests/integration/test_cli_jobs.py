@@ -153,3 +153,5 @@ def test_job_list_pages_by_cursor_and_filters_by_status(db: tuple[Path, str]) ->
     assert text.stdout.splitlines()[-1] == "下一页 next page: --after 1"
     bad = sscard("job", "list", "--db", str(path), "--after", "x")
     assert bad.returncode != 0 and "--after" in bad.stderr
+    empty = sscard("job", "list", "--db", str(path), "--limit", "0")
+    assert empty.returncode != 0 and "--limit" in empty.stderr
