@@ -1,7 +1,8 @@
 """How the registry's counter, job and office operations grow with its size (issue 13, "Show"):
 registries of 10k / 100k / 1M persons are built (``sscard registry seed``'s synthetic persons
 and cards, some lost or replaced, plus reissue jobs with step logs) and ``Registry.card``,
-``report_loss``, ``submit_job``, ``done_steps``, ``job list`` and ``registry list`` are timed:
+``registry show``'s lookups, ``sn_seen`` (a blank's SN before it is fed), ``report_loss``,
+``submit_job``, ``done_steps``, ``job list`` and ``registry list`` are timed:
 p50 and p99 per size, and the ratio of every p50 at the largest size to the smallest.
 
 With ``--before DIR`` the same measurements also run against the code in DIR (an earlier
@@ -45,9 +46,20 @@ from typing import Any
 HERE = Path(__file__).resolve().parent.parent
 AT = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)  # every registry's clock: runs are comparable
 AT_TEXT = AT.isoformat()
-OPERATIONS = ("card", "report_loss", "submit_job", "done_steps", "job_list", "registry_list")
+OPERATIONS = (
+    "card",
+    "registry_show",
+    "sn_seen",
+    "report_loss",
+    "submit_job",
+    "done_steps",
+    "job_list",
+    "registry_list",
+)
 SAMPLES = {
     "card": 300,
+    "registry_show": 100,
+    "sn_seen": 100,
     "report_loss": 60,
     "submit_job": 30,
     "done_steps": 300,
@@ -169,6 +181,10 @@ def measure(db: str, keystore: Path) -> dict[str, Any]:
     numbers = _active_numbers(registry, SAMPLES["card"] + SAMPLES["report_loss"], rng)
     for number in numbers[: SAMPLES["card"]]:
         _timed(times["card"], lambda n=number: registry.card(n))
+    for number in numbers[: SAMPLES["registry_show"]]:  # card, holder, blacklist, history
+        _timed(times["registry_show"], lambda n=number: service_commands._card_dict(registry, n))
+    for number in numbers[: SAMPLES["sn_seen"]]:  # a blank's SN checked before it is fed
+        _timed(times["sn_seen"], lambda n=number: registry.sn_seen(f"FE{n}"))
     for number in numbers[SAMPLES["card"] :]:
         _timed(times["report_loss"], lambda n=number: registry.report_loss(n, operator="bench"))
     for number in _active_numbers(registry, SAMPLES["submit_job"], rng):
