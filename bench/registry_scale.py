@@ -351,7 +351,7 @@ def _report(
             for size in sizes:
                 samples = results[label, size][op]
                 p50, p99 = statistics.median(samples), _percentile(samples, 99)
-                cells.append(f"{p50:.2f} / {p99:.2f}")
+                cells.append(f"{p50:.3f} / {p99:.3f}")
             first = statistics.median(results[label, sizes[0]][op])
             last = statistics.median(results[label, sizes[-1]][op])
             print(f"| {op} | {' | '.join(cells)} | {last / first:.2f} |")
