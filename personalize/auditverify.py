@@ -357,7 +357,10 @@ class AuditVerifier:
 
     def _all_rows(self) -> Iterator[tuple[str, sqlite3.Row]]:
         for table, columns in AUDITED_COLUMNS.items():
-            query = f"SELECT id, audit_event_id, {', '.join(columns)} FROM {table} ORDER BY id"
+            query = (
+                f"SELECT id, audit_event_id, {', '.join(columns)}"
+                f" FROM {self.registry.audited_rows(table)} ORDER BY id"
+            )
             for row in self.db.execute(query):
                 yield table, row
 
@@ -372,7 +375,10 @@ class AuditVerifier:
             table, _, number = name.partition("/")
             recorded.setdefault(table, []).append(int(number))
         for table, columns in AUDITED_COLUMNS.items():
-            select = f"SELECT id, audit_event_id, {', '.join(columns)} FROM {table}"
+            select = (
+                f"SELECT id, audit_event_id, {', '.join(columns)}"
+                f" FROM {self.registry.audited_rows(table)}"
+            )
             seen: set[int] = set()
             for condition, args in (("IS NULL", ()), ("> ?", (since,))):
                 for row in self.db.execute(f"{select} WHERE audit_event_id {condition}", args):

@@ -207,8 +207,8 @@ def submit_job(
             )
             raise JobError(f"没有待制卡的补/换卡申请 (no open reissue request for that card){hint}")
         cur = db.execute(
-            "INSERT INTO jobs (request_id, person_id, old_card_id, holder, photo, tracks, status,"
-            " operator, created_at, updated_at) VALUES (?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
+            "INSERT INTO jobs (request_id, person_id, old_card_id, holder, tracks, status,"
+            " operator, created_at, updated_at) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?)",
             (
                 request["id"],
                 old.person_id,
@@ -217,7 +217,6 @@ def submit_job(
                     {**asdict(holder), "birth_date": holder.birth_date.isoformat(), "extra": None},
                     ensure_ascii=False,
                 ),
-                photo,
                 str(registry.rule("job", None, "submit").target),
                 operator,
                 now,
@@ -225,6 +224,7 @@ def submit_job(
             ),
         )
         job_id = int(cur.lastrowid or 0)
+        db.execute("INSERT INTO job_photos (job_id, photo) VALUES (?, ?)", (job_id, photo))
         if tracks:
             db.execute(
                 "UPDATE jobs SET tracks = ? WHERE id = ?",
@@ -691,7 +691,7 @@ class JobRunner:
             card.external_authenticate(self.profile.update_key)
             card.write_issuer(issuer)
             card.write_holder(self.holder(job))
-            card.write_photo(bytes(job["photo"]))
+            card.write_photo(self.registry.job_photo(job["id"]))
             card.reset_pin(self.policy.default_pin)
         except CardRemoved as exc:
             raise CardLost(f"card pulled during the chip write ({exc})") from None
@@ -725,7 +725,7 @@ class JobRunner:
             checks = card.verify(
                 self.issuer(job, card.sn, issued),
                 self.holder(job),
-                bytes(job["photo"]),
+                self.registry.job_photo(job["id"]),
                 pin=self.policy.default_pin,
             )
         except VerificationFailed as exc:
@@ -798,7 +798,7 @@ class JobRunner:
             card.card_number,
             self._issue_date(job),
             self.policy.authority,
-            bytes(job["photo"]),
+            self.registry.job_photo(job["id"]),
             self.profile.face,
         )
         job_dir = self.dev.out_dir / f"job-{job['id']}"

@@ -19,7 +19,7 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
@@ -356,6 +356,44 @@ VERIFICATION_MIGRATION = (
 )
 MIGRATIONS.append(VERIFICATION_MIGRATION)
 
+# An index for every lookup path (issue 13, "O(log n)"): a card's other cards, its history,
+# its open request and live job, an SN anywhere, a job's new card, the list pages by status
+# (keyset on id) and the provisional losses by deadline (``lapse_expired``, the sweep).
+MIGRATIONS.append(
+    """
+    CREATE INDEX cards_by_person ON cards(person_id);
+    CREATE INDEX cards_by_status ON cards(status, id);
+    CREATE INDEX cards_by_sn ON cards(sn);
+    CREATE INDEX provisional_losses_by_deadline ON cards(lapse_at)
+        WHERE status = 'provisional_loss';
+    CREATE INDEX status_history_by_card ON status_history(card_id);
+    CREATE INDEX blacklist_by_sn ON blacklist(sn);
+    CREATE INDEX requests_by_old_card ON reissue_requests(old_card_id, status);
+    CREATE INDEX jobs_by_old_card ON jobs(old_card_id, status);
+    CREATE INDEX jobs_by_new_card ON jobs(new_card_id);
+    CREATE INDEX jobs_by_status ON jobs(status, id);
+    CREATE INDEX job_steps_by_sn ON job_steps(sn);
+    CREATE INDEX office_reports_by_card ON office_reports(card_number);
+    """
+)
+
+# A job's photo (by far its biggest value) in a table of its own, out of the job rows that
+# lists, claims and every step read; the job row's audit digest still covers it
+# (``audited_rows``), so a photo changed outside sscard is found as the job row changed.
+PHOTO_MIGRATION = """
+    CREATE TABLE job_photos (
+        job_id INTEGER PRIMARY KEY REFERENCES jobs(id),
+        photo BLOB NOT NULL
+    );
+    INSERT INTO job_photos (job_id, photo) SELECT id, photo FROM jobs;
+    ALTER TABLE jobs DROP COLUMN photo;
+"""
+MIGRATIONS.append(PHOTO_MIGRATION)
+JOBS_WITH_PHOTOS = (
+    "(SELECT jobs.*, job_photos.photo FROM jobs"
+    " LEFT JOIN job_photos ON job_photos.job_id = jobs.id) AS jobs"
+)
+
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
 ACTIVATION_EVIDENCE = ("chip_write", "chip_verify", "encode_stripe", "stripe_verify", "print_face")
@@ -460,7 +498,7 @@ def _event_hash(key: AuditKey, row: sqlite3.Row, prev: str) -> str:
     return event_mac(key, [*fields, row["subject"], row["details"]])
 
 
-def _row_state(table: str, row: sqlite3.Row) -> dict[str, str]:
+def _row_state(table: str, row: sqlite3.Row | Mapping[str, Any]) -> dict[str, str]:
     """What an audit event records of a state row: a digest of its audited columns, and its
     status in clear when it has one (so a difference can be named)."""
     values = [
@@ -695,6 +733,21 @@ class Registry:
                     f" BEGIN INSERT OR IGNORE INTO audit_touched VALUES ('{table}', {ref}.id);"
                     " END"
                 )
+        if self._photos_apart():  # a job's photo is part of its audited row
+            for when, ref in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+                self.db.execute(
+                    f"CREATE TEMP TRIGGER IF NOT EXISTS audit_job_photos_{when.lower()} AFTER"
+                    f" {when} ON main.job_photos BEGIN INSERT OR IGNORE INTO audit_touched"
+                    f" VALUES ('jobs', {ref}.job_id); END"
+                )
+
+    def _photos_apart(self) -> bool:
+        """The schema keeps job photos in ``job_photos`` (``PHOTO_MIGRATION`` applied)."""
+        return PHOTO_MIGRATION in MIGRATIONS[: self.schema_version]
+
+    def audited_rows(self, table: str) -> str:
+        """Where the audited columns of ``table``'s rows are read: a job with its photo."""
+        return JOBS_WITH_PHOTOS if table == "jobs" and self._photos_apart() else table
 
     def _pending_events(self) -> list[sqlite3.Row]:
         """This transaction's events, not yet sealed (the tail with an empty hash)."""
@@ -726,7 +779,8 @@ class Registry:
         rows: dict[str, dict[str, str] | None] = {}
         for table, row_id in changes:
             row = self.db.execute(
-                f"SELECT id, {', '.join(AUDITED_COLUMNS[table])} FROM {table} WHERE id = ?",
+                f"SELECT id, {', '.join(AUDITED_COLUMNS[table])} FROM {self.audited_rows(table)}"
+                " WHERE id = ?",
                 (row_id,),
             ).fetchone()
             rows[f"{table}/{row_id}"] = None if row is None else _row_state(table, row)
@@ -887,6 +941,36 @@ class Registry:
         ).fetchone()
         return row
 
+    def card_page(
+        self, *, status: str | None = None, after: int = 0, limit: int = 50
+    ) -> list[tuple[Card, str, str]]:
+        """One page of cards with their holders, in id order after card id ``after``
+        (keyset pagination: a page costs O(log n + limit), whatever rows were added or
+        changed meanwhile), optionally of one stored ``status``: (card as of now, holder's
+        name, holder's ID number)."""
+        if status is not None and status not in STATUS_NAMES:
+            raise RegistryError(
+                f"未知的卡状态 {status}，可选 {', '.join(STATUS_NAMES)} (unknown card status)"
+            )
+        if limit < 1:
+            raise RegistryError("--limit 须为正数 (the page size must be positive)")
+        rows = self.db.execute(
+            "SELECT c.*, p.name AS holder_name, p.ssn AS holder_ssn FROM cards c"
+            " JOIN persons p ON p.id = c.person_id WHERE c.id > ?"
+            + ("" if status is None else " AND c.status = ?")
+            + " ORDER BY c.id LIMIT ?",
+            (after, limit) if status is None else (after, status, limit),
+        )
+        return [(self._as_of_now(_card(r)), r["holder_name"], r["holder_ssn"]) for r in rows]
+
+    def job_photo(self, job_id: int) -> bytes:
+        """The photo a job writes to the chip and prints on the face."""
+        row = self.db.execute("SELECT photo FROM job_photos WHERE job_id = ?", (job_id,))
+        photo = row.fetchone()
+        if photo is None:
+            raise RegistryError(f"作业 {job_id} 没有照片 (job {job_id} has no photo)")
+        return bytes(photo[0])
+
     def blacklisted(self, card_number: str) -> bool:
         row = self.db.execute("SELECT 1 FROM blacklist WHERE card_number = ?", (card_number,))
         return row.fetchone() is not None
@@ -996,8 +1080,10 @@ class Registry:
         due = [
             int(row["id"])
             for row in self.db.execute(
-                "SELECT id FROM cards WHERE status = ? AND lapse_at <= ?",
-                (CardStatus.PROVISIONAL_LOSS.value, now),
+                # the literal status lets the deadline index (a partial index) serve it
+                f"SELECT id FROM cards WHERE status = '{CardStatus.PROVISIONAL_LOSS.value}'"
+                " AND lapse_at <= ? ORDER BY lapse_at",
+                (now,),
             )
         ]
         lapsed = 0

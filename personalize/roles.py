@@ -38,6 +38,8 @@ ACTIONS: dict[str, str] = {
     "card.report_loss": "预挂失",
     "card.formalize_loss": "正式挂失",
     "card.unreport": "解挂",
+    "card.sweep": "解除逾期预挂失",
+    "registry.seed": "生成测试数据",
     "request.reissue": "补卡申请",
     "document.reprint": "补打单据",
     "job.submit": "提交制卡作业",
@@ -59,6 +61,7 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
             "card.report_loss",
             "card.formalize_loss",
             "card.unreport",
+            "card.sweep",
             "request.reissue",
             "document.reprint",
         }

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import time
 import unicodedata
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -50,6 +51,7 @@ from personalize.registry import (
     request_number,
 )
 from personalize.registry_options import add_common_options, add_db_option, open_registry
+from personalize.seed import seed_registry
 from personalize.station import StationConfig
 from personalize.trackvault import TrackVault
 from printer.evolis import EvolisPrinter
@@ -459,19 +461,120 @@ def cmd_job_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_job_list(args: argparse.Namespace) -> int:
-    registry = _registry(args)
-    jobs = [_job_summary(registry, j) for j in registry.db.execute(_JOB_QUERY + " ORDER BY j.id")]
+def _cursor(args: argparse.Namespace) -> int:
+    """``--after CURSOR``: the last id of the page before (``0``: from the start); and
+    ``--limit`` checked."""
+    if args.limit < 1:
+        raise ValueError("--limit 须为正数 (the page size must be positive)")
+    text = str(args.after or "0")
+    if not text.isdigit():
+        raise ValueError(
+            f"--after 须为上一页给出的游标 (--after takes the cursor a page printed): {text}"
+        )
+    return int(text)
+
+
+def _page(
+    args: argparse.Namespace,
+    key: str,
+    items: list[dict[str, Any]],
+    id_key: str,
+    lines: Callable[[list[dict[str, Any]]], list[str]],
+    empty: str,
+) -> None:
+    """A page of a list (``items`` holds one more than ``--limit`` when there is more) and
+    the cursor of the next page: ``{key: [...], "next": CURSOR or null}`` in JSON; in text,
+    ``lines`` of the page, then how to get the next one."""
+    more = len(items) > args.limit
+    items = items[: args.limit]
+    cursor = str(items[-1][id_key]) if more else None
     if args.json:
-        _emit(args, {"jobs": jobs}, "")
-        return 0
-    if not jobs:
-        print("没有作业 (no jobs)")
-        return 0
-    print(" ".join(_pad(title, width) for title, _, width, _ in JOB_COLUMNS).rstrip())
-    for job in jobs:
-        cells = (_pad(show(job[key]), width) for _, key, width, show in JOB_COLUMNS)
-        print(" ".join(cells).rstrip())
+        _emit(args, {key: items, "next": cursor}, "")
+        return
+    print("\n".join(lines(items)) if items else empty)
+    if cursor is not None:
+        print(f"下一页 next page: --after {cursor}")
+
+
+def _status_option(p: argparse.ArgumentParser, choices: list[str]) -> None:
+    p.add_argument("--status", choices=choices, help="only this status")
+    p.add_argument("--limit", type=int, default=50, help="rows per page (default 50)")
+    p.add_argument("--after", help="the cursor a page printed: the next page")
+
+
+def cmd_job_list(args: argparse.Namespace) -> int:
+    """One page of jobs in id order (keyset pagination: ``--after`` the last id shown)."""
+    registry = _registry(args)
+    where = " WHERE j.id > ?" + ("" if args.status is None else " AND j.status = ?")
+    params: tuple[object, ...] = (_cursor(args),) + (() if args.status is None else (args.status,))
+    rows = registry.db.execute(
+        _JOB_QUERY + where + " ORDER BY j.id LIMIT ?", (*params, args.limit + 1)
+    )
+    jobs = [_job_summary(registry, j) for j in rows]
+    _page(args, "jobs", jobs, "job", _job_lines, "没有作业 (no jobs)")
+    return 0
+
+
+def _job_lines(jobs: list[dict[str, Any]]) -> list[str]:
+    """The jobs under a header, one line each, in columns."""
+    header = " ".join(_pad(title, width) for title, _, width, _ in JOB_COLUMNS).rstrip()
+    rows = (
+        " ".join(_pad(show(job[key]), width) for _, key, width, show in JOB_COLUMNS).rstrip()
+        for job in jobs
+    )
+    return [header, *rows]
+
+
+def cmd_registry_list(args: argparse.Namespace) -> int:
+    """One page of cards in id order with their status and masked holder (name and ID
+    number masked, never shown whole), ``--after`` the cursor of the page before."""
+    registry = _registry(args)
+    page = registry.card_page(status=args.status, after=_cursor(args), limit=args.limit + 1)
+    cards: list[dict[str, Any]] = [
+        {
+            "id": card.id,
+            "card_number": card.card_number,
+            "status": card.status,
+            "status_name": STATUS_NAMES[card.status],
+            "holder": mask_name(name),
+            "ssn": mask_id(ssn),
+        }
+        for card, name, ssn in page
+    ]
+    _page(args, "cards", cards, "id", _card_lines, "没有卡 (no cards)")
+    return 0
+
+
+def _card_lines(cards: list[dict[str, Any]]) -> list[str]:
+    return [
+        f"{c['card_number']}  {_pad(c['status_name'], 8)} {_pad(c['holder'], 8)} {c['ssn']}"
+        for c in cards
+    ]
+
+
+def cmd_registry_sweep(args: argparse.Namespace) -> int:
+    """Record the lapse of every 预挂失 past its deadline (a periodic task), audited as now."""
+    registry = _registry(args)
+    operator = acting(registry, "card.sweep").name
+    lapsed = registry.lapse_expired()  # each lapse its own event, by "system", at now
+    registry.audit(operator, "card.sweep", "registry", {"lapsed": lapsed})
+    _emit(args, {"lapsed": lapsed}, f"已解除逾期预挂失 lapsed {lapsed} provisional losses")
+    return 0
+
+
+def cmd_registry_seed(args: argparse.Namespace) -> int:
+    """Synthetic persons and cards for testers and capacity planning (personalize.seed)."""
+    registry = _registry(args)
+    operator = acting(registry, "registry.seed").name
+    start = time.perf_counter()
+    done = seed_registry(registry, args.persons, operator=operator)
+    seconds = round(time.perf_counter() - start, 1)
+    _emit(
+        args,
+        {"persons": done.persons, "cards": done.cards, "events": done.events, "seconds": seconds},
+        f"已生成 seeded {done.persons} persons, {done.cards} cards "
+        f"({done.events} audit events) in {seconds} s",
+    )
     return 0
 
 
@@ -585,6 +688,21 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("card", help="card number (卡号)")
     common(p)
     p.set_defaults(func=cmd_show)
+    p = reg.add_parser(
+        "list", help="a page of cards: number, status, masked holder (--status, --after)"
+    )
+    _status_option(p, list(STATUS_NAMES))
+    common(p)
+    p.set_defaults(func=cmd_registry_list)
+    p = reg.add_parser(
+        "sweep", help="record the lapse of every 预挂失 past its deadline (periodic task)"
+    )
+    common(p)
+    p.set_defaults(func=cmd_registry_sweep)
+    p = reg.add_parser("seed", help="fill the registry with synthetic persons and cards (testing)")
+    p.add_argument("--persons", type=int, required=True, help="how many persons to add")
+    common(p)
+    p.set_defaults(func=cmd_registry_seed)
 
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit_command", required=True
@@ -630,13 +748,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--json", action="store_true", help="output JSON (errors too)")
     p.set_defaults(func=cmd_job_run)
     for name, func, text in (
-        ("list", cmd_job_list, "every job: holder (masked), cards, station, local times, reason"),
+        ("list", cmd_job_list, "a page of jobs: holder (masked), cards, station, times, reason"),
         ("show", cmd_job_show, "one job with its reason and step log"),
         ("cancel", cmd_job_cancel, "cancel a queued or paused job"),
     ):
         p = job.add_parser(name, help=text, description=f"{text[0].upper()}{text[1:]}.")
         if name != "list":
             p.add_argument("job", type=int, help="job number")
+        else:
+            _status_option(p, list(JOB_STATUS_NAMES))
         common(p)
         if name == "cancel":
             p.add_argument("--reason", required=True, help="why (recorded and audited)")

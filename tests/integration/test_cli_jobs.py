@@ -10,6 +10,7 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,3 +133,25 @@ def test_job_show_names_the_reason_never_none(db: tuple[Path, str]) -> None:
     assert shown["reason"] == REASON and shown["holder"] == "欧***"
     missing = sscard("job", "show", "9", "--db", str(path))
     assert missing.returncode == 1 and missing.stderr.startswith("错误：")
+
+
+def test_job_list_pages_by_cursor_and_filters_by_status(db: tuple[Path, str]) -> None:
+    path, _ = db
+
+    def page(*args: str) -> Any:
+        result = sscard("job", "list", "--db", str(path), "--json", *args)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    first = page("--limit", "1")
+    assert [j["job"] for j in first["jobs"]] == [1] and first["next"] == "1"
+    second = page("--limit", "1", "--after", "1")
+    assert [j["job"] for j in second["jobs"]] == [2] and second["next"] is None
+    paused = page("--status", "paused")
+    assert [j["job"] for j in paused["jobs"]] == [2]
+    text = sscard("job", "list", "--db", str(path), "--limit", "1")
+    assert text.stdout.splitlines()[-1] == "下一页 next page: --after 1"
+    bad = sscard("job", "list", "--db", str(path), "--after", "x")
+    assert bad.returncode != 0 and "--after" in bad.stderr
+    empty = sscard("job", "list", "--db", str(path), "--limit", "0")
+    assert empty.returncode != 0 and "--limit" in empty.stderr

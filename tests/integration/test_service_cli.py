@@ -110,7 +110,7 @@ def test_counter_flow_from_the_command_line(tmp_path: Path) -> None:
     assert broken.returncode == 1 and "event 7" in broken.stdout
     unknown = sscard("registry", "show", "Q00000000", db=db)
     assert unknown.returncode == 1 and "unknown card number" in unknown.stderr
-    assert json.loads(sscard("job", "list", "--json", db=db).stdout) == {"jobs": []}
+    assert json.loads(sscard("job", "list", "--json", db=db).stdout) == {"jobs": [], "next": None}
 
 
 def _enroll_file(path: Path, **changes: object) -> Path:

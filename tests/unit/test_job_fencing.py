@@ -31,11 +31,12 @@ def job(tmp_path: Path) -> Iterator[tuple[Registry, int, int]]:
     old = registry.card(number)
     with registry.transaction() as db:
         db.execute(
-            "INSERT INTO jobs (request_id, person_id, old_card_id, holder, photo, status,"
-            " operator, created_at, updated_at) VALUES (?, ?, ?, '{}', x'00', 'queued', 'op',"
+            "INSERT INTO jobs (request_id, person_id, old_card_id, holder, status,"
+            " operator, created_at, updated_at) VALUES (?, ?, ?, '{}', 'queued', 'op',"
             " 'now', 'now')",
             (request["id"], old.person_id, old.id),
         )
+        db.execute("INSERT INTO job_photos (job_id, photo) VALUES (1, x'00')")
         db.execute("UPDATE reissue_requests SET status = 'in_job', job_id = 1")
     card = registry.start_card(1, operator="op")
     with registry.transaction() as db:

@@ -88,5 +88,4 @@ def test_photo_paths_inside_the_job_directory_are_read(
     (base / "photos" / "x").mkdir()
     os.symlink(base / "photos" / "inside.jpg", base / "alias.jpg")  # stays inside
     job_id = submit_job(registry, PROFILE, vault, job(number, photo), base_dir=base, operator="op")
-    row = registry.db.execute("SELECT photo FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    assert bytes(row["photo"]) == sample_photo()
+    assert registry.job_photo(job_id) == sample_photo()

@@ -189,10 +189,11 @@ def test_activation_is_atomic(registry: Registry) -> None:
     with registry.transaction() as db:
         db.execute(
             "INSERT INTO jobs (request_id, person_id, old_card_id, holder,"
-            " photo, status, operator, created_at, updated_at) VALUES"
-            " (?, ?, ?, '{}', x'00', 'running', 'op1', 'now', 'now')",
+            " status, operator, created_at, updated_at) VALUES"
+            " (?, ?, ?, '{}', 'running', 'op1', 'now', 'now')",
             (request["id"], old.person_id, old.id),
         )
+        db.execute("INSERT INTO job_photos (job_id, photo) VALUES (1, x'00')")
         db.execute("UPDATE reissue_requests SET status = 'in_job', job_id = 1")
     new = registry.start_card(1, operator="op1")
     new_id, new_number = new.id, new.card_number
@@ -315,8 +316,8 @@ def test_migration_4_keeps_existing_requests_and_jobs(tmp_path: Path, clock: Clo
     assert registry.db.execute("SELECT COUNT(*) FROM job_steps").fetchone()[0] == 1
     # a second job for request 1 is now possible; a second live job for request 2 is not
     insert = (
-        "INSERT INTO jobs (request_id, person_id, old_card_id, holder, photo, status,"
-        " operator, created_at, updated_at) VALUES (?, ?, ?, '{}', x'00', 'queued', 'op', 'x', 'x')"
+        "INSERT INTO jobs (request_id, person_id, old_card_id, holder, status,"
+        " operator, created_at, updated_at) VALUES (?, ?, ?, '{}', 'queued', 'op', 'x', 'x')"
     )
     registry.db.execute(insert, (1, 1, 1))
     with pytest.raises(sqlite3.IntegrityError):
