@@ -7,12 +7,17 @@ client connections (each client its own process, as stations would be).
 Each figure is the median of 3 runs of ``--seconds`` each; the operation is
 ``command_mac("pin", factors, challenge, 16 bytes)`` — a three-level derivation, a session
 key and a DES CBC-MAC per call. The machine has 2 cores: server and clients share them.
+
+Old and new in the same run: in process, the derivation of before issue 14 (two ECB calls
+a level, ``diversify_two_calls`` below) against today's one call; over TCP, the service as
+one process (``--workers 1``, as before issue 14) against one worker process a core.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import subprocess
 import sys
@@ -25,6 +30,7 @@ from hsm_stub.cryptograms import CardFactors
 from hsm_stub.keystore import TEST_CLIENT_SECRET, Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.module import SecurityModule
+from hsm_stub.suites import CipherSuite
 from simulator.station import free_port
 
 FACTORS = CardFactors.for_card(bytes.fromhex("0102030405060708"), "371700")
@@ -55,50 +61,83 @@ def tcp_rate(port: int, clients: int, seconds: float) -> float:
     return sum(counts) / seconds
 
 
+def diversify_two_calls(self: CipherSuite, key: bytes, factor: bytes) -> bytes:
+    """``CipherSuite.diversify`` before issue 14: ``E_K(D) ‖ E_K(~D)`` in two calls."""
+    inverted = bytes(b ^ 0xFF for b in factor)
+    return self.encrypt(key, factor) + self.encrypt(key, inverted)
+
+
+def in_process_rate(module: SecurityModule, seconds: float) -> float:
+    return statistics.median(count_for(module, seconds) / seconds for _ in range(3))
+
+
+def serve(keystore: Path, port: int, audit: Path, workers: int) -> subprocess.Popen[str]:
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "personalize.cli",
+            "hsm",
+            "serve",
+            "--keystore",
+            str(keystore),
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--audit-log",
+            str(audit),
+            "--workers",
+            str(workers),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdout is not None
+    server.stdout.readline()  # "listening on …"
+    return server
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ks.json"
         local = LocalSecurityModule(Keystore.create_test(path))
-        in_process = statistics.median(
-            count_for(local, args.seconds) / args.seconds for _ in range(3)
-        )
-        port = free_port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "personalize.cli",
-                "hsm",
-                "serve",
-                "--keystore",
-                str(path),
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--audit-log",
-                str(Path(tmp) / "audit.log"),
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        one_call = CipherSuite.diversify
+        CipherSuite.diversify = diversify_two_calls  # type: ignore[method-assign]
         try:
-            assert server.stdout is not None
-            server.stdout.readline()  # "listening on …"
-            results = {
-                n: statistics.median(tcp_rate(port, n, args.seconds) for _ in range(3))
-                for n in (1, 8)
-            }
+            old_in_process = in_process_rate(local, args.seconds)
         finally:
-            server.terminate()
-            server.wait()
-    print(f"in-process:              {in_process:8.0f} MAC/s")
-    for n, r in results.items():
-        print(
-            f"TCP loopback, {n} client{'s' if n > 1 else ' '}: {r:8.0f} MAC/s "
-            f"({r / in_process:.2f}x in-process)"
-        )
+            CipherSuite.diversify = one_call  # type: ignore[method-assign]
+        in_process = in_process_rate(local, args.seconds)
+        tcp: dict[int, dict[int, float]] = {}
+        for workers in (1, args.workers):
+            port = free_port()
+            server = serve(path, port, Path(tmp) / f"audit-{workers}.log", workers)
+            try:
+                tcp[workers] = {
+                    n: statistics.median(tcp_rate(port, n, args.seconds) for _ in range(3))
+                    for n in (1, 8)
+                }
+            finally:
+                server.terminate()
+                server.wait()
+    print(f"in-process, two calls a level (old): {old_in_process:8.0f} MAC/s")
+    print(
+        f"in-process, one call a level:        {in_process:8.0f} MAC/s "
+        f"({in_process / old_in_process:.2f}x old)"
+    )
+    for workers, results in tcp.items():
+        label = "1 process (old)" if workers == 1 else f"{workers} worker processes"
+        for n, r in results.items():
+            print(
+                f"TCP loopback, {label:>19}, {n} client{'s' if n > 1 else ' '}: {r:8.0f} MAC/s "
+                f"({r / in_process:.2f}x in-process)"
+            )
+        print(f"  8 clients / 1 client: {results[8] / results[1]:.2f}x")
+    new = tcp[args.workers]
+    print(f"8 clients, {args.workers} workers / 1 process: {new[8] / tcp[1][8]:.2f}x")
     return 0
 
 
