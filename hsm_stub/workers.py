@@ -113,7 +113,7 @@ class WorkerPool:
         """Pass ``sock`` to the least busy live worker (our copy is closed); ``release`` is
         called once that worker is done with it. NoWorker when none is left."""
         message = f"{address[0]} {address[1]}".encode()
-        with self._lock:
+        with sock, self._lock:
             while True:
                 live = [w for w in self._workers if w.alive]
                 if not live:
@@ -123,11 +123,10 @@ class WorkerPool:
                 worker.open[conn_id] = release
                 try:
                     socket.send_fds(worker.channel, [conn_id + message], [sock.fileno()])
-                    break
+                    return
                 except OSError as exc:
                     del worker.open[conn_id]
                     self._lost(worker, exc)
-        sock.close()
 
     def _read_releases(self, worker: _Worker) -> None:
         while True:
