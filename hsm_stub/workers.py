@@ -151,6 +151,7 @@ class WorkerPool:
             worker.alive = False
             if not self._closing:
                 log.error("security-module worker %s lost: %s", worker.process.name, reason)
+                worker.process.join(timeout=1)  # reap it
         for release in worker.open.values():
             release()
         worker.open.clear()

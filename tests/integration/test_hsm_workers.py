@@ -6,6 +6,7 @@ workers are the service's child processes and do not outlive it, even killed."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -163,3 +164,36 @@ def test_the_workers_go_with_a_killed_service(test_keystore: Keystore, tmp_path:
         if proc.poll() is None:
             proc.kill()
         proc.wait()
+
+
+def test_a_killed_worker_leaves_the_service_serving(
+    test_keystore: Keystore, tmp_path: Path
+) -> None:
+    port = free_port()
+    proc = _serve(test_keystore.path, port, tmp_path / "audit.log")
+
+    def center() -> TcpSecurityModule:
+        return TcpSecurityModule(
+            "127.0.0.1", port, secret=TEST_CLIENT_SECRET, client_id="test-center", timeout=5
+        )
+
+    try:
+        first, second = _children(proc.pid)
+        with center() as a, center() as b:  # one connection each way: least busy first
+            assert a.kcv("pin") == b.kcv("pin") == test_keystore.info("pin").kcv
+            os.kill(first, signal.SIGKILL)
+            assert _gone(first)
+            answers = []
+            for client in (a, b):
+                try:
+                    answers.append(client.kcv("pin"))
+                except SecurityModuleUnavailable:
+                    answers.append(b"")
+            assert answers.count(b"") == 1  # the connection of the killed worker only
+        for _ in range(4):  # every new connection goes to the live worker, the slots were freed
+            with center() as client:
+                assert client.kcv("pin") == test_keystore.info("pin").kcv
+        assert _children(proc.pid) == [second] and proc.poll() is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
