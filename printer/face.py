@@ -436,11 +436,11 @@ def _pack_levels(values: bytes) -> bytes:
     """R, G or B values (one byte a dot, ``len`` a multiple of 8) → their dye levels, 5 bits
     a dot, MSB first."""
     groups = len(values) // 8
+    dots = [values[dot::8] for dot in range(8)]  # dot k of every group
     out = bytearray(groups * 5)
     for byte, parts in enumerate(_LEVEL_SHARES):
         shares = (
-            Image.frombytes("L", (groups, 1), values[dot::8].translate(table))
-            for dot, table in parts
+            Image.frombytes("L", (groups, 1), dots[dot].translate(table)) for dot, table in parts
         )
         out[byte::5] = functools.reduce(ImageChops.add_modulo, shares).tobytes()
     return bytes(out)
