@@ -57,6 +57,21 @@ def tcp_client_count(port: int, seconds: float) -> int:
         return count_for(client, seconds)
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(idle, total) CPU ticks of the whole machine since boot (/proc/stat)."""
+    ticks = [int(t) for t in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return ticks[3] + ticks[4], sum(ticks)
+
+
+def tcp_runs(port: int, clients: int, seconds: float) -> tuple[float, float]:
+    """The median rate of 3 runs, and the share of the machine's CPU left idle meanwhile
+    (near 0: other work held the cores too, and no design can show its scaling)."""
+    idle0, total0 = cpu_ticks()
+    rate = statistics.median(tcp_rate(port, clients, seconds) for _ in range(3))
+    idle1, total1 = cpu_ticks()
+    return rate, (idle1 - idle0) / max(1, total1 - total0)
+
+
 def tcp_rate(port: int, clients: int, seconds: float) -> float:
     with multiprocessing.Pool(clients) as pool:
         counts = pool.starmap(tcp_client_count, [(port, seconds)] * clients)
@@ -117,18 +132,16 @@ def main() -> int:
         finally:
             cryptograms.derive_card_key = today
         in_process = in_process_rate(local, args.seconds)
-        tcp: dict[int, dict[int, float]] = {}
+        tcp: dict[int, dict[int, tuple[float, float]]] = {}
         for workers in (1, args.workers):
             port = free_port()
             server = serve(path, port, Path(tmp) / f"audit-{workers}.log", workers)
             try:
-                tcp[workers] = {
-                    n: statistics.median(tcp_rate(port, n, args.seconds) for _ in range(3))
-                    for n in (1, 8)
-                }
+                tcp[workers] = {n: tcp_runs(port, n, args.seconds) for n in (1, 8)}
             finally:
                 server.terminate()
                 server.wait()
+    print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores)")
     print(f"in-process, derivation before issue 14: {old_in_process:8.0f} MAC/s")
     print(
         f"in-process, today:                      {in_process:8.0f} MAC/s "
@@ -136,14 +149,15 @@ def main() -> int:
     )
     for workers, results in tcp.items():
         label = "1 process (old)" if workers == 1 else f"{workers} worker processes"
-        for n, r in results.items():
+        for n, (rate, idle) in results.items():
             print(
-                f"TCP loopback, {label:>19}, {n} client{'s' if n > 1 else ' '}: {r:8.0f} MAC/s "
-                f"({r / in_process:.2f}x in-process)"
+                f"TCP loopback, {label:>19}, {n} client{'s' if n > 1 else ' '}: "
+                f"{rate:8.0f} MAC/s ({rate / in_process:.2f}x in-process; "
+                f"machine {idle:4.0%} idle)"
             )
-        print(f"  8 clients / 1 client: {results[8] / results[1]:.2f}x")
-    new = tcp[args.workers]
-    print(f"8 clients, {args.workers} workers / 1 process: {new[8] / tcp[1][8]:.2f}x")
+        print(f"  8 clients / 1 client: {results[8][0] / results[1][0]:.2f}x")
+    new = tcp[args.workers][8][0]
+    print(f"8 clients, {args.workers} workers / 1 process: {new / tcp[1][8][0]:.2f}x")
     return 0
 
 
