@@ -3,7 +3,9 @@ and send the whole job to the Evolis emulator over a pseudo-terminal.
 
     .venv/bin/python bench/print_job.py [--cards 10]
 
-Prints the median time of each stage and the bytes sent per card.
+Prints the median time of each stage and the bytes sent per card; the panels are built by
+the per-dot packing of before issue 14 (printer/panel_reference.py) and by today's, on the
+same cards in the same run, and the ratio of their medians.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import date
 
 from printer.evolis import EvolisPrinter
 from printer.face import CardFace, build_panels, render_png
+from printer.panel_reference import build_panels_per_dot
 from simulator.evolis_emulator import EvolisEmulator, VirtualCard
 from simulator.factory import sample_photo
 from sscard.profile import load_profile
@@ -32,7 +35,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cards", type=int, default=10)
     args = parser.parse_args()
-    render, panels_t, send, sent = [], [], [], []
+    render, old_panels, panels_t, send, sent = [], [], [], [], []
     emulator = EvolisEmulator([VirtualCard() for _ in range(args.cards)]).start()
     try:
         with CountingPrinter(emulator.path, timeout=60) as printer:
@@ -49,13 +52,16 @@ def main() -> int:
                 t0 = time.perf_counter()
                 render_png(face)
                 t1 = time.perf_counter()
+                build_panels_per_dot(face)
+                t_old = time.perf_counter()
                 panels = build_panels(face)
                 t2 = time.perf_counter()
                 printer.sent = 0
                 printer.print_panels(panels)
                 t3 = time.perf_counter()
                 render.append(t1 - t0)
-                panels_t.append(t2 - t1)
+                old_panels.append(t_old - t1)
+                panels_t.append(t2 - t_old)
                 send.append(t3 - t2)
                 sent.append(printer.sent)
     finally:
@@ -63,7 +69,9 @@ def main() -> int:
     ms = lambda xs: statistics.median(xs) * 1000  # noqa: E731
     print(f"cards: {args.cards}")
     print(f"render face (PNG):          median {ms(render):7.1f} ms")
+    print(f"build YMCKO panels, old:    median {ms(old_panels):7.1f} ms (per-dot packing)")
     print(f"build YMCKO panels:         median {ms(panels_t):7.1f} ms")
+    print(f"  panels old / new:         {ms(old_panels) / ms(panels_t):7.1f}x")
     print(f"send job over pty + print:  median {ms(send):7.1f} ms")
     print(f"bytes sent per card:        {statistics.median(sent):,.0f}")
     return 0

@@ -21,6 +21,7 @@ security-module backends, the PSAM and the simulated card all call (docs/chip-ap
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -86,9 +87,17 @@ class CardFactors:
 
 def derive_card_key(suite: CipherSuite, root: bytes, factors: CardFactors) -> bytes:
     """Derivation from the root down: root → province → city → card (three levels), or
-    root → city → card (two)."""
+    root → city → card (two). The levels above the card are the same for every card of a
+    region, so they are derived once per root and region (:func:`_region_key`)."""
+    return suite.diversify(_region_key(suite, root, factors.chain()[1:]), factors.card)
+
+
+@functools.lru_cache(maxsize=64)
+def _region_key(suite: CipherSuite, root: bytes, region: tuple[bytes, ...]) -> bytes:
+    """The city key of a region (``region`` card-first without the card: city [, province]),
+    kept in memory beside the root keys it comes from: never written, never logged."""
     key = root
-    for factor in reversed(factors.chain()):
+    for factor in reversed(region):
         key = suite.diversify(key, factor)
     return key
 

@@ -40,6 +40,7 @@ from hsm_stub.errors import (
 MAGIC = b"SSHSM1"
 NONCE_LENGTH = 16
 MAX_FRAME = 65_536
+RECV_SIZE = 16_384  # what one recv of a FrameReader takes at most
 DEFAULT_PORT = 9630
 
 
@@ -93,48 +94,85 @@ class FrameTimeout(ProtocolViolation):
     """A frame did not arrive whole before its deadline."""
 
 
-def _recv_exact(sock: socket.socket, n: int, deadline: float | None) -> bytes:
-    """``n`` bytes; with a ``deadline`` (``time.monotonic()``) every ``recv`` waits only for
-    what is left of it, so the deadline holds for the whole read."""
-    buf = bytearray()
-    previous = sock.gettimeout()
-    try:
-        while len(buf) < n:
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise FrameTimeout("the frame did not arrive before its deadline")
-                sock.settimeout(remaining)
-            try:
-                chunk = sock.recv(n - len(buf))
-            except TimeoutError:
-                if deadline is None:
-                    raise
-                raise FrameTimeout("the frame did not arrive before its deadline") from None
-            if not chunk:
-                raise ConnectionClosed("connection closed by peer")
-            buf += chunk
-    finally:
-        if deadline is not None:
+def _recv(sock: socket.socket, n: int, deadline: float | None) -> bytes:
+    """One ``recv`` of at most ``n`` bytes; with a ``deadline`` (``time.monotonic()``) it
+    waits only for what is left of it."""
+    if deadline is None:
+        chunk = sock.recv(n)
+    else:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FrameTimeout("the frame did not arrive before its deadline")
+        previous = sock.gettimeout()
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(n)
+        except TimeoutError:
+            raise FrameTimeout("the frame did not arrive before its deadline") from None
+        finally:
             sock.settimeout(previous)
+    if not chunk:
+        raise ConnectionClosed("connection closed by peer")
+    return chunk
+
+
+def _recv_exact(sock: socket.socket, n: int, deadline: float | None) -> bytes:
+    """``n`` bytes, not one more; the deadline holds for the whole read."""
+    buf = bytearray()
+    while len(buf) < n:
+        buf += _recv(sock, n - len(buf), deadline)
     return bytes(buf)
+
+
+def _frame_deadline(deadline: float | None, frame_timeout: float | None) -> float | None:
+    """The deadline of a frame whose first byte just arrived."""
+    if frame_timeout is None:
+        return deadline
+    end = time.monotonic() + frame_timeout
+    return end if deadline is None else min(deadline, end)
+
+
+def _frame_length(header: bytes | bytearray) -> int:
+    length = int.from_bytes(header, "big")
+    if not 1 <= length <= MAX_FRAME:
+        raise ProtocolViolation(f"frame length {length} outside 1..{MAX_FRAME}")
+    return length
 
 
 def read_frame(
     sock: socket.socket, *, frame_timeout: float | None = None, deadline: float | None = None
 ) -> bytes:
-    """Read one frame. ``frame_timeout`` bounds the time from its first byte to its last;
-    ``deadline`` (a ``time.monotonic()`` instant) bounds the whole read, the wait for the
-    first byte included. Waiting for the first byte otherwise uses the socket's timeout."""
+    """Read one frame and nothing after it. ``frame_timeout`` bounds the time from its first
+    byte to its last; ``deadline`` (a ``time.monotonic()`` instant) bounds the whole read,
+    the wait for the first byte included. Waiting for the first byte otherwise uses the
+    socket's timeout."""
     first = _recv_exact(sock, 1, deadline)
-    if frame_timeout is not None:
-        end = time.monotonic() + frame_timeout
-        deadline = end if deadline is None else min(deadline, end)
-    header = first + _recv_exact(sock, 3, deadline)
-    length = int.from_bytes(header, "big")
-    if not 1 <= length <= MAX_FRAME:
-        raise ProtocolViolation(f"frame length {length} outside 1..{MAX_FRAME}")
+    deadline = _frame_deadline(deadline, frame_timeout)
+    length = _frame_length(first + _recv_exact(sock, 3, deadline))
     return _recv_exact(sock, length, deadline)
+
+
+class FrameReader:
+    """The frames of one connection, read with :func:`read_frame`'s deadlines in as few
+    ``recv`` calls as the peer's writes allow: each call takes whatever has arrived (a whole
+    frame usually comes in one), and bytes after a frame wait here for the next read."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self._buffer = bytearray()
+
+    def read(self, *, frame_timeout: float | None = None) -> bytes:
+        if not self._buffer:
+            self._buffer += _recv(self.sock, RECV_SIZE, None)
+        deadline = _frame_deadline(None, frame_timeout)
+        while len(self._buffer) < 4:
+            self._buffer += _recv(self.sock, RECV_SIZE, deadline)
+        end = 4 + _frame_length(self._buffer[:4])
+        while len(self._buffer) < end:
+            self._buffer += _recv(self.sock, RECV_SIZE, deadline)
+        frame = bytes(self._buffer[4:end])
+        del self._buffer[:end]
+        return frame
 
 
 def write_frame(sock: socket.socket, payload: bytes) -> None:
@@ -188,6 +226,7 @@ class SecureChannel:
         self._send, self._recv = (s2c, c2s) if server else (c2s, s2c)
         self._send_n = 0
         self._recv_n = 0
+        self._reader: FrameReader | None = None
 
     def send(self, sock: socket.socket, payload: bytes) -> None:
         nonce = self._send_n.to_bytes(12, "big")
@@ -195,7 +234,9 @@ class SecureChannel:
         write_frame(sock, self._send.encrypt(nonce, payload, None))
 
     def recv(self, sock: socket.socket, *, frame_timeout: float | None = None) -> bytes:
-        frame = read_frame(sock, frame_timeout=frame_timeout)
+        if self._reader is None or self._reader.sock is not sock:
+            self._reader = FrameReader(sock)  # the handshake read exactly: nothing is lost
+        frame = self._reader.read(frame_timeout=frame_timeout)
         nonce = self._recv_n.to_bytes(12, "big")
         self._recv_n += 1
         try:

@@ -9,6 +9,11 @@ unauthenticated client holds a slot a few seconds at most; each request frame wh
 ``request_timeout`` of its first byte (a deadline per frame, not per ``recv``); an idle
 connection is closed after ``idle_timeout``. A malformed or oversize frame closes that
 connection only. Every key use and every refusal is written to the audit log.
+
+With ``workers`` > 1 the connections are served by that many forked worker processes
+(:mod:`hsm_stub.workers`), so the service computes on as many cores; this process keeps the
+listener and the limits. The workers are forked when the server is made: make it before
+the process starts any thread (``sscard hsm serve`` does).
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from hsm_stub.protocol import (
     unpack_fields,
     write_frame,
 )
+from hsm_stub.workers import NoWorker, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +126,10 @@ class HsmServer:
         handshake_timeout: float = 3.0,
         request_timeout: float = 10.0,
         idle_timeout: float = 300.0,
+        workers: int = 1,
     ) -> None:
+        if workers < 1:
+            raise ValueError("a security module needs at least one worker")
         self.module = module
         self.audit = audit
         self.handshake_timeout = handshake_timeout
@@ -130,7 +139,8 @@ class HsmServer:
         self._slots = threading.BoundedSemaphore(max_clients)
         self._per_address: Counter[str] = Counter()
         self._address_lock = threading.Lock()
-        self._lock = threading.Lock()  # the module computes one request at a time
+        self._lock = threading.Lock()  # a process computes one request at a time
+        self._pool: WorkerPool | None = None
         outer = self
 
         class _Handler(socketserver.BaseRequestHandler):
@@ -146,22 +156,31 @@ class HsmServer:
         address = self._server.server_address
         self.host, self.port = str(address[0]), int(address[1])
         self._thread: threading.Thread | None = None
+        if workers > 1:  # forked now, before this process starts a thread of its own
+            self._pool = WorkerPool(
+                workers, self._serve_admitted, close_in_workers=self._server.socket
+            )
 
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> HsmServer:
+        """Serve on a thread of this process; :meth:`stop` ends it."""
         self._thread = threading.Thread(target=self.serve_forever, name="hsm-server", daemon=True)
         self._thread.start()
         return self
 
     def serve_forever(self) -> None:
+        """Serve on this thread until :meth:`stop` (from another thread) or an exception
+        (the CLI's SIGTERM and Ctrl-C), after which the caller calls :meth:`stop`."""
         self._server.serve_forever(poll_interval=0.1)
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
+        if self._thread is not None:  # serving on our own thread: end its loop first
+            self._server.shutdown()
             self._thread.join(timeout=5)
+        self._server.server_close()
+        if self._pool is not None:
+            self._pool.close()
 
     # ----------------------------------------------------------------- connections
 
@@ -183,6 +202,7 @@ class HsmServer:
             self._slots.release()
 
     def _serve_connection(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        """Admit the connection and serve it here, or pass it to a worker process."""
         peer = f"{address[0]}:{address[1]}"
         refused = self._admit(address[0])
         if refused is not None:
@@ -191,6 +211,23 @@ class HsmServer:
                 sock.settimeout(1.0)
                 write_frame(sock, bytes((Status.BUSY,)) + refused.encode())
             return
+        if self._pool is None:
+            try:
+                self._serve_admitted(sock, address)
+            finally:
+                self._release(address[0])
+            return
+        try:
+            self._pool.hand_off(
+                socket.socket(fileno=sock.detach()), address, lambda: self._release(address[0])
+            )
+        except NoWorker as exc:
+            self._release(address[0])
+            log.error("connection %s dropped: %s", peer, exc)
+
+    def _serve_admitted(self, sock: socket.socket, address: tuple[str, int]) -> None:
+        """Handshake, then requests until the client leaves, idles out or breaks the protocol."""
+        peer = f"{address[0]}:{address[1]}"
         try:
             authenticated = self._handshake(sock, peer)
             if authenticated is None:
@@ -208,8 +245,6 @@ class HsmServer:
             self.audit.record(client=peer, operation="frame", result=f"refused: {exc}")
         except (OSError, ConnectionClosed) as exc:
             log.debug("connection %s ended: %s", peer, exc)
-        finally:
-            self._release(address[0])
 
     def _handshake(
         self, sock: socket.socket, peer: str

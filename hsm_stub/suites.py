@@ -25,8 +25,12 @@ from hsm_stub.mac import mac_algorithm1, mac_algorithm3, pad_method2
 SuiteName = Literal["3DES", "SM4"]
 
 
+_INVERTED = bytes(b ^ 0xFF for b in range(256))
+
+
 def _invert(data: bytes) -> bytes:
-    return bytes(b ^ 0xFF for b in data)
+    """~D: every bit flipped."""
+    return data.translate(_INVERTED)
 
 
 def _check8(what: str, data: bytes) -> None:
@@ -55,11 +59,11 @@ class CipherSuite:
         return ecb_decrypt(self.cipher, key, data)
 
     def diversify(self, key: bytes, factor: bytes) -> bytes:
-        """One diversification step with an 8-byte factor."""
+        """One diversification step with an 8-byte factor: ``E_K(D ‖ ~D)`` in one ECB call.
+        For 3DES that is the two blocks ``3DES_K(D) ‖ 3DES_K(~D)`` of the PBOC rule (ECB
+        enciphers each block alone); for SM4 the one 16-byte block."""
         _check8("a diversification factor", factor)
-        if self.name == "SM4":
-            return self.encrypt(key, factor + _invert(factor))
-        return self.encrypt(key, factor) + self.encrypt(key, _invert(factor))
+        return self.encrypt(key, factor + _invert(factor))
 
     def session_key(self, key: bytes, challenge: bytes) -> bytes:
         """The session key for a card challenge R (8 bytes)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -148,6 +149,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_per_address=args.max_per_address,
         handshake_timeout=args.handshake_timeout,
         request_timeout=args.request_timeout,
+        workers=args.workers,
     )
 
     def _stop(signum: int, frame: object) -> None:
@@ -169,6 +171,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server.stop()
         audit.close()
     return 0
+
+
+def _workers(text: str) -> int:
+    """``--workers``: a whole number of processes, at least 1."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"--workers 应为正整数 (a whole number ≥ 1), not {text!r}")
+    return count
 
 
 def cmd_new_track_key(args: argparse.Namespace) -> int:
@@ -238,6 +251,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=float,
         default=10.0,
         help="seconds a request frame has from its first byte to its last",
+    )
+    p.add_argument(
+        "--workers",
+        type=_workers,
+        default=os.cpu_count() or 1,
+        help="worker processes serving the connections (default: one per core)",
     )
     p.set_defaults(func=cmd_serve)
 

@@ -157,10 +157,17 @@ def _load_font(path: str, size: int) -> ImageFont.FreeTypeFont:
     return ImageFont.truetype(path, size, index=0)
 
 
+@functools.lru_cache(maxsize=4096)
 def text_width(text: str, size: int) -> int:
     """Dots from the pen's start to the right of the last glyph's ink or advance."""
-    font = _font(size)
-    return math.ceil(max(font.getlength(text), font.getbbox(text)[2]))
+    return math.ceil(max(_font(size).getlength(text), _ink_bbox(text, size)[2]))
+
+
+@functools.lru_cache(maxsize=4096)
+def _ink_bbox(text: str, size: int) -> tuple[float, float, float, float]:
+    """The ink's box from the pen position (FreeType measures it anew on every call: the
+    layout asks the same fixed texts for every card)."""
+    return _font(size).getbbox(text)
 
 
 @dataclass(frozen=True)
@@ -284,7 +291,7 @@ def layout(face: CardFace) -> FaceLayout:
 
 
 def _ink_box(item: TextItem) -> Box:
-    x0, y0, x1, y1 = _font(item.size).getbbox(item.text)
+    x0, y0, x1, y1 = _ink_bbox(item.text, item.size)
     return (item.x + int(x0), item.y + int(y0), item.x + math.ceil(x1), item.y + math.ceil(y1))
 
 
@@ -395,20 +402,57 @@ def _unpack_mono(data: bytes) -> Image.Image:
     return _invert1(columns).transpose(Image.Transpose.TRANSPOSE)
 
 
-def _pack_levels(channel: Image.Image) -> bytes:
-    """32 levels, 5 bits a dot, MSB first, lines = columns."""
-    columns = channel.transpose(Image.Transpose.TRANSPOSE).tobytes()
-    acc, nbits, out = 0, 0, bytearray()
-    for value in columns:
-        acc = (acc << 5) | (value >> 3)
-        nbits += 5
-        while nbits >= 8:
-            nbits -= 8
-            out.append((acc >> nbits) & 0xFF)
-        acc &= (1 << nbits) - 1
-    if nbits:
-        out.append((acc << (8 - nbits)) & 0xFF)
+# Packing the dye levels [ours]: the level of a dot is (255 − v) >> 3 for its R, G or B
+# value v (subtractive colour, 32 levels), 5 bits MSB first, so 8 dots make 5 bytes. Byte j
+# of such a group gathers the bits of the 2 or 3 dots that overlap it; each dot's share of
+# byte j is a table from v (``bytes.translate``) applied to every 8th byte at once, and the
+# shares have disjoint bits, so adding them is OR-ing them. LINES × LINE_DOTS is a multiple
+# of 8: no group straddles two panels and nothing pads the end. Byte for byte the output of
+# the per-dot packer kept in printer/panel_reference.py (tests/unit/test_panel_packing.py).
+def _level_shares() -> tuple[tuple[tuple[int, bytes], ...], ...]:
+    """For each of the 5 bytes of a group: (dot of the group, table v → that dot's bits of
+    the byte)."""
+    shares = []
+    for byte in range(5):
+        parts = []
+        for dot in range(8):
+            first, last = 5 * dot, 5 * dot + 5  # the dot's bits, counted from the group's MSB
+            if last <= 8 * byte or first >= 8 * byte + 8:
+                continue
+            left = 8 * byte + 8 - last  # shift into the byte; negative: the bits run over
+            table = bytes(
+                ((255 - v) >> 3 << left if left >= 0 else (255 - v) >> 3 >> -left) & 0xFF
+                for v in range(256)
+            )
+            parts.append((dot, table))
+        shares.append(tuple(parts))
+    return tuple(shares)
+
+
+_LEVEL_SHARES = _level_shares()
+
+
+def _pack_levels(values: bytes) -> bytes:
+    """R, G or B values (one byte a dot, ``len`` a multiple of 8) → their dye levels, 5 bits
+    a dot, MSB first."""
+    groups = len(values) // 8
+    dots = [values[dot::8] for dot in range(8)]  # dot k of every group
+    out = bytearray(groups * 5)
+    for byte, parts in enumerate(_LEVEL_SHARES):
+        shares = (
+            Image.frombytes("L", (groups, 1), dots[dot].translate(table)) for dot, table in parts
+        )
+        out[byte::5] = functools.reduce(ImageChops.add_modulo, shares).tobytes()
     return bytes(out)
+
+
+def _pack_color(color: Image.Image) -> tuple[bytes, bytes, bytes]:
+    """The Y, M and C panels of an RGB layer (Y from B, M from G, C from R), lines =
+    columns."""
+    r, g, b = color.transpose(Image.Transpose.TRANSPOSE).split()
+    packed = _pack_levels(b"".join(band.tobytes() for band in (b, g, r)))
+    size = len(packed) // 3
+    return packed[:size], packed[size : 2 * size], packed[2 * size :]
 
 
 def _unpack_levels(data: bytes) -> Image.Image:
@@ -475,17 +519,17 @@ def panels_from_image(image: Image.Image, geometry: CardGeometry) -> Panels:
 def panels_from_layers(color: Image.Image, text: Image.Image, geometry: CardGeometry) -> Panels:
     """Subtractive colour (C = 255 − R, M = 255 − G, Y = 255 − B) and a mode-"1" text layer;
     the overlay spares the contact keep-out."""
-    r, g, b = color.split()
+    y, m, c = _pack_color(color)
+    return Panels(y=y, m=m, c=c, k=_pack_mono(text), o=_overlay_panel(contact_keepout(geometry)))
+
+
+@functools.lru_cache(maxsize=8)
+def _overlay_panel(keepout: Box) -> bytes:
+    """The O panel: overlay everywhere but ``keepout`` (the same for every card of a profile)."""
     overlay = Image.new("1", (WIDTH, HEIGHT), 0)  # black = print overlay
-    left, top, right, bottom = contact_keepout(geometry)
+    left, top, right, bottom = keepout
     ImageDraw.Draw(overlay).rectangle((left, top, right - 1, bottom - 1), fill=1)
-    return Panels(
-        y=_pack_levels(ImageChops.invert(b)),
-        m=_pack_levels(ImageChops.invert(g)),
-        c=_pack_levels(ImageChops.invert(r)),
-        k=_pack_mono(text),
-        o=_pack_mono(overlay),
-    )
+    return _pack_mono(overlay)
 
 
 def k_panel_image(k: bytes) -> Image.Image:

@@ -248,5 +248,5 @@ def test_audit_has_no_data(hsm_server: RunningServer) -> None:
     )
     text = hsm_server.audit_path.read_text()
     assert "246810" not in text and CHALLENGE.hex() not in text.lower()
-    assert set(entries[0]) == {"time", "client", "op", "label", "sn", "result"}
+    assert set(entries[0]) == {"seq", "time", "client", "op", "label", "sn", "result"}
     assert os.stat(hsm_server.audit_path).st_mode & 0o077 == 0

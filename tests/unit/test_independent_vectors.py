@@ -127,6 +127,24 @@ UPDATE_CARD = Vector(
     "5117CD0ECB3A0DC4EDBAF8A5104FA7CE",
 )
 
+# The PBOC rule as written, a block at a time: 3DES_K(D) and 3DES_K(~D) in two runs. Their
+# concatenation is UPDATE_CARD, the one ECB call over D ‖ ~D that suites.diversify makes.
+# echo 0102030405060708 | xxd -r -p \
+#   | openssl enc -des-ede-ecb -K 47AF52244EF2F02B3366E9275A8B0C9A -nopad | xxd -p -u -c 64
+UPDATE_CARD_D = Vector(
+    "enc -des-ede-ecb -K 47AF52244EF2F02B3366E9275A8B0C9A -nopad",
+    "0102030405060708",
+    "5117CD0ECB3A0DC4",
+)
+
+# echo FEFDFCFBFAF9F8F7 | xxd -r -p \
+#   | openssl enc -des-ede-ecb -K 47AF52244EF2F02B3366E9275A8B0C9A -nopad | xxd -p -u -c 64
+UPDATE_CARD_NOT_D = Vector(
+    "enc -des-ede-ecb -K 47AF52244EF2F02B3366E9275A8B0C9A -nopad",
+    "FEFDFCFBFAF9F8F7",
+    "EDBAF8A5104FA7CE",
+)
+
 # echo 0000000000000000 | xxd -r -p \
 #   | openssl enc -des-ede-ecb -K 5117CD0ECB3A0DC4EDBAF8A5104FA7CE -nopad | xxd -p -u -c 64
 KCV_UPDATE_CARD = Vector(
@@ -644,6 +662,14 @@ def test_three_level_diversification_each_level_and_kcv() -> None:
     assert derive_card_key(TDES, PIN_ROOT, THREE) == PIN_CARD.output
     assert TDES.kcv(PIN_CARD.output) == KCV_PIN_CARD.output[:3]
     assert derive_card_key(TDES, INTERNAL_ROOT, THREE) == INTERNAL_CARD.output
+
+
+def test_one_ecb_call_over_d_and_not_d_is_the_two_block_rule() -> None:
+    # suites.diversify enciphers D ‖ ~D in one call; the rule enciphers D and ~D apart.
+    assert [UPDATE_CARD_D.key, UPDATE_CARD_NOT_D.key] == [UPDATE_CITY.out] * 2
+    assert UPDATE_CARD_D.data + UPDATE_CARD_NOT_D.data == UPDATE_CARD.data
+    two_blocks = UPDATE_CARD_D.output + UPDATE_CARD_NOT_D.output
+    assert TDES.diversify(UPDATE_CITY.output, SN) == two_blocks == UPDATE_CARD.output
 
 
 def test_two_level_diversification_card_and_city() -> None:
