@@ -329,6 +329,13 @@ AUDIT_MIGRATION = (
     """
 )
 MIGRATIONS.append(AUDIT_MIGRATION)  # 9
+MIGRATIONS.append(  # stations that pull work (issue 13, personalize/station_worker.py)
+    """
+    ALTER TABLE jobs ADD COLUMN heartbeat_at TEXT;
+    CREATE INDEX jobs_claim_queued ON jobs(status, id);
+    CREATE INDEX jobs_claim_expired ON jobs(status, lease_until);
+    """
+)
 
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").

@@ -1,0 +1,180 @@
+"""``sscard station run``: stations that pull their own work (issue 13, Deliver 5) — real
+worker processes on simulated stations (pcscd + vpcd, printer emulators on ptys), one real
+SQLite registry; every card counted by the printer emulators, not by the registry."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from personalize.registry import utc_now
+from tests.integration.crash_campaign import Campaign, Figures
+
+pytestmark = pytest.mark.pcsc
+
+LEASE = 3.0  # seconds: short, so a takeover happens within the test
+
+
+def station_run(
+    campaign: Campaign, station: int, *options: str, lease: float = LEASE
+) -> subprocess.Popen[str]:
+    """``sscard station run`` as its own process, with the stations' operator session."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "personalize.cli",
+            "station",
+            "run",
+            "--station",
+            str(campaign.station_files[station]),
+            "--lease",
+            str(lease),
+            "--poll",
+            "0.2",
+            *options,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **campaign.session},
+    )
+
+
+@pytest.fixture
+def two_stations(tmp_path: Path) -> Iterator[Campaign]:
+    with Campaign(tmp_path, jobs=6, stations=2) as campaign:
+        yield campaign
+
+
+def wait_for(predicate: object, timeout: float = 60.0) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+# Steps that are never done again on the same card: a resume starts after the last of them
+# (an unverified chip write or stripe encoding is redone by design, jobs.next_step)
+VERIFIED_STEPS = ("feed", "chip_verify", "stripe_verify", "print_face", "activate")
+
+
+def steps_done_twice(campaign: Campaign) -> list[tuple[object, ...]]:
+    """Steps recorded ``ok`` twice: a verified step for the same card, or any step for the
+    same card within one claim (fencing token)."""
+    marks = ", ".join("?" * len(VERIFIED_STEPS))
+    rows = campaign.registry.db.execute(
+        "SELECT job_id, sn, step, NULL FROM job_steps WHERE result = 'ok'"
+        f" AND step IN ({marks}) GROUP BY job_id, sn, step HAVING COUNT(*) > 1"
+        " UNION ALL SELECT job_id, sn, step, fence FROM job_steps WHERE result = 'ok'"
+        " AND step != 'card' GROUP BY job_id, sn, step, fence HAVING COUNT(*) > 1",
+        VERIFIED_STEPS,
+    )
+    return [tuple(r) for r in rows]
+
+
+def checked(campaign: Campaign, jobs: list[tuple[int, str]], printed: int) -> Figures:
+    figures = Figures()
+    for job_id, old in jobs:
+        campaign.check(job_id, old, 1, figures)
+    figures.audit_problems = len(campaign.registry.verify_audit()[1])
+    assert figures.clean(), figures.details
+    assert campaign.printed() == printed
+    assert steps_done_twice(campaign) == []
+    return figures
+
+
+def test_two_workers_never_run_the_same_job(two_stations: Campaign) -> None:
+    campaign = two_stations
+    jobs = [campaign.submit(i) for i in range(1, 7)]
+    workers = [station_run(campaign, s, "--idle-exit") for s in (0, 1)]
+    outputs = [w.communicate(timeout=240) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    assert all("已停止 (station stopped)" in out for out, _ in outputs)
+    # each job claimed once (token 1), by one station, and printed once in all
+    claims = campaign.registry.db.execute(
+        "SELECT jobs.id, COUNT(*) FROM audit_events JOIN jobs ON subject = 'job-' || jobs.id"
+        " WHERE action = 'job.claim' GROUP BY jobs.id"
+    ).fetchall()
+    assert sorted(tuple(c) for c in claims) == [(j, 1) for j, _ in jobs]
+    stations = {r[0] for r in campaign.registry.db.execute("SELECT station FROM jobs")}
+    assert stations <= {"sim-station-1", "sim-station-2"}
+    checked(campaign, jobs, printed=6)
+
+
+def test_killed_worker_is_taken_over_after_its_lease(two_stations: Campaign) -> None:
+    campaign = two_stations
+    job_id, old = campaign.submit(1)
+    first = station_run(campaign, 0)
+
+    def kill_at_encoding(command: str) -> None:  # mid-job: the chip written and verified
+        if command.startswith("Pmc"):
+            first.kill()
+
+    campaign.printers[0].after_command = kill_at_encoding
+    first.communicate(timeout=60)
+    campaign.printers[0].after_command = None
+    assert first.returncode == -signal.SIGKILL
+    assert campaign.job(job_id)["step"] == "chip_verify"
+    killed_at = utc_now()
+    lease_until = campaign.job(job_id)["lease_until"]
+    second = station_run(campaign, 1, "--once")
+    _, err = second.communicate(timeout=180)
+    assert second.returncode == 0, err
+    job = campaign.job(job_id)
+    assert (job["status"], job["station"], job["fence"]) == ("done", "sim-station-2", 2)
+    # the takeover waited for the lease: the second station's claim came after it ran out
+    (claimed,) = campaign.registry.db.execute(
+        "SELECT at FROM audit_events WHERE subject = ? AND action = 'job.claim'"
+        " AND details LIKE '%sim-station-2%'",
+        (f"job-{job_id}",),
+    ).fetchone()
+    assert claimed >= lease_until and lease_until > killed_at.isoformat(timespec="seconds")
+    # resumed from the last verified step, on a new card (the old one is in the dead
+    # station's printer): the first card written off as lost, one card printed in all
+    lost = campaign.registry.db.execute(
+        "SELECT COUNT(*) FROM job_steps WHERE job_id = ? AND step = 'card' AND result = 'lost'",
+        (job_id,),
+    ).fetchone()[0]
+    assert lost == 1
+    checked(campaign, [(job_id, old)], printed=1)
+
+
+def test_sigterm_finishes_the_step_and_leaves_the_job_resumable(two_stations: Campaign) -> None:
+    campaign = two_stations
+    job_id, old = campaign.submit(1)
+    worker = station_run(campaign, 0, lease=600)
+    wait_for(lambda: campaign.job(job_id)["step"] == "feed")
+    worker.send_signal(signal.SIGTERM)
+    out, err = worker.communicate(timeout=60)
+    assert worker.returncode == 0, err
+    assert "SIGTERM" in out and "已释放" in out and "已停止 (station stopped)" in out
+    job = campaign.job(job_id)
+    steps = campaign.registry.db.execute(
+        "SELECT step, result FROM job_steps WHERE job_id = ? ORDER BY id", (job_id,)
+    ).fetchall()
+    # the step under way was finished and recorded; no step was cut off half-done
+    assert job["status"] == "running" and job["step"] != "activate"
+    assert all(r["result"] == "ok" for r in steps)
+    assert job["lease_until"] <= utc_now().isoformat(timespec="seconds")
+    assert campaign.printed() == 0
+    # resumable at once, by any station: the same station resumes on the same card
+    again = station_run(campaign, 0, "--once", lease=600)
+    out, err = again.communicate(timeout=180)
+    assert again.returncode == 0, err
+    assert campaign.job(job_id)["status"] == "done"
+    assert (
+        campaign.registry.db.execute(
+            "SELECT COUNT(*) FROM job_steps WHERE job_id = ? AND step = 'card'", (job_id,)
+        ).fetchone()[0]
+        == 0
+    )
+    checked(campaign, [(job_id, old)], printed=1)
