@@ -52,12 +52,15 @@ log = logging.getLogger(__name__)
 CLAIM_LOCK = ""
 CLAIM_CANDIDATES = 8  # rows looked at per claim (only a bound print can make one unfit)
 
-# Resumable first — a job whose holder stopped heartbeating (index jobs_claim_expired) —
-# then the queue in submission order (index jobs_claim_queued); only jobs of this station's
-# region (the old card's, cards.region).
+# First the station's own running jobs, left by a previous process of it (a crash: its
+# printer may hold a begun print, settled only from a print count no other job has moved
+# yet; index jobs_claim_own); then jobs whose holder stopped heartbeating (index
+# jobs_claim_expired); then the queue in submission order (index jobs_claim_queued). Only
+# jobs of this station's region (the old card's, cards.region).
 _CLAIMABLE = """
     SELECT j.id, j.status, j.sn FROM jobs j JOIN cards c ON c.id = j.old_card_id
     WHERE j.status = ? AND c.region = ? {condition} ORDER BY {order} LIMIT ?"""
+OWN_QUERY = _CLAIMABLE.format(condition="AND j.station = ?", order="j.id")
 EXPIRED_QUERY = _CLAIMABLE.format(condition="AND j.lease_until <= ?", order="j.lease_until, j.id")
 QUEUED_QUERY = _CLAIMABLE.format(condition="", order="j.id")
 
@@ -77,14 +80,16 @@ def claim_next_job(
     lease: timedelta,
     operator: str,
 ) -> Claim | None:
-    """Claim the next job ``station`` can do, in one write transaction: a running job whose
-    lease has expired (oldest lease first), else the oldest queued job — of the station's
-    ``region``, and not one whose card has a begun, unsettled print on another printer than
-    ``printer`` (only that printer can settle it). Paused jobs wait for an operator
-    (``job run``). None when there is nothing to do."""
+    """Claim the next job ``station`` can do, in one write transaction: a running job it
+    holds itself (left by a previous process of this station: one worker per station), else
+    a running job whose lease has expired (oldest lease first), else the oldest queued job —
+    of the station's ``region``, and not one whose card has a begun, unsettled print on
+    another printer than ``printer`` (only that printer can settle it). Paused jobs wait
+    for an operator (``job run``). None when there is nothing to do."""
     now = registry.clock()
     with registry.transaction() as db:
         for status, query, params in (
+            (JobStatus.RUNNING, OWN_QUERY, (station,)),
             (JobStatus.RUNNING, EXPIRED_QUERY, (_iso(now),)),
             (JobStatus.QUEUED, QUEUED_QUERY, ()),
         ):
