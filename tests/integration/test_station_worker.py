@@ -21,13 +21,24 @@ from tests.integration.crash_campaign import Campaign, Figures
 pytestmark = pytest.mark.pcsc
 
 LEASE = 3.0  # seconds: short, so a takeover happens within the test
+STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_worker_outlives_its_test() -> Iterator[None]:
+    yield
+    while STARTED:
+        worker = STARTED.pop()
+        if worker.poll() is None:  # a failed test left it running
+            worker.kill()
+            worker.communicate()
 
 
 def station_run(
     campaign: Campaign, station: int, *options: str, lease: float = LEASE
 ) -> subprocess.Popen[str]:
     """``sscard station run`` as its own process, with the stations' operator session."""
-    return subprocess.Popen(
+    worker = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -47,6 +58,8 @@ def station_run(
         text=True,
         env={**os.environ, **campaign.session},
     )
+    STARTED.append(worker)
+    return worker
 
 
 @pytest.fixture
