@@ -116,8 +116,8 @@ def claim_next_job(
 
 def release_job(registry: Registry, claim: Claim, *, station: str, operator: str) -> None:
     """Give the job back (a station told to stop): still ``running``, its lease expired
-    now, so any station may claim and resume it; nothing when the token is no longer the
-    job's (another station has it)."""
+    now, so any station may claim and resume it; ``LeaseLost`` when the token is no longer
+    the job's (another station has it)."""
     now = _iso(registry.clock())
     with registry.transaction() as db:
         registry.check_fence(claim.job_id, claim.fence)
@@ -293,8 +293,11 @@ def run_station(
                     runner.run(claim.job_id, fence=claim.fence)
                 progress(f"作业 {claim.job_id} 完成 (job done)")
             except JobStopped:
-                release_job(registry, claim, station=config.name, operator=operator)
-                progress(f"作业 {claim.job_id} 已释放，可续做 (job released, resumable)")
+                try:
+                    release_job(registry, claim, station=config.name, operator=operator)
+                    progress(f"作业 {claim.job_id} 已释放，可续做 (job released, resumable)")
+                except LeaseLost as exc:  # taken over meanwhile: nothing of it to release
+                    progress(f"作业 {claim.job_id}: {exc}")
             except JobPaused as exc:
                 progress(f"作业 {claim.job_id}: {exc}")
                 return 1
