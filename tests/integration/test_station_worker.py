@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from personalize.registry import utc_now
+from simulator.pcscd import Pcscd
 from tests.integration.crash_campaign import Campaign, Figures
 
 pytestmark = pytest.mark.pcsc
@@ -191,6 +192,20 @@ def test_sigterm_finishes_the_step_and_leaves_the_job_resumable(two_stations: Ca
     checked(campaign, [(job_id, old)], printed=1)
 
 
+@pytest.fixture
+def eight_vpcd_slots(pcscd: Pcscd) -> Iterator[None]:
+    """The session's pcscd (Debian's two vpcd slots) gives way to the campaign's, with a
+    slot per station, and is back afterwards."""
+    restart = pcscd.started_here
+    pcscd.stop()
+    try:
+        yield
+    finally:
+        if restart:
+            pcscd.start()
+
+
+@pytest.mark.usefixtures("eight_vpcd_slots")
 def test_eight_workers_two_hundred_jobs_random_kills(tmp_path: Path) -> None:
     """Issue 13's concurrency test: 8 station workers (each its own printer emulator and
     vpcd slot, one pcscd) drain 200 jobs from one SQLite registry while workers are SIGKILLed
