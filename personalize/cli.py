@@ -39,6 +39,7 @@ from personalize.outfiles import PRIVATE_UMASK, OutputError
 from personalize.printer_commands import add_parser as add_printer_parser
 from personalize.registry import utc_now
 from personalize.service_commands import add_parser as add_service_parser
+from personalize.station_commands import add_parser as add_station_parser
 
 
 def _print_json(obj: Any) -> None:
@@ -441,6 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_mag_parser(sub)
     add_printer_parser(sub)
     add_service_parser(sub)
+    add_station_parser(sub)
     add_office_parser(sub)
     add_operator_parser(sub)
 

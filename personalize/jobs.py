@@ -95,6 +95,11 @@ class JobPaused(JobError):
     """A device, the reader or the security module failed; the job waits to be run again."""
 
 
+class JobStopped(JobError):
+    """The station was told to stop (SIGTERM): the last step is recorded, the job is still
+    running under this runner's token and is to be released (``release_job``)."""
+
+
 class CardRejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -278,6 +283,23 @@ def _job_row(registry: Registry, job_id: int) -> sqlite3.Row:
     return row
 
 
+def unsettled_print(registry: Registry, job: sqlite3.Row) -> dict[str, Any] | None:
+    """The job card's print that was begun (``Se`` may have been sent) and has no recorded
+    outcome: its details (the printer and its count before), or None. Only that printer can
+    settle it (``JobRunner._settle_print``)."""
+    if job["sn"] is None:
+        return None
+    row = registry.db.execute(
+        "SELECT result, details FROM job_steps WHERE job_id = ? AND sn = ?"
+        " AND step = 'print_face' ORDER BY id DESC LIMIT 1",
+        (job["id"], job["sn"]),
+    ).fetchone()
+    if row is None or row["result"] != "intent":
+        return None
+    details: dict[str, Any] = json.loads(row["details"])
+    return details
+
+
 def _job_rule(registry: Registry, job: sqlite3.Row, action: str) -> str:
     """The job's next status by the transition table, or ``JobError``."""
     try:
@@ -303,7 +325,7 @@ def _lease_refusal(job: sqlite3.Row) -> str:
     )
 
 
-def claim_job(registry: Registry, job_id: int, station: str) -> int:
+def claim_job(registry: Registry, job_id: int, station: str, *, lease: timedelta = LEASE) -> int:
     """Take the job's lease for ``station`` (renewed at every step) and return its new
     fencing token, or refuse: a finished job, or one another station holds. Done before any
     device is opened. Each claim increments the token, so whoever ran the job before —
@@ -314,7 +336,7 @@ def claim_job(registry: Registry, job_id: int, station: str) -> int:
         target = _job_rule(registry, job, "claim")
         if _held_elsewhere(job, station, _iso(now)):
             raise JobError(_lease_refusal(job))
-        return registry.claim(job_id, station, until=now + LEASE, target=target)
+        return registry.claim(job_id, station, until=now + lease, target=target)
 
 
 def pause_job(
@@ -402,10 +424,14 @@ class JobRunner:
         operator: str,
         progress: Progress = print,
         after_step: AfterStep | None = None,
+        lease: timedelta = LEASE,
+        stop_requested: Callable[[], bool] = lambda: False,
     ) -> None:
         """``after_step``, when given, is called with a step's name right after its ``ok``
         is committed (docs/service.md, Jobs) — the crash tests install one that kills the
-        process there."""
+        process there. ``lease`` is how long each claim and step record holds the job;
+        ``stop_requested`` is asked before each step (a station told to stop, SIGTERM:
+        ``JobStopped`` there, the job still running and fenced for the caller to release)."""
         self.registry = registry
         self.db = registry.db
         self.policy = policy
@@ -414,6 +440,8 @@ class JobRunner:
         self.operator = operator
         self.progress = progress
         self.after_step = after_step
+        self.lease = lease
+        self.stop_requested = stop_requested
         self.fence: int | None = None  # the token of this runner's claim
 
     # ----------------------------------------------------------------- bookkeeping
@@ -469,7 +497,7 @@ class JobRunner:
             db.execute(
                 "UPDATE jobs SET step = CASE WHEN ? = 'intent' THEN step ELSE ? END,"
                 " updated_at = ?, lease_until = ? WHERE id = ?",
-                (result, step, now, _iso(self.registry.clock() + LEASE), job_id),
+                (result, step, now, _iso(self.registry.clock() + self.lease), job_id),
             )
             self.registry.audit(
                 self.operator, f"job.{step}.{result}", f"job-{job_id}", {"sn": sn, **details}
@@ -483,7 +511,7 @@ class JobRunner:
         self.registry.check_fence(job_id, self.fence)
 
     def _claim(self, job_id: int) -> None:
-        self.fence = claim_job(self.registry, job_id, self.dev.name)
+        self.fence = claim_job(self.registry, job_id, self.dev.name, lease=self.lease)
 
     def _finish(self, job_id: int) -> None:
         with self.registry.transaction() as db:
@@ -501,8 +529,13 @@ class JobRunner:
 
     # ----------------------------------------------------------------- the loop
 
-    def run(self, job_id: int) -> sqlite3.Row:
-        self._claim(job_id)
+    def run(self, job_id: int, *, fence: int | None = None) -> sqlite3.Row:
+        """Run the job to its end from where it stands; ``fence``: the token of a claim
+        already made (``station_worker.claim_next_job``), else the job is claimed here."""
+        if fence is None:
+            self._claim(job_id)
+        else:
+            self.fence = fence
         try:
             while True:
                 job = self.job(job_id)
@@ -513,14 +546,18 @@ class JobRunner:
                 try:
                     for name in STEPS[STEPS.index(step) :]:
                         self.guard(job_id)
+                        if self.stop_requested():
+                            raise JobStopped(
+                                f"作业 {job_id} 停于 {name} 前 (stopped before {name})"
+                            )
                         self.progress(f"[{STEPS.index(name) + 1}/{len(STEPS)}] {name}")
                         getattr(self, f"step_{name}")(self.job(job_id))
                 except CardLost as exc:
                     self._write_off(job_id, "lost", str(exc))
                 except CardRejected as exc:
                     self._reject(job_id, exc.reason)
-        except LeaseLost:
-            raise  # the job is another station's now: nothing of it is touched
+        except (LeaseLost, JobStopped):
+            raise  # another station's now, or left running for the caller to release
         except (DeviceError, TransportError, SecurityModuleUnavailable) as exc:
             message = f"{type(exc).__name__}: {exc}"
             self._pause(job_id, message)
@@ -772,21 +809,8 @@ class JobRunner:
             raise CardRejected(f"stripe read-back differs on track(s) {bad}")
         self.record(job["id"], "stripe_verify", "ok", job["sn"], {"tracks": sorted(tracks)})
 
-    def _print_intent(self, job: sqlite3.Row) -> dict[str, Any] | None:
-        """The job card's print that was begun (``Se`` may have been sent) and has no
-        recorded outcome: its details (the printer and its count before), or None."""
-        row = self.db.execute(
-            "SELECT result, details FROM job_steps WHERE job_id = ? AND sn = ?"
-            " AND step = 'print_face' ORDER BY id DESC LIMIT 1",
-            (job["id"], job["sn"]),
-        ).fetchone()
-        if row is None or row["result"] != "intent":
-            return None
-        details: dict[str, Any] = json.loads(row["details"])
-        return details
-
     def step_print_face(self, job: sqlite3.Row) -> None:
-        intent = self._print_intent(job)
+        intent = unsettled_print(self.registry, job)
         if intent is not None:
             self._settle_print(job, intent)
             return

@@ -332,6 +332,14 @@ AUDIT_MIGRATION = (
     """
 )
 MIGRATIONS.append(AUDIT_MIGRATION)  # 9
+MIGRATIONS.append(  # stations that pull work (issue 13, personalize/station_worker.py)
+    """
+    ALTER TABLE jobs ADD COLUMN heartbeat_at TEXT;
+    CREATE INDEX jobs_claim_queued ON jobs(status, id);
+    CREATE INDEX jobs_claim_expired ON jobs(status, lease_until);
+    CREATE INDEX jobs_claim_own ON jobs(status, station);
+    """
+)
 
 # Checkpoints of verification (审计核验检查点): where ``audit verify`` last found the chain
 # sound, chained and MACed (``personalize.auditlog.Verification``); and each state table's

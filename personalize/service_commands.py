@@ -346,6 +346,7 @@ def _job_summary(registry: Registry, job: Any) -> dict[str, Any]:
         "sn": job["sn"],
         "attempts": job["attempts"],
         "station": job["station"],
+        "heartbeat_at": _local(registry, job["heartbeat_at"]),  # station run's last beat
         "created_at": _local(registry, job["created_at"]),
         "updated_at": _local(registry, job["updated_at"]),
         "reason": job["last_error"],
@@ -429,7 +430,7 @@ def cmd_job_run(args: argparse.Namespace) -> int:
     policy = load_policy(station.policy)
     registry = station.open_registry(policy)
     operator = acting(registry, "job.run").name
-    claim_job(registry, args.job, station.name)  # before touching any device
+    claim_job(registry, args.job, station.name, lease=station.lease)  # before any device
     with ExitStack() as stack:
         try:  # a device that cannot be opened pauses the job with the reason
             vault = TrackVault.from_file(station.track_key)
@@ -455,6 +456,7 @@ def cmd_job_run(args: argparse.Namespace) -> int:
             devices,
             operator=operator,
             progress=(lambda s: None) if args.json else (lambda s: print(s, flush=True)),
+            lease=station.lease,
         )
         runner.run(args.job)
     _emit(args, _job_dict(registry, args.job), f"作业 {args.job} 完成 (job done)")

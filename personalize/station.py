@@ -19,12 +19,15 @@ address that can point at hardware or an emulator (docs/architecture.md "Convent
                                          # registry.db.checkpoints beside the registry)
     policy = "default"
     out_dir = "out"
+    lease_seconds = 600                  # optional: how long a claim or heartbeat holds a job
+                                         # (station run renews it every third of that)
 """
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from apdu.pcsc import PcscTransport
@@ -55,6 +58,11 @@ class StationConfig:
     out_dir: Path
     audit_hsm: str | None = None  # the audit key's module, when ``hsm`` cannot MAC (a PSAM)
     audit_checkpoints: Path | None = None  # default: beside the registry (Registry)
+    lease_seconds: float = 600.0  # a job's lease: claim, step record, heartbeat
+
+    @property
+    def lease(self) -> timedelta:
+        return timedelta(seconds=self.lease_seconds)
 
     @classmethod
     def load(cls, path: str | Path) -> StationConfig:
@@ -86,6 +94,7 @@ class StationConfig:
                 audit_checkpoints=(
                     rel(d["audit_checkpoints"]) if "audit_checkpoints" in d else None
                 ),
+                lease_seconds=_positive(d.get("lease_seconds", 600), "lease_seconds", path),
             )
         except KeyError as exc:
             raise StationError(f"station file {path} lacks {exc}") from None
@@ -121,6 +130,14 @@ class StationConfig:
             audit_key=self.audit_module().audit_mac,
             checkpoints=self.audit_checkpoints,
         )
+
+
+def _positive(value: object, key: str, path: Path) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise StationError(
+            f"工作站文件 {path} 的 {key} 须为正数秒 ({key} must be a positive number of seconds)"
+        )
+    return float(value)
 
 
 def client_secret(client_id: str, secret_file: Path | None) -> bytes:

@@ -40,8 +40,16 @@ def slot_port(slot: int) -> int:
 
 
 def reader_name(slot: int) -> str:
-    """The PC/SC reader name pcscd gives vpcd's slot (one vpcd instance, Debian config)."""
-    return f"Virtual PCD 00 {slot:02d}"
+    """The PC/SC reader name pcscd gives vpcd's slot: Debian's config has one vpcd reader,
+    slots 0 and 1 (``Virtual PCD 00 00`` / ``00 01``); each further reader of
+    ``Pcscd(slots=N)`` is named ``Virtual PCD n`` and serves slots 2n and 2n+1."""
+    reader, index = divmod(slot, 2)
+    return f"{vpcd_reader(reader)} 00 {index:02d}"
+
+
+def vpcd_reader(reader: int) -> str:
+    """The FRIENDLYNAME of the n-th vpcd reader (its two slots' ports from ``slot_port``)."""
+    return "Virtual PCD" if reader == 0 else f"Virtual PCD {reader}"
 
 
 class BridgeClosed(Exception):

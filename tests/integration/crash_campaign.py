@@ -36,6 +36,7 @@ from personalize.station import StationConfig
 from personalize.trackvault import TrackVault
 from simulator.evolis_emulator import EvolisEmulator, VirtualCard
 from simulator.factory import sample_photo
+from simulator.pcscd import Pcscd
 from simulator.station import SimulatedStation
 from sscard.card import SocialSecurityCard
 from sscard.identifiers import ssn_check
@@ -113,23 +114,34 @@ class Campaign:
     """One or two simulated stations sharing a registry, a security-module keystore and a
     track key (the second station's printer serves its contact station on vpcd slot 1)."""
 
-    def __init__(self, root: Path, *, jobs: int, stations: int = 1, seed: int = 11) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        jobs: int,
+        stations: int = 1,
+        seed: int = 11,
+        cards_per_station: int | None = None,
+    ) -> None:
         self.root = root
         self.jobs = jobs
         self.rng = random.Random(seed)
         self.sims: list[SimulatedStation] = []
         self.station_files: list[Path] = []
         self.stations = stations
-        self.cards_per_station = jobs * 4 + 8
+        self.cards_per_station = cards_per_station or jobs * 4 + 8
+        # more than Debian's two vpcd slots: one pcscd for all, with a slot per station
+        self.pcscd = Pcscd(root / "pcscd.log", slots=stations)
 
     def __enter__(self) -> Campaign:
+        self.pcscd.start()
         first = SimulatedStation(
             self.root / "station-1", PROFILE, POLICY.region_code, cards=self.cards_per_station
         ).start()
         self.sims.append(first)
         self.station_files.append(first.station_file)
-        if self.stations == 2:
-            second_root = self.root / "station-2"
+        for slot in range(1, self.stations):  # station-2 … : their own printer and vpcd slot
+            second_root = self.root / f"station-{slot + 1}"
             second_root.mkdir(parents=True)
             shutil.copy(first.root / "keystore.json", second_root / "keystore.json")
             second = SimulatedStation(
@@ -137,14 +149,14 @@ class Campaign:
                 PROFILE,
                 POLICY.region_code,
                 cards=self.cards_per_station,
-                slot=1,
-                name="sim-station-2",
+                slot=slot,
+                name=f"sim-station-{slot + 1}",
             )
             second.start()
             assert second.printer is not None
-            second.printer.serial_number = "PRI000456"
+            second.printer.serial_number = f"PRI{455 + slot:06d}"
             second.printer.feeder = [  # distinct chip serial numbers
-                VirtualCard(_reserial(c, 0x5400)) for c in second.printer.feeder
+                VirtualCard(_reserial(c, 0x5400 + slot - 1)) for c in second.printer.feeder
             ]
             text = second.station_file.read_text(encoding="utf-8")
             text = text.replace(
@@ -165,6 +177,7 @@ class Campaign:
         self.registry.close()
         for sim in reversed(self.sims):
             sim.stop()
+        self.pcscd.stop()
 
     @property
     def printers(self) -> list[EvolisEmulator]:

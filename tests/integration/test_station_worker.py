@@ -1,0 +1,270 @@
+"""``sscard station run``: stations that pull their own work (issue 13, Deliver 5) — real
+worker processes on simulated stations (pcscd + vpcd, printer emulators on ptys), one real
+SQLite registry; every card counted by the printer emulators, not by the registry."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from personalize.registry import utc_now
+from simulator.pcscd import Pcscd
+from tests.integration.crash_campaign import Campaign, Figures
+
+pytestmark = pytest.mark.pcsc
+
+LEASE = 3.0  # seconds: short, so a takeover happens within the test
+STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_worker_outlives_its_test() -> Iterator[None]:
+    yield
+    while STARTED:
+        worker = STARTED.pop()
+        if worker.poll() is None:  # a failed test left it running
+            worker.kill()
+            worker.communicate()
+
+
+def station_run(
+    campaign: Campaign, station: int, *options: str, lease: float = LEASE
+) -> subprocess.Popen[str]:
+    """``sscard station run`` as its own process, with the stations' operator session."""
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "personalize.cli",
+            "station",
+            "run",
+            "--station",
+            str(campaign.station_files[station]),
+            "--lease",
+            str(lease),
+            "--poll",
+            "0.2",
+            *options,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **campaign.session},
+    )
+    STARTED.append(worker)
+    return worker
+
+
+@pytest.fixture
+def two_stations(tmp_path: Path) -> Iterator[Campaign]:
+    with Campaign(tmp_path, jobs=6, stations=2) as campaign:
+        yield campaign
+
+
+# Steps that are never done again on the same card: a resume starts after the last of them
+# (an unverified chip write or stripe encoding is redone by design, jobs.next_step)
+VERIFIED_STEPS = ("feed", "chip_verify", "stripe_verify", "print_face", "activate")
+
+
+def steps_done_twice(campaign: Campaign) -> list[tuple[object, ...]]:
+    """Steps recorded ``ok`` twice: a verified step for the same card, or any step for the
+    same card within one claim (fencing token)."""
+    marks = ", ".join("?" * len(VERIFIED_STEPS))
+    rows = campaign.registry.db.execute(
+        "SELECT job_id, sn, step, NULL FROM job_steps WHERE result = 'ok'"
+        f" AND step IN ({marks}) GROUP BY job_id, sn, step HAVING COUNT(*) > 1"
+        " UNION ALL SELECT job_id, sn, step, fence FROM job_steps WHERE result = 'ok'"
+        " AND step != 'card' GROUP BY job_id, sn, step, fence HAVING COUNT(*) > 1",
+        VERIFIED_STEPS,
+    )
+    return [tuple(r) for r in rows]
+
+
+def checked(campaign: Campaign, jobs: list[tuple[int, str]], printed: int) -> Figures:
+    figures = Figures()
+    for job_id, old in jobs:
+        campaign.check(job_id, old, 1, figures)
+    figures.audit_problems = len(campaign.registry.verify_audit()[1])
+    assert figures.clean(), figures.details
+    assert campaign.printed() == printed
+    assert steps_done_twice(campaign) == []
+    return figures
+
+
+def test_two_workers_never_run_the_same_job(two_stations: Campaign) -> None:
+    campaign = two_stations
+    jobs = [campaign.submit(i) for i in range(1, 7)]
+    workers = [station_run(campaign, s, "--idle-exit") for s in (0, 1)]
+    outputs = [w.communicate(timeout=240) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    assert all("已停止 (station stopped)" in out for out, _ in outputs)
+    # each job claimed once (token 1), by one station, and printed once in all
+    claims = campaign.registry.db.execute(
+        "SELECT jobs.id, COUNT(*) FROM audit_events JOIN jobs ON subject = 'job-' || jobs.id"
+        " WHERE action = 'job.claim' GROUP BY jobs.id"
+    ).fetchall()
+    assert sorted(tuple(c) for c in claims) == [(j, 1) for j, _ in jobs]
+    stations = {r[0] for r in campaign.registry.db.execute("SELECT station FROM jobs")}
+    assert stations <= {"sim-station-1", "sim-station-2"}
+    checked(campaign, jobs, printed=6)
+
+
+def test_killed_worker_is_taken_over_after_its_lease(two_stations: Campaign) -> None:
+    campaign = two_stations
+    job_id, old = campaign.submit(1)
+    first = station_run(campaign, 0)
+
+    def kill_at_encoding(command: str) -> None:  # mid-job: the chip written and verified
+        if command.startswith("Pmc"):
+            first.kill()
+
+    campaign.printers[0].after_command = kill_at_encoding
+    first.communicate(timeout=60)
+    campaign.printers[0].after_command = None
+    assert first.returncode == -signal.SIGKILL
+    assert campaign.job(job_id)["step"] == "chip_verify"
+    killed_at = utc_now()
+    lease_until = campaign.job(job_id)["lease_until"]
+    second = station_run(campaign, 1, "--once")
+    _, err = second.communicate(timeout=180)
+    assert second.returncode == 0, err
+    job = campaign.job(job_id)
+    assert (job["status"], job["station"], job["fence"]) == ("done", "sim-station-2", 2)
+    # the takeover waited for the lease: the second station's claim came after it ran out
+    (claimed,) = campaign.registry.db.execute(
+        "SELECT at FROM audit_events WHERE subject = ? AND action = 'job.claim'"
+        " AND details LIKE '%sim-station-2%'",
+        (f"job-{job_id}",),
+    ).fetchone()
+    assert claimed >= lease_until and lease_until > killed_at.isoformat(timespec="seconds")
+    # resumed from the last verified step, on a new card (the old one is in the dead
+    # station's printer): the first card written off as lost, one card printed in all
+    lost = campaign.registry.db.execute(
+        "SELECT COUNT(*) FROM job_steps WHERE job_id = ? AND step = 'card' AND result = 'lost'",
+        (job_id,),
+    ).fetchone()[0]
+    assert lost == 1
+    checked(campaign, [(job_id, old)], printed=1)
+
+
+def test_sigterm_finishes_the_step_and_leaves_the_job_resumable(two_stations: Campaign) -> None:
+    campaign = two_stations
+    job_id, old = campaign.submit(1)
+    worker = station_run(campaign, 0, lease=600)
+
+    def terminate_while_feeding(command: str) -> None:  # the feed step is under way
+        if command.startswith("Sis"):
+            worker.send_signal(signal.SIGTERM)
+
+    campaign.printers[0].after_command = terminate_while_feeding
+    out, err = worker.communicate(timeout=60)
+    campaign.printers[0].after_command = None
+    assert worker.returncode == 0, err
+    assert "SIGTERM" in out and "已释放" in out and "已停止 (station stopped)" in out
+    job = campaign.job(job_id)
+    steps = campaign.registry.db.execute(
+        "SELECT step, result FROM job_steps WHERE job_id = ? ORDER BY id", (job_id,)
+    ).fetchall()
+    # the step under way was finished and recorded, and no other begun
+    assert job["status"] == "running"
+    assert [tuple(r) for r in steps] == [("feed", "ok")]
+    assert job["lease_until"] <= utc_now().isoformat(timespec="seconds")
+    assert campaign.printed() == 0
+    # resumable at once, by any station: the same station resumes on the same card
+    again = station_run(campaign, 0, "--once", lease=600)
+    out, err = again.communicate(timeout=180)
+    assert again.returncode == 0, err
+    assert campaign.job(job_id)["status"] == "done"
+    assert (
+        campaign.registry.db.execute(
+            "SELECT COUNT(*) FROM job_steps WHERE job_id = ? AND step = 'card'", (job_id,)
+        ).fetchone()[0]
+        == 0
+    )
+    checked(campaign, [(job_id, old)], printed=1)
+
+
+@pytest.fixture
+def eight_vpcd_slots(pcscd: Pcscd) -> Iterator[None]:
+    """The session's pcscd (Debian's two vpcd slots) gives way to the campaign's, with a
+    slot per station, and is back afterwards."""
+    restart = pcscd.started_here
+    pcscd.stop()
+    try:
+        yield
+    finally:
+        if restart:
+            pcscd.start()
+
+
+@pytest.mark.usefixtures("eight_vpcd_slots")
+def test_eight_workers_two_hundred_jobs_random_kills(tmp_path: Path) -> None:
+    """Issue 13's concurrency test: 8 station workers (each its own printer emulator and
+    vpcd slot, one pcscd) drain 200 jobs from one SQLite registry while workers are SIGKILLed
+    at random and restarted → every job done once, one valid card per person, no step done
+    twice, one print per job, and the audit chain verifies."""
+    rng = random.Random(13)
+    with Campaign(tmp_path, jobs=200, stations=8, cards_per_station=80) as campaign:
+        jobs = [campaign.submit(i) for i in range(1, 201)]
+        workers = [station_run(campaign, s, lease=2) for s in range(8)]
+        kills = restarts = 0
+        deadline = time.monotonic() + 240
+        while _unfinished(campaign):
+            assert time.monotonic() < deadline, _statuses(campaign)
+            time.sleep(rng.uniform(0.2, 1.5))
+            for station, worker in enumerate(workers):
+                # a worker killed while it sent a print panel leaves its printer reading the
+                # panel's bytes (up to 30 s): its successor's first command times out and it
+                # stops on the device fault — restarted, as its operator would
+                if worker.poll() is not None:
+                    workers[station] = station_run(campaign, station, lease=2)
+                    restarts += 1
+            if kills < 40:
+                victim = rng.randrange(8)
+                workers[victim].kill()
+                workers[victim].communicate(timeout=30)
+                workers[victim] = station_run(campaign, victim, lease=2)
+                kills += 1
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        outputs = [w.communicate(timeout=60) for w in workers]
+        assert [w.returncode for w in workers] == [0] * 8, outputs
+        assert kills == 40
+        figures = checked(campaign, jobs, printed=200)
+        assert figures.jobs == 200
+        finished = campaign.registry.db.execute(
+            "SELECT subject, COUNT(*) FROM audit_events WHERE action = 'job.done'"
+            " GROUP BY subject HAVING COUNT(*) != 1"
+        ).fetchall()
+        assert finished == []
+        takeovers = campaign.registry.db.execute(
+            "SELECT COUNT(*) FROM jobs WHERE fence > 1"
+        ).fetchone()[0]
+        assert takeovers > 0  # kills landed mid-job, and those jobs were resumed elsewhere
+        print(
+            f"8 workers, 200 jobs: {kills} kills, {restarts} restarts after a device fault,"
+            f" {takeovers} jobs taken over, {figures.written_off} cards written off"
+        )
+
+
+def _statuses(campaign: Campaign) -> str:
+    rows = campaign.registry.db.execute(
+        "SELECT status, COUNT(*), MAX(last_error) FROM jobs GROUP BY status"
+    )
+    return f"jobs not drained: {[tuple(r) for r in rows]}"
+
+
+def _unfinished(campaign: Campaign) -> int:
+    return int(
+        campaign.registry.db.execute("SELECT COUNT(*) FROM jobs WHERE status != 'done'").fetchone()[
+            0
+        ]
+    )
