@@ -335,7 +335,6 @@ MIGRATIONS.append(AUDIT_MIGRATION)  # 9
 MIGRATIONS.append(  # stations that pull work (issue 13, personalize/station_worker.py)
     """
     ALTER TABLE jobs ADD COLUMN heartbeat_at TEXT;
-    CREATE INDEX jobs_claim_queued ON jobs(status, id);
     CREATE INDEX jobs_claim_expired ON jobs(status, lease_until);
     CREATE INDEX jobs_claim_own ON jobs(status, station);
     """

@@ -55,7 +55,7 @@ CLAIM_CANDIDATES = 8  # rows looked at per claim (only a bound print can make on
 # First the station's own running jobs, left by a previous process of it (a crash: its
 # printer may hold a begun print, settled only from a print count no other job has moved
 # yet; index jobs_claim_own); then jobs whose holder stopped heartbeating (index
-# jobs_claim_expired); then the queue in submission order (index jobs_claim_queued). Only
+# jobs_claim_expired); then the queue in submission order (index jobs_by_status). Only
 # jobs of this station's region (the old card's, cards.region).
 _CLAIMABLE = """
     SELECT j.id, j.status, j.sn FROM jobs j JOIN cards c ON c.id = j.old_card_id

@@ -136,7 +136,7 @@ def test_a_released_job_is_claimable_at_once(registry: Registry) -> None:
     [
         (OWN_QUERY, "jobs_claim_own", ("running", "110100", "s1", 8)),
         (EXPIRED_QUERY, "jobs_claim_expired", ("running", "110100", "2026", 8)),
-        (QUEUED_QUERY, "jobs_claim_queued", ("queued", "110100", 8)),
+        (QUEUED_QUERY, "jobs_by_status", ("queued", "110100", 8)),
     ],
 )
 def test_each_claim_query_searches_its_index(
