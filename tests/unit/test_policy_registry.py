@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from personalize.database import IntegrityError
 from personalize.policy import (
     POLICY_DIR,
     PolicyError,
@@ -171,7 +172,7 @@ def test_the_next_change_records_the_lapse_first(registry: Registry, clock: Cloc
 def test_one_valid_card_is_a_database_constraint(registry: Registry) -> None:
     number = enroll(registry)
     person = registry.card(number).person_id
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(IntegrityError):
         registry.db.execute(
             "INSERT INTO cards (person_id, card_number, region, status, status_since,"
             " created_at) VALUES (?, 'X00000019', '371700', 'active', 'now', 'now')",
@@ -319,7 +320,7 @@ def test_migration_4_keeps_existing_requests_and_jobs(tmp_path: Path, clock: Clo
         " operator, created_at, updated_at) VALUES (?, ?, ?, '{}', x'00', 'queued', 'op', 'x', 'x')"
     )
     registry.db.execute(insert, (1, 1, 1))
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(IntegrityError):
         registry.db.execute(insert, (2, 2, 2))
 
 
