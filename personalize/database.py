@@ -273,6 +273,13 @@ class Database:
     def close(self) -> None:
         self.connection.close()
 
+    def set_busy_timeout(self, milliseconds: int) -> None:
+        """How long a write waits for another's lock before ``BusyError``."""
+        if self.dialect == "sqlite":
+            self.execute(f"PRAGMA busy_timeout = {int(milliseconds)}")
+        else:
+            self.execute(f"SET lock_timeout = {int(milliseconds)}")
+
     # ----------------------------------------------------------------- transactions
 
     @property
@@ -491,11 +498,9 @@ def open_database(location: str | Path, *, create: bool) -> Database:
         db = Database("postgresql", None, str(location))
         with db._mapped():
             db.connection = psycopg.connect(
-                str(location),
-                autocommit=True,
-                options=f"-c lock_timeout={BUSY_TIMEOUT_S * 1000}",
-                connect_timeout=BUSY_TIMEOUT_S,
+                str(location), autocommit=True, connect_timeout=BUSY_TIMEOUT_S
             )
+        db.set_busy_timeout(BUSY_TIMEOUT_S * 1000)
         return db
     path = sqlite_path(location)
     if not create and not path.is_file():
@@ -508,10 +513,8 @@ def open_database(location: str | Path, *, create: bool) -> Database:
     db = Database("sqlite", None, str(path))
     uri = f"{path.absolute().as_uri()}?mode={'rwc' if create else 'rw'}"
     with db._mapped():
-        db.connection = sqlite3.connect(
-            uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None
-        )
+        db.connection = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         _write_ahead_log(db.connection)
         db.connection.execute("PRAGMA foreign_keys=ON")
-        db.connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
+    db.set_busy_timeout(BUSY_TIMEOUT_S * 1000)
     return db

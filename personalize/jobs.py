@@ -269,9 +269,7 @@ def next_step(done: set[str]) -> str | None:
 
 
 def _job_row(registry: Registry, job_id: int) -> Row:
-    row: Row | None = registry.db.execute(
-        "SELECT * FROM jobs WHERE id = ?", (job_id,)
-    ).fetchone()
+    row: Row | None = registry.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if row is None:
         raise JobError(f"没有作业 {job_id} (no job {job_id})")
     return row

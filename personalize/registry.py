@@ -60,6 +60,7 @@ from sscard.records import HolderData
 VALID = tuple(str(s) for s in VALID_CARD_STATUSES)
 STATUS_NAMES = {str(s): s.label for s in CardStatus}
 
+
 def rebuilt_on_sqlite(script: str, *, rebuild: str, rebuilt: str, postgresql: str) -> Migration:
     """A migration whose SQLite table rebuild (from the statement starting ``rebuild`` up to
     the one starting ``rebuilt``) is, on PostgreSQL, the statements ``postgresql``; the rest
@@ -917,9 +918,7 @@ class Registry:
         return row
 
     def person_by_ssn(self, ssn: str) -> Row | None:
-        row: Row | None = self.db.execute(
-            "SELECT * FROM persons WHERE ssn = ?", (ssn,)
-        ).fetchone()
+        row: Row | None = self.db.execute("SELECT * FROM persons WHERE ssn = ?", (ssn,)).fetchone()
         return row
 
     def cards_of(self, person_id: int) -> list[Card]:
@@ -1316,9 +1315,7 @@ class Registry:
     def check_fence(self, job_id: int, fence: int | None) -> Row:
         """The job, if ``fence`` is still its token and it is running (call inside the
         transaction that writes for the job); ``LeaseLost`` otherwise."""
-        job: Row | None = self.db.execute(
-            "SELECT * FROM jobs WHERE id = ?", (job_id,)
-        ).fetchone()
+        job: Row | None = self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if job is None:
             raise RegistryError(f"没有作业 {job_id} (no job {job_id})")
         if fence is None or job["fence"] != fence or job["status"] != "running":
