@@ -488,11 +488,23 @@ def _write_ahead_log(connection: sqlite3.Connection) -> None:
             time.sleep(0.01)
 
 
+def registry_exists(location: str | Path) -> bool:
+    """A SQLite file there, or a PostgreSQL database holding a registry's schema."""
+    if not is_url(location):
+        return sqlite_path(location).exists()
+    try:
+        open_database(location, create=False).close()
+    except MissingDatabase:
+        return False
+    return True
+
+
 def open_database(location: str | Path, *, create: bool) -> Database:
     """The database at ``location``: a path or ``sqlite:///path`` (SQLite, WAL, busy
     timeout, a new file private to its owner, ``mode=rw`` unless ``create``) or
     ``postgresql://user@host:port/name`` (an existing database; the schema is the
-    migrations'). ``MissingDatabase`` when a SQLite file is missing and not ``create``;
+    migrations'). ``MissingDatabase`` when not ``create`` and there is no SQLite file, or
+    the PostgreSQL database has no registry schema yet;
     ``DatabaseError`` when it cannot be opened (the text never shows a password)."""
     if is_url(location):
         db = Database("postgresql", None, str(location))
@@ -501,6 +513,9 @@ def open_database(location: str | Path, *, create: bool) -> Database:
                 str(location), autocommit=True, connect_timeout=BUSY_TIMEOUT_S
             )
         db.set_busy_timeout(BUSY_TIMEOUT_S * 1000)
+        if not create and not db.schema_version():
+            db.close()  # an empty database: no registry made there (registry init) yet
+            raise MissingDatabase(display(location))
         return db
     path = sqlite_path(location)
     if not create and not path.is_file():

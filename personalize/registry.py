@@ -531,8 +531,9 @@ class Registry:
         try:
             self.db: Database = open_database(path, create=create)
         except MissingDatabase:
+            where = display(path)
             raise RegistryError(
-                f"登记库不存在：{self.path}；新建请用 sscard registry init --db {self.path} "
+                f"登记库不存在：{where}；新建请用 sscard registry init --db {where} "
                 "(no registry database at this path)"
             ) from None
         except DatabaseError as exc:
