@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from personalize.database import Database
+from personalize.database import Database, open_database
 
 
 @contextmanager
@@ -32,3 +33,13 @@ def inserts_fail(db: Database, table: str, message: str) -> Iterator[None]:
         yield
     finally:
         db.execute(f"DROP TRIGGER {name}" + ("" if db.dialect == "sqlite" else f" ON {table}"))
+
+
+def behind_its_back(location: str | Path, sql: str) -> None:
+    """Run ``sql`` on the registry at ``location`` through a connection of its own, as the
+    ``sqlite3`` shell or ``psql`` would — not through sscard."""
+    db = open_database(location, create=False)
+    try:
+        db.execute(sql)
+    finally:
+        db.close()

@@ -23,11 +23,13 @@ from simulator.factory import SAMPLE_HOLDER, sample_photo
 from sscard.identifiers import ssn_check
 from tests.audit_key import AUDIT_KEY, HSM_ENV
 from tests.clock import FAKETIME, faketime
+from tests.conftest import NewDatabase
 from tests.operators import confirm, login
+from tests.stores import behind_its_back
 
 
 def sscard(
-    *args: str, db: Path, session: dict[str, str] | None = None
+    *args: str, db: str | Path, session: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*FAKETIME, sys.executable, "-m", "personalize.cli", *args],
@@ -38,8 +40,8 @@ def sscard(
     )
 
 
-def test_counter_flow_from_the_command_line(tmp_path: Path) -> None:
-    db = tmp_path / "registry.db"
+def test_counter_flow_from_the_command_line(tmp_path: Path, new_db: NewDatabase) -> None:
+    db = new_db("registry")
     person = tmp_path / "person.json"
     person.write_text(
         json.dumps(
@@ -103,8 +105,7 @@ def test_counter_flow_from_the_command_line(tmp_path: Path) -> None:
     assert all(h["operator"] == "op7" for h in shown["history"])
     verified = sscard("audit", "verify", "--json", db=db)
     assert json.loads(verified.stdout) == {"events": operator_events + 5, "problems": []}
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE audit_events SET details = '{}' WHERE id = 7")
+    behind_its_back(db, "UPDATE audit_events SET details = '{}' WHERE id = 7")
     broken = sscard("audit", "verify", db=db)
     assert broken.returncode == 1 and "event 7" in broken.stdout
     unknown = sscard("registry", "show", "Q00000000", db=db)
