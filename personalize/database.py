@@ -524,7 +524,7 @@ def open_database(location: str | Path, *, create: bool) -> Database:
         try:
             _create_private(path)
         except OSError as exc:
-            raise DatabaseError(str(exc.strerror)) from None
+            raise DatabaseError(f"cannot create the file: {exc.strerror}") from None
     db = Database("sqlite", None, str(path))
     uri = f"{path.absolute().as_uri()}?mode={'rwc' if create else 'rw'}"
     with db._mapped():
