@@ -323,11 +323,20 @@ class Database:
     def schema_version(self) -> int:
         if self.dialect == "sqlite":
             return int(self.execute("PRAGMA user_version").fetchone()[0])  # type: ignore[index]
-        exists = self.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
-        if exists is None or not exists[0]:
+        if not self._has_table("schema_version"):
             return 0
         row = self.execute("SELECT version FROM schema_version").fetchone()
         return 0 if row is None else int(row[0])
+
+    def _has_table(self, name: str) -> bool:
+        """(PostgreSQL) Whether the table exists, read from ``pg_tables`` with this
+        statement's snapshot — not ``to_regclass``, whose name lookup may answer from the
+        session's catalog cache a table another session has created since."""
+        found = self.execute(
+            "SELECT 1 FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?",
+            (name,),
+        )
+        return found.fetchone() is not None
 
     def set_schema_version(self, version: int) -> None:
         """(Inside the migration's write transaction.)"""
@@ -418,7 +427,7 @@ class Database:
                 " (tbl TEXT NOT NULL, row_id INTEGER NOT NULL, PRIMARY KEY (tbl, row_id))"
             )
             return
-        if self.execute("SELECT to_regclass('audit_touched') IS NOT NULL").scalar():
+        if self._has_table("audit_touched"):
             return
         with self._schema_change():
             self.execute(

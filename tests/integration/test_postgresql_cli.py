@@ -71,6 +71,7 @@ def card_number(serial: int) -> str:
 
 def person_file(path: Path, person: HolderData, number: str) -> Path:
     data = {**asdict(person), "birth_date": person.birth_date.isoformat()}
+    del data["extra"]
     path.write_text(json.dumps({**data, "card_number": number}), encoding="utf-8")
     return path
 

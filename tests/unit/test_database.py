@@ -141,3 +141,23 @@ def test_a_command_on_an_empty_postgresql_database_finds_no_registry(
     empty = postgres_url.rsplit("/", 1)[0] + "/postgres"
     with pytest.raises(RegistryError, match=r"^登记库不存在：postgresql://sscard_test:\*\*\*@"):
         Registry(empty, POLICY, create=False, audit_key=AUDIT_KEY)
+
+
+def test_many_rows_in_one_call_and_their_ids(new_db: NewDatabase) -> None:
+    location = new_db("r")
+    Registry(location, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY).close()
+    db = open_database(location, create=False)
+    db.executemany(
+        "INSERT INTO card_numbers (prefix, next) VALUES (?, ?)", [("A", 1), ("B", 50), ("C", 7)]
+    )
+    rows = db.execute("SELECT prefix, next FROM card_numbers ORDER BY prefix").fetchall()
+    assert [tuple(r) for r in rows] == [("A", 1), ("B", 50), ("C", 7)]
+    first = db.insert(
+        "INSERT INTO office_reports (at, operator, data) VALUES (?, ?, ?)", ("now", "op", "{}")
+    )
+    assert (
+        db.insert(
+            "INSERT INTO office_reports (at, operator, data) VALUES (?, ?, ?)", ("now", "op", "{}")
+        )
+        == first + 1
+    )
