@@ -1,5 +1,6 @@
 """The card registry: persons, cards, status history, blacklist, reissue requests, jobs and a
-hash-chained audit log, in one SQLite file (WAL) with schema migrations.
+hash-chained audit log, in one SQLite file (WAL) or a PostgreSQL database
+(:mod:`personalize.database`), with schema migrations.
 
 Statuses and transitions follow docs/business-rules.md. **At most one valid card per person** is a
 database constraint: a partial unique index over the statuses in which a card is the
@@ -881,9 +882,9 @@ class Registry:
 
     def card_for_update(self, key: str | int) -> Card:
         """The card that the caller's write transaction is about to change — THE place
-        that says "read this card for update". On SQLite the transaction's BEGIN IMMEDIATE
-        already holds the write lock, so this read is current and stays so until COMMIT;
-        on PostgreSQL this is where ``SELECT … FOR UPDATE`` goes. A 预挂失 past its deadline
+        that says "read this card for update". The transaction already holds the writers'
+        lock (SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory lock), so this read is current
+        and stays so until COMMIT. A 预挂失 past its deadline
         lapses here first, in the same transaction, so the change starts from the status
         the rules give it now."""
         if not self.db.in_transaction:
