@@ -9,13 +9,13 @@ checkpoint and a full walk older than ``--full-every`` walk everything (docs/ser
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass, replace
 from datetime import datetime, timedelta
 
 from personalize.auditlog import AuditKey, LogRead, Verification
+from personalize.database import Row
 from personalize.registry import (
     AUDITED_COLUMNS,
     GENESIS,
@@ -102,7 +102,7 @@ def _full_reason(
     return None
 
 
-def _verification(row: sqlite3.Row) -> Verification:
+def _verification(row: Row) -> Verification:
     return Verification(
         int(row["id"]),
         int(row["event"]),
@@ -125,7 +125,7 @@ def _recorded_rows(details: str) -> dict[str, dict[str, str] | None]:
     return rows if isinstance(rows, dict) else {}
 
 
-def _row_name(table: str, row_id: int, row: sqlite3.Row | None) -> str:
+def _row_name(table: str, row_id: int, row: Row | None) -> str:
     """A state row as the auditor reads it: ``cards/3 (卡号 H00000012)``."""
     if row is not None and "card_number" in AUDITED_COLUMNS[table]:
         return f"{table}/{row_id} (卡号 {row['card_number']})"
@@ -189,11 +189,11 @@ class AuditVerifier:
         if self.db.in_transaction:
             yield
             return
-        self.db.execute("BEGIN")
+        self.db.begin_read()
         try:
             yield
         finally:
-            self.db.execute("COMMIT")
+            self.db.commit()
 
     def _last_verification(self) -> tuple[Verification | None, list[str]]:
         """The last checkpoint of verification, if it is sound: its MAC, its link to the one
@@ -355,7 +355,7 @@ class AuditVerifier:
                 )
         return problems
 
-    def _all_rows(self) -> Iterator[tuple[str, sqlite3.Row]]:
+    def _all_rows(self) -> Iterator[tuple[str, Row]]:
         for table, columns in AUDITED_COLUMNS.items():
             query = (
                 f"SELECT id, audit_event_id, {', '.join(columns)}"
@@ -366,7 +366,7 @@ class AuditVerifier:
 
     def _rows_since(
         self, since: int, latest: dict[str, tuple[int, dict[str, str] | None]]
-    ) -> Iterator[tuple[str, sqlite3.Row]]:
+    ) -> Iterator[tuple[str, Row]]:
         """The state rows whose ``audit_event_id`` is newer than ``since`` or missing (a row
         sscard did not write; both through the index ``<table>_by_audit_event``), and those
         the new events record (by id)."""
@@ -386,14 +386,14 @@ class AuditVerifier:
                     yield table, row
             for row_id in recorded.get(table, []):
                 if row_id not in seen:
-                    row = self.db.execute(f"{select} WHERE id = ?", (row_id,)).fetchone()
-                    if row is not None:
-                        yield table, row
+                    found = self.db.execute(f"{select} WHERE id = ?", (row_id,)).fetchone()
+                    if found is not None:
+                        yield table, found
 
     def _verify_rows(
         self,
         latest: dict[str, tuple[int, dict[str, str] | None]],
-        rows: Iterable[tuple[str, sqlite3.Row]],
+        rows: Iterable[tuple[str, Row]],
     ) -> tuple[list[str], int]:
         """(problems, rows read): each state row against the chain's latest record of it,
         and every row that record says exists but is not among ``rows``."""

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 import sys
 import traceback
 
 from apdu.errors import ApduError
 from hsm_stub.errors import SecurityModuleError
+from personalize.database import DatabaseError
 from personalize.jobs import JobError
 from personalize.office import OfficeError
 from personalize.operators import OperatorError
@@ -52,7 +52,7 @@ OPERATOR_ERRORS: dict[type[BaseException], str] = {
     TrackError: "磁道数据无效",
     FaceError: "卡面无效",
     RegistryError: "登记库错误",
-    sqlite3.Error: "登记库数据库错误",
+    DatabaseError: "登记库数据库错误",
     JobError: "制卡作业错误",
     VaultError: "磁道密钥错误",
     OfficeError: "街道业务错误",

@@ -38,7 +38,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import sqlite3
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
@@ -51,6 +50,7 @@ from apdu.errors import CardMute, CardRemoved, NoCard, TransportError
 from apdu.pcsc import PcscTransport, wait_for_card, wait_for_removal
 from hsm_stub.errors import SecurityModuleUnavailable
 from hsm_stub.module import SecurityModule
+from personalize.database import Row
 from personalize.jobpaths import JobPathError, confined_file
 from personalize.lifecycle import CardStatus, JobStatus, RequestStatus
 from personalize.policy import RegionPolicy
@@ -211,7 +211,7 @@ def submit_job(
                 f"(job {live['id']} is {live['status']}: run or cancel it first)"
             )
             raise JobError(f"没有待制卡的补/换卡申请 (no open reissue request for that card){hint}")
-        cur = db.execute(
+        job_id = db.insert(
             "INSERT INTO jobs (request_id, person_id, old_card_id, holder, tracks, status,"
             " operator, created_at, updated_at) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?)",
             (
@@ -228,7 +228,6 @@ def submit_job(
                 now,
             ),
         )
-        job_id = int(cur.lastrowid or 0)
         db.execute("INSERT INTO job_photos (job_id, photo) VALUES (?, ?)", (job_id, photo))
         if tracks:
             db.execute(
@@ -274,16 +273,14 @@ def next_step(done: set[str]) -> str | None:
     return None
 
 
-def _job_row(registry: Registry, job_id: int) -> sqlite3.Row:
-    row: sqlite3.Row | None = registry.db.execute(
-        "SELECT * FROM jobs WHERE id = ?", (job_id,)
-    ).fetchone()
+def _job_row(registry: Registry, job_id: int) -> Row:
+    row: Row | None = registry.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if row is None:
         raise JobError(f"没有作业 {job_id} (no job {job_id})")
     return row
 
 
-def unsettled_print(registry: Registry, job: sqlite3.Row) -> dict[str, Any] | None:
+def unsettled_print(registry: Registry, job: Row) -> dict[str, Any] | None:
     """The job card's print that was begun (``Se`` may have been sent) and has no recorded
     outcome: its details (the printer and its count before), or None. Only that printer can
     settle it (``JobRunner._settle_print``)."""
@@ -300,7 +297,7 @@ def unsettled_print(registry: Registry, job: sqlite3.Row) -> dict[str, Any] | No
     return details
 
 
-def _job_rule(registry: Registry, job: sqlite3.Row, action: str) -> str:
+def _job_rule(registry: Registry, job: Row, action: str) -> str:
     """The job's next status by the transition table, or ``JobError``."""
     try:
         return str(registry.rule("job", job["status"], action).target)
@@ -308,7 +305,7 @@ def _job_rule(registry: Registry, job: sqlite3.Row, action: str) -> str:
         raise JobError(f"作业 {job['id']}: {exc}") from None
 
 
-def _held_elsewhere(job: sqlite3.Row, station: str | None, now: str) -> bool:
+def _held_elsewhere(job: Row, station: str | None, now: str) -> bool:
     """Another station holds a live lease on the running job."""
     return bool(
         job["status"] == JobStatus.RUNNING
@@ -318,7 +315,7 @@ def _held_elsewhere(job: sqlite3.Row, station: str | None, now: str) -> bool:
     )
 
 
-def _lease_refusal(job: sqlite3.Row) -> str:
+def _lease_refusal(job: Row) -> str:
     return (
         f"作业 {job['id']} 正由工位 {job['station']} 执行，租约至 {job['lease_until']} "
         f"(job is being run by station {job['station']} until {job['lease_until']})"
@@ -367,7 +364,7 @@ def end_job(
     reason: str,
     station: str | None = None,
     fence: int | None = None,
-) -> sqlite3.Row:
+) -> Row:
     """Cancel or fail a job, and say where that leads (one transaction): its unfinished new
     card is released (废卡, the number never reused), its request is open again (the old
     card stays 补卡中/换卡中) and a new job can be submitted for it. A running job is
@@ -446,10 +443,10 @@ class JobRunner:
 
     # ----------------------------------------------------------------- bookkeeping
 
-    def job(self, job_id: int) -> sqlite3.Row:
+    def job(self, job_id: int) -> Row:
         return _job_row(self.registry, job_id)
 
-    def done_steps(self, job: sqlite3.Row) -> set[str]:
+    def done_steps(self, job: Row) -> set[str]:
         if job["sn"] is None:
             return set()
         rows = self.db.execute(
@@ -529,7 +526,7 @@ class JobRunner:
 
     # ----------------------------------------------------------------- the loop
 
-    def run(self, job_id: int, *, fence: int | None = None) -> sqlite3.Row:
+    def run(self, job_id: int, *, fence: int | None = None) -> Row:
         """Run the job to its end from where it stands; ``fence``: the token of a claim
         already made (``station_worker.claim_next_job``), else the job is claimed here."""
         if fence is None:
@@ -609,12 +606,12 @@ class JobRunner:
 
     # ----------------------------------------------------------------- data
 
-    def holder(self, job: sqlite3.Row) -> HolderData:
+    def holder(self, job: Row) -> HolderData:
         d = json.loads(job["holder"])
         d.pop("extra", None)
         return _holder(d)
 
-    def new_card_number(self, job: sqlite3.Row) -> tuple[int, str]:
+    def new_card_number(self, job: Row) -> tuple[int, str]:
         current = self.job(int(job["id"]))["new_card_id"]
         if current is not None:
             card = self.registry.card_by_id(int(current))
@@ -624,7 +621,7 @@ class JobRunner:
             card = self.registry.start_card(int(job["id"]), operator=self.operator)
         return card.id, card.card_number
 
-    def issuer(self, job: sqlite3.Row, sn: bytes, issued: date) -> IssuerData:
+    def issuer(self, job: Row, sn: bytes, issued: date) -> IssuerData:
         _, number = self.new_card_number(job)
         card_id = build_card_id(
             self.dev.hsm, self.profile.card_id_key.label, self.policy.region_code, sn
@@ -650,7 +647,7 @@ class JobRunner:
         except (NoCard, CardMute):
             return None
 
-    def prove_card(self, job: sqlite3.Row) -> None:
+    def prove_card(self, job: Row) -> None:
         """Before a step touches the card: the printer holds a card, it is (back) at the
         contact station, and its chip's SN is the job's — else ``CardLost``."""
         position = self.dev.printer.card_position()
@@ -662,7 +659,7 @@ class JobRunner:
         if sn != job["sn"]:
             raise CardLost(f"the card at the contact station is {sn}, not the job's {job['sn']}")
 
-    def _chip(self, job: sqlite3.Row) -> tuple[PcscTransport, SocialSecurityCard]:
+    def _chip(self, job: Row) -> tuple[PcscTransport, SocialSecurityCard]:
         self.prove_card(job)
         try:
             transport = PcscTransport(self.dev.contact_reader)
@@ -681,7 +678,7 @@ class JobRunner:
 
     # ----------------------------------------------------------------- steps
 
-    def step_feed(self, job: sqlite3.Row) -> None:
+    def step_feed(self, job: Row) -> None:
         """A blank card to the contact station. A card already in the printer is taken only
         when its chip is one the registry has never seen (a feed whose record was lost to a
         crash); anything else — a card written off, another job's, a torn or mute one — goes
@@ -716,7 +713,7 @@ class JobRunner:
             card_fields={"sn": sn, "card_id": None},
         )
 
-    def step_chip_write(self, job: sqlite3.Row) -> None:
+    def step_chip_write(self, job: Row) -> None:
         transport, card = self._chip(job)
         try:
             card.identify()
@@ -745,7 +742,7 @@ class JobRunner:
             card_fields={"card_id": issuer.card_id.hex().upper()},
         )
 
-    def _issue_date(self, job: sqlite3.Row) -> date:
+    def _issue_date(self, job: Row) -> date:
         written = self.db.execute(
             "SELECT details FROM job_steps WHERE job_id = ? AND sn = ? AND step = 'chip_write'"
             " AND result = 'ok' ORDER BY id DESC LIMIT 1",
@@ -755,7 +752,7 @@ class JobRunner:
             raise JobError("no recorded chip_write for the job's card")
         return date.fromisoformat(json.loads(written["details"])["issue_date"])
 
-    def step_chip_verify(self, job: sqlite3.Row) -> None:
+    def step_chip_verify(self, job: Row) -> None:
         issued = self._issue_date(job)
         transport, card = self._chip(job)
         try:
@@ -775,12 +772,12 @@ class JobRunner:
             transport.disconnect()
         self.record(job["id"], "chip_verify", "ok", job["sn"], {"checks": len(checks)})
 
-    def _tracks(self, job: sqlite3.Row) -> dict[int, str]:
+    def _tracks(self, job: Row) -> dict[int, str]:
         if job["tracks"] is None:
             return {}
         return self.dev.vault.open(bytes(job["tracks"]), f"job-{job['id']}")
 
-    def step_encode_stripe(self, job: sqlite3.Row) -> None:
+    def step_encode_stripe(self, job: Row) -> None:
         tracks = self._tracks(job)
         if tracks:
             self.prove_card(job)
@@ -792,7 +789,7 @@ class JobRunner:
                 raise
         self.record(job["id"], "encode_stripe", "ok", job["sn"], {"tracks": sorted(tracks)})
 
-    def step_stripe_verify(self, job: sqlite3.Row) -> None:
+    def step_stripe_verify(self, job: Row) -> None:
         tracks = self._tracks(job)
         if tracks:
             self.prove_card(job)
@@ -809,7 +806,7 @@ class JobRunner:
             raise CardRejected(f"stripe read-back differs on track(s) {bad}")
         self.record(job["id"], "stripe_verify", "ok", job["sn"], {"tracks": sorted(tracks)})
 
-    def step_print_face(self, job: sqlite3.Row) -> None:
+    def step_print_face(self, job: Row) -> None:
         intent = unsettled_print(self.registry, job)
         if intent is not None:
             self._settle_print(job, intent)
@@ -841,7 +838,7 @@ class JobRunner:
             self.progress(f"    打印中断 print interrupted: {exc}")
         self._settle_print(job, intent)
 
-    def _settle_print(self, job: sqlite3.Row, intent: dict[str, Any]) -> None:
+    def _settle_print(self, job: Row, intent: dict[str, Any]) -> None:
         """Settle a print whose outcome was not recorded, from the printer's own evidence —
         never by printing again: its count went up by one and the card has left (printed and
         ejected) → ``print_face`` ok; otherwise the card in doubt is written off (to the
@@ -867,7 +864,7 @@ class JobRunner:
             raise CardRejected(reason)
         raise CardLost(reason)
 
-    def step_activate(self, job: sqlite3.Row) -> None:
+    def step_activate(self, job: Row) -> None:
         done = self.done_steps(job)
         missing = {"chip_verify", "stripe_verify", "print_face"} - done
         if missing:

@@ -185,7 +185,7 @@ def disable_operator(registry: Registry, name: str, *, by: Operator) -> Operator
             left = db.execute(
                 "SELECT COUNT(*) FROM operators WHERE role = ? AND enabled = 1 AND name != ?",
                 (str(Role.SUPERVISOR), target.name),
-            ).fetchone()[0]
+            ).scalar()
             if left == 0:
                 raise OperatorError(
                     "不能停用最后一位主管 (the last enabled supervisor cannot be disabled)"
@@ -285,6 +285,7 @@ def session_operator(registry: Registry, session: Session | None, *, action: str
         reason = f"操作员 {who} 已停用 (operator disabled)"
     if reason is not None:
         raise refuse(registry, who, action, action, reason)
+    assert row is not None  # no row is a reason above
     return Operator(who, Role(row["role"]))
 
 

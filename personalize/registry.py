@@ -1,5 +1,6 @@
 """The card registry: persons, cards, status history, blacklist, reissue requests, jobs and a
-hash-chained audit log, in one SQLite file (WAL) with schema migrations.
+hash-chained audit log, in one SQLite file (WAL) or a PostgreSQL database
+(:mod:`personalize.database`), with schema migrations.
 
 Statuses and transitions follow docs/business-rules.md. **At most one valid card per person** is a
 database constraint: a partial unique index over the statuses in which a card is the
@@ -16,9 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sqlite3
-import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -32,6 +30,19 @@ from personalize.auditlog import (
     CheckpointLog,
     PendingCheckpoint,
     event_mac,
+)
+from personalize.database import (
+    BusyError,
+    Database,
+    DatabaseError,
+    IntegrityError,
+    Migration,
+    MissingDatabase,
+    Row,
+    checkpoint_default,
+    display,
+    is_url,
+    open_database,
 )
 from personalize.lifecycle import (
     VALID_CARD_STATUSES,
@@ -52,6 +63,15 @@ if TYPE_CHECKING:
 
 VALID = tuple(str(s) for s in VALID_CARD_STATUSES)
 STATUS_NAMES = {str(s): s.label for s in CardStatus}
+
+
+def rebuilt_on_sqlite(script: str, *, rebuild: str, rebuilt: str, postgresql: str) -> Migration:
+    """A migration whose SQLite table rebuild (from the statement starting ``rebuild`` up to
+    the one starting ``rebuilt``) is, on PostgreSQL, the statements ``postgresql``; the rest
+    is shared."""
+    start, end = script.index(rebuild), script.index(rebuilt)
+    return Migration(script, postgresql=script[:start] + postgresql + "\n    " + script[end:])
+
 
 MIGRATIONS: list[str] = [
     # 1: the initial schema
@@ -171,8 +191,11 @@ MIGRATIONS: list[str] = [
     );
     """,
     # 4: reissue requests get a status (open again when their job is cancelled or fails) and
-    # the agent who applied; a request may have several jobs over time (at most one live)
-    """
+    # the agent who applied; a request may have several jobs over time (at most one live).
+    # SQLite rebuilds ``jobs`` to drop request_id's UNIQUE; PostgreSQL drops the constraint
+    # in place (a rebuild would lose job_steps' foreign key): same columns, same index
+    rebuilt_on_sqlite(
+        """
     ALTER TABLE reissue_requests ADD COLUMN status TEXT NOT NULL DEFAULT 'open'
         CHECK (status IN ('open', 'in_job', 'done'));
     ALTER TABLE reissue_requests ADD COLUMN agent TEXT;
@@ -212,6 +235,10 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX one_live_job_per_request ON jobs(request_id)
         WHERE status NOT IN ('done', 'failed', 'cancelled');
     """,
+        rebuild="CREATE TABLE jobs_new",
+        rebuilt="CREATE UNIQUE INDEX one_live_job_per_request",
+        postgresql="ALTER TABLE jobs DROP CONSTRAINT jobs_request_id_key;",
+    ),
     # 5: 验卡单 (office verification reports): what each said, to be reprinted (补打)
     """
     CREATE TABLE office_reports (
@@ -427,7 +454,7 @@ CONSTRAINT_REFUSALS: dict[str, tuple[str, str]] = {
 }
 
 
-def constraint_refusal(exc: sqlite3.IntegrityError) -> tuple[str, str]:
+def constraint_refusal(exc: IntegrityError) -> tuple[str, str]:
     """(Chinese, English) for the invariant a constraint violation broke."""
     text = str(exc)
     for key, refusal in CONSTRAINT_REFUSALS.items():
@@ -436,21 +463,20 @@ def constraint_refusal(exc: sqlite3.IntegrityError) -> tuple[str, str]:
     return "登记库拒绝了这项更改", f"the registry refused the change: {text}"
 
 
-BUSY_TIMEOUT_S = 30  # how long a change waits for another station's transaction
 BUSY = "登记库正忙，请稍后重试 (the registry is busy with another station's change; try again)"
 
 
-def database_refusal(exc: sqlite3.Error) -> RegistryError:
-    """The one place a SQLite error becomes an operator's refusal: a constraint says which
+def database_refusal(exc: DatabaseError) -> RegistryError:
+    """The one place a database error (SQLite or PostgreSQL, mapped by
+    :mod:`personalize.database`) becomes an operator's refusal: a constraint says which
     invariant a concurrent duplicate broke, a lock that outlasted the busy timeout says
     "busy" — never a raw ``IntegrityError`` or ``database is locked``."""
-    text = str(exc)
-    if isinstance(exc, sqlite3.IntegrityError):
+    if isinstance(exc, IntegrityError):
         chinese, english = constraint_refusal(exc)
         return RegistryError(f"{chinese} ({english})")
-    if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+    if isinstance(exc, BusyError):
         return RegistryError(BUSY)
-    return RegistryError(f"登记库数据库错误 (registry database error: {text})")
+    return RegistryError(f"登记库数据库错误 (registry database error: {exc})")
 
 
 class LeaseLost(RegistryError):
@@ -498,14 +524,14 @@ def _legacy_event_hash(
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def _event_hash(key: AuditKey, row: sqlite3.Row, prev: str) -> str:
+def _event_hash(key: AuditKey, row: Row, prev: str) -> str:
     """The keyed hash of an audit event: HMAC (security module) over its id, the previous
     hash and its content — recomputing it needs the key, not only the database."""
     fields: list[object] = [row["id"], prev, row["at"], row["operator"], row["action"]]
     return event_mac(key, [*fields, row["subject"], row["details"]])
 
 
-def _row_state(table: str, row: sqlite3.Row | Mapping[str, Any]) -> dict[str, str]:
+def _row_state(table: str, row: Row | Mapping[str, Any]) -> dict[str, str]:
     """What an audit event records of a state row: a digest of its audited columns, and its
     status in clear when it has one (so a difference can be named)."""
     values = [
@@ -540,20 +566,6 @@ class Card:
     job_id: int | None
 
 
-def _create_private(path: Path) -> None:
-    """Create the database file 0600 before SQLite opens it: SQLite creates its ``-wal`` and
-    ``-shm`` files with the database file's permissions (``os_unix.c``, ``findCreateFileMode``),
-    so the holders' data never sit in a world-readable file. An existing file is left as is."""
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        pass
-    except OSError as exc:
-        raise RegistryError(
-            f"无法创建登记库：{path} (cannot create the registry database: {exc.strerror})"
-        ) from None
-
-
 class Registry:
     def __init__(
         self,
@@ -565,126 +577,102 @@ class Registry:
         audit_key: AuditKey | None = None,
         checkpoints: str | Path | None = None,
     ) -> None:
-        """Open the registry at ``path``; with ``create=False`` only an existing database
-        (SQLite ``mode=rw``): a missing one is a RegistryError naming the path, never a new
-        empty file. ``audit_key`` (the security module's ``audit_mac``) seals the audit
-        chain: without it the registry is read-only. ``checkpoints`` is the checkpoint log
-        (default: ``<db>.checkpoints`` beside the database)."""
-        self.path = Path(path)
+        """Open the registry at ``path`` — a SQLite file (or ``sqlite:///path``) or a
+        ``postgresql://user@host:port/name`` URL (:func:`personalize.database.open_database`);
+        with ``create=False`` only an existing SQLite database (``mode=rw``): a missing one is
+        a RegistryError naming the path, never a new empty file. ``audit_key`` (the security
+        module's ``audit_mac``) seals the audit chain: without it the registry is read-only.
+        ``checkpoints`` is the checkpoint log (default
+        :func:`personalize.database.checkpoint_default`: ``<db>.checkpoints`` beside a SQLite
+        file, ``<host>-<port>-<name>.checkpoints`` in the current directory for a URL)."""
+        self.path = str(path) if is_url(path) else Path(path)
         self.policy = policy
         self.clock = clock
         self.audit_key = audit_key
         self.checkpoints = CheckpointLog(
-            checkpoints if checkpoints is not None else f"{self.path}.checkpoints"
+            checkpoints if checkpoints is not None else checkpoint_default(path)
         )
-        if not create and not self.path.is_file():
-            raise RegistryError(
-                f"登记库不存在：{self.path}；新建请用 sscard registry init --db {self.path} "
-                "(no registry database at this path)"
-            )
-        if create:
-            _create_private(self.path)
-        uri = f"{self.path.absolute().as_uri()}?mode={'rwc' if create else 'rw'}"
         try:
-            self.db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-            self.db.row_factory = sqlite3.Row
-            self._write_ahead_log()
-            self.db.execute("PRAGMA foreign_keys=ON")
-            self.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_S * 1000}")
-        except sqlite3.Error as exc:
+            self.db: Database = open_database(path, create=create)
+        except MissingDatabase:
+            where = display(path)
             raise RegistryError(
-                f"无法打开登记库：{self.path} (cannot open the registry database: {exc})"
+                f"登记库不存在：{where}；新建请用 sscard registry init --db {where} "
+                "(no registry database at this path)"
+            ) from None
+        except DatabaseError as exc:
+            raise RegistryError(
+                f"无法打开登记库：{display(path)} (cannot open the registry database: {exc})"
             ) from None
         self._savepoints = 0
-        # rows changed through this connection, sealed into an audit event at commit
-        self.db.execute(
-            "CREATE TEMP TABLE IF NOT EXISTS audit_touched"
-            " (tbl TEXT NOT NULL, row_id INTEGER NOT NULL, PRIMARY KEY (tbl, row_id))"
-        )
+        self._first_pending: int | None = None  # this transaction's first audit event
+        self.db.keep_touched()
         self._migrate()
         self._watch_rows()
 
     def close(self) -> None:
         self.db.close()
 
-    def _write_ahead_log(self) -> None:
-        """``PRAGMA journal_mode=WAL``. Converting a new file needs its exclusive lock, and
-        SQLite answers "database is locked" at once, without waiting, when another process
-        is converting it too (waiting could deadlock two lock upgrades): retry for as long
-        as the busy timeout."""
-        deadline = time.monotonic() + BUSY_TIMEOUT_S
-        while True:
-            try:
-                self.db.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-
     # ----------------------------------------------------------------- schema
 
     def _migrate(self) -> None:
-        """Apply the migrations not yet applied, each in its own transaction. Foreign keys
-        are off meanwhile (a migration may rebuild a table others refer to — SQLite's
-        documented ALTER procedure) and checked before each commit."""
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        """Apply the migrations not yet applied, each in its own transaction, in the
+        database's dialect (``Database.run_script``). On SQLite foreign keys are off meanwhile (a
+        migration may rebuild a table others refer to — SQLite's documented ALTER
+        procedure) and checked before each commit."""
+        version = self.schema_version
         if version >= len(MIGRATIONS):
             return
-        self.db.execute("PRAGMA foreign_keys=OFF")
-        try:
+        with self.db.foreign_keys_deferred():
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 with self.transaction():
                     if self.schema_version >= number:  # another process got there first
                         continue
-                    for statement in script.split(";"):
-                        if statement.strip():
-                            self.db.execute(statement)
-                    if self.db.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                    self.db.run_script(script)
+                    if self.db.foreign_key_violated():
                         raise RegistryError(f"migration {number} breaks a foreign key")
                     if script is AUDIT_MIGRATION:
                         self._adopt_rows()
-                    self.db.execute(f"PRAGMA user_version = {number}")
-        finally:
-            self.db.execute("PRAGMA foreign_keys=ON")
+                    self.db.set_schema_version(number)
 
     @property
     def schema_version(self) -> int:
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        return self.db.schema_version()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction: ``BEGIN IMMEDIATE`` … ``COMMIT``, or ROLLBACK on any
-        exception. IMMEDIATE takes SQLite's write lock before the first read, so every
-        check made inside (``card_for_update``) still holds at COMMIT: two stations' changes
-        are serialized, the second waits (busy timeout) and then sees the first's result.
-        Inside an open transaction it is a SAVEPOINT: the caller's transaction decides, so a
-        registry change and the document it produces can succeed or fail together. Before
-        COMMIT the transaction's audit events are sealed and its checkpoint MACed
-        (``_seal``); after it the checkpoint is appended to the log. SQLite errors leave as
-        ``RegistryError`` (``database_refusal``)."""
+    def transaction(self) -> Iterator[Database]:
+        """One write transaction, or ROLLBACK on any exception: SQLite ``BEGIN IMMEDIATE``,
+        PostgreSQL ``BEGIN`` + the writers' advisory lock (``Database.begin_write``) — the
+        write lock is taken before the first read, so every check made inside
+        (``card_for_update``) still holds at COMMIT: two stations' changes are serialized,
+        the second waits (busy timeout) and then sees the first's result. Inside an open
+        transaction it is a SAVEPOINT: the caller's transaction decides, so a registry change
+        and the document it produces can succeed or fail together. Before COMMIT the
+        transaction's audit events are sealed and its checkpoint MACed (``_seal``); after it
+        the checkpoint is appended to the log. Database errors leave as ``RegistryError``
+        (``database_refusal``)."""
         if self.db.in_transaction:
             try:
                 with self._savepoint():
                     yield self.db
-            except sqlite3.Error as exc:
+            except DatabaseError as exc:
                 raise database_refusal(exc) from None
             return
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
+            self.db.begin_write()
+        except DatabaseError as exc:
             raise database_refusal(exc) from None
+        self._first_pending = None
         checkpoint: PendingCheckpoint | None = None
         try:
             yield self.db
             checkpoint = self._seal()
-            self.db.execute("COMMIT")
+            self.db.commit()
         except BaseException as exc:
             if checkpoint is not None:
                 checkpoint.discard()
-            if self.db.in_transaction:  # also after a failed COMMIT
-                self.db.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.Error):
+            self.db.rollback()  # also after a failed COMMIT
+            if isinstance(exc, DatabaseError):
                 raise database_refusal(exc) from None
             raise
         if checkpoint is not None:
@@ -693,17 +681,11 @@ class Registry:
     @contextmanager
     def _savepoint(self) -> Iterator[None]:
         self._savepoints += 1
-        name = f"sp{self._savepoints}"
-        self.db.execute(f"SAVEPOINT {name}")
         try:
-            yield
-        except BaseException:
-            self.db.execute(f"ROLLBACK TO {name}")
-            self.db.execute(f"RELEASE {name}")
-            raise
+            with self.db.savepoint(f"sp{self._savepoints}"):
+                yield
         finally:
             self._savepoints -= 1
-        self.db.execute(f"RELEASE {name}")
 
     # ----------------------------------------------------------------- audit
 
@@ -717,36 +699,32 @@ class Registry:
             with self.transaction():
                 return self.audit(operator, action, subject, details)
         text = json.dumps(details, ensure_ascii=False, sort_keys=True)
-        cur = self.db.execute(
-            "INSERT INTO audit_events (at, operator, action, subject, details, prev_hash, hash)"
-            " VALUES (?, ?, ?, ?, ?, '', '')",
+        # the next id after the head, written under the writers' lock: the chain has no gap
+        # where a transaction rolled back (a PostgreSQL sequence would leave one)
+        event = self.db.insert(
+            "INSERT INTO audit_events (id, at, operator, action, subject, details, prev_hash,"
+            " hash) VALUES ((SELECT COALESCE(MAX(id), 0) + 1 FROM audit_events),"
+            " ?, ?, ?, ?, ?, '', '')",
             (_iso(self.clock()), operator, action, subject, text),
         )
-        return int(cur.lastrowid or 0)
+        if self._first_pending is None:
+            self._first_pending = event
+        return event
 
     def _watch_rows(self) -> None:
-        """TEMP triggers (this connection only) that note every state row it inserts,
-        updates or deletes; a change made by any other connection is not noted and shows up
-        in ``verify_audit`` as a row its audit event does not explain."""
-        for table, columns in AUDITED_COLUMNS.items():
-            for when, ref in (
-                ("INSERT", "NEW"),
-                (f"UPDATE OF {', '.join(columns)}", "NEW"),
-                ("DELETE", "OLD"),
-            ):
-                name = f"audit_{table}_{when.split()[0].lower()}"
-                self.db.execute(
-                    f"CREATE TEMP TRIGGER IF NOT EXISTS {name} AFTER {when} ON main.{table}"
-                    f" BEGIN INSERT OR IGNORE INTO audit_touched VALUES ('{table}', {ref}.id);"
-                    " END"
-                )
-        if self._photos_apart():  # a job's photo is part of its audited row
-            for when, ref in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
-                self.db.execute(
-                    f"CREATE TEMP TRIGGER IF NOT EXISTS audit_job_photos_{when.lower()} AFTER"
-                    f" {when} ON main.job_photos BEGIN INSERT OR IGNORE INTO audit_touched"
-                    f" VALUES ('jobs', {ref}.job_id); END"
-                )
+        """Every state row this registry inserts, updates or deletes is noted for the seal
+        (``Database.watch``: SQLite TEMP triggers of this connection; PostgreSQL triggers
+        keyed by transaction); a change made by anyone else is not sealed and shows up in
+        ``verify_audit`` as a row its audit event does not explain. A job's photo, in
+        ``job_photos`` once ``PHOTO_MIGRATION`` is applied, is part of its job's row."""
+        photos_apart = self._photos_apart()
+        self.db.watch(
+            {
+                table: tuple(c for c in columns if not (photos_apart and c == "photo"))
+                for table, columns in AUDITED_COLUMNS.items()
+            },
+            parts={"job_photos": ("jobs", "job_id")} if photos_apart else {},
+        )
 
     def _photos_apart(self) -> bool:
         """The schema keeps job photos in ``job_photos`` (``PHOTO_MIGRATION`` applied)."""
@@ -756,26 +734,21 @@ class Registry:
         """Where the audited columns of ``table``'s rows are read: a job with its photo."""
         return JOBS_WITH_PHOTOS if table == "jobs" and self._photos_apart() else table
 
-    def _pending_events(self) -> list[sqlite3.Row]:
-        """This transaction's events, not yet sealed (the tail with an empty hash)."""
-        pending: list[sqlite3.Row] = []
-        cursor = self.db.execute("SELECT * FROM audit_events ORDER BY id DESC")
-        try:
-            for row in cursor:
-                if row["hash"] != "":
-                    break
-                pending.append(row)
-        finally:
-            cursor.close()
-        return pending[::-1]
+    def _pending_events(self) -> list[Row]:
+        """This transaction's events, not yet sealed (from its first, with an empty hash)."""
+        if self._first_pending is None:
+            return []
+        return self.db.execute(
+            "SELECT * FROM audit_events WHERE id >= ? AND hash = '' ORDER BY id",
+            (self._first_pending,),
+        ).fetchall()
 
     def _seal(self) -> PendingCheckpoint | None:
         """Before COMMIT: the rows this transaction changed get its last audit event's id,
         that event records their digests, and every new event gets its keyed hash. A change
         with no event of its own gets a ``rows.change`` event. Returns the new head's
         checkpoint, MACed, to be written after COMMIT."""
-        touched = self.db.execute("SELECT tbl, row_id FROM audit_touched ORDER BY tbl, row_id")
-        changes = [(str(t), int(r)) for t, r in touched]
+        changes = self.db.touched()
         if not changes and not self._pending_events():
             return None
         if self.audit_key is None:
@@ -813,7 +786,7 @@ class Registry:
                 (prev, digest, event["id"]),
             )
             prev = digest
-        self.db.execute("DELETE FROM audit_touched")
+        self.db.forget_touched()
         head = Checkpoint(int(pending[-1]["id"]), prev, _iso(self.clock()), self._legacy_events())
         return self.checkpoints.prepare(head, self.audit_key)
 
@@ -826,11 +799,8 @@ class Registry:
         event ``audit.adopt``, which also seals the unkeyed events before it (and is the
         first checkpoint, so a chain with events always has one)."""
         for table in AUDITED_COLUMNS:
-            self.db.execute(
-                f"INSERT OR IGNORE INTO audit_touched SELECT '{table}', id FROM {table}"
-            )
-        rows = self.db.execute("SELECT 1 FROM audit_touched").fetchone()
-        if rows is None and not self._legacy_events():
+            self.db.touch_all(table)
+        if not self.db.touched() and not self._legacy_events():
             return  # a new registry: nothing to adopt, nothing to seal
         if self.audit_key is None:
             raise RegistryError(
@@ -877,9 +847,9 @@ class Registry:
 
     def card_for_update(self, key: str | int) -> Card:
         """The card that the caller's write transaction is about to change — THE place
-        that says "read this card for update". On SQLite the transaction's BEGIN IMMEDIATE
-        already holds the write lock, so this read is current and stays so until COMMIT;
-        on PostgreSQL this is where ``SELECT … FOR UPDATE`` goes. A 预挂失 past its deadline
+        that says "read this card for update". The transaction already holds the writers'
+        lock (SQLite's BEGIN IMMEDIATE, PostgreSQL's advisory lock), so this read is current
+        and stays so until COMMIT. A 预挂失 past its deadline
         lapses here first, in the same transaction, so the change starts from the status
         the rules give it now."""
         if not self.db.in_transaction:
@@ -906,42 +876,40 @@ class Registry:
         target = str(self.rule("card", card.status, "lapse").target)
         return replace(card, status=target, status_since=card.lapse_at or "", lapse_at=None)
 
-    def person(self, person_id: int) -> sqlite3.Row:
-        row: sqlite3.Row | None = self.db.execute(
+    def person(self, person_id: int) -> Row:
+        row: Row | None = self.db.execute(
             "SELECT * FROM persons WHERE id = ?", (person_id,)
         ).fetchone()
         if row is None:
             raise RegistryError(f"no person with id {person_id}")
         return row
 
-    def person_by_ssn(self, ssn: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.db.execute(
-            "SELECT * FROM persons WHERE ssn = ?", (ssn,)
-        ).fetchone()
+    def person_by_ssn(self, ssn: str) -> Row | None:
+        row: Row | None = self.db.execute("SELECT * FROM persons WHERE ssn = ?", (ssn,)).fetchone()
         return row
 
     def cards_of(self, person_id: int) -> list[Card]:
         rows = self.db.execute("SELECT * FROM cards WHERE person_id = ? ORDER BY id", (person_id,))
         return [self._as_of_now(_card(r)) for r in rows]
 
-    def history(self, card_id: int) -> list[sqlite3.Row]:
+    def history(self, card_id: int) -> list[Row]:
         return list(
             self.db.execute(
                 "SELECT * FROM status_history WHERE card_id = ? ORDER BY id", (card_id,)
             )
         )
 
-    def request(self, request_id: int) -> sqlite3.Row:
-        row: sqlite3.Row | None = self.db.execute(
+    def request(self, request_id: int) -> Row:
+        row: Row | None = self.db.execute(
             "SELECT * FROM reissue_requests WHERE id = ?", (request_id,)
         ).fetchone()
         if row is None:
             raise RegistryError(f"没有申请 {request_id} (no request {request_id})")
         return row
 
-    def open_request(self, old_card_id: int) -> sqlite3.Row | None:
+    def open_request(self, old_card_id: int) -> Row | None:
         """The card's request waiting for a job, if any."""
-        row: sqlite3.Row | None = self.db.execute(
+        row: Row | None = self.db.execute(
             "SELECT * FROM reissue_requests WHERE old_card_id = ? AND status = ?"
             " ORDER BY id DESC LIMIT 1",
             (old_card_id, RequestStatus.OPEN.value),
@@ -1128,7 +1096,7 @@ class Registry:
                 )
             person = self.person_by_ssn(holder.ssn)
             if person is None:
-                cur = self.db.execute(
+                person_id = self.db.insert(
                     "INSERT INTO persons (ssn, name, gender, ethnicity, birthplace, birth_date,"
                     " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (
@@ -1141,7 +1109,6 @@ class Registry:
                         now,
                     ),
                 )
-                person_id = int(cur.lastrowid or 0)
             else:
                 person_id = int(person["id"])
             try:
@@ -1161,7 +1128,7 @@ class Registry:
                         now,
                     ),
                 )
-            except sqlite3.IntegrityError as exc:  # a concurrent enrollment got there first
+            except IntegrityError as exc:  # a concurrent enrollment got there first
                 chinese, english = constraint_refusal(exc)
                 raise RegistryError(
                     f"卡号 {card_number} 无法登记：{chinese} (cannot enroll: {english})"
@@ -1205,7 +1172,7 @@ class Registry:
         kind: str = "reissue",
         fee: int | None = None,
         agent: Agent | None = None,
-    ) -> sqlite3.Row:
+    ) -> Row:
         """Reissue after formal loss (→ 补卡中), or replacement after a damage verdict
         (→ 换卡中); returns the request (the 领卡证明 data). The fee of a reissue is the
         policy's 补卡工本费 unless given; a replacement's comes from the verdict."""
@@ -1225,7 +1192,7 @@ class Registry:
                 "补卡申请" if kind == "reissue" else "换卡申请",
                 agent=agent,
             )
-            cur = self.db.execute(
+            request_id = self.db.insert(
                 "INSERT INTO reissue_requests (person_id, old_card_id, kind, applied_on,"
                 " collect_on, place, fee, operator, counter, status, agent)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -1243,7 +1210,6 @@ class Registry:
                     None if agent is None else agent.as_text(),
                 ),
             )
-            request_id = int(cur.lastrowid or 0)
             self.audit(
                 operator,
                 f"request.{kind}",
@@ -1320,12 +1286,11 @@ class Registry:
             target = str(self.rule("card", None, "start").target)
             number = self._next_free_number()
             now = _iso(self.clock())
-            cur = db.execute(
+            card_id = db.insert(
                 "INSERT INTO cards (person_id, card_number, region, status, status_since,"
                 " job_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (job["person_id"], number, self.policy.region_code, target, now, job_id, now),
             )
-            card_id = int(cur.lastrowid or 0)
             db.execute("UPDATE jobs SET new_card_id = ? WHERE id = ?", (card_id, job_id))
             self._history(card_id, number, None, target, operator, "开始制卡", f"job {job_id}")
             return self.card_by_id(card_id)
@@ -1346,12 +1311,10 @@ class Registry:
             db.execute("UPDATE jobs SET new_card_id = NULL WHERE new_card_id = ?", (card_id,))
             return self.card_by_id(card_id)
 
-    def check_fence(self, job_id: int, fence: int | None) -> sqlite3.Row:
+    def check_fence(self, job_id: int, fence: int | None) -> Row:
         """The job, if ``fence`` is still its token and it is running (call inside the
         transaction that writes for the job); ``LeaseLost`` otherwise."""
-        job: sqlite3.Row | None = self.db.execute(
-            "SELECT * FROM jobs WHERE id = ?", (job_id,)
-        ).fetchone()
+        job: Row | None = self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if job is None:
             raise RegistryError(f"没有作业 {job_id} (no job {job_id})")
         if fence is None or job["fence"] != fence or job["status"] != "running":
@@ -1370,7 +1333,7 @@ class Registry:
             " updated_at = ? WHERE id = ?",
             (target, station, _iso(until), _iso(self.clock()), job_id),
         )
-        return int(self.db.execute("SELECT fence FROM jobs WHERE id = ?", (job_id,)).fetchone()[0])
+        return int(self.db.execute("SELECT fence FROM jobs WHERE id = ?", (job_id,)).scalar())
 
     def sn_seen(self, sn: str) -> bool:
         """A chip SN the registry already knows — a card made, fed to a job or blacklisted:
@@ -1382,7 +1345,7 @@ class Registry:
         ).fetchone()
         return row is not None
 
-    def _activation_evidence(self, job: sqlite3.Row, new: Card) -> None:
+    def _activation_evidence(self, job: Row, new: Card) -> None:
         """The card to activate is the job's current card, fed in this job, and every step
         of :data:`ACTIVATION_EVIDENCE` was recorded ``ok`` for its SN in this job after it
         was fed (print_face ``ok`` is recorded only once the printer has printed and ejected
@@ -1397,7 +1360,7 @@ class Registry:
             "SELECT MAX(id) FROM job_steps WHERE job_id = ? AND sn = ? AND step = 'feed'"
             " AND result = 'ok'",
             (job["id"], sn),
-        ).fetchone()[0]
+        ).scalar()
         rows = self.db.execute(
             "SELECT step, result FROM job_steps WHERE job_id = ? AND sn = ? AND id > ? ORDER BY id",
             (job["id"], sn, fed or 0),
@@ -1452,26 +1415,26 @@ class Registry:
         operator: str,
         request_id: int | None,
         data: dict[str, Any],
-    ) -> sqlite3.Row:
+    ) -> Row:
         """Keep a 验卡单's content (call inside the transaction that audits the diagnosis).
         Its number ``YK-<local date>-<row id>`` is unique by the row id, not by the clock."""
         now = self.clock()
-        cur = self.db.execute(
+        report_id = self.db.insert(
             "INSERT INTO office_reports (card_number, request_id, at, operator, data)"
             " VALUES (?, ?, ?, ?, ?)",
             (card_number, request_id, _iso(now), operator, json.dumps(data, ensure_ascii=False)),
         )
-        report_no = f"YK-{self.policy.local_date(now):%Y%m%d}-{cur.lastrowid:06d}"
+        report_no = f"YK-{self.policy.local_date(now):%Y%m%d}-{report_id:06d}"
         self.db.execute(
-            "UPDATE office_reports SET report_no = ? WHERE id = ?", (report_no, cur.lastrowid)
+            "UPDATE office_reports SET report_no = ? WHERE id = ?", (report_no, report_id)
         )
         row = self.office_report(report_no)
         assert row is not None
         return row
 
-    def office_report(self, report_no: str) -> sqlite3.Row | None:
+    def office_report(self, report_no: str) -> Row | None:
         """A stored 验卡单 by its number, or None."""
-        row: sqlite3.Row | None = self.db.execute(
+        row: Row | None = self.db.execute(
             "SELECT * FROM office_reports WHERE report_no = ?", (report_no,)
         ).fetchone()
         return row
@@ -1482,7 +1445,7 @@ def request_number(request_id: int) -> str:
     return f"SSCARD-REQ-{request_id:06d}"
 
 
-def _card(row: sqlite3.Row) -> Card:
+def _card(row: Row) -> Card:
     return Card(
         id=row["id"],
         person_id=row["person_id"],

@@ -19,11 +19,13 @@ DEFAULT_DB = "sscard.db"
 def add_db_option(
     p: argparse.ArgumentParser | argparse._MutuallyExclusiveGroup, *, creates: bool = False
 ) -> None:
-    """``--db``: the registry file (default ``$SSCARD_DB`` or ``./sscard.db``)."""
+    """``--db``: the registry — a SQLite file or a ``postgresql://`` URL (default
+    ``$SSCARD_DB`` or ``./sscard.db``)."""
     p.add_argument(
         "--db",
         default=os.environ.get("SSCARD_DB", DEFAULT_DB),
-        help=f"registry database (default $SSCARD_DB or {DEFAULT_DB}); "
+        help=f"registry database: a SQLite file or postgresql://USER@HOST:PORT/NAME "
+        f"(default $SSCARD_DB or {DEFAULT_DB}); "
         + ("created when missing" if creates else "must exist: see `sscard registry init`"),
     )
 
@@ -57,8 +59,9 @@ def add_audit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--audit-checkpoints",
         default=os.environ.get("SSCARD_AUDIT_CHECKPOINTS"),
-        help="the audit checkpoint log (default $SSCARD_AUDIT_CHECKPOINTS or "
-        "<db>.checkpoints beside the database)",
+        help="the audit checkpoint log (default $SSCARD_AUDIT_CHECKPOINTS, else "
+        "<db>.checkpoints beside a SQLite file, HOST-PORT-NAME.checkpoints in the current "
+        "directory for a postgresql:// registry)",
     )
 
 

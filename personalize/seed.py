@@ -71,7 +71,7 @@ def synthetic_name(index: int) -> str:
 
 
 def _next_id(registry: Registry, table: str) -> int:
-    return int(registry.db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0]) + 1
+    return int(registry.db.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").scalar()) + 1
 
 
 def seed_registry(
@@ -171,6 +171,7 @@ def _seed_chunk(registry: Registry, start: int, stop: int, operator: str) -> See
                 f" VALUES ({', '.join('?' * len(columns))})",
                 ([*r.values(), event] for r in table_rows),
             )
+            db.follow_ids(table)  # PostgreSQL: the identity goes on after the explicit ids
             for r in table_rows:
                 states[f"{table}/{r['id']}"] = _row_state(table, r)
         db.execute(
@@ -184,5 +185,5 @@ def _seed_chunk(registry: Registry, start: int, stop: int, operator: str) -> See
             (json.dumps(details, ensure_ascii=False, sort_keys=True), event),
         )
         # the event above already records every row this chunk wrote
-        db.execute("DELETE FROM audit_touched")
+        db.forget_touched()
     return SeedSummary(stop - start, len(rows["cards"]), 1)

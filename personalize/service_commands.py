@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from personalize.auditverify import FULL_EVERY, FULL_REASONS
+from personalize.database import display, registry_exists
 from personalize.documents import (
     collection_certificate,
     collection_certificate_bytes,
@@ -64,12 +65,16 @@ def _registry(args: argparse.Namespace, *, create: bool = False) -> Registry:
 
 
 def cmd_registry_init(args: argparse.Namespace) -> int:
-    path = Path(args.db)
-    if path.exists():
-        raise RegistryError(f"登记库已存在，未改动：{path} (a registry database exists there)")
+    """A new registry: a new SQLite file, or the schema in an empty PostgreSQL database
+    (made beforehand by its administrator: ``createdb -O sscard sscard``)."""
+    where = display(args.db)
+    if registry_exists(args.db):
+        raise RegistryError(f"登记库已存在，未改动：{where} (a registry database exists there)")
     registry = _registry(args, create=True)
-    data = {"db": str(path), "schema_version": registry.schema_version}
-    _emit(args, data, f"已新建登记库 created the registry {path} (schema {data['schema_version']})")
+    data = {"db": where, "schema_version": registry.schema_version}
+    _emit(
+        args, data, f"已新建登记库 created the registry {where} (schema {data['schema_version']})"
+    )
     return 0
 
 

@@ -12,11 +12,13 @@ address that can point at hardware or an emulator (docs/architecture.md "Convent
                                          # (default: name; registered with hsm add-client)
     hsm_secret_file = "client.secret"    # its secret, hex (optional for the test clients)
     track_key = "tracks.key"             # 32-byte hex key of the sealed track images
-    registry = "registry.db"
+    registry = "registry.db"             # or "postgresql://sscard@db.example:5432/sscard"
     audit_hsm = "tcp://10.0.0.1:9630"    # optional: the module of the registry's audit key
                                          # (default: hsm; needed when hsm is a PSAM)
     audit_checkpoints = "audit.log"      # optional: the audit checkpoint log (default:
-                                         # registry.db.checkpoints beside the registry)
+                                         # registry.db.checkpoints beside the registry;
+                                         # for a URL: HOST-PORT-NAME.checkpoints beside
+                                         # this file)
     policy = "default"
     out_dir = "out"
     lease_seconds = 600                  # optional: how long a claim or heartbeat holds a job
@@ -36,6 +38,7 @@ from hsm_stub.keystore import TEST_CLIENTS, Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.module import SecurityModule
 from hsm_stub.psam import PsamSecurityModule
+from personalize.database import checkpoint_default, is_url
 from personalize.policy import RegionPolicy
 from personalize.registry import Clock, Registry, utc_now
 
@@ -53,7 +56,7 @@ class StationConfig:
     hsm_client: str
     hsm_secret_file: Path | None
     track_key: Path
-    registry: Path
+    registry: Path | str  # a SQLite file, or a postgresql:// URL
     policy: str
     out_dir: Path
     audit_hsm: str | None = None  # the audit key's module, when ``hsm`` cannot MAC (a PSAM)
@@ -87,12 +90,16 @@ class StationConfig:
                 hsm_client=str(d.get("hsm_client", d["name"])),
                 hsm_secret_file=rel(d["hsm_secret_file"]) if "hsm_secret_file" in d else None,
                 track_key=rel(d["track_key"]),
-                registry=rel(d["registry"]),
+                registry=str(d["registry"]) if is_url(d["registry"]) else rel(d["registry"]),
                 policy=str(d.get("policy", "default")),
                 out_dir=rel(d.get("out_dir", "out")),
                 audit_hsm=str(d["audit_hsm"]) if "audit_hsm" in d else None,
                 audit_checkpoints=(
-                    rel(d["audit_checkpoints"]) if "audit_checkpoints" in d else None
+                    rel(d["audit_checkpoints"])
+                    if "audit_checkpoints" in d
+                    else rel(checkpoint_default(d["registry"]))
+                    if is_url(d["registry"])
+                    else None
                 ),
                 lease_seconds=_positive(d.get("lease_seconds", 600), "lease_seconds", path),
             )

@@ -45,11 +45,12 @@ from sscard.profile import load_profile
 
 log = logging.getLogger(__name__)
 
-# The one place the claim's row lock goes. SQLite needs none: ``Registry.transaction`` is
-# BEGIN IMMEDIATE, which holds the write lock from the first read. PostgreSQL (once the
-# connection layer exposes the dialect): " FOR UPDATE OF j SKIP LOCKED", so stations claim
-# side by side without waiting on each other's candidate rows.
-CLAIM_LOCK = ""
+# The claim's row lock (``Database.lock_skipping``): none on SQLite, whose
+# ``Registry.transaction`` is BEGIN IMMEDIATE and holds the write lock from the first read;
+# ``FOR UPDATE OF j SKIP LOCKED`` on PostgreSQL. There every registry write transaction also
+# takes the writers' advisory lock (the audit chain stays one chain), so claims are
+# serialized by it today; the row locks keep a claim correct on their own should that lock
+# ever be narrowed to the audit seal.
 CLAIM_CANDIDATES = 8  # rows looked at per claim (only a bound print can make one unfit)
 
 # First the station's own running jobs, left by a previous process of it (a crash: its
@@ -94,7 +95,7 @@ def claim_next_job(
             (JobStatus.QUEUED, QUEUED_QUERY, ()),
         ):
             rows = db.execute(
-                query + CLAIM_LOCK, (str(status), region, *params, CLAIM_CANDIDATES)
+                query + db.lock_skipping("j"), (str(status), region, *params, CLAIM_CANDIDATES)
             ).fetchall()
             for job in rows:
                 intent = unsettled_print(registry, job)

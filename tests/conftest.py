@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -80,3 +82,21 @@ def postgres() -> Iterator[PostgresServer]:
 def postgres_url(postgres: PostgresServer) -> str:
     """``postgresql://…`` of the session's test database on that server."""
     return postgres.url
+
+
+NewDatabase = Callable[[str], str]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_db(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> NewDatabase:
+    """A factory of new, empty registry databases, ``new_db("r")`` → their location: a SQLite
+    file in ``tmp_path``, or a database of its own on the session's PostgreSQL server (which
+    starts only for these). The test runs in ``tmp_path``, where a PostgreSQL registry's
+    audit checkpoint log is by default (``personalize.database.checkpoint_default``)."""
+    monkeypatch.chdir(tmp_path)
+    if request.param == "sqlite":
+        return lambda name: str(tmp_path / f"{name}.db")
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return lambda name: server.create_database(f"{name}_{uuid.uuid4().hex[:12]}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from personalize.database import is_url
 from personalize.operators import (
     Operator,
     add_operator,
@@ -35,12 +36,13 @@ BOOTSTRAP = "sup0"
 CONFIRMER = "sup2"
 
 
-def session_file(db: Path, name: str) -> Path:
-    return Path(db).parent / f"session-{name}"
+def session_file(db: str | Path, name: str) -> Path:
+    """Beside a SQLite registry; in the current directory for a PostgreSQL one."""
+    return (Path.cwd() if is_url(db) else Path(db).parent) / f"session-{name}"
 
 
 def login(
-    db: Path,
+    db: str | Path,
     name: str = "op7",
     role: Role = Role.SUPERVISOR,
     *,
@@ -61,7 +63,9 @@ def login(
     return {"SSCARD_SESSION": str(path)}
 
 
-def confirm(db: Path, name: str = CONFIRMER, *, clock: Clock = pinned_clock) -> tuple[str, str]:
+def confirm(
+    db: str | Path, name: str = CONFIRMER, *, clock: Clock = pinned_clock
+) -> tuple[str, str]:
     """``--confirm-session FILE`` of a second supervisor, for dual-control commands."""
     return ("--confirm-session", login(db, name, Role.SUPERVISOR, clock=clock)["SSCARD_SESSION"])
 

@@ -5,12 +5,12 @@ real SQLite file; prints counted by the printer emulator itself, never by the re
 from __future__ import annotations
 
 import os
-import sqlite3
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from personalize.database import open_database
 from personalize.jobs import AfterStep, JobRunner, StationDevices
 from personalize.registry import LeaseLost, Registry
 from personalize.trackvault import TrackVault
@@ -155,7 +155,7 @@ def test_after_step_is_told_each_step_once_its_ok_is_committed(p: Prepared) -> N
     told: list[tuple[str, bool]] = []
 
     def after_step(step: str) -> None:  # seen from another connection: committed
-        other = sqlite3.connect(p.config.registry)
+        other = open_database(p.config.registry, create=False)
         done = other.execute(
             "SELECT 1 FROM job_steps WHERE job_id = ? AND step = ? AND result = 'ok'",
             (p.job_id, step),

@@ -1,13 +1,14 @@
-"""Conflicting registry operations run at the same instant by two processes on one SQLite
-file: exactly one wins, the other gets a clear refusal (Chinese first, English beside it),
-never a traceback; the registry stays consistent (docs/service.md "Concurrency").
+"""Conflicting registry operations run at the same instant by two processes on one registry
+— a SQLite file or a PostgreSQL database (fixture ``new_db``): exactly one wins, the other
+gets a clear refusal (Chinese first, English beside it), never a traceback; the registry
+stays consistent (docs/service.md "Concurrency").
 
-Each pair has its own database with one fresh card per round. Two worker processes (SQLite
-locks are per connection and process, so threads would prove nothing) stay alive across the
-rounds; for every round both are handed the same card and released together by a barrier.
-After the rounds: every card's status history is one unbroken chain ending at its current
-status, a card has at most one unfinished request and a request at most one live job, and
-the audit chain verifies.
+Each pair has its own database with one fresh card per round. Two worker processes (the
+databases' locks are per connection, SQLite's per process, so threads would prove nothing)
+stay alive across the rounds; for every round both are handed the same card and released
+together by a barrier. After the rounds: every card's status history is one unbroken chain
+ending at its current status, a card has at most one unfinished request and a request at
+most one live job, and the audit chain verifies.
 
 ``python -m tests.integration.test_registry_races`` prints the figures for every pair
 without asserting (what issue 11 quotes before and after the fix).
@@ -41,6 +42,7 @@ from sscard.profile import load_profile
 from sscard.records import HolderData
 from tests.audit_key import AUDIT_KEY, HSM_ENV
 from tests.clock import FAKETIME, PINNED
+from tests.conftest import NewDatabase
 from tests.operators import login
 
 ROUNDS = 100
@@ -118,7 +120,7 @@ class Clock:
 
 @dataclass(frozen=True)
 class Setup:
-    db: Path
+    db: str | Path  # a SQLite file or a postgresql:// URL
     vault: Path
     base_dir: Path
     later: bool
@@ -249,15 +251,16 @@ def consistency(registry: Registry) -> list[str]:
             problems.append(f"{row['card_number']}: {row['status']} with {unfinished} requests")
     for row in registry.db.execute(
         "SELECT request_id, COUNT(*) AS n FROM jobs WHERE status NOT IN"
-        " ('done', 'failed', 'cancelled') GROUP BY request_id HAVING n > 1"
+        " ('done', 'failed', 'cancelled') GROUP BY request_id HAVING COUNT(*) > 1"
     ):
         problems.append(f"request {row['request_id']}: {row['n']} live jobs")
     return problems
 
 
-def run_pair(pair: Pair, workdir: Path) -> Figures:
+def run_pair(pair: Pair, workdir: Path, db: str | Path | None = None) -> Figures:
+    """The pair's rounds on the registry ``db`` (default: a new SQLite file in ``workdir``)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    setup = Setup(workdir / "registry.db", workdir / "tracks.key", workdir, pair.later)
+    setup = Setup(db or workdir / "registry.db", workdir / "tracks.key", workdir, pair.later)
     TrackVault.create(setup.vault)
     (workdir / "photo.jpg").write_bytes(sample_photo())
     registry = Registry(setup.db, POLICY, clock=Clock(PINNED), audit_key=AUDIT_KEY)
@@ -308,8 +311,10 @@ def run_pair(pair: Pair, workdir: Path) -> Figures:
 
 
 @pytest.mark.parametrize("pair", PAIRS, ids=[p.name for p in PAIRS])
-def test_conflicting_operations_have_one_winner(pair: Pair, tmp_path: Path) -> None:
-    figures = run_pair(pair, tmp_path)
+def test_conflicting_operations_have_one_winner(
+    pair: Pair, tmp_path: Path, new_db: NewDatabase
+) -> None:
+    figures = run_pair(pair, tmp_path, new_db("registry"))
     assert figures.rounds == ROUNDS
     assert figures.crashes == [], figures.line() + "\n" + "\n".join(figures.crashes[:5])
     assert figures.unclear == [], figures.line() + "\n" + "\n".join(figures.unclear[:5])
@@ -326,7 +331,7 @@ def _opener_init(barrier: Barrier) -> None:
     _OPEN_BARRIER.append(barrier)
 
 
-def _open_new(path: Path) -> str:
+def _open_new(path: str | Path) -> str:
     """Open (create and migrate) ``path`` together with the other openers."""
     _OPEN_BARRIER[0].wait()
     try:
@@ -338,14 +343,14 @@ def _open_new(path: Path) -> str:
     return f"ok {version}"
 
 
-def test_three_processes_creating_one_registry_at_once(tmp_path: Path) -> None:
-    """Several stations' first start on a new registry file: each migration is applied once
-    (the version is re-read under the write lock), and every opener gets the full schema."""
+def test_three_processes_creating_one_registry_at_once(new_db: NewDatabase) -> None:
+    """Several stations' first start on a new registry: each migration is applied once (the
+    version is re-read under the write lock), and every opener gets the full schema."""
     ctx = mp.get_context("spawn")
     with ctx.Pool(OPENERS, _opener_init, (ctx.Barrier(OPENERS),)) as pool:
         outcomes: Counter[str] = Counter()
         for round_ in range(20):
-            path = tmp_path / f"{round_}.db"
+            path = new_db(str(round_))
             outcomes.update(pool.map(_open_new, [path] * OPENERS, chunksize=1))
     assert outcomes == Counter({f"ok {len(MIGRATIONS)}": 20 * OPENERS})
 
@@ -353,24 +358,27 @@ def test_three_processes_creating_one_registry_at_once(tmp_path: Path) -> None:
 CLI_ROUNDS = 5
 
 
-def _sscard(*args: str, cwd: Path, session: dict[str, str]) -> subprocess.Popen[str]:
+def _sscard(
+    *args: str, cwd: Path, db: str | Path, session: dict[str, str]
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [*FAKETIME, sys.executable, "-m", "personalize.cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         cwd=cwd,
-        env={"PATH": "/usr/bin:/bin", "SSCARD_DB": str(cwd / "registry.db"), **HSM_ENV, **session},
+        env={"PATH": "/usr/bin:/bin", "SSCARD_DB": str(db), **HSM_ENV, **session},
     )
 
 
 @pytest.mark.parametrize("command", ["request-reissue", "job submit"])
 def test_two_sscard_commands_at_once_one_wins_the_other_is_refused(
-    command: str, tmp_path: Path
+    command: str, tmp_path: Path, new_db: NewDatabase
 ) -> None:
     """The commands as operators run them: two ``sscard`` processes started together for one
     card. One succeeds; the other exits 1 with one clear line — no traceback, no
     ``IntegrityError`` or ``database is locked``."""
+    db = new_db("registry")
     Keystore.create_test(tmp_path / "keystore.json")
     TrackVault.create(tmp_path / "tracks.key")
     (tmp_path / "photo.jpg").write_bytes(sample_photo())
@@ -378,10 +386,10 @@ def test_two_sscard_commands_at_once_one_wins_the_other_is_refused(
         'name = "station-1"\nprinter = "/nonexistent/ttyUSB9"\n'
         'contact_reader = "Virtual PCD 00 00"\n'
         f'hsm = "keystore:{tmp_path / "keystore.json"}"\ntrack_key = "tracks.key"\n'
-        'registry = "registry.db"\nout_dir = "out"\n',
+        f'registry = "{db}"\nout_dir = "out"\n',
         encoding="utf-8",
     )
-    registry = Registry(tmp_path / "registry.db", POLICY, clock=Clock(PINNED), audit_key=AUDIT_KEY)
+    registry = Registry(db, POLICY, clock=Clock(PINNED), audit_key=AUDIT_KEY)
     for index in range(1, CLI_ROUNDS + 1):
         number = registry.allocate_card_number()
         registry.enroll(holder(index), number, operator="prep")
@@ -395,7 +403,7 @@ def test_two_sscard_commands_at_once_one_wins_the_other_is_refused(
                 "photo": "photo.jpg",
             }
             (tmp_path / f"job-{index}.json").write_text(json.dumps(job), encoding="utf-8")
-    sessions = {n: login(tmp_path / "registry.db", f"op{n}") for n in (1, 2)}
+    sessions = {n: login(db, f"op{n}") for n in (1, 2)}
     for index in range(1, CLI_ROUNDS + 1):
         number = registry_card_number(registry, index)
         if command == "job submit":
@@ -403,9 +411,11 @@ def test_two_sscard_commands_at_once_one_wins_the_other_is_refused(
         else:
             args = ["registry", "request-reissue", number]
         runs = [
-            _sscard(*args, "--out", f"cert-{index}-{n}.pdf", cwd=tmp_path, session=sessions[n])
+            _sscard(
+                *args, "--out", f"cert-{index}-{n}.pdf", cwd=tmp_path, db=db, session=sessions[n]
+            )
             if command == "request-reissue"
-            else _sscard(*args, cwd=tmp_path, session=sessions[n])
+            else _sscard(*args, cwd=tmp_path, db=db, session=sessions[n])
             for n in (1, 2)
         ]
         results = [(run.wait(60), *run.communicate()) for run in runs]

@@ -32,6 +32,7 @@ from simulator.station import SimulatedStation
 from sscard.profile import load_profile
 from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
+from tests.conftest import NewDatabase
 from tests.integration.crash_campaign import job_run_argv
 from tests.operators import login
 
@@ -102,9 +103,15 @@ class Prepared:
 
 
 @pytest.fixture
-def prepared(tmp_path: Path) -> Iterator[Prepared]:
+def prepared(tmp_path: Path, new_db: NewDatabase) -> Iterator[Prepared]:
+    """A simulated station whose registry (SQLite or PostgreSQL) holds one queued job."""
     with SimulatedStation(tmp_path / "station", PROFILE, POLICY.region_code, cards=4) as sim:
+        db = new_db("registry")
+        text = sim.station_file.read_text(encoding="utf-8")
+        text = text.replace('registry = "registry.db"', f'registry = "{db}"')
+        sim.station_file.write_text(text, encoding="utf-8")
         config = StationConfig.load(sim.station_file)
+        assert str(config.registry) == db
         registry = Registry(config.registry, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
         old = registry.allocate_card_number()
         registry.enroll(SAMPLE_HOLDER, old, operator="op")

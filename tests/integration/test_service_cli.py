@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hsm_stub.keystore import Keystore
+from personalize.database import Row
 from personalize.jobs import claim_job
 from personalize.policy import load_policy
 from personalize.registry import Registry
@@ -23,11 +24,13 @@ from simulator.factory import SAMPLE_HOLDER, sample_photo
 from sscard.identifiers import ssn_check
 from tests.audit_key import AUDIT_KEY, HSM_ENV
 from tests.clock import FAKETIME, faketime
+from tests.conftest import NewDatabase
 from tests.operators import confirm, login
+from tests.stores import behind_its_back
 
 
 def sscard(
-    *args: str, db: Path, session: dict[str, str] | None = None
+    *args: str, db: str | Path, session: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*FAKETIME, sys.executable, "-m", "personalize.cli", *args],
@@ -38,8 +41,8 @@ def sscard(
     )
 
 
-def test_counter_flow_from_the_command_line(tmp_path: Path) -> None:
-    db = tmp_path / "registry.db"
+def test_counter_flow_from_the_command_line(tmp_path: Path, new_db: NewDatabase) -> None:
+    db = new_db("registry")
     person = tmp_path / "person.json"
     person.write_text(
         json.dumps(
@@ -104,8 +107,7 @@ def test_counter_flow_from_the_command_line(tmp_path: Path) -> None:
     verified = sscard("audit", "verify", "--json", db=db)
     first = {"mode": "full", "reason": "first", "events": operator_events + 5, "problems": []}
     assert json.loads(verified.stdout).items() >= first.items()
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE audit_events SET details = '{}' WHERE id = 7")
+    behind_its_back(db, "UPDATE audit_events SET details = '{}' WHERE id = 7")
     broken = sscard("audit", "verify", "--full", db=db)  # event 7 is before the last verification
     assert broken.returncode == 1 and "event 7" in broken.stdout
     unknown = sscard("registry", "show", "Q00000000", db=db)
@@ -196,7 +198,7 @@ POLICY = load_policy("default")
 
 def pinned(
     *args: str,
-    db: Path | None = None,
+    db: str | Path | None = None,
     at: str = NOW,
     cwd: Path | None = None,
     session: dict[str, str] | None = None,
@@ -219,7 +221,7 @@ def pinned(
 class Counter:
     root: Path
     station: Path
-    db: Path
+    db: str | Path  # a SQLite file or a postgresql:// URL
     old: str
 
     def registry(self) -> Registry:
@@ -254,17 +256,18 @@ class Counter:
             session=login(self.db, "op7", Role.CARD_CENTER),
         )  # fmt: skip
 
-    def job(self, job_id: int) -> sqlite3.Row:
-        row: sqlite3.Row = (
+    def job(self, job_id: int) -> Row:
+        row: Row = (
             self.registry().db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         )
         return row
 
 
 @pytest.fixture
-def counter(tmp_path: Path) -> Counter:
+def counter(tmp_path: Path, new_db: NewDatabase) -> Counter:
     """A station file whose printer port does not exist, and H00000012 formally lost with
-    a reissue request."""
+    a reissue request, on either database."""
+    db = new_db("registry")
     Keystore.create_test(tmp_path / "keystore.json")
     TrackVault.create(tmp_path / "tracks.key")
     station = tmp_path / "station.toml"
@@ -272,10 +275,10 @@ def counter(tmp_path: Path) -> Counter:
         'name = "station-1"\nprinter = "/nonexistent/ttyUSB9"\n'
         'contact_reader = "Virtual PCD 00 00"\n'
         f'hsm = "keystore:{tmp_path / "keystore.json"}"\ntrack_key = "tracks.key"\n'
-        'registry = "registry.db"\nout_dir = "out"\n',
+        f'registry = "{db}"\nout_dir = "out"\n',
         encoding="utf-8",
     )
-    c = Counter(tmp_path, station, tmp_path / "registry.db", "H00000012")
+    c = Counter(tmp_path, station, db, "H00000012")
     registry = c.registry()
     registry.enroll(SAMPLE_HOLDER, c.old, operator="op7")
     registry.formalize_loss(c.old, operator="op7", evidence="居民身份证")
@@ -437,8 +440,7 @@ def test_job_cancel_is_confirmed_by_a_second_supervisor(counter: Counter) -> Non
     own = pinned(*cancel, *confirm(counter.db, "boss"), db=counter.db, session=boss)
     assert own.returncode == 1 and "复核人须为另一位操作员" in own.stderr, own.stderr
     clerk = confirm(counter.db, "clerk")[1]  # a session file, but of a supervisor: re-role it
-    with sqlite3.connect(counter.db) as db:
-        db.execute("UPDATE operators SET role = 'card_center' WHERE name = 'clerk'")
+    behind_its_back(counter.db, "UPDATE operators SET role = 'card_center' WHERE name = 'clerk'")
     peer = pinned(*cancel, "--confirm-session", clerk, db=counter.db, session=boss)
     assert peer.returncode == 1 and "无权复核" in peer.stderr, peer.stderr
     assert counter.job(int(job_id))["status"] == "queued"

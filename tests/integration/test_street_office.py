@@ -42,6 +42,7 @@ from sscard.identifiers import serial_number
 from sscard.profile import load_profile
 from tests.audit_key import AUDIT_KEY
 from tests.clock import FAKETIME, pinned_clock
+from tests.conftest import NewDatabase
 from tests.integration.conftest import ServeCard, Served
 from tests.operators import login
 
@@ -85,7 +86,12 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def office(tmp_path: Path, serve_card: ServeCard, backend: str) -> Iterator[Office]:
+def office(
+    tmp_path: Path, serve_card: ServeCard, backend: str, new_db: NewDatabase
+) -> Iterator[Office]:
+    """A street office's station file and its registry (SQLite or PostgreSQL) with a card
+    enrolled, its tracks sealed, in reader slot 0 and on the encoder."""
+    db = new_db("registry")
     keystore = Keystore.create_test(tmp_path / "keystore.json")
     server: HsmServer | None = None
     audit = AuditLog(tmp_path / "hsm-audit.log")
@@ -101,12 +107,12 @@ def office(tmp_path: Path, serve_card: ServeCard, backend: str) -> Iterator[Offi
     (tmp_path / "office.toml").write_text(
         # a street office's own client id: role office, no update or master key
         f'name = "office-7"\nhsm = "{hsm}"\nhsm_client = "test-office"\n'
-        'track_key = "tracks.key"\nregistry = "registry.db"\npolicy = "default"\n'
+        f'track_key = "tracks.key"\nregistry = "{db}"\npolicy = "default"\n'
         # the registry's audit key is the card center's, never in a PSAM
         + (f'audit_hsm = "keystore:{keystore.path}"\n' if hsm.startswith("psam:") else ""),
         encoding="utf-8",
     )
-    registry = Registry(tmp_path / "registry.db", POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
+    registry = Registry(db, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
     card, number = make_card()
     record = registry.enroll(
         SAMPLE_HOLDER, number, operator="op", sn=serial_number(card.atr).hex().upper()
@@ -116,7 +122,7 @@ def office(tmp_path: Path, serve_card: ServeCard, backend: str) -> Iterator[Offi
     )
     encoder = Msr206Emulator(VirtualStripe.with_tracks(TRACKS)).start()
     served = serve_card(card, slot=0)
-    session = login(tmp_path / "registry.db", "op-office", Role.OFFICE)
+    session = login(db, "op-office", Role.OFFICE)
     yield Office(
         tmp_path, tmp_path / "office.toml", registry, card, number, encoder, served, session
     )

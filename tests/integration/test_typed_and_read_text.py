@@ -92,7 +92,10 @@ def test_encoder_returning_bytes_above_0x7f_is_a_clear_error(office: Office) -> 
 
 def test_office_outputs_are_private(office: Office) -> None:
     data, _ = diagnose(office)
-    for path in (office.root / "registry.db", office.root / "report.pdf"):
+    files = [office.root / "report.pdf"]
+    if office.registry.db.dialect == "sqlite":  # a PostgreSQL registry is no file of ours
+        files.append(office.root / "registry.db")
+    for path in files:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
     for suffix in ("-wal", "-shm"):
         wal = office.root / f"registry.db{suffix}"

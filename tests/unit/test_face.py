@@ -48,6 +48,7 @@ from simulator.factory import SAMPLE_HOLDER, sample_photo
 from sscard.profile import load_profile
 from sscard.records import NAME_EXT_LENGTH, NAME_LENGTH, HolderData
 from tests.audit_key import AUDIT_KEY
+from tests.conftest import NewDatabase
 
 GEOMETRY = load_profile("default").face
 FACE = CardFace(
@@ -282,10 +283,11 @@ def test_bad_photo_and_missing_font(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_job_whose_name_does_not_fit_is_refused_before_anything_is_written(
     tmp_path: Path,
+    new_db: NewDatabase,
 ) -> None:
     moment = datetime(2026, 11, 25, 1, 30, tzinfo=UTC)
     registry = Registry(
-        tmp_path / "r.db", load_policy("default"), clock=lambda: moment, audit_key=AUDIT_KEY
+        new_db("r"), load_policy("default"), clock=lambda: moment, audit_key=AUDIT_KEY
     )
     number = registry.allocate_card_number()
     registry.enroll(SAMPLE_HOLDER, number, operator="op")

@@ -7,13 +7,13 @@ field by field."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
+from personalize.database import open_database
 from personalize.enrollment import read_enrollment
 from personalize.policy import load_policy
 from personalize.registry import Registry, RegistryError
@@ -23,6 +23,7 @@ from sscard.identifiers import ssn_check, validate_card_number
 from sscard.records import HolderData
 from sscard.regions import region_name
 from tests.audit_key import AUDIT_KEY
+from tests.conftest import NewDatabase
 
 POLICY = load_policy("default")
 TODAY = date(2026, 11, 25)
@@ -149,8 +150,9 @@ class Clock:
         return self.now
 
 
-def counts(path: Path) -> tuple[int, int, int]:
-    db = sqlite3.connect(path)
+def counts(location: str) -> tuple[int, int, int]:
+    """Persons, cards and audit events, read through a connection of its own."""
+    db = open_database(location, create=False)
     try:
         return tuple(  # type: ignore[return-value]
             db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
@@ -173,27 +175,28 @@ def counts(path: Path) -> tuple[int, int, int]:
     ],
 )
 def test_registry_enroll_refuses_and_writes_nothing(
-    tmp_path: Path, bad_holder: HolderData, number: str, words: str
+    new_db: NewDatabase, bad_holder: HolderData, number: str, words: str
 ) -> None:
+    location = new_db("r")
     registry = Registry(
-        tmp_path / "r.db",
+        location,
         POLICY,
         clock=Clock(datetime(2026, 11, 25, 9, 30, tzinfo=UTC)),
         audit_key=AUDIT_KEY,
     )
     try:
-        before = counts(tmp_path / "r.db")
+        before = counts(location)
         with pytest.raises(InvalidData, match=words):
             registry.enroll(bad_holder, number, operator="op")
-        assert counts(tmp_path / "r.db") == before == (0, 0, 0)
+        assert counts(location) == before == (0, 0, 0)
     finally:
         registry.close()
 
 
-def test_registry_takes_today_from_its_clock_in_the_region_zone(tmp_path: Path) -> None:
+def test_registry_takes_today_from_its_clock_in_the_region_zone(new_db: NewDatabase) -> None:
     # 2026-11-25 16:30 UTC is 2026-11-26 00:30 in Shanghai.
     registry = Registry(
-        tmp_path / "r.db",
+        new_db("r"),
         POLICY,
         clock=Clock(datetime(2026, 11, 25, 16, 30, tzinfo=UTC)),
         audit_key=AUDIT_KEY,
@@ -263,21 +266,22 @@ def test_unreadable_enroll_files(tmp_path: Path) -> None:
         read_enrollment(latin)
 
 
-def test_registry_enroll_refuses_duplicates_in_chinese(tmp_path: Path) -> None:
+def test_registry_enroll_refuses_duplicates_in_chinese(new_db: NewDatabase) -> None:
+    location = new_db("r")
     registry = Registry(
-        tmp_path / "r.db",
+        location,
         POLICY,
         clock=Clock(datetime(2026, 11, 25, 9, 30, tzinfo=UTC)),
         audit_key=AUDIT_KEY,
     )
     try:
         registry.enroll(SAMPLE_HOLDER, "H00000012", operator="op")
-        before = counts(tmp_path / "r.db")
+        before = counts(location)
         with pytest.raises(RegistryError, match=r"^卡号 H00000012 无法登记：卡号已登记"):
             registry.enroll(holder("11010519800101001"), "H00000012", operator="op")
         with pytest.raises(RegistryError, match=r"^卡号 H00000039 无法登记：该持卡人已有有效卡"):
             registry.enroll(SAMPLE_HOLDER, "H00000039", operator="op")
-        assert counts(tmp_path / "r.db") == before
+        assert counts(location) == before
     finally:
         registry.close()
 

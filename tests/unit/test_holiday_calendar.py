@@ -19,6 +19,7 @@ from personalize.policy import POLICY_DIR, PolicyError, load_policy, policy_from
 from personalize.registry import Registry
 from simulator.factory import SAMPLE_HOLDER
 from tests.audit_key import AUDIT_KEY
+from tests.conftest import NewDatabase
 
 POLICY = load_policy("default")
 
@@ -136,10 +137,10 @@ def test_a_bad_calendar_file_is_refused_on_load(tmp_path: Path) -> None:
 # ------------------------------------------------------------- dates in the region's zone
 
 
-def test_an_application_at_4_am_in_shanghai_is_dated_there(tmp_path: Path) -> None:
+def test_an_application_at_4_am_in_shanghai_is_dated_there(new_db: NewDatabase) -> None:
     # 2026-11-26T20:00Z is Friday 2026-11-27 04:00 in Shanghai.
     at = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)
-    registry = Registry(tmp_path / "r.db", POLICY, clock=lambda: at, audit_key=AUDIT_KEY)
+    registry = Registry(new_db("r"), POLICY, clock=lambda: at, audit_key=AUDIT_KEY)
     number = registry.allocate_card_number()
     card = registry.enroll(SAMPLE_HOLDER, number, operator="op")
     assert card.issued_on == "2026-11-27"
@@ -151,9 +152,9 @@ def test_an_application_at_4_am_in_shanghai_is_dated_there(tmp_path: Path) -> No
     assert request["collect_on"] == "2026-12-18"
 
 
-def test_a_provisional_loss_lapses_on_local_working_days(tmp_path: Path) -> None:
+def test_a_provisional_loss_lapses_on_local_working_days(new_db: NewDatabase) -> None:
     at = datetime(2026, 11, 27, 16, 30, tzinfo=UTC)  # Saturday 00:30 in Shanghai
-    registry = Registry(tmp_path / "r.db", POLICY, clock=lambda: at, audit_key=AUDIT_KEY)
+    registry = Registry(new_db("r"), POLICY, clock=lambda: at, audit_key=AUDIT_KEY)
     number = registry.allocate_card_number()
     registry.enroll(SAMPLE_HOLDER, number, operator="op")
     # Mon 11-30 (1), Tue 12-01 (2), Wed 12-02 (3), 00:30+08 → 12-01 16:30Z

@@ -5,7 +5,6 @@ card whose whole personalization is recorded in this job, after it was fed."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,15 +14,16 @@ from personalize.registry import ACTIVATION_EVIDENCE, LeaseLost, Registry, Regis
 from simulator.factory import SAMPLE_HOLDER
 from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
+from tests.conftest import NewDatabase
 
 POLICY = load_policy("default")
 SN = "5343000000000001"
 
 
 @pytest.fixture
-def job(tmp_path: Path) -> Iterator[tuple[Registry, int, int]]:
+def job(new_db: NewDatabase) -> Iterator[tuple[Registry, int, int]]:
     """A registry with one claimed-able job whose new card was fed with ``SN``."""
-    registry = Registry(tmp_path / "registry.db", POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
+    registry = Registry(new_db("registry"), POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
     number = registry.allocate_card_number()
     registry.enroll(SAMPLE_HOLDER, number, operator="op")
     registry.formalize_loss(number, operator="op", evidence="ID")
@@ -34,9 +34,9 @@ def job(tmp_path: Path) -> Iterator[tuple[Registry, int, int]]:
             "INSERT INTO jobs (request_id, person_id, old_card_id, holder, status,"
             " operator, created_at, updated_at) VALUES (?, ?, ?, '{}', 'queued', 'op',"
             " 'now', 'now')",
-            (request["id"], old.person_id, old.id),
+            (request["id"], old.person_id, old.id, b"\x00"),
         )
-        db.execute("INSERT INTO job_photos (job_id, photo) VALUES (1, x'00')")
+        db.execute("INSERT INTO job_photos (job_id, photo) VALUES (1, ?)", (b"\x00",))
         db.execute("UPDATE reissue_requests SET status = 'in_job', job_id = 1")
     card = registry.start_card(1, operator="op")
     with registry.transaction() as db:

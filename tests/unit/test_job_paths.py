@@ -18,16 +18,17 @@ from simulator.factory import SAMPLE_HOLDER, sample_photo
 from sscard.profile import load_profile
 from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
+from tests.conftest import NewDatabase
 
 POLICY = load_policy("default")
 PROFILE = load_profile("default")
 
 
 @pytest.fixture
-def jobs(tmp_path: Path) -> tuple[Registry, TrackVault, str, Path]:
+def jobs(tmp_path: Path, new_db: NewDatabase) -> tuple[Registry, TrackVault, str, Path]:
     """A reissue request ready for a job; the job file's directory is ``tmp_path/jobs``, a
     good photo lies outside it at ``tmp_path/secret/photo.jpg``."""
-    registry = Registry(tmp_path / "r.db", POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
+    registry = Registry(new_db("r"), POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
     number = registry.allocate_card_number()
     registry.enroll(SAMPLE_HOLDER, number, operator="op")
     registry.formalize_loss(number, operator="op", evidence="ID")

@@ -21,6 +21,7 @@ from simulator.factory import SAMPLE_HOLDER, sample_photo
 from sscard.profile import load_profile
 from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
+from tests.conftest import NewDatabase
 
 POLICY = load_policy("default")
 PROFILE = load_profile("default")
@@ -28,8 +29,8 @@ T2 = "6217991234567890123=3611120"
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> tuple[Registry, TrackVault, str]:
-    registry = Registry(tmp_path / "r.db", POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
+def setup(tmp_path: Path, new_db: NewDatabase) -> tuple[Registry, TrackVault, str]:
+    registry = Registry(new_db("r"), POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
     number = registry.allocate_card_number()
     registry.enroll(SAMPLE_HOLDER, number, operator="op")
     registry.formalize_loss(number, operator="op", evidence="ID")
@@ -115,8 +116,8 @@ def test_bad_input_writes_nothing(
     assert registry.verify_audit()[0] == before
 
 
-def test_old_card_not_formally_lost(tmp_path: Path) -> None:
-    registry = Registry(tmp_path / "r.db", POLICY, audit_key=AUDIT_KEY)
+def test_old_card_not_formally_lost(tmp_path: Path, new_db: NewDatabase) -> None:
+    registry = Registry(new_db("r"), POLICY, audit_key=AUDIT_KEY)
     number = registry.allocate_card_number()
     registry.enroll(replace(SAMPLE_HOLDER), number, operator="op")
     (tmp_path / "photo.jpg").write_bytes(sample_photo())
@@ -131,9 +132,9 @@ def test_old_card_not_formally_lost(tmp_path: Path) -> None:
         )
 
 
-def test_expired_policy_date_math_writes_nothing(tmp_path: Path) -> None:
+def test_expired_policy_date_math_writes_nothing(new_db: NewDatabase) -> None:
     expired = replace(POLICY, valid_until=date(2026, 1, 31))
-    registry = Registry(tmp_path / "r.db", expired, clock=pinned_clock, audit_key=AUDIT_KEY)
+    registry = Registry(new_db("r"), expired, clock=pinned_clock, audit_key=AUDIT_KEY)
     number = registry.allocate_card_number()
     registry.enroll(SAMPLE_HOLDER, number, operator="op")
     with pytest.raises(PolicyError, match="valid until 2026-01-31"):

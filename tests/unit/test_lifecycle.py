@@ -21,6 +21,7 @@ from personalize.policy import load_policy
 from personalize.registry import Agent, Registry, RegistryError
 from simulator.factory import SAMPLE_HOLDER
 from tests.audit_key import AUDIT_KEY
+from tests.conftest import NewDatabase
 
 DOC = Path(__file__).parents[2] / "docs" / "service.md"
 POLICY = load_policy("default")
@@ -76,9 +77,9 @@ def test_lookup_refuses_with_the_reason() -> None:
     assert lookup("card", "formal_loss", "request_reissue", agent=True).target == "reissue_pending"
 
 
-def test_agents_in_the_registry(tmp_path: Path) -> None:
+def test_agents_in_the_registry(new_db: NewDatabase) -> None:
     registry = Registry(
-        tmp_path / "r.db",
+        new_db("r"),
         replace(POLICY),
         clock=lambda: datetime(2026, 11, 25, 9, 30, tzinfo=UTC),
         audit_key=AUDIT_KEY,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -25,6 +24,7 @@ from personalize.registry import Registry
 from personalize.roles import ACTIONS, DUAL_CONTROL, PERMISSIONS, Role, allowed
 from tests.audit_key import AUDIT_KEY
 from tests.clock import PINNED
+from tests.conftest import NewDatabase
 
 POLICY = load_policy("default")
 PASSWORD = "unit-test-password"
@@ -67,9 +67,9 @@ def test_the_permission_table() -> None:
         allowed(Role.SUPERVISOR, "no.such.action")
 
 
-def test_a_session_lives_eight_hours_by_the_registrys_clock(tmp_path: Path) -> None:
+def test_a_session_lives_eight_hours_by_the_registrys_clock(new_db: NewDatabase) -> None:
     clock = Clock()
-    registry = Registry(tmp_path / "r.db", POLICY, clock=clock, audit_key=AUDIT_KEY)
+    registry = Registry(new_db("r"), POLICY, clock=clock, audit_key=AUDIT_KEY)
     add_operator(registry, "boss", Role.SUPERVISOR, PASSWORD, by=None)
     add_operator(registry, "clerk", Role.COUNTER, PASSWORD, by=Operator("boss", Role.SUPERVISOR))
     session = open_session(registry, "clerk", PASSWORD)
@@ -92,8 +92,8 @@ def test_a_session_lives_eight_hours_by_the_registrys_clock(tmp_path: Path) -> N
     assert registry.verify_audit()[1] == []
 
 
-def test_dual_control_needs_a_different_supervisor(tmp_path: Path) -> None:
-    registry = Registry(tmp_path / "r.db", POLICY, clock=Clock(), audit_key=AUDIT_KEY)
+def test_dual_control_needs_a_different_supervisor(new_db: NewDatabase) -> None:
+    registry = Registry(new_db("r"), POLICY, clock=Clock(), audit_key=AUDIT_KEY)
     boss = add_operator(registry, "boss", Role.SUPERVISOR, PASSWORD, by=None)
     boss2 = add_operator(registry, "boss2", Role.SUPERVISOR, PASSWORD, by=boss)
     clerk = add_operator(registry, "clerk", Role.COUNTER, PASSWORD, by=boss)
@@ -107,8 +107,8 @@ def test_dual_control_needs_a_different_supervisor(tmp_path: Path) -> None:
         confirm(registry, clerk, boss, "card.report_loss")  # no dual control there
 
 
-def test_only_one_first_operator(tmp_path: Path) -> None:
-    registry = Registry(tmp_path / "r.db", POLICY, clock=Clock(), audit_key=AUDIT_KEY)
+def test_only_one_first_operator(new_db: NewDatabase) -> None:
+    registry = Registry(new_db("r"), POLICY, clock=Clock(), audit_key=AUDIT_KEY)
     add_operator(registry, "boss", Role.SUPERVISOR, PASSWORD, by=None)
     with pytest.raises(OperatorError, match="已有操作员"):
         add_operator(registry, "boss2", Role.SUPERVISOR, PASSWORD, by=None)

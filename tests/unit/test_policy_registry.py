@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from personalize.database import IntegrityError
 from personalize.policy import (
     POLICY_DIR,
     PolicyError,
@@ -23,6 +24,8 @@ from simulator.factory import SAMPLE_HOLDER
 from sscard.identifiers import card_number_check, ssn_check
 from sscard.records import HolderData
 from tests.audit_key import AUDIT_KEY
+from tests.conftest import NewDatabase
+from tests.stores import inserts_fail
 
 POLICY = load_policy("default")
 
@@ -41,8 +44,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def registry(tmp_path: Path, clock: Clock) -> Registry:
-    return Registry(tmp_path / "r.db", POLICY, clock=clock, audit_key=AUDIT_KEY)
+def registry(new_db: NewDatabase, clock: Clock) -> Registry:
+    return Registry(new_db("r"), POLICY, clock=clock, audit_key=AUDIT_KEY)
 
 
 def test_working_days_skip_weekends_and_holidays() -> None:
@@ -121,9 +124,9 @@ def test_refused_transitions(registry: Registry) -> None:
         registry.card("Z99999999")
 
 
-def test_formal_loss_unreport_is_a_policy_setting(tmp_path: Path, clock: Clock) -> None:
+def test_formal_loss_unreport_is_a_policy_setting(new_db: NewDatabase, clock: Clock) -> None:
     strict = Registry(
-        tmp_path / "s.db",
+        new_db("s"),
         replace(POLICY, unreport_after_formal_loss=False),
         clock=clock,
         audit_key=AUDIT_KEY,
@@ -171,7 +174,7 @@ def test_the_next_change_records_the_lapse_first(registry: Registry, clock: Cloc
 def test_one_valid_card_is_a_database_constraint(registry: Registry) -> None:
     number = enroll(registry)
     person = registry.card(number).person_id
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(IntegrityError):
         registry.db.execute(
             "INSERT INTO cards (person_id, card_number, region, status, status_since,"
             " created_at) VALUES (?, 'X00000019', '371700', 'active', 'now', 'now')",
@@ -193,7 +196,7 @@ def test_activation_is_atomic(registry: Registry) -> None:
             " (?, ?, ?, '{}', 'running', 'op1', 'now', 'now')",
             (request["id"], old.person_id, old.id),
         )
-        db.execute("INSERT INTO job_photos (job_id, photo) VALUES (1, x'00')")
+        db.execute("INSERT INTO job_photos (job_id, photo) VALUES (1, ?)", (b"\x00",))
         db.execute("UPDATE reissue_requests SET status = 'in_job', job_id = 1")
     new = registry.start_card(1, operator="op1")
     new_id, new_number = new.id, new.card_number
@@ -208,17 +211,15 @@ def test_activation_is_atomic(registry: Registry) -> None:
                 (step,),
             )
     events_before = registry.verify_audit()[0]
-    registry.db.execute(
-        "CREATE TRIGGER fail_blacklist BEFORE INSERT ON blacklist "
-        "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
-    )
-    with pytest.raises(RegistryError, match="disk full"):  # a refusal, never a raw sqlite error
+    with (
+        inserts_fail(registry.db, "blacklist", "disk full"),
+        pytest.raises(RegistryError, match="disk full"),  # a refusal, never a raw driver error
+    ):
         registry.activate(new_id, operator="op1", job_id=1, fence=1)
     # nothing of the activation happened
     assert registry.card(number).status == "reissue_pending"
     assert registry.card(new_number).status == "personalizing"
     assert registry.verify_audit()[0] == events_before
-    registry.db.execute("DROP TRIGGER fail_blacklist")
     registry.activate(new_id, operator="op1", job_id=1, fence=1)
     assert registry.card(number).status == "void" and registry.blacklisted(number)
     assert registry.card(new_number).status == "active"
@@ -243,8 +244,8 @@ def test_audit_chain_detects_edits_and_deletions(registry: Registry) -> None:
     assert "event 3: broken link" in problems[1]
 
 
-def test_migrations_are_versioned(tmp_path: Path) -> None:
-    path = tmp_path / "m.db"
+def test_migrations_are_versioned(new_db: NewDatabase) -> None:
+    path = new_db("m")
     first = Registry(path, POLICY, audit_key=AUDIT_KEY)
     assert first.schema_version == len(MIGRATIONS)
     first.close()
@@ -320,14 +321,14 @@ def test_migration_4_keeps_existing_requests_and_jobs(tmp_path: Path, clock: Clo
         " operator, created_at, updated_at) VALUES (?, ?, ?, '{}', 'queued', 'op', 'x', 'x')"
     )
     registry.db.execute(insert, (1, 1, 1))
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(IntegrityError):
         registry.db.execute(insert, (2, 2, 2))
 
 
-def test_request_dates_are_dates_in_the_region(tmp_path: Path) -> None:
+def test_request_dates_are_dates_in_the_region(new_db: NewDatabase) -> None:
     """04:00 on 11-27 in Shanghai is 20:00 on 11-26 in UTC: the application is of the 27th."""
     early = Registry(
-        tmp_path / "z.db",
+        new_db("z"),
         POLICY,
         clock=lambda: datetime(2026, 11, 26, 20, tzinfo=UTC),
         audit_key=AUDIT_KEY,

@@ -1,10 +1,9 @@
-"""The registry's invariants are database constraints, and what SQLite says becomes one
-clear refusal (docs/service.md "Concurrency"): a second unfinished request for a card, a
-lock held past the busy timeout, a card read before another change."""
+"""The registry's invariants are database constraints, and what the database (SQLite or
+PostgreSQL) says becomes one clear refusal (docs/service.md "Concurrency"): a second
+unfinished request for a card, a lock held past the busy timeout, a card read before another
+change."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
@@ -13,13 +12,14 @@ from personalize.registry import Registry, RegistryError
 from simulator.factory import SAMPLE_HOLDER
 from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
+from tests.conftest import NewDatabase
 
 POLICY = load_policy("default")
 
 
 @pytest.fixture
-def registry(tmp_path: Path) -> Registry:
-    registry = Registry(tmp_path / "r.db", POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
+def registry(new_db: NewDatabase) -> Registry:
+    registry = Registry(new_db("r"), POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
     registry.enroll(SAMPLE_HOLDER, "H00000012", operator="op")
     return registry
 
@@ -45,11 +45,9 @@ def test_one_unfinished_request_per_card_is_a_database_constraint(registry: Regi
     assert count == 2
 
 
-def test_a_lock_held_past_the_busy_timeout_is_a_refusal(registry: Registry, tmp_path: Path) -> None:
-    other = Registry(
-        tmp_path / "r.db", POLICY, clock=pinned_clock, create=False, audit_key=AUDIT_KEY
-    )
-    other.db.execute("PRAGMA busy_timeout = 50")  # another station waits 50 ms, not 30 s
+def test_a_lock_held_past_the_busy_timeout_is_a_refusal(registry: Registry) -> None:
+    other = Registry(registry.path, POLICY, clock=pinned_clock, create=False, audit_key=AUDIT_KEY)
+    other.db.set_busy_timeout(50)  # another station waits 50 ms, not 30 s
     with registry.transaction():
         registry.report_loss("H00000012", operator="op")
         with pytest.raises(RegistryError, match=r"^登记库正忙，请稍后重试 \(the registry is busy"):
@@ -58,12 +56,10 @@ def test_a_lock_held_past_the_busy_timeout_is_a_refusal(registry: Registry, tmp_
 
 
 def test_a_card_read_before_another_change_is_never_written_over(
-    registry: Registry, tmp_path: Path
+    registry: Registry,
 ) -> None:
     seen = registry.card("H00000012")  # active
-    other = Registry(
-        tmp_path / "r.db", POLICY, clock=pinned_clock, create=False, audit_key=AUDIT_KEY
-    )
+    other = Registry(registry.path, POLICY, clock=pinned_clock, create=False, audit_key=AUDIT_KEY)
     other.formalize_loss("H00000012", operator="op2", evidence="ID")
     with (
         pytest.raises(RegistryError, match=r"状态已被其他操作改变.*changed meanwhile"),

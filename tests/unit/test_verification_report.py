@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,6 +12,7 @@ from personalize.documents import FONT, _register_font, wrap_text
 from personalize.policy import load_policy
 from personalize.registry import Registry
 from tests.audit_key import AUDIT_KEY
+from tests.conftest import NewDatabase
 
 _register_font()
 
@@ -30,10 +30,10 @@ def test_wrapping_keeps_every_character_and_the_width(text: str, width: float) -
         assert len(line) <= 1 or stringWidth(line, FONT, 9.5) <= width
 
 
-def test_report_numbers_come_from_the_registry_in_the_policy_zone(tmp_path: Path) -> None:
+def test_report_numbers_come_from_the_registry_in_the_policy_zone(new_db: NewDatabase) -> None:
     moment = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)  # 2026-11-27 01:00 in Shanghai
     registry = Registry(
-        tmp_path / "r.db", load_policy("default"), clock=lambda: moment, audit_key=AUDIT_KEY
+        new_db("r"), load_policy("default"), clock=lambda: moment, audit_key=AUDIT_KEY
     )
     with registry.transaction():
         first = registry.add_office_report(card_number="", operator="op", request_id=None, data={})

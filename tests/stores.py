@@ -1,0 +1,45 @@
+"""Test helpers that do the same thing to a registry on either database (tests/conftest.py
+``new_db``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from personalize.database import Database, open_database
+
+
+@contextmanager
+def inserts_fail(db: Database, table: str, message: str) -> Iterator[None]:
+    """Every INSERT into ``table`` fails with ``message`` while the ``with`` lasts (a full
+    disk, a lost connection), by a trigger — SQLite ``RAISE(ABORT)``, PostgreSQL ``RAISE
+    EXCEPTION``."""
+    name = f"fail_{table}"
+    if db.dialect == "sqlite":
+        db.execute(
+            f"CREATE TRIGGER {name} BEFORE INSERT ON {table}"
+            f" BEGIN SELECT RAISE(ABORT, '{message}'); END"
+        )
+    else:
+        db.execute(
+            f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql"
+            f" AS $$ BEGIN RAISE EXCEPTION '{message}'; END $$"
+        )
+        db.execute(
+            f"CREATE TRIGGER {name} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION {name}()"
+        )
+    try:
+        yield
+    finally:
+        db.execute(f"DROP TRIGGER {name}" + ("" if db.dialect == "sqlite" else f" ON {table}"))
+
+
+def behind_its_back(location: str | Path, sql: str) -> None:
+    """Run ``sql`` on the registry at ``location`` through a connection of its own, as the
+    ``sqlite3`` shell or ``psql`` would — not through sscard."""
+    db = open_database(location, create=False)
+    try:
+        db.execute(sql)
+    finally:
+        db.close()
