@@ -8,9 +8,12 @@ docs/chip-application.md §1 — whichever the card accepts, in the profile's or
 number only trusted when the record carries the expected tag — authenticate with the file's
 update key before writing, and never retry a failed external authentication: the card's key
 counter is finite. Verification reads back everything written and authenticates with every
-external-authentication key. What the reader tolerates on real cards (no 4E, paddings,
-bytes GBK cannot decode, the photo's chunk size) is in docs/chip-application.md "Reading
-real cards".
+external-authentication key. Personalization and verification send nothing the card need not
+answer (issue 14): SSSE without its FCI, files through their SFI where the profile allows it,
+no second SELECT or authentication in one session, short APDUs decided once
+(docs/chip-application.md "Card operations"). What the reader tolerates on real cards (no
+4E, paddings, bytes GBK cannot decode, the photo's chunk size) is in
+docs/chip-application.md "Reading real cards".
 """
 
 from __future__ import annotations
