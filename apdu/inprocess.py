@@ -47,6 +47,7 @@ class InProcessTransport(Transport):
             raise NoCard("no card in the in-process reader")
         self._atr = self.card.power_on()
         self._connected = True
+        self.sessions += 1
 
     def disconnect(self) -> None:
         if self._connected and self.card is not None:

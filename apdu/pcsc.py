@@ -273,6 +273,7 @@ class PcscTransport(Transport):
             raise error_for(hr, f"cannot connect to the card in {self.reader!r}")
         self._card, self._active_protocol = card, int(proto)
         self._atr = self._read_atr()
+        self.sessions += 1
 
     def _atr_is_valid(self) -> bool:
         assert self._ctx is not None and self.reader is not None
@@ -311,6 +312,7 @@ class PcscTransport(Transport):
             return
         self._active_protocol = int(proto)
         self._atr = self._read_atr()
+        self.sessions += 1
 
     @property
     def atr(self) -> bytes:

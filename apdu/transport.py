@@ -34,6 +34,9 @@ class Transport(ABC):
     ) -> None:
         self.t0_handling = t0_handling
         self.max_get_response = max_get_response
+        # Connections opened so far (connect, reconnect): what a card holds in volatile state
+        # (the current DF, its security state) is only known within one of them.
+        self.sessions = 0
         self._observers: list[TraceObserver] = []
 
     # ----------------------------------------------------------------- lifecycle

@@ -716,7 +716,7 @@ class JobRunner:
     def step_chip_write(self, job: Row) -> None:
         transport, card = self._chip(job)
         try:
-            card.identify()
+            card.identify(fci=False)  # nothing reads the FCI (issue 14)
             sn = card.sn
             issuer = self.issuer(job, sn, self.policy.local_date(self.registry.clock()))
             present = card.read_element(self.profile.ef05, EF05[0])

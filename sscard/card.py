@@ -8,9 +8,12 @@ docs/chip-application.md §1 — whichever the card accepts, in the profile's or
 number only trusted when the record carries the expected tag — authenticate with the file's
 update key before writing, and never retry a failed external authentication: the card's key
 counter is finite. Verification reads back everything written and authenticates with every
-external-authentication key. What the reader tolerates on real cards (no 4E, paddings,
-bytes GBK cannot decode, the photo's chunk size) is in docs/chip-application.md "Reading
-real cards".
+external-authentication key. Personalization and verification send nothing the card need not
+answer (issue 14): SSSE without its FCI, files through their SFI where the profile allows it,
+no second SELECT or authentication in one session, short APDUs decided once
+(docs/chip-application.md "Card operations"). What the reader tolerates on real cards (no
+4E, paddings, bytes GBK cannot decode, the photo's chunk size) is in
+docs/chip-application.md "Reading real cards".
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from apdu.command import Command, Response
+from apdu.errors import TransportError
 from apdu.status import (
     AuthenticationFailed,
     FileNotFound,
@@ -50,7 +54,7 @@ from sscard.errors import (
     VerificationFailed,
 )
 from sscard.identifiers import serial_number
-from sscard.profile import CardProfile, FileRef, KeyRef, ReadForm
+from sscard.profile import SFI_FORMS, CardProfile, FileRef, KeyRef, ReadForm
 from sscard.records import (
     EF0D,
     EF05,
@@ -78,8 +82,6 @@ FORM_REFUSED = (
     InsNotSupported,
 )
 
-
-SFI_FORMS: tuple[ReadForm, ...] = ("sfi", "sfi-number")
 NUMBER_FORMS: tuple[ReadForm, ...] = ("number", "sfi-number")
 
 
@@ -113,7 +115,7 @@ class SocialSecurityCard:
         *,
         region_code: str | None = None,
         auth_factor: Callable[[bytes], bytes] | None = None,
-        extended_apdus: bool = True,
+        extended_apdus: bool | None = None,
     ) -> None:
         self.transport = transport
         self.profile = profile
@@ -123,15 +125,29 @@ class SocialSecurityCard:
         # one cipher block: 8 bytes for 3DES, 16 for the SM4 suite.
         block = 16 if profile.algorithm == "SM4" else 8
         self.auth_factor = auth_factor or (lambda challenge: os.urandom(block))
-        self.extended_apdus = extended_apdus
+        # short-APDU mode decided once: the caller's word (the reader), else the profile's;
+        # a card refusing an extended APDU all the same (6700) is not sent another
+        self.extended_apdus = profile.extended_apdus if extended_apdus is None else extended_apdus
         self.ef06 = profile.ef06_layout
         self._form: dict[int, ReadForm] = {}
         self._sn: bytes | None = None
+        # the transport session in which SSSE was selected and is still current (None: not now)
+        self._ssse_session: int | None = None
+        # (ATR, key id) of every key that authenticated: the card holds it, proven once
+        self._proven: set[tuple[bytes, int]] = set()
 
     # ----------------------------------------------------------------- basics
 
     def send(self, command: Command) -> Response:
-        return self.transport.send(command)
+        """One command; a SELECT, or a card lost or reset, ends what is known of SSSE being
+        current."""
+        if command.ins == 0xA4:
+            self._ssse_session = None
+        try:
+            return self.transport.send(command)
+        except TransportError:
+            self._ssse_session = None
+            raise
 
     @property
     def sn(self) -> bytes:
@@ -139,16 +155,24 @@ class SocialSecurityCard:
             self._sn = serial_number(self.transport.atr)
         return self._sn
 
-    def identify(self) -> Identity:
-        """ATR → SN, then SELECT SSSE (its FCI), or refuse a card without SSSE."""
-        fci = self.select_ssse()
-        return Identity(self.transport.atr, self.sn, fci)
+    def identify(self, *, fci: bool = True) -> Identity:
+        """ATR → SN, then SELECT SSSE (its FCI unless ``fci`` is False), or refuse a card
+        without SSSE."""
+        return Identity(self.transport.atr, self.sn, self.select_ssse(fci=fci))
 
-    def select_ssse(self) -> BerTlv | None:
-        """SELECT SSSE by AID; on ``6A82`` fall back to EF05 by FID (one public reader does)
-        before concluding this is not a social security card."""
+    def select_ssse(self, *, fci: bool = True) -> BerTlv | None:
+        """SELECT SSSE by AID — P2 ``00`` and its FCI as public readers do, or P2 ``0C`` and
+        no FCI (nor its GET RESPONSE on T=0) when ``fci`` is False; on ``6A82`` fall back to
+        EF05 by FID (one public reader does) before concluding this is not a social security
+        card."""
+        aid = self.profile.ssse_aid
+        command = (
+            Command(0x00, 0xA4, 0x04, 0x00, aid, le=256)
+            if fci
+            else Command(0x00, 0xA4, 0x04, 0x0C, aid)
+        )
         try:
-            data = self.send(Command(0x00, 0xA4, 0x04, 0x00, self.profile.ssse_aid, le=256)).data
+            data = self.send(command).data
         except FileNotFound:
             try:
                 self.send(Command(0x00, 0xA4, 0x00, 0x0C, MF))
@@ -159,6 +183,7 @@ class SocialSecurityCard:
                     f"not found, and no EF05 either — {exc.sw:04X})"
                 ) from None
             return None
+        self._ssse_session = self.transport.sessions
         objects = parse_ber(data) if data else []
         return objects[0] if objects else None
 
@@ -167,6 +192,22 @@ class SocialSecurityCard:
         (docs/chip-application.md §1): a bare ``9000`` and an FCI (``61xx`` under T=0, fetched
         by the transport) are both accepted; the FCI is not needed."""
         self.send(Command(0x00, 0xA4, 0x00, 0x00, ef.fid.to_bytes(2, "big")))
+
+    def _sfi(self, ef: FileRef) -> int | None:
+        """The SFI by which ``ef`` is written and read without a SELECT, where the profile
+        allows it (:attr:`CardProfile.sfi_addressing`); None: SELECT it by FID first."""
+        return ef.sfi if self.profile.sfi_addressing else None
+
+    @staticmethod
+    def _binary(
+        ins: int, sfi: int | None, offset: int, data: bytes = b"", le: int | None = None
+    ) -> Command:
+        """READ/UPDATE BINARY at ``offset``: through the SFI (P1 = 80|SFI, ISO/IEC 7816-4
+        §11.3.3) at offset 0 when one is given — which makes the EF current for the next
+        offsets — else in the current EF (offset in P1-P2)."""
+        if sfi is not None and offset == 0:
+            return Command(0x00, ins, 0x80 | sfi, 0x00, data, le)
+        return Command(0x00, ins, offset >> 8, offset & 0xFF, data, le)
 
     @property
     def factors(self) -> CardFactors:
@@ -327,11 +368,15 @@ class SocialSecurityCard:
     def write_records(
         self, ef: FileRef, elements: tuple[Element, ...], values: dict[str, Any]
     ) -> int:
-        """UPDATE RECORD by number for each element (EF selected first); returns the count."""
-        self._select_ef(ef)
+        """UPDATE RECORD by number for each element, through the SFI where the profile allows
+        it (P2 = SFI‖100), else in the EF selected first; returns the count."""
+        sfi = self._sfi(ef)
+        if sfi is None:
+            self._select_ef(ef)
+        p2 = 0x04 if sfi is None else sfi << 3 | 0x04
         for element in elements:
             record = encode_record(element, values[element.name])
-            self.send(Command(0x00, 0xDC, element.record, 0x04, record))
+            self.send(Command(0x00, 0xDC, element.record, p2, record))
         return len(elements)
 
     def write_issuer(self, issuer: IssuerData) -> None:
@@ -353,67 +398,65 @@ class SocialSecurityCard:
     # ----------------------------------------------------------------- photo
 
     def write_photo(self, jpeg: bytes) -> None:
-        """EF08 by UPDATE BINARY: one extended APDU when allowed, else short chunks
-        (docs/chip-application.md §1, Z390Kylin)."""
+        """EF08 by UPDATE BINARY, through its SFI where the profile allows it (else SELECT by
+        FID): one extended APDU when allowed, else short chunks (docs/chip-application.md §1,
+        Z390Kylin)."""
         if not jpeg.startswith(JPEG_SOI):
             raise InvalidData("照片必须是 JPEG (the photo must be a JPEG)")
         if len(jpeg) > self.profile.photo_size:
             raise InvalidData(
                 f"照片 {len(jpeg)} 字节，超过 {self.profile.photo_size} 字节上限 (photo too large)"
             )
-        self._select_ef(self.profile.ef08)
+        sfi = self._sfi(self.profile.ef08)
+        if sfi is None:
+            self._select_ef(self.profile.ef08)
         if self.extended_apdus and len(jpeg) > 255:
             try:
-                self.send(Command(0x00, 0xD6, 0x00, 0x00, jpeg))
+                self.send(self._binary(0xD6, sfi, 0, jpeg))
                 return
             except (WrongLength, InsNotSupported):
-                pass  # the card (or reader) takes no extended APDU: chunk it
+                self.extended_apdus = False  # the card (or reader) takes none: chunk it
         step = self.profile.photo_chunk
         for offset in range(0, len(jpeg), step):
-            chunk = jpeg[offset : offset + step]
-            self.send(Command(0x00, 0xD6, offset >> 8, offset & 0xFF, chunk))
+            self.send(self._binary(0xD6, sfi, offset, jpeg[offset : offset + step]))
 
     def read_photo(self) -> bytes:
         """EF08 up to the JPEG end marker (the whole file when it holds no JPEG): one extended
         READ BINARY where allowed, else chunks that adapt to what the card accepts
         (docs/chip-application.md "Reading real cards") — ``6700`` halves the chunk, ``6Cxx``
         (followed by the transport) gives the length the card names, and each read moves on
-        by the bytes it returned. A card that cannot select EF08 by FID is read through its
-        SFI."""
+        by the bytes it returned. EF08 is read through its SFI where the profile allows it, and
+        so is it on a card that cannot select it by FID."""
         ef = self.profile.ef08
-        by_sfi = False
-        try:
-            self._select_ef(ef)
-        except FileNotFound:
-            if ef.sfi is None:
-                raise
-            by_sfi = True
+        sfi = self._sfi(ef)
+        if sfi is None:
+            try:
+                self._select_ef(ef)
+            except FileNotFound:
+                if ef.sfi is None:
+                    raise
+                sfi = ef.sfi
         size = self.profile.photo_size
         data = b""
-        if self.extended_apdus and size > 256 and not by_sfi:
+        if self.extended_apdus and size > 256:
             try:
-                data = self.send(Command(0x00, 0xB0, 0x00, 0x00, le=size)).data
+                data = self.send(self._binary(0xB0, sfi, 0, le=size)).data
             except (WrongLength, InsNotSupported):
-                data = b""
+                self.extended_apdus = False
         if not data:
-            data = self._read_binary_chunks(ef, size, by_sfi)
+            data = self._read_binary_chunks(sfi, size)
         if data.startswith(JPEG_SOI) and JPEG_EOI in data:
             return data[: data.index(JPEG_EOI) + 2]
         return data
 
-    def _read_binary_chunks(self, ef: FileRef, size: int, by_sfi: bool) -> bytes:
+    def _read_binary_chunks(self, sfi: int | None, size: int) -> bytes:
         chunk = self.profile.photo_chunk
         data = bytearray()
         while len(data) < size:
             offset = len(data)
             want = min(chunk, size - offset)
-            if by_sfi and offset == 0:
-                assert ef.sfi is not None
-                command = Command(0x00, 0xB0, 0x80 | ef.sfi, 0x00, le=want)
-            else:
-                command = Command(0x00, 0xB0, offset >> 8, offset & 0xFF, le=want)
             try:
-                got = self.send(command).data
+                got = self.send(self._binary(0xB0, sfi, offset, le=want)).data
             except WrongLength:
                 if chunk == 1:
                     raise
@@ -444,6 +487,7 @@ class SocialSecurityCard:
         )
         try:
             self.send(Command(0x00, 0x82, 0x00, key.id, data))
+            self._proven.add((self.transport.atr, key.id))
         except WrongPin as exc:
             raise CardAuthenticationFailed(
                 f"外部认证失败：密钥 {key.id:02X} ({key.label}) 剩余 {exc.tries_left} 次 "
@@ -514,10 +558,18 @@ class SocialSecurityCard:
     ) -> list[str]:
         """Read back everything written and compare; then authenticate with every external-
         authentication key of the profile. Returns the list of checks done; raises
-        VerificationFailed naming every mismatch."""
+        VerificationFailed naming every mismatch.
+
+        Nothing is sent twice that the card already answered in this session (issue 14):
+        SSSE is selected (without its FCI) only when it is not current, and a key that
+        authenticated on this card before — the update key that allowed the writes — is not
+        authenticated again, unless the profile says the card keeps one key's security state
+        at a time (``reselect_before_auth``): then SSSE is reselected and every key
+        authenticated anew, as T514-generator ``Script_YK.cpp`` does."""
         checks: list[str] = []
         mismatches: list[str] = []
-        self.select_ssse()
+        if self._ssse_session != self.transport.sessions:
+            self.select_ssse(fci=False)
         if pin is not None:
             self.verify_pin(pin)
             checks.append("PIN")
@@ -544,9 +596,12 @@ class SocialSecurityCard:
             raise VerificationFailed(
                 "回读校验失败 (read-back differs): " + "; ".join(mismatches), mismatches=mismatches
             )
+        fresh = self.profile.reselect_before_auth
         for key in self.profile.external_auth_keys:
-            self.select_ssse()  # a fresh security state for each key
-            self.external_authenticate(key)
+            if fresh or (self.transport.atr, key.id) not in self._proven:
+                if fresh:
+                    self.select_ssse(fci=False)
+                self.external_authenticate(key)
             checks.append(f"key {key.id:02X} ({key.label}): authenticated")
         if self.profile.internal_key is not None:
             self.check_internal_authentication(self.profile.internal_key)

@@ -28,6 +28,7 @@ PROFILE_DIR = Path(__file__).parent / "profiles"
 # "tag" = select, then tag; "sfi" = tag through the SFI; "sfi-number" = number through the SFI.
 ReadForm = Literal["sfi", "tag", "number", "sfi-number"]
 READ_FORMS: tuple[ReadForm, ...] = ("sfi", "tag", "number", "sfi-number")
+SFI_FORMS: tuple[ReadForm, ...] = ("sfi", "sfi-number")
 ReadAccess = Literal["free", "pin"]
 READ_ACCESS: tuple[ReadAccess, ...] = ("free", "pin")
 PADDINGS = (0x00, 0x20, 0xFF)
@@ -127,6 +128,12 @@ class CardProfile:
     internal_key: KeyRef | None  # INTERNAL AUTHENTICATE (spec 3.00), P2 = its id
     pin: PinRules
     face: FaceGeometry
+    # The card (and the readers it is used in) takes extended APDUs: the photo in one command.
+    # False: short APDUs only, decided here once rather than learned from a 6700 on each card.
+    extended_apdus: bool = True
+    # The card keeps the security state of one key at a time: verification reselects SSSE and
+    # authenticates each key anew, even one proven earlier in the session.
+    reselect_before_auth: bool = False
 
     @property
     def external_auth_keys(self) -> tuple[KeyRef, ...]:
@@ -154,6 +161,13 @@ class CardProfile:
     def read_pin_fids(self) -> tuple[int, ...]:
         """The FIDs of the files read only after VERIFY."""
         return tuple(f.fid for f in self.files if f.read == "pin")
+
+    @property
+    def sfi_addressing(self) -> bool:
+        """True when the card takes an SFI in READ/UPDATE RECORD and BINARY (ISO/IEC 7816-4
+        §11.3: SFI in P2's high bits, or P1 = 80|SFI): the profile reads records through the
+        SFI in one of its forms. Files are then written and read without a SELECT."""
+        return any(f in SFI_FORMS for f in self.read_forms)
 
     @property
     def needs_pin(self) -> bool:
@@ -192,6 +206,13 @@ def _file(files: dict[str, Any], name: str) -> FileRef:
     if not 0 <= ref.fid <= 0xFFFF or (ref.sfi is not None and not 1 <= ref.sfi <= 30):
         raise ProfileError(f"files.{name}: fid 为 2 字节，sfi 为 1-30 (fid 2 bytes, sfi 1-30)")
     return ref
+
+
+def _flag(d: dict[str, Any], name: str, default: bool) -> bool:
+    value = d.get(name, default)
+    if not isinstance(value, bool):
+        raise ProfileError(f"{name} 应为 true 或 false ({name} is true or false): {value!r}")
+    return value
 
 
 def _ef06_records(d: dict[str, Any]) -> tuple[int, ...]:
@@ -276,6 +297,8 @@ def profile_from_dict(d: dict[str, Any]) -> CardProfile:
             internal_key=_key(keys, "internal") if "internal" in keys else None,
             pin=PinRules(**d["pin"]),
             face=_face(d["face"]),
+            extended_apdus=_flag(d, "extended_apdus", True),
+            reselect_before_auth=_flag(d, "reselect_before_auth", False),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ProfileError(

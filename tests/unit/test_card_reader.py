@@ -224,10 +224,11 @@ def test_photo_chunks_adapt_to_a_card_whose_max_le_is_128(name_limit: bool) -> N
     card_os.name_limit = name_limit  # type: ignore[attr-defined]
     card, trace = reader(card_os)
     assert card.read_photo() == JPEG
-    # short READ BINARY commands (the extended attempt before them is refused: 6700)
+    # short READ BINARY commands (the extended attempt before them is refused: 6700), the
+    # first through EF08's SFI (the profile allows SFI addressing: no SELECT)
     reads = [e for e in trace.events if e.command[2:4] == "B0" and len(e.command) == 10]
     refused = 0x6C80 if name_limit else 0x6700
-    assert reads[0].command == "00B00000FF" and reads[0].sw == refused
+    assert reads[0].command == "00B08800FF" and reads[0].sw == refused
     assert all(e.sw == 0x9000 and int(e.command[-2:], 16) <= 128 for e in reads[1:])
     assert len(reads) == 1 + -(-len(JPEG) // 128)
 

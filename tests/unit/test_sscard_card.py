@@ -101,6 +101,40 @@ def test_blank_card_personalized_and_verified(hsm: LocalSecurityModule) -> None:
     }
 
 
+@pytest.mark.parametrize("reselect", [False, True])
+def test_verification_reselects_and_reauthenticates_only_when_the_profile_says(
+    hsm: LocalSecurityModule, reselect: bool
+) -> None:
+    """In the session of the writes SSSE stays selected and the update key, proven by them,
+    is not authenticated again; ``reselect_before_auth`` restores a fresh state per key."""
+    s = station(hsm, replace(DEFAULT, reselect_before_auth=reselect))
+    s.personalize()
+    start = len(s.trace.events)
+    checks = s.card.verify(s.issuer, SAMPLE_HOLDER)
+    sent = s.trace.events[start:]
+    selects = [e.command for e in sent if e.ins == 0xA4]
+    authenticated = [e.command[6:8] for e in sent if e.ins == 0x82]
+    assert sum(c.endswith("authenticated") for c in checks) == 3
+    if reselect:
+        assert selects == ["00A4040C0F" + DEFAULT.ssse_aid.hex().upper()] * 3
+        assert authenticated == ["04", "0A", "00"]
+    else:
+        assert selects == [] and authenticated == ["0A", "00"]
+
+
+def test_verification_in_a_new_session_selects_ssse_and_authenticates_every_key(
+    hsm: LocalSecurityModule,
+) -> None:
+    s = station(hsm)
+    s.personalize()
+    s.transport.reconnect()  # a reset: SSSE is no longer current
+    start = len(s.trace.events)
+    s.card.verify(s.issuer, SAMPLE_HOLDER)
+    sent = s.trace.events[start:]
+    assert [e.ins for e in sent][:1] == [0xA4]
+    assert [e.command[6:8] for e in sent if e.ins == 0x82] == ["0A", "00"]  # 04 proven already
+
+
 def test_writes_need_the_update_key_and_reselect_clears_it(hsm: LocalSecurityModule) -> None:
     s = station(hsm)
     s.card.identify()
