@@ -14,6 +14,7 @@ the lowest p50 counts (the machine is shared: the other rounds absorb its load).
 
     .venv/bin/python bench/registry_scale.py --sizes 10000,100000 --before /tmp/sscard-before
     .venv/bin/python bench/registry_scale.py --before /tmp/sscard-before  # 10k, 100k, 1M
+    .venv/bin/python bench/registry_scale.py --postgresql   # and on a private PostgreSQL server
 
 Each size is built once in ``--work`` (default a temporary directory; an existing build there
 is reused; 1M persons take about 2 minutes). The measurements run in a subprocess
@@ -69,13 +70,26 @@ SAMPLES = {
 STEPS_PER_PERSON = 0.1  # job_steps rows per person (spread over the jobs)
 
 
+def _checkpoints(db: str, keystore: Path) -> str | None:
+    """A PostgreSQL registry's checkpoint log, in the work directory (a file's is beside it)."""
+    if not db.startswith("postgresql://"):
+        return None
+    return str(keystore.parent / f"{db.rsplit('/', 1)[-1]}.checkpoints")
+
+
 def _registry(db: str, keystore: Path) -> Any:
     from personalize.policy import load_policy
     from personalize.registry import Registry
     from personalize.station import open_security_module
 
     hsm = open_security_module(f"keystore:{keystore}", client_id="bench")
-    return Registry(db, load_policy("default"), clock=lambda: AT, audit_key=hsm.audit_mac)
+    return Registry(
+        db,
+        load_policy("default"),
+        clock=lambda: AT,
+        audit_key=hsm.audit_mac,
+        checkpoints=_checkpoints(db, keystore),
+    )
 
 
 def _submission(registry: Any, number: str, photo: bytes) -> dict[str, Any]:
@@ -106,7 +120,7 @@ def _active_numbers(registry: Any, count: int, rng: random.Random) -> list[str]:
     return sorted(numbers)
 
 
-def build(db: Path, keystore: Path, persons: int) -> None:
+def build(db: str, keystore: Path, persons: int) -> None:
     """A registry of ``persons`` seeded persons, one job per 1,000 (at least 20) and
     ``STEPS_PER_PERSON`` step records per person spread over those jobs."""
     from personalize.jobs import STEPS, submit_job
@@ -115,7 +129,7 @@ def build(db: Path, keystore: Path, persons: int) -> None:
     from simulator.factory import sample_photo
     from sscard.profile import load_profile
 
-    registry = _registry(str(db), keystore)
+    registry = _registry(db, keystore)
     start = time.perf_counter()
     seed_registry(registry, persons, operator="bench")
     seeded = time.perf_counter() - start
@@ -125,7 +139,9 @@ def build(db: Path, keystore: Path, persons: int) -> None:
     for number in _active_numbers(registry, max(20, persons // 1000), rng):
         submission = _submission(registry, number, photo)
         jobs.append(
-            submit_job(registry, profile, vault, submission, base_dir=db.parent, operator="bench")
+            submit_job(
+                registry, profile, vault, submission, base_dir=keystore.parent, operator="bench"
+            )
         )
     # each job: its current card's steps, and the steps of cards written off before it
     per_job = max(len(STEPS), int(persons * STEPS_PER_PERSON) // len(jobs))
@@ -160,7 +176,7 @@ def _list_args(db: str, keystore: Path, **extra: object) -> argparse.Namespace:
         hsm=f"keystore:{keystore}",
         hsm_client="bench",
         hsm_secret_file=None,
-        audit_checkpoints=None,
+        audit_checkpoints=_checkpoints(db, keystore),
         **extra,
     )
 
@@ -192,7 +208,7 @@ def measure(db: str, keystore: Path) -> dict[str, Any]:
         _timed(
             times["submit_job"],
             lambda s=submission: submit_job(  # type: ignore[misc]
-                registry, profile, vault, s, base_dir=Path(db).parent, operator="bench"
+                registry, profile, vault, s, base_dir=keystore.parent, operator="bench"
             ),
         )
     runner = JobRunner(registry, registry.policy, profile, None, operator="bench")  # type: ignore[arg-type]
@@ -242,11 +258,18 @@ def _schema_back(db: Path, python_path: Path) -> None:
                 conn.executescript(undo[script])
                 continue
             statements = [s.strip() for s in script.split(";") if s.strip()]
-            for statement in statements:
-                name = re.fullmatch(r"CREATE (?:UNIQUE )?INDEX (\w+) .*", statement, re.S)
-                if name is None:
+            for statement in reversed(statements):
+                index = re.fullmatch(r"CREATE (?:UNIQUE )?INDEX (\w+) .*", statement, re.S)
+                table = re.fullmatch(r"CREATE TABLE (\w+) .*", statement, re.S)
+                column = re.fullmatch(r"ALTER TABLE (\w+) ADD COLUMN (\w+) .*", statement, re.S)
+                if index is not None:
+                    conn.execute(f"DROP INDEX {index.group(1)}")
+                elif table is not None:
+                    conn.execute(f"DROP TABLE {table.group(1)}")
+                elif column is not None:
+                    conn.execute(f"ALTER TABLE {column.group(1)} DROP COLUMN {column.group(2)}")
+                else:
                     raise SystemExit(f"cannot step the schema back over: {statement[:60]}")
-                conn.execute(f"DROP INDEX {name.group(1)}")
         conn.execute(f"PRAGMA user_version = {int(count)}")
 
 
@@ -262,13 +285,18 @@ def main() -> int:
     parser.add_argument(
         "--rounds", type=int, default=3, help="rounds per size and tree; the best p50 counts"
     )
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="also measure on PostgreSQL (a private server started for the run, as the tests do)",
+    )
     parser.add_argument("--build", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
     parser.add_argument("--keystore", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.build:
-        build(Path(args.db), args.keystore, args.build)
+        build(args.db, args.keystore, args.build)
         return 0
     if args.measure:
         print(json.dumps(measure(args.db, args.keystore)))
@@ -305,8 +333,58 @@ def main() -> int:
                     if best is None or statistics.median(samples) < statistics.median(best):
                         results[label, size][op] = samples
             print(f"measured {size} persons ({label}: code of {tree})", flush=True)
-    _report(results, sizes, [label for label, _ in trees])
+    labels = [label for label, _ in trees]
+    if args.postgresql:
+        _measure_postgresql(results, sizes, keystore, args.rounds)
+        labels.append(POSTGRESQL)
+    _report(results, sizes, labels)
     return 0
+
+
+POSTGRESQL = "after, PostgreSQL"
+
+
+def _measure_postgresql(
+    results: dict[tuple[str, int], dict[str, list[float]]],
+    sizes: list[int],
+    keystore: Path,
+    rounds: int,
+) -> None:
+    """The same registries built and measured on a private PostgreSQL server (the current
+    code only: the earlier tree had no PostgreSQL); each round on a fresh copy of the built
+    database (``CREATE DATABASE … TEMPLATE``)."""
+    sys.path.insert(0, str(HERE))
+    import psycopg
+
+    from tests.pgserver import postgres_server
+
+    with postgres_server() as server:
+        for size in sizes:
+            built = server.create_database(f"scale_{size}")
+            start = time.perf_counter()
+            done = json.loads(_run(HERE, "--build", size, "--db", built, "--keystore", keystore))
+            print(
+                f"built {size} persons on PostgreSQL in {time.perf_counter() - start:.0f} s "
+                f"(seed {done['seed_s']} s, then {done['jobs']} jobs)",
+                flush=True,
+            )
+            results[POSTGRESQL, size] = {}
+            for round_ in range(rounds):
+                name = f"scale_{size}_r{round_}"
+                with psycopg.connect(server.url, autocommit=True) as conn:
+                    conn.execute(f"CREATE DATABASE {name} TEMPLATE scale_{size}")
+                copy = server.url_of(name)
+                source, target = _checkpoints(built, keystore), _checkpoints(copy, keystore)
+                assert source is not None and target is not None
+                shutil.copyfile(source, target)
+                measured = json.loads(_run(HERE, "--measure", "--db", copy, "--keystore", keystore))
+                for op, samples in measured["ms"].items():
+                    best = results[POSTGRESQL, size].get(op)
+                    if best is None or statistics.median(samples) < statistics.median(best):
+                        results[POSTGRESQL, size][op] = samples
+                with psycopg.connect(server.url, autocommit=True) as conn:
+                    conn.execute(f"DROP DATABASE {name}")
+            print(f"measured {size} persons on PostgreSQL", flush=True)
 
 
 def _measure_copy(built: Path, label: str, tree: Path, keystore: Path) -> dict[str, list[float]]:
