@@ -1,0 +1,78 @@
+"""``sscard sim center`` (issue 13, Deliver 6 and "Show"): a simulated card center — one
+pcscd with a vpcd slot per station, one security module, a printer emulator per station —
+drains reissue jobs with real ``sscard station run`` worker processes; run as the command
+line it is, its summary read as JSON."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from personalize.jobs import STEPS
+from personalize.registry import Registry
+from tests.audit_key import AUDIT_KEY
+from tests.clock import pinned_clock
+from tests.integration.crash_campaign import POLICY, holder_number
+
+pytestmark = pytest.mark.pcsc
+
+
+def sim_center(*options: str) -> tuple[int, dict[str, Any], str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "personalize.cli", "sim", "center", *options, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    summary = json.loads(done.stdout) if done.stdout.startswith("{") else {}
+    return done.returncode, summary, done.stderr
+
+
+def test_two_stations_drain_twenty_jobs(tmp_path: Path) -> None:
+    code, summary, err = sim_center("--stations", "2", "--jobs", "20", "--out", str(tmp_path))
+    assert code == 0, err
+    assert (summary["stations"], summary["jobs"], summary["jobs_done"]) == (2, 20, 20)
+    assert summary["worker_exits"] == [0, 0]
+    assert summary["jobs_per_hour"] > 0
+    assert {i["name"]: i["ok"] for i in summary["invariants"]} == {
+        "one_valid_card_per_person": True,
+        "every_job_done_once": True,
+        "no_step_done_twice": True,
+        "printed_once_per_job": True,
+        "audit_verifies": True,
+    }
+    steps = summary["steps"]
+    assert [s["step"] for s in steps] == list(STEPS)
+    assert all(s["count"] >= 20 and 0 <= s["median_ms"] <= s["p95_ms"] for s in steps)
+    assert summary["registry"] == str(tmp_path / "registry.db")
+    # both stations worked: each worker's log names jobs it finished
+    logs = [(tmp_path / f"worker-{n}.log").read_text(encoding="utf-8") for n in (1, 2)]
+    assert all("完成 (job done)" in log for log in logs)
+
+
+def test_a_failed_invariant_is_reported_with_a_failing_exit(tmp_path: Path) -> None:
+    """A registry whose audit chain no longer verifies (a person's name changed behind the
+    registry's back) → the run drains its job but ``audit_verifies`` fails, exit 1."""
+    db = tmp_path / "given.db"
+    registry = Registry(db, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
+    registry.enroll(holder_number(1), registry.allocate_card_number(), operator="op")
+    registry.close()
+    with sqlite3.connect(db) as raw:
+        raw.execute("UPDATE persons SET name = '王五'")
+    out = tmp_path / "center"
+    code, summary, err = sim_center(
+        "--stations", "1", "--jobs", "1", "--db", str(db), "--out", str(out)
+    )
+    assert code == 1, err
+    verdicts = {i["name"]: i["ok"] for i in summary["invariants"]}
+    assert verdicts.pop("audit_verifies") is False
+    (audit,) = [i for i in summary["invariants"] if i["name"] == "audit_verifies"]
+    assert "persons/1" in audit["detail"] and "changed outside sscard" in audit["detail"]
+    assert all(verdicts.values()), summary["invariants"]
+    assert summary["jobs_done"] == 1 and summary["registry"] == str(db)
