@@ -166,6 +166,14 @@ def worker_env(session: Path) -> dict[str, str]:
     return {**os.environ, "SSCARD_SESSION": str(session)}
 
 
+def registry_location(text: str | None) -> str | None:
+    """``--db`` as the station files take it: a URL unchanged, a relative path made
+    absolute (a station file resolves paths against its own directory)."""
+    if text is None or "://" in text:
+        return text
+    return str(Path(text).resolve())
+
+
 def cmd_sim_center(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -179,7 +187,7 @@ def cmd_sim_center(args: argparse.Namespace) -> int:
             policy.region_code,
             stations=args.stations,
             cards_per_station=args.jobs + SPARE_CARDS,
-            registry=args.db,
+            registry=registry_location(args.db),
             policy=args.policy,
         ) as center,
     ):

@@ -6,9 +6,11 @@ line it is, its summary read as JSON."""
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,12 @@ from tests.clock import pinned_clock
 from tests.integration.crash_campaign import POLICY, holder_number
 
 pytestmark = pytest.mark.pcsc
+SIM_CENTER = (sys.executable, "-m", "personalize.cli", "sim", "center")
 
 
 def sim_center(*options: str) -> tuple[int, dict[str, Any], str]:
     done = subprocess.run(
-        [sys.executable, "-m", "personalize.cli", "sim", "center", *options, "--json"],
+        [*SIM_CENTER, *options, "--json"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -76,3 +79,43 @@ def test_a_failed_invariant_is_reported_with_a_failing_exit(tmp_path: Path) -> N
     assert "persons/1" in audit["detail"] and "changed outside sscard" in audit["detail"]
     assert all(verdicts.values()), summary["invariants"]
     assert summary["jobs_done"] == 1 and summary["registry"] == str(db)
+
+
+def test_interrupted_run_stops_what_it_started(tmp_path: Path) -> None:
+    """Ctrl-C while the workers drain: exit 130, no worker left running, the jobs resumable."""
+    run = subprocess.Popen(
+        [*SIM_CENTER, "--stations", "2", "--jobs", "30", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    worker_log = tmp_path / "worker-1.log"
+    deadline = time.monotonic() + 120
+    while "作业" not in (worker_log.read_text("utf-8") if worker_log.exists() else ""):
+        assert run.poll() is None and time.monotonic() < deadline, run.communicate()
+        time.sleep(0.1)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert "已中断 (interrupted)" in err
+    assert started_from(tmp_path) == []
+    registry = Registry(tmp_path / "registry.db", POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
+    try:
+        assert not registry.verify_audit()[1]
+        queued = registry.db.execute("SELECT COUNT(*) FROM jobs WHERE status != 'done'")
+        assert queued.fetchone()[0] > 0  # interrupted before the queue was drained
+    finally:
+        registry.close()
+
+
+def started_from(root: Path) -> list[str]:
+    """Command lines of the processes still running that name a file under ``root``."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if str(root) in text:
+            found.append(text)
+    return found
