@@ -25,6 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from personalize.operators import (
     Operator,
@@ -174,6 +175,14 @@ def registry_location(text: str | None) -> str | None:
     return str(Path(text).resolve())
 
 
+def shown_location(location: str) -> str:
+    """The registry location as printed: a URL's password masked (never in output)."""
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
+
+
 def cmd_sim_center(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -211,7 +220,7 @@ def cmd_sim_center(args: argparse.Namespace) -> int:
             )
         finally:
             registry.close()
-    summary["registry"] = center.registry
+    summary["registry"] = shown_location(center.registry)
     if args.json:
         print(json.dumps(summary, ensure_ascii=False, indent=2))
     else:

@@ -53,6 +53,8 @@ class StepTimes:
 def _jobs(registry: Registry, job_ids: Sequence[int]) -> list[tuple[int, int, int, str]]:
     """(id, person id, old card id, status) of the jobs ``job_ids``."""
     wanted = set(job_ids)
+    if not wanted:
+        return []
     rows = registry.db.execute(
         "SELECT id, person_id, old_card_id, status FROM jobs WHERE id BETWEEN ? AND ?",
         (min(wanted), max(wanted)),
@@ -128,6 +130,8 @@ def check_center(registry: Registry, job_ids: Sequence[int], printed: int) -> li
 def _spans(registry: Registry, job_ids: Sequence[int]) -> list[tuple[str, datetime, datetime]]:
     """(step, start, end) of the steps recorded ``ok`` with their times, in ``job_ids``."""
     wanted = set(job_ids)
+    if not wanted:
+        return []
     rows = registry.db.execute(
         "SELECT job_id, step, started_at, ended_at FROM job_steps WHERE job_id BETWEEN ? AND ?"
         " AND result = 'ok' AND started_at IS NOT NULL",
