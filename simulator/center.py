@@ -31,6 +31,7 @@ from sscard.records import HolderData
 
 PHOTO = "photo.jpg"  # the synthetic holders' photo, in the center's root
 TRACK2 = "6217991234567890123=3611120"  # the issuer track the synthetic jobs carry
+CONNECTIONS_PER_STATION = 8  # security-module connections a station's worker may hold
 
 
 def station_name(index: int) -> str:
@@ -99,7 +100,17 @@ class SimulatedCenter:
         path = self.root / "keystore.json"
         store = Keystore.open(path) if path.exists() else Keystore.create_test(path)
         self.audit = AuditLog(self.root / "hsm-audit.log")
-        self.server = HsmServer(LocalSecurityModule(store), audit=self.audit, port=free_port())
+        # every station connects from loopback (a real center's from their own hosts), each
+        # worker with a few connections: its devices', its registry's audit key, its
+        # heartbeat's — the per-address limit is the center's, not one client's
+        clients = CONNECTIONS_PER_STATION * self.stations + 16
+        self.server = HsmServer(
+            LocalSecurityModule(store),
+            audit=self.audit,
+            port=free_port(),
+            max_clients=max(64, clients),
+            max_per_address=clients,
+        )
         self.server.start()
         return f"tcp://{self.server.host}:{self.server.port}"
 

@@ -103,7 +103,7 @@ class SimulatedStation:
             f'contact_reader = "{reader_name(self.slot)}"\n'
             f'hsm = "{hsm}"\n'
             'hsm_client = "test-center"\n'
-            f'track_key = "{self.track_key}"\n'
+            f'track_key = "{os.path.relpath(self.track_key, self.root)}"\n'
             f'registry = "{self.registry}"\n'
             f'policy = "{self.policy}"\n'
             'out_dir = "."\n',
