@@ -27,9 +27,8 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from personalize.operator_commands import acting
 from personalize.operators import (
-    Operator,
-    OperatorError,
     add_operator,
     find_operator,
     has_operators,
@@ -53,22 +52,18 @@ STOP_GRACE = 30.0  # seconds a worker has to finish its step after SIGTERM
 
 
 def center_operator(registry: Registry, out: Path) -> tuple[str, Path]:
-    """A new card-center operator for this run and its session file in ``out``; added by
-    ``sim-supervisor`` (bootstrapped in an empty registry)."""
+    """A new card-center operator for this run and its session file in ``out``, added by
+    ``sim-supervisor`` — bootstrapped in an empty registry, kept from an earlier run — or,
+    in a registry with other operators (a seeded one), by the supervisor logged in at
+    ``$SSCARD_SESSION``."""
     if not has_operators(registry):
         add_operator(registry, SUPERVISOR, Role.SUPERVISOR, secrets.token_urlsafe(24), by=None)
     supervisor = find_operator(registry, SUPERVISOR)
     if supervisor is None or supervisor.role != Role.SUPERVISOR:
-        raise OperatorError(
-            f"登记库已有操作员但没有 {SUPERVISOR}：请用空登记库或 sim center 建的登记库 "
-            f"(the registry has operators but no {SUPERVISOR}: use an empty registry or one "
-            "sim center made)"
-        )
+        supervisor = acting(registry, "operator.add")
     name = f"sim-center-{secrets.token_hex(4)}"
     password = secrets.token_urlsafe(24)
-    add_operator(
-        registry, name, Role.CARD_CENTER, password, by=Operator(SUPERVISOR, Role.SUPERVISOR)
-    )
+    add_operator(registry, name, Role.CARD_CENTER, password, by=supervisor)
     session = save_session(out / f"session-{name}", open_session(registry, name, password))
     return name, session
 

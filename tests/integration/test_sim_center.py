@@ -6,6 +6,7 @@ line it is, its summary read as JSON."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -17,21 +18,24 @@ from typing import Any
 import pytest
 
 from personalize.jobs import STEPS
-from personalize.registry import Registry
+from personalize.registry import Registry, utc_now
+from personalize.roles import Role
 from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
 from tests.integration.crash_campaign import POLICY, holder_number
+from tests.operators import login
 
 pytestmark = pytest.mark.pcsc
 SIM_CENTER = (sys.executable, "-m", "personalize.cli", "sim", "center")
 
 
-def sim_center(*options: str) -> tuple[int, dict[str, Any], str]:
+def sim_center(*options: str, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any], str]:
     done = subprocess.run(
         [*SIM_CENTER, *options, "--json"],
         capture_output=True,
         text=True,
         timeout=600,
+        env=env,
     )
     summary = json.loads(done.stdout) if done.stdout.startswith("{") else {}
     return done.returncode, summary, done.stderr
@@ -76,9 +80,44 @@ def test_a_failed_invariant_is_reported_with_a_failing_exit(tmp_path: Path) -> N
     verdicts = {i["name"]: i["ok"] for i in summary["invariants"]}
     assert verdicts.pop("audit_verifies") is False
     (audit,) = [i for i in summary["invariants"] if i["name"] == "audit_verifies"]
-    assert "persons/1" in audit["detail"] and "changed outside sscard" in audit["detail"]
+    assert "persons/1" in audit["detail"] and audit["detail"].count("changed outside sscard") == 1
     assert all(verdicts.values()), summary["invariants"]
     assert summary["jobs_done"] == 1 and summary["registry"] == str(db)
+
+
+def test_a_seeded_registry_gets_new_holders_and_the_logged_in_supervisors_operator(
+    tmp_path: Path,
+) -> None:
+    """On a registry ``registry seed`` filled (its persons are the synthetic holders the run
+    would make first, its operators not the run's): the run's operator is added by the
+    supervisor logged in, the seeded persons are left alone."""
+    db = tmp_path / "seeded.db"
+    supervisor = login(db, "sup1", Role.SUPERVISOR, clock=utc_now)
+    env = {**os.environ, **supervisor}
+    seed = (sys.executable, "-m", "personalize.cli", "registry", "seed", "--persons", "50")
+    seeded = subprocess.run(
+        [*seed, "--db", str(db)],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert seeded.returncode == 0, seeded.stderr
+    no_session = {**os.environ, "SSCARD_SESSION": str(tmp_path / "none")}
+    on_seeded = ("--stations", "1", "--jobs", "3", "--db", str(db))
+    refused, _, err = sim_center(*on_seeded, "--out", str(tmp_path / "r"), env=no_session)
+    assert refused == 1 and "未登录" in err and "(not logged in" in err
+    code, summary, err = sim_center(*on_seeded, "--out", str(tmp_path / "c"), env=env)
+    assert code == 0, err
+    assert summary["jobs_done"] == 3 and all(i["ok"] for i in summary["invariants"])
+    registry = Registry(db, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
+    try:
+        assert registry.db.execute("SELECT COUNT(*) FROM persons").fetchone()[0] == 53
+        (added,) = registry.db.execute(
+            "SELECT created_by FROM operators WHERE name LIKE 'sim-center-%'"
+        ).fetchone()
+        assert added == "sup1"
+    finally:
+        registry.close()
 
 
 def test_interrupted_run_stops_what_it_started(tmp_path: Path) -> None:
