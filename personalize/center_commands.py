@@ -1,6 +1,6 @@
 """``sscard sim center``: a simulated card center drains a batch of reissue jobs with N
 station workers, then reports its throughput, step times and invariants (issue 13,
-Deliver 6; docs/testing-with-virtual-cards.md "A simulated card center").
+Deliver 6; docs/service.md "A simulated card center").
 
 It is the composition root of the run: the center's devices (simulator/center.py), M
 synthetic holders (GB 11643 IDs and GBK names of personalize/seed.py) each with a lost card,
@@ -69,23 +69,42 @@ def center_operator(registry: Registry, out: Path) -> tuple[str, Path]:
 
 
 def synthetic_holders(registry: Registry, count: int) -> Iterator[HolderData]:
-    """``count`` synthetic holders not yet in the registry (a seeded one, or one of an
-    earlier run), in the order of personalize/seed.py's persons."""
-    index = 0
+    """``count`` synthetic holders not yet in the registry, in the order of
+    personalize/seed.py's persons, from the first one not enrolled (a seeded registry or an
+    earlier run enrolled a leading run of them)."""
+    index = first_unenrolled(registry)
     while count:
         ssn, born, gender = synthetic_ssn(index)
         if registry.person_by_ssn(ssn) is None:
-            birthplace = ssn[:6]
             yield HolderData(
                 ssn=ssn,
                 name=synthetic_name(index),
                 gender=gender,
                 ethnicity="01",
-                birthplace=birthplace,
+                birthplace=ssn[:6],
                 birth_date=born,
             )
             count -= 1
         index += 1
+
+
+def first_unenrolled(registry: Registry) -> int:
+    """The first synthetic person not enrolled, assuming those enrolled are a leading run
+    (``registry seed``, earlier ``sim center`` runs): O(log n) lookups, doubling then
+    bisecting."""
+
+    def enrolled(index: int) -> bool:
+        return registry.person_by_ssn(synthetic_ssn(index)[0]) is not None
+
+    if not enrolled(0):
+        return 0
+    low, high = 0, 1  # enrolled(low), and high to be found not enrolled
+    while enrolled(high):
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if enrolled(middle) else (low, middle)
+    return high
 
 
 def prepare_jobs(
