@@ -127,6 +127,9 @@ def test_interrupted_run_stops_what_it_started(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as at a terminal: a suite started in the background (``cmd &``) ignores
+        # SIGINT, and an ignored SIGINT is inherited, so Python would install no handler
+        preexec_fn=default_sigint,
     )
     worker_log = tmp_path / "worker-1.log"
     deadline = time.monotonic() + 120
@@ -145,6 +148,10 @@ def test_interrupted_run_stops_what_it_started(tmp_path: Path) -> None:
         assert queued.fetchone()[0] > 0  # interrupted before the queue was drained
     finally:
         registry.close()
+
+
+def default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def started_from(root: Path) -> list[str]:
