@@ -30,6 +30,7 @@ from apdu.status import describe
 from apdu.trace import LoggingTrace
 from personalize.card_commands import READER_HELP
 from personalize.card_commands import add_parser as add_card_parser
+from personalize.center_commands import add_parser as add_center_parser
 from personalize.cli_errors import UsageError, report
 from personalize.hsm_commands import add_parser as add_hsm_parser
 from personalize.mag_commands import add_parser as add_mag_parser
@@ -436,6 +437,7 @@ def build_parser() -> argparse.ArgumentParser:
         help='initial stripe as JSON, track number to data, e.g. \'{"2": "123=4567"}\'',
     )
     p.set_defaults(func=cmd_sim_encoder)
+    add_center_parser(sim)
 
     add_hsm_parser(sub)
     add_card_parser(sub)

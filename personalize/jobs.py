@@ -40,7 +40,7 @@ import io
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +273,12 @@ def next_step(done: set[str]) -> str | None:
     return None
 
 
+def step_time(moment: datetime) -> str:
+    """A step's start or end (``job_steps.started_at``/``ended_at``): ISO 8601 UTC to the
+    millisecond, so that steps of a fraction of a second get a duration."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
 def _job_row(registry: Registry, job_id: int) -> Row:
     row: Row | None = registry.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if row is None:
@@ -440,6 +446,7 @@ class JobRunner:
         self.lease = lease
         self.stop_requested = stop_requested
         self.fence: int | None = None  # the token of this runner's claim
+        self.step_started: datetime | None = None  # when the step under way began
 
     # ----------------------------------------------------------------- bookkeeping
 
@@ -469,12 +476,13 @@ class JobRunner:
         """Record a step's ``intent`` (begun) or outcome, with what it changed in the job and
         its new card, in one transaction that first checks this runner's fencing token
         (``LeaseLost`` when another station has claimed the job since)."""
-        now = _iso(self.registry.clock())
+        ended = self.registry.clock()
+        now = _iso(ended)
         with self.registry.transaction() as db:
             job = self.registry.check_fence(job_id, self.fence)
             db.execute(
-                "INSERT INTO job_steps (job_id, step, result, sn, at, details, fence)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO job_steps (job_id, step, result, sn, at, details, fence,"
+                " started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job_id,
                     step,
@@ -483,6 +491,8 @@ class JobRunner:
                     now,
                     json.dumps(details, ensure_ascii=False),
                     self.fence,
+                    step_time(self.step_started or ended),
+                    step_time(ended),
                 ),
             )
             for key, value in (job_fields or {}).items():
@@ -548,6 +558,7 @@ class JobRunner:
                                 f"作业 {job_id} 停于 {name} 前 (stopped before {name})"
                             )
                         self.progress(f"[{STEPS.index(name) + 1}/{len(STEPS)}] {name}")
+                        self.step_started = self.registry.clock()
                         getattr(self, f"step_{name}")(self.job(job_id))
                 except CardLost as exc:
                     self._write_off(job_id, "lost", str(exc))

@@ -428,6 +428,16 @@ JOBS_WITH_PHOTOS = (
     " LEFT JOIN job_photos ON job_photos.job_id = jobs.id) AS jobs"
 )
 
+# When each step began and ended, to the millisecond (``at`` keeps its seconds): the step
+# times ``sscard sim center`` reports (simulator/center_checks.py). Rows written before have
+# none.
+MIGRATIONS.append(
+    """
+    ALTER TABLE job_steps ADD COLUMN started_at TEXT;
+    ALTER TABLE job_steps ADD COLUMN ended_at TEXT;
+    """
+)
+
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
 ACTIVATION_EVIDENCE = ("chip_write", "chip_verify", "encode_stripe", "stripe_verify", "print_face")

@@ -42,7 +42,20 @@ class SimulatedStation:
         slot: int = 0,
         name: str = "sim-station-1",
         policy: str = "default",
+        hsm: str | None = None,
+        registry: str = "registry.db",
+        audit_checkpoints: Path | None = None,
+        track_key: Path | None = None,
+        chip_prefix: bytes = b"SC",
+        printer_serial: str = "PRI000123",
     ) -> None:
+        """``hsm``: the address of a security module already serving (a card center's one
+        module, simulator/center.py), else the station starts its own on the keystore in
+        ``root``; ``registry`` (a path or URL, as the station file takes it),
+        ``audit_checkpoints`` (its checkpoint log, when not beside a registry file) and
+        ``track_key``: shared ones, else the station's own in ``root``; ``chip_prefix``: the
+        first two bytes of its blank cards' chip serial numbers and ``printer_serial`` its
+        printer's, distinct per station of one center."""
         self.root = root
         self.profile = profile
         self.region = region
@@ -50,6 +63,12 @@ class SimulatedStation:
         self.slot = slot
         self.name = name
         self.policy = policy
+        self.hsm = hsm
+        self.registry = registry
+        self.audit_checkpoints = audit_checkpoints
+        self.track_key = track_key or root / "tracks.key"
+        self.chip_prefix = chip_prefix
+        self.printer_serial = printer_serial
         self.pcscd = Pcscd(log_path=root / "pcscd.log")
         self.server: HsmServer | None = None
         self.audit: AuditLog | None = None
@@ -60,6 +79,50 @@ class SimulatedStation:
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "printed").mkdir(exist_ok=True)
         self.pcscd.start()
+        hsm = self.hsm or self._start_security_module()
+        feeder = [
+            VirtualCard(
+                issue_blank_card(
+                    self.profile.name,
+                    self.region,
+                    serial=self.chip_prefix + i.to_bytes(6, "big"),
+                )
+            )
+            for i in range(1, self.cards + 1)
+        ]
+        self.printer = EvolisEmulator(
+            feeder,
+            contact_slot=self.slot,
+            out_dir=self.root / "printed",
+            serial_number=self.printer_serial,
+        ).start()
+        if not self.track_key.exists():  # the station's key for sealed track images (32 bytes)
+            fd = os.open(self.track_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="ascii") as fh:
+                fh.write(os.urandom(32).hex())
+        checkpoints = (
+            f'audit_checkpoints = "{self.audit_checkpoints}"\n'
+            if self.audit_checkpoints is not None
+            else ""
+        )
+        self.station_file.write_text(
+            f'name = "{self.name}"\n'
+            f'printer = "{self.printer.path}"\n'
+            f'contact_reader = "{reader_name(self.slot)}"\n'
+            f'hsm = "{hsm}"\n'
+            'hsm_client = "test-center"\n'
+            f'track_key = "{os.path.relpath(self.track_key, self.root)}"\n'
+            f'registry = "{self.registry}"\n'
+            f"{checkpoints}"
+            f'policy = "{self.policy}"\n'
+            'out_dir = "."\n',
+            encoding="utf-8",
+        )
+        return self
+
+    def _start_security_module(self) -> str:
+        """The station's own security module on the test keystore in ``root`` (created when
+        missing), serving on loopback; its address."""
         keystore_path = self.root / "keystore.json"
         store = (
             Keystore.open(keystore_path)
@@ -72,37 +135,7 @@ class SimulatedStation:
             audit=self.audit,
             port=free_port(),
         ).start()
-        feeder = [
-            VirtualCard(
-                issue_blank_card(
-                    self.profile.name,
-                    self.region,
-                    serial=bytes.fromhex("5343") + i.to_bytes(6, "big"),
-                )
-            )
-            for i in range(1, self.cards + 1)
-        ]
-        self.printer = EvolisEmulator(
-            feeder, contact_slot=self.slot, out_dir=self.root / "printed"
-        ).start()
-        track_key = self.root / "tracks.key"
-        if not track_key.exists():  # the station's key for sealed track images (32 bytes)
-            fd = os.open(track_key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w", encoding="ascii") as fh:
-                fh.write(os.urandom(32).hex())
-        self.station_file.write_text(
-            f'name = "{self.name}"\n'
-            f'printer = "{self.printer.path}"\n'
-            f'contact_reader = "{reader_name(self.slot)}"\n'
-            f'hsm = "tcp://{self.server.host}:{self.server.port}"\n'
-            'hsm_client = "test-center"\n'
-            'track_key = "tracks.key"\n'
-            'registry = "registry.db"\n'
-            f'policy = "{self.policy}"\n'
-            'out_dir = "."\n',
-            encoding="utf-8",
-        )
-        return self
+        return f"tcp://{self.server.host}:{self.server.port}"
 
     def read_printed_card(self, index: int = -1, *, slot: int = 1) -> dict[str, Any]:
         """Put a card from the output hopper in another virtual reader and read its public

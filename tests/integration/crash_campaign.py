@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -28,16 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from apdu.inprocess import InProcessTransport
-from personalize.jobs import submit_job
 from personalize.policy import RegionPolicy, load_policy
 from personalize.registry import VALID, Registry, RegistryError, utc_now
 from personalize.roles import Role
 from personalize.station import StationConfig
 from personalize.trackvault import TrackVault
+from simulator.center import TRACK2, SimulatedCenter, submit_reissue_job
 from simulator.evolis_emulator import EvolisEmulator, VirtualCard
-from simulator.factory import sample_photo
-from simulator.pcscd import Pcscd
-from simulator.station import SimulatedStation
 from sscard.card import SocialSecurityCard
 from sscard.identifiers import ssn_check
 from sscard.profile import CardProfile, load_profile
@@ -50,7 +46,6 @@ from tests.operators import login
 
 POLICY: RegionPolicy = load_policy("default")
 PROFILE: CardProfile = load_profile("default")
-T2 = "6217991234567890123=3611120"
 
 
 def job_run_argv(job_id: int, station_file: Path, *, kill_after: str | None = None) -> list[str]:
@@ -111,8 +106,9 @@ def holder_number(i: int) -> HolderData:
 
 
 class Campaign:
-    """One or two simulated stations sharing a registry, a security-module keystore and a
-    track key (the second station's printer serves its contact station on vpcd slot 1)."""
+    """Simulated stations of one card center (simulator/center.py) sharing a registry, a
+    security module and a track key (station N's printer serves its contact station on vpcd
+    slot N-1)."""
 
     def __init__(
         self,
@@ -126,46 +122,19 @@ class Campaign:
         self.root = root
         self.jobs = jobs
         self.rng = random.Random(seed)
-        self.sims: list[SimulatedStation] = []
-        self.station_files: list[Path] = []
         self.stations = stations
-        self.cards_per_station = cards_per_station or jobs * 4 + 8
-        # more than Debian's two vpcd slots: one pcscd for all, with a slot per station
-        self.pcscd = Pcscd(root / "pcscd.log", slots=stations)
+        self.center = SimulatedCenter(
+            root,
+            PROFILE,
+            POLICY.region_code,
+            stations=stations,
+            cards_per_station=cards_per_station or jobs * 4 + 8,
+        )
 
     def __enter__(self) -> Campaign:
-        self.pcscd.start()
-        first = SimulatedStation(
-            self.root / "station-1", PROFILE, POLICY.region_code, cards=self.cards_per_station
-        ).start()
-        self.sims.append(first)
-        self.station_files.append(first.station_file)
-        for slot in range(1, self.stations):  # station-2 … : their own printer and vpcd slot
-            second_root = self.root / f"station-{slot + 1}"
-            second_root.mkdir(parents=True)
-            shutil.copy(first.root / "keystore.json", second_root / "keystore.json")
-            second = SimulatedStation(
-                second_root,
-                PROFILE,
-                POLICY.region_code,
-                cards=self.cards_per_station,
-                slot=slot,
-                name=f"sim-station-{slot + 1}",
-            )
-            second.start()
-            assert second.printer is not None
-            second.printer.serial_number = f"PRI{455 + slot:06d}"
-            second.printer.feeder = [  # distinct chip serial numbers
-                VirtualCard(_reserial(c, 0x5400 + slot - 1)) for c in second.printer.feeder
-            ]
-            text = second.station_file.read_text(encoding="utf-8")
-            text = text.replace(
-                'track_key = "tracks.key"', f'track_key = "{first.root / "tracks.key"}"'
-            ).replace('registry = "registry.db"', f'registry = "{first.root / "registry.db"}"')
-            second.station_file.write_text(text, encoding="utf-8")
-            self.sims.append(second)
-            self.station_files.append(second.station_file)
-        self.config = StationConfig.load(first.station_file)
+        self.center.start()
+        self.station_files = self.center.station_files
+        self.config = StationConfig.load(self.station_files[0])
         self.registry = Registry(
             self.config.registry, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY
         )
@@ -175,54 +144,26 @@ class Campaign:
 
     def __exit__(self, *exc: object) -> None:
         self.registry.close()
-        for sim in reversed(self.sims):
-            sim.stop()
-        self.pcscd.stop()
+        self.center.stop()
 
     @property
     def printers(self) -> list[EvolisEmulator]:
-        out = []
-        for sim in self.sims:
-            assert sim.printer is not None
-            out.append(sim.printer)
-        return out
+        return self.center.printers
 
     def printed(self) -> int:
-        return sum(p.printed for p in self.printers)
+        return self.center.printed()
 
     # ----------------------------------------------------------------- one job
 
     def submit(self, i: int) -> tuple[int, str]:
-        holder = holder_number(i)
-        registry = self.registry
-        old = registry.allocate_card_number()
-        registry.enroll(holder, old, operator="op")
-        registry.formalize_loss(old, operator="op", evidence="ID")
-        registry.request_reissue(old, operator="op")
-        photo = self.root / "photo.jpg"
-        if not photo.exists():
-            photo.write_bytes(sample_photo("crash"))
-        job = submit_job(
-            registry,
+        return submit_reissue_job(
+            self.registry,
             PROFILE,
             TrackVault.from_file(self.config.track_key),
-            {
-                "old_card_number": old,
-                "holder": {
-                    "ssn": holder.ssn,
-                    "name": holder.name,
-                    "gender": holder.gender,
-                    "ethnicity": holder.ethnicity,
-                    "birthplace": holder.birthplace,
-                    "birth_date": holder.birth_date.isoformat(),
-                },
-                "photo": "photo.jpg",
-                "tracks": {"2": T2},
-            },
-            base_dir=self.root,
+            holder_number(i),
+            photo_dir=self.root,
             operator="op",
         )
-        return job, old
 
     def start(self, job_id: int, station: int) -> subprocess.Popen[str]:
         return subprocess.Popen(
@@ -424,7 +365,7 @@ def card_problem(
     card = found[0]
     if card.printed is None:
         return "not printed"
-    if card.stripe.read(2) != ("ok", T2):
+    if card.stripe.read(2) != ("ok", TRACK2):
         return "stripe not written"
     assert card.chip is not None
     transport = InProcessTransport(card.chip)
@@ -438,17 +379,6 @@ def card_problem(
     if data["card_number"] != number or data["ssn"] != ssn or not all(data["checks"].values()):
         return "chip data differ"
     return None
-
-
-def _reserial(card: VirtualCard, prefix: int) -> Any:
-    from simulator.factory import issue_blank_card
-
-    assert card.chip is not None
-    sn = _chip_sn(card)
-    assert sn is not None
-    return issue_blank_card(
-        PROFILE.name, POLICY.region_code, serial=prefix.to_bytes(2, "big") + bytes.fromhex(sn)[2:]
-    )
 
 
 def _chip_sn(card: VirtualCard) -> str | None:

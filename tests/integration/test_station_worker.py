@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from personalize.registry import utc_now
+from simulator.center_checks import check_center
 from simulator.pcscd import Pcscd
 from tests.integration.crash_campaign import Campaign, Figures
 
@@ -69,33 +70,17 @@ def two_stations(tmp_path: Path) -> Iterator[Campaign]:
         yield campaign
 
 
-# Steps that are never done again on the same card: a resume starts after the last of them
-# (an unverified chip write or stripe encoding is redone by design, jobs.next_step)
-VERIFIED_STEPS = ("feed", "chip_verify", "stripe_verify", "print_face", "activate")
-
-
-def steps_done_twice(campaign: Campaign) -> list[tuple[object, ...]]:
-    """Steps recorded ``ok`` twice: a verified step for the same card, or any step for the
-    same card within one claim (fencing token)."""
-    marks = ", ".join("?" * len(VERIFIED_STEPS))
-    rows = campaign.registry.db.execute(
-        "SELECT job_id, sn, step, NULL FROM job_steps WHERE result = 'ok'"
-        f" AND step IN ({marks}) GROUP BY job_id, sn, step HAVING COUNT(*) > 1"
-        " UNION ALL SELECT job_id, sn, step, fence FROM job_steps WHERE result = 'ok'"
-        " AND step != 'card' GROUP BY job_id, sn, step, fence HAVING COUNT(*) > 1",
-        VERIFIED_STEPS,
-    )
-    return [tuple(r) for r in rows]
-
-
 def checked(campaign: Campaign, jobs: list[tuple[int, str]], printed: int) -> Figures:
+    """The center's invariants (simulator/center_checks.py) hold, and every activated card
+    is in a hopper, printed, with the holder's chip data and stripe (Campaign.check)."""
     figures = Figures()
     for job_id, old in jobs:
         campaign.check(job_id, old, 1, figures)
-    figures.audit_problems = len(campaign.registry.verify_audit()[1])
     assert figures.clean(), figures.details
+    job_ids = [job_id for job_id, _ in jobs]
+    failed = [i for i in check_center(campaign.registry, job_ids, campaign.printed()) if not i.ok]
+    assert failed == []
     assert campaign.printed() == printed
-    assert steps_done_twice(campaign) == []
     return figures
 
 
@@ -240,11 +225,6 @@ def test_eight_workers_two_hundred_jobs_random_kills(tmp_path: Path) -> None:
         assert kills == 40
         figures = checked(campaign, jobs, printed=200)
         assert figures.jobs == 200
-        finished = campaign.registry.db.execute(
-            "SELECT subject, COUNT(*) FROM audit_events WHERE action = 'job.done'"
-            " GROUP BY subject HAVING COUNT(*) != 1"
-        ).fetchall()
-        assert finished == []
         takeovers = campaign.registry.db.execute(
             "SELECT COUNT(*) FROM jobs WHERE fence > 1"
         ).fetchone()[0]
