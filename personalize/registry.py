@@ -44,9 +44,11 @@ from personalize.database import (
     is_url,
     open_database,
 )
+from personalize.job_store import Job, JobStore, StepResult
 from personalize.lifecycle import (
     VALID_CARD_STATUSES,
     CardStatus,
+    JobStatus,
     RequestStatus,
     Subject,
     Transition,
@@ -430,6 +432,8 @@ JOBS_WITH_PHOTOS = (
 
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
+# The chip fields a job step may set on its new card (``Registry.set_card_chip``).
+CARD_CHIP_FIELDS = ("sn", "card_id")
 ACTIVATION_EVIDENCE = ("chip_write", "chip_verify", "encode_stripe", "stripe_verify", "print_face")
 
 GENESIS = "0" * 64
@@ -607,6 +611,7 @@ class Registry:
         self._savepoints = 0
         self._first_pending: int | None = None  # this transaction's first audit event
         self.db.keep_touched()
+        self.jobs = JobStore(self.db)  # the jobs repository on the same connection
         self._migrate()
         self._watch_rows()
 
@@ -940,11 +945,10 @@ class Registry:
 
     def job_photo(self, job_id: int) -> bytes:
         """The photo a job writes to the chip and prints on the face."""
-        row = self.db.execute("SELECT photo FROM job_photos WHERE job_id = ?", (job_id,))
-        photo = row.fetchone()
+        photo = self.jobs.photo(job_id)
         if photo is None:
             raise RegistryError(f"作业 {job_id} 没有照片 (job {job_id} has no photo)")
-        return bytes(photo[0])
+        return photo
 
     def blacklisted(self, card_number: str) -> bool:
         row = self.db.execute("SELECT 1 FROM blacklist WHERE card_number = ?", (card_number,))
@@ -1280,18 +1284,16 @@ class Registry:
         """The job's new card (制卡中) with a fresh number, allocated and inserted in one
         transaction — a number in use is never handed out."""
         with self.transaction() as db:
-            job = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if job is None:
-                raise RegistryError(f"没有作业 {job_id} (no job {job_id})")
+            job = self.job(job_id)
             target = str(self.rule("card", None, "start").target)
             number = self._next_free_number()
             now = _iso(self.clock())
             card_id = db.insert(
                 "INSERT INTO cards (person_id, card_number, region, status, status_since,"
                 " job_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (job["person_id"], number, self.policy.region_code, target, now, job_id, now),
+                (job.person_id, number, self.policy.region_code, target, now, job_id, now),
             )
-            db.execute("UPDATE jobs SET new_card_id = ? WHERE id = ?", (card_id, job_id))
+            self.jobs.set_new_card(job_id, card_id)
             self._history(card_id, number, None, target, operator, "开始制卡", f"job {job_id}")
             return self.card_by_id(card_id)
 
@@ -1308,32 +1310,45 @@ class Registry:
                     " VALUES (?, ?, ?, ?, ?)",
                     (card.card_number, card.sn, card.card_id, "written off", _iso(self.clock())),
                 )
-            db.execute("UPDATE jobs SET new_card_id = NULL WHERE new_card_id = ?", (card_id,))
+            self.jobs.forget_new_card(card_id)
             return self.card_by_id(card_id)
 
-    def check_fence(self, job_id: int, fence: int | None) -> Row:
-        """The job, if ``fence`` is still its token and it is running (call inside the
-        transaction that writes for the job); ``LeaseLost`` otherwise."""
-        job: Row | None = self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    def attach_job(self, request_id: int, job_id: int) -> None:
+        """The request is being made by ``job_id`` (inside the job's submit transaction)."""
+        self.db.execute("UPDATE reissue_requests SET job_id = ? WHERE id = ?", (job_id, request_id))
+
+    def set_card_chip(self, card_id: int, fields: Mapping[str, str | None]) -> None:
+        """What a job step learnt of its new card, among :data:`CARD_CHIP_FIELDS` (inside
+        the step's fenced transaction)."""
+        for key, value in fields.items():
+            assert key in CARD_CHIP_FIELDS
+            self.db.execute(f"UPDATE cards SET {key} = ? WHERE id = ?", (value, card_id))
+
+    def job(self, job_id: int) -> Job:
+        """The job, or ``RegistryError`` when there is none."""
+        job = self.jobs.get(job_id)
         if job is None:
             raise RegistryError(f"没有作业 {job_id} (no job {job_id})")
-        if fence is None or job["fence"] != fence or job["status"] != "running":
+        return job
+
+    def check_fence(self, job_id: int, fence: int | None) -> Job:
+        """The job, if ``fence`` is still its token and it is running (call inside the
+        transaction that writes for the job); ``LeaseLost`` otherwise."""
+        job = self.job(job_id)
+        if fence is None or job.fence != fence or job.status != JobStatus.RUNNING:
             raise LeaseLost(
-                f"作业 {job_id} 的租约已失效（现由工位 {job['station']} 持有，状态 "
-                f"{job['status']}），本工位停止，不再记录或操作设备 (this station lost the job's "
-                f"lease: token {fence} is not the job's {job['fence']}; stopping)"
+                f"作业 {job_id} 的租约已失效（现由工位 {job.station} 持有，状态 "
+                f"{job.status}），本工位停止，不再记录或操作设备 (this station lost the job's "
+                f"lease: token {fence} is not the job's {job.fence}; stopping)"
             )
         return job
 
     def claim(self, job_id: int, station: str, *, until: datetime, target: str) -> int:
         """The job's lease for ``station`` until ``until``, and its new fencing token
         (call inside the transaction that checked the claim may be made)."""
-        self.db.execute(
-            "UPDATE jobs SET status = ?, station = ?, lease_until = ?, fence = fence + 1,"
-            " updated_at = ? WHERE id = ?",
-            (target, station, _iso(until), _iso(self.clock()), job_id),
+        return self.jobs.claim(
+            job_id, station, status=target, until=_iso(until), now=_iso(self.clock())
         )
-        return int(self.db.execute("SELECT fence FROM jobs WHERE id = ?", (job_id,)).scalar())
 
     def sn_seen(self, sn: str) -> bool:
         """A chip SN the registry already knows — a card made, fed to a job or blacklisted:
@@ -1345,29 +1360,21 @@ class Registry:
         ).fetchone()
         return row is not None
 
-    def _activation_evidence(self, job: Row, new: Card) -> None:
+    def _activation_evidence(self, job: Job, new: Card) -> None:
         """The card to activate is the job's current card, fed in this job, and every step
         of :data:`ACTIVATION_EVIDENCE` was recorded ``ok`` for its SN in this job after it
         was fed (print_face ``ok`` is recorded only once the printer has printed and ejected
         it), and it was not written off since; else ``RegistryError``."""
         sn = new.sn
-        if sn is None or sn != job["sn"]:
+        if sn is None or sn != job.sn:
             raise RegistryError(
                 f"拒绝启用：新卡 {new.card_number} 的芯片序列号与作业当前卡不符 "
                 "(refusing to activate: the card is not the job's current card)"
             )
-        fed = self.db.execute(
-            "SELECT MAX(id) FROM job_steps WHERE job_id = ? AND sn = ? AND step = 'feed'"
-            " AND result = 'ok'",
-            (job["id"], sn),
-        ).scalar()
-        rows = self.db.execute(
-            "SELECT step, result FROM job_steps WHERE job_id = ? AND sn = ? AND id > ? ORDER BY id",
-            (job["id"], sn, fed or 0),
-        ).fetchall()
-        done = {r["step"] for r in rows if r["result"] == "ok"}
+        fed, steps = self.jobs.steps_since_feed(job.id, sn)
+        done = {s.step for s in steps if s.result == StepResult.OK}
         missing = [step for step in ACTIVATION_EVIDENCE if step not in done]
-        if fed is None or missing or any(r["step"] == "card" for r in rows):
+        if not fed or missing or any(s.step == "card" for s in steps):
             raise RegistryError(
                 f"拒绝启用：卡 {sn} 在本作业中未完成 {', '.join(missing) or 'feed'} 或已报废 "
                 "(refusing to activate: the card was not written, verified, encoded and printed "
@@ -1385,10 +1392,10 @@ class Registry:
         with self.transaction():
             new = self.card_by_id(new_card_id)
             job = self.check_fence(job_id, fence)
-            if job["new_card_id"] != new.id:
+            if job.new_card_id != new.id:
                 raise RegistryError("the card does not belong to this job")
             self._activation_evidence(job, new)
-            old = self.card_by_id(int(job["old_card_id"]))
+            old = self.card_by_id(job.old_card_id)
             self.rule("card", new.status, "activate")
             self._transition(old, "retire", operator, "新卡启用，旧卡注销", f"job {job_id}")
             self.db.execute(
@@ -1397,7 +1404,7 @@ class Registry:
                 (old.card_number, old.sn, old.card_id, "replaced", _iso(self.clock())),
             )
             self._transition(new, "activate", operator, "新卡启用", f"job {job_id}")
-            self._move_request(int(job["request_id"]), "complete", operator, job=job_id)
+            self._move_request(job.request_id, "complete", operator, job=job_id)
             self.audit(
                 operator,
                 "card.activate",
