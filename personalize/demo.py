@@ -87,11 +87,11 @@ def run_demo(out: Path, *, clock: Clock, policy: RegionPolicy | None = None) -> 
         registry.formalize_loss(old.card_number, operator=OPERATOR, evidence="居民身份证原件已核验")
         _say(4, "正式挂失 formal loss（居民身份证原件已核验）")
         request = registry.request_reissue(old.card_number, operator=OPERATOR, counter="3号窗口")
-        cert_path = out / f"领卡证明-{request['id']:06d}.pdf"
+        cert_path = out / f"领卡证明-{request.id:06d}.pdf"
         cert_path = collection_certificate_pdf(
-            collection_certificate(registry, int(request["id"])), cert_path
+            collection_certificate(registry, request.id), cert_path
         )
-        _say(5, f"补卡申请 reissue request；领卡日期 {request['collect_on']}；{cert_path}")
+        _say(5, f"补卡申请 reissue request；领卡日期 {request.collect_on}；{cert_path}")
         photo_path = station_dir / "photo.jpg"
         photo_path.write_bytes(sample_photo("张三"))
         submission: dict[str, Any] = {

@@ -189,7 +189,7 @@ def submit_job(
         except RegistryError as exc:
             raise JobError(str(exc)) from None
         person = registry.person(old.person_id)
-        if person["ssn"] != holder.ssn:
+        if person.ssn != holder.ssn:
             raise JobError("原卡不属于该持卡人 (the old card belongs to someone else)")
         if old.status not in (CardStatus.REISSUE_PENDING, CardStatus.REPLACEMENT_PENDING):
             raise JobError(
@@ -208,7 +208,7 @@ def submit_job(
             )
             raise JobError(f"没有待制卡的补/换卡申请 (no open reissue request for that card){hint}")
         job_id = registry.jobs.insert(
-            request_id=request["id"],
+            request_id=request.id,
             person_id=old.person_id,
             old_card_id=old.id,
             holder=json.dumps(
@@ -222,13 +222,13 @@ def submit_job(
         )
         if tracks:
             registry.jobs.set_tracks(job_id, vault.seal(tracks, f"job-{job_id}"))
-        registry.attach_job(int(request["id"]), job_id)
-        registry._move_request(int(request["id"]), "submit", operator, job=job_id)
+        registry.attach_job(request.id, job_id)
+        registry._move_request(request.id, "submit", operator, job=job_id)
         registry.audit(
             operator,
             "job.submit",
             f"job-{job_id}",
-            {"request": request["id"], "old_card": old_number, "tracks": sorted(tracks)},
+            {"request": request.id, "old_card": old_number, "tracks": sorted(tracks)},
         )
     return job_id
 
@@ -370,8 +370,8 @@ def end_job(
             registry.release_card(new.id, operator=operator, reason=f"作业{action}: {reason}")
         registry.jobs.set_status(job_id, target, last_error=reason, now=now)
         request = registry.request(job.request_id)
-        if request["job_id"] == job_id and request["status"] == RequestStatus.IN_JOB:
-            registry._move_request(int(request["id"]), "reopen", operator, job=job_id)
+        if request.job_id == job_id and request.status == RequestStatus.IN_JOB:
+            registry._move_request(request.id, "reopen", operator, job=job_id)
         registry.audit(
             operator,
             f"job.{target}",

@@ -56,6 +56,16 @@ from personalize.lifecycle import (
     lookup,
 )
 from personalize.policy import RegionPolicy
+from personalize.registry_records import (
+    HistoryEntry,
+    OfficeReport,
+    Person,
+    ReissueRequest,
+    history_entry_of,
+    office_report_of,
+    person_of,
+    request_of,
+)
 from personalize.roles import Role
 from sscard.identifiers import card_number_check, validate_card_number
 from sscard.records import HolderData
@@ -881,45 +891,44 @@ class Registry:
         target = str(self.rule("card", card.status, "lapse").target)
         return replace(card, status=target, status_since=card.lapse_at or "", lapse_at=None)
 
-    def person(self, person_id: int) -> Row:
+    def person(self, person_id: int) -> Person:
         row: Row | None = self.db.execute(
             "SELECT * FROM persons WHERE id = ?", (person_id,)
         ).fetchone()
         if row is None:
             raise RegistryError(f"no person with id {person_id}")
-        return row
+        return person_of(row)
 
-    def person_by_ssn(self, ssn: str) -> Row | None:
+    def person_by_ssn(self, ssn: str) -> Person | None:
         row: Row | None = self.db.execute("SELECT * FROM persons WHERE ssn = ?", (ssn,)).fetchone()
-        return row
+        return None if row is None else person_of(row)
 
     def cards_of(self, person_id: int) -> list[Card]:
         rows = self.db.execute("SELECT * FROM cards WHERE person_id = ? ORDER BY id", (person_id,))
         return [self._as_of_now(_card(r)) for r in rows]
 
-    def history(self, card_id: int) -> list[Row]:
-        return list(
-            self.db.execute(
-                "SELECT * FROM status_history WHERE card_id = ? ORDER BY id", (card_id,)
-            )
+    def history(self, card_id: int) -> list[HistoryEntry]:
+        rows = self.db.execute(
+            "SELECT * FROM status_history WHERE card_id = ? ORDER BY id", (card_id,)
         )
+        return [history_entry_of(r) for r in rows]
 
-    def request(self, request_id: int) -> Row:
+    def request(self, request_id: int) -> ReissueRequest:
         row: Row | None = self.db.execute(
             "SELECT * FROM reissue_requests WHERE id = ?", (request_id,)
         ).fetchone()
         if row is None:
             raise RegistryError(f"没有申请 {request_id} (no request {request_id})")
-        return row
+        return request_of(row)
 
-    def open_request(self, old_card_id: int) -> Row | None:
+    def open_request(self, old_card_id: int) -> ReissueRequest | None:
         """The card's request waiting for a job, if any."""
         row: Row | None = self.db.execute(
             "SELECT * FROM reissue_requests WHERE old_card_id = ? AND status = ?"
             " ORDER BY id DESC LIMIT 1",
             (old_card_id, RequestStatus.OPEN.value),
         ).fetchone()
-        return row
+        return None if row is None else request_of(row)
 
     def card_page(
         self, *, status: str | None = None, after: int = 0, limit: int = 50
@@ -1038,13 +1047,13 @@ class Registry:
     def _move_request(self, request_id: int, action: str, operator: str, **details: Any) -> None:
         """Move a reissue request by ``action`` as the table says (inside a transaction)."""
         request = self.request(request_id)
-        target = str(self.rule("request", request["status"], action).target)
+        target = str(self.rule("request", request.status, action).target)
         self.db.execute("UPDATE reissue_requests SET status = ? WHERE id = ?", (target, request_id))
         self.audit(
             operator,
             f"request.{action}",
             request_number(request_id),
-            {"from": request["status"], "to": target, **details},
+            {"from": request.status, "to": target, **details},
         )
 
     def lapse_expired(self) -> int:
@@ -1114,7 +1123,7 @@ class Registry:
                     ),
                 )
             else:
-                person_id = int(person["id"])
+                person_id = person.id
             try:
                 self.db.execute(
                     "INSERT INTO cards (person_id, card_number, sn, card_id, region, status,"
@@ -1176,7 +1185,7 @@ class Registry:
         kind: str = "reissue",
         fee: int | None = None,
         agent: Agent | None = None,
-    ) -> Row:
+    ) -> ReissueRequest:
         """Reissue after formal loss (→ 补卡中), or replacement after a damage verdict
         (→ 换卡中); returns the request (the 领卡证明 data). The fee of a reissue is the
         policy's 补卡工本费 unless given; a replacement's comes from the verdict."""
@@ -1422,7 +1431,7 @@ class Registry:
         operator: str,
         request_id: int | None,
         data: dict[str, Any],
-    ) -> Row:
+    ) -> OfficeReport:
         """Keep a 验卡单's content (call inside the transaction that audits the diagnosis).
         Its number ``YK-<local date>-<row id>`` is unique by the row id, not by the clock."""
         now = self.clock()
@@ -1435,16 +1444,16 @@ class Registry:
         self.db.execute(
             "UPDATE office_reports SET report_no = ? WHERE id = ?", (report_no, report_id)
         )
-        row = self.office_report(report_no)
-        assert row is not None
-        return row
+        report = self.office_report(report_no)
+        assert report is not None
+        return report
 
-    def office_report(self, report_no: str) -> Row | None:
+    def office_report(self, report_no: str) -> OfficeReport | None:
         """A stored 验卡单 by its number, or None."""
         row: Row | None = self.db.execute(
             "SELECT * FROM office_reports WHERE report_no = ?", (report_no,)
         ).fetchone()
-        return row
+        return None if row is None else office_report_of(row)
 
 
 def request_number(request_id: int) -> str:

@@ -93,16 +93,16 @@ def _card_dict(registry: Registry, number: str) -> dict[str, Any]:
         "status_name": STATUS_NAMES[card.status],
         "since": _local(registry, card.status_since),
         "lapse_at": _local(registry, card.lapse_at),
-        "name": person["name"],
+        "name": person.name,
         "sn": card.sn,
         "blacklisted": registry.blacklisted(card.card_number),
         "history": [
             {
-                "from": h["from_status"],
-                "to": h["to_status"],
-                "at": _local(registry, h["at"]),
-                "operator": h["operator"],
-                "reason": h["reason"],
+                "from": h.from_status,
+                "to": h.to_status,
+                "at": _local(registry, h.at),
+                "operator": h.operator,
+                "reason": h.reason,
             }
             for h in registry.history(card.id)
         ],
@@ -159,9 +159,9 @@ def cmd_request_reissue(args: argparse.Namespace) -> int:
             request = registry.request_reissue(
                 args.card, operator=operator, counter=args.counter, agent=_agent(args)
             )
-            number = request_number(int(request["id"]))
-            pdf = collection_certificate_bytes(collection_certificate(registry, int(request["id"])))
-            written.append(write_new(Path(args.out or f"领卡证明-{request['id']:06d}.pdf"), pdf))
+            number = request_number(request.id)
+            pdf = collection_certificate_bytes(collection_certificate(registry, request.id))
+            written.append(write_new(Path(args.out or f"领卡证明-{request.id:06d}.pdf"), pdf))
     except BaseException:
         for path in written:  # the commit failed after the document was written
             path.unlink(missing_ok=True)
@@ -170,13 +170,13 @@ def cmd_request_reissue(args: argparse.Namespace) -> int:
     _emit(
         args,
         {
-            "request": request["id"],
+            "request": request.id,
             "request_no": number,
-            "collect_on": request["collect_on"],
-            "fee": request["fee"],
+            "collect_on": request.collect_on,
+            "fee": request.fee,
             "certificate": str(out),
         },
-        f"补卡申请 {number} 已受理；领卡日期 {request['collect_on']}；工本费 {request['fee']} 元；"
+        f"补卡申请 {number} 已受理；领卡日期 {request.collect_on}；工本费 {request.fee} 元；"
         f"领卡证明 {out}",
     )
     return 0

@@ -46,7 +46,7 @@ def the_new_card_is_the_printed_one(p: Prepared) -> None:
     registry = Registry(p.config.registry, POLICY, audit_key=AUDIT_KEY)
     person = registry.card(p.old_number).person_id
     (new,) = [c for c in registry.cards_of(person) if c.status == "active"]
-    ssn = registry.person(person)["ssn"]
+    ssn = registry.person(person).ssn
     assert card_problem([emulator(p)], new.sn, new.card_number, ssn) is None
     registry.close()
 
