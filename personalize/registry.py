@@ -1364,10 +1364,10 @@ class Registry:
         such a card is never taken as a blank."""
         row = self.db.execute(
             "SELECT 1 FROM cards WHERE sn = ? UNION ALL SELECT 1 FROM blacklist WHERE sn = ?"
-            " UNION ALL SELECT 1 FROM job_steps WHERE sn = ? LIMIT 1",
-            (sn, sn, sn),
+            " LIMIT 1",
+            (sn, sn),
         ).fetchone()
-        return row is not None
+        return row is not None or self.jobs.sn_recorded(sn)
 
     def _activation_evidence(self, job: Job, new: Card) -> None:
         """The card to activate is the job's current card, fed in this job, and every step
