@@ -98,9 +98,9 @@ def _submission(registry: Any, number: str, photo: bytes) -> dict[str, Any]:
     registry.formalize_loss(number, operator="bench", evidence="身份证")
     registry.request_reissue(number, operator="bench")
     person = registry.person(registry.card(number).person_id)
-    holder = {k: person[k] for k in ("ssn", "name", "gender", "ethnicity", "birthplace")}
+    holder = {k: getattr(person, k) for k in ("ssn", "name", "gender", "ethnicity", "birthplace")}
     return {
-        "holder": holder | {"birth_date": person["birth_date"]},
+        "holder": holder | {"birth_date": person.birth_date},
         "photo": "base64:" + base64.b64encode(photo).decode(),
         "old_card_number": number,
     }

@@ -87,11 +87,11 @@ def run_demo(out: Path, *, clock: Clock, policy: RegionPolicy | None = None) -> 
         registry.formalize_loss(old.card_number, operator=OPERATOR, evidence="居民身份证原件已核验")
         _say(4, "正式挂失 formal loss（居民身份证原件已核验）")
         request = registry.request_reissue(old.card_number, operator=OPERATOR, counter="3号窗口")
-        cert_path = out / f"领卡证明-{request['id']:06d}.pdf"
+        cert_path = out / f"领卡证明-{request.id:06d}.pdf"
         cert_path = collection_certificate_pdf(
-            collection_certificate(registry, int(request["id"])), cert_path
+            collection_certificate(registry, request.id), cert_path
         )
-        _say(5, f"补卡申请 reissue request；领卡日期 {request['collect_on']}；{cert_path}")
+        _say(5, f"补卡申请 reissue request；领卡日期 {request.collect_on}；{cert_path}")
         photo_path = station_dir / "photo.jpg"
         photo_path.write_bytes(sample_photo("张三"))
         submission: dict[str, Any] = {
@@ -141,7 +141,8 @@ def run_demo(out: Path, *, clock: Clock, policy: RegionPolicy | None = None) -> 
             job = runner.run(job_id)
         timings[last[0]] = round((time.monotonic() - step_started[0]) * 1000, 1)
         hsm.close()
-        new = registry.card_by_id(int(job["new_card_id"]))
+        assert job.new_card_id is not None
+        new = registry.card_by_id(job.new_card_id)
         _say(7, f"新卡 {new.card_number} 已启用 active；旧卡 {old.card_number} 已注销并列入黑名单")
         card = sim.printer.hopper[-1]
         assert card.printed is not None
@@ -154,11 +155,14 @@ def run_demo(out: Path, *, clock: Clock, policy: RegionPolicy | None = None) -> 
         card.printed.save(out / "printed-card.png")
         shutil.copy(config.out_dir / f"job-{job_id}" / "卡面校样.pdf", out / "卡面校样.pdf")
         steps = [
-            dict(r)
-            for r in registry.db.execute(
-                "SELECT step, result, sn, at, details FROM job_steps WHERE job_id = ? ORDER BY id",
-                (job_id,),
-            )
+            {
+                "step": s.step,
+                "result": str(s.result),
+                "sn": s.sn,
+                "at": s.at,
+                "details": json.dumps(s.details, ensure_ascii=False),
+            }
+            for s in registry.jobs.steps(job_id)
         ]
         (out / "job-steps.json").write_text(
             json.dumps(steps, ensure_ascii=False, indent=2), encoding="utf-8"

@@ -54,23 +54,23 @@ def collection_certificate(
     """The 领卡证明 of a stored request, from the registry alone (so it can be printed
     again: ``reprinted_at`` marks it 补打, in the policy's zone)."""
     request = registry.request(request_id)
-    old = registry.card_by_id(int(request["old_card_id"]))
+    old = registry.card_by_id(request.old_card_id)
     person = registry.person(old.person_id)
-    agent = Agent.from_text(request["agent"])
+    agent = Agent.from_text(request.agent)
     policy = registry.policy
     return CollectionCertificate(
         request_no=request_number(request_id),
-        name=person["name"],
-        ssn=person["ssn"],
+        name=person.name,
+        ssn=person.ssn,
         old_card_number=old.card_number,
-        applied_on=date.fromisoformat(request["applied_on"]),
-        collect_on=date.fromisoformat(request["collect_on"]),
-        place=request["place"],
-        counter=request["counter"] or "",
-        operator=request["operator"],
+        applied_on=date.fromisoformat(request.applied_on),
+        collect_on=date.fromisoformat(request.collect_on),
+        place=request.place,
+        counter=request.counter or "",
+        operator=request.operator,
         authority=policy.authority,
-        kind="补卡" if request["kind"] == "reissue" else "换卡",
-        fee=int(request["fee"]),
+        kind="补卡" if request.kind == "reissue" else "换卡",
+        fee=request.fee,
         agent_name="" if agent is None else agent.name,
         agent_id="" if agent is None else agent.id_number,
         service_phone=policy.service_phone,

@@ -50,7 +50,7 @@ from apdu.errors import CardMute, CardRemoved, NoCard, TransportError
 from apdu.pcsc import PcscTransport, wait_for_card, wait_for_removal
 from hsm_stub.errors import SecurityModuleUnavailable
 from hsm_stub.module import SecurityModule
-from personalize.database import Row
+from personalize.job_store import Job, StepResult
 from personalize.jobpaths import JobPathError, confined_file
 from personalize.lifecycle import CardStatus, JobStatus, RequestStatus
 from personalize.policy import RegionPolicy
@@ -183,13 +183,13 @@ def submit_job(
     # One write transaction from the checks to the insert: of two stations submitting for
     # one request, the second sees the first's job and is refused (docs/service.md
     # "Concurrency"); the one_live_job_per_request index says it again.
-    with registry.transaction() as db:
+    with registry.transaction():
         try:
             old = registry.card_for_update(old_number)
         except RegistryError as exc:
             raise JobError(str(exc)) from None
         person = registry.person(old.person_id)
-        if person["ssn"] != holder.ssn:
+        if person.ssn != holder.ssn:
             raise JobError("原卡不属于该持卡人 (the old card belongs to someone else)")
         if old.status not in (CardStatus.REISSUE_PENDING, CardStatus.REPLACEMENT_PENDING):
             raise JobError(
@@ -199,48 +199,36 @@ def submit_job(
             )
         request = registry.open_request(old.id)
         if request is None:
-            live = db.execute(
-                "SELECT id, status FROM jobs WHERE old_card_id = ? AND status IN (?, ?, ?)"
-                " ORDER BY id DESC LIMIT 1",
-                (old.id, JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.PAUSED),
-            ).fetchone()
+            live = registry.jobs.live_for_card(old.id)
             hint = (
                 ""
                 if live is None
-                else f"：作业 {live['id']} 仍为 {live['status']}，须先执行完或取消 "
-                f"(job {live['id']} is {live['status']}: run or cancel it first)"
+                else f"：作业 {live.id} 仍为 {live.status}，须先执行完或取消 "
+                f"(job {live.id} is {live.status}: run or cancel it first)"
             )
             raise JobError(f"没有待制卡的补/换卡申请 (no open reissue request for that card){hint}")
-        job_id = db.insert(
-            "INSERT INTO jobs (request_id, person_id, old_card_id, holder, tracks, status,"
-            " operator, created_at, updated_at) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?)",
-            (
-                request["id"],
-                old.person_id,
-                old.id,
-                json.dumps(
-                    {**asdict(holder), "birth_date": holder.birth_date.isoformat(), "extra": None},
-                    ensure_ascii=False,
-                ),
-                str(registry.rule("job", None, "submit").target),
-                operator,
-                now,
-                now,
+        job_id = registry.jobs.insert(
+            request_id=request.id,
+            person_id=old.person_id,
+            old_card_id=old.id,
+            holder=json.dumps(
+                {**asdict(holder), "birth_date": holder.birth_date.isoformat(), "extra": None},
+                ensure_ascii=False,
             ),
+            status=str(registry.rule("job", None, "submit").target),
+            operator=operator,
+            now=now,
+            photo=photo,
         )
-        db.execute("INSERT INTO job_photos (job_id, photo) VALUES (?, ?)", (job_id, photo))
         if tracks:
-            db.execute(
-                "UPDATE jobs SET tracks = ? WHERE id = ?",
-                (vault.seal(tracks, f"job-{job_id}"), job_id),
-            )
-        db.execute("UPDATE reissue_requests SET job_id = ? WHERE id = ?", (job_id, request["id"]))
-        registry._move_request(int(request["id"]), "submit", operator, job=job_id)
+            registry.jobs.set_tracks(job_id, vault.seal(tracks, f"job-{job_id}"))
+        registry.attach_job(request.id, job_id)
+        registry._move_request(request.id, "submit", operator, job=job_id)
         registry.audit(
             operator,
             "job.submit",
             f"job-{job_id}",
-            {"request": request["id"], "old_card": old_number, "tracks": sorted(tracks)},
+            {"request": request.id, "old_card": old_number, "tracks": sorted(tracks)},
         )
     return job_id
 
@@ -279,52 +267,48 @@ def step_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
-def _job_row(registry: Registry, job_id: int) -> Row:
-    row: Row | None = registry.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-    if row is None:
+def find_job(registry: Registry, job_id: int) -> Job:
+    """The job, or ``JobError`` when there is none."""
+    job = registry.jobs.get(job_id)
+    if job is None:
         raise JobError(f"没有作业 {job_id} (no job {job_id})")
-    return row
+    return job
 
 
-def unsettled_print(registry: Registry, job: Row) -> dict[str, Any] | None:
+def unsettled_print(registry: Registry, job: Job) -> dict[str, Any] | None:
     """The job card's print that was begun (``Se`` may have been sent) and has no recorded
     outcome: its details (the printer and its count before), or None. Only that printer can
     settle it (``JobRunner._settle_print``)."""
-    if job["sn"] is None:
+    if job.sn is None:
         return None
-    row = registry.db.execute(
-        "SELECT result, details FROM job_steps WHERE job_id = ? AND sn = ?"
-        " AND step = 'print_face' ORDER BY id DESC LIMIT 1",
-        (job["id"], job["sn"]),
-    ).fetchone()
-    if row is None or row["result"] != "intent":
+    last = registry.jobs.last_step(job.id, job.sn, "print_face")
+    if last is None or last.result != StepResult.INTENT:
         return None
-    details: dict[str, Any] = json.loads(row["details"])
-    return details
+    return last.details
 
 
-def _job_rule(registry: Registry, job: Row, action: str) -> str:
+def _job_rule(registry: Registry, job: Job, action: str) -> str:
     """The job's next status by the transition table, or ``JobError``."""
     try:
-        return str(registry.rule("job", job["status"], action).target)
+        return str(registry.rule("job", job.status, action).target)
     except RegistryError as exc:
-        raise JobError(f"作业 {job['id']}: {exc}") from None
+        raise JobError(f"作业 {job.id}: {exc}") from None
 
 
-def _held_elsewhere(job: Row, station: str | None, now: str) -> bool:
+def _held_elsewhere(job: Job, station: str | None, now: str) -> bool:
     """Another station holds a live lease on the running job."""
     return bool(
-        job["status"] == JobStatus.RUNNING
-        and job["station"] != station
-        and job["lease_until"]
-        and job["lease_until"] > now
+        job.status == JobStatus.RUNNING
+        and job.station != station
+        and job.lease_until
+        and job.lease_until > now
     )
 
 
-def _lease_refusal(job: Row) -> str:
+def _lease_refusal(job: Job) -> str:
     return (
-        f"作业 {job['id']} 正由工位 {job['station']} 执行，租约至 {job['lease_until']} "
-        f"(job is being run by station {job['station']} until {job['lease_until']})"
+        f"作业 {job.id} 正由工位 {job.station} 执行，租约至 {job.lease_until} "
+        f"(job is being run by station {job.station} until {job.lease_until})"
     )
 
 
@@ -335,7 +319,7 @@ def claim_job(registry: Registry, job_id: int, station: str, *, lease: timedelta
     a crashed process, or a station whose lease ran out — can record nothing more."""
     now = registry.clock()
     with registry.transaction():
-        job = _job_row(registry, job_id)
+        job = find_job(registry, job_id)
         target = _job_rule(registry, job, "claim")
         if _held_elsewhere(job, station, _iso(now)):
             raise JobError(_lease_refusal(job))
@@ -348,16 +332,12 @@ def pause_job(
     """A running job stops and waits with the reason (a device, reader or module fault);
     ``job run`` resumes it, ``job cancel`` ends it. A job no longer running, or (with
     ``fence``) one another station has claimed since, is left as is."""
-    with registry.transaction() as db:
-        job = _job_row(registry, job_id)
-        if job["status"] != JobStatus.RUNNING or fence not in (None, job["fence"]):
+    with registry.transaction():
+        job = find_job(registry, job_id)
+        if job.status != JobStatus.RUNNING or fence not in (None, job.fence):
             return
         target = _job_rule(registry, job, "pause")
-        db.execute(
-            "UPDATE jobs SET status = ?, last_error = ?, lease_until = NULL, updated_at = ?"
-            " WHERE id = ?",
-            (target, reason, _iso(registry.clock()), job_id),
-        )
+        registry.jobs.set_status(job_id, target, last_error=reason, now=_iso(registry.clock()))
         registry.audit(operator, f"job.{target}", f"job-{job_id}", {"error": reason})
 
 
@@ -370,7 +350,7 @@ def end_job(
     reason: str,
     station: str | None = None,
     fence: int | None = None,
-) -> Row:
+) -> Job:
     """Cancel or fail a job, and say where that leads (one transaction): its unfinished new
     card is released (废卡, the number never reused), its request is open again (the old
     card stays 补卡中/换卡中) and a new job can be submitted for it. A running job is
@@ -379,41 +359,32 @@ def end_job(
     if not reason.strip():
         raise JobError("须说明原因 (a reason is required)")
     now = _iso(registry.clock())
-    with registry.transaction() as db:
-        job = _job_row(registry, job_id) if fence is None else registry.check_fence(job_id, fence)
+    with registry.transaction():
+        job = find_job(registry, job_id) if fence is None else registry.check_fence(job_id, fence)
         target = _job_rule(registry, job, action)
         if action == "cancel" and _held_elsewhere(job, station, now):
             raise JobError(
                 _lease_refusal(job) + "；待租约到期或由该工位取消 (wait or cancel there)"
             )
-        if job["new_card_id"] is not None:
-            new = registry.card_by_id(int(job["new_card_id"]))
+        if job.new_card_id is not None:
+            new = registry.card_by_id(job.new_card_id)
             if new.status == CardStatus.ACTIVE:
                 raise JobError(
                     f"作业 {job_id} 的新卡 {new.card_number} 已启用，请再次执行作业以完成 "
                     "(the new card is active: run the job again to finish it)"
                 )
             registry.release_card(new.id, operator=operator, reason=f"作业{action}: {reason}")
-        db.execute(
-            "UPDATE jobs SET status = ?, last_error = ?, lease_until = NULL, updated_at = ?"
-            " WHERE id = ?",
-            (target, reason, now, job_id),
-        )
-        request = registry.request(int(job["request_id"]))
-        if request["job_id"] == job_id and request["status"] == RequestStatus.IN_JOB:
-            registry._move_request(int(request["id"]), "reopen", operator, job=job_id)
+        registry.jobs.set_status(job_id, target, last_error=reason, now=now)
+        request = registry.request(job.request_id)
+        if request.job_id == job_id and request.status == RequestStatus.IN_JOB:
+            registry._move_request(request.id, "reopen", operator, job=job_id)
         registry.audit(
             operator,
             f"job.{target}",
             f"job-{job_id}",
-            {"reason": reason, "from": job["status"], "station": station},
+            {"reason": reason, "from": job.status, "station": station},
         )
-    return _job_row(registry, job_id)
-
-
-# Fields a step may set with its record, in the same fenced transaction.
-JOB_FIELDS = ("sn",)
-CARD_FIELDS = ("sn", "card_id")
+    return find_job(registry, job_id)
 
 
 class JobRunner:
@@ -436,7 +407,6 @@ class JobRunner:
         ``stop_requested`` is asked before each step (a station told to stop, SIGTERM:
         ``JobStopped`` there, the job still running and fenced for the caller to release)."""
         self.registry = registry
-        self.db = registry.db
         self.policy = policy
         self.profile = profile
         self.dev = devices
@@ -450,23 +420,19 @@ class JobRunner:
 
     # ----------------------------------------------------------------- bookkeeping
 
-    def job(self, job_id: int) -> Row:
-        return _job_row(self.registry, job_id)
+    def job(self, job_id: int) -> Job:
+        return find_job(self.registry, job_id)
 
-    def done_steps(self, job: Row) -> set[str]:
-        if job["sn"] is None:
+    def done_steps(self, job: Job) -> set[str]:
+        if job.sn is None:
             return set()
-        rows = self.db.execute(
-            "SELECT step FROM job_steps WHERE job_id = ? AND sn = ? AND result = 'ok'",
-            (job["id"], job["sn"]),
-        )
-        return {r["step"] for r in rows}
+        return self.registry.jobs.done_steps(job.id, job.sn)
 
     def record(
         self,
         job_id: int,
         step: str,
-        result: str,
+        result: StepResult,
         sn: str | None,
         details: dict[str, Any],
         *,
@@ -478,38 +444,31 @@ class JobRunner:
         (``LeaseLost`` when another station has claimed the job since)."""
         ended = self.registry.clock()
         now = _iso(ended)
-        with self.registry.transaction() as db:
+        with self.registry.transaction():
             job = self.registry.check_fence(job_id, self.fence)
-            db.execute(
-                "INSERT INTO job_steps (job_id, step, result, sn, at, details, fence,"
-                " started_at, ended_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job_id,
-                    step,
-                    result,
-                    sn,
-                    now,
-                    json.dumps(details, ensure_ascii=False),
-                    self.fence,
-                    step_time(self.step_started or ended),
-                    step_time(ended),
-                ),
+            jobs = self.registry.jobs
+            jobs.add_step(
+                job_id,
+                step,
+                result,
+                sn,
+                at=now,
+                details=details,
+                fence=self.fence,
+                started_at=step_time(self.step_started or ended),
+                ended_at=step_time(ended),
             )
-            for key, value in (job_fields or {}).items():
-                assert key in JOB_FIELDS
-                db.execute(f"UPDATE jobs SET {key} = ? WHERE id = ?", (value, job_id))
-            for key, value in (card_fields or {}).items():
-                assert key in CARD_FIELDS and job["new_card_id"] is not None
-                db.execute(f"UPDATE cards SET {key} = ? WHERE id = ?", (value, job["new_card_id"]))
-            db.execute(
-                "UPDATE jobs SET step = CASE WHEN ? = 'intent' THEN step ELSE ? END,"
-                " updated_at = ?, lease_until = ? WHERE id = ?",
-                (result, step, now, _iso(self.registry.clock() + self.lease), job_id),
+            jobs.set_fields(job_id, job_fields or {})
+            if card_fields:
+                assert job.new_card_id is not None
+                self.registry.set_card_chip(job.new_card_id, card_fields)
+            jobs.advance(
+                job_id, step, result, now=now, lease_until=_iso(self.registry.clock() + self.lease)
             )
             self.registry.audit(
                 self.operator, f"job.{step}.{result}", f"job-{job_id}", {"sn": sn, **details}
             )
-        if result == "ok" and self.after_step is not None:
+        if result == StepResult.OK and self.after_step is not None:
             self.after_step(step)
 
     def guard(self, job_id: int) -> None:
@@ -521,13 +480,11 @@ class JobRunner:
         self.fence = claim_job(self.registry, job_id, self.dev.name, lease=self.lease)
 
     def _finish(self, job_id: int) -> None:
-        with self.registry.transaction() as db:
+        with self.registry.transaction():
             job = self.registry.check_fence(job_id, self.fence)
             target = _job_rule(self.registry, job, "finish")
-            db.execute(
-                "UPDATE jobs SET status = ?, last_error = NULL, lease_until = NULL,"
-                " updated_at = ? WHERE id = ?",
-                (target, _iso(self.registry.clock()), job_id),
+            self.registry.jobs.set_status(
+                job_id, target, last_error=None, now=_iso(self.registry.clock())
             )
             self.registry.audit(self.operator, f"job.{target}", f"job-{job_id}", {})
 
@@ -536,7 +493,7 @@ class JobRunner:
 
     # ----------------------------------------------------------------- the loop
 
-    def run(self, job_id: int, *, fence: int | None = None) -> Row:
+    def run(self, job_id: int, *, fence: int | None = None) -> Job:
         """Run the job to its end from where it stands; ``fence``: the token of a claim
         already made (``station_worker.claim_next_job``), else the job is claimed here."""
         if fence is None:
@@ -561,7 +518,7 @@ class JobRunner:
                         self.step_started = self.registry.clock()
                         getattr(self, f"step_{name}")(self.job(job_id))
                 except CardLost as exc:
-                    self._write_off(job_id, "lost", str(exc))
+                    self._write_off(job_id, StepResult.LOST, str(exc))
                 except CardRejected as exc:
                     self._reject(job_id, exc.reason)
         except (LeaseLost, JobStopped):
@@ -585,25 +542,22 @@ class JobRunner:
             self._pause(job_id, f"{type(exc).__name__}: {exc}")
             raise
 
-    def _write_off(self, job_id: int, result: str, reason: str) -> None:
+    def _write_off(self, job_id: int, result: StepResult, reason: str) -> None:
         """The card at hand leaves the job (rejected or lost), in one fenced transaction: the
         write-off is recorded against its SN, its registry card is released (废卡: the number
         is never reused, the SN blacklisted, the holder's data no longer the job's) and the
         next card gets a fresh number; the request stays with the job for that card."""
         job = self.job(job_id)
-        with self.registry.transaction() as db:
-            self.record(job_id, "card", result, job["sn"], {"reason": reason})
-            if job["new_card_id"] is not None:
+        with self.registry.transaction():
+            self.record(job_id, "card", result, job.sn, {"reason": reason})
+            if job.new_card_id is not None:
                 self.registry.release_card(
-                    int(job["new_card_id"]), operator=self.operator, reason=f"{result}: {reason}"
+                    job.new_card_id, operator=self.operator, reason=f"{result}: {reason}"
                 )
             # only a rejected card counts towards the limit: a lost one (cleared printer, a
             # takeover at another station) says nothing about the cards being bad
-            db.execute(
-                "UPDATE jobs SET sn = NULL, attempts = attempts + ? WHERE id = ?",
-                (int(result == "rejected"), job_id),
-            )
-        if self.job(job_id)["attempts"] >= MAX_ATTEMPTS:
+            self.registry.jobs.drop_card(job_id, rejected=result == StepResult.REJECTED)
+        if self.job(job_id).attempts >= MAX_ATTEMPTS:
             raise JobFailed(
                 f"作业失败：已报废 {MAX_ATTEMPTS} 张卡 (job failed: {MAX_ATTEMPTS} cards "
                 f"written off), last: {reason}"
@@ -613,26 +567,32 @@ class JobRunner:
         self.progress(f"    废卡 rejected: {reason}")
         if self.dev.printer.card_position() != "none":
             self.dev.printer.reject()
-        self._write_off(job_id, "rejected", reason)
+        self._write_off(job_id, StepResult.REJECTED, reason)
 
     # ----------------------------------------------------------------- data
 
-    def holder(self, job: Row) -> HolderData:
-        d = json.loads(job["holder"])
+    def holder(self, job: Job) -> HolderData:
+        d = json.loads(job.holder)
         d.pop("extra", None)
         return _holder(d)
 
-    def new_card_number(self, job: Row) -> tuple[int, str]:
-        current = self.job(int(job["id"]))["new_card_id"]
+    def _new_card_id(self, job: Job) -> int:
+        """The job's new card, which every step after ``feed`` has."""
+        if job.new_card_id is None:
+            raise JobError(f"作业 {job.id} 没有新卡 (the job has no new card)")
+        return job.new_card_id
+
+    def new_card_number(self, job: Job) -> tuple[int, str]:
+        current = self.job(job.id).new_card_id
         if current is not None:
             card = self.registry.card_by_id(int(current))
             return card.id, card.card_number
         with self.registry.transaction():
-            self.registry.check_fence(int(job["id"]), self.fence)
-            card = self.registry.start_card(int(job["id"]), operator=self.operator)
+            self.registry.check_fence(job.id, self.fence)
+            card = self.registry.start_card(job.id, operator=self.operator)
         return card.id, card.card_number
 
-    def issuer(self, job: Row, sn: bytes, issued: date) -> IssuerData:
+    def issuer(self, job: Job, sn: bytes, issued: date) -> IssuerData:
         _, number = self.new_card_number(job)
         card_id = build_card_id(
             self.dev.hsm, self.profile.card_id_key.label, self.policy.region_code, sn
@@ -658,19 +618,19 @@ class JobRunner:
         except (NoCard, CardMute):
             return None
 
-    def prove_card(self, job: Row) -> None:
+    def prove_card(self, job: Job) -> None:
         """Before a step touches the card: the printer holds a card, it is (back) at the
         contact station, and its chip's SN is the job's — else ``CardLost``."""
         position = self.dev.printer.card_position()
         if position == "none":
-            raise CardLost(f"打印机内没有卡 (no card in the printer; the job's card {job['sn']})")
+            raise CardLost(f"打印机内没有卡 (no card in the printer; the job's card {job.sn})")
         if position != "contact":
             self.dev.printer.feed_to_contact()  # ``Sis`` brings the card back to the station
         sn = self._sn_at_contact()
-        if sn != job["sn"]:
-            raise CardLost(f"the card at the contact station is {sn}, not the job's {job['sn']}")
+        if sn != job.sn:
+            raise CardLost(f"the card at the contact station is {sn}, not the job's {job.sn}")
 
-    def _chip(self, job: Row) -> tuple[PcscTransport, SocialSecurityCard]:
+    def _chip(self, job: Job) -> tuple[PcscTransport, SocialSecurityCard]:
         self.prove_card(job)
         try:
             transport = PcscTransport(self.dev.contact_reader)
@@ -680,16 +640,16 @@ class JobRunner:
         except CardMute as exc:
             raise CardRejected(f"mute chip: {exc}") from None
         sn = serial_number(transport.atr).hex().upper()
-        if sn != job["sn"]:
+        if sn != job.sn:
             transport.disconnect()
-            raise CardLost(f"the card at the contact station is {sn}, not the job's {job['sn']}")
+            raise CardLost(f"the card at the contact station is {sn}, not the job's {job.sn}")
         return transport, SocialSecurityCard(
             transport, self.profile, self.dev.hsm, region_code=self.policy.region_code
         )
 
     # ----------------------------------------------------------------- steps
 
-    def step_feed(self, job: Row) -> None:
+    def step_feed(self, job: Job) -> None:
         """A blank card to the contact station. A card already in the printer is taken only
         when its chip is one the registry has never seen (a feed whose record was lost to a
         crash); anything else — a card written off, another job's, a torn or mute one — goes
@@ -715,16 +675,16 @@ class JobRunner:
                 )
         self.new_card_number(job)
         self.record(
-            job["id"],
+            job.id,
             "feed",
-            "ok",
+            StepResult.OK,
             sn,
             {},
             job_fields={"sn": sn},
             card_fields={"sn": sn, "card_id": None},
         )
 
-    def step_chip_write(self, job: Row) -> None:
+    def step_chip_write(self, job: Job) -> None:
         transport, card = self._chip(job)
         try:
             card.identify(fci=False)  # nothing reads the FCI (issue 14)
@@ -736,7 +696,7 @@ class JobRunner:
             card.external_authenticate(self.profile.update_key)
             card.write_issuer(issuer)
             card.write_holder(self.holder(job))
-            card.write_photo(self.registry.job_photo(job["id"]))
+            card.write_photo(self.registry.job_photo(job.id))
             card.reset_pin(self.policy.default_pin)
         except CardRemoved as exc:
             raise CardLost(f"card pulled during the chip write ({exc})") from None
@@ -745,32 +705,32 @@ class JobRunner:
         finally:
             transport.disconnect()
         self.record(
-            job["id"],
+            job.id,
             "chip_write",
-            "ok",
-            job["sn"],
+            StepResult.OK,
+            job.sn,
             {"card_number": issuer.card_number, "issue_date": issuer.issue_date.isoformat()},
             card_fields={"card_id": issuer.card_id.hex().upper()},
         )
 
-    def _issue_date(self, job: Row) -> date:
-        written = self.db.execute(
-            "SELECT details FROM job_steps WHERE job_id = ? AND sn = ? AND step = 'chip_write'"
-            " AND result = 'ok' ORDER BY id DESC LIMIT 1",
-            (job["id"], job["sn"]),
-        ).fetchone()
+    def _issue_date(self, job: Job) -> date:
+        written = (
+            None
+            if job.sn is None
+            else self.registry.jobs.last_step(job.id, job.sn, "chip_write", StepResult.OK)
+        )
         if written is None:
             raise JobError("no recorded chip_write for the job's card")
-        return date.fromisoformat(json.loads(written["details"])["issue_date"])
+        return date.fromisoformat(written.details["issue_date"])
 
-    def step_chip_verify(self, job: Row) -> None:
+    def step_chip_verify(self, job: Job) -> None:
         issued = self._issue_date(job)
         transport, card = self._chip(job)
         try:
             checks = card.verify(
                 self.issuer(job, card.sn, issued),
                 self.holder(job),
-                self.registry.job_photo(job["id"]),
+                self.registry.job_photo(job.id),
                 pin=self.policy.default_pin,
             )
         except VerificationFailed as exc:
@@ -781,14 +741,14 @@ class JobRunner:
             raise CardRejected(f"chip verification: {exc}") from None
         finally:
             transport.disconnect()
-        self.record(job["id"], "chip_verify", "ok", job["sn"], {"checks": len(checks)})
+        self.record(job.id, "chip_verify", StepResult.OK, job.sn, {"checks": len(checks)})
 
-    def _tracks(self, job: Row) -> dict[int, str]:
-        if job["tracks"] is None:
+    def _tracks(self, job: Job) -> dict[int, str]:
+        if job.tracks is None:
             return {}
-        return self.dev.vault.open(bytes(job["tracks"]), f"job-{job['id']}")
+        return self.dev.vault.open(bytes(job.tracks), f"job-{job.id}")
 
-    def step_encode_stripe(self, job: Row) -> None:
+    def step_encode_stripe(self, job: Job) -> None:
         tracks = self._tracks(job)
         if tracks:
             self.prove_card(job)
@@ -798,9 +758,9 @@ class JobRunner:
                 if exc.recovery == "unknown":
                     raise CardRejected(f"magnetic encoding: {exc}") from None
                 raise
-        self.record(job["id"], "encode_stripe", "ok", job["sn"], {"tracks": sorted(tracks)})
+        self.record(job.id, "encode_stripe", StepResult.OK, job.sn, {"tracks": sorted(tracks)})
 
-    def step_stripe_verify(self, job: Row) -> None:
+    def step_stripe_verify(self, job: Job) -> None:
         tracks = self._tracks(job)
         if tracks:
             self.prove_card(job)
@@ -815,25 +775,25 @@ class JobRunner:
                 bad.append(n)
         if bad:
             raise CardRejected(f"stripe read-back differs on track(s) {bad}")
-        self.record(job["id"], "stripe_verify", "ok", job["sn"], {"tracks": sorted(tracks)})
+        self.record(job.id, "stripe_verify", StepResult.OK, job.sn, {"tracks": sorted(tracks)})
 
-    def step_print_face(self, job: Row) -> None:
+    def step_print_face(self, job: Job) -> None:
         intent = unsettled_print(self.registry, job)
         if intent is not None:
             self._settle_print(job, intent)
             return
         holder = self.holder(job)
-        card = self.registry.card_by_id(int(job["new_card_id"]))
+        card = self.registry.card_by_id(self._new_card_id(job))
         face = CardFace(
             holder.name,
             holder.ssn,
             card.card_number,
             self._issue_date(job),
             self.policy.authority,
-            self.registry.job_photo(job["id"]),
+            self.registry.job_photo(job.id),
             self.profile.face,
         )
-        job_dir = self.dev.out_dir / f"job-{job['id']}"
+        job_dir = self.dev.out_dir / f"job-{job.id}"
         job_dir.mkdir(parents=True, exist_ok=True)
         render_pdf(face, job_dir / "卡面校样.pdf")
         panels = build_panels(face)
@@ -841,15 +801,15 @@ class JobRunner:
         printer = self.dev.printer
         printer.load_panels(panels)
         intent = {"printer": printer.serial_number(), "count": printer.printed_count()}
-        self.record(job["id"], "print_face", "intent", job["sn"], intent)
-        self.guard(int(job["id"]))
+        self.record(job.id, "print_face", StepResult.INTENT, job.sn, intent)
+        self.guard(job.id)
         try:
             printer.print_and_eject()
         except DeviceError as exc:  # a jam or a torn print: what is on the card is unknown
             self.progress(f"    打印中断 print interrupted: {exc}")
         self._settle_print(job, intent)
 
-    def _settle_print(self, job: Row, intent: dict[str, Any]) -> None:
+    def _settle_print(self, job: Job, intent: dict[str, Any]) -> None:
         """Settle a print whose outcome was not recorded, from the printer's own evidence —
         never by printing again: its count went up by one and the card has left (printed and
         ejected) → ``print_face`` ok; otherwise the card in doubt is written off (to the
@@ -858,14 +818,16 @@ class JobRunner:
         printer = self.dev.printer
         if printer.serial_number() != intent["printer"]:
             raise JobError(
-                f"作业 {job['id']} 的卡 {job['sn']} 打印结果未知，须在打印机 {intent['printer']} "
+                f"作业 {job.id} 的卡 {job.sn} 打印结果未知，须在打印机 {intent['printer']} "
                 f"所在工位执行作业以核查 (the print's outcome is unknown: run the job at the "
                 f"station of printer {intent['printer']} to settle it)"
             )
         count = printer.printed_count()
         position = printer.card_position()
         if count == int(intent["count"]) + 1 and position == "none":
-            self.record(job["id"], "print_face", "ok", job["sn"], {**intent, "settled": "printed"})
+            self.record(
+                job.id, "print_face", StepResult.OK, job.sn, {**intent, "settled": "printed"}
+            )
             return
         reason = (
             f"打印结果未知 (print outcome unknown: printer count {intent['count']} → {count},"
@@ -875,25 +837,25 @@ class JobRunner:
             raise CardRejected(reason)
         raise CardLost(reason)
 
-    def step_activate(self, job: Row) -> None:
+    def step_activate(self, job: Job) -> None:
         done = self.done_steps(job)
         missing = {"chip_verify", "stripe_verify", "print_face"} - done
         if missing:
             raise JobError(f"refusing to activate an unverified card (missing {sorted(missing)})")
-        new_id = int(job["new_card_id"])
+        new_id = self._new_card_id(job)
         tracks = self._tracks(job)
         if tracks:  # on file for the card, for re-encoding at a street office
             sealed = self.dev.vault.seal(tracks, f"card-{new_id}")
             with self.registry.transaction():
-                self.guard(int(job["id"]))
+                self.guard(job.id)
                 self.registry.set_tracks(
-                    new_id, sealed, source=f"job-{job['id']}", operator=self.operator
+                    new_id, sealed, source=f"job-{job.id}", operator=self.operator
                 )
         card = self.registry.card_by_id(new_id)
         if card.status == CardStatus.PERSONALIZING:
             card = self.registry.activate(
-                new_id, operator=self.operator, job_id=int(job["id"]), fence=self.fence
+                new_id, operator=self.operator, job_id=job.id, fence=self.fence
             )
         elif card.status != CardStatus.ACTIVE:  # active: a crash fell between activation and record
             raise JobError(f"the new card {card.card_number} is {card.status}")
-        self.record(job["id"], "activate", "ok", job["sn"], {"card_number": card.card_number})
+        self.record(job.id, "activate", StepResult.OK, job.sn, {"card_number": card.card_number})

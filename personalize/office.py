@@ -6,7 +6,6 @@ names — the card center's service over TCP, or a PSAM in a second reader.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -190,15 +189,15 @@ def office_report_pdf(
 ) -> bytes:
     """The stored 验卡单 ``report_no`` rendered again; with ``reprint_at`` it is marked 补打
     with that time (in the region's zone) — for ``sscard registry reprint``."""
-    row = registry.office_report(report_no)
-    if row is None:
+    report = registry.office_report(report_no)
+    if report is None:
         raise OfficeError(f"没有验卡单 {report_no} (no such verification report)")
-    data = json.loads(row["data"])
+    data = report.data
     policy = registry.policy
     stamp = "%Y-%m-%d %H:%M"
     return verification_report_pdf(
         VerificationReport(
-            report_no=row["report_no"],
+            report_no=report.report_no,
             card_number=data["card_number"],
             sn=data["sn"],
             holder=data["holder"],
@@ -207,7 +206,7 @@ def office_report_pdf(
             fee=int(data["fee"]),
             next_step=data["next_step"],
             operator=data["operator"],
-            at=policy.local_time(datetime.fromisoformat(row["at"])).strftime(stamp),
+            at=policy.local_time(datetime.fromisoformat(report.at)).strftime(stamp),
             authority=data["authority"],
             method=data["method"],
             request_no=data["request_no"],
@@ -437,12 +436,12 @@ class Office:
             d.sn_from_registry = not d.sn and bool(record.sn)
             d.holder_from_registry = not d.holder
             d.sn = d.sn or record.sn or ""
-            d.holder = d.holder or str(self.registry.person(record.person_id)["name"])
+            d.holder = d.holder or self.registry.person(record.person_id).name
         if d.verdict.code in ("usage_fault", "human_damage") and record is not None:
             request = self.registry.request_reissue(
                 number, operator=self.operator, kind="replacement", fee=d.fee
             )
-            d.request, d.collect_on = int(request["id"]), str(request["collect_on"])
+            d.request, d.collect_on = request.id, request.collect_on
         with self.registry.transaction():
             stored = self.registry.add_office_report(
                 card_number=number,
@@ -450,7 +449,7 @@ class Office:
                 request_id=d.request,
                 data=d.report(operator=self.operator, authority=self.policy.authority),
             )
-            d.report_no = str(stored["report_no"])
+            d.report_no = stored.report_no
             self.registry.audit(
                 self.operator,
                 "diagnose",

@@ -44,9 +44,11 @@ from personalize.database import (
     is_url,
     open_database,
 )
+from personalize.job_store import Job, JobStore, StepResult
 from personalize.lifecycle import (
     VALID_CARD_STATUSES,
     CardStatus,
+    JobStatus,
     RequestStatus,
     Subject,
     Transition,
@@ -54,6 +56,16 @@ from personalize.lifecycle import (
     lookup,
 )
 from personalize.policy import RegionPolicy
+from personalize.registry_records import (
+    HistoryEntry,
+    OfficeReport,
+    Person,
+    ReissueRequest,
+    history_entry_of,
+    office_report_of,
+    person_of,
+    request_of,
+)
 from personalize.roles import Role
 from sscard.identifiers import card_number_check, validate_card_number
 from sscard.records import HolderData
@@ -440,6 +452,8 @@ MIGRATIONS.append(
 
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
+# The chip fields a job step may set on its new card (``Registry.set_card_chip``).
+CARD_CHIP_FIELDS = ("sn", "card_id")
 ACTIVATION_EVIDENCE = ("chip_write", "chip_verify", "encode_stripe", "stripe_verify", "print_face")
 
 GENESIS = "0" * 64
@@ -617,6 +631,7 @@ class Registry:
         self._savepoints = 0
         self._first_pending: int | None = None  # this transaction's first audit event
         self.db.keep_touched()
+        self.jobs = JobStore(self.db)  # the jobs repository on the same connection
         self._migrate()
         self._watch_rows()
 
@@ -886,45 +901,44 @@ class Registry:
         target = str(self.rule("card", card.status, "lapse").target)
         return replace(card, status=target, status_since=card.lapse_at or "", lapse_at=None)
 
-    def person(self, person_id: int) -> Row:
+    def person(self, person_id: int) -> Person:
         row: Row | None = self.db.execute(
             "SELECT * FROM persons WHERE id = ?", (person_id,)
         ).fetchone()
         if row is None:
             raise RegistryError(f"no person with id {person_id}")
-        return row
+        return person_of(row)
 
-    def person_by_ssn(self, ssn: str) -> Row | None:
+    def person_by_ssn(self, ssn: str) -> Person | None:
         row: Row | None = self.db.execute("SELECT * FROM persons WHERE ssn = ?", (ssn,)).fetchone()
-        return row
+        return None if row is None else person_of(row)
 
     def cards_of(self, person_id: int) -> list[Card]:
         rows = self.db.execute("SELECT * FROM cards WHERE person_id = ? ORDER BY id", (person_id,))
         return [self._as_of_now(_card(r)) for r in rows]
 
-    def history(self, card_id: int) -> list[Row]:
-        return list(
-            self.db.execute(
-                "SELECT * FROM status_history WHERE card_id = ? ORDER BY id", (card_id,)
-            )
+    def history(self, card_id: int) -> list[HistoryEntry]:
+        rows = self.db.execute(
+            "SELECT * FROM status_history WHERE card_id = ? ORDER BY id", (card_id,)
         )
+        return [history_entry_of(r) for r in rows]
 
-    def request(self, request_id: int) -> Row:
+    def request(self, request_id: int) -> ReissueRequest:
         row: Row | None = self.db.execute(
             "SELECT * FROM reissue_requests WHERE id = ?", (request_id,)
         ).fetchone()
         if row is None:
             raise RegistryError(f"没有申请 {request_id} (no request {request_id})")
-        return row
+        return request_of(row)
 
-    def open_request(self, old_card_id: int) -> Row | None:
+    def open_request(self, old_card_id: int) -> ReissueRequest | None:
         """The card's request waiting for a job, if any."""
         row: Row | None = self.db.execute(
             "SELECT * FROM reissue_requests WHERE old_card_id = ? AND status = ?"
             " ORDER BY id DESC LIMIT 1",
             (old_card_id, RequestStatus.OPEN.value),
         ).fetchone()
-        return row
+        return None if row is None else request_of(row)
 
     def card_page(
         self, *, status: str | None = None, after: int = 0, limit: int = 50
@@ -950,11 +964,10 @@ class Registry:
 
     def job_photo(self, job_id: int) -> bytes:
         """The photo a job writes to the chip and prints on the face."""
-        row = self.db.execute("SELECT photo FROM job_photos WHERE job_id = ?", (job_id,))
-        photo = row.fetchone()
+        photo = self.jobs.photo(job_id)
         if photo is None:
             raise RegistryError(f"作业 {job_id} 没有照片 (job {job_id} has no photo)")
-        return bytes(photo[0])
+        return photo
 
     def blacklisted(self, card_number: str) -> bool:
         row = self.db.execute("SELECT 1 FROM blacklist WHERE card_number = ?", (card_number,))
@@ -1044,13 +1057,13 @@ class Registry:
     def _move_request(self, request_id: int, action: str, operator: str, **details: Any) -> None:
         """Move a reissue request by ``action`` as the table says (inside a transaction)."""
         request = self.request(request_id)
-        target = str(self.rule("request", request["status"], action).target)
+        target = str(self.rule("request", request.status, action).target)
         self.db.execute("UPDATE reissue_requests SET status = ? WHERE id = ?", (target, request_id))
         self.audit(
             operator,
             f"request.{action}",
             request_number(request_id),
-            {"from": request["status"], "to": target, **details},
+            {"from": request.status, "to": target, **details},
         )
 
     def lapse_expired(self) -> int:
@@ -1120,7 +1133,7 @@ class Registry:
                     ),
                 )
             else:
-                person_id = int(person["id"])
+                person_id = person.id
             try:
                 self.db.execute(
                     "INSERT INTO cards (person_id, card_number, sn, card_id, region, status,"
@@ -1182,7 +1195,7 @@ class Registry:
         kind: str = "reissue",
         fee: int | None = None,
         agent: Agent | None = None,
-    ) -> Row:
+    ) -> ReissueRequest:
         """Reissue after formal loss (→ 补卡中), or replacement after a damage verdict
         (→ 换卡中); returns the request (the 领卡证明 data). The fee of a reissue is the
         policy's 补卡工本费 unless given; a replacement's comes from the verdict."""
@@ -1290,18 +1303,16 @@ class Registry:
         """The job's new card (制卡中) with a fresh number, allocated and inserted in one
         transaction — a number in use is never handed out."""
         with self.transaction() as db:
-            job = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if job is None:
-                raise RegistryError(f"没有作业 {job_id} (no job {job_id})")
+            job = self.job(job_id)
             target = str(self.rule("card", None, "start").target)
             number = self._next_free_number()
             now = _iso(self.clock())
             card_id = db.insert(
                 "INSERT INTO cards (person_id, card_number, region, status, status_since,"
                 " job_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (job["person_id"], number, self.policy.region_code, target, now, job_id, now),
+                (job.person_id, number, self.policy.region_code, target, now, job_id, now),
             )
-            db.execute("UPDATE jobs SET new_card_id = ? WHERE id = ?", (card_id, job_id))
+            self.jobs.set_new_card(job_id, card_id)
             self._history(card_id, number, None, target, operator, "开始制卡", f"job {job_id}")
             return self.card_by_id(card_id)
 
@@ -1318,66 +1329,71 @@ class Registry:
                     " VALUES (?, ?, ?, ?, ?)",
                     (card.card_number, card.sn, card.card_id, "written off", _iso(self.clock())),
                 )
-            db.execute("UPDATE jobs SET new_card_id = NULL WHERE new_card_id = ?", (card_id,))
+            self.jobs.forget_new_card(card_id)
             return self.card_by_id(card_id)
 
-    def check_fence(self, job_id: int, fence: int | None) -> Row:
-        """The job, if ``fence`` is still its token and it is running (call inside the
-        transaction that writes for the job); ``LeaseLost`` otherwise."""
-        job: Row | None = self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    def attach_job(self, request_id: int, job_id: int) -> None:
+        """The request is being made by ``job_id`` (inside the job's submit transaction)."""
+        self.db.execute("UPDATE reissue_requests SET job_id = ? WHERE id = ?", (job_id, request_id))
+
+    def set_card_chip(self, card_id: int, fields: Mapping[str, str | None]) -> None:
+        """What a job step learnt of its new card, among :data:`CARD_CHIP_FIELDS` (inside
+        the step's fenced transaction)."""
+        for key, value in fields.items():
+            assert key in CARD_CHIP_FIELDS
+            self.db.execute(f"UPDATE cards SET {key} = ? WHERE id = ?", (value, card_id))
+
+    def job(self, job_id: int) -> Job:
+        """The job, or ``RegistryError`` when there is none."""
+        job = self.jobs.get(job_id)
         if job is None:
             raise RegistryError(f"没有作业 {job_id} (no job {job_id})")
-        if fence is None or job["fence"] != fence or job["status"] != "running":
+        return job
+
+    def check_fence(self, job_id: int, fence: int | None) -> Job:
+        """The job, if ``fence`` is still its token and it is running (call inside the
+        transaction that writes for the job); ``LeaseLost`` otherwise."""
+        job = self.job(job_id)
+        if fence is None or job.fence != fence or job.status != JobStatus.RUNNING:
             raise LeaseLost(
-                f"作业 {job_id} 的租约已失效（现由工位 {job['station']} 持有，状态 "
-                f"{job['status']}），本工位停止，不再记录或操作设备 (this station lost the job's "
-                f"lease: token {fence} is not the job's {job['fence']}; stopping)"
+                f"作业 {job_id} 的租约已失效（现由工位 {job.station} 持有，状态 "
+                f"{job.status}），本工位停止，不再记录或操作设备 (this station lost the job's "
+                f"lease: token {fence} is not the job's {job.fence}; stopping)"
             )
         return job
 
     def claim(self, job_id: int, station: str, *, until: datetime, target: str) -> int:
         """The job's lease for ``station`` until ``until``, and its new fencing token
         (call inside the transaction that checked the claim may be made)."""
-        self.db.execute(
-            "UPDATE jobs SET status = ?, station = ?, lease_until = ?, fence = fence + 1,"
-            " updated_at = ? WHERE id = ?",
-            (target, station, _iso(until), _iso(self.clock()), job_id),
+        return self.jobs.claim(
+            job_id, station, status=target, until=_iso(until), now=_iso(self.clock())
         )
-        return int(self.db.execute("SELECT fence FROM jobs WHERE id = ?", (job_id,)).scalar())
 
     def sn_seen(self, sn: str) -> bool:
         """A chip SN the registry already knows — a card made, fed to a job or blacklisted:
         such a card is never taken as a blank."""
         row = self.db.execute(
             "SELECT 1 FROM cards WHERE sn = ? UNION ALL SELECT 1 FROM blacklist WHERE sn = ?"
-            " UNION ALL SELECT 1 FROM job_steps WHERE sn = ? LIMIT 1",
-            (sn, sn, sn),
+            " LIMIT 1",
+            (sn, sn),
         ).fetchone()
-        return row is not None
+        return row is not None or self.jobs.sn_recorded(sn)
 
-    def _activation_evidence(self, job: Row, new: Card) -> None:
+    def _activation_evidence(self, job: Job, new: Card) -> None:
         """The card to activate is the job's current card, fed in this job, and every step
         of :data:`ACTIVATION_EVIDENCE` was recorded ``ok`` for its SN in this job after it
         was fed (print_face ``ok`` is recorded only once the printer has printed and ejected
         it), and it was not written off since; else ``RegistryError``."""
         sn = new.sn
-        if sn is None or sn != job["sn"]:
+        if sn is None or sn != job.sn:
             raise RegistryError(
                 f"拒绝启用：新卡 {new.card_number} 的芯片序列号与作业当前卡不符 "
                 "(refusing to activate: the card is not the job's current card)"
             )
-        fed = self.db.execute(
-            "SELECT MAX(id) FROM job_steps WHERE job_id = ? AND sn = ? AND step = 'feed'"
-            " AND result = 'ok'",
-            (job["id"], sn),
-        ).scalar()
-        rows = self.db.execute(
-            "SELECT step, result FROM job_steps WHERE job_id = ? AND sn = ? AND id > ? ORDER BY id",
-            (job["id"], sn, fed or 0),
-        ).fetchall()
-        done = {r["step"] for r in rows if r["result"] == "ok"}
+        fed, steps = self.jobs.steps_since_feed(job.id, sn)
+        done = {s.step for s in steps if s.result == StepResult.OK}
         missing = [step for step in ACTIVATION_EVIDENCE if step not in done]
-        if fed is None or missing or any(r["step"] == "card" for r in rows):
+        if not fed or missing or any(s.step == "card" for s in steps):
             raise RegistryError(
                 f"拒绝启用：卡 {sn} 在本作业中未完成 {', '.join(missing) or 'feed'} 或已报废 "
                 "(refusing to activate: the card was not written, verified, encoded and printed "
@@ -1395,10 +1411,10 @@ class Registry:
         with self.transaction():
             new = self.card_by_id(new_card_id)
             job = self.check_fence(job_id, fence)
-            if job["new_card_id"] != new.id:
+            if job.new_card_id != new.id:
                 raise RegistryError("the card does not belong to this job")
             self._activation_evidence(job, new)
-            old = self.card_by_id(int(job["old_card_id"]))
+            old = self.card_by_id(job.old_card_id)
             self.rule("card", new.status, "activate")
             self._transition(old, "retire", operator, "新卡启用，旧卡注销", f"job {job_id}")
             self.db.execute(
@@ -1407,7 +1423,7 @@ class Registry:
                 (old.card_number, old.sn, old.card_id, "replaced", _iso(self.clock())),
             )
             self._transition(new, "activate", operator, "新卡启用", f"job {job_id}")
-            self._move_request(int(job["request_id"]), "complete", operator, job=job_id)
+            self._move_request(job.request_id, "complete", operator, job=job_id)
             self.audit(
                 operator,
                 "card.activate",
@@ -1425,7 +1441,7 @@ class Registry:
         operator: str,
         request_id: int | None,
         data: dict[str, Any],
-    ) -> Row:
+    ) -> OfficeReport:
         """Keep a 验卡单's content (call inside the transaction that audits the diagnosis).
         Its number ``YK-<local date>-<row id>`` is unique by the row id, not by the clock."""
         now = self.clock()
@@ -1438,16 +1454,16 @@ class Registry:
         self.db.execute(
             "UPDATE office_reports SET report_no = ? WHERE id = ?", (report_no, report_id)
         )
-        row = self.office_report(report_no)
-        assert row is not None
-        return row
+        report = self.office_report(report_no)
+        assert report is not None
+        return report
 
-    def office_report(self, report_no: str) -> Row | None:
+    def office_report(self, report_no: str) -> OfficeReport | None:
         """A stored 验卡单 by its number, or None."""
         row: Row | None = self.db.execute(
             "SELECT * FROM office_reports WHERE report_no = ?", (report_no,)
         ).fetchone()
-        return row
+        return None if row is None else office_report_of(row)
 
 
 def request_number(request_id: int) -> str:

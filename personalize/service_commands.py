@@ -30,6 +30,7 @@ from personalize.documents import (
     collection_certificate_bytes,
 )
 from personalize.enrollment import read_enrollment
+from personalize.job_store import JobSummary
 from personalize.jobs import (
     JobPaused,
     JobRunner,
@@ -39,6 +40,7 @@ from personalize.jobs import (
     pause_job,
     submit_job,
 )
+from personalize.lifecycle import JobStatus
 from personalize.office import office_report_pdf
 from personalize.operator_commands import acting, add_confirm_options, confirmed
 from personalize.outfiles import write_new
@@ -91,16 +93,16 @@ def _card_dict(registry: Registry, number: str) -> dict[str, Any]:
         "status_name": STATUS_NAMES[card.status],
         "since": _local(registry, card.status_since),
         "lapse_at": _local(registry, card.lapse_at),
-        "name": person["name"],
+        "name": person.name,
         "sn": card.sn,
         "blacklisted": registry.blacklisted(card.card_number),
         "history": [
             {
-                "from": h["from_status"],
-                "to": h["to_status"],
-                "at": _local(registry, h["at"]),
-                "operator": h["operator"],
-                "reason": h["reason"],
+                "from": h.from_status,
+                "to": h.to_status,
+                "at": _local(registry, h.at),
+                "operator": h.operator,
+                "reason": h.reason,
             }
             for h in registry.history(card.id)
         ],
@@ -157,9 +159,9 @@ def cmd_request_reissue(args: argparse.Namespace) -> int:
             request = registry.request_reissue(
                 args.card, operator=operator, counter=args.counter, agent=_agent(args)
             )
-            number = request_number(int(request["id"]))
-            pdf = collection_certificate_bytes(collection_certificate(registry, int(request["id"])))
-            written.append(write_new(Path(args.out or f"领卡证明-{request['id']:06d}.pdf"), pdf))
+            number = request_number(request.id)
+            pdf = collection_certificate_bytes(collection_certificate(registry, request.id))
+            written.append(write_new(Path(args.out or f"领卡证明-{request.id:06d}.pdf"), pdf))
     except BaseException:
         for path in written:  # the commit failed after the document was written
             path.unlink(missing_ok=True)
@@ -168,13 +170,13 @@ def cmd_request_reissue(args: argparse.Namespace) -> int:
     _emit(
         args,
         {
-            "request": request["id"],
+            "request": request.id,
             "request_no": number,
-            "collect_on": request["collect_on"],
-            "fee": request["fee"],
+            "collect_on": request.collect_on,
+            "fee": request.fee,
             "certificate": str(out),
         },
-        f"补卡申请 {number} 已受理；领卡日期 {request['collect_on']}；工本费 {request['fee']} 元；"
+        f"补卡申请 {number} 已受理；领卡日期 {request.collect_on}；工本费 {request.fee} 元；"
         f"领卡证明 {out}",
     )
     return 0
@@ -316,14 +318,6 @@ JOB_STATUS_NAMES = {
     "failed": "失败",
     "cancelled": "已取消",
 }
-_JOB_QUERY = """
-    SELECT j.*, p.name AS holder_name, p.ssn AS holder_ssn,
-           o.card_number AS old_card_number, n.card_number AS new_card_number
-    FROM jobs j
-    JOIN persons p ON p.id = j.person_id
-    JOIN cards o ON o.id = j.old_card_id
-    LEFT JOIN cards n ON n.id = j.new_card_id
-"""
 
 
 def mask_name(name: str) -> str:
@@ -338,37 +332,38 @@ def _local(registry: Registry, instant: str | None) -> str | None:
     return registry.policy.local_time(datetime.fromisoformat(instant)).isoformat()
 
 
-def _job_summary(registry: Registry, job: Any) -> dict[str, Any]:
+def _job_summary(registry: Registry, summary: JobSummary) -> dict[str, Any]:
+    job = summary.job
     return {
-        "job": job["id"],
-        "status": job["status"],
-        "status_name": JOB_STATUS_NAMES.get(job["status"], job["status"]),
-        "step": job["step"],
-        "holder": mask_name(job["holder_name"]),
-        "ssn": mask_id(job["holder_ssn"]),
-        "old_card_number": job["old_card_number"],
-        "new_card_number": job["new_card_number"],
-        "sn": job["sn"],
-        "attempts": job["attempts"],
-        "station": job["station"],
-        "heartbeat_at": _local(registry, job["heartbeat_at"]),  # station run's last beat
-        "created_at": _local(registry, job["created_at"]),
-        "updated_at": _local(registry, job["updated_at"]),
-        "reason": job["last_error"],
-        "last_error": job["last_error"],
+        "job": job.id,
+        "status": str(job.status),
+        "status_name": JOB_STATUS_NAMES[job.status],
+        "step": job.step,
+        "holder": mask_name(summary.holder_name),
+        "ssn": mask_id(summary.holder_ssn),
+        "old_card_number": summary.old_card_number,
+        "new_card_number": summary.new_card_number,
+        "sn": job.sn,
+        "attempts": job.attempts,
+        "station": job.station,
+        "heartbeat_at": _local(registry, job.heartbeat_at),  # station run's last beat
+        "created_at": _local(registry, job.created_at),
+        "updated_at": _local(registry, job.updated_at),
+        "reason": job.last_error,
+        "last_error": job.last_error,
     }
 
 
 def _job_dict(registry: Registry, job_id: int) -> dict[str, Any]:
-    job = registry.db.execute(_JOB_QUERY + " WHERE j.id = ?", (job_id,)).fetchone()
-    if job is None:
+    summary = registry.jobs.summary(job_id)
+    if summary is None:
         raise ValueError(f"没有作业 {job_id} (no job {job_id})")
-    steps = registry.db.execute(
-        "SELECT step, result, sn, at FROM job_steps WHERE job_id = ? ORDER BY id", (job_id,)
-    )
     return {
-        **_job_summary(registry, job),
-        "steps": [{**dict(s), "at": _local(registry, s["at"])} for s in steps],
+        **_job_summary(registry, summary),
+        "steps": [
+            {"step": s.step, "result": str(s.result), "sn": s.sn, "at": _local(registry, s.at)}
+            for s in registry.jobs.steps(job_id)
+        ],
     }
 
 
@@ -512,12 +507,9 @@ def _status_option(p: argparse.ArgumentParser, choices: list[str]) -> None:
 def cmd_job_list(args: argparse.Namespace) -> int:
     """One page of jobs in id order (keyset pagination: ``--after`` the last id shown)."""
     registry = _registry(args)
-    where = " WHERE j.id > ?" + ("" if args.status is None else " AND j.status = ?")
-    params: tuple[object, ...] = (_cursor(args),) + (() if args.status is None else (args.status,))
-    rows = registry.db.execute(
-        _JOB_QUERY + where + " ORDER BY j.id LIMIT ?", (*params, args.limit + 1)
-    )
-    jobs = [_job_summary(registry, j) for j in rows]
+    status = None if args.status is None else JobStatus(args.status)
+    page = registry.jobs.page(status=status, after=_cursor(args), limit=args.limit + 1)
+    jobs = [_job_summary(registry, j) for j in page]
     _page(args, "jobs", jobs, "job", _job_lines, "没有作业 (no jobs)")
     return 0
 

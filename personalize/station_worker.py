@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from types import FrameType
 
+from personalize.job_store import EXPIRED_QUERY, OWN_QUERY, QUEUED_QUERY
 from personalize.jobs import (
     JobError,
     JobPaused,
@@ -55,15 +56,8 @@ CLAIM_CANDIDATES = 8  # rows looked at per claim (only a bound print can make on
 
 # First the station's own running jobs, left by a previous process of it (a crash: its
 # printer may hold a begun print, settled only from a print count no other job has moved
-# yet; index jobs_claim_own); then jobs whose holder stopped heartbeating (index
-# jobs_claim_expired); then the queue in submission order (index jobs_by_status). Only
-# jobs of this station's region (the old card's, cards.region).
-_CLAIMABLE = """
-    SELECT j.id, j.status, j.sn FROM jobs j JOIN cards c ON c.id = j.old_card_id
-    WHERE j.status = ? AND c.region = ? {condition} ORDER BY {order} LIMIT ?"""
-OWN_QUERY = _CLAIMABLE.format(condition="AND j.station = ?", order="j.id")
-EXPIRED_QUERY = _CLAIMABLE.format(condition="AND j.lease_until <= ?", order="j.lease_until, j.id")
-QUEUED_QUERY = _CLAIMABLE.format(condition="", order="j.id")
+# yet); then jobs whose holder stopped heartbeating; then the queue in submission order
+# (the queries and their indexes: personalize.job_store).
 
 
 @dataclass(frozen=True)
@@ -88,28 +82,28 @@ def claim_next_job(
     another printer than ``printer`` (only that printer can settle it). Paused jobs wait
     for an operator (``job run``). None when there is nothing to do."""
     now = registry.clock()
-    with registry.transaction() as db:
+    with registry.transaction():
         for status, query, params in (
             (JobStatus.RUNNING, OWN_QUERY, (station,)),
             (JobStatus.RUNNING, EXPIRED_QUERY, (_iso(now),)),
             (JobStatus.QUEUED, QUEUED_QUERY, ()),
         ):
-            rows = db.execute(
-                query + db.lock_skipping("j"), (str(status), region, *params, CLAIM_CANDIDATES)
-            ).fetchall()
-            for job in rows:
+            candidates = registry.jobs.claimable(
+                query, (str(status), region, *params, CLAIM_CANDIDATES)
+            )
+            for job in candidates:
                 intent = unsettled_print(registry, job)
                 if intent is not None and intent["printer"] != printer:
                     continue
-                target = str(registry.rule("job", job["status"], "claim").target)
-                job_id = int(job["id"])
+                target = str(registry.rule("job", job.status, "claim").target)
+                job_id = job.id
                 fence = registry.claim(job_id, station, until=now + lease, target=target)
-                db.execute("UPDATE jobs SET heartbeat_at = ? WHERE id = ?", (_iso(now), job_id))
+                registry.jobs.heartbeat(job_id, now=_iso(now))
                 registry.audit(
                     operator,
                     "job.claim",
                     f"job-{job_id}",
-                    {"station": station, "from": job["status"], "fence": fence},
+                    {"station": station, "from": job.status, "fence": fence},
                 )
                 return Claim(job_id, fence)
     return None
@@ -120,12 +114,9 @@ def release_job(registry: Registry, claim: Claim, *, station: str, operator: str
     now, so any station may claim and resume it; ``LeaseLost`` when the token is no longer
     the job's (another station has it)."""
     now = _iso(registry.clock())
-    with registry.transaction() as db:
+    with registry.transaction():
         registry.check_fence(claim.job_id, claim.fence)
-        db.execute(
-            "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ?",
-            (now, now, claim.job_id),
-        )
+        registry.jobs.release(claim.job_id, now=now)
         registry.audit(operator, "job.release", f"job-{claim.job_id}", {"station": station})
 
 
@@ -135,12 +126,9 @@ def renew_lease(
     """One heartbeat: the job's lease until now + ``lease``, the time and station
     recorded, if ``claim`` still holds the job (else ``LeaseLost``)."""
     now = registry.clock()
-    with registry.transaction() as db:
+    with registry.transaction():
         registry.check_fence(claim.job_id, claim.fence)
-        db.execute(
-            "UPDATE jobs SET lease_until = ?, heartbeat_at = ? WHERE id = ?",
-            (_iso(now + lease), _iso(now), claim.job_id),
-        )
+        registry.jobs.heartbeat(claim.job_id, now=_iso(now), lease_until=_iso(now + lease))
         registry.audit(operator, "job.heartbeat", f"job-{claim.job_id}", {"station": station})
 
 

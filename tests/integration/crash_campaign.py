@@ -321,7 +321,7 @@ class Campaign:
         for card in cards:
             if card.status != "active" or card.card_number == old:
                 continue
-            problem = self.card_problem(card.sn, card.card_number, registry.person(person)["ssn"])
+            problem = self.card_problem(card.sn, card.card_number, registry.person(person).ssn)
             if problem:
                 figures.bad_activations += 1
                 figures.details.append(f"job {job_id}: active {card.card_number}: {problem}")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from personalize.database import open_database
+from personalize.job_store import StepResult
 from personalize.jobs import AfterStep, JobRunner, StationDevices
 from personalize.registry import LeaseLost, Registry
 from personalize.trackvault import TrackVault
@@ -46,7 +47,7 @@ def the_new_card_is_the_printed_one(p: Prepared) -> None:
     registry = Registry(p.config.registry, POLICY, audit_key=AUDIT_KEY)
     person = registry.card(p.old_number).person_id
     (new,) = [c for c in registry.cards_of(person) if c.status == "active"]
-    ssn = registry.person(person)["ssn"]
+    ssn = registry.person(person).ssn
     assert card_problem([emulator(p)], new.sn, new.card_number, ssn) is None
     registry.close()
 
@@ -241,18 +242,18 @@ def test_a_run_that_lost_its_lease_records_and_activates_nothing(p: Prepared) ->
         old = runner(p, printer)
         old._claim(p.job_id)
         old.step_feed(old.job(p.job_id))
-        sn = old.job(p.job_id)["sn"]
+        sn = old.job(p.job_id).sn
         new = runner(p, printer)
         new._claim(p.job_id)
         with pytest.raises(LeaseLost):
-            old.record(p.job_id, "chip_write", "ok", sn, {})
+            old.record(p.job_id, "chip_write", StepResult.OK, sn, {})
         with pytest.raises(LeaseLost):
             old.guard(p.job_id)
-        card = old.job(p.job_id)["new_card_id"]
+        card = old.job(p.job_id).new_card_id
         with pytest.raises(LeaseLost):
             p.registry.activate(card, operator="op", job_id=p.job_id, fence=old.fence)
         old._pause(p.job_id, "the old run stops")
-        assert old.job(p.job_id)["status"] == "running"  # the newer run's job is untouched
+        assert old.job(p.job_id).status == "running"  # the newer run's job is untouched
         new.run(p.job_id)
     assert_consistent(p)
     assert emulator(p).printed == 1

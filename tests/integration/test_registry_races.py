@@ -165,7 +165,7 @@ PROFILE = load_profile("default")
 def registry_card_number(registry: Registry, index: int) -> str:
     person = registry.person_by_ssn(holder(index).ssn)
     assert person is not None
-    return str(registry.cards_of(int(person["id"]))[0].card_number)
+    return str(registry.cards_of(int(person.id))[0].card_number)
 
 
 def _worker(conn: Connection, barrier: Barrier, setup: Setup) -> None:
@@ -234,12 +234,12 @@ def consistency(registry: Registry) -> list[str]:
         # an enrolled card starts active without a history row; a job's card starts with one
         expected = None if row["job_id"] is not None else "active"
         for h in chain:
-            if h["from_status"] != expected:
+            if h.from_status != expected:
                 problems.append(
                     f"{row['card_number']}: history goes {expected} → then from "
-                    f"{h['from_status']} (a lost update)"
+                    f"{h.from_status} (a lost update)"
                 )
-            expected = h["to_status"]
+            expected = h.to_status
         if expected != row["status"]:
             problems.append(f"{row['card_number']}: is {row['status']}, history says {expected}")
         unfinished = registry.db.execute(

@@ -284,7 +284,7 @@ def test_ribbon_out_pauses_then_resumes(prepared: Prepared) -> None:
         with pytest.raises(JobPaused, match=r"RibbonError.*operator"):
             runner.run(prepared.job_id)
         job = runner.job(prepared.job_id)
-        assert job["status"] == "paused" and job["step"] == "stripe_verify"
+        assert job.status == "paused" and job.step == "stripe_verify"
         prepared.sim.printer.ribbon = "YMCKO"  # the operator loads a ribbon
         runner.run(prepared.job_id)
     assert_consistent(prepared)
@@ -297,7 +297,7 @@ def test_dead_security_module_pauses_then_resumes(prepared: Prepared) -> None:
         runner = in_process_runner(prepared, printer)
         with pytest.raises(JobPaused, match="SecurityModuleUnavailable"):
             runner.run(prepared.job_id)
-    assert runner.job(prepared.job_id)["status"] == "paused"
+    assert runner.job(prepared.job_id).status == "paused"
     # the module comes back on the same port
     assert prepared.sim.audit is not None
     _host, port = prepared.config.hsm[len("tcp://") :].rsplit(":", 1)

@@ -147,9 +147,9 @@ def test_an_application_at_4_am_in_shanghai_is_dated_there(new_db: NewDatabase) 
     assert card.status_since == "2026-11-26T20:00:00+00:00"  # instants stay UTC
     registry.formalize_loss(number, operator="op", evidence="ID")
     request = registry.request_reissue(number, operator="op")
-    assert request["applied_on"] == "2026-11-27"
+    assert request.applied_on == "2026-11-27"
     # From Fri 11-27: Nov 30 (1), Dec 1–4 (2–5), 7–11 (6–10), 14–18 (11–15) → Fri 12-18.
-    assert request["collect_on"] == "2026-12-18"
+    assert request.collect_on == "2026-12-18"
 
 
 def test_a_provisional_loss_lapses_on_local_working_days(new_db: NewDatabase) -> None:

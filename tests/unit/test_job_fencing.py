@@ -34,7 +34,7 @@ def job(new_db: NewDatabase) -> Iterator[tuple[Registry, int, int]]:
             "INSERT INTO jobs (request_id, person_id, old_card_id, holder, status,"
             " operator, created_at, updated_at) VALUES (?, ?, ?, '{}', 'queued', 'op',"
             " 'now', 'now')",
-            (request["id"], old.person_id, old.id),
+            (request.id, old.person_id, old.id),
         )
         db.execute("INSERT INTO job_photos (job_id, photo) VALUES (1, ?)", (b"\x00",))
         db.execute("UPDATE reissue_requests SET status = 'in_job', job_id = 1")

@@ -36,7 +36,7 @@ def _old_registry_with_a_job(path: Path, monkeypatch: pytest.MonkeyPatch) -> byt
         db.execute(
             "INSERT INTO jobs (request_id, person_id, old_card_id, holder, photo, status,"
             " operator, created_at, updated_at) VALUES (?, ?, ?, '{}', ?, 'queued', 'op', ?, ?)",
-            (request["id"], card.person_id, card.id, photo, PINNED.isoformat(), PINNED.isoformat()),
+            (request.id, card.person_id, card.id, photo, PINNED.isoformat(), PINNED.isoformat()),
         )
         old.audit("op", "job.submit", "job-1", {})
     assert old.verify_audit()[1] == []

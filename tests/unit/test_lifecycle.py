@@ -90,7 +90,7 @@ def test_agents_in_the_registry(new_db: NewDatabase) -> None:
         registry.unreport("H00000012", operator="op1", evidence="ID", agent=AGENT)
     registry.formalize_loss("H00000012", operator="op1", evidence="双方身份证", agent=AGENT)
     request = registry.request_reissue("H00000012", operator="op1", agent=AGENT)
-    assert Agent.from_text(request["agent"]) == AGENT
-    assert request["fee"] == POLICY.fee_reissue and request["status"] == "open"
-    evidence = [h["evidence"] or "" for h in registry.history(registry.card("H00000012").id)]
+    assert Agent.from_text(request.agent) == AGENT
+    assert request.fee == POLICY.fee_reissue and request.status == "open"
+    evidence = [h.evidence or "" for h in registry.history(registry.card("H00000012").id)]
     assert "代办人 agent 李四 110105********0019" in evidence[1]

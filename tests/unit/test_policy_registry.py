@@ -100,11 +100,11 @@ def test_loss_reissue_flow(registry: Registry) -> None:
     assert registry.report_loss(number, operator="op1").status == "provisional_loss"
     assert registry.formalize_loss(number, operator="op1", evidence="ID").status == "formal_loss"
     request = registry.request_reissue(number, operator="op1", counter="3")
-    assert request["collect_on"] == "2026-12-16"
+    assert request.collect_on == "2026-12-16"
     assert registry.card(number).status == "reissue_pending"
     with pytest.raises(RegistryError, match="不能解挂"):
         registry.unreport(number, operator="op1", evidence="ID")  # a reissue was requested
-    history = [h["to_status"] for h in registry.history(registry.card(number).id)]
+    history = [h.to_status for h in registry.history(registry.card(number).id)]
     assert history == ["provisional_loss", "formal_loss", "reissue_pending"]
 
 
@@ -148,7 +148,7 @@ def test_provisional_loss_lapses(registry: Registry, clock: Clock) -> None:
     assert registry.verify_audit()[0] == events  # … but reading never writes
     assert registry.lapse_expired() == 1 and registry.lapse_expired() == 0  # the sweep
     last = registry.history(registry.card(number).id)[-1]
-    assert (last["operator"], last["from_status"], last["to_status"]) == (
+    assert (last.operator, last.from_status, last.to_status) == (
         "system",
         "provisional_loss",
         "active",
@@ -161,8 +161,7 @@ def test_the_next_change_records_the_lapse_first(registry: Registry, clock: Cloc
     clock.now += timedelta(days=10)
     assert registry.report_loss(number, operator="op2").status == "provisional_loss"
     moves = [
-        (h["operator"], h["from_status"], h["to_status"])
-        for h in registry.history(registry.card(number).id)
+        (h.operator, h.from_status, h.to_status) for h in registry.history(registry.card(number).id)
     ]
     assert moves == [
         ("op1", "active", "provisional_loss"),
@@ -194,7 +193,7 @@ def test_activation_is_atomic(registry: Registry) -> None:
             "INSERT INTO jobs (request_id, person_id, old_card_id, holder,"
             " status, operator, created_at, updated_at) VALUES"
             " (?, ?, ?, '{}', 'running', 'op1', 'now', 'now')",
-            (request["id"], old.person_id, old.id),
+            (request.id, old.person_id, old.id),
         )
         db.execute("INSERT INTO job_photos (job_id, photo) VALUES (1, ?)", (b"\x00",))
         db.execute("UPDATE reissue_requests SET status = 'in_job', job_id = 1")
@@ -223,7 +222,7 @@ def test_activation_is_atomic(registry: Registry) -> None:
     registry.activate(new_id, operator="op1", job_id=1, fence=1)
     assert registry.card(number).status == "void" and registry.blacklisted(number)
     assert registry.card(new_number).status == "active"
-    assert registry.request(request["id"])["status"] == "done"
+    assert registry.request(request.id).status == "done"
 
 
 def test_audit_chain_detects_edits_and_deletions(registry: Registry) -> None:
@@ -311,7 +310,7 @@ def test_migration_4_keeps_existing_requests_and_jobs(tmp_path: Path, clock: Clo
     db.close()
     registry = Registry(path, POLICY, clock=clock, audit_key=AUDIT_KEY)
     assert registry.schema_version == len(MIGRATIONS)
-    assert [registry.request(n)["status"] for n in (1, 2)] == ["open", "in_job"]
+    assert [registry.request(n).status for n in (1, 2)] == ["open", "in_job"]
     assert [registry.card_by_id(n).status for n in (3, 4)] == ["rejected", "personalizing"]
     assert registry.db.execute("PRAGMA foreign_key_check").fetchall() == []
     assert registry.db.execute("SELECT COUNT(*) FROM job_steps").fetchone()[0] == 1
@@ -336,5 +335,5 @@ def test_request_dates_are_dates_in_the_region(new_db: NewDatabase) -> None:
     early.enroll(SAMPLE_HOLDER, "H00000012", operator="op1")
     early.formalize_loss("H00000012", operator="op1", evidence="ID")
     request = early.request_reissue("H00000012", operator="op1")
-    assert (request["applied_on"], request["collect_on"]) == ("2026-11-27", "2026-12-18")
-    assert request["fee"] == 20 == POLICY.fee_reissue
+    assert (request.applied_on, request.collect_on) == ("2026-11-27", "2026-12-18")
+    assert request.fee == 20 == POLICY.fee_reissue

@@ -67,7 +67,7 @@ def test_a_card_read_before_another_change_is_never_written_over(
     ):
         registry._transition(seen, "report_loss", "op", "预挂失")
     assert registry.card("H00000012").status == "formal_loss"
-    assert [h["to_status"] for h in registry.history(seen.id)] == ["formal_loss"]
+    assert [h.to_status for h in registry.history(seen.id)] == ["formal_loss"]
 
 
 def test_reading_a_card_for_update_needs_a_write_transaction(registry: Registry) -> None:

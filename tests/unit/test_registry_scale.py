@@ -142,7 +142,7 @@ def test_a_lapse_due_shows_on_reading_and_is_recorded_by_the_next_change(
     assert stored.fetchone()[0] == CardStatus.PROVISIONAL_LOSS  # … nothing written
     assert seeded.db.execute("SELECT COUNT(*) FROM audit_events").fetchone()[0] == events
     seeded.report_loss(number, operator="counter")  # the change records the lapse first
-    history = [h["to_status"] for h in seeded.history(seeded.card(number).id)]
+    history = [h.to_status for h in seeded.history(seeded.card(number).id)]
     assert history == [CardStatus.ACTIVE, CardStatus.PROVISIONAL_LOSS]
     assert seeded.verify_audit()[1] == []
 

@@ -8,12 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from personalize.job_store import EXPIRED_QUERY, OWN_QUERY, QUEUED_QUERY
 from personalize.jobs import submit_job
 from personalize.registry import LeaseLost, Registry
 from personalize.station_worker import (
-    EXPIRED_QUERY,
-    OWN_QUERY,
-    QUEUED_QUERY,
     Claim,
     claim_next_job,
     release_job,

@@ -38,6 +38,6 @@ def test_report_numbers_come_from_the_registry_in_the_policy_zone(new_db: NewDat
     with registry.transaction():
         first = registry.add_office_report(card_number="", operator="op", request_id=None, data={})
         second = registry.add_office_report(card_number="", operator="op", request_id=None, data={})
-    assert (first["report_no"], second["report_no"]) == ("YK-20261127-000001", "YK-20261127-000002")
-    assert registry.office_report("YK-20261127-000002")["at"] == "2026-11-26T17:00:00+00:00"
+    assert (first.report_no, second.report_no) == ("YK-20261127-000001", "YK-20261127-000002")
+    assert registry.office_report("YK-20261127-000002").at == "2026-11-26T17:00:00+00:00"
     assert registry.office_report("YK-NONE") is None
