@@ -20,7 +20,6 @@ import argparse
 import multiprocessing
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +34,10 @@ from hsm_stub.local import LocalSecurityModule
 from hsm_stub.module import SecurityModule
 from hsm_stub.suites import CipherSuite
 from simulator.station import free_port
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' helpers
+
+from tests.hsm_serve import serve_hsm
 
 FACTORS = CardFactors.for_card(bytes.fromhex("0102030405060708"), "371700")
 CHALLENGE = bytes.fromhex("1122334455667788")
@@ -121,31 +124,6 @@ def in_process_rate(module: SecurityModule, seconds: float) -> float:
     return statistics.median(count_for(module, seconds) / seconds for _ in range(3))
 
 
-def serve(keystore: Path, port: int, audit: Path, workers: int) -> subprocess.Popen[str]:
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "personalize.cli",
-            "hsm",
-            "serve",
-            "--keystore",
-            str(keystore),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--audit-log",
-            str(audit),
-            "--workers",
-            str(workers),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert server.stdout is not None
-    server.stdout.readline()  # "listening on …"
-    return server
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -164,7 +142,8 @@ def main() -> int:
         tcp: dict[int, dict[int, TcpFigure]] = {}
         for workers in (1, args.workers):
             port = free_port()
-            server = serve(path, port, Path(tmp) / f"audit-{workers}.log", workers)
+            audit = Path(tmp) / f"audit-{workers}.log"
+            server = serve_hsm(path, port, audit, workers=workers, capture_stderr=False)
             try:
                 tcp[workers] = {n: tcp_runs(server.pid, port, n, args.seconds) for n in (1, 8)}
             finally:

@@ -7,8 +7,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +29,7 @@ from hsm_stub.local import LocalSecurityModule
 from hsm_stub.protocol import MAGIC, read_frame
 from hsm_stub.server import HsmServer
 from simulator.station import free_port
+from tests.hsm_serve import serve_hsm
 from tests.integration.conftest import RunningServer
 
 H = bytes.fromhex
@@ -67,36 +66,11 @@ def test_1000_concurrent_macs_from_50_connections(hsm_server: RunningServer) -> 
     assert len({m["client"].split("@")[0] for m in macs}) == 50
 
 
-def _serve_subprocess(keystore: Path, port: int, audit: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "personalize.cli",
-            "hsm",
-            "serve",
-            "--keystore",
-            str(keystore),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--audit-log",
-            str(audit),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert "listening on 127.0.0.1" in line, line + proc.stderr.read() if proc.stderr else ""
-    return proc
-
-
 def test_server_killed_mid_request_gives_unavailable(
     test_keystore: Keystore, tmp_path: Path
 ) -> None:
     port = free_port()
-    proc = _serve_subprocess(test_keystore.path, port, tmp_path / "audit.log")
+    proc = serve_hsm(test_keystore.path, port, tmp_path / "audit.log")
     client = TcpSecurityModule(
         "127.0.0.1", port, secret=TEST_CLIENT_SECRET, client_id="test-center", timeout=5
     )
@@ -133,7 +107,7 @@ def test_server_killed_mid_request_gives_unavailable(
 
 def test_serve_subprocess_stops_on_sigterm(test_keystore: Keystore, tmp_path: Path) -> None:
     port = free_port()
-    proc = _serve_subprocess(test_keystore.path, port, tmp_path / "audit.log")
+    proc = serve_hsm(test_keystore.path, port, tmp_path / "audit.log")
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=10) == 0
 

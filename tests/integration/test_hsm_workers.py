@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,39 +20,13 @@ from hsm_stub.errors import SecurityModuleUnavailable
 from hsm_stub.keystore import TEST_CLIENT_SECRET, Keystore
 from hsm_stub.local import LocalSecurityModule
 from simulator.station import free_port
+from tests.hsm_serve import serve_hsm
 from tests.test_secrets_never_leak import secret_forms
 
 CLIENTS, REQUESTS = 8, 40
 SECRET = b"a station's secret, 16 bytes or more"
 CHALLENGE = bytes.fromhex("0102030405060708")
 PIN = "246810"
-
-
-def _serve(keystore: Path, port: int, audit: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "personalize.cli",
-            "hsm",
-            "serve",
-            "--keystore",
-            str(keystore),
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--audit-log",
-            str(audit),
-            "--workers",
-            "2",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert "listening on 127.0.0.1" in line, line + (proc.stderr.read() if proc.stderr else "")
-    return proc
 
 
 def _children(pid: int) -> list[int]:
@@ -86,7 +58,7 @@ def test_eight_concurrent_clients_are_answered_and_each_audited_once_in_order(
         test_keystore.add_client(f"station-{i}", "card-center", secret=SECRET)
     local = LocalSecurityModule(test_keystore)
     audit, port = tmp_path / "audit.log", free_port()
-    proc = _serve(test_keystore.path, port, audit)
+    proc = serve_hsm(test_keystore.path, port, audit, workers=2)
 
     def station(i: int) -> list[tuple[bytes, bytes]]:
         answers = []
@@ -147,7 +119,7 @@ def test_eight_concurrent_clients_are_answered_and_each_audited_once_in_order(
 
 def test_the_workers_go_with_a_killed_service(test_keystore: Keystore, tmp_path: Path) -> None:
     port = free_port()
-    proc = _serve(test_keystore.path, port, tmp_path / "audit.log")
+    proc = serve_hsm(test_keystore.path, port, tmp_path / "audit.log", workers=2)
     try:
         workers = _children(proc.pid)
         assert len(workers) == 2
@@ -170,7 +142,7 @@ def test_a_killed_worker_leaves_the_service_serving(
     test_keystore: Keystore, tmp_path: Path
 ) -> None:
     port = free_port()
-    proc = _serve(test_keystore.path, port, tmp_path / "audit.log")
+    proc = serve_hsm(test_keystore.path, port, tmp_path / "audit.log", workers=2)
 
     def center() -> TcpSecurityModule:
         return TcpSecurityModule(
