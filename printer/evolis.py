@@ -6,13 +6,23 @@ read it). Binary panel data follows its ``Db`` header and its length comes from 
 parameters, never from scanning for CR. One command at a time; 30 s default timeout, 5 min
 for printing (Evolis SDK). Errors — ``ERR …`` replies and ``NACK <code>`` in ACK/NACK mode —
 become typed errors with a recovery class.
+
+A session starts by synchronizing with the printer (:meth:`EvolisPrinter.synchronize`): the
+replies on the line are not tagged with the command they answer, and a host that died with a
+command under way (a print, a feed, a panel half sent) leaves the printer to answer it after
+the next host has opened the port — read as the answer to that host's first command, it shifts
+every answer by one (a print's ``OK`` taken for the serial number on which unsettled prints
+are matched). The same happens after a command timed out, so a timeout ends the session's
+synchronization too.
 """
 
 from __future__ import annotations
 
+import re
+import time
 from dataclasses import dataclass
 
-from printer.errors import DeviceError, DeviceProtocolError, Recovery
+from printer.errors import DeviceError, DeviceProtocolError, DeviceTimeout, Recovery
 from printer.face import COLOR_BYTES, MONO_BYTES, Panels
 from printer.serialport import Port
 from printer.tracks import validate
@@ -20,6 +30,18 @@ from printer.tracks import validate
 ESC, CR, NUL = b"\x1b", b"\r", b"\x00"
 DEFAULT_TIMEOUT = 30.0
 PRINT_TIMEOUT = 300.0
+# Synchronization: how long the line must stay silent after a serial-number answer before it
+# is taken as the answer to this session's probe, and how often the probe is repeated while
+# nothing answers it (a probe sent while the printer still takes a dead host's panel data is
+# swallowed as data).
+SYNC_QUIET = 0.3
+SYNC_PROBE_EVERY = 1.0
+# A serial number (``Rsn``): letters and digits, at least one of each, nothing else. No other
+# answer a dead host can have left has that shape — ``OK``/``ACK``, ``ERR …``/``NACK n``, a
+# count (digits), a card position (``CARD``, ``NO CARD``, ``SMART CARD``), a ribbon
+# (``YMCKO``), the model (``Evolis Primacy``), the firmware (``1.7.4``) — except a dead host's
+# own ``Rsn``, whose answer is the same.
+SERIAL_SHAPE = re.compile(r"(?=[0-9A-Za-z]*[0-9])(?=[0-9A-Za-z]*[A-Za-z])[0-9A-Za-z]+")
 
 
 class PrinterError(DeviceError):
@@ -148,6 +170,7 @@ class EvolisPrinter:
     def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.port = Port(url, baudrate=9600, timeout=timeout)
         self.timeout = timeout
+        self._serial: str | None = None  # set by synchronize(): the session is in step
 
     def close(self) -> None:
         self.port.close()
@@ -159,11 +182,18 @@ class EvolisPrinter:
         self.close()
 
     def command(self, text: str, binary: bytes = b"", *, timeout: float | None = None) -> str:
-        """Send ``ESC text [binary] CR``; return the reply or raise its typed error."""
+        """Send ``ESC text [binary] CR``; return the reply or raise its typed error. The
+        session's first command synchronizes it first (module docstring)."""
+        if self._serial is None:
+            self.synchronize()
         self.port.drain()
         self.port.write(ESC + text.encode("ascii") + binary + CR)
-        raw = self.port.read_until(CR + NUL, timeout if timeout is not None else self.timeout)
-        reply = raw[:-1].decode("ascii", "replace").strip()
+        try:
+            raw = self.port.read_until(CR + NUL, timeout if timeout is not None else self.timeout)
+        except DeviceTimeout:
+            self._serial = None  # its answer may still come: the next command resynchronizes
+            raise
+        reply = _text(raw)
         if reply.startswith(("ERR", "NACK")):
             raise error_for(reply)
         return reply
@@ -187,9 +217,48 @@ class EvolisPrinter:
             card_position=position,
         )
 
+    def synchronize(self) -> str:
+        """Bring the session in step with the printer and return its serial number: send the
+        ``Rsn`` probe every ``SYNC_PROBE_EVERY`` seconds and read every answer until one of a
+        serial number's shape (``SERIAL_SHAPE``) is followed by ``SYNC_QUIET`` seconds of
+        silence. Whatever a dead host's command left comes before it (the printer answers one
+        command at a time, in order); a probe sent while the printer still takes a dead
+        host's panel data is swallowed as data, and a later one is answered; every probe that
+        is answered is answered with the serial number. ``DeviceTimeout`` when no serial
+        number came within the session's timeout."""
+        self._serial = None
+        self.port.drain()
+        start = time.monotonic()
+        deadline = start + self.timeout
+        next_probe = start
+        serial: str | None = None
+        while True:
+            now = time.monotonic()
+            if serial is None and now >= next_probe:
+                if now > deadline:
+                    raise DeviceTimeout(
+                        f"{self.port.url}: no serial-number answer within {self.timeout:.1f} s "
+                        "(printer busy or not an Evolis printer)"
+                    )
+                self.port.write(ESC + b"Rsn" + CR)
+                next_probe = now + SYNC_PROBE_EVERY
+            wait = SYNC_QUIET if serial is not None else max(0.01, next_probe - now)
+            try:
+                answer = _text(self.port.read_until(CR + NUL, wait))
+            except DeviceTimeout:
+                if serial is not None:  # quiet after a serial number: in step
+                    self._serial = serial
+                    return serial
+                continue
+            if SERIAL_SHAPE.fullmatch(answer):
+                serial = answer
+
     def serial_number(self) -> str:
-        """``Rsn``: the printer's serial number (which printer a recorded print was on)."""
-        return self.command("Rsn")
+        """``Rsn``: the printer's serial number (which printer a recorded print was on), as
+        the session's synchronization read it."""
+        if self._serial is None:
+            return self.synchronize()
+        return self._serial
 
     def card_position(self) -> str:
         """``Rlr;p``: ``"contact"`` (at the smart-card station), ``"card"`` (elsewhere in
@@ -269,3 +338,8 @@ class EvolisPrinter:
 
     def read_mag(self, track: int) -> str:
         return self.command(f"Smr;{track}")
+
+
+def _text(raw: bytes) -> str:
+    """A reply without its terminator."""
+    return raw[:-1].decode("ascii", "replace").strip()

@@ -20,6 +20,7 @@ class Port:
     def __init__(self, url: str, *, baudrate: int = 9600, timeout: float = 5.0) -> None:
         self.url = url
         self.timeout = timeout
+        self._partial = bytearray()  # read_until: an answer begun, not yet ended
         # A device path is locked for this program alone (flock): two programs talking to one
         # printer or encoder would steal each other's answers. URLs (socket://, loop://) are
         # shared as they are.
@@ -59,16 +60,20 @@ class Port:
     def read_until(
         self, terminators: bytes, timeout: float | None = None, limit: int = 1 << 20
     ) -> bytes:
-        """Bytes up to and including the first byte that is in ``terminators``."""
+        """Bytes up to and including the first byte that is in ``terminators``. A read that
+        times out keeps what it had: the next one goes on from it (an answer cut by a short
+        wait is not read as two), unless :meth:`drain` discards it."""
         deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
-        buf = bytearray()
+        buf = self._partial  # what a timed-out read had of an answer still coming
         while True:
             b = self._read(1)
             if b:
                 buf += b
                 if b[0] in terminators:
+                    self._partial = bytearray()
                     return bytes(buf)
                 if len(buf) > limit:
+                    self._partial = bytearray()
                     raise DeviceTimeout(f"{self.url}: no terminator within {limit} bytes")
             elif time.monotonic() > deadline:
                 raise DeviceTimeout(
@@ -78,6 +83,7 @@ class Port:
 
     def drain(self) -> bytes:
         """Discard what is waiting (after garbage or a timeout)."""
+        self._partial = bytearray()
         with contextlib.suppress(serial.SerialException, OSError):
             self.serial.reset_input_buffer()
         return b""

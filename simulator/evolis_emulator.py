@@ -90,6 +90,9 @@ class EvolisEmulator:
         # called with each command's text once it is done, before the reply goes out: a
         # test kills its host there to model "killed after sending ``Se``"
         self.after_command: Callable[[str], None] | None = None
+        # how long a panel's data may take to arrive before the download is refused (a host
+        # that died mid-panel): whatever comes meanwhile is taken as panel data
+        self.download_timeout = 10.0
         self.ack_mode = False
         self.card: VirtualCard | None = None
         self.at_contact = False
@@ -131,7 +134,7 @@ class EvolisEmulator:
             if match:
                 levels = int(match.group(2))
                 try:
-                    data = self.pty.read_exact(panel_length(levels), 30.0)
+                    data = self.pty.read_exact(panel_length(levels), self.download_timeout)
                 except Exception:
                     self._reply_refused("2")
                     return

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -168,6 +169,50 @@ def test_silent_printer_times_out(tmp_path: Path) -> None:
             printer.status()
     finally:
         emu.pty.stop()
+
+
+def test_an_answer_left_by_a_dead_host_is_not_taken_for_the_next_ones(
+    emulator: EvolisEmulator,
+) -> None:
+    """A host killed with ``Sis`` under way: its ``OK`` arrives after the next host has opened
+    the port and sent its first command. Unsynchronized, that host read ``OK`` as the serial
+    number (on which unsettled prints are matched) and every later answer one behind."""
+    release = threading.Event()
+    emulator.after_command = lambda command: command == "Sis" and release.wait(5) and None
+    dead = EvolisPrinter(emulator.path, timeout=5)
+    dead.port.write(b"\x1bSis\r")  # sent, never read: the host dies here
+    dead.close()
+    threading.Timer(0.3, release.set).start()  # the printer finishes the feed meanwhile
+    with EvolisPrinter(emulator.path, timeout=5) as printer:
+        answers = (printer.serial_number(), printer.card_position(), printer.printed_count())
+    assert answers == ("PRI000123", "contact", 0)
+
+
+def test_a_panel_left_half_sent_by_a_dead_host_is_waited_out(emulator: EvolisEmulator) -> None:
+    """A host killed in the middle of a panel: the printer takes the next host's first probe
+    as panel data until its download times out and refuses the panel; the next probe is
+    answered, and the session is in step."""
+    emulator.download_timeout = 1.0
+    with EvolisPrinter(emulator.path, timeout=5) as first:
+        first.command("Pr;ymcko")
+        first.command("Ss")
+        first.port.write(b"\x1bDb;k;2;" + bytes(100))  # of 81,288: the host dies here
+    with EvolisPrinter(emulator.path, timeout=5) as printer:
+        answers = (printer.serial_number(), printer.card_position())
+    assert answers == ("PRI000123", "card")
+
+
+def test_a_timed_out_command_resynchronizes_the_session(emulator: EvolisEmulator) -> None:
+    """An answer that comes after its command timed out is not taken for the next one's."""
+    release = threading.Event()
+    emulator.after_command = lambda command: command == "Sis" and release.wait(5) and None
+    with EvolisPrinter(emulator.path, timeout=0.5) as printer:
+        printer.serial_number()
+        with pytest.raises(DeviceTimeout):
+            printer.feed_to_contact()
+        threading.Timer(0.3, release.set).start()  # the feed's answer comes late
+        assert printer.printed_count() == 0  # not the feed's late "OK"
+        assert printer.card_position() == "contact"
 
 
 def test_contact_station_card_read_through_pcscd(tmp_path: Path) -> None:
