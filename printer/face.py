@@ -563,9 +563,9 @@ def render_pdf(face: CardFace, path: str | Path) -> None:
     scale = page_w / WIDTH  # points per dot
     pdf = canvas.Canvas(str(path), pagesize=(page_w, page_h))
     pdf.setTitle(f"社会保障卡 卡面校样 {face.card_number}")
-    photo = io.BytesIO()
-    render_color(face).save(photo, format="PNG")
-    pdf.drawImage(ImageReader(photo), 0, 0, page_w, page_h)
+    # the image itself, not a PNG of it: reportlab would decode the PNG again (and without
+    # rl_accel, issue 14, ASCII85-encode the stream in pure Python)
+    pdf.drawImage(ImageReader(render_color(face)), 0, 0, page_w, page_h)
 
     def text(x: float, y_top: float, size: float, value: str) -> None:  # same layout as PNG
         pdf.setFont("WQY", size * scale)

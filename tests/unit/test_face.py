@@ -268,6 +268,26 @@ def test_pdf_proof(tmp_path: Path) -> None:
     assert chinese and all(cols[3] == "yes" for cols in chinese)  # embedded (emb column)
 
 
+def test_pdf_proof_carries_the_face_as_rendered(tmp_path: Path) -> None:
+    """The proof's picture, taken out of the PDF by poppler (``pdfimages``), is pixel for
+    pixel the colour face the printer is sent."""
+    pdf = tmp_path / "proof.pdf"
+    render_pdf(FACE, pdf)
+    subprocess.run(["pdfimages", "-png", str(pdf), str(tmp_path / "img")], check=True)
+    (picture,) = sorted(tmp_path.glob("img-*.png"))
+    assert ImageChops.difference(
+        Image.open(picture).convert("RGB"), render_color(FACE)
+    ).getbbox() is None
+
+
+def test_pdf_streams_use_reportlabs_c_accelerator() -> None:
+    """rl_accel is installed: reportlab's ASCII85 and number formatting are its C functions,
+    not the pure-Python fallback that cost a station ~60 ms per proof (issue 14)."""
+    from reportlab.lib import rl_accel
+
+    assert rl_accel.asciiBase85Encode.__module__ == "_rl_accel"
+
+
 def test_bad_photo_and_missing_font(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(FaceError, match=r"JPEG|读取"):
         render_color(CardFace(**{**FACE.__dict__, "photo": b"GIF89a not an image"}))
