@@ -590,6 +590,16 @@ class Card:
     job_id: int | None
 
 
+@dataclass(frozen=True)
+class ListedCard:
+    """A card of a ``registry list`` page (:meth:`Registry.card_page`), as of now, with its
+    holder's name and ID number — which a listing shows masked."""
+
+    card: Card
+    holder_name: str
+    holder_ssn: str
+
+
 class Registry:
     def __init__(
         self,
@@ -942,11 +952,10 @@ class Registry:
 
     def card_page(
         self, *, status: str | None = None, after: int = 0, limit: int = 50
-    ) -> list[tuple[Card, str, str]]:
+    ) -> list[ListedCard]:
         """One page of cards with their holders, in id order after card id ``after``
         (keyset pagination: a page costs O(log n + limit), whatever rows were added or
-        changed meanwhile), optionally of one stored ``status``: (card as of now, holder's
-        name, holder's ID number)."""
+        changed meanwhile), optionally of one stored ``status``."""
         if status is not None and status not in STATUS_NAMES:
             raise RegistryError(
                 f"未知的卡状态 {status}，可选 {', '.join(STATUS_NAMES)} (unknown card status)"
@@ -960,7 +969,9 @@ class Registry:
             + " ORDER BY c.id LIMIT ?",
             (after, limit) if status is None else (after, status, limit),
         )
-        return [(self._as_of_now(_card(r)), r["holder_name"], r["holder_ssn"]) for r in rows]
+        return [
+            ListedCard(self._as_of_now(_card(r)), r["holder_name"], r["holder_ssn"]) for r in rows
+        ]
 
     def job_photo(self, job_id: int) -> bytes:
         """The photo a job writes to the chip and prints on the face."""

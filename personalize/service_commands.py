@@ -531,14 +531,14 @@ def cmd_registry_list(args: argparse.Namespace) -> int:
     page = registry.card_page(status=args.status, after=_cursor(args), limit=args.limit + 1)
     cards: list[dict[str, Any]] = [
         {
-            "id": card.id,
-            "card_number": card.card_number,
-            "status": card.status,
-            "status_name": STATUS_NAMES[card.status],
-            "holder": mask_name(name),
-            "ssn": mask_id(ssn),
+            "id": listed.card.id,
+            "card_number": listed.card.card_number,
+            "status": listed.card.status,
+            "status_name": STATUS_NAMES[listed.card.status],
+            "holder": mask_name(listed.holder_name),
+            "ssn": mask_id(listed.holder_ssn),
         }
-        for card, name, ssn in page
+        for listed in page
     ]
     _page(args, "cards", cards, "id", _card_lines, "没有卡 (no cards)")
     return 0

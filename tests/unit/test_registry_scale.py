@@ -166,13 +166,14 @@ def test_card_pages_neither_skip_nor_repeat_while_cards_are_added(seeded: Regist
         page = seeded.card_page(after=after, limit=97)
         if not page:
             break
-        seen += [card.id for card, _, _ in page]
-        after = page[-1][0].id
+        seen += [listed.card.id for listed in page]
+        after = page[-1].card.id
         if len(seen) < 400:  # more persons arrive while the list is read
             seed_registry(seeded, 20, operator="tester")
     total = seeded.db.execute("SELECT COUNT(*) FROM cards").fetchone()[0]
     assert seen == sorted(set(seen)) and len(seen) == total
     lost = seeded.card_page(status="formal_loss", limit=1000)
-    assert lost and {card.status for card, _, _ in lost} == {"formal_loss"}
+    assert lost and {listed.card.status for listed in lost} == {"formal_loss"}
+    assert all(listed.holder_ssn and listed.holder_name for listed in lost)
     with pytest.raises(Exception, match="未知的卡状态"):
         seeded.card_page(status="lost")

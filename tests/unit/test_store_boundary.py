@@ -47,6 +47,7 @@ QUERIES = {
     (Registry, "request_reissue"): "ReissueRequest",
     (Registry, "history"): "HistoryEntry",
     (Registry, "office_report"): "OfficeReport",
+    (Registry, "card_page"): "ListedCard",
     (Registry, "add_office_report"): "OfficeReport",
     (Registry, "job"): "Job",
     (Registry, "check_fence"): "Job",
