@@ -79,6 +79,27 @@ class JobSummary:
     new_card_number: str | None
 
 
+@dataclass(frozen=True)
+class RepeatedStep:
+    """A step recorded ``ok`` more than once for one card (``fence`` None) or for one card
+    under one claim (``fence`` its token): what a center's run must never leave."""
+
+    job_id: int
+    sn: str | None
+    step: str
+    fence: int | None
+
+
+@dataclass(frozen=True)
+class StepSpan:
+    """When a step recorded ``ok`` began and ended (ISO 8601, milliseconds)."""
+
+    job_id: int
+    step: str
+    started_at: str
+    ended_at: str
+
+
 _JOB_COLUMNS = (
     "id, request_id, person_id, old_card_id, new_card_id, holder, tracks, status, step, sn,"
     " attempts, station, lease_until, fence, heartbeat_at, last_error, operator, created_at,"
@@ -236,6 +257,35 @@ class JobStore:
         """A chip SN some job has recorded (fed, written, written off)."""
         row = self.db.execute("SELECT 1 FROM job_steps WHERE sn = ? LIMIT 1", (sn,))
         return row.fetchone() is not None
+
+    def in_range(self, first: int, last: int) -> list[Job]:
+        """The jobs with ids ``first`` to ``last`` (a primary-key range)."""
+        rows = self.db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id BETWEEN ? AND ? ORDER BY id", (first, last)
+        )
+        return [_job(r) for r in rows]
+
+    def repeated_steps(self, verified: tuple[str, ...]) -> list[RepeatedStep]:
+        """Every step recorded ``ok`` twice: one of the ``verified`` steps (never redone on
+        the same card) twice for one card, or any step twice for one card under one claim."""
+        marks = ", ".join("?" * len(verified))
+        rows = self.db.execute(
+            "SELECT job_id, sn, step, NULL FROM job_steps WHERE result = 'ok'"
+            f" AND step IN ({marks}) GROUP BY job_id, sn, step HAVING COUNT(*) > 1"
+            " UNION ALL SELECT job_id, sn, step, fence FROM job_steps WHERE result = 'ok'"
+            " AND step != 'card' GROUP BY job_id, sn, step, fence HAVING COUNT(*) > 1",
+            verified,
+        )
+        return [RepeatedStep(int(r[0]), r[1], str(r[2]), r[3]) for r in rows]
+
+    def step_spans(self, first: int, last: int) -> list[StepSpan]:
+        """The timed ``ok`` steps of the jobs ``first`` to ``last``."""
+        rows = self.db.execute(
+            "SELECT job_id, step, started_at, ended_at FROM job_steps WHERE job_id BETWEEN ? AND ?"
+            " AND result = 'ok' AND started_at IS NOT NULL",
+            (first, last),
+        )
+        return [StepSpan(int(r[0]), str(r[1]), str(r[2]), str(r[3])) for r in rows]
 
     # ----------------------------------------------------------------- writing
 

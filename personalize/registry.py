@@ -844,6 +844,14 @@ class Registry:
             )
         self.audit("system", "audit.adopt", "registry", {"legacy_events": self._legacy_events()})
 
+    def event_counts(self, action: str) -> dict[str, int]:
+        """How many audit events of ``action`` each subject has."""
+        rows = self.db.execute(
+            "SELECT subject, COUNT(*) FROM audit_events WHERE action = ? GROUP BY subject",
+            (action,),
+        )
+        return {str(r[0]): int(r[1]) for r in rows}
+
     def verify_audit(self) -> tuple[int, list[str]]:
         """(events checked, problems) of the whole chain, read-only — nothing recorded
         (``check_audit`` is what ``sscard audit verify`` runs; :mod:`personalize.auditverify`)."""

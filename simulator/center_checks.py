@@ -1,7 +1,7 @@
 """What a card center's run must leave true, and how fast it went (issue 13, Deliver 6 and 7):
 the invariants ``sscard sim center`` prints and the multi-station tests assert, and the step
-times read from the registry's ``job_steps``. The queries are here, each in one function,
-for the store layer to take over.
+times read from the registry's ``job_steps`` (through the store: ``JobStore.in_range``,
+``repeated_steps``, ``step_spans``, ``Registry.event_counts``).
 
 Invariants, over the jobs of a run:
 
@@ -24,7 +24,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from personalize.job_store import Job, RepeatedStep
 from personalize.jobs import STEPS
+from personalize.lifecycle import JobStatus
 from personalize.registry import VALID, Registry
 
 # Steps never done again on the same card: a resume starts after the last of them (an
@@ -50,43 +52,22 @@ class StepTimes:
     p95_ms: float
 
 
-def _jobs(registry: Registry, job_ids: Sequence[int]) -> list[tuple[int, int, int, str]]:
-    """(id, person id, old card id, status) of the jobs ``job_ids``."""
+def _jobs(registry: Registry, job_ids: Sequence[int]) -> list[Job]:
+    """The jobs ``job_ids``."""
     wanted = set(job_ids)
     if not wanted:
         return []
-    rows = registry.db.execute(
-        "SELECT id, person_id, old_card_id, status FROM jobs WHERE id BETWEEN ? AND ?",
-        (min(wanted), max(wanted)),
-    )
-    return [tuple(r) for r in rows if r[0] in wanted]
+    return [j for j in registry.jobs.in_range(min(wanted), max(wanted)) if j.id in wanted]
 
 
 def jobs_done(registry: Registry, job_ids: Sequence[int]) -> int:
     """How many of the jobs ``job_ids`` are ``done``."""
-    return sum(1 for *_, status in _jobs(registry, job_ids) if status == "done")
+    return sum(1 for job in _jobs(registry, job_ids) if job.status == JobStatus.DONE)
 
 
-def steps_done_twice(registry: Registry) -> list[tuple[object, ...]]:
-    """(job, SN, step, token or None) of every step recorded ``ok`` twice (module
-    docstring)."""
-    marks = ", ".join("?" * len(VERIFIED_STEPS))
-    rows = registry.db.execute(
-        "SELECT job_id, sn, step, NULL FROM job_steps WHERE result = 'ok'"
-        f" AND step IN ({marks}) GROUP BY job_id, sn, step HAVING COUNT(*) > 1"
-        " UNION ALL SELECT job_id, sn, step, fence FROM job_steps WHERE result = 'ok'"
-        " AND step != 'card' GROUP BY job_id, sn, step, fence HAVING COUNT(*) > 1",
-        VERIFIED_STEPS,
-    )
-    return [tuple(r) for r in rows]
-
-
-def _done_events(registry: Registry) -> dict[str, int]:
-    """``job.done`` events per subject (``job-ID``)."""
-    rows = registry.db.execute(
-        "SELECT subject, COUNT(*) FROM audit_events WHERE action = 'job.done' GROUP BY subject"
-    )
-    return {str(r[0]): int(r[1]) for r in rows}
+def steps_done_twice(registry: Registry) -> list[RepeatedStep]:
+    """Every step recorded ``ok`` twice (module docstring)."""
+    return registry.jobs.repeated_steps(VERIFIED_STEPS)
 
 
 def check_center(registry: Registry, job_ids: Sequence[int], printed: int) -> list[Invariant]:
@@ -94,15 +75,15 @@ def check_center(registry: Registry, job_ids: Sequence[int], printed: int) -> li
     cards the center's printers printed meanwhile, by their own counts."""
     jobs = _jobs(registry, job_ids)
     not_one: list[str] = []
-    for job_id, person, old_card, _ in jobs:
-        valid = [c for c in registry.cards_of(person) if c.status in VALID]
-        if len(valid) != 1 or valid[0].id == old_card:
-            not_one.append(f"job {job_id}: {[c.card_number for c in valid]}")
-    done = _done_events(registry)
+    for job in jobs:
+        valid = [c for c in registry.cards_of(job.person_id) if c.status in VALID]
+        if len(valid) != 1 or valid[0].id == job.old_card_id:
+            not_one.append(f"job {job.id}: {[c.card_number for c in valid]}")
+    done = registry.event_counts("job.done")
     not_done = [
-        f"job {job_id}: {status}, job.done ×{done.get(f'job-{job_id}', 0)}"
-        for job_id, _, _, status in jobs
-        if status != "done" or done.get(f"job-{job_id}", 0) != 1
+        f"job {job.id}: {job.status}, job.done ×{done.get(f'job-{job.id}', 0)}"
+        for job in jobs
+        if job.status != JobStatus.DONE or done.get(f"job-{job.id}", 0) != 1
     ]
     twice = steps_done_twice(registry)
     _, problems = registry.verify_audit()
@@ -117,7 +98,12 @@ def check_center(registry: Registry, job_ids: Sequence[int], printed: int) -> li
             not not_done and len(jobs) == len(job_ids),
             "; ".join(not_done[:5]) or f"{len(jobs)} of {len(job_ids)} jobs",
         ),
-        Invariant("no_step_done_twice", not twice, "; ".join(map(str, twice[:5])) or "none twice"),
+        Invariant(
+            "no_step_done_twice",
+            not twice,
+            "; ".join(f"job {t.job_id} {t.step} ({t.sn}, token {t.fence})" for t in twice[:5])
+            or "none twice",
+        ),
         Invariant(
             "printed_once_per_job",
             printed == len(job_ids),
@@ -132,15 +118,10 @@ def _spans(registry: Registry, job_ids: Sequence[int]) -> list[tuple[str, dateti
     wanted = set(job_ids)
     if not wanted:
         return []
-    rows = registry.db.execute(
-        "SELECT job_id, step, started_at, ended_at FROM job_steps WHERE job_id BETWEEN ? AND ?"
-        " AND result = 'ok' AND started_at IS NOT NULL",
-        (min(wanted), max(wanted)),
-    )
     return [
-        (str(r[1]), datetime.fromisoformat(r[2]), datetime.fromisoformat(r[3]))
-        for r in rows
-        if r[0] in wanted
+        (span.step, datetime.fromisoformat(span.started_at), datetime.fromisoformat(span.ended_at))
+        for span in registry.jobs.step_spans(min(wanted), max(wanted))
+        if span.job_id in wanted
     ]
 
 

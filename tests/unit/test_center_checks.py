@@ -68,7 +68,7 @@ def test_a_step_recorded_twice_is_reported(registry: Registry, tmp_path: Path) -
         Invariant(
             "no_step_done_twice",
             False,
-            f"({job}, 'SN1', 'chip_verify', None); ({job}, 'SN1', 'chip_verify', 1)",
+            f"job {job} chip_verify (SN1, token None); job {job} chip_verify (SN1, token 1)",
         )
     ]
 

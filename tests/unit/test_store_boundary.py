@@ -29,9 +29,6 @@ STORE_MODULES = {
     "personalize/operators.py",  # operators and their sessions
     "personalize/auditverify.py",  # audit checkpoints and verification
     "personalize/seed.py",  # bulk load of synthetic persons and cards
-    # the simulated center's invariants, read across jobs, steps and audit events as an
-    # auditor reads them (a tester's check, not a workflow)
-    "simulator/center_checks.py",
 }
 SQL_CALLS = {"execute", "executemany", "executescript"}
 DRIVERS = {"sqlite3", "psycopg"}
@@ -56,6 +53,9 @@ QUERIES = {
     (JobStore, "page"): "JobSummary",
     (JobStore, "steps"): "JobStep",
     (JobStore, "last_step"): "JobStep",
+    (JobStore, "in_range"): "Job",
+    (JobStore, "repeated_steps"): "RepeatedStep",
+    (JobStore, "step_spans"): "StepSpan",
 }
 
 
