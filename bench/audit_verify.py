@@ -2,6 +2,7 @@
 events against ``--full`` (issue 13: < 1 s for the incremental one on a 2.6M-event chain).
 
     .venv/bin/python bench/audit_verify.py [--events 2600000] [--persons 100000] [--rounds 5]
+    .venv/bin/python bench/audit_verify.py --postgresql   # the same on a private PostgreSQL server
 
 The chain is written fast by a bulk writer with the registry's own hash functions (keyed
 HMAC per event, one MACed checkpoint line per 1,000 events): the first ``--persons`` events
@@ -112,6 +113,8 @@ def bulk_chain(registry: Registry, key: AuditKey, events: int, persons: int) -> 
                     " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     rows_e,
                 )
+                for table in ("persons", "cards", "audit_events"):
+                    db.follow_ids(table)  # PostgreSQL: the sequences past the explicit ids
             checkpoint = Checkpoint(ids[-1], prev, AT, 0)
             log.write(json.dumps({**asdict(checkpoint), "mac": checkpoint.mac(key)}) + "\n")
 
@@ -128,11 +131,27 @@ def main() -> int:
     parser.add_argument("--persons", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--full-runs", type=int, default=3)
+    parser.add_argument(
+        "--postgresql",
+        action="store_true",
+        help="on a private PostgreSQL server (tests/pgserver.py) instead of a SQLite file",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sscard-bench-audit-"))
+    os.chdir(work)  # a PostgreSQL registry's checkpoint log is in the working directory
+    if not args.postgresql:
+        return measure(args, work, str(work / "registry.db"), "SQLite")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.pgserver import postgres_server
+
+    with postgres_server() as server:
+        return measure(args, work, server.create_database("audit_bench"), "PostgreSQL")
+
+
+def measure(args: argparse.Namespace, work: Path, db: str, label: str) -> int:
     keystore = work / "keystore.json"
     key = LocalSecurityModule(Keystore.create_test(keystore)).audit_mac
-    registry = Registry(work / "registry.db", load_policy("default"), audit_key=key)
+    registry = Registry(db, load_policy("default"), audit_key=key)
     built, _ = timed(lambda: bulk_chain(registry, key, args.events, args.persons))
     print(f"chain of {args.events:,} events ({args.persons:,} persons) written in {built:.0f} s")
     first, result = timed(registry.check_audit)
@@ -153,7 +172,7 @@ def main() -> int:
         registry.enroll(holder(n), card_number(n), operator="op1")
     env = {**os.environ, "SSCARD_HSM": f"keystore:{keystore}"}
     command = [sys.executable, "-m", "personalize.cli", "audit", "verify", "--json"]
-    command += ["--db", str(registry.path)]
+    command += ["--db", db]
     cli, done = timed(lambda: subprocess.run(command, env=env, capture_output=True, text=True))
     report = json.loads(done.stdout)
     assert report["mode"] == "incremental" and report["events"] == BATCH, done.stdout
@@ -165,7 +184,7 @@ def main() -> int:
         full.append(seconds)
     inc, whole = statistics.median(incremental), statistics.median(full)
     head = result.head
-    print(f"audit verify after {BATCH:,} new events on a {head:,}-event chain (SQLite):")
+    print(f"audit verify after {BATCH:,} new events on a {head:,}-event chain ({label}):")
     print(f"  default (incremental): median {inc * 1000:.0f} ms of {args.rounds} runs")
     print(f"  sscard audit verify (command, process start included): {cli * 1000:.0f} ms")
     print(f"  --full: median {whole:.2f} s of {args.full_runs} runs  (ratio {whole / inc:.0f}x)")
