@@ -118,6 +118,7 @@ class Campaign:
         stations: int = 1,
         seed: int = 11,
         cards_per_station: int | None = None,
+        registry: str | None = None,
     ) -> None:
         self.root = root
         self.jobs = jobs
@@ -129,6 +130,7 @@ class Campaign:
             POLICY.region_code,
             stations=stations,
             cards_per_station=cards_per_station or jobs * 4 + 8,
+            registry=registry,
         )
 
     def __enter__(self) -> Campaign:
@@ -136,7 +138,11 @@ class Campaign:
         self.station_files = self.center.station_files
         self.config = StationConfig.load(self.station_files[0])
         self.registry = Registry(
-            self.config.registry, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY
+            self.config.registry,
+            POLICY,
+            clock=pinned_clock,
+            audit_key=AUDIT_KEY,
+            checkpoints=self.config.audit_checkpoints,
         )
         # the stations' operator; ``job run`` runs on the real clock
         self.session = login(self.config.registry, "op", Role.CARD_CENTER, clock=utc_now)

@@ -18,6 +18,7 @@ import pytest
 from personalize.registry import utc_now
 from simulator.center_checks import check_center
 from simulator.pcscd import Pcscd
+from tests.conftest import NewDatabase
 from tests.integration.crash_campaign import Campaign, Figures
 
 pytestmark = pytest.mark.pcsc
@@ -190,23 +191,23 @@ def eight_vpcd_slots(pcscd: Pcscd) -> Iterator[None]:
             pcscd.start()
 
 
-# Known open defect (issue 13, what remains): in about half the runs on a loaded 2-core
-# machine, either one job makes two prints (201 for 200 jobs — the extra card written off;
-# every job still done once, one valid card per person, the audit chain intact) or a job is
-# still running at the guard. The cause is not yet found. The test runs every time and
-# reports XPASS when it holds; strict, it would make CI's verdict a coin toss.
-@pytest.mark.xfail(
-    strict=False,
-    reason="open defect: under random SIGKILLs a job may print twice or not drain in time",
-)
 @pytest.mark.usefixtures("eight_vpcd_slots")
-def test_eight_workers_two_hundred_jobs_random_kills(tmp_path: Path) -> None:
+def test_eight_workers_two_hundred_jobs_random_kills(tmp_path: Path, new_db: NewDatabase) -> None:
     """Issue 13's concurrency test: 8 station workers (each its own printer emulator and
-    vpcd slot, one pcscd) drain 200 jobs from one SQLite registry while workers are SIGKILLed
-    at random and restarted → every job done once, one valid card per person, no step done
-    twice, one print per job, and the audit chain verifies."""
+    vpcd slot, one pcscd) drain 200 jobs from one registry — a SQLite file, or the tests'
+    PostgreSQL server — while workers are SIGKILLed at random and restarted → every job done
+    once, one valid card per person, no step done twice, one print per job, no worker
+    stopped by a device fault, and the audit chain verifies.
+
+    Until the Evolis driver synchronized its sessions (printer/evolis.py), about half the
+    runs failed: a worker killed with a command under way left its printer to answer it
+    after the restarted worker had asked for the serial number, which read ``OK``; the
+    restarted worker then left its own job's begun print unsettled (a job not drained) or
+    settled it after other prints had moved the counter (201 prints for 200 jobs)."""
     rng = random.Random(13)
-    with Campaign(tmp_path, jobs=200, stations=8, cards_per_station=80) as campaign:
+    with Campaign(
+        tmp_path, jobs=200, stations=8, cards_per_station=80, registry=new_db("center")
+    ) as campaign:
         jobs = [campaign.submit(i) for i in range(1, 201)]
         workers = [station_run(campaign, s, lease=2) for s in range(8)]
         kills = restarts = 0
@@ -215,9 +216,8 @@ def test_eight_workers_two_hundred_jobs_random_kills(tmp_path: Path) -> None:
             assert time.monotonic() < deadline, _statuses(campaign)
             time.sleep(rng.uniform(0.2, 1.5))
             for station, worker in enumerate(workers):
-                # a worker killed while it sent a print panel leaves its printer reading the
-                # panel's bytes (up to 30 s): its successor's first command times out and it
-                # stops on the device fault — restarted, as its operator would
+                # a worker that stopped on its own (a device fault) is restarted, as its
+                # operator would, and counted: there must be none
                 if worker.poll() is not None:
                     workers[station] = station_run(campaign, station, lease=2)
                     restarts += 1
@@ -231,7 +231,7 @@ def test_eight_workers_two_hundred_jobs_random_kills(tmp_path: Path) -> None:
             worker.send_signal(signal.SIGTERM)
         outputs = [w.communicate(timeout=60) for w in workers]
         assert [w.returncode for w in workers] == [0] * 8, outputs
-        assert kills == 40
+        assert (kills, restarts) == (40, 0)
         figures = checked(campaign, jobs, printed=200)
         assert figures.jobs == 200
         takeovers = campaign.registry.db.execute(
