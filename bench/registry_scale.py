@@ -68,6 +68,9 @@ SAMPLES = {
     "registry_list": 50,
 }
 STEPS_PER_PERSON = 0.1  # job_steps rows per person (spread over the jobs)
+PAGE = 50  # rows per page of the lists
+# at every size at least two full pages of jobs, so a list's page is as long at 10k as at 1M
+MIN_JOBS = 2 * PAGE
 
 
 def _checkpoints(db: str, keystore: Path) -> str | None:
@@ -121,7 +124,7 @@ def _active_numbers(registry: Any, count: int, rng: random.Random) -> list[str]:
 
 
 def build(db: str, keystore: Path, persons: int) -> None:
-    """A registry of ``persons`` seeded persons, one job per 1,000 (at least 20) and
+    """A registry of ``persons`` seeded persons, one job per 1,000 (at least ``MIN_JOBS``) and
     ``STEPS_PER_PERSON`` step records per person spread over those jobs."""
     from personalize.jobs import STEPS, submit_job
     from personalize.seed import seed_registry
@@ -136,7 +139,7 @@ def build(db: str, keystore: Path, persons: int) -> None:
     profile, vault = load_profile(registry.policy.profile), TrackVault(bytes(32))
     rng, photo = random.Random(persons), sample_photo("bench")
     jobs = []
-    for number in _active_numbers(registry, max(20, persons // 1000), rng):
+    for number in _active_numbers(registry, max(MIN_JOBS, persons // 1000), rng):
         submission = _submission(registry, number, photo)
         jobs.append(
             submit_job(
@@ -218,13 +221,16 @@ def measure(db: str, keystore: Path) -> dict[str, Any]:
         _timed(times["done_steps"], lambda j=job: runner.done_steps(j))
     lists = {"job_list": ("cmd_job_list", "jobs"), "registry_list": ("cmd_registry_list", "cards")}
     for op, (name, table) in lists.items():
-        top = int(registry.db.execute(f"SELECT MAX(id) FROM {table}").fetchone()[0])
+        # a cursor from which a full page follows, at every size
+        top = int(registry.db.execute(f"SELECT MAX(id) FROM {table}").fetchone()[0]) - PAGE
         command = getattr(service_commands, name, None)
         if command is None:  # not in this tree
             del times[op]
             continue
         for _ in range(SAMPLES[op]):
-            args = _list_args(db, keystore, status=None, limit=50, after=str(rng.randint(0, top)))
+            args = _list_args(
+                db, keystore, status=None, limit=PAGE, after=str(rng.randint(0, top))
+            )
             with contextlib.redirect_stdout(io.StringIO()):
                 _timed(times[op], lambda a=args, c=command: c(a))
     return {"tree": str(Path(personalize.__file__).parent.parent), "ms": times}
