@@ -101,9 +101,12 @@ def _submission(registry: Any, number: str, photo: bytes) -> dict[str, Any]:
     registry.formalize_loss(number, operator="bench", evidence="身份证")
     registry.request_reissue(number, operator="bench")
     person = registry.person(registry.card(number).person_id)
-    holder = {k: getattr(person, k) for k in ("ssn", "name", "gender", "ethnicity", "birthplace")}
+    # a Person (this tree) or a database row (an earlier tree measured with --before)
+    field = person.__getitem__ if not hasattr(person, "ssn") else person.__getattribute__
+    keys = ("ssn", "name", "gender", "ethnicity", "birthplace", "birth_date")
+    holder = {k: field(k) for k in keys}
     return {
-        "holder": holder | {"birth_date": person.birth_date},
+        "holder": holder,
         "photo": "base64:" + base64.b64encode(photo).decode(),
         "old_card_number": number,
     }
