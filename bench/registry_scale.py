@@ -334,14 +334,14 @@ def main() -> int:
                 f"(seed {done['seed_s']} s, then {done['jobs']} jobs)",
                 flush=True,
             )
-        for label, tree in trees:
-            results[label, size] = {}
-            for _ in range(args.rounds):
-                for op, samples in _measure_copy(built, label, tree, keystore).items():
-                    best = results[label, size].get(op)
-                    if best is None or statistics.median(samples) < statistics.median(best):
-                        results[label, size][op] = samples
-            print(f"measured {size} persons ({label}: code of {tree})", flush=True)
+    # rounds interleave the sizes and trees, so that a ratio compares figures taken under
+    # the same load (a shared machine's load drifts over a run of many minutes)
+    for round_ in range(args.rounds):
+        for size in sizes:
+            for label, tree in trees:
+                measured = _measure_copy(work / f"{size}.db", label, tree, keystore)
+                _keep_best(results.setdefault((label, size), {}), measured)
+                print(f"round {round_ + 1}: measured {size} persons ({label}: {tree})", flush=True)
     labels = [label for label, _ in trees]
     if args.postgresql:
         _measure_postgresql(results, sizes, keystore, args.rounds)
@@ -377,23 +377,28 @@ def _measure_postgresql(
                 f"(seed {done['seed_s']} s, then {done['jobs']} jobs)",
                 flush=True,
             )
-            results[POSTGRESQL, size] = {}
-            for round_ in range(rounds):
+        for round_ in range(rounds):  # interleaved, as on SQLite
+            for size in sizes:
                 name = f"scale_{size}_r{round_}"
                 with psycopg.connect(server.url, autocommit=True) as conn:
                     conn.execute(f"CREATE DATABASE {name} TEMPLATE scale_{size}")
                 copy = server.url_of(name)
-                source, target = _checkpoints(built, keystore), _checkpoints(copy, keystore)
+                source = _checkpoints(server.url_of(f"scale_{size}"), keystore)
+                target = _checkpoints(copy, keystore)
                 assert source is not None and target is not None
                 shutil.copyfile(source, target)
                 measured = json.loads(_run(HERE, "--measure", "--db", copy, "--keystore", keystore))
-                for op, samples in measured["ms"].items():
-                    best = results[POSTGRESQL, size].get(op)
-                    if best is None or statistics.median(samples) < statistics.median(best):
-                        results[POSTGRESQL, size][op] = samples
+                _keep_best(results.setdefault((POSTGRESQL, size), {}), measured["ms"])
                 with psycopg.connect(server.url, autocommit=True) as conn:
                     conn.execute(f"DROP DATABASE {name}")
-            print(f"measured {size} persons on PostgreSQL", flush=True)
+                print(f"round {round_ + 1}: measured {size} persons on PostgreSQL", flush=True)
+
+
+def _keep_best(best: dict[str, list[float]], measured: dict[str, list[float]]) -> None:
+    """Per operation, the samples of the round with the lowest median."""
+    for op, samples in measured.items():
+        if op not in best or statistics.median(samples) < statistics.median(best[op]):
+            best[op] = samples
 
 
 def _measure_copy(built: Path, label: str, tree: Path, keystore: Path) -> dict[str, list[float]]:
