@@ -100,8 +100,10 @@ def private_directory() -> Path:
 
 
 @contextlib.contextmanager
-def postgres_server() -> Iterator[PostgresServer]:
-    """A running private server with the role and database of the tests (see above)."""
+def postgres_server(settings: tuple[str, ...] = ()) -> Iterator[PostgresServer]:
+    """A running private server with the role and database of the tests (see above);
+    ``settings`` (``name=value``) are added to its command line (a benchmark sizes its
+    buffers for a city's registry)."""
     top = private_directory()
     data, log = top / "data", top / "server.log"
     password = secrets.token_hex(16)
@@ -128,6 +130,7 @@ def postgres_server() -> Iterator[PostgresServer]:
                 "synchronous_commit=off",
                 "full_page_writes=off",
                 "max_connections=100",
+                *settings,
             )
         )
         started = True  # from here on pg_ctl stop runs, even if start failed halfway
