@@ -15,18 +15,20 @@ only when a 2xx acknowledged the event.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from personalize.outbox_store import OutboxEvent
-from personalize.registry import Registry
+from personalize.registry import Registry, RegistryError
 from personalize.webhooks import Attempt, Webhook, post
 
 Send = Callable[[Webhook, OutboxEvent, datetime], Attempt]
 Report = Callable[[str], None]
 BATCH = 100  # events read at a time
+LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ def deliver(registry: Registry, webhook: Webhook, send: Send, report: Report) ->
                     tries = state.attempts + 1 if state.attempt_event == event.seq else 1
                     line = _failed_try(registry, webhook, event, attempt, tries)
                 state = registry.outbox.destination(webhook.name)
+            LOG.info("%s", line)
             report(line)
             if not attempt.ok:
                 break
@@ -131,7 +134,13 @@ def run_dispatcher(
     report: Report = lambda line: None,
 ) -> None:
     """Pass after pass, ``poll`` seconds apart, until ``stop`` is set (SIGTERM/SIGINT): a
-    pass under way finishes its current try first."""
+    pass under way finishes its current try first. A registry that refuses a pass (busy,
+    a lost connection) is reported and tried again at the next pass: what was not
+    committed is sent again, with the same event id."""
     while not stop.is_set():
-        dispatch_once(registry, webhooks, send=send, report=report)
+        try:
+            dispatch_once(registry, webhooks, send=send, report=report)
+        except RegistryError as exc:
+            LOG.warning("%s", exc)
+            report(f"本轮回盘投递中止，稍后重试 (pass abandoned, tried again): {exc}")
         stop.wait(poll)

@@ -175,6 +175,10 @@ def _webhook(entry: dict[str, Any], where: str) -> Webhook:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _refuse(where, "url 须为 http:// 或 https:// 地址", "url must be http(s)://HOST/…")
+    try:
+        parts.port  # noqa: B018 (parsed on access: a port that is not a number raises)
+    except ValueError:
+        raise _refuse(where, "url 的端口无效", "the url's port is not valid") from None
     if parts.username is not None or parts.password is not None:
         raise _refuse(
             where, "url 中不得含用户名或口令", "no credentials in the url: use secret_env/file"
