@@ -642,6 +642,9 @@ class Registry:
         self.outbox = OutboxStore(self.db)  # the outbox (回盘) on the same connection
         self._migrate()
         self._watch_rows()
+        # the outbox is written once its migration is applied: always, after ``_migrate``,
+        # unless a test steps the schema back to an older code's
+        self._outbox_ready = OUTBOX_MIGRATION in MIGRATIONS[: self.schema_version]
 
     def close(self) -> None:
         self.db.close()
@@ -1061,16 +1064,17 @@ class Registry:
             evidence = f"{evidence or ''} 代办人 agent {agent.name} {mask_id(agent.id_number)}"
             evidence = evidence.strip()
         self._history(card.id, card.card_number, card.status, target, operator, reason, evidence)
-        self.outbox.record(
-            action=action,
-            card_number=card.card_number,
-            status=target,
-            previous=card.status,
-            region=card.region,
-            sn=card.sn,
-            card_id=card.card_id,
-            at=_iso(self.clock()),
-        )
+        if self._outbox_ready:
+            self.outbox.record(
+                action=action,
+                card_number=card.card_number,
+                status=target,
+                previous=card.status,
+                region=card.region,
+                sn=card.sn,
+                card_id=card.card_id,
+                at=_iso(self.clock()),
+            )
         return target
 
     def _move_request(self, request_id: int, action: str, operator: str, **details: Any) -> None:
