@@ -54,7 +54,8 @@ def _failed_try(
     """Record the ``tries``-th failed try of ``event``; the line the operator reads."""
     now = registry.clock()
     gave_up = webhook.retry.gives_up(tries)
-    again = iso_utc(now + timedelta(seconds=webhook.retry.delay(tries)))
+    later = now + timedelta(seconds=webhook.retry.delay(tries))
+    again = iso_utc(later)
     registry.outbox.attempt_failed(
         webhook.name,
         event.seq,
@@ -68,20 +69,24 @@ def _failed_try(
             f"{webhook.name}：事件 {event.seq} 已放弃（{tries} 次失败：{attempt.error}），"
             f"查明后请用 sscard outbox retry {event.seq} (gave up; retry re-queues it)"
         )
+    local = registry.policy.local_time(later).isoformat()
     return (
         f"{webhook.name}：事件 {event.seq} 第 {tries} 次投递失败：{attempt.error}；"
-        f"{again} 重试 (delivery failed, next try at {again})"
+        f"{local} 重试 (delivery failed, next try at {local})"
     )
 
 
-def deliver(registry: Registry, webhook: Webhook, send: Send, report: Report) -> Progress:
+def deliver(
+    registry: Registry, webhook: Webhook, send: Send, report: Report, stop: threading.Event
+) -> Progress:
     """One pass for one destination: its due events, in order, until none is left, one
-    fails, or it has given up."""
+    fails, it has given up, or ``stop`` is set."""
     delivered = 0
     with registry.transaction():
         state = registry.outbox.destination(webhook.name)
     while (
-        state.failed_at is None
+        not stop.is_set()
+        and state.failed_at is None
         and (state.next_attempt_at is None or state.next_attempt_at <= iso_utc(registry.clock()))
         and (events := registry.outbox.events_after(state.delivered_through, limit=BATCH))
     ):
@@ -103,6 +108,8 @@ def deliver(registry: Registry, webhook: Webhook, send: Send, report: Report) ->
             if not attempt.ok:
                 break
             delivered += 1
+            if stop.is_set():
+                break
     return Progress(
         destination=webhook.name,
         delivered=delivered,
@@ -119,9 +126,12 @@ def dispatch_once(
     *,
     send: Send = post,
     report: Report = lambda line: None,
+    stop: threading.Event | None = None,
 ) -> list[Progress]:
-    """One pass over every destination (``sscard outbox dispatch --once``)."""
-    return [deliver(registry, webhook, send, report) for webhook in webhooks]
+    """One pass over every destination (``sscard outbox dispatch --once``); with ``stop``,
+    a pass that ends as soon as it is set, after the try under way."""
+    stop = threading.Event() if stop is None else stop
+    return [deliver(registry, webhook, send, report, stop) for webhook in webhooks]
 
 
 def run_dispatcher(
@@ -134,12 +144,12 @@ def run_dispatcher(
     report: Report = lambda line: None,
 ) -> None:
     """Pass after pass, ``poll`` seconds apart, until ``stop`` is set (SIGTERM/SIGINT): a
-    pass under way finishes its current try first. A registry that refuses a pass (busy,
+    pass under way ends after its current try. A registry that refuses a pass (busy,
     a lost connection) is reported and tried again at the next pass: what was not
     committed is sent again, with the same event id."""
     while not stop.is_set():
         try:
-            dispatch_once(registry, webhooks, send=send, report=report)
+            dispatch_once(registry, webhooks, send=send, report=report, stop=stop)
         except RegistryError as exc:
             LOG.warning("%s", exc)
             report(f"本轮回盘投递中止，稍后重试 (pass abandoned, tried again): {exc}")

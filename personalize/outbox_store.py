@@ -281,6 +281,14 @@ class OutboxStore:
 
     # ------------------------------------------------------------- the operators' list
 
+    def _slowest(self) -> int:
+        """The least progress of a known destination (0: none known)."""
+        return int(
+            self.db.execute(
+                "SELECT COALESCE(MIN(delivered_through), 0) FROM outbox_destinations"
+            ).scalar()
+        )
+
     def entries(
         self, *, state: DeliveryState | None = None, after: int = 0, limit: int = 50
     ) -> list[OutboxEntry]:
@@ -288,6 +296,8 @@ class OutboxStore:
         destination (or at none yet), in order; with ``state``, the events in that state
         somewhere, at the destinations where they are. The attempts and last error are a
         destination's for the event it is trying."""
+        if state in (DeliveryState.PENDING, DeliveryState.FAILED):  # none at or before
+            after = max(after, self._slowest())  # every destination's progress
         wanted = "" if state is None else f" WHERE {_STATE} = ?"
         events = (
             "SELECT * FROM outbox_events e WHERE e.id > ?"

@@ -18,6 +18,7 @@ import hmac
 import http.client
 import os
 import re
+import ssl
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +34,7 @@ EVENT_ID_HEADER = "SSCard-Event-Id"
 EVENT_SEQ_HEADER = "SSCard-Event-Seq"
 NAME = re.compile(r"[\w.\-]{1,32}")
 MIN_SECRET = 16
+RESPONSE_LIMIT = 64 * 1024  # bytes of a receiver's answer read before the connection closes
 
 
 class WebhookConfigError(Exception):
@@ -67,6 +69,7 @@ class Webhook:
     secret: bytes = field(repr=False)  # never in a repr, a log or an error
     retry: RetryPolicy = RetryPolicy()
     timeout_seconds: float = 10.0
+    ca_file: str | None = None  # the CA of a private https receiver (default: the system's)
 
 
 @dataclass(frozen=True)
@@ -100,17 +103,25 @@ def post(webhook: Webhook, event: OutboxEvent, now: datetime) -> Attempt:
     acknowledges it, anything else — another status, a refused or timed-out connection — is
     a failed try."""
     url = urlsplit(webhook.url)
-    connection_class = (
-        http.client.HTTPSConnection if url.scheme == "https" else http.client.HTTPConnection
-    )
-    connection = connection_class(url.hostname or "", url.port, timeout=webhook.timeout_seconds)
+    connection: http.client.HTTPConnection
+    if url.scheme == "https":
+        connection = http.client.HTTPSConnection(
+            url.hostname or "",
+            url.port,
+            timeout=webhook.timeout_seconds,
+            context=ssl.create_default_context(cafile=webhook.ca_file),
+        )
+    else:
+        connection = http.client.HTTPConnection(
+            url.hostname or "", url.port, timeout=webhook.timeout_seconds
+        )
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
     try:
         connection.request(
             "POST", path, body=event.body.encode(), headers=signed_headers(webhook, event, now)
         )
         response = connection.getresponse()
-        response.read()
+        response.read(RESPONSE_LIMIT)  # the answer's body is not used: its status is
     except (OSError, http.client.HTTPException) as exc:
         return Attempt(False, f"连接失败 (connection failed: {type(exc).__name__}: {exc})")
     finally:
@@ -195,7 +206,14 @@ def _webhook(entry: dict[str, Any], where: str) -> Webhook:
         max_attempts=attempts,
     )
     timeout = _seconds(entry, "timeout_seconds", Webhook.timeout_seconds, where)
-    return Webhook(name, url, _secret(entry, where), policy, timeout)
+    ca_file = entry.get("ca_file")
+    if ca_file is not None and (parts.scheme != "https" or not Path(str(ca_file)).is_file()):
+        raise _refuse(
+            where, f"ca_file {ca_file} 须为 https 地址的 CA 证书文件", "ca_file: no such CA file"
+        )
+    return Webhook(
+        name, url, _secret(entry, where), policy, timeout, None if ca_file is None else str(ca_file)
+    )
 
 
 def load_webhooks(path: Path) -> list[Webhook]:

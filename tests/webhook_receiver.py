@@ -6,14 +6,23 @@ same port, or made to answer an error while up."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
+import ipaddress
 import json
+import ssl
 import threading
 from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 # The test destinations' shared secrets (tests/test_secrets_never_leak.py looks for them).
 KAGUAN_SECRET = "kaguan-webhook-test-secret-7f3a"
@@ -26,8 +35,15 @@ class Receiver:
     ``deliveries``: how often each event id was accepted (a repeat is answered 200 and not
     kept twice); ``tries``: every request; ``refused``: why requests were refused."""
 
-    def __init__(self, secret: str, *, now: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        secret: str,
+        *,
+        now: Callable[[], float] | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         self.secret = secret.encode()
+        self.tls = tls  # serve https with this context
         self.now = now  # the receiver's clock (Unix seconds); None: no freshness check
         self.answer = 200  # what an up receiver's application answers
         self.received: list[dict[str, Any]] = []
@@ -40,11 +56,14 @@ class Receiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/sscard/events"
+        scheme = "http" if self.tls is None else "https"
+        return f"{scheme}://127.0.0.1:{self.port}/sscard/events"
 
     def up(self) -> Receiver:
         """Listen (again, on the same port once it had one)."""
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), self._handler())
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -97,3 +116,38 @@ class Receiver:
                 pass  # quiet: the test reads the receiver's lists
 
         return Handler
+
+
+def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, Path]:
+    """A private CA's certificate for 127.0.0.1 (as a card center's 卡管 might have): the
+    receiver's server context, and the certificate file a client trusts it by."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kaguan test receiver")])
+    start = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=365 * 30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "receiver.pem", directory / "receiver.key"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context, cert_file

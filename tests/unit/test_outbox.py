@@ -7,10 +7,12 @@ the other, giving up after the policy's attempts until an operator re-queues."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +26,7 @@ from tests.audit_key import AUDIT_KEY
 from tests.clock import PINNED
 from tests.conftest import NewDatabase
 from tests.stores import inserts_fail
-from tests.webhook_receiver import BANK_SECRET, KAGUAN_SECRET, Receiver
+from tests.webhook_receiver import BANK_SECRET, KAGUAN_SECRET, Receiver, self_signed_tls
 
 POLICY = load_policy("default")
 
@@ -273,6 +275,28 @@ def test_a_stale_timestamp_is_refused_by_the_receiver(
 
     assert dispatch_once(registry, [hook], send=replayed_later)[0].delivered == 0
     assert kaguan.refused == ["stale timestamp"]
+
+
+def test_https_to_a_receiver_whose_ca_is_given(
+    registry: Registry, clock: Clock, tmp_path: Path
+) -> None:
+    """A private receiver's certificate is trusted only by its ``ca_file``: without it the
+    try fails (the certificate is verified), with it the event goes."""
+    context, ca_file = self_signed_tls(tmp_path)
+    receiver = Receiver(KAGUAN_SECRET, now=clock.unix, tls=context).up()
+    try:
+        number = enrolled(registry)
+        registry.report_loss(number, operator="op")
+        hook = webhook("kaguan", receiver, KAGUAN_SECRET)
+        assert hook.url.startswith("https://127.0.0.1:")
+        untrusted = dispatch_once(registry, [hook])[0]
+        assert untrusted.delivered == 0 and "CERTIFICATE_VERIFY_FAILED" in str(untrusted.last_error)
+        clock.now += timedelta(seconds=1)
+        trusted = dataclasses.replace(hook, ca_file=str(ca_file))
+        assert dispatch_once(registry, [trusted])[0].delivered == 1
+        assert [e["seq"] for e in receiver.received] == [1]
+    finally:
+        receiver.down()
 
 
 def test_after_its_attempts_an_event_fails_and_holds_back_the_rest_until_retried(

@@ -106,6 +106,11 @@ timeout_seconds = 3
             "max_attempts 须为非负整数",
         ),
         (
+            '[[destination]]\nname = "k"\nurl = "https://h/"\nsecret_env = "{env}"\n'
+            'ca_file = "/nonexistent/ca.pem"',
+            "ca_file /nonexistent/ca.pem 须为 https 地址的 CA 证书文件",
+        ),
+        (
             '[[destination]]\nname = "k"\nurl = "http://h/"\nsecret_env = "{env}"\n'
             '[[destination]]\nname = "k"\nurl = "http://h/"\nsecret_env = "{env}"',
             "名称不重复",
@@ -122,6 +127,7 @@ timeout_seconds = 3
         "unset-env",
         "cap",
         "attempts",
+        "ca-file",
         "duplicate",
     ],
 )
