@@ -69,7 +69,7 @@ def _failed_try(
             f"{webhook.name}：事件 {event.seq} 已放弃（{tries} 次失败：{attempt.error}），"
             f"查明后请用 sscard outbox retry {event.seq} (gave up; retry re-queues it)"
         )
-    local = registry.policy.local_time(later).isoformat()
+    local = registry.policy.local_time(datetime.fromisoformat(again)).isoformat()
     return (
         f"{webhook.name}：事件 {event.seq} 第 {tries} 次投递失败：{attempt.error}；"
         f"{local} 重试 (delivery failed, next try at {local})"

@@ -141,6 +141,21 @@ def test_failed_then_listed_retried_and_delivered_in_order_once(
     registry.close()
 
 
+def test_a_wrong_outbox_toml_is_one_line_and_nothing_is_sent(
+    db: str, tmp_path: Path, receiver: Receiver
+) -> None:
+    config = outbox_toml(tmp_path, receiver, max_attempts=1)
+    os.chmod(tmp_path / "kaguan.secret", 0o644)
+    result = sscard(db, "dispatch", "--once", "--config", str(config))
+    assert result.returncode == 1 and result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"错误：回盘配置 {config} kaguan：密钥文件") and "权限过宽" in line
+    assert receiver.tries == 0 and listed(db, "pending") == [
+        (1, None, "pending"),
+        (2, None, "pending"),
+    ]
+
+
 def test_the_running_dispatcher_delivers_a_new_change_and_stops_on_sigterm(
     db: str, tmp_path: Path, receiver: Receiver
 ) -> None:
