@@ -34,6 +34,10 @@ EVENT_ID_HEADER = "SSCard-Event-Id"
 EVENT_SEQ_HEADER = "SSCard-Event-Seq"
 NAME = re.compile(r"[\w.\-]{1,32}")
 MIN_SECRET = 16
+DESTINATION_KEYS = frozenset(
+    {"name", "url", "secret_env", "secret_file", "timeout_seconds", "ca_file", "retry"}
+)
+RETRY_KEYS = frozenset({"first_seconds", "max_seconds", "max_attempts"})
 RESPONSE_LIMIT = 64 * 1024  # bytes of a receiver's answer read before the connection closes
 
 
@@ -177,11 +181,24 @@ def _secret(entry: dict[str, Any], where: str) -> bytes:
     return secret
 
 
+def _known_keys(table: dict[str, Any], known: frozenset[str], where: str) -> None:
+    """A key this file does not have (a typo, or a secret written into it) is refused,
+    named but never its value."""
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise _refuse(
+            where,
+            f"未知的设置 {', '.join(unknown)}（密钥只能来自 secret_env 或 secret_file）",
+            "unknown keys; secrets come only from secret_env or secret_file",
+        )
+
+
 def _webhook(entry: dict[str, Any], where: str) -> Webhook:
     name = entry.get("name")
     if not isinstance(name, str) or not NAME.fullmatch(name):
         raise _refuse(where, "name 须为字母、数字、_ . -，至多 32 个", "name is not valid")
     where = f"{where} {name}"
+    _known_keys(entry, DESTINATION_KEYS, where)
     url = str(entry.get("url", ""))
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -197,6 +214,7 @@ def _webhook(entry: dict[str, Any], where: str) -> Webhook:
     retry = entry.get("retry", {})
     if not isinstance(retry, dict):
         raise _refuse(where, "retry 须为表", "retry must be a table")
+    _known_keys(retry, RETRY_KEYS, f"{where} retry")
     attempts = retry.get("max_attempts", RetryPolicy.max_attempts)
     if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 0:
         raise _refuse(where, "max_attempts 须为非负整数", "max_attempts must be an integer ≥ 0")

@@ -316,6 +316,7 @@ def test_after_its_attempts_an_event_fails_and_holds_back_the_rest_until_retried
     failed = registry.outbox.entries(state=DeliveryState.FAILED)
     assert [(e.event.seq, e.destination, e.attempts) for e in failed] == [(1, "kaguan", 2)]
     assert failed[0].last_error == "HTTP 500 Internal Server Error"
+    assert registry.outbox.event(failed[0].event.event_id) == registry.outbox.event("1")
     pending = registry.outbox.entries(state=DeliveryState.PENDING)
     assert [(e.event.seq, e.attempts) for e in pending] == [(2, 0)]
     kaguan.answer = 200

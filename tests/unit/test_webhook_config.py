@@ -106,6 +106,16 @@ timeout_seconds = 3
             "max_attempts 须为非负整数",
         ),
         (
+            '[[destination]]\nname = "k"\nurl = "http://h/"\nsecret_env = "{env}"\n'
+            f'secret = "{KAGUAN_SECRET}"',
+            "未知的设置 secret（密钥只能来自 secret_env 或 secret_file）",
+        ),
+        (
+            '[[destination]]\nname = "k"\nurl = "http://h/"\nsecret_env = "{env}"\n'
+            "[destination.retry]\nmax_tries = 3",
+            "k retry：未知的设置 max_tries",
+        ),
+        (
             '[[destination]]\nname = "k"\nurl = "https://h/"\nsecret_env = "{env}"\n'
             'ca_file = "/nonexistent/ca.pem"',
             "ca_file /nonexistent/ca.pem 须为 https 地址的 CA 证书文件",
@@ -127,6 +137,8 @@ timeout_seconds = 3
         "unset-env",
         "cap",
         "attempts",
+        "inline-secret",
+        "retry-key",
         "ca-file",
         "duplicate",
     ],
