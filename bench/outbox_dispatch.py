@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import shutil
 import statistics
 import sys
 import tempfile
@@ -44,6 +45,8 @@ from tests.webhook_receiver import KAGUAN_SECRET, Receiver  # noqa: E402
 
 AT = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)  # the registry's clock: runs are comparable
 POLICY = load_policy("default")
+# the audit checkpoint logs of the bench's registries (not in the current directory)
+CHECKPOINTS = Path(tempfile.mkdtemp(prefix="sscard-outbox-bench-checkpoints-"))
 
 
 def _ms(samples: list[float]) -> tuple[float, float]:
@@ -58,7 +61,10 @@ def _ms(samples: list[float]) -> tuple[float, float]:
 def _registry(location: str, cards: int) -> tuple[Registry, list[str]]:
     """A fresh registry of synthetic persons (``registry seed``) and ``cards`` of its active
     cards."""
-    registry = Registry(location, POLICY, clock=lambda: AT, audit_key=AUDIT_KEY)
+    checkpoints = CHECKPOINTS / f"{len(list(CHECKPOINTS.iterdir()))}.checkpoints"
+    registry = Registry(
+        location, POLICY, clock=lambda: AT, audit_key=AUDIT_KEY, checkpoints=checkpoints
+    )
     seed_registry(registry, 2 * cards, operator="bench")
     page = registry.card_page(status="active", limit=cards)
     assert len(page) == cards, "the seed made too few active cards"
@@ -167,9 +173,12 @@ def main() -> int:
     )
     print("|---|---|---|---|---|---|")
     backends = [("SQLite", _sqlite)] + ([("PostgreSQL", _postgresql)] if args.postgresql else [])
-    for name, backend in backends:
-        with backend() as new:
-            _report(name, _best(new, args.cards, args.rounds))
+    try:
+        for name, backend in backends:
+            with backend() as new:
+                _report(name, _best(new, args.cards, args.rounds))
+    finally:
+        shutil.rmtree(CHECKPOINTS)
     return 0
 
 
