@@ -4,9 +4,10 @@ standard library.
 
 The signature (docs/outbox.md "Signature"): ``SSCard-Signature: v1=<hex>``, the HMAC-SHA256
 under the destination's shared secret of ``<SSCard-Timestamp>.<body>`` — the Unix time of
-the attempt in decimal, a full stop, then the body's bytes exactly as sent — as Stripe's and
-Standard Webhooks' schemes sign a timestamp with the body, so a receiver can refuse a
-replayed old request and a retried event is still recognised by ``SSCard-Event-Id``.
+the attempt in decimal, a full stop, then the body's bytes exactly as sent — as Stripe's
+webhook signatures sign a timestamp with the body, so a receiver can refuse a replayed old
+request, and a retried event is still recognised by its id (in the body, so signed, and in
+``SSCard-Event-Id``).
 The secret is read from an environment variable or a file (never from ``outbox.toml``), and
 is never logged, shown or stored.
 """
