@@ -10,13 +10,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from personalize.outbox_dispatch import dispatch_once
+from personalize.outbox_dispatch import dispatch_once, run_dispatcher
 from personalize.outbox_store import DeliveryState, OutboxEvent
 from personalize.policy import load_policy
 from personalize.registry import ACTIVATION_EVIDENCE, Registry, RegistryError
@@ -344,6 +345,34 @@ def test_a_repeat_after_a_lost_commit_is_recognised_by_its_id(
     assert dispatch_once(registry, [hook])[0].delivered == 1
     assert kaguan.tries == 2 and kaguan.deliveries[event.event_id] == 2
     assert [e["id"] for e in kaguan.received] == [event.event_id]
+
+
+def test_the_running_dispatcher_outlasts_a_busy_registry(
+    registry: Registry, kaguan: Receiver
+) -> None:
+    """A pass the registry refuses (another writer holds it past the busy timeout) is
+    reported, and the next pass delivers."""
+    number = enrolled(registry)
+    registry.report_loss(number, operator="op")
+    other = Registry(registry.path, POLICY, create=False, audit_key=AUDIT_KEY)
+    registry.db.set_busy_timeout(50)
+    stop = threading.Event()
+    lines: list[str] = []
+
+    def report(line: str) -> None:
+        lines.append(line)
+        if "本轮回盘投递中止" in line:
+            other.db.rollback()  # the other writer is done
+        if "已送达" in line:
+            stop.set()
+
+    other.db.begin_write()
+    run_dispatcher(
+        registry, [webhook("kaguan", kaguan, KAGUAN_SECRET)], poll=0.01, stop=stop, report=report
+    )
+    other.close()
+    assert "登记库正忙" in lines[0] and len(lines) == 2
+    assert [e["seq"] for e in kaguan.received] == [1]
 
 
 def test_no_secret_in_the_events_the_state_or_the_report(
