@@ -36,6 +36,7 @@ from personalize.hsm_commands import add_parser as add_hsm_parser
 from personalize.mag_commands import add_parser as add_mag_parser
 from personalize.office_commands import add_parser as add_office_parser
 from personalize.operator_commands import add_parser as add_operator_parser
+from personalize.outbox_commands import add_parser as add_outbox_parser
 from personalize.outfiles import PRIVATE_UMASK, OutputError
 from personalize.printer_commands import add_parser as add_printer_parser
 from personalize.registry import utc_now
@@ -447,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_station_parser(sub)
     add_office_parser(sub)
     add_operator_parser(sub)
+    add_outbox_parser(sub)
 
     p = sub.add_parser("demo", help="run the demo on the simulated station")
     p.add_argument("--out", default="out", help="directory for the demo's results")

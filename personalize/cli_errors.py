@@ -29,6 +29,7 @@ from personalize.policy import PolicyError
 from personalize.registry import RegistryError
 from personalize.station import StationError
 from personalize.trackvault import VaultError
+from personalize.webhooks import WebhookConfigError
 from printer.errors import DeviceError, TrackError
 from printer.face import FaceError
 from sscard.errors import SocialSecurityCardError
@@ -59,6 +60,7 @@ OPERATOR_ERRORS: dict[type[BaseException], str] = {
     OperatorError: "操作员认证错误",
     PolicyError: "地区政策错误",
     StationError: "工作站配置错误",
+    WebhookConfigError: "回盘配置错误",
     FileNotFoundError: "文件不存在",
     FileExistsError: "文件已存在",
     PermissionError: "没有权限",

@@ -55,6 +55,8 @@ from personalize.lifecycle import (
     TransitionRefused,
     lookup,
 )
+from personalize.outbox_store import MIGRATION as OUTBOX_MIGRATION
+from personalize.outbox_store import OutboxStore
 from personalize.policy import RegionPolicy
 from personalize.registry_records import (
     HistoryEntry,
@@ -450,6 +452,11 @@ MIGRATIONS.append(
     """
 )
 
+# The outbox (回盘, issue 15): each activation, void, freeze and unfreeze of a card is an
+# event written in the transaction of the change, delivered to the card-management system
+# and the bank by ``sscard outbox dispatch`` (personalize/outbox_store.py, docs/outbox.md).
+MIGRATIONS.append(OUTBOX_MIGRATION)
+
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
 # The chip fields a job step may set on its new card (``Registry.set_card_chip``).
@@ -642,8 +649,12 @@ class Registry:
         self._first_pending: int | None = None  # this transaction's first audit event
         self.db.keep_touched()
         self.jobs = JobStore(self.db)  # the jobs repository on the same connection
+        self.outbox = OutboxStore(self.db)  # the outbox (回盘) on the same connection
         self._migrate()
         self._watch_rows()
+        # the outbox is written once its migration is applied: always, after ``_migrate``,
+        # unless a test steps the schema back to an older code's
+        self._outbox_ready = OUTBOX_MIGRATION in MIGRATIONS[: self.schema_version]
 
     def close(self) -> None:
         self.db.close()
@@ -1052,8 +1063,9 @@ class Registry:
         lapse_at: str | None = None,
     ) -> str:
         """Move ``card`` by ``action`` as the table says (inside the caller's transaction,
-        ``card`` read by ``card_for_update``): the status, its history row and the audit
-        event. Returns the new status. The update is conditional on the status ``card``
+        ``card`` read by ``card_for_update``): the status, its history row, the audit
+        event and the outbox event of a change the outside world hears of. Returns the new
+        status. The update is conditional on the status ``card``
         was read in, so a stale read is refused rather than overwriting a newer change."""
         rule = self.rule("card", card.status, action, evidence=evidence, agent=agent)
         target = str(rule.target)
@@ -1071,6 +1083,17 @@ class Registry:
             evidence = f"{evidence or ''} 代办人 agent {agent.name} {mask_id(agent.id_number)}"
             evidence = evidence.strip()
         self._history(card.id, card.card_number, card.status, target, operator, reason, evidence)
+        if self._outbox_ready:
+            self.outbox.record(
+                action=action,
+                card_number=card.card_number,
+                status=target,
+                previous=card.status,
+                region=card.region,
+                sn=card.sn,
+                card_id=card.card_id,
+                at=_iso(self.clock()),
+            )
         return target
 
     def _move_request(self, request_id: int, action: str, operator: str, **details: Any) -> None:

@@ -50,6 +50,7 @@ ACTIONS: dict[str, str] = {
     "office.pin": "PIN 解锁/重置",
     "operator.add": "新增操作员",
     "operator.disable": "停用操作员",
+    "outbox.retry": "重发回盘事件",
     "confirm": "双人复核",
 }
 
@@ -66,7 +67,7 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
             "document.reprint",
         }
     ),
-    Role.CARD_CENTER: frozenset({"job.submit", "job.run", "job.cancel"}),
+    Role.CARD_CENTER: frozenset({"job.submit", "job.run", "job.cancel", "outbox.retry"}),
     Role.OFFICE: frozenset({"office.reencode", "office.diagnose", "office.pin"}),
     Role.SUPERVISOR: frozenset(ACTIONS),
     Role.AUDITOR: frozenset(),

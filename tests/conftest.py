@@ -19,6 +19,7 @@ from apdu.errors import ApduError
 from apdu.transport import Transport
 from hsm_stub.errors import SecurityModuleError
 from personalize.operators import OperatorError
+from personalize.webhooks import WebhookConfigError
 from tests.audit_key import HSM_ENV
 from tests.pgserver import PostgresServer, postgres_server
 
@@ -55,7 +56,7 @@ def pytest_configure(config: pytest.Config) -> None:
     root = logging.getLogger()
     root.addHandler(WATCH)
     root.setLevel(logging.DEBUG)
-    for base in (ApduError, SecurityModuleError, OperatorError):
+    for base in (ApduError, SecurityModuleError, OperatorError, WebhookConfigError):
         base.__init__ = _recording_init(base)  # type: ignore[method-assign]
     init = Transport.__init__
 

@@ -1,6 +1,7 @@
 """Runs last (tests/conftest.py): no test key, test LMK or client secret — and no card
 number of the test stripes (the PANs every track-data test uses) — appears in any log, APDU
-trace or exception message the suite produced, nor any test operator's password."""
+trace or exception message the suite produced, nor any test operator's password or test
+webhook secret."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from hsm_stub.keystore import TEST_CLIENTS, TEST_KEYS, TEST_LMK
 from tests.conftest import WATCH
 from tests.operators import PASSWORD as OPERATOR_PASSWORD
 from tests.unit.test_operators import PASSWORD as UNIT_OPERATOR_PASSWORD
+from tests.webhook_receiver import BANK_SECRET, KAGUAN_SECRET
 
 # The PANs of the issuer track images used across the suite (encoder, printer, reissue and
 # street-office tests).
@@ -29,6 +31,8 @@ def secret_forms() -> dict[str, str]:
         forms[pan] = "track data"
     for password in (OPERATOR_PASSWORD, UNIT_OPERATOR_PASSWORD):
         forms[password] = "operator password"
+    for webhook_secret in (KAGUAN_SECRET, BANK_SECRET):
+        forms[webhook_secret] = "webhook secret"
     return forms
 
 

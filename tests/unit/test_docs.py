@@ -32,6 +32,7 @@ from personalize.policy import POLICY_DIR, load_policy, policy_from_dict
 from personalize.registry import STATUS_NAMES
 from personalize.station import StationConfig
 from personalize.trackvault import TrackVault
+from personalize.webhooks import load_webhooks
 from simulator.cardfile import load_card
 from simulator.factory import holder_from_json
 from sscard.profile import PROFILE_DIR, load_profile
@@ -46,7 +47,8 @@ PINNED = "@2026-11-25 09:30:00"  # faketime: the example flow never depends on t
 
 # Markdown links [text](target) and bare addresses; ``../shared`` anywhere.
 MD_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
-OUTSIDE = re.compile(r"https?://|\.\./shared|shared/docs|/work/")
+# An address under an RFC 2606 example domain (``kaguan.example``) is no link: examples use it.
+OUTSIDE = re.compile(r"https?://(?![\w.-]+\.example[:/])|\.\./shared|shared/docs|/work/")
 # Notes files that live outside the repository; sources cite docs/*.md instead.
 OUTSIDE_NOTES = re.compile(r"SPEC-NOTES|DEVICES\.md|BUSINESS-RULES|\bARCHITECTURE\b|shared/docs")
 HEADING = re.compile(r"^#+ (.+)$", re.M)
@@ -193,6 +195,7 @@ def test_every_example_is_checked() -> None:
         "policy.toml",
         "profile.toml",
         "card.json",
+        "outbox.toml",
     }
     assert set(EXAMPLES) == checked
 
@@ -266,6 +269,24 @@ def test_office_example_is_a_station_without_printer(tmp_path: Path) -> None:
     assert station.printer is None and station.contact_reader is None
     assert station.hsm == data["hsm"]
     assert station.track_key == tmp_path / data["track_key"]
+
+
+def test_outbox_example_is_read_by_the_dispatcher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = example("outbox.toml", "toml")
+    path = tmp_path / "outbox.toml"
+    path.write_text(text, encoding="utf-8")
+    data = tomllib.loads(text)
+    for entry in data["destination"]:
+        monkeypatch.setenv(entry["secret_env"], f"a test secret for {entry['name']}")
+    webhooks = load_webhooks(path)
+    assert [(w.name, w.url) for w in webhooks] == [
+        (e["name"], e["url"]) for e in data["destination"]
+    ]
+    kaguan = data["destination"][0]
+    assert dataclasses.asdict(webhooks[0].retry) == kaguan["retry"]
+    assert webhooks[0].timeout_seconds == kaguan["timeout_seconds"]
 
 
 def test_holder_example_is_read_by_the_card_factory() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from personalize.job_store import JobStore
+from personalize.outbox_store import OutboxStore
 from personalize.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,6 +30,7 @@ STORE_MODULES = {
     "personalize/operators.py",  # operators and their sessions
     "personalize/auditverify.py",  # audit checkpoints and verification
     "personalize/seed.py",  # bulk load of synthetic persons and cards
+    "personalize/outbox_store.py",  # outbox events (回盘) and their destinations
 }
 SQL_CALLS = {"execute", "executemany", "executescript"}
 DRIVERS = {"sqlite3", "psycopg"}
@@ -56,6 +58,11 @@ QUERIES = {
     (JobStore, "in_range"): "Job",
     (JobStore, "repeated_steps"): "RepeatedStep",
     (JobStore, "step_spans"): "StepSpan",
+    (OutboxStore, "record"): "OutboxEvent",
+    (OutboxStore, "event"): "OutboxEvent",
+    (OutboxStore, "events_after"): "OutboxEvent",
+    (OutboxStore, "destination"): "Destination",
+    (OutboxStore, "entries"): "OutboxEntry",
 }
 
 
@@ -124,7 +131,7 @@ def test_a_query_returns_its_frozen_dataclass(cls: type, name: str) -> None:
     assert returned.__dataclass_params__.frozen
 
 
-@pytest.mark.parametrize("cls", [Registry, JobStore], ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", [Registry, JobStore, OutboxStore], ids=lambda c: c.__name__)
 def test_no_public_method_hands_out_a_row(cls: type) -> None:
     """Read as written (some hints name types imported only for type checking)."""
     rows = [
