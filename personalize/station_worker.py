@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from types import FrameType
 
+from apdu.pcsc import PcscReader
 from personalize.job_store import EXPIRED_QUERY, OWN_QUERY, QUEUED_QUERY
 from personalize.jobs import (
     JobError,
@@ -236,7 +237,7 @@ def run_station(
         printer = stack.enter_context(EvolisPrinter(config.printer))
         devices = StationDevices(
             printer,
-            config.contact_reader,
+            stack.enter_context(PcscReader(config.contact_reader)),
             hsm,
             TrackVault.from_file(config.track_key),
             config.out_dir,

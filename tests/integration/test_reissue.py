@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from apdu.pcsc import PcscReader
 from hsm_stub.keystore import Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.server import HsmServer
@@ -229,7 +230,7 @@ def in_process_runner(p: Prepared, printer: EvolisPrinter) -> JobRunner:
 def devices(p: Prepared, printer: EvolisPrinter) -> StationDevices:
     return StationDevices(
         printer,
-        p.config.contact_reader,
+        PcscReader(p.config.contact_reader),
         p.config.security_module(),
         TrackVault.from_file(p.config.track_key),
         p.config.out_dir,

@@ -1,0 +1,318 @@
+"""A job's time on the simulated station, split into the printer's, the card's and the
+software's own (issue 14, Deliver 4).
+
+    unshare --mount --net bash -c 'ip link set lo up; mount -t tmpfs tmpfs /run/pcscd; \
+        .venv/bin/python bench/station_job.py --jobs 20 --processes 5'
+
+One simulated station (simulator/center.py, as ``sscard sim center`` and
+tests/integration/test_station_worker.py set it up). ``--jobs`` reissue jobs are run the way
+``sscard station run`` runs them — :func:`personalize.station_worker.run_station` in this
+process: devices opened once, ``claim_next_job`` + ``JobRunner`` — and per job the bench
+reports medians of
+
+- wall: from the claim to the job's end;
+- printer: time waiting for the printer's answers (inside ``EvolisPrinter.command`` and its
+  session synchronization — the Port reads);
+- card: time inside the PC/SC exchanges, connections and waits for a card to arrive or
+  leave (apdu/pcsc.py ``PcscTransport._exchange``/``connect``, ``_wait``);
+- software: the rest (target ≤ 150 ms), by step, with the security module's round trips
+  shown apart (they are part of the software's time here: its server runs in this process).
+
+The timing wrappers are installed by this bench only; production code has none. The old
+figure is measured in the same run: ``--processes`` jobs each run as its own
+``sscard job run`` process (process start, imports, fonts, security-module connection,
+printer session, exit), whose median wall per job is compared with the worker's.
+``--profile N`` runs N more jobs in the worker under cProfile and prints where the
+software's time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import functools
+import io
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import apdu.pcsc
+import personalize.station_worker as station_worker
+from hsm_stub.client import TcpSecurityModule
+from personalize.jobs import STEPS, JobRunner
+from personalize.station import StationConfig
+from personalize.station_worker import WorkerOptions, run_station
+from printer.evolis import EvolisPrinter
+from tests.integration.crash_campaign import Campaign, job_run_argv
+
+DEVICES = ("printer", "card")
+# the card's waits apart: for a card to arrive (after a feed: pcscd's presence polling) and
+# for one to leave (before a feed)
+BUCKETS = (*DEVICES, "hsm", "arrival", "removal")
+# each bucket on two clocks: wall (perf_counter) and the worker thread's CPU (thread_time),
+# the latter for a machine whose other loads stretch every wall figure
+CLOCKS = (*BUCKETS, *(f"{b} cpu" for b in BUCKETS))
+
+
+@dataclass
+class Meter:
+    """Seconds spent inside the wrapped functions, by bucket, in the worker's thread."""
+
+    totals: dict[str, float] = field(default_factory=lambda: dict.fromkeys(CLOCKS, 0.0))
+    depth: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BUCKETS, 0))
+    thread: int = field(default_factory=threading.get_ident)
+
+    def snapshot(self) -> dict[str, float]:
+        return {**self.totals, "cpu": time.thread_time()}
+
+    def wrap(self, bucket: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            if threading.get_ident() != self.thread or self.depth[bucket]:
+                return fn(*args, **kwargs)  # another thread's, or nested in a timed call
+            self.depth[bucket] += 1
+            start, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.totals[bucket] += time.perf_counter() - start
+                self.totals[f"{bucket} cpu"] += time.thread_time() - cpu
+                self.depth[bucket] -= 1
+
+        return timed
+
+
+@dataclass
+class Split:
+    """One stretch of time: wall and the devices' and module's shares of it."""
+
+    wall: float
+    inside: dict[str, float]
+
+    @property
+    def software(self) -> float:
+        return self.wall - sum(self.inside[d] for d in DEVICES)
+
+    @property
+    def software_cpu(self) -> float:
+        """The worker thread's CPU outside the device calls."""
+        return self.inside["cpu"] - sum(self.inside[f"{d} cpu"] for d in DEVICES)
+
+
+@dataclass
+class Record:
+    jobs: list[Split] = field(default_factory=list)
+    steps: dict[str, list[Split]] = field(default_factory=dict)
+    claims: list[float] = field(default_factory=list)
+
+
+def delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: after[k] - before[k] for k in before}
+
+
+@contextmanager
+def instrumented(meter: Meter, record: Record) -> Iterator[None]:
+    """Wrap the device calls, the steps, the claims and the runs (restored on exit)."""
+    patches: list[tuple[Any, str, Any]] = []
+
+    def patch(owner: Any, name: str, wrapper: Any) -> None:
+        patches.append((owner, name, getattr(owner, name)))
+        setattr(owner, name, wrapper)
+
+    patch(EvolisPrinter, "command", meter.wrap("printer", EvolisPrinter.command))
+    patch(EvolisPrinter, "synchronize", meter.wrap("printer", EvolisPrinter.synchronize))
+    pcsc = apdu.pcsc.PcscTransport
+    patch(pcsc, "_exchange", meter.wrap("card", pcsc._exchange))
+    patch(pcsc, "connect", meter.wrap("card", pcsc.connect))
+    wait = apdu.pcsc._wait
+    arrival, removal = meter.wrap("arrival", wait), meter.wrap("removal", wait)
+
+    def split_wait(ctx: Any, reader: Any, timeout: float, want_card: bool) -> bytes:
+        return bytes((arrival if want_card else removal)(ctx, reader, timeout, want_card))
+
+    patch(apdu.pcsc, "_wait", meter.wrap("card", split_wait))
+    patch(TcpSecurityModule, "_call", meter.wrap("hsm", TcpSecurityModule._call))
+
+    def timed_step(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def step(self: JobRunner, *args: Any) -> Any:
+            before, start = meter.snapshot(), time.perf_counter()
+            try:
+                return fn(self, *args)
+            finally:
+                wall = time.perf_counter() - start
+                split = Split(wall, delta(before, meter.snapshot()))
+                record.steps.setdefault(name, []).append(split)
+
+        return step
+
+    for name in STEPS:
+        patch(JobRunner, f"step_{name}", timed_step(name, getattr(JobRunner, f"step_{name}")))
+    pending: dict[str, Any] = {}
+    claim = station_worker.claim_next_job
+
+    def timed_claim(*args: Any, **kwargs: Any) -> Any:
+        before, start = meter.snapshot(), time.perf_counter()
+        result = claim(*args, **kwargs)
+        if result is not None:  # the idle worker's last look is no job's
+            pending.update(before=before, start=start)
+            record.claims.append(time.perf_counter() - start)
+        return result
+
+    patch(station_worker, "claim_next_job", timed_claim)
+    run = JobRunner.run
+
+    def timed_run(self: JobRunner, job_id: int, **kwargs: Any) -> Any:
+        try:
+            return run(self, job_id, **kwargs)
+        finally:
+            wall = time.perf_counter() - pending["start"]
+            record.jobs.append(Split(wall, delta(pending["before"], meter.snapshot())))
+
+    patch(JobRunner, "run", timed_run)
+    try:
+        yield
+    finally:
+        for owner, name, original in reversed(patches):
+            setattr(owner, name, original)
+
+
+def run_worker(campaign: Campaign, *, profile: cProfile.Profile | None = None) -> Record:
+    """``station run --idle-exit`` in this process, instrumented; its lines kept quiet."""
+    meter, record = Meter(), Record()
+    config = StationConfig.load(campaign.station_files[0])
+    lines: list[str] = []
+    with instrumented(meter, record):
+        if profile is not None:
+            profile.enable()
+        try:
+            status = run_station(config, "op", WorkerOptions(idle_exit=True), lines.append)
+        finally:
+            if profile is not None:
+                profile.disable()
+    if status != 0:
+        raise SystemExit("\n".join(lines))
+    return record
+
+
+def run_processes(campaign: Campaign, jobs: list[int]) -> list[float]:
+    """Each job as its own ``sscard job run`` process (the old way): wall per job."""
+    walls = []
+    for job_id in jobs:
+        start = time.perf_counter()
+        done = subprocess.run(
+            job_run_argv(job_id, campaign.station_files[0]),
+            capture_output=True,
+            text=True,
+            env={**os.environ, **campaign.session},
+            timeout=180,
+        )
+        walls.append(time.perf_counter() - start)
+        if done.returncode != 0:
+            raise SystemExit(f"job run {job_id} failed:\n{done.stdout}\n{done.stderr}")
+    return walls
+
+
+def ms(values: list[float]) -> float:
+    return statistics.median(values) * 1000
+
+
+def report(record: Record, old: list[float]) -> None:
+    jobs = record.jobs
+    print(f"load average (1, 5, 15 min): {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"jobs in the worker: {len(jobs)}; medians per job")
+    print(f"  wall                      {ms([j.wall for j in jobs]):7.1f} ms")
+    for device in DEVICES:
+        print(f"  {device + ' (device)':<25} {ms([j.inside[device] for j in jobs]):7.1f} ms")
+    print(f"  software                  {ms([j.software for j in jobs]):7.1f} ms  (target ≤ 150)")
+    print(f"    its CPU (worker thread) {ms([j.software_cpu for j in jobs]):7.1f} ms")
+    print(f"    security module         {ms([j.inside['hsm'] for j in jobs]):7.1f} ms")
+    first = jobs[0]
+    print(
+        f"  first job: wall {first.wall * 1000:.1f} ms, software {first.software * 1000:.1f} ms"
+        f" (CPU {first.software_cpu * 1000:.1f} ms)"
+    )
+    feeds = record.steps.get("feed", [])
+    if feeds:
+        print(
+            f"  feed: the card's arrival waited {ms([f.inside['arrival'] for f in feeds]):.1f} ms"
+            f", the last card's removal {ms([f.inside['removal'] for f in feeds]):.1f} ms"
+            " (pcscd polls vpcd every ~400 ms)"
+        )
+    print("by step, median ms:  wall  printer   card  software  (CPU)  module")
+    print(f"  {'claim':<16} {ms(record.claims):7.1f}")
+    for name in STEPS:
+        splits = record.steps.get(name, [])
+        if splits:
+            print(
+                f"  {name:<16} {ms([s.wall for s in splits]):7.1f} "
+                f"{ms([s.inside['printer'] for s in splits]):7.1f} "
+                f"{ms([s.inside['card'] for s in splits]):7.1f} "
+                f"{ms([s.software for s in splits]):8.1f} "
+                f"{ms([s.software_cpu for s in splits]):7.1f} "
+                f"{ms([s.inside['hsm'] for s in splits]):7.1f}"
+            )
+    outside = [
+        j.software - sum(s[i].software for s in record.steps.values() if len(s) == len(jobs))
+        for i, j in enumerate(jobs)
+    ]
+    print(
+        f"  {'between steps':<16} {ms(outside) - ms(record.claims):7.1f}  "
+        "(job and step reads, fence checks, finish)"
+    )
+    if old:
+        new = ms([j.wall for j in jobs])
+        print(f"one 'sscard job run' process per job ({len(old)} jobs, the old way):")
+        print(f"  wall per job              {ms(old):7.1f} ms")
+        print(f"  process / worker          {ms(old) / new:7.2f}x  (+{ms(old) - new:.0f} ms a job)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=20, help="jobs run by the worker [20]")
+    parser.add_argument(
+        "--processes", type=int, default=5, help="jobs run as 'sscard job run' processes [5]"
+    )
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="N more jobs under cProfile [0]"
+    )
+    args = parser.parse_args()
+    total = args.processes + args.jobs + args.profile
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        Campaign(Path(tmp), jobs=total, stations=1) as campaign,
+    ):
+        numbers = iter(range(1, total + 1))
+        old_jobs = [campaign.submit(next(numbers))[0] for _ in range(args.processes)]
+        old = run_processes(campaign, old_jobs)
+        for _ in range(args.jobs):
+            campaign.submit(next(numbers))
+        record = run_worker(campaign)
+        report(record, old)
+        if args.profile:
+            for _ in range(args.profile):
+                campaign.submit(next(numbers))
+            profile = cProfile.Profile()
+            run_worker(campaign, profile=profile)
+            out = io.StringIO()
+            stats = pstats.Stats(profile, stream=out)
+            stats.sort_stats("tottime").print_stats(40)
+            print(f"cProfile of {args.profile} jobs in the worker (own time):")
+            print(out.getvalue())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
