@@ -48,8 +48,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from smartcard import scard
+
 import apdu.pcsc
 import personalize.station_worker as station_worker
+from apdu.pcsc import PcscTransport
 from hsm_stub.client import TcpSecurityModule
 from personalize.jobs import STEPS, JobRunner
 from personalize.station import StationConfig
@@ -63,7 +66,7 @@ DEVICES = ("printer", "card")
 BUCKETS = (*DEVICES, "hsm", "arrival", "removal")
 # each bucket on two clocks: wall (perf_counter) and the worker thread's CPU (thread_time),
 # the latter for a machine whose other loads stretch every wall figure
-CLOCKS = (*BUCKETS, *(f"{b} cpu" for b in BUCKETS))
+CLOCKS = (*BUCKETS, *(f"{b} cpu" for b in BUCKETS), "contexts")
 
 
 @dataclass
@@ -76,6 +79,16 @@ class Meter:
 
     def snapshot(self) -> dict[str, float]:
         return {**self.totals, "cpu": time.thread_time()}
+
+    def count(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` with its calls counted in ``totals[name]`` (PC/SC contexts established)."""
+
+        @functools.wraps(fn)
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.totals[name] += 1
+            return fn(*args, **kwargs)
+
+        return counted
 
     def wrap(self, bucket: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
@@ -144,6 +157,7 @@ def instrumented(meter: Meter, record: Record) -> Iterator[None]:
 
     patch(apdu.pcsc, "_wait", meter.wrap("card", split_wait))
     patch(TcpSecurityModule, "_call", meter.wrap("hsm", TcpSecurityModule._call))
+    patch(scard, "SCardEstablishContext", meter.count("contexts", scard.SCardEstablishContext))
 
     def timed_step(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
@@ -189,19 +203,58 @@ def instrumented(meter: Meter, record: Record) -> Iterator[None]:
             setattr(owner, name, original)
 
 
-def run_worker(campaign: Campaign, *, profile: cProfile.Profile | None = None) -> Record:
-    """``station run --idle-exit`` in this process, instrumented; its lines kept quiet."""
+class PerCallReader:
+    """The contact reader as the runner used it before issue 14: every wait and connection
+    on a PC/SC context of its own (established, readers listed, released) — the old code
+    path, kept callable here to be measured in the same run."""
+
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+
+    def wait_for_card(self, timeout: float = 10.0) -> bytes:
+        return apdu.pcsc.wait_for_card(self.spec, timeout)
+
+    def wait_for_removal(self, timeout: float = 10.0) -> None:
+        apdu.pcsc.wait_for_removal(self.spec, timeout)
+
+    def connect(self) -> PcscTransport:
+        transport = PcscTransport(self.spec)
+        transport.connect()
+        return transport
+
+    def __enter__(self) -> PerCallReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def run_worker(
+    campaign: Campaign, *, before: bool = False, profile: cProfile.Profile | None = None
+) -> Record:
+    """``station run --idle-exit`` in this process, instrumented, its lines kept quiet;
+    ``before``: as before issue 14 — a PC/SC context per wait and connection, and the
+    proof's font loaded by the first job instead of at start."""
     meter, record = Meter(), Record()
     config = StationConfig.load(campaign.station_files[0])
     lines: list[str] = []
-    with instrumented(meter, record):
-        if profile is not None:
-            profile.enable()
-        try:
-            status = run_station(config, "op", WorkerOptions(idle_exit=True), lines.append)
-        finally:
+    old_path = {"PcscReader": PerCallReader, "register_pdf_font": lambda: None}
+    saved = {name: getattr(station_worker, name) for name in old_path}
+    if before:
+        for name, value in old_path.items():
+            setattr(station_worker, name, value)
+    try:
+        with instrumented(meter, record):
             if profile is not None:
-                profile.disable()
+                profile.enable()
+            try:
+                status = run_station(config, "op", WorkerOptions(idle_exit=True), lines.append)
+            finally:
+                if profile is not None:
+                    profile.disable()
+    finally:
+        for name, value in saved.items():
+            setattr(station_worker, name, value)
     if status != 0:
         raise SystemExit("\n".join(lines))
     return record
@@ -229,21 +282,16 @@ def ms(values: list[float]) -> float:
     return statistics.median(values) * 1000
 
 
-def report(record: Record, old: list[float]) -> None:
+def report(record: Record) -> None:
+    """Today's worker: medians per job, then by step."""
     jobs = record.jobs
-    print(f"load average (1, 5, 15 min): {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print(f"jobs in the worker: {len(jobs)}; medians per job")
+    print(f"the worker today: {len(jobs)} jobs, medians per job")
     print(f"  wall                      {ms([j.wall for j in jobs]):7.1f} ms")
     for device in DEVICES:
         print(f"  {device + ' (device)':<25} {ms([j.inside[device] for j in jobs]):7.1f} ms")
     print(f"  software                  {ms([j.software for j in jobs]):7.1f} ms  (target ≤ 150)")
     print(f"    its CPU (worker thread) {ms([j.software_cpu for j in jobs]):7.1f} ms")
     print(f"    security module         {ms([j.inside['hsm'] for j in jobs]):7.1f} ms")
-    first = jobs[0]
-    print(
-        f"  first job: wall {first.wall * 1000:.1f} ms, software {first.software * 1000:.1f} ms"
-        f" (CPU {first.software_cpu * 1000:.1f} ms)"
-    )
     feeds = record.steps.get("feed", [])
     if feeds:
         print(
@@ -272,16 +320,42 @@ def report(record: Record, old: list[float]) -> None:
         f"  {'between steps':<16} {ms(outside) - ms(record.claims):7.1f}  "
         "(job and step reads, fence checks, finish)"
     )
-    if old:
-        new = ms([j.wall for j in jobs])
-        print(f"one 'sscard job run' process per job ({len(old)} jobs, the old way):")
-        print(f"  wall per job              {ms(old):7.1f} ms")
-        print(f"  process / worker          {ms(old) / new:7.2f}x  (+{ms(old) - new:.0f} ms a job)")
+
+
+def compare(old: Record, new: Record, processes: list[float]) -> None:
+    """Before issue 14 → today, in this run."""
+
+    def row(label: str, before: float, after: float, unit: str = "ms") -> None:
+        ratio = f"{before / after:6.2f}x" if after else ""
+        print(f"  {label:<34} {before:8.1f} → {after:8.1f} {unit:<4} {ratio}")
+
+    print("before → today (same run; medians per job):")
+    for label, of in (
+        ("wall", lambda j: j.wall * 1000),
+        ("software", lambda j: j.software * 1000),
+        ("software CPU", lambda j: j.software_cpu * 1000),
+    ):
+        row(label, statistics.median(map(of, old.jobs)), statistics.median(map(of, new.jobs)))
+    row(
+        "PC/SC contexts established",
+        statistics.median(j.inside["contexts"] for j in old.jobs),
+        statistics.median(j.inside["contexts"] for j in new.jobs),
+        "",
+    )
+    row(
+        "first job's software CPU", old.jobs[0].software_cpu * 1000, new.jobs[0].software_cpu * 1000
+    )
+    if processes:
+        row(
+            f"one 'sscard job run' per job ({len(processes)}), wall",
+            ms(processes),
+            ms([j.wall for j in new.jobs]),
+        )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=20, help="jobs run by the worker [20]")
+    parser.add_argument("--jobs", type=int, default=20, help="jobs run by each worker [20]")
     parser.add_argument(
         "--processes", type=int, default=5, help="jobs run as 'sscard job run' processes [5]"
     )
@@ -289,27 +363,31 @@ def main() -> int:
         "--profile", type=int, default=0, metavar="N", help="N more jobs under cProfile [0]"
     )
     args = parser.parse_args()
-    total = args.processes + args.jobs + args.profile
+    total = args.processes + 2 * args.jobs + args.profile
     with (
         tempfile.TemporaryDirectory() as tmp,
         Campaign(Path(tmp), jobs=total, stations=1) as campaign,
     ):
         numbers = iter(range(1, total + 1))
-        old_jobs = [campaign.submit(next(numbers))[0] for _ in range(args.processes)]
-        old = run_processes(campaign, old_jobs)
-        for _ in range(args.jobs):
-            campaign.submit(next(numbers))
-        record = run_worker(campaign)
-        report(record, old)
+
+        def submit(count: int) -> list[int]:
+            return [campaign.submit(next(numbers))[0] for _ in range(count)]
+
+        processes = run_processes(campaign, submit(args.processes))
+        submit(args.jobs)
+        before = run_worker(campaign, before=True)
+        submit(args.jobs)
+        today = run_worker(campaign)
+        print(f"load average (1, 5, 15 min): {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        report(today)
+        compare(before, today, processes)
         if args.profile:
-            for _ in range(args.profile):
-                campaign.submit(next(numbers))
+            submit(args.profile)
             profile = cProfile.Profile()
             run_worker(campaign, profile=profile)
             out = io.StringIO()
-            stats = pstats.Stats(profile, stream=out)
-            stats.sort_stats("tottime").print_stats(40)
-            print(f"cProfile of {args.profile} jobs in the worker (own time):")
+            pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(40)
+            print(f"cProfile of {args.profile} jobs in the worker today (own time):")
             print(out.getvalue())
     return 0
 

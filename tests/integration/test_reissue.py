@@ -238,6 +238,18 @@ def devices(p: Prepared, printer: EvolisPrinter) -> StationDevices:
     )
 
 
+def test_a_job_waits_for_and_talks_to_its_cards_on_one_pcsc_context(
+    prepared: Prepared, pcsc_contexts: list[int]
+) -> None:
+    """The station's contact reader is held open (``PcscReader``): the feed's waits, every
+    proof of the card and every chip session of the job share one PC/SC context — before
+    issue 14 each established its own (9 a job), two round trips to pcscd apiece."""
+    with EvolisPrinter(prepared.config.printer) as printer:
+        in_process_runner(prepared, printer).run(prepared.job_id)
+    assert_consistent(prepared)
+    assert len(pcsc_contexts) == 1
+
+
 def test_a_bad_card_goes_to_the_reject_bin(prepared: Prepared) -> None:
     assert prepared.sim.printer is not None
     other = {k: (alg, bytes(b ^ 0x33 for b in v)) for k, (alg, v) in TEST_ROOTS.items()}
