@@ -14,7 +14,8 @@ reports medians of
 - printer: time waiting for the printer's answers (inside ``EvolisPrinter.command`` and its
   session synchronization — the Port reads);
 - card: time inside the PC/SC exchanges, connections and waits for a card to arrive or
-  leave (apdu/pcsc.py ``PcscTransport._exchange``/``connect``, ``_wait``);
+  leave (pyscard's ``SCardTransmit``, ``SCardConnect``/``SCardReconnect`` and
+  ``SCardGetStatusChange`` as apdu/pcsc.py calls them);
 - software: the rest (target ≤ 150 ms), by step, with its CPU time (the worker thread's
   ``thread_time``, which the other loads of a shared machine do not stretch as they stretch
   wall time) and the security module's round trips shown apart (part of the software's
@@ -69,11 +70,14 @@ from printer.face import PDF_FONT
 from tests.integration.crash_campaign import Campaign, job_run_argv
 
 DEVICES = ("printer", "card")
-# the card's waits apart: for a card to arrive (after a feed: pcscd's presence polling) and
-# for one to leave (before a feed)
-# and the software's durable writes apart: the registry's COMMIT (fsync of SQLite's WAL) and
-# the audit checkpoint appended (and fsynced) after it
-BUCKETS = (*DEVICES, "hsm", "arrival", "removal", "durable")
+# Shown apart: the card's waits for a card to arrive (after a feed: pcscd's presence
+# polling) and to leave (before a feed); of the software's time, the security module's round
+# trips, the durable writes (the registry's COMMIT, fsync of SQLite's WAL, and the audit
+# checkpoint appended and fsynced after it) and the PC/SC context set-up (establish, list
+# the readers, release: round trips to pcscd, not the card's).
+BUCKETS = (*DEVICES, "hsm", "arrival", "removal", "durable", "setup")
+CARD_CALLS = ("SCardTransmit", "SCardConnect", "SCardReconnect", "SCardGetStatusChange")
+SETUP_CALLS = ("SCardEstablishContext", "SCardListReaders", "SCardReleaseContext")
 # each bucket on two clocks: wall (perf_counter) and the worker thread's CPU (thread_time),
 # the latter for a machine whose other loads stretch every wall figure
 CLOCKS = (*BUCKETS, *(f"{b} cpu" for b in BUCKETS), "contexts")
@@ -164,20 +168,22 @@ def instrumented(meter: Meter, record: Record) -> Iterator[None]:
 
     patch(EvolisPrinter, "command", meter.wrap("printer", EvolisPrinter.command))
     patch(EvolisPrinter, "synchronize", meter.wrap("printer", EvolisPrinter.synchronize))
-    pcsc = apdu.pcsc.PcscTransport
-    patch(pcsc, "_exchange", meter.wrap("card", pcsc._exchange))
-    patch(pcsc, "connect", meter.wrap("card", pcsc.connect))
+    for call in CARD_CALLS:  # the card's exchanges, connections and presence waits
+        patch(scard, call, meter.wrap("card", getattr(scard, call)))
+    for call in SETUP_CALLS:
+        patch(scard, call, meter.wrap("setup", getattr(scard, call)))
     wait = apdu.pcsc._wait
     arrival, removal = meter.wrap("arrival", wait), meter.wrap("removal", wait)
 
     def split_wait(ctx: Any, reader: Any, timeout: float, want_card: bool) -> bytes:
         return bytes((arrival if want_card else removal)(ctx, reader, timeout, want_card))
 
-    patch(apdu.pcsc, "_wait", meter.wrap("card", split_wait))
+    patch(apdu.pcsc, "_wait", split_wait)
     patch(TcpSecurityModule, "_call", meter.wrap("hsm", TcpSecurityModule._call))
     patch(Database, "commit", meter.wrap("durable", Database.commit))
     patch(PendingCheckpoint, "write", meter.wrap("durable", PendingCheckpoint.write))
-    patch(scard, "SCardEstablishContext", meter.count("contexts", scard.SCardEstablishContext))
+    establish = scard.SCardEstablishContext  # timed as set-up above, counted here
+    patch(scard, "SCardEstablishContext", meter.count("contexts", establish))
 
     def timed_step(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(fn)
@@ -325,6 +331,7 @@ def report(record: Record) -> None:
         f"    durable writes          {ms([j.inside['durable'] for j in jobs]):7.1f} ms"
         "  (COMMIT and the audit checkpoint, fsynced)"
     )
+    print(f"    PC/SC context set-up    {ms([j.inside['setup'] for j in jobs]):7.1f} ms")
     feeds = record.steps.get("feed", [])
     if feeds:
         print(
@@ -369,6 +376,11 @@ def compare(old: Record, new: Record, processes: list[float]) -> None:
         ("software CPU", lambda j: j.software_cpu * 1000),
     ):
         row(label, statistics.median(map(of, old.jobs)), statistics.median(map(of, new.jobs)))
+    row(
+        "PC/SC context set-up",
+        statistics.median(j.inside["setup"] * 1000 for j in old.jobs),
+        statistics.median(j.inside["setup"] * 1000 for j in new.jobs),
+    )
     row(
         "PC/SC contexts established",
         statistics.median(j.inside["contexts"] for j in old.jobs),
