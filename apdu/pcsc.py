@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -85,6 +87,15 @@ class _Context:
         hr, self.handle = scard.SCardEstablishContext(scard.SCARD_SCOPE_USER)
         if hr != scard.SCARD_S_SUCCESS:
             raise error_for(hr, "cannot reach the PC/SC service (is pcscd running?)")
+        self._resolved: dict[ReaderSpec, str] = {}
+
+    def resolve(self, spec: ReaderSpec) -> str:
+        """:func:`resolve_reader` over this context's readers, once per ``spec`` for the
+        context's life (a context a station keeps, :class:`PcscReader`, is dropped when its
+        reader or pcscd goes away)."""
+        if spec not in self._resolved:
+            self._resolved[spec] = resolve_reader(spec, self.readers())
+        return self._resolved[spec]
 
     def readers(self) -> list[str]:
         hr, names = scard.SCardListReaders(self.handle, [])
@@ -194,36 +205,103 @@ def reader_statuses() -> list[ReaderStatus]:
         ctx.release()
 
 
-def _wait(reader: ReaderSpec, timeout: float, want_card: bool) -> bytes:
+def _wait(ctx: _Context, reader: ReaderSpec, timeout: float, want_card: bool) -> bytes:
+    """Block in ``SCardGetStatusChange`` until the reader holds a card that answered reset
+    (its ATR) or, ``want_card`` false, is empty: pcscd reports the change as soon as it
+    knows — at once when it already does (``SCARD_STATE_UNAWARE`` asks for the state as it
+    stands), else when its presence polling of a reader without events (every ~400 ms:
+    vpcd) or the reader's own event (a reader whose driver has a polling thread, e.g. CCID)
+    tells it (docs/service.md "Card arrival")."""
+    deadline = time.monotonic() + timeout
+    name = ctx.resolve(reader)
+    current = scard.SCARD_STATE_UNAWARE
+    while True:
+        event, atr = ctx.state(name, current, 200)
+        present = bool(event & scard.SCARD_STATE_PRESENT)
+        if want_card and present and atr and not event & scard.SCARD_STATE_MUTE:
+            return atr
+        if not want_card and event & scard.SCARD_STATE_EMPTY:
+            return b""
+        current = event & ~scard.SCARD_STATE_CHANGED
+        if time.monotonic() > deadline:
+            if want_card:
+                raise NoCard(f"no card in {name!r} after {timeout:.1f} s")
+            raise ReaderUnavailable(f"the card is still in {name!r} after {timeout:.1f} s")
+
+
+def _waited(reader: ReaderSpec, timeout: float, want_card: bool) -> bytes:
+    """:func:`_wait` on a context of its own."""
     ctx = _Context()
     try:
-        deadline = time.monotonic() + timeout
-        name = resolve_reader(reader, ctx.readers())
-        current = scard.SCARD_STATE_UNAWARE
-        while True:
-            event, atr = ctx.state(name, current, 200)
-            present = bool(event & scard.SCARD_STATE_PRESENT)
-            if want_card and present and atr and not event & scard.SCARD_STATE_MUTE:
-                return atr
-            if not want_card and event & scard.SCARD_STATE_EMPTY:
-                return b""
-            current = event & ~scard.SCARD_STATE_CHANGED
-            if time.monotonic() > deadline:
-                if want_card:
-                    raise NoCard(f"no card in {name!r} after {timeout:.1f} s")
-                raise ReaderUnavailable(f"the card is still in {name!r} after {timeout:.1f} s")
+        return _wait(ctx, reader, timeout, want_card)
     finally:
         ctx.release()
 
 
 def wait_for_card(reader: ReaderSpec, timeout: float = 10.0) -> bytes:
     """Wait until a card that answered reset is in ``reader``; return its ATR."""
-    return _wait(reader, timeout, want_card=True)
+    return _waited(reader, timeout, want_card=True)
 
 
 def wait_for_removal(reader: ReaderSpec, timeout: float = 10.0) -> None:
     """Wait until ``reader`` is empty (pcscd notices a removal within about 400 ms)."""
-    _wait(reader, timeout, want_card=False)
+    _waited(reader, timeout, want_card=False)
+
+
+class PcscReader:
+    """One reader held by a long-lived program — a station's contact reader: one PC/SC
+    context and the reader's name resolved once, for every wait and connection of every job,
+    instead of a context established, its readers listed and released around each (round
+    trips to pcscd: issue 14, "a station without fixed costs"). An error that is not the
+    card's (pcscd restarted, the reader gone) drops the context; the next call establishes
+    a new one. ``with PcscReader(spec) as reader:``; nothing is opened before the first
+    call, so an absent reader or pcscd is reported where it is used, as with the
+    functions above."""
+
+    def __init__(self, spec: ReaderSpec) -> None:
+        self.spec = spec
+        self._ctx: _Context | None = None
+
+    @contextmanager
+    def _context(self) -> Iterator[_Context]:
+        if self._ctx is None:
+            self._ctx = _Context()
+        try:
+            yield self._ctx
+        except (NoCard, CardMute, CardRemoved, CardReset):
+            raise  # the card's state, not the context's
+        except TransportError:
+            self.close()
+            raise
+
+    def wait_for_card(self, timeout: float = 10.0) -> bytes:
+        """:func:`wait_for_card` on the kept context."""
+        with self._context() as ctx:
+            return _wait(ctx, self.spec, timeout, want_card=True)
+
+    def wait_for_removal(self, timeout: float = 10.0) -> None:
+        """:func:`wait_for_removal` on the kept context."""
+        with self._context() as ctx:
+            _wait(ctx, self.spec, timeout, want_card=False)
+
+    def connect(self) -> PcscTransport:
+        """A :class:`PcscTransport` (exclusive, T=0 or T=1) to the card, connected, on the
+        kept context (its ``disconnect`` leaves the context to this reader)."""
+        with self._context() as ctx:
+            transport = PcscTransport(self.spec, context=ctx)
+            transport.connect()
+            return transport
+
+    def close(self) -> None:
+        if self._ctx is not None:
+            self._ctx.release()
+            self._ctx = None
+
+    def __enter__(self) -> PcscReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class PcscTransport(Transport):
@@ -237,13 +315,17 @@ class PcscTransport(Transport):
         protocol: ProtocolChoice = "any",
         t0_handling: bool = True,
         max_get_response: int = DEFAULT_MAX_GET_RESPONSE,
+        context: _Context | None = None,
     ) -> None:
+        """``context``: a PC/SC context to borrow (:meth:`PcscReader.connect`), left
+        established at :meth:`disconnect`; by default the transport has its own."""
         super().__init__(t0_handling=t0_handling, max_get_response=max_get_response)
         self.reader_spec = reader
         self.exclusive = exclusive
         self.protocol = protocol
         self.reader: str | None = None
-        self._ctx: _Context | None = None
+        self._ctx = context
+        self._own_context = context is None
         self._card: Any = None
         self._active_protocol = 0
         self._atr = b""
@@ -261,7 +343,7 @@ class PcscTransport(Transport):
     def connect(self) -> None:
         if self._ctx is None:
             self._ctx = _Context()
-        self.reader = resolve_reader(self.reader_spec, self._ctx.readers())
+        self.reader = self._ctx.resolve(self.reader_spec)
         hr, card, proto = scard.SCardConnect(
             self._ctx.handle, self.reader, self._share, _PROTOCOLS[self.protocol]
         )
@@ -294,7 +376,7 @@ class PcscTransport(Transport):
         if self._card is not None:
             scard.SCardDisconnect(self._card, scard.SCARD_LEAVE_CARD)
             self._card = None
-        if self._ctx is not None:
+        if self._ctx is not None and self._own_context:
             self._ctx.release()
             self._ctx = None
 

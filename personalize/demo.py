@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from apdu.pcsc import PcscReader
 from personalize.documents import collection_certificate, collection_certificate_pdf
 from personalize.jobs import JobRunner, StationDevices, submit_job
 from personalize.policy import RegionPolicy, load_policy
@@ -127,14 +128,15 @@ def run_demo(out: Path, *, clock: Clock, policy: RegionPolicy | None = None) -> 
             print(f"      {text}", flush=True)
 
         assert config.printer is not None and config.contact_reader is not None
-        with EvolisPrinter(config.printer) as printer:
+        with (
+            EvolisPrinter(config.printer) as printer,
+            PcscReader(config.contact_reader) as reader,
+        ):
             runner = JobRunner(
                 registry,
                 policy,
                 profile,
-                StationDevices(
-                    printer, config.contact_reader, hsm, vault, config.out_dir, config.name
-                ),
+                StationDevices(printer, reader, hsm, vault, config.out_dir, config.name),
                 operator=OPERATOR,
                 progress=progress,
             )

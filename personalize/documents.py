@@ -11,9 +11,9 @@ from pathlib import Path
 
 from personalize.outfiles import write_new
 from personalize.registry import Agent, Registry, mask_id, request_number
-from printer.face import FONT_PATH, FaceError
+from printer.face import PDF_FONT, register_pdf_font
 
-FONT = "WQY"
+FONT = PDF_FONT
 
 
 @dataclass(frozen=True)
@@ -36,16 +36,6 @@ class CollectionCertificate:
     agent_id: str = ""
     service_phone: str = ""
     reprinted_at: datetime | None = None  # local time of a 补打 (reprint)
-
-
-def _register_font() -> None:
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
-
-    if not FONT_PATH.exists():
-        raise FaceError(f"{FONT_PATH} is missing: install Debian's fonts-wqy-microhei")
-    if FONT not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(TTFont(FONT, str(FONT_PATH), subfontIndex=0))
 
 
 def collection_certificate(
@@ -91,7 +81,7 @@ def collection_certificate_bytes(cert: CollectionCertificate) -> bytes:
     from reportlab.lib.units import mm
     from reportlab.pdfgen import canvas
 
-    _register_font()
+    register_pdf_font()
     width, height = landscape(A5)
     buffer = io.BytesIO()
     pdf = canvas.Canvas(buffer, pagesize=(width, height))
@@ -243,7 +233,7 @@ def verification_report_pdf(report: VerificationReport) -> bytes:
     from reportlab.lib.units import mm
     from reportlab.pdfgen import canvas
 
-    _register_font()
+    register_pdf_font()
     width, height = A4
     left, right, bottom = 20 * mm, width - 20 * mm, 30 * mm
     buffer = BytesIO()

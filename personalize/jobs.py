@@ -47,7 +47,7 @@ from typing import Any
 from PIL import Image
 
 from apdu.errors import CardMute, CardRemoved, NoCard, TransportError
-from apdu.pcsc import PcscTransport, wait_for_card, wait_for_removal
+from apdu.pcsc import PcscReader, PcscTransport
 from hsm_stub.errors import SecurityModuleUnavailable
 from hsm_stub.module import SecurityModule
 from personalize.job_store import Job, StepResult
@@ -239,7 +239,7 @@ def submit_job(
 @dataclass(frozen=True)
 class StationDevices:
     printer: EvolisPrinter
-    contact_reader: str
+    contact_reader: PcscReader  # kept open by the station: one PC/SC context for every job
     hsm: SecurityModule
     vault: TrackVault
     out_dir: Path
@@ -613,7 +613,7 @@ class JobRunner:
         """The SN of the chip at the contact station, or None when no chip answers."""
         try:
             return (
-                serial_number(wait_for_card(self.dev.contact_reader, timeout=timeout)).hex().upper()
+                serial_number(self.dev.contact_reader.wait_for_card(timeout=timeout)).hex().upper()
             )
         except (NoCard, CardMute):
             return None
@@ -633,8 +633,7 @@ class JobRunner:
     def _chip(self, job: Job) -> tuple[PcscTransport, SocialSecurityCard]:
         self.prove_card(job)
         try:
-            transport = PcscTransport(self.dev.contact_reader)
-            transport.connect()
+            transport = self.dev.contact_reader.connect()
         except (NoCard, CardRemoved) as exc:
             raise CardLost(f"no card at the contact station ({exc})") from None
         except CardMute as exc:
@@ -663,7 +662,7 @@ class JobRunner:
                 printer.reject()
             # the previous card must have left the reader first: pcscd notices a removal
             # within ~400 ms, and its stale ATR is not the new card's
-            wait_for_removal(self.dev.contact_reader, timeout=CARD_WAIT)
+            self.dev.contact_reader.wait_for_removal(timeout=CARD_WAIT)
             printer.feed_to_contact()
             sn = self._sn_at_contact()
             if sn is None:

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from apdu.pcsc import PcscReader
 from personalize.auditverify import FULL_EVERY, FULL_REASONS
 from personalize.database import display, registry_exists
 from personalize.documents import (
@@ -437,13 +438,14 @@ def cmd_job_run(args: argparse.Namespace) -> int:
             hsm = station.security_module()
             stack.callback(hsm.close)
             printer = stack.enter_context(EvolisPrinter(station.printer))
+            reader = stack.enter_context(PcscReader(station.contact_reader))
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             pause_job(registry, args.job, operator=operator, reason=reason)
             raise JobPaused(f"作业暂停 (job paused): {reason}") from None
         devices = StationDevices(
             printer,
-            station.contact_reader,
+            reader,
             hsm,
             vault,
             station.out_dir,

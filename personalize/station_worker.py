@@ -1,10 +1,11 @@
 """``sscard station run``: a station that pulls its own work (issue 13, Deliver 5;
 docs/service.md "Stations that pull work").
 
-The worker opens its registry, security module, track key and printer once, then repeats:
-claim the next job it can do (``claim_next_job``: one write transaction, ordered by an
-index), run it with the :class:`JobRunner` under the claim's fencing token, and go on. While
-a step runs, a heartbeat thread with its own registry connection renews the job's lease
+The worker opens its registry, security module, track key, printer and contact reader once
+and loads the face proof's font (kept warm for every job: issue 14), then repeats: claim the
+next job it can do (``claim_next_job``: one write transaction, ordered by an index), run it
+with the :class:`JobRunner` under the claim's fencing token, and go on. While a step runs,
+a heartbeat thread with its own registry connection renews the job's lease
 (``jobs.lease_until``, ``jobs.heartbeat_at``, ``jobs.station``; an audited ``job.heartbeat``
 event), so a station that stops heartbeating — killed, frozen, cut off — loses the job
 once the lease expires, and another station claims it and resumes from the last verified
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from types import FrameType
 
+from apdu.pcsc import PcscReader
 from personalize.job_store import EXPIRED_QUERY, OWN_QUERY, QUEUED_QUERY
 from personalize.jobs import (
     JobError,
@@ -42,6 +44,7 @@ from personalize.registry import LeaseLost, Registry, RegistryError, _iso
 from personalize.station import StationConfig
 from personalize.trackvault import TrackVault
 from printer.evolis import EvolisPrinter
+from printer.face import register_pdf_font
 from sscard.profile import load_profile
 
 log = logging.getLogger(__name__)
@@ -236,7 +239,7 @@ def run_station(
         printer = stack.enter_context(EvolisPrinter(config.printer))
         devices = StationDevices(
             printer,
-            config.contact_reader,
+            stack.enter_context(PcscReader(config.contact_reader)),
             hsm,
             TrackVault.from_file(config.track_key),
             config.out_dir,
@@ -261,6 +264,7 @@ def run_station(
         heartbeat.start()
         stack.callback(heartbeat.stop)
         serial = printer.serial_number()
+        register_pdf_font()  # the face proof's font, before the first job, not in it
         progress(f"工位 {config.name} 开始接单 (station {config.name} pulling jobs)")
         while not signals.requested.is_set():
             claim = claim_next_job(

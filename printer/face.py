@@ -35,6 +35,7 @@ LINES = WIDTH
 MONO_BYTES = LINES * LINE_DOTS // 8  # 82,296
 COLOR_BYTES = LINES * LINE_DOTS * 5 // 8  # 411,480
 FONT_PATH = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+PDF_FONT = "WQY"  # FONT_PATH's name in reportlab (the proofs and personalize/documents.py)
 
 # Layout in dots [ours]. Sizes are font sizes in dots (300 dpi: 12 dots ≈ 1 mm ≈ 2.9 pt).
 TITLE_BAND = 110  # the coloured band across the top, behind the title
@@ -546,19 +547,28 @@ def panels_to_image(panels: Panels) -> Image.Image:
     return rgb
 
 
+def register_pdf_font() -> None:
+    """``FONT_PATH`` registered with reportlab as ``PDF_FONT``, once per process: importing
+    reportlab and parsing the TrueType collection cost about 100 ms of CPU, which a
+    long-lived station pays when it starts (``sscard station run``), not in its first job
+    (issue 14, "a station without fixed costs")."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    if not FONT_PATH.exists():
+        raise FaceError(f"{FONT_PATH} is missing: install Debian's fonts-wqy-microhei")
+    if PDF_FONT not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont(PDF_FONT, str(FONT_PATH), subfontIndex=0))
+
+
 def render_pdf(face: CardFace, path: str | Path) -> None:
     """A CR80-sized PDF proof with the Chinese text embedded (docs/architecture.md,
     Conventions): page 1 the front, page 2 the back, laid out as the PNGs are."""
     from reportlab.lib.units import mm
     from reportlab.lib.utils import ImageReader
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
     from reportlab.pdfgen import canvas
 
-    if not FONT_PATH.exists():
-        raise FaceError(f"{FONT_PATH} is missing: install Debian's fonts-wqy-microhei")
-    if "WQY" not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(TTFont("WQY", str(FONT_PATH), subfontIndex=0))
+    register_pdf_font()
     page_w, page_h = 85.6 * mm, 54.0 * mm
     scale = page_w / WIDTH  # points per dot
     pdf = canvas.Canvas(str(path), pagesize=(page_w, page_h))
@@ -568,7 +578,7 @@ def render_pdf(face: CardFace, path: str | Path) -> None:
     pdf.drawImage(ImageReader(render_color(face)), 0, 0, page_w, page_h)
 
     def text(x: float, y_top: float, size: float, value: str) -> None:  # same layout as PNG
-        pdf.setFont("WQY", size * scale)
+        pdf.setFont(PDF_FONT, size * scale)
         pdf.drawString(x * scale, page_h - (y_top + size * 0.8) * scale, value)
 
     for item in layout(face).text:

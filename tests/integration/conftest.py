@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from smartcard import scard
 
 from apdu.pcsc import wait_for_card, wait_for_removal
 from hsm_stub.audit import AuditLog
@@ -111,3 +113,18 @@ def hsm_server(test_keystore: Keystore, tmp_path: Path) -> Iterator[RunningServe
     yield RunningServer(server, audit_path, test_keystore)
     server.stop()
     audit.close()
+
+
+@pytest.fixture
+def pcsc_contexts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every PC/SC context established (``SCardEstablishContext``: a round trip to pcscd,
+    and one more to release it) from now on, by its scope."""
+    made: list[int] = []
+    establish = scard.SCardEstablishContext
+
+    def counted(scope: int) -> Any:
+        made.append(scope)
+        return establish(scope)
+
+    monkeypatch.setattr(scard, "SCardEstablishContext", counted)
+    return made

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from apdu.pcsc import PcscReader
 from personalize.database import open_database
 from personalize.job_store import StepResult
 from personalize.jobs import AfterStep, JobRunner, StationDevices
@@ -135,7 +136,7 @@ def runner(
 ) -> JobRunner:
     devices = StationDevices(
         printer,
-        p.config.contact_reader,
+        PcscReader(p.config.contact_reader),
         p.config.security_module(),
         TrackVault.from_file(p.config.track_key),
         p.config.out_dir,

@@ -7,11 +7,19 @@ import re
 import threading
 
 import pytest
+from smartcard import scard
 from smartcard.System import readers as pyscard_readers
 
 from apdu.command import Command
-from apdu.errors import CardMute, CardRemoved, CardReset, NoCard, ReaderUnavailable
-from apdu.pcsc import PcscTransport, reader_statuses, wait_for_removal
+from apdu.errors import (
+    CardMute,
+    CardRemoved,
+    CardReset,
+    NoCard,
+    ReaderUnavailable,
+    TransportError,
+)
+from apdu.pcsc import PcscReader, PcscTransport, reader_statuses, wait_for_card, wait_for_removal
 from apdu.status import FileNotFound, RecordNotFound
 from apdu.trace import RecordingTrace
 from simulator.pcscd import Pcscd
@@ -200,3 +208,33 @@ def test_two_cards_on_two_slots_answer_independently(serve_card: ServeCard) -> N
     for t in threads:
         t.join(timeout=30)
     assert results == {first.reader: LARGE_OBJECT, second.reader: LARGE_OBJECT}
+
+
+def test_a_kept_reader_waits_and_connects_on_one_context(
+    serve_card: ServeCard, pcsc_contexts: list[int]
+) -> None:
+    served = serve_card(sample_card("T0"))
+    made = pcsc_contexts
+    made.clear()  # serving the card waited on a context of its own
+    with PcscReader(served.reader) as reader:
+        for _ in range(3):  # as a station's jobs do: wait for the card, talk to it, again
+            assert reader.wait_for_card(timeout=5) == served.card.atr
+            transport = reader.connect()
+            try:
+                assert SAMPLE_AID in transport.send(SELECT_APP).data
+            finally:
+                transport.disconnect()
+    assert len(made) == 1
+    wait_for_card(served.reader, timeout=5)  # the functions: a context of their own each
+    assert len(made) == 2
+
+
+def test_a_kept_reader_replaces_a_context_pcscd_no_longer_knows(serve_card: ServeCard) -> None:
+    served = serve_card(sample_card("T0"))
+    with PcscReader(served.reader) as reader:
+        assert reader.wait_for_card(timeout=5) == served.card.atr
+        assert reader._ctx is not None
+        scard.SCardReleaseContext(reader._ctx.handle)  # what a pcscd restart leaves it with
+        with pytest.raises(TransportError):
+            reader.wait_for_card(timeout=5)
+        assert reader.wait_for_card(timeout=5) == served.card.atr  # on a new context

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from apdu.pcsc import PcscReader
 from hsm_stub.keystore import Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.server import HsmServer
@@ -229,12 +230,24 @@ def in_process_runner(p: Prepared, printer: EvolisPrinter) -> JobRunner:
 def devices(p: Prepared, printer: EvolisPrinter) -> StationDevices:
     return StationDevices(
         printer,
-        p.config.contact_reader,
+        PcscReader(p.config.contact_reader),
         p.config.security_module(),
         TrackVault.from_file(p.config.track_key),
         p.config.out_dir,
         "t",
     )
+
+
+def test_a_job_waits_for_and_talks_to_its_cards_on_one_pcsc_context(
+    prepared: Prepared, pcsc_contexts: list[int]
+) -> None:
+    """The station's contact reader is held open (``PcscReader``): the feed's waits, every
+    proof of the card and every chip session of the job share one PC/SC context — before
+    issue 14 each established its own (9 a job), two round trips to pcscd apiece."""
+    with EvolisPrinter(prepared.config.printer) as printer:
+        in_process_runner(prepared, printer).run(prepared.job_id)
+    assert_consistent(prepared)
+    assert len(pcsc_contexts) == 1
 
 
 def test_a_bad_card_goes_to_the_reject_bin(prepared: Prepared) -> None:

@@ -8,13 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
-from personalize.documents import FONT, _register_font, wrap_text
+from personalize.documents import FONT, wrap_text
 from personalize.policy import load_policy
 from personalize.registry import Registry
+from printer.face import register_pdf_font
 from tests.audit_key import AUDIT_KEY
 from tests.conftest import NewDatabase
 
-_register_font()
+register_pdf_font()
 
 
 @given(
