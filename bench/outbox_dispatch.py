@@ -68,7 +68,7 @@ def _registry(location: str, cards: int) -> tuple[Registry, list[str]]:
     seed_registry(registry, 2 * cards, operator="bench")
     page = registry.card_page(status="active", limit=cards)
     assert len(page) == cards, "the seed made too few active cards"
-    return registry, [card.card_number for card, _, _ in page]
+    return registry, [listed.card.card_number for listed in page]
 
 
 def _transitions(registry: Registry, numbers: list[str]) -> list[float]:

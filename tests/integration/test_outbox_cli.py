@@ -173,7 +173,7 @@ def test_the_running_dispatcher_delivers_a_new_change_and_stops_on_sigterm(
     try:
         wait_for(lambda: len(receiver.received) == 2, dispatcher)
         registry = Registry(db, POLICY, clock=pinned_clock, create=False, audit_key=AUDIT_KEY)
-        number = registry.card_page()[0][0].card_number
+        number = registry.card_page()[0].card.card_number
         registry.formalize_loss(number, operator="op", evidence="ID")
         registry.close()
         wait_for(lambda: len(receiver.received) == 3, dispatcher)
