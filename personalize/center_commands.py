@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from personalize.cli_types import positive_count
 from personalize.database import display
 from personalize.operator_commands import acting
 from personalize.operators import (
@@ -269,12 +270,6 @@ def _print(summary: dict[str, Any], out: Path) -> None:
     print(f"工位日志 (worker logs): {out}/worker-N.log; 登记库 (registry): {summary['registry']}")
 
 
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("须为正整数 (a positive integer)")
-    return value
-
 
 def add_parser(sim: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sim.add_parser(
@@ -286,8 +281,8 @@ def add_parser(sim: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "is drained, and report jobs/hour, per-step median and p95 durations and the "
         "invariants checked. Exit status 1 when an invariant fails.",
     )
-    p.add_argument("--stations", type=_count, default=2, help="station workers [2]")
-    p.add_argument("--jobs", type=_count, default=20, help="reissue jobs to drain [20]")
+    p.add_argument("--stations", type=positive_count, default=2, help="station workers [2]")
+    p.add_argument("--jobs", type=positive_count, default=20, help="reissue jobs to drain [20]")
     p.add_argument(
         "--db", help="registry location shared by the stations (default: OUT/registry.db)"
     )

@@ -17,6 +17,7 @@ from hsm_stub.keystore import LMK_LENGTH, ROLE_USAGES, USAGES, Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.server import HsmServer
 from hsm_stub.suites import TDES, suite_for
+from personalize.cli_types import positive_count
 from personalize.prompts import confirm, read_secret, say
 from personalize.trackvault import TrackVault
 
@@ -173,16 +174,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _workers(text: str) -> int:
-    """``--workers``: a whole number of processes, at least 1."""
-    try:
-        count = int(text)
-    except ValueError:
-        count = 0
-    if count < 1:
-        raise argparse.ArgumentTypeError(f"--workers 应为正整数 (a whole number ≥ 1), not {text!r}")
-    return count
-
 
 def cmd_new_track_key(args: argparse.Namespace) -> int:
     """A new track key file; only its path and check value are shown, never the key."""
@@ -254,7 +245,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument(
         "--workers",
-        type=_workers,
+        type=positive_count,
         default=os.cpu_count() or 1,
         help="worker processes serving the connections (default: one per core)",
     )

@@ -16,6 +16,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
+from personalize.cli_types import positive_seconds
 from personalize.operator_commands import acting
 from personalize.outbox_dispatch import dispatch_once, iso_utc, run_dispatcher
 from personalize.outbox_store import DELIVERY_LABELS, DeliveryState, OutboxEntry
@@ -141,12 +142,6 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
     return 0
 
 
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("须为正数秒 (a positive number of seconds)")
-    return value
-
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     outbox = sub.add_parser(
@@ -163,7 +158,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--config", required=True, help="the destinations (outbox.toml)")
     p.add_argument("--once", action="store_true", help="one pass over every destination")
-    p.add_argument("--poll", type=_seconds, default=2.0, help="seconds between passes [2]")
+    p.add_argument("--poll", type=positive_seconds, default=2.0, help="seconds between passes [2]")
     add_db_option(p)
     add_common_options(p)
     p.set_defaults(func=cmd_outbox_dispatch)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from personalize.cli_types import positive_seconds
 from personalize.operator_commands import acting
 from personalize.policy import load_policy
 from personalize.station import StationConfig
@@ -25,12 +26,6 @@ def cmd_station_run(args: argparse.Namespace) -> int:
     return run_station(config, operator, options, lambda s: print(s, flush=True))
 
 
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("须为正数秒 (a positive number of seconds)")
-    return value
-
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     station = sub.add_parser("station", help="a station that pulls its own jobs").add_subparsers(
@@ -47,9 +42,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--once", action="store_true", help="stop after one job")
     p.add_argument("--idle-exit", action="store_true", help="stop when no job can be claimed")
     p.add_argument(
-        "--poll", type=_seconds, default=2.0, help="seconds between claims when idle [2]"
+        "--poll", type=positive_seconds, default=2.0, help="seconds between claims when idle [2]"
     )
     p.add_argument(
-        "--lease", type=_seconds, help="lease length in seconds (default: the station file's)"
+        "--lease",
+        type=positive_seconds,
+        help="lease length in seconds (default: the station file's)",
     )
     p.set_defaults(func=cmd_station_run)
