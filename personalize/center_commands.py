@@ -270,7 +270,6 @@ def _print(summary: dict[str, Any], out: Path) -> None:
     print(f"工位日志 (worker logs): {out}/worker-N.log; 登记库 (registry): {summary['registry']}")
 
 
-
 def add_parser(sim: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sim.add_parser(
         "center",

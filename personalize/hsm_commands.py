@@ -174,7 +174,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def cmd_new_track_key(args: argparse.Namespace) -> int:
     """A new track key file; only its path and check value are shown, never the key."""
     vault = TrackVault.create(args.out)

@@ -142,7 +142,6 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     outbox = sub.add_parser(
         "outbox",

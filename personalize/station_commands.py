@@ -26,7 +26,6 @@ def cmd_station_run(args: argparse.Namespace) -> int:
     return run_station(config, operator, options, lambda s: print(s, flush=True))
 
 
-
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     station = sub.add_parser("station", help="a station that pulls its own jobs").add_subparsers(
         dest="station_command", required=True
