@@ -29,6 +29,7 @@ STORE_MODULES = {
     "personalize/operators.py",  # operators and their sessions
     "personalize/auditverify.py",  # audit checkpoints and verification
     "personalize/seed.py",  # bulk load of synthetic persons and cards
+    "personalize/api_store.py",  # the HTTP API: clients, idempotency, 查询密码, the feed
     # the simulated center's invariants, read across jobs, steps and audit events as an
     # auditor reads them (a tester's check, not a workflow)
     "simulator/center_checks.py",
