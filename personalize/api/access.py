@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from personalize import api_store
@@ -248,13 +248,14 @@ class Call:
                             "request)",
                             slug="idempotency-key-reused",
                         )
-                    return JSONResponse(
-                        json.loads(stored.body),
+                    return Response(
+                        stored.body,
                         status_code=stored.status,
+                        media_type="application/json",
                         headers={"Idempotent-Replayed": "true"},
                     )
                 status, body = work(registry)
-                text = json.dumps(body, ensure_ascii=False, sort_keys=True)
+                text = json.dumps(body, ensure_ascii=False)  # the replay's bytes too
                 at = _iso(registry.clock())
                 api_store.keep_response(
                     db, self.client.id, key, StoredResponse(digest, status, text), at=at
@@ -264,7 +265,7 @@ class Call:
                 )
         except Exception as exc:
             raise self.refused(exc) from None
-        return JSONResponse(body, status_code=status)
+        return Response(text, status_code=status, media_type="application/json")
 
 
 def call(request: Request, client: Annotated[ApiClient, Depends(authenticated)]) -> Call:
