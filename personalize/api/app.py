@@ -60,6 +60,9 @@ def ready(request: Request) -> dict[str, Any]:
     return {"status": "ready", "schema_version": version}
 
 
+ROUTERS = (health_router, routes_cards.router, routes_requests.router)
+
+
 def create_app(args: argparse.Namespace, *, max_body: int = MAX_BODY) -> FastAPI:
     """The application for the registry and security module of ``args`` (``--db``,
     ``--hsm``…, ``--policy``) and the track key of ``args.track_key`` (job submission)."""
@@ -74,7 +77,7 @@ def create_app(args: argparse.Namespace, *, max_body: int = MAX_BODY) -> FastAPI
     vault = TrackVault.from_file(args.track_key) if args.track_key else None
     app.state.api = ApiState(args, vault)
     install(app)
-    for router in (health_router, routes_cards.router, routes_requests.router):
+    for router in ROUTERS:
         app.include_router(router)
     app.add_middleware(BodyLimit, limit=max_body)
     return app
