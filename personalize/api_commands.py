@@ -12,6 +12,7 @@ from typing import Any
 from personalize.api.clients import add_client, revoke_client
 from personalize.api_store import list_clients
 from personalize.operator_commands import acting
+from personalize.registry import READ_ONLY, RegistryError
 from personalize.registry_options import add_common_options, add_db_option, open_registry
 from personalize.roles import ApiRole
 
@@ -38,7 +39,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     host, port = args.listen
     app = create_app(args, max_body=args.max_body)
-    open_registry(args).close()  # a missing registry or module stops here, before listening
+    registry = open_registry(args)  # a missing registry or module stops here, not later
+    if registry.audit_key is None:  # every call is audited: a read-only registry cannot serve
+        raise RegistryError(READ_ONLY)
+    registry.close()
     print(f"sscard API listening on http://{host}:{port} (Ctrl-C stops it)", flush=True)
     # no access log: paths name card and ID numbers (personal data stays out of logs)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

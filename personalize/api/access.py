@@ -26,7 +26,7 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
 from personalize import api_store
 from personalize.api.clients import client_of_token
@@ -98,6 +98,7 @@ def state_of(request: Request) -> ApiState:
     return state
 
 
+# documents the bearer scheme of the routers that need a token (``caller`` checks it)
 bearer = HTTPBearer(
     auto_error=False,
     description="接口客户端的令牌：sscard api-client add 时显示一次 (the client's token)",
@@ -109,16 +110,17 @@ def _route(request: Request) -> tuple[str, str]:
     return request.method, str(getattr(route, "path", request.url.path))
 
 
-def caller(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> ApiClient | None:
-    """The client calling, allowed this route by ``ROUTE_ROLES`` (None on a public route)."""
+def caller(request: Request) -> ApiClient | None:
+    """The client calling, allowed this route by ``ROUTE_ROLES`` (None on a public route).
+    The token is read here for every route (an application-wide dependency); the routers
+    that need one declare ``bearer`` so that /openapi.json says so."""
     method, path = _route(request)
     roles = ROUTE_ROLES.get((method, path))
     if roles is PUBLIC:
         return None
     challenge = {"WWW-Authenticate": "Bearer"}
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    credentials = token.strip() if scheme.lower() == "bearer" and token.strip() else None
     if credentials is None:
         raise ApiProblem(
             401,
@@ -127,7 +129,7 @@ def caller(
             headers=challenge,
         )
     registry = state_of(request).registry()
-    client = client_of_token(registry, credentials.credentials)
+    client = client_of_token(registry, credentials)
     if client is None or client.revoked_at is not None:
         raise ApiProblem(
             401,

@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
 from personalize import api_store
-from personalize.api.access import REVEALING, CallOf, IdempotencyKey
+from personalize.api.access import REVEALING, CallOf, IdempotencyKey, bearer
 from personalize.api.models import (
     CARD_NUMBER,
     COMMON,
@@ -44,7 +44,7 @@ from personalize.roles import ApiRole
 from personalize.service_commands import mask_name
 from sscard.identifiers import validate_card_number, validate_ssn
 
-router = APIRouter(prefix="/v1", tags=["卡与持卡人 cards"])
+router = APIRouter(prefix="/v1", tags=["卡与持卡人 cards"], dependencies=[Depends(bearer)])
 
 # A card a hospital or pharmacy must refuse (docs/business-rules.md: "a frozen card must be
 # refused at hospitals and pharmacies"): reported lost (预挂失, 正式挂失), being reissued

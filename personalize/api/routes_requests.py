@@ -8,11 +8,11 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi import Path as PathParam
 from fastapi.responses import Response
 
-from personalize.api.access import CallOf, IdempotencyKey
+from personalize.api.access import CallOf, IdempotencyKey, bearer
 from personalize.api.models import COMMON, JobIn, JobOut, ReissueIn, RequestOut, problems
 from personalize.api.problems import ApiProblem
 from personalize.api.routes_cards import _agent, card_of
@@ -22,7 +22,9 @@ from personalize.registry import Registry, RegistryError, request_number
 from personalize.service_commands import _job_dict
 from sscard.profile import load_profile
 
-router = APIRouter(prefix="/v1", tags=["申请与制卡 requests and jobs"])
+router = APIRouter(
+    prefix="/v1", tags=["申请与制卡 requests and jobs"], dependencies=[Depends(bearer)]
+)
 
 RequestId = Annotated[int, PathParam(ge=1, le=2**62, description="申请编号")]
 
