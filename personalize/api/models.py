@@ -124,6 +124,9 @@ class CardStatusOut(BaseModel):
 
 
 class HistoryOut(BaseModel):
+    """状态历史的一条。"""
+
+    model_config = ConfigDict(populate_by_name=True)
     from_status: str | None = Field(alias="from", description="原状态")
     to: str = Field(description="新状态")
     at: str | None = Field(description="时刻（地区时区）")
@@ -137,7 +140,7 @@ class CardOut(CardStatusOut):
     blacklisted: bool = Field(description="是否在黑名单表中（注销、报废）")
     holder_name: str = Field(description="持卡人姓名（默认脱敏）")
     holder_id_number: str = Field(description="持卡人证件号码（默认脱敏）")
-    history: list[dict[str, Any]] = Field(description="状态历史")
+    history: list[HistoryOut] = Field(description="状态历史")
 
 
 class PersonOut(BaseModel):

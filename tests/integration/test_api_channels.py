@@ -69,6 +69,17 @@ def test_each_channel_reports_a_loss_that_terminals_see_at_once(api: Api) -> Non
     answer = api.post(COUNTER, f"/v1/cards/{numbers[2]}/query-password", {"password": "862431"})
     assert answer.status_code == 200, answer.text
 
+    wrong = {"channel": "online", "card_number": numbers[2], "query_password": "000000"}
+    answer = api.post(CHANNEL, "/v1/loss-reports", wrong)
+    assert answer.status_code == 403 and "查询密码" in answer.json()["detail"]
+    assert "000000" not in answer.text
+    unknown = {**wrong, "card_number": card_number(77)}  # answered as a wrong password
+    assert api.post(CHANNEL, "/v1/loss-reports", unknown).json() == {
+        **answer.json(),
+        "instance": "/v1/loss-reports",
+    }
+    assert status(api, numbers[2])["refuse"] is False
+
     reports = [
         (COUNTER, {"channel": "counter", "card_number": numbers[0]}),
         (CHANNEL, {"channel": "phone", "card_number": numbers[1], "id_number": holder(1).ssn}),
