@@ -94,7 +94,6 @@ class ApiState:
             self.local.registry = registry
         return registry
 
-
     @contextmanager
     def transaction(self) -> Iterator[Registry]:
         """This thread's registry in a write transaction, once this process's other
