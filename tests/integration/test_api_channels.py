@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from personalize.api.clients import revoke_client
+from personalize.registry import MIGRATIONS
 from personalize.roles import ApiRole
 from tests.api_serve import serve_api
 from tests.conftest import NewDatabase
@@ -197,3 +198,12 @@ def test_unknown_and_revoked_tokens_are_401(api: Api) -> None:
     finally:
         registry.close()
     assert api.as_(TERMINAL).get(path).status_code == 401
+
+
+def test_health_and_readiness_need_no_token(api: Api) -> None:
+    assert httpx.get(f"{api.base}/v1/health", timeout=30).json() == {
+        "status": "ok", "schema_version": None,
+    }  # fmt: skip
+    ready = httpx.get(f"{api.base}/v1/ready", timeout=30)
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "schema_version": len(MIGRATIONS)}
