@@ -16,6 +16,7 @@ transaction per call, reads included), which is what serializes the server.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -145,6 +146,7 @@ def main() -> int:
     args = parser.parse_args()
     results: dict[str, dict[str, dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="sscard-api-load-") as work:
+        os.chdir(work)  # a PostgreSQL registry's checkpoint log goes to the current directory
         print(f"SQLite, {args.persons} persons", flush=True)
         results["SQLite"] = measure(Path(work) / "api.db", args)
         if args.postgresql:
