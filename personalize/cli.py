@@ -28,6 +28,7 @@ from apdu.command import Command
 from apdu.pcsc import PcscTransport, reader_statuses
 from apdu.status import describe
 from apdu.trace import LoggingTrace
+from personalize.api_commands import add_parser as add_api_parser
 from personalize.card_commands import READER_HELP
 from personalize.card_commands import add_parser as add_card_parser
 from personalize.center_commands import add_parser as add_center_parser
@@ -449,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_office_parser(sub)
     add_operator_parser(sub)
     add_outbox_parser(sub)
+    add_api_parser(sub)
 
     p = sub.add_parser("demo", help="run the demo on the simulated station")
     p.add_argument("--out", default="out", help="directory for the demo's results")

@@ -84,19 +84,22 @@ def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     )
 
 
-def hash_password(password: str) -> str:
-    """A new password's stored form, after the length rule (at least ``MIN_PASSWORD``)."""
-    if len(unicodedata.normalize("NFKC", password)) < MIN_PASSWORD:
-        raise OperatorError(
-            f"口令至少 {MIN_PASSWORD} 个字符 (the password needs {MIN_PASSWORD} characters)"
-        )
+def hash_password(password: str, *, minimum: int = MIN_PASSWORD) -> str:
+    """A new password's stored form, after the length rule (at least ``minimum``
+    characters; an operator's ``MIN_PASSWORD``, a holder's 查询密码 its own)."""
+    if len(unicodedata.normalize("NFKC", password)) < minimum:
+        raise OperatorError(f"口令至少 {minimum} 个字符 (the password needs {minimum} characters)")
     salt = secrets.token_bytes(16)
     digest = _scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${digest.hex()}"
 
 
-def check_password(stored: str, password: str) -> bool:
-    """``password`` matches the stored hash (constant-time comparison)."""
+def check_password(stored: str | None, password: str) -> bool:
+    """``password`` matches the stored hash (constant-time comparison); with no stored hash
+    (an unknown account) it costs the same and is False."""
+    if stored is None:
+        check_password(_NOBODY, password)
+        return False
     kind, n, r, p, salt, digest = stored.split("$")
     if kind != "scrypt":
         return False

@@ -68,7 +68,7 @@ from personalize.registry_records import (
     person_of,
     request_of,
 )
-from personalize.roles import Role
+from personalize.roles import ApiRole, Role
 from sscard.identifiers import card_number_check, validate_card_number
 from sscard.records import HolderData
 
@@ -456,6 +456,46 @@ MIGRATIONS.append(
 # event written in the transaction of the change, delivered to the card-management system
 # and the bank by ``sscard outbox dispatch`` (personalize/outbox_store.py, docs/outbox.md).
 MIGRATIONS.append(OUTBOX_MIGRATION)
+
+# The HTTP API (issue 15, docs/api.md; personalize/api_store.py): its clients, of which only
+# the token's SHA-256 is kept; each client's POST responses by Idempotency-Key, written in
+# the transaction of their effect; the holders' 查询密码 (a scrypt hash, per person) and the
+# failed attempts at it, counted per person and per client for the lockout.
+API_MIGRATION = f"""
+    CREATE TABLE api_clients (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ({", ".join(f"'{r}'" for r in ApiRole)})),
+        token_hash TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        revoked_at TEXT
+    );
+    CREATE TABLE api_idempotency (
+        client_id INTEGER NOT NULL REFERENCES api_clients(id),
+        idem_key TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        response TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (client_id, idem_key)
+    );
+    CREATE TABLE query_passwords (
+        person_id INTEGER PRIMARY KEY REFERENCES persons(id),
+        password_hash TEXT NOT NULL,
+        set_at TEXT NOT NULL,
+        set_by TEXT NOT NULL
+    );
+    CREATE TABLE query_password_failures (
+        id INTEGER PRIMARY KEY,
+        person_id INTEGER REFERENCES persons(id),
+        client_id INTEGER NOT NULL REFERENCES api_clients(id),
+        at TEXT NOT NULL
+    );
+    CREATE INDEX query_password_failures_by_person ON query_password_failures(person_id, at);
+    CREATE INDEX query_password_failures_by_client ON query_password_failures(client_id, at);
+"""
+MIGRATIONS.append(API_MIGRATION)
 
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").

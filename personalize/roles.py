@@ -51,6 +51,8 @@ ACTIONS: dict[str, str] = {
     "operator.add": "新增操作员",
     "operator.disable": "停用操作员",
     "outbox.retry": "重发回盘事件",
+    "api_client.add": "新增接口客户端",
+    "api_client.revoke": "吊销接口客户端",
     "confirm": "双人复核",
 }
 
@@ -82,3 +84,28 @@ def allowed(role: Role, action: str) -> bool:
     if action not in ACTIONS:
         raise KeyError(f"unknown action {action!r}")
     return action in PERMISSIONS[role]
+
+
+class ApiRole(StrEnum):
+    """The roles of the HTTP API's clients (issue 15; docs/api.md "Clients and roles"): the
+    systems that call ``sscard serve``, as opposed to the operators at a counter above.
+    Which endpoint each may call is the table ``personalize.api.clients.ROUTE_ROLES``."""
+
+    CHANNEL = "channel"  # 12333 / the bank's phone line, the city's website, kiosks
+    COUNTER = "counter"  # the social-security business system at a counter
+    CARD_CENTER = "card_center"  # the card-management system (卡管): jobs
+    TERMINAL = "terminal"  # hospitals and pharmacies: card status and the blacklist
+    AUDITOR = "auditor"  # reads everything, changes nothing
+
+    @property
+    def label(self) -> str:
+        return API_ROLE_LABELS[self]
+
+
+API_ROLE_LABELS: dict[ApiRole, str] = {
+    ApiRole.CHANNEL: "挂失渠道",
+    ApiRole.COUNTER: "业务柜台系统",
+    ApiRole.CARD_CENTER: "制卡中心/卡管系统",
+    ApiRole.TERMINAL: "医院/药店终端",
+    ApiRole.AUDITOR: "审计",
+}

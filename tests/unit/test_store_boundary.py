@@ -31,6 +31,7 @@ STORE_MODULES = {
     "personalize/auditverify.py",  # audit checkpoints and verification
     "personalize/seed.py",  # bulk load of synthetic persons and cards
     "personalize/outbox_store.py",  # outbox events (回盘) and their destinations
+    "personalize/api_store.py",  # the HTTP API: clients, idempotency, 查询密码, the feed
 }
 SQL_CALLS = {"execute", "executemany", "executescript"}
 DRIVERS = {"sqlite3", "psycopg"}

@@ -1,0 +1,160 @@
+"""Reissue requests with their 领卡证明 PDF, and personalization jobs: submission and status
+(docs/api.md "Endpoints") — ``Registry.request_reissue``, ``documents.collection_certificate``
+and ``jobs.submit_job``, as the counter's and the card center's commands call them."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi import Path as PathParam
+from fastapi.responses import Response
+
+from personalize.api.access import CallOf, IdempotencyKey, bearer
+from personalize.api.models import COMMON, JobIn, JobOut, ReissueIn, RequestOut, problems
+from personalize.api.problems import ApiProblem
+from personalize.api.routes_cards import _agent, card_of
+from personalize.documents import collection_certificate, collection_certificate_bytes
+from personalize.jobs import submit_job
+from personalize.registry import Registry, RegistryError, request_number
+from personalize.service_commands import _job_dict
+from sscard.profile import load_profile
+
+router = APIRouter(
+    prefix="/v1", tags=["申请与制卡 requests and jobs"], dependencies=[Depends(bearer)]
+)
+
+RequestId = Annotated[int, PathParam(ge=1, le=2**62, description="申请编号")]
+
+
+def request_of(registry: Registry, request_id: int) -> dict[str, Any]:
+    try:
+        request = registry.request(request_id)
+    except RegistryError:
+        raise ApiProblem(
+            404, f"没有申请 {request_id} (no request {request_id})", slug="no-request"
+        ) from None
+    return {
+        "request": request.id,
+        "request_no": request_number(request.id),
+        "kind": request.kind,
+        "status": request.status,
+        "old_card_number": registry.card_by_id(request.old_card_id).card_number,
+        "applied_on": request.applied_on,
+        "collect_on": request.collect_on,
+        "place": request.place,
+        "fee": request.fee,
+        "certificate": f"/v1/reissue-requests/{request.id}/certificate",
+    }
+
+
+@router.post(
+    "/reissue-requests",
+    status_code=201,
+    summary="补卡申请",
+    description="正式挂失后的补卡申请（可委托代办）；领卡证明 PDF 由 certificate 路径下载。"
+    "换卡申请须先在街道网点验卡（sscard office diagnose），不经本接口。",
+    responses={201: {"model": RequestOut, "description": "已受理"}, **problems(*COMMON, 404, 409)},
+)
+def request_reissue(body: ReissueIn, call: CallOf, key: IdempotencyKey) -> Response:
+    def work(registry: Registry) -> tuple[int, dict[str, Any]]:
+        card = card_of(registry, body.card_number)
+        request = registry.request_reissue(
+            card.card_number,
+            operator=call.operator,
+            counter=body.counter,
+            agent=_agent(body.agent),
+        )
+        return 201, request_of(registry, request.id)
+
+    return call.write(key, body.model_dump(mode="json"), work)
+
+
+@router.get(
+    "/reissue-requests/{request_id}",
+    response_model=RequestOut,
+    summary="查询申请",
+    responses=problems(*COMMON, 404),
+)
+def show_request(request_id: RequestId, call: CallOf) -> dict[str, Any]:
+    return call.read(lambda registry: request_of(registry, request_id))
+
+
+@router.get(
+    "/reissue-requests/{request_id}/certificate",
+    summary="下载领卡证明",
+    description="领卡证明 PDF，由登记库生成（与柜台打印的相同）；每次下载记入审计。",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/pdf": {}}, "description": "领卡证明 PDF"},
+        **problems(*COMMON, 404),
+    },
+)
+def certificate(request_id: RequestId, call: CallOf) -> Response:
+    def work(registry: Registry) -> bytes:
+        request_of(registry, request_id)
+        return collection_certificate_bytes(collection_certificate(registry, request_id))
+
+    pdf = call.read(work)
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{request_number(request_id)}.pdf"'},
+    )
+
+
+@router.post(
+    "/jobs",
+    status_code=201,
+    summary="提交制卡作业",
+    description="持卡人信息、照片、磁道数据：全部校验通过才写入（jobs.submit_job）；磁道数据以磁道"
+    "密钥封存。服务须以 --track-key 启动。",
+    responses={201: {"model": JobOut, "description": "已提交"}, **problems(*COMMON, 404, 409)},
+)
+def submit(body: JobIn, call: CallOf, key: IdempotencyKey) -> Response:
+    vault = call.state.vault
+    if vault is None:
+        raise call.refused(
+            ApiProblem(
+                503,
+                "本服务未配置磁道密钥，不能受理制卡作业：以 --track-key 启动 "
+                "(no track key: start sscard serve with --track-key)",
+                slug="no-track-key",
+            )
+        )
+    submission = body.model_dump(mode="json", exclude_none=True)
+
+    def work(registry: Registry) -> tuple[int, dict[str, Any]]:
+        card_of(registry, body.old_card_number)
+        with tempfile.TemporaryDirectory() as empty:  # a photo is base64, never a path
+            job_id = submit_job(
+                registry,
+                load_profile(registry.policy.profile),
+                vault,
+                submission,
+                base_dir=Path(empty),
+                operator=call.operator,
+            )
+        return 201, _job_dict(registry, job_id)
+
+    return call.write(key, submission, work)
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    summary="制卡作业状态",
+    description="作业的状态、步骤和新卡号（持卡人脱敏）。",
+    responses=problems(*COMMON, 404),
+)
+def job_status(
+    job_id: Annotated[int, PathParam(ge=1, le=2**62, description="作业编号")], call: CallOf
+) -> dict[str, Any]:
+    def work(registry: Registry) -> dict[str, Any]:
+        if registry.jobs.summary(job_id) is None:
+            raise ApiProblem(404, f"没有作业 {job_id} (no job {job_id})", slug="no-job")
+        return _job_dict(registry, job_id)
+
+    return call.read(work)
