@@ -207,3 +207,30 @@ def test_health_and_readiness_need_no_token(api: Api) -> None:
     ready = httpx.get(f"{api.base}/v1/ready", timeout=30)
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "schema_version": len(MIGRATIONS)}
+
+
+def test_what_the_api_changes_is_an_outbox_event_for_the_card_management_system(
+    api: Api,
+) -> None:
+    """回盘: a loss from the phone channel and a 解挂 at the counter, made through the API,
+    each leave one outbox event, written with the change (docs/outbox.md)."""
+    number = card_number(2)
+    registry = api.registry()
+    try:
+        before = registry.outbox.events_after(0, limit=1000)
+    finally:
+        registry.close()
+    body = {"channel": "phone", "card_number": number, "id_number": holder(2).ssn}
+    answer = api.post(CHANNEL, "/v1/loss-reports", body)
+    assert answer.status_code == 201, answer.text
+    answer = api.post(COUNTER, f"/v1/cards/{number}/unreport", {"evidence": "身份证原件"})
+    assert answer.status_code == 200, answer.text
+    registry = api.registry()
+    try:
+        events = registry.outbox.events_after(before[-1].seq if before else 0, limit=1000)
+    finally:
+        registry.close()
+    assert [(e.card_number, e.kind, e.status) for e in events] == [
+        (number, "card.frozen", "provisional_loss"),
+        (number, "card.unfrozen", "active"),
+    ]
