@@ -18,6 +18,10 @@ import httpx
 from tests.audit_key import HSM_ENV
 from tests.clock import FAKETIME_ENV
 
+# What each server printed (stdout, then stderr), by base URL, once it has stopped: the
+# tests that no token or 查询密码 reaches the server's output read it.
+SERVER_OUTPUT: dict[str, str] = {}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -64,7 +68,8 @@ def serve_api(
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            out, err = proc.communicate(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            out, err = proc.communicate()
+        SERVER_OUTPUT[base] = out + err
