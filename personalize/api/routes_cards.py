@@ -5,6 +5,7 @@ transactions as the CLI's; nothing here decides a transition."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,7 +13,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 
 from personalize import api_store
-from personalize.api.access import REVEALING, CallOf, IdempotencyKey, bearer
+from personalize.api.access import REVEALING, Call, CallOf, IdempotencyKey, bearer
 from personalize.api.models import (
     CARD_NUMBER,
     COMMON,
@@ -217,17 +218,7 @@ def report_loss(body: LossReport, call: CallOf, key: IdempotencyKey) -> Response
 def formalize_loss(
     card_number: CardPath, body: Evidence, call: CallOf, key: IdempotencyKey
 ) -> Response:
-    def work(registry: Registry) -> tuple[int, dict[str, Any]]:
-        card = card_of(registry, card_number)
-        changed = registry.formalize_loss(
-            card.card_number,
-            operator=call.operator,
-            evidence=body.evidence,
-            agent=_agent(body.agent),
-        )
-        return 200, status_of(registry, changed)
-
-    return call.write(key, body.model_dump(mode="json"), work)
+    return _on_evidence(card_number, body, call, key, lambda registry: registry.formalize_loss)
 
 
 @router.post(
@@ -240,9 +231,22 @@ def formalize_loss(
     },
 )
 def unreport(card_number: CardPath, body: Evidence, call: CallOf, key: IdempotencyKey) -> Response:
+    return _on_evidence(card_number, body, call, key, lambda registry: registry.unreport)
+
+
+def _on_evidence(
+    card_number: str,
+    body: Evidence,
+    call: Call,
+    key: str,
+    transition: Callable[[Registry], Callable[..., Card]],
+) -> Response:
+    """A card transition on the holder's (or an agent's) evidence — formal loss, 解挂 —
+    run by its registry method, answered with the card's new status."""
+
     def work(registry: Registry) -> tuple[int, dict[str, Any]]:
         card = card_of(registry, card_number)
-        changed = registry.unreport(
+        changed = transition(registry)(
             card.card_number,
             operator=call.operator,
             evidence=body.evidence,
