@@ -20,10 +20,12 @@ PROD_PKGS   := apdu sscard hsm_stub printer personalize simulator
 # which Debian's libssl3 ships), opensc + pcsc-tools (opensc-tool, pcsc_scan and scriptor:
 # third-party tools that drive the virtual cards in tests and in the testers' guide),
 # postgresql (initdb/pg_ctl of PostgreSQL 15: the tests start a private server of their own,
-# tests/pgserver.py; the cluster Debian's package creates is stopped and set to start manually).
+# tests/pgserver.py; the cluster Debian's package creates is stopped and set to start manually),
+# chromium (the browser Playwright drives in the console's tests: Playwright cannot download
+# its own here).
 APT_PACKAGES := pcscd vsmartcard-vpcd libpcsclite-dev swig gcc python3-venv python3-dev \
                 fonts-wqy-microhei poppler-utils faketime zbar-tools openssl opensc pcsc-tools \
-                postgresql
+                postgresql chromium
 
 .PHONY: demo test lint typecheck unit integration bench deps system-deps clean
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from personalize.api.clients import add_client, revoke_client
 from personalize.api_store import list_clients
+from personalize.cli_types import positive_seconds
 from personalize.operator_commands import acting
 from personalize.registry import READ_ONLY, RegistryError
 from personalize.registry_options import add_common_options, add_db_option, open_registry
@@ -43,7 +44,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if registry.audit_key is None:  # every call is audited: a read-only registry cannot serve
         raise RegistryError(READ_ONLY)
     registry.close()
-    print(f"sscard API listening on http://{host}:{port} (Ctrl-C stops it)", flush=True)
+    print(
+        f"sscard API listening on http://{host}:{port}, operator console on "
+        f"http://{host}:{port}/console/ (Ctrl-C stops it)",
+        flush=True,
+    )
     # no access log: paths name card and ID numbers (personal data stays out of logs)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     return 0
@@ -105,7 +110,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="serve the HTTP API (docs/api.md) on the registry",
         description="Serve the HTTP API: loss reports, card status, the blacklist feed, "
         "lookups, formal loss, 解挂, reissue requests, jobs. Clients authenticate with the "
-        "token of `sscard api-client add`.",
+        "token of `sscard api-client add`. The operator console (docs/console.md) is at "
+        "/console: operators log in with their `sscard operator` accounts.",
     )
     p.add_argument(
         "--listen",
@@ -122,6 +128,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         type=int,
         default=64 * 1024,
         help="largest request body in bytes; larger ones are refused 413 (default 65536)",
+    )
+    p.add_argument(
+        "--console-idle",
+        type=positive_seconds,
+        default=30 * 60,
+        metavar="SECONDS",
+        help="the operator console logs a browser out after this long unused (default 1800; "
+        "a session never lasts more than 8 hours)",
+    )
+    p.add_argument(
+        "--secure-cookies",
+        action="store_true",
+        help="mark the console's cookies Secure (behind an HTTPS reverse proxy)",
     )
     common(p)
     p.set_defaults(func=cmd_serve)

@@ -234,12 +234,15 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def open_session(registry: Registry, name: str, password: str) -> Session:
-    """``sscard login``: check the password, keep the new token's hash with its expiry."""
+def open_session(
+    registry: Registry, name: str, password: str, *, lifetime: timedelta = SESSION_LIFETIME
+) -> Session:
+    """``sscard login`` (and the console's login page): check the password, keep the new
+    token's hash with its expiry, ``lifetime`` from now (at most ``SESSION_LIFETIME``)."""
     who = authenticate(registry, name, password, purpose="operator.login")
     token = secrets.token_urlsafe(32)
     now = registry.clock()
-    expires = _iso(now + SESSION_LIFETIME)
+    expires = _iso(now + min(lifetime, SESSION_LIFETIME))
     with registry.transaction() as db:
         db.execute(
             "INSERT INTO operator_sessions (operator_id, token_hash, created_at, expires_at)"
@@ -260,6 +263,30 @@ def end_session(registry: Registry, session: Session) -> bool:
         if ended:
             registry.audit(session.operator, "operator.logout", session.operator, {})
     return bool(ended)
+
+
+def refresh_session(registry: Registry, session: Session, idle: timedelta) -> str | None:
+    """Slide a live session's expiry to ``idle`` from now — never past ``SESSION_LIFETIME``
+    after it opened (the console's idle time-out: a counter left alone logs itself out).
+    Written only when the expiry would move by more than a minute; the new expiry or None."""
+    now = registry.clock()
+    row = registry.db.execute(
+        "SELECT created_at, expires_at FROM operator_sessions"
+        " WHERE token_hash = ? AND ended_at IS NULL",
+        (_token_hash(session.token),),
+    ).fetchone()
+    if row is None or datetime.fromisoformat(row["expires_at"]) <= now:
+        return None
+    cap = datetime.fromisoformat(row["created_at"]) + SESSION_LIFETIME
+    expires = min(now + idle, cap)
+    if expires - datetime.fromisoformat(row["expires_at"]) <= timedelta(minutes=1):
+        return None
+    with registry.transaction() as db:
+        db.execute(
+            "UPDATE operator_sessions SET expires_at = ? WHERE token_hash = ? AND ended_at IS NULL",
+            (_iso(expires), _token_hash(session.token)),
+        )
+    return _iso(expires)
 
 
 def session_operator(registry: Registry, session: Session | None, *, action: str) -> Operator:

@@ -1,7 +1,8 @@
 """The FastAPI application of ``sscard serve`` (issue 15; docs/api.md): the routes of
 ``routes_cards`` and ``routes_requests``, health and readiness, the problem handlers and the
 body limit. Every route runs a workflow of the registry on this thread's connection
-(``access.ApiState``)."""
+(``access.ApiState``). The operator console (``personalize.web``, docs/console.md) is
+mounted at ``/console`` on the same state; ``/`` leads there."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from personalize.api.models import Health, problems
 from personalize.api.problems import ApiProblem, BodyLimit, install
 from personalize.registry import MIGRATIONS, RegistryError
 from personalize.trackvault import TrackVault
+from personalize.web import app as console
+from personalize.web.access import PREFIX as CONSOLE
 
 MAX_BODY = 64 * 1024  # bytes: a job with its photo (4 KiB by default) fits many times
 
@@ -79,5 +82,6 @@ def create_app(args: argparse.Namespace, *, max_body: int = MAX_BODY) -> FastAPI
     install(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.add_middleware(BodyLimit, limit=max_body)
+    app.mount(CONSOLE, console.create_console(app.state.api))
+    app.add_middleware(BodyLimit, limit=max_body, skip=CONSOLE + "/")
     return app

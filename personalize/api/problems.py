@@ -188,14 +188,17 @@ Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 class BodyLimit:
     """ASGI middleware: a request body over ``limit`` bytes is answered 413 (a problem)
-    before any route sees it — by its Content-Length, or while it streams in."""
+    before any route sees it — by its Content-Length, or while it streams in. Paths under
+    ``skip`` (the console, which has a limit of its own) pass untouched."""
 
-    def __init__(self, app: Asgi, limit: int) -> None:
+    def __init__(self, app: Asgi, limit: int, skip: str | None = None) -> None:
         self.app = app
         self.limit = limit
+        self.skip = skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        skipped = self.skip is not None and str(scope.get("path", "")).startswith(self.skip)
+        if scope["type"] != "http" or skipped:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
