@@ -18,6 +18,7 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from personalize.documents import FONT, wrap_text
 from personalize.registry import Registry, _iso
@@ -366,6 +367,7 @@ def day_report_pdf(report: StockDayReport) -> bytes:
     from reportlab.lib.colors import black, red
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
+    from reportlab.pdfbase.pdfmetrics import stringWidth
     from reportlab.pdfgen import canvas
 
     register_pdf_font()
@@ -449,10 +451,11 @@ def day_report_pdf(report: StockDayReport) -> bytes:
             pdf.drawString(left, y, text)
             y -= 5.5 * mm
     pdf.setFont(FONT, 8.5)
+    zone = ZoneInfo(report.time_zone)
     for move in report.rejects:
-        at = move.at[11:16]
+        at = datetime.fromisoformat(move.at).astimezone(zone).strftime("%H:%M")
         text = (
-            f"{move.station} 作业 {move.job_id or '—'} 芯片 {move.sn or '—'} {at} UTC："
+            f"{move.station} 作业 {move.job_id or '—'} 芯片 {move.sn or '—'} {at}："
             f"{move.reason}；{move.detail or ''}"
         )
         for piece in wrap_text(text, FONT, 8.5, right - left - 6 * mm):
@@ -478,9 +481,10 @@ def day_report_pdf(report: StockDayReport) -> bytes:
     y = room(y - 12 * mm, 20 * mm)
     pdf.setFont(FONT, 10.5)
     half = (right - left) / 2
-    for x, label in ((left, "制卡中心经办人签字"), (left + half, "复核人签字")):
-        pdf.drawString(x, y, f"{label}：")
-        pdf.line(x + 36 * mm, y - 1 * mm, x + half - 8 * mm, y - 1 * mm)
+    for x, label in ((left, "制卡中心经办人签字："), (left + half, "复核人签字：")):
+        pdf.drawString(x, y, label)
+        start = x + stringWidth(label, FONT, 10.5) + 2 * mm
+        pdf.line(start, y - 1 * mm, x + half - 8 * mm, y - 1 * mm)
     pdf.setFont(FONT, 9)
     pdf.drawRightString(right, bottom - 8 * mm, report.authority)
     pdf.showPage()

@@ -7,6 +7,7 @@ it. Bad input is refused with nothing written."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
@@ -248,3 +249,8 @@ def test_a_mismatch_with_the_jobs_and_a_station_below_zero_are_listed(
     assert "社会保障卡空白卡库存日结对账表" in text and "2026年11月25日" in text
     assert "台账废卡 1 张" in text and "库存曾为负" in text
     assert "写芯片不合格" in text
+    subprocess.run(["pdftoppm", "-png", "-r", "100", str(pdf), str(tmp_path / "page")], check=True)
+    shots = Path("/work/shots/stock")
+    shots.mkdir(parents=True, exist_ok=True)
+    for png in tmp_path.glob("page*.png"):
+        shutil.copy(png, shots / f"stock-day-discrepancies-{registry.db.dialect}.png")
