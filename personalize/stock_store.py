@@ -62,6 +62,11 @@ MIGRATION = f"""
     );
     CREATE INDEX stock_moves_by_at ON stock_moves(at);
     CREATE INDEX stock_moves_by_station ON stock_moves(station, at);
+    CREATE INDEX status_history_activations_by_at ON status_history(at)
+        WHERE to_status = 'active';
+    CREATE INDEX status_history_releases_by_at ON status_history(at)
+        WHERE to_status = 'rejected';
+    CREATE INDEX job_steps_write_offs_by_at ON job_steps(at) WHERE step = 'card';
 """
 
 
@@ -136,10 +141,12 @@ def _span(since: str | None, until: str | None) -> tuple[str, tuple[str, ...]]:
 # The job side of the reconciliation, per the job's station: cards activated (a new card
 # leaving 制卡中 for 正常), write-offs the runner recorded (``job_steps`` step ``card``), and
 # fed cards released when their job was cancelled or failed (an SN, no write-off record).
+# The statuses are literals, so that the day's rows are found by the partial indexes above.
 _ACTIVATED = (
     "SELECT j.station, COUNT(*) FROM status_history h JOIN cards c ON c.id = h.card_id"
-    " JOIN jobs j ON j.id = c.job_id WHERE h.from_status = ? AND h.to_status = ?"
-    " AND h.at >= ? AND h.at < ? GROUP BY j.station"
+    f" JOIN jobs j ON j.id = c.job_id WHERE h.to_status = '{CardStatus.ACTIVE}'"
+    f" AND h.from_status = '{CardStatus.PERSONALIZING}' AND h.at >= ? AND h.at < ?"
+    " GROUP BY j.station"
 )
 _WRITTEN_OFF = (
     "SELECT j.station, COUNT(*) FROM job_steps s JOIN jobs j ON j.id = s.job_id"
@@ -147,7 +154,7 @@ _WRITTEN_OFF = (
 )
 _RELEASED_WITH_JOB = (
     "SELECT j.station, COUNT(*) FROM status_history h JOIN cards c ON c.id = h.card_id"
-    " JOIN jobs j ON j.id = c.job_id WHERE h.from_status = ? AND h.to_status = ?"
+    f" JOIN jobs j ON j.id = c.job_id WHERE h.to_status = '{CardStatus.REJECTED}'"
     " AND h.at >= ? AND h.at < ? AND c.sn IS NOT NULL AND NOT EXISTS (SELECT 1 FROM job_steps s"
     " WHERE s.job_id = c.job_id AND s.sn = c.sn AND s.step = 'card') GROUP BY j.station"
 )
@@ -234,16 +241,9 @@ class StockStore:
     def job_counts(self, since: str, until: str) -> list[JobCount]:
         """Per station (its jobs' ``station``), the cards activated and written off with
         ``at`` in [since, until), from the job records and the cards' histories."""
-        started, made, dropped = (
-            str(CardStatus.PERSONALIZING),
-            str(CardStatus.ACTIVE),
-            str(CardStatus.REJECTED),
-        )
-        activated = self._per_station(_ACTIVATED, (started, made, since, until))
+        activated = self._per_station(_ACTIVATED, (since, until))
         written_off = self._per_station(_WRITTEN_OFF, (since, until))
-        for station, n in self._per_station(
-            _RELEASED_WITH_JOB, (started, dropped, since, until)
-        ).items():
+        for station, n in self._per_station(_RELEASED_WITH_JOB, (since, until)).items():
             written_off[station] = written_off.get(station, 0) + n
         return [
             JobCount(station, activated.get(station, 0), written_off.get(station, 0))

@@ -33,6 +33,7 @@ from sscard.identifiers import ssn_check
 from tests.audit_key import AUDIT_KEY
 from tests.clock import PINNED
 from tests.conftest import NewDatabase
+from tests.stores import inserts_fail
 
 POLICY = load_policy("default")
 DAY = date(2026, 11, 25)  # PINNED is 17:30 of this day in Shanghai
@@ -170,6 +171,25 @@ def test_an_activation_is_one_personalized_movement_in_its_transaction(
         registry.activate(card, operator="cc1", job_id=job, fence=1)
     assert len(registry.stock.moves()) == 1
     assert registry.verify_audit()[1] == []
+
+
+def test_a_failed_ledger_write_undoes_the_activation_and_the_write_off(
+    registry: Registry,
+) -> None:
+    """One transaction: when the movement cannot be written, the change it records is not
+    made either — the card stays 制卡中, the job keeps running."""
+    job, card = fed_job(registry, "CC01")
+    with inserts_fail(registry.db, "stock_moves", "ledger disk full"):
+        with pytest.raises(RegistryError, match="ledger disk full"):
+            registry.activate(card, operator="cc1", job_id=job, fence=1)
+        assert registry.card_by_id(card).status == "personalizing"
+        with pytest.raises(RegistryError, match="ledger disk full"):
+            end_job(registry, job, "cancel", operator="cc1", reason="撤回", station=STATION)
+        assert registry.job(job).status == "running"
+    assert registry.card_by_id(card).status == "personalizing"
+    assert registry.stock.moves() == [] and registry.verify_audit()[1] == []
+    registry.activate(card, operator="cc1", job_id=job, fence=1)
+    assert [m.kind for m in registry.stock.moves()] == [MoveKind.PERSONALIZED]
 
 
 def test_a_cancelled_jobs_fed_card_is_one_rejected_movement(registry: Registry) -> None:
