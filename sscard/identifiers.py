@@ -80,6 +80,11 @@ def validate_ssn(ssn: str, *, first_generation: bool = False) -> None:
     if first_generation and len(ssn) == 15:
         validate_ssn15(ssn)
         return
+    if len(ssn) == 15:
+        raise InvalidData(
+            "社会保障号码应为 18 位，实为 15 位：第一代号码须按 GB 11643-1999 升位后使用 "
+            "(must be 18 characters: a 15-digit number is upgraded first)"
+        )
     if len(ssn) != 18:
         raise InvalidData(f"社会保障号码应为 18 位，实为 {len(ssn)} 位 (must be 18 characters)")
     expected = ssn_check(ssn[:17])
