@@ -150,8 +150,9 @@ def ssn_birth_date(ssn: str) -> date:
     try:
         return date(int(digits[:4]), int(digits[4:6]), int(digits[6:8]))
     except ValueError:
+        shown = ssn[6:12] if len(ssn) == 15 else digits
         raise InvalidData(
-            f"社会保障号码中的出生日期 {digits} 无效 (birth date in the number is invalid)"
+            f"社会保障号码中的出生日期 {shown} 无效 (birth date in the number is invalid)"
         ) from None
 
 
