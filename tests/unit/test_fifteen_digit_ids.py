@@ -3,12 +3,14 @@ characters (GB 11643-1999): docs/business-rules.md "15-digit ID numbers"."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from simulator.factory import SAMPLE_HOLDER
 from sscard.errors import InvalidData
 from sscard.identifiers import (
     canonical_ssn,
@@ -111,3 +113,15 @@ def test_upgrade_agrees_with_an_independent_computation(
     assert ssn_gender(fifteen) == ("1" if sequence % 2 else "2")
     next_day = f"{region}{born + timedelta(days=1):%y%m%d}{sequence:03d}"
     assert not same_person_ssn(next_day, eighteen)  # another person's number
+
+
+def test_a_first_generation_holder_record() -> None:
+    # EF06 of a first-generation card: birth date and gender checked against the 15 digits
+    card = replace(SAMPLE_HOLDER, ssn="110105491231002")
+    card.validate(first_generation=True)
+    with pytest.raises(InvalidData, match="第 15 位"):
+        replace(card, gender="1").validate(first_generation=True)
+    with pytest.raises(InvalidData, match="出生日期"):
+        replace(card, birth_date=date(2049, 12, 31)).validate(first_generation=True)
+    with pytest.raises(InvalidData, match="升位"):  # a new card or the registry: 18 only
+        card.validate()
