@@ -120,8 +120,8 @@ def validate_ssn15(number: str) -> None:
 
 
 def upgrade_ssn(fifteen: str) -> str:
-    """The 18-digit number of a 15-digit one (GB 11643-1999 §1, the upgrade of GB 11643-1989
-    numbers): ``19`` inserted after the address code, the check character appended.
+    """The 18-digit number of a 15-digit one (the upgrade of GB 11643-1989 numbers to the
+    GB 11643-1999 form): ``19`` inserted after the address code, the check character appended.
     InvalidData when ``fifteen`` is not a valid 15-digit number (:func:`validate_ssn15`)."""
     validate_ssn15(fifteen)
     first17 = fifteen[:6] + "19" + fifteen[6:]
