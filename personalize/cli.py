@@ -384,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="QUIRK",
         help="a documented departure from the real card's behaviour, repeatable "
         "(simulator/quirks.py: fci-on-select-ef, strict-le, always-61xx, sfi-only, pad-20, "
-        "pad-ff, no-4e, max-le=N)",
+        "pad-ff, no-4e, id-15, max-le=N)",
     )
     p.add_argument("--holder", type=Path, help="holder JSON (default: a sample holder)")
     p.add_argument(

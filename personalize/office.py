@@ -36,7 +36,14 @@ from sscard.errors import (
     NotASocialSecurityCard,
     SocialSecurityCardError,
 )
-from sscard.identifiers import card_number_valid, serial_number, ssn_valid, verify_card_id
+from sscard.identifiers import (
+    canonical_ssn,
+    card_number_valid,
+    same_person_ssn,
+    serial_number,
+    ssn_valid,
+    verify_card_id,
+)
 from sscard.profile import CardProfile
 from sscard.records import HolderData, IssuerData
 
@@ -398,6 +405,8 @@ class Office:
                 f"读卡器中的芯片序列号 {d.sn} 与卡号 {number} 的登记不符，未作结论 "
                 "(the chip in the reader is not this card; no verdict)"
             )
+        if chip is not None and record is not None:
+            self._check_holder(chip.holder, record)
         if number:
             detail = "未登记" if record is None else STATUS_NAMES[record.status]
             status_ok = record is not None and record.status in ("active", "provisional_loss")
@@ -523,8 +532,26 @@ class Office:
         d.add(
             "card_number", "卡号校验位", card_number_valid(issuer.card_number), issuer.card_number
         )
-        d.add("ssn", "社会保障号码校验位", ssn_valid(holder.ssn))
+        first_generation = len(holder.ssn) == 15
+        d.add(
+            "ssn",
+            "社会保障号码校验位",
+            ssn_valid(holder.ssn, first_generation=True),
+            "第一代卡 15 位号码，按升位比对，无须换卡" if first_generation else "",
+        )
         return ChipData(issuer, holder, card.sn)
+
+    def _check_holder(self, holder: HolderData, record: Card) -> None:
+        """The chip's 社会保障号码 must be the registered holder's — a first-generation card's
+        15-digit number by its GB 11643-1999 upgrade, which is no reason for a replacement
+        (珠海: "如果是属于身份证号从15位升位到18位的可不用办理换卡手续"; docs/business-rules.md).
+        Any other number: OfficeError, no verdict, nothing written."""
+        if not same_person_ssn(holder.ssn, self.registry.person(record.person_id).ssn):
+            raise OfficeError(
+                f"卡内社会保障号码与卡号 {record.card_number} 登记的持卡人不符"
+                f"{'（15 位号码升位后亦不符）' if len(holder.ssn) == 15 else ''}，未作结论 "
+                "(the chip's ID number is not the registered holder's; no verdict)"
+            )
 
     def _check_stripe(
         self, d: Diagnosis, encoder_url: str | None, record: Card | None
@@ -568,7 +595,7 @@ class Office:
             card.identify()
             issuer, holder = card.read_issuer(), card.read_holder()
             number = issuer.card_number
-            if not textinput.same(typed_id, holder.ssn):
+            if not textinput.same(typed_id, _upgraded(holder.ssn)):
                 raise self._refuse(
                     f"pin.{action}",
                     number,
@@ -611,3 +638,12 @@ class Office:
                 {"tries_left": tries, "at": _iso(self.registry.clock())},
             )
         return {"card_number": number, "action": action, "pin_tries_left": tries}
+
+
+def _upgraded(chip_ssn: str) -> str:
+    """The number the holder's ID card carries now: a first-generation chip's 15-digit number
+    upgraded (an invalid one as it is: it matches no typed number)."""
+    try:
+        return canonical_ssn(chip_ssn)
+    except InvalidData:
+        return chip_ssn

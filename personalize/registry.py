@@ -71,7 +71,7 @@ from personalize.registry_records import (
 from personalize.roles import ApiRole, Role
 from personalize.stock_store import MIGRATION as STOCK_MIGRATION
 from personalize.stock_store import MoveKind, StockMove, StockStore
-from sscard.identifiers import card_number_check, validate_card_number
+from sscard.identifiers import canonical_ssn, card_number_check, validate_card_number
 from sscard.records import HolderData
 
 if TYPE_CHECKING:
@@ -987,7 +987,13 @@ class Registry:
         return person_of(row)
 
     def person_by_ssn(self, ssn: str) -> Person | None:
-        row: Row | None = self.db.execute("SELECT * FROM persons WHERE ssn = ?", (ssn,)).fetchone()
+        """The person recorded under ``ssn``; a first-generation 15-digit number finds the
+        person by its upgrade (the registry stores the 18-character number only:
+        :func:`~sscard.identifiers.canonical_ssn`, docs/business-rules.md "15-digit ID
+        numbers"). InvalidData for a malformed 15-digit number."""
+        row: Row | None = self.db.execute(
+            "SELECT * FROM persons WHERE ssn = ?", (canonical_ssn(ssn),)
+        ).fetchone()
         return None if row is None else person_of(row)
 
     def cards_of(self, person_id: int) -> list[Card]:

@@ -11,7 +11,8 @@ independent readings of the same facts.
 
 Image quirks (simulator/quirks.py) are applied here: ``pad-20`` and ``pad-ff`` change the
 padding of the name slots (``pad-ff`` also keeps only 4 digits of 出生地, padded with FF),
-``no-4e`` drops the 姓名扩展 slot and renumbers the records after it.
+``no-4e`` drops the 姓名扩展 slot and renumbers the records after it, ``id-15`` writes the
+社会保障号码 in the 15-digit form of a first-generation card.
 """
 
 from __future__ import annotations
@@ -289,6 +290,8 @@ def with_quirks(image: CardImage, quirk_names: tuple[str, ...]) -> CardImage:
             image = _map_slots(image, _pad_ff)
         elif name == "no-4e":
             image = _without_tag(image, NAME_EXT_TAG)
+        elif name == "id-15":
+            image = _map_slots(image, _first_generation_id)
         else:
             assert name not in IMAGE_QUIRKS, f"image quirk {name} has no effect"
     return image
@@ -302,6 +305,11 @@ def _pad_ff(s: Slot) -> Slot:
     if s.field == "birthplace":  # 出生地: 4 digits, then FF (docs/chip-application.md §1)
         return replace(s, digits=4, pad=0xFF)
     return _repad(s, 0xFF)
+
+
+def _first_generation_id(s: Slot) -> Slot:
+    """社会保障号码 in the 15-digit form of a first-generation card (image_values ``id15``)."""
+    return replace(s, encoding="id15") if s.field == "ssn" else s
 
 
 def _map_files(image: CardImage, change: Callable[[EfImage], EfImage]) -> CardImage:

@@ -271,7 +271,7 @@ def personalize_directly(
     """Write the records straight into the card's memory (a factory-personalized card), each
     slot encoded as the image says, shaped by the card's image quirks."""
     issuer.validate()
-    holder.validate()
+    holder.validate(first_generation=True)  # a factory makes first-generation cards too
     image = with_quirks(image_of(image), quirk_names(card.quirks))
     values = personalization_values(image, issuer, holder, extra)
     files = {f.fid: f for f in card.mf.walk() if f.fid is not None}
@@ -309,7 +309,7 @@ def holder_from_json(d: dict[str, str]) -> HolderData:
         holder = HolderData.from_mapping(d)
     except InvalidData as exc:
         raise ValueError(f"holder file: {exc}") from None
-    holder.validate()
+    holder.validate(first_generation=True)
     return holder
 
 

@@ -4,7 +4,12 @@ written from the tables of docs/chip-application.md §1 and independent of the h
 
 Encodings: ``ascii`` (exactly the slot's length), ``bcd`` (packed decimal digits; a slot may
 keep fewer digits than it has room for and fill the rest with its padding byte), ``bcd-date``
-(YYYYMMDD, 4 bytes), ``gbk`` (GBK text padded with the slot's padding byte) and ``binary``.
+(YYYYMMDD, 4 bytes), ``gbk`` (GBK text padded with the slot's padding byte), ``binary`` and
+``id15``: the 社会保障号码 as a first-generation card holds it — the 15-digit form of GB
+11643-1989, padded with the slot's padding byte (0x00, as the C readers that stop at the first
+NUL expect; docs/chip-application.md §1). An 18-character number is written in that form by
+dropping its century digits ``19`` (positions 7-8) and its check character: the way down,
+where the host computes the way up (sscard.identifiers.upgrade_ssn).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Final
 
-ENCODINGS: Final = ("ascii", "bcd", "bcd-date", "gbk", "binary")
+ENCODINGS: Final = ("ascii", "bcd", "bcd-date", "gbk", "binary", "id15")
 
 
 class ValueEncodingError(ValueError):
@@ -53,12 +58,32 @@ def encode_value(
                 "GBK 无法编码该文字 (the text has a character GBK cannot encode)"
             ) from None
         return _padded(raw, length, pad)
+    if encoding == "id15":
+        return _padded(first_generation_id(_text(value)).encode("ascii"), length, pad)
     if encoding == "binary":
         if not isinstance(value, bytes) or len(value) != length:
             raise ValueEncodingError(f"二进制值应为 {length} 字节 (binary value of {length} bytes)")
         return value
     raise ValueEncodingError(
         f"未知编码 {encoding!r} (unknown encoding; known: {', '.join(ENCODINGS)})"
+    )
+
+
+def first_generation_id(number: str) -> str:
+    """The 15-digit form of an ID number: a 15-digit number as it is; an 18-character one
+    born in the 1900s without positions 7-8 (``19``) and 18 (the check character)."""
+    if len(number) == 15 and number.isascii() and number.isdigit():
+        return number
+    if (
+        len(number) == 18
+        and number[6:8] == "19"
+        and number[:17].isascii()
+        and number[:17].isdigit()
+    ):
+        return number[:6] + number[8:17]
+    raise ValueEncodingError(
+        "只有 15 位号码或 1900-1999 年出生者的 18 位号码有 15 位形式 "
+        "(only a 15-digit number or an 18-character one of the 1900s has a 15-digit form)"
     )
 
 

@@ -37,6 +37,10 @@ IMAGE_QUIRKS: Final[dict[str, str]] = {
     "pad-20": "names padded with 0x20 (spaces), as a real card was seen",
     "pad-ff": "names and 姓名扩展 padded with 0xFF, 出生地 holding 4 digits padded with FF",
     "no-4e": "EF06 without the 姓名扩展 record (tag 4E): 6A83 when it is read",
+    "id-15": (
+        "a first-generation card (上海 from 2001): the 社会保障号码 in its 15-digit form of "
+        "GB 11643-1989, padded with 0x00 to the 18 bytes of tag 08"
+    ),
 }
 # Parameterised quirks: NAME=VALUE.
 PARAMETER_QUIRKS: Final[dict[str, str]] = {

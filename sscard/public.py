@@ -1,7 +1,7 @@
 """The card's public data as ``sscard card read`` shows it, with the checks that need no key:
-卡号 check character, 社会保障号码 check character, 卡识别码 against the SN; what the reader
-tolerated on the way is listed under ``warnings`` (docs/chip-application.md "Reading real
-cards", "card read --json")."""
+卡号 check character, 社会保障号码 check character (of a first-generation card's 15-digit
+number, its own rule), 卡识别码 against the SN; what the reader tolerated on the way is listed
+under ``warnings`` (docs/chip-application.md "Reading real cards", "card read --json")."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 from sscard.card import SocialSecurityCard
 from sscard.errors import InvalidData
 from sscard.identifiers import card_id_matches_sn, card_number_valid, ssn_valid
-from sscard.records import FieldWarning
+from sscard.records import FieldWarning, HolderData
 
 FIELDS = (
     "atr",
@@ -58,6 +58,7 @@ def read_public(card: SocialSecurityCard, *, pin: str | None = None) -> dict[str
     if pin is not None and card.profile.ef05.read != "pin":
         card.verify_pin(pin)
     holder = card.read_holder(warnings)
+    warnings.extend(first_generation_warning(holder))
     regional: dict[str, Any] = dict.fromkeys(REGIONAL_FIELDS)
     regional |= card.read_ef0d(warnings) or {}
     if pin is not None:
@@ -75,7 +76,22 @@ def read_public(card: SocialSecurityCard, *, pin: str | None = None) -> dict[str
     result["warnings"] = [w.as_dict() for w in warnings]
     result["checks"] = {
         "card_number_check": card_number_valid(issuer.card_number),
-        "ssn_check": ssn_valid(holder.ssn),
+        "ssn_check": ssn_valid(holder.ssn, first_generation=True),
         "card_id_matches_sn": card_id_matches_sn(issuer.card_id, identity.sn),
     }
     return result
+
+
+def first_generation_warning(holder: HolderData) -> list[FieldWarning]:
+    """A first-generation card's 15-digit 社会保障号码 is valid (docs/business-rules.md
+    "15-digit ID numbers") but said: the registry knows the holder by the upgraded number."""
+    if len(holder.ssn) != 15:
+        return []
+    return [
+        FieldWarning(
+            "ssn",
+            "第一代卡的 15 位社会保障号码 (GB 11643-1989)，按 GB 11643-1999 升位后与 "
+            "18 位号码比对，无须换卡 (a first-generation card's 15-digit number: "
+            "matched by its 18-digit upgrade, no replacement needed)",
+        )
+    ]

@@ -181,12 +181,15 @@ class HolderData:
             birth_date=birth_date,
         )
 
-    def validate(self, *, today: date | None = None) -> None:
+    def validate(self, *, today: date | None = None, first_generation: bool = False) -> None:
         """Each field on its own, then against the ID number (GB 11643-1999 §4): the birth
         date of positions 7-14, the gender of position 17; ``birthplace`` a GB/T 2260 code
         (:mod:`sscard.regions`), ``ethnicity`` a GB 3304 code. With ``today`` (the caller's
-        injected date) a birth date after it is refused."""
-        validate_ssn(self.ssn)
+        injected date) a birth date after it is refused. With ``first_generation`` (the record
+        of a first-generation card) the 社会保障号码 may be a 15-digit number of GB 11643-1989,
+        its birth date YYMMDD and gender of position 15 checked alike; new cards and the
+        registry take 18 characters only (docs/business-rules.md "15-digit ID numbers")."""
+        validate_ssn(self.ssn, first_generation=first_generation)
         raw = encode_gbk(self.name)
         if len(raw) > NAME_LENGTH + NAME_EXT_LENGTH:
             raise InvalidData(
@@ -199,10 +202,11 @@ class HolderData:
             )
         implied = ssn_gender(self.ssn)
         if self.gender != implied:
+            position = 15 if len(self.ssn) == 15 else 17
             raise InvalidData(
-                f"性别 {self.gender}({GENDERS[self.gender]}) 与社会保障号码第 17 位 "
-                f"{self.ssn[16]} 不符，应为 {implied}({GENDERS[implied]}) "
-                f"(gender contradicts the ID number's 17th digit: should be {implied})"
+                f"性别 {self.gender}({GENDERS[self.gender]}) 与社会保障号码第 {position} 位 "
+                f"{self.ssn[position - 1]} 不符，应为 {implied}({GENDERS[implied]}) "
+                f"(gender contradicts the ID number's digit {position}: should be {implied})"
             )
         if self.birth_date != ssn_birth_date(self.ssn):
             raise InvalidData(

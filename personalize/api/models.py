@@ -14,6 +14,9 @@ from personalize.lifecycle import CardStatus
 
 CARD_NUMBER = r"^[0-9A-Z]{8}[0-9X]$"
 ID_NUMBER = r"^[0-9]{17}[0-9X]$"
+# What a terminal reads off a card: also a first-generation card's 15-digit number
+# (docs/business-rules.md "15-digit ID numbers").
+CHIP_ID_NUMBER = r"^([0-9]{17}[0-9X]|[0-9]{15})$"
 CardNumber = Annotated[
     str, Field(pattern=CARD_NUMBER, description="社会保障卡卡号：8 位数字或大写字母加校验位")
 ]

@@ -16,8 +16,8 @@ from personalize import api_store
 from personalize.api.access import REVEALING, Call, CallOf, IdempotencyKey, bearer
 from personalize.api.models import (
     CARD_NUMBER,
+    CHIP_ID_NUMBER,
     COMMON,
-    ID_NUMBER,
     BlacklistOut,
     CardOut,
     CardStatusOut,
@@ -346,15 +346,17 @@ def _check_reveal(call: CallOf, reveal: bool) -> None:
     responses=problems(*COMMON, 404),
 )
 def person_lookup(
-    id_number: Annotated[str, Path(pattern=ID_NUMBER, description="证件号码")],
+    id_number: Annotated[
+        str, Path(pattern=CHIP_ID_NUMBER, description="证件号码（第一代卡的 15 位号码亦可）")
+    ],
     call: CallOf,
     reveal: Reveal = False,
 ) -> dict[str, Any]:
     _check_reveal(call, reveal)
 
     def work(registry: Registry) -> dict[str, Any]:
-        validate_ssn(id_number)
-        person = registry.person_by_ssn(id_number)
+        validate_ssn(id_number, first_generation=True)
+        person = registry.person_by_ssn(id_number)  # a 15-digit number by its upgrade
         if person is None:
             raise ApiProblem(404, "登记库中没有该证件号码 (unknown ID number)", slug="no-person")
         return {

@@ -58,6 +58,7 @@ QUIRKS = (
     "always-61xx",
     "sfi-only",
     "max-le=128",
+    "id-15",
 )
 PROFILES = ("default", "hunan", "jiangsu", "pin-read")
 
@@ -220,6 +221,13 @@ def card_number_check_valid(number: str) -> bool:
     return number[8] == {10: "X", 11: "0"}.get(r, str(r))
 
 
+def sample_ssn_record(quirks: tuple[str, ...]) -> str:
+    """The 18 bytes of tag 08 on a sample card: the holder's number, or on a first-generation
+    card (``id-15``) its 15-digit form 110105491231002 padded with three NULs — what C readers
+    copying the record into a string see as the 15 digits."""
+    return "110105491231002\0\0\0" if "id-15" in quirks else "11010519491231002X"
+
+
 def check_data(rule: dict[str, Any], data: bytes, values: dict[str, str], where: str) -> None:
     """The data the public code takes from the answer, against the sample holder's literals."""
 
@@ -265,8 +273,11 @@ def check_data(rule: dict[str, Any], data: bytes, values: dict[str, str], where:
         )
 
 
-def replay(sequence: Sequence, reader_name: str, profile: str) -> Replay:
+def replay(
+    sequence: Sequence, reader_name: str, profile: str, quirks: tuple[str, ...] = ()
+) -> Replay:
     values = {
+        "ssn": sample_ssn_record(quirks),
         "region": REGION[profile],
         "spec_version": SPEC_VERSION[profile],
         "sn4": SERIAL[8:],
@@ -329,7 +340,7 @@ def test_public_reader_sequence(
 ) -> None:
     profile, quirks = outcome["profile"], tuple(outcome["quirks"])
     reader = serve(issued_cards, serve_card, tmp_path, profile, quirks)
-    seen = replay(sequence, reader, profile)
+    seen = replay(sequence, reader, profile, quirks)
     transcript = "\n".join(seen.log)
     if outcome["result"] == "pass":
         assert seen.aborted_step is None, (
@@ -357,7 +368,11 @@ def assert_sample_holder(out: dict[str, Any], profile: str, quirks: tuple[str, .
     """The sample holder of every issued card (simulator/factory.py SAMPLE_HOLDER), as
     literals; the region-specific files as the card factory fills them."""
     region = REGION[profile]
-    assert out["ssn"] == "11010519491231002X"
+    warned = {w["field"] for w in out["warnings"]}
+    if "id-15" in quirks:  # a first-generation card: the 15-digit form, named in a warning
+        assert out["ssn"] == "110105491231002" and "ssn" in warned, out["warnings"]
+    else:
+        assert out["ssn"] == "11010519491231002X" and "ssn" not in warned, out["warnings"]
     assert out["name"] == "张三"  # no padding left, whichever byte the card pads with
     assert out["gender"] == "2"
     assert out["ethnicity"] == "01"
@@ -367,7 +382,6 @@ def assert_sample_holder(out: dict[str, Any], profile: str, quirks: tuple[str, .
     assert out["sn"] == SERIAL
     assert card_number_check_valid(out["card_number"])
     assert all(out["checks"].values()), out["checks"]
-    warned = {w["field"] for w in out["warnings"]}
     if "pad-ff" in quirks:
         # 出生地 holds 4 digits padded with FF: read as 1101 and flagged, never "1101ff"
         assert out["birthplace"] == "1101"

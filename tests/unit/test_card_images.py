@@ -334,6 +334,9 @@ def test_the_factory_does_not_take_layout_or_encoding_from_the_host() -> None:
         ("bcd-date", 4, date(1949, 12, 31), {}, "19491231"),
         ("gbk", 6, "张三", {"pad": 0x20}, "D5C5C8FD2020"),
         ("binary", 2, b"\x12\x34", {}, "1234"),
+        # a first-generation card's number: GB 11643-1999's example without 19 and X, NULs
+        ("id15", 18, "11010519491231002X", {}, "313130313035343931323331303032000000"),
+        ("id15", 18, "110105491231002", {"pad": 0x20}, "313130313035343931323331303032202020"),
     ],
 )
 def test_encoder_values(
@@ -345,7 +348,8 @@ def test_encoder_values(
 @pytest.mark.parametrize(
     ("encoding", "length", "value"),
     [("ascii", 9, "X0000001"), ("bcd", 3, "11010"), ("gbk", 3, "张三"), ("gbk", 30, "𪚥"),
-     ("binary", 16, b"\x00"), ("bcd-date", 4, "19491231")],
+     ("binary", 16, b"\x00"), ("bcd-date", 4, "19491231"),
+     ("id15", 18, "11010520001231002X"), ("id15", 18, "11010549123100")],
 )  # fmt: skip
 def test_encoder_refuses_values_that_do_not_fit(encoding: str, length: int, value: object) -> None:
     with pytest.raises(ValueEncodingError):
