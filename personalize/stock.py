@@ -239,7 +239,8 @@ def _station_day(
     for m in mine:
         counts[m.kind] += m.quantity
         if m.kind == MoveKind.REJECTED:
-            reasons[m.reason or "未说明"] = reasons.get(m.reason or "未说明", 0) + m.quantity
+            reason = m.reason or "未说明"
+            reasons[reason] = reasons.get(reason, 0) + m.quantity
     start = _balance(opening, station)
     day = StationDay(
         station=station,

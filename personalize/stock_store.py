@@ -61,7 +61,7 @@ MIGRATION = f"""
         audit_event BIGINT NOT NULL
     );
     CREATE INDEX stock_moves_by_at ON stock_moves(at);
-    CREATE INDEX stock_moves_by_station ON stock_moves(station, at);
+    CREATE INDEX stock_moves_totals ON stock_moves(station, kind, reason, at, quantity);
     CREATE INDEX status_history_activations_by_at ON status_history(at)
         WHERE to_status = 'active';
     CREATE INDEX status_history_releases_by_at ON status_history(at)
