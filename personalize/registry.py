@@ -69,7 +69,8 @@ from personalize.registry_records import (
     request_of,
 )
 from personalize.roles import ApiRole, Role
-from sscard.identifiers import card_number_check, validate_card_number
+from sscard.errors import InvalidData
+from sscard.identifiers import card_number_check, validate_card_number, validate_ssn
 from sscard.records import HolderData
 
 if TYPE_CHECKING:
@@ -496,6 +497,8 @@ API_MIGRATION = f"""
     CREATE INDEX query_password_failures_by_client ON query_password_failures(client_id, at);
 """
 MIGRATIONS.append(API_MIGRATION)
+# the counter finds a person by name (issue 16, personalize/counter_store.py)
+MIGRATIONS.append("CREATE INDEX persons_by_name ON persons(name);")
 
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
@@ -567,6 +570,16 @@ class Agent:
 
     name: str
     id_number: str
+
+    def check(self) -> None:
+        """Both IDs are checked (docs/business-rules.md "Agents"): the agent's name given and
+        their ID number a valid GB 11643 number (``InvalidData`` naming the agent)."""
+        if not self.name.strip():
+            raise InvalidData("代办人姓名不能为空 (the agent's name is empty)")
+        try:
+            validate_ssn(self.id_number)
+        except InvalidData as exc:
+            raise InvalidData(f"代办人证件号码：{exc}") from None
 
     def as_text(self) -> str:
         return json.dumps({"name": self.name, "id_number": self.id_number}, ensure_ascii=False)
@@ -1057,7 +1070,7 @@ class Registry:
         """The transition table's entry (``personalize.lifecycle``), with this region's
         policy flags, or ``RegistryError`` with the reason."""
         try:
-            return lookup(
+            transition = lookup(
                 subject,
                 source,
                 action,
@@ -1067,6 +1080,9 @@ class Registry:
             )
         except TransitionRefused as exc:
             raise RegistryError(str(exc)) from None
+        if agent is not None:
+            agent.check()
+        return transition
 
     def _history(
         self,

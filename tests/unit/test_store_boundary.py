@@ -32,6 +32,7 @@ STORE_MODULES = {
     "personalize/seed.py",  # bulk load of synthetic persons and cards
     "personalize/outbox_store.py",  # outbox events (回盘) and their destinations
     "personalize/api_store.py",  # the HTTP API: clients, idempotency, 查询密码, the feed
+    "personalize/counter_store.py",  # the console counter: persons by name, requests, 验卡单
 }
 SQL_CALLS = {"execute", "executemany", "executescript"}
 DRIVERS = {"sqlite3", "psycopg"}
