@@ -418,6 +418,9 @@ class JobRequest:
     kind: str
     card_number: str
     person: Person
+    status: str  # 待制卡, 制卡中 …
+    open: bool  # waiting for a job
+    job_id: int | None
 
 
 def _job_request(registry: Registry, request_id: int) -> JobRequest:
@@ -428,6 +431,9 @@ def _job_request(registry: Registry, request_id: int) -> JobRequest:
         KINDS.get(found.kind, found.kind),
         registry.card_by_id(found.old_card_id).card_number,
         registry.person(found.person_id),
+        REQUEST_STATUS_LABELS[found.status],
+        found.status == RequestStatus.OPEN,
+        found.job_id,
     )
 
 
@@ -469,6 +475,7 @@ def _job_page(request: Request, user: User, request_id: int, **more: Any) -> Res
         job=job,
         holder=_holder(job.person),
         track_key=state.vault is not None,
+        back_to_person=user.role in PAGE.roles,
         **more,
     )
 
@@ -527,8 +534,7 @@ def job_submit(
             )
         return f"制卡作业 {job_id} 已提交（{job.kind} {job.number}），等待制卡中心制作"
 
-    done = _holder_of_request(state.registry(), request_id)
-    return act(state, user, work, back=back, done=done)
+    return act(state, user, work, back=back)
 
 
 NO_TRACK_KEY = (
