@@ -75,6 +75,15 @@ def events(db: str, action: str) -> list[tuple[str, str, str]]:
         registry.close()
 
 
+def assert_chain_intact(db: str) -> None:
+    """Every change the console made is explained by its audit events (``audit verify``)."""
+    registry = open_registry(db)
+    try:
+        assert registry.check_audit(full=True).problems == []
+    finally:
+        registry.close()
+
+
 def damaged(db: str, index: int) -> None:
     """A 验卡 at a street office seeing a cracked card (visual only): the verdict 人为损坏
     opens the 换卡 request (``Office.diagnose``, as ``sscard office diagnose``)."""
@@ -222,6 +231,7 @@ def test_the_counter_finds_reports_formalizes_reissues_and_prints(
         ((who, number, details),) = events(db, "document.reprint")
         assert (who, number) == (OPERATORS[Role.COUNTER], "SSCARD-REQ-000002")
         assert f'"confirmed_by": "{sup}"' in details
+    assert_chain_intact(db)
 
 
 def test_an_agent_formalizes_and_applies_and_a_replacement_follows_its_verdict(
@@ -351,6 +361,7 @@ def test_a_job_is_submitted_with_its_photo_after_the_face_preview(
         registry.close()
     ((who, subject, _),) = events(db, "job.submit")
     assert (who, subject) == (OPERATORS[Role.SUPERVISOR], "job-1")
+    assert_chain_intact(db)
 
     # the card center opens the job page by its link; the counter may not submit
     with desk(browser, base, tmp_path) as d:
