@@ -13,6 +13,7 @@ import base64
 import io
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +24,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from personalize import counter_store
 from personalize.api.access import ApiState
+from personalize.api.models import CARD_NUMBER
 from personalize.documents import collection_certificate, collection_certificate_bytes
 from personalize.jobs import JobError, check_photo, submit_job
 from personalize.lifecycle import REQUEST_STATUS_LABELS, TRANSITIONS, RequestStatus
@@ -39,7 +41,7 @@ from personalize.registry import (
 )
 from personalize.registry_records import Person
 from personalize.roles import Role
-from personalize.textinput import normalize
+from personalize.textinput import ID_NUMBER, normalize
 from personalize.web.access import Access, ConsoleUser, User, audit_refusal, console_state
 from personalize.web.forms import REFUSALS, act
 from personalize.web.pages import redirect, render
@@ -66,8 +68,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/counter/requests/{request_id}/job"): Access.form("job.submit"),
 }
 
-ID_LIKE = re.compile(r"[0-9]{17}[0-9X]", re.ASCII)
-CARD_LIKE = re.compile(r"[0-9A-Z]{8}[0-9X]", re.ASCII)
+CARD_LIKE = re.compile(CARD_NUMBER)
 # Which forms a card in a status is offered: the actions the transition table has from it
 # (the registry still decides; a refusal is shown as it words it).
 OFFERED = ("report_loss", "formalize_loss", "unreport", "request_reissue")
@@ -105,13 +106,13 @@ def find(registry: Registry, query: str) -> int | list[Person]:
     check character checked first); a name lists everyone of that name."""
     text = normalize(query)
     upper = text.upper()
-    if ID_LIKE.fullmatch(upper):
+    if ID_NUMBER.fullmatch(upper):
         validate_ssn(upper)
         person = registry.person_by_ssn(upper)
         if person is None:
             raise RegistryError("登记库中没有该证件号码 (unknown ID number)")
         return person.id
-    if CARD_LIKE.fullmatch(upper):
+    if CARD_LIKE.match(upper):
         validate_card_number(upper)
         return registry.card(upper).person_id
     persons = counter_store.persons_named(registry.db, text)
@@ -241,8 +242,13 @@ def _agent(name: str, id_number: str) -> Agent | None:
 
 
 def _card_form(
-    request: Request, user: ConsoleUser, card_number: str, change: Any, done: str
+    request: Request,
+    user: ConsoleUser,
+    card_number: str,
+    change: Callable[[Registry], Card],
+    done: str,
 ) -> Response:
+    """A card's transition by its registry method (``change``), back on its holder's page."""
     state = console_state(request)
 
     def work(registry: Registry) -> str:
