@@ -71,7 +71,8 @@ from personalize.registry_records import (
 from personalize.roles import ApiRole, Role
 from personalize.stock_store import MIGRATION as STOCK_MIGRATION
 from personalize.stock_store import MoveKind, StockMove, StockStore
-from sscard.identifiers import canonical_ssn, card_number_check, validate_card_number
+from sscard.errors import InvalidData
+from sscard.identifiers import canonical_ssn, card_number_check, validate_card_number, validate_ssn
 from sscard.records import HolderData
 
 if TYPE_CHECKING:
@@ -386,8 +387,7 @@ MIGRATIONS.append(  # stations that pull work (issue 13, personalize/station_wor
 # Checkpoints of verification (审计核验检查点): where ``audit verify`` last found the chain
 # sound, chained and MACed (``personalize.auditlog.Verification``); and each state table's
 # rows by their audit event, so the rows changed since are found by an index, not a scan.
-VERIFICATION_MIGRATION = (
-    """
+VERIFICATION_MIGRATION = """
     CREATE TABLE audit_verifications (
         id INTEGER PRIMARY KEY,
         event BIGINT NOT NULL,
@@ -399,10 +399,8 @@ VERIFICATION_MIGRATION = (
         prev_mac TEXT NOT NULL,
         mac TEXT NOT NULL
     );
-    """
-    + "".join(
-        f"CREATE INDEX {t}_by_audit_event ON {t}(audit_event_id);\n" for t in AUDITED_COLUMNS
-    )
+    """ + "".join(
+    f"CREATE INDEX {t}_by_audit_event ON {t}(audit_event_id);\n" for t in AUDITED_COLUMNS
 )
 MIGRATIONS.append(VERIFICATION_MIGRATION)
 
@@ -503,6 +501,8 @@ MIGRATIONS.append(API_MIGRATION)
 # "Card stock"): blank cards received, personalized, rejected and taken as test cards, per
 # station, each movement written in the transaction of what it records.
 MIGRATIONS.append(STOCK_MIGRATION)
+# the counter finds a person by name (issue 16, personalize/counter_store.py)
+MIGRATIONS.append("CREATE INDEX persons_by_name ON persons(name);")
 
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
@@ -512,6 +512,7 @@ ACTIVATION_EVIDENCE = ("chip_write", "chip_verify", "encode_stripe", "stripe_ver
 
 GENESIS = "0" * 64
 Clock = Callable[[], datetime]
+
 
 class RegistryError(Exception):
     """A transition the rules do not allow, or an unknown card/person."""
@@ -574,6 +575,16 @@ class Agent:
 
     name: str
     id_number: str
+
+    def check(self) -> None:
+        """Both IDs are checked (docs/business-rules.md "Agents"): the agent's name given and
+        their ID number a valid GB 11643 number (``InvalidData`` naming the agent)."""
+        if not self.name.strip():
+            raise InvalidData("代办人姓名不能为空 (the agent's name is empty)")
+        try:
+            validate_ssn(self.id_number)
+        except InvalidData as exc:
+            raise InvalidData(f"代办人证件号码：{exc}") from None
 
     def as_text(self) -> str:
         return json.dumps({"name": self.name, "id_number": self.id_number}, ensure_ascii=False)
@@ -1071,7 +1082,7 @@ class Registry:
         """The transition table's entry (``personalize.lifecycle``), with this region's
         policy flags, or ``RegistryError`` with the reason."""
         try:
-            return lookup(
+            transition = lookup(
                 subject,
                 source,
                 action,
@@ -1081,6 +1092,9 @@ class Registry:
             )
         except TransitionRefused as exc:
             raise RegistryError(str(exc)) from None
+        if agent is not None:
+            agent.check()
+        return transition
 
     def _history(
         self,

@@ -379,12 +379,12 @@ def test_reprint_reproduces_the_certificate_marked_as_such(tmp_path: Path) -> No
     first = tmp_path / "cert.pdf"
     made = pinned(
         "registry", "request-reissue", "H00000012", "--out", str(first),
-        "--agent-name", "李四", "--agent-id", "110105198001010019", db=db,
+        "--agent-name", "李四", "--agent-id", "110105198001010016", db=db,
         session=login(db, "op7", Role.COUNTER),
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     original = pdftext(first)
-    assert "补打" not in original and "李四（110105********0019）" in original
+    assert "补打" not in original and "李四（110105********0016）" in original
     next_day = datetime(2026, 11, 26, 2, 15, tzinfo=UTC)  # op9 logs in the next morning
     op9 = login(db, "op9", Role.COUNTER, clock=lambda: next_day)
     sup2 = confirm(db, clock=lambda: next_day)

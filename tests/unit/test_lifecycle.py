@@ -20,12 +20,13 @@ from personalize.lifecycle import (
 from personalize.policy import load_policy
 from personalize.registry import Agent, Registry, RegistryError
 from simulator.factory import SAMPLE_HOLDER
+from sscard.errors import InvalidData
 from tests.audit_key import AUDIT_KEY
 from tests.conftest import NewDatabase
 
 DOC = Path(__file__).parents[2] / "docs" / "service.md"
 POLICY = load_policy("default")
-AGENT = Agent("李四", "110105198001010019")
+AGENT = Agent("李四", "110105198001010016")
 
 
 def card_moves(source: CardStatus) -> dict[str, str]:
@@ -93,4 +94,25 @@ def test_agents_in_the_registry(new_db: NewDatabase) -> None:
     assert Agent.from_text(request.agent) == AGENT
     assert request.fee == POLICY.fee_reissue and request.status == "open"
     evidence = [h.evidence or "" for h in registry.history(registry.card("H00000012").id)]
-    assert "代办人 agent 李四 110105********0019" in evidence[1]
+    assert "代办人 agent 李四 110105********0016" in evidence[1]
+
+
+def test_an_agent_with_an_invalid_id_number_is_refused_and_nothing_written(
+    new_db: NewDatabase,
+) -> None:
+    """Both IDs are checked (docs/business-rules.md "Agents"): a wrong check character or an
+    empty name refuses the change — formal loss or reissue — before anything is written."""
+    registry = Registry(new_db("r"), POLICY, clock=lambda: datetime(2026, 11, 25, 9, 30,
+                        tzinfo=UTC), audit_key=AUDIT_KEY)  # fmt: skip
+    registry.enroll(SAMPLE_HOLDER, "H00000012", operator="op1")
+    events = registry.db.execute("SELECT COUNT(*) FROM audit_events").fetchone()[0]
+    for bad in (Agent("李四", "110105198001010019"), Agent(" ", AGENT.id_number)):
+        with pytest.raises(InvalidData, match="代办人"):
+            registry.formalize_loss("H00000012", operator="op1", evidence="ID", agent=bad)
+    assert registry.card("H00000012").status == "active"
+    registry.formalize_loss("H00000012", operator="op1", evidence="ID")
+    with pytest.raises(InvalidData, match="校验位"):
+        registry.request_reissue("H00000012", operator="op1", agent=replace(AGENT,
+                                 id_number="110105198001010019"))  # fmt: skip
+    assert registry.card("H00000012").status == "formal_loss"
+    assert registry.db.execute("SELECT COUNT(*) FROM audit_events").fetchone()[0] == events + 1

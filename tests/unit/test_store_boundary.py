@@ -34,6 +34,7 @@ STORE_MODULES = {
     "personalize/outbox_store.py",  # outbox events (回盘) and their destinations
     "personalize/api_store.py",  # the HTTP API: clients, idempotency, 查询密码, the feed
     "personalize/stock_store.py",  # the card stock ledger and the jobs' counts it is checked by
+    "personalize/counter_store.py",  # the console counter: persons by name, requests, 验卡单
 }
 SQL_CALLS = {"execute", "executemany", "executescript"}
 DRIVERS = {"sqlite3", "psycopg"}
