@@ -276,7 +276,7 @@ def _station_state(rows: list[JobRow]) -> str:
     if any(r.lease.startswith("租约至") for r in rows):
         return "制卡中"
     if rows:
-        return "租约已到期（工位已停止或失联）"
+        return "租约已到期，待工位续做（工位已停止或失联？）"
     return "空闲"
 
 

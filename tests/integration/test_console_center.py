@@ -69,6 +69,8 @@ def world(db: Path, tmp: Path) -> None:
         ids = [submit(registry, i, vault, tmp) for i in range(7)]
         assert ids == [QUEUED, RUNNING, PAUSED, DONE, FAILED, TO_CANCEL, TO_RESUME]
         claim_job(registry, RUNNING, "工位A")
+        with registry.transaction():  # a heartbeat of 工位A's worker
+            registry.jobs.heartbeat(RUNNING, now=_iso(registry.clock()))
         for job, station in ((PAUSED, "工位B"), (TO_RESUME, "工位D")):
             claim_job(registry, job, station)
             pause_job(registry, job, operator=CENTER, reason=PAUSE_REASON)
@@ -81,6 +83,7 @@ def world(db: Path, tmp: Path) -> None:
                 FAILED, "card", StepResult.REJECTED, "0102030405060708",
                 at=_iso(registry.clock()), details={"reason": REJECT_REASON}, fence=None,
             )  # fmt: skip
+            registry.jobs.drop_card(FAILED, rejected=True)
         end_job(registry, FAILED, "fail", operator=CENTER, reason="作业失败：已报废 3 张卡")
     finally:
         registry.close()
@@ -164,6 +167,7 @@ def test_a_job_shows_its_step_log_and_a_paused_one_is_given_back_to_its_station(
         page = d.go(f"/center/jobs/{FAILED}")
         steps = page.locator("#steps").inner_text()
         assert "废卡" in steps and "进废卡箱" in steps and REJECT_REASON in steps
+        assert "1 张（满 3 张作业失败）" in page.inner_text("main")
         assert page.locator("#resume").count() == 0 and page.locator("#cancel").count() == 0
         d.shot("center-job-failed")
 
@@ -244,6 +248,7 @@ def test_stations_with_their_device_faults_and_the_reject_bin(
         page = d.go("/center/stations")
         a = page.locator("#stations tr[data-station='工位A']").inner_text()
         assert "制卡中" in a and f"#{RUNNING}" in a and "无已记录的故障" in a
+        assert "2026-11-25 17:30:00" in a  # its heartbeat, in Shanghai time
         b = page.locator("#stations tr[data-station='工位B']").inner_text()
         assert "暂停，待操作员处理" in b and "打印机故障" in b and "进卡器无卡" in b
         d.shot("center-stations")
