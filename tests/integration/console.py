@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
-from personalize.operators import Operator, add_operator
+from personalize.operators import Operator, add_operator, find_operator, has_operators
 from personalize.roles import Role
 from tests.api_serve import serve_api
 from tests.integration.api_fixture import open_registry, prepare
@@ -48,14 +48,15 @@ TABLET = {"width": 820, "height": 1180}
 
 
 def add_operators(db: str | Path) -> None:
-    """The operators of ``OPERATORS`` (the first, a supervisor, bootstraps the rest)."""
+    """The operators of ``OPERATORS`` not there yet (the supervisor, the first, bootstraps
+    the others when the registry has no operator)."""
     registry = open_registry(db)
     try:
         supervisor = Operator(OPERATORS[Role.SUPERVISOR], Role.SUPERVISOR)
-        add_operator(registry, supervisor.name, Role.SUPERVISOR, PASSWORD, by=None)
         for role, name in OPERATORS.items():
-            if role != Role.SUPERVISOR:
-                add_operator(registry, name, role, PASSWORD, by=supervisor)
+            if find_operator(registry, name) is None:
+                by = supervisor if has_operators(registry) else None
+                add_operator(registry, name, role, PASSWORD, by=by)
     finally:
         registry.close()
 
