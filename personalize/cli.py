@@ -43,6 +43,7 @@ from personalize.printer_commands import add_parser as add_printer_parser
 from personalize.registry import utc_now
 from personalize.service_commands import add_parser as add_service_parser
 from personalize.station_commands import add_parser as add_station_parser
+from personalize.stock_commands import add_parser as add_stock_parser
 
 
 def _print_json(obj: Any) -> None:
@@ -451,6 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_operator_parser(sub)
     add_outbox_parser(sub)
     add_api_parser(sub)
+    add_stock_parser(sub)
 
     p = sub.add_parser("demo", help="run the demo on the simulated station")
     p.add_argument("--out", default="out", help="directory for the demo's results")

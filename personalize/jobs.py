@@ -55,6 +55,7 @@ from personalize.jobpaths import JobPathError, confined_file
 from personalize.lifecycle import JOB_STATUS_LABELS, CardStatus, JobStatus, RequestStatus
 from personalize.policy import RegionPolicy
 from personalize.registry import LeaseLost, Registry, RegistryError, _iso
+from personalize.stock import MoveKind, ended_job_reason, write_off_reason
 from personalize.trackvault import TrackVault
 from printer.errors import DeviceError
 from printer.evolis import EvolisPrinter
@@ -374,6 +375,17 @@ def end_job(
                     "(the new card is active: run the job again to finish it)"
                 )
             registry.release_card(new.id, operator=operator, reason=f"作业{action}: {reason}")
+            if new.sn is not None and job.station is not None:  # a fed card leaves the stock
+                registry.record_stock(
+                    MoveKind.REJECTED,
+                    job.station,
+                    1,
+                    operator=operator,
+                    reason=ended_job_reason(action),
+                    detail=reason,
+                    job_id=job_id,
+                    sn=new.sn,
+                )
         registry.jobs.set_status(job_id, target, last_error=reason, now=now)
         request = registry.request(job.request_id)
         if request.job_id == job_id and request.status == RequestStatus.IN_JOB:
@@ -466,6 +478,7 @@ class JobRunner:
         self.stop_requested = stop_requested
         self.fence: int | None = None  # the token of this runner's claim
         self.step_started: datetime | None = None  # when the step under way began
+        self.step_name: str | None = None  # the step under way (a write-off's reason says it)
 
     # ----------------------------------------------------------------- bookkeeping
 
@@ -565,6 +578,7 @@ class JobRunner:
                             )
                         self.progress(f"[{STEPS.index(name) + 1}/{len(STEPS)}] {name}")
                         self.step_started = self.registry.clock()
+                        self.step_name = name
                         getattr(self, f"step_{name}")(self.job(job_id))
                 except CardLost as exc:
                     self._write_off(job_id, StepResult.LOST, str(exc))
@@ -595,7 +609,9 @@ class JobRunner:
         """The card at hand leaves the job (rejected or lost), in one fenced transaction: the
         write-off is recorded against its SN, its registry card is released (废卡: the number
         is never reused, the SN blacklisted, the holder's data no longer the job's) and the
-        next card gets a fresh number; the request stays with the job for that card."""
+        next card gets a fresh number; the request stays with the job for that card. The card
+        leaves the station's stock (a ``rejected`` movement, docs/business-rules.md "Card
+        stock") in the same transaction."""
         job = self.job(job_id)
         with self.registry.transaction():
             self.record(job_id, "card", result, job.sn, {"reason": reason})
@@ -606,6 +622,16 @@ class JobRunner:
             # only a rejected card counts towards the limit: a lost one (cleared printer, a
             # takeover at another station) says nothing about the cards being bad
             self.registry.jobs.drop_card(job_id, rejected=result == StepResult.REJECTED)
+            self.registry.record_stock(  # the card has left the station's blank stock
+                MoveKind.REJECTED,
+                self.dev.name,
+                1,
+                operator=self.operator,
+                reason=write_off_reason(self.step_name, lost=result == StepResult.LOST),
+                detail=reason,
+                job_id=job_id,
+                sn=job.sn,
+            )
         if self.job(job_id).attempts >= MAX_ATTEMPTS:
             raise JobFailed(
                 f"作业失败：已报废 {MAX_ATTEMPTS} 张卡 (job failed: {MAX_ATTEMPTS} cards "

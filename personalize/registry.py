@@ -69,6 +69,8 @@ from personalize.registry_records import (
     request_of,
 )
 from personalize.roles import ApiRole, Role
+from personalize.stock_store import MIGRATION as STOCK_MIGRATION
+from personalize.stock_store import MoveKind, StockMove, StockStore
 from sscard.identifiers import card_number_check, validate_card_number
 from sscard.records import HolderData
 
@@ -497,6 +499,11 @@ API_MIGRATION = f"""
 """
 MIGRATIONS.append(API_MIGRATION)
 
+# The card stock ledger (库存, issue 16; personalize/stock_store.py, docs/business-rules.md
+# "Card stock"): blank cards received, personalized, rejected and taken as test cards, per
+# station, each movement written in the transaction of what it records.
+MIGRATIONS.append(STOCK_MIGRATION)
+
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
 # The chip fields a job step may set on its new card (``Registry.set_card_chip``).
@@ -690,6 +697,7 @@ class Registry:
         self.db.keep_touched()
         self.jobs = JobStore(self.db)  # the jobs repository on the same connection
         self.outbox = OutboxStore(self.db)  # the outbox (回盘) on the same connection
+        self.stock = StockStore(self.db)  # the card stock ledger (库存) on the same connection
         self._migrate()
         self._watch_rows()
         # the outbox is written once its migration is applied: always, after ``_migrate``,
@@ -1512,7 +1520,65 @@ class Registry:
                 new.card_number,
                 {"job": job_id, "old_card": old.card_number, "blacklisted": True},
             )
+            if job.station is not None:  # a fenced job always has its station
+                self.record_stock(
+                    MoveKind.PERSONALIZED,
+                    job.station,
+                    1,
+                    operator=operator,
+                    job_id=job_id,
+                    sn=new.sn,
+                )
         return self.card_by_id(new_card_id)
+
+    def record_stock(
+        self,
+        kind: MoveKind,
+        station: str,
+        quantity: int,
+        *,
+        operator: str,
+        batch: str | None = None,
+        reason: str | None = None,
+        detail: str | None = None,
+        job_id: int | None = None,
+        sn: str | None = None,
+    ) -> StockMove:
+        """A stock movement and its audit event ``stock.<kind>`` with the operator, in the
+        caller's transaction (docs/business-rules.md "Card stock")."""
+        with self.transaction():
+            event = self.audit(
+                operator,
+                f"stock.{kind}",
+                f"station/{station}",
+                {
+                    "quantity": quantity,
+                    **{
+                        key: value
+                        for key, value in (
+                            ("batch", batch),
+                            ("reason", reason),
+                            ("detail", detail),
+                            ("job", job_id),
+                            ("sn", sn),
+                        )
+                        if value is not None
+                    },
+                },
+            )
+            return self.stock.add(
+                kind,
+                station,
+                quantity,
+                at=_iso(self.clock()),
+                operator=operator,
+                audit_event=event,
+                batch=batch,
+                reason=reason,
+                detail=detail,
+                job_id=job_id,
+                sn=sn,
+            )
 
     # ----------------------------------------------------------------- 验卡单 (office reports)
 

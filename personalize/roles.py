@@ -51,6 +51,8 @@ ACTIONS: dict[str, str] = {
     "operator.add": "新增操作员",
     "operator.disable": "停用操作员",
     "outbox.retry": "重发回盘事件",
+    "stock.receive": "入库空白卡",
+    "stock.test_card": "领用测试卡",
     "api_client.add": "新增接口客户端",
     "api_client.revoke": "吊销接口客户端",
     "confirm": "双人复核",
@@ -69,7 +71,9 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
             "document.reprint",
         }
     ),
-    Role.CARD_CENTER: frozenset({"job.submit", "job.run", "job.cancel", "outbox.retry"}),
+    Role.CARD_CENTER: frozenset(
+        {"job.submit", "job.run", "job.cancel", "outbox.retry", "stock.receive", "stock.test_card"}
+    ),
     Role.OFFICE: frozenset({"office.reencode", "office.diagnose", "office.pin"}),
     Role.SUPERVISOR: frozenset(ACTIONS),
     Role.AUDITOR: frozenset(),

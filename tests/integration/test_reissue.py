@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from personalize.policy import load_policy
 from personalize.registry import VALID, Registry, utc_now
 from personalize.roles import Role
 from personalize.station import StationConfig
+from personalize.stock import day_report, day_report_pdf, receive_stock
 from personalize.trackvault import TrackVault
 from printer.evolis import EvolisPrinter
 from simulator.evolis_emulator import VirtualCard
@@ -349,3 +351,52 @@ def test_new_card_reads_back_through_pcscd(prepared: Prepared) -> None:
     new = next(c for c in registry.cards_of(person) if c.status == "active")
     assert data["card_number"] == new.card_number and data["sn"] == new.sn
     assert data["name"] == "张三" and all(data["checks"].values())
+
+
+def test_the_days_stock_report_reconciles_the_activated_and_the_rejected_card(
+    prepared: Prepared, tmp_path: Path
+) -> None:
+    """Card stock (docs/business-rules.md): the station's blank cards are received, a bad
+    one goes to the reject bin and a good one is activated by the real job on the simulated
+    devices; the day's report counts both from the ledger, finds the same in the job
+    records, adds up to the cards left in the printer's feeder, and its PDF says so."""
+    assert prepared.sim.printer is not None
+    other = {k: (alg, bytes(b ^ 0x33 for b in v)) for k, (alg, v) in TEST_ROOTS.items()}
+    bad = issue_blank_card(
+        PROFILE.name, POLICY.region_code, roots=other, serial=bytes.fromhex("BAD0000000000002")
+    )
+    prepared.sim.printer.feeder.insert(0, VirtualCard(bad))
+    delivered = len(prepared.sim.printer.feeder)
+    receive_stock(prepared.registry, "t", delivered, batch="仿真批次 S-01", operator="op")
+    with EvolisPrinter(prepared.config.printer) as printer:
+        in_process_runner(prepared, printer).run(prepared.job_id)
+    assert_consistent(prepared, rejected=1)
+
+    report = day_report(prepared.registry, pinned_clock().date())  # 17:30 in Shanghai
+    assert report.reconciled, report.discrepancies
+    (day,) = report.stations
+    assert (day.station, day.opening, day.received, day.personalized, day.rejected) == (
+        "t",
+        0,
+        delivered,
+        1,
+        1,
+    )
+    assert (day.jobs_personalized, day.jobs_rejected) == (1, 1)
+    assert [(r.reason, r.count) for r in day.rejected_by_reason] == [("写芯片不合格", 1)]
+    assert day.closing == len(prepared.sim.printer.feeder) == delivered - 2
+    (reject,) = report.rejects
+    assert reject.sn == "BAD0000000000002" and "external authentication" in (reject.detail or "")
+
+    pdf = tmp_path / "stock-day.pdf"
+    pdf.write_bytes(day_report_pdf(report))
+    text = pdftext(pdf)
+    assert "社会保障卡空白卡库存日结对账表" in text and "无差异" in text
+    assert "写芯片不合格 1" in text and "BAD0000000000002" in text
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "100", str(pdf), str(tmp_path / "stock-day")], check=True
+    )
+    shots = Path("/work/shots/stock")
+    shots.mkdir(parents=True, exist_ok=True)
+    for png in tmp_path.glob("stock-day*.png"):
+        shutil.copy(png, shots / f"{png.stem}-{prepared.registry.db.dialect}.png")

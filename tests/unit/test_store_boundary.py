@@ -18,6 +18,7 @@ import pytest
 from personalize.job_store import JobStore
 from personalize.outbox_store import OutboxStore
 from personalize.registry import Registry
+from personalize.stock_store import StockStore
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("apdu", "sscard", "hsm_stub", "printer", "personalize", "simulator")
@@ -32,6 +33,7 @@ STORE_MODULES = {
     "personalize/seed.py",  # bulk load of synthetic persons and cards
     "personalize/outbox_store.py",  # outbox events (回盘) and their destinations
     "personalize/api_store.py",  # the HTTP API: clients, idempotency, 查询密码, the feed
+    "personalize/stock_store.py",  # the card stock ledger and the jobs' counts it is checked by
 }
 SQL_CALLS = {"execute", "executemany", "executescript"}
 DRIVERS = {"sqlite3", "psycopg"}
@@ -67,6 +69,11 @@ QUERIES = {
     (OutboxStore, "events_after"): "OutboxEvent",
     (OutboxStore, "destination"): "Destination",
     (OutboxStore, "entries"): "OutboxEntry",
+    (Registry, "record_stock"): "StockMove",
+    (StockStore, "add"): "StockMove",
+    (StockStore, "sums"): "MoveSum",
+    (StockStore, "moves"): "StockMove",
+    (StockStore, "job_counts"): "JobCount",
 }
 
 
@@ -135,7 +142,9 @@ def test_a_query_returns_its_frozen_dataclass(cls: type, name: str) -> None:
     assert returned.__dataclass_params__.frozen
 
 
-@pytest.mark.parametrize("cls", [Registry, JobStore, OutboxStore], ids=lambda c: c.__name__)
+@pytest.mark.parametrize(
+    "cls", [Registry, JobStore, OutboxStore, StockStore], ids=lambda c: c.__name__
+)
 def test_no_public_method_hands_out_a_row(cls: type) -> None:
     """Read as written (some hints name types imported only for type checking)."""
     rows = [
