@@ -20,22 +20,14 @@ from personalize.jobs import STEPS
 from personalize.lifecycle import JobStatus
 from personalize.registry import Registry, _iso, mask_id
 from personalize.service_commands import JOB_STATUS_NAMES, mask_name
+from personalize.stock import STEP_LABELS
 from printer.errors import DeviceError, DeviceGone, DeviceProtocolError, DeviceTimeout, Recovery
 from printer.evolis import NACK_CODES, PrinterError
 
 QUEUE_LIMIT = 50  # jobs listed per live status; "more" is said when there are more
 RECENT = 10  # finished jobs listed per status, newest first
 
-STEP_NAMES = {
-    "feed": "进卡",
-    "chip_write": "写芯片",
-    "chip_verify": "芯片校验",
-    "encode_stripe": "写磁条",
-    "stripe_verify": "磁条校验",
-    "print_face": "打印卡面",
-    "activate": "启用新卡",
-    "card": "废卡",
-}
+STEP_NAMES = {**STEP_LABELS, "card": "废卡"}  # a job's steps, and its write-off records
 RESULT_NAMES = {
     StepResult.OK: "完成",
     StepResult.INTENT: "已开始",

@@ -22,6 +22,7 @@ from personalize.jobs import claim_job, end_job, pause_job, submit_job
 from personalize.lifecycle import JobStatus, RequestStatus
 from personalize.registry import Registry, _iso
 from personalize.roles import Role
+from personalize.stock import MoveKind, receive_stock, write_off_reason
 from personalize.trackvault import TrackVault
 from printer.evolis import error_for
 from simulator.factory import sample_photo
@@ -40,6 +41,7 @@ from tests.operators import PASSWORD
 FEEDER_EMPTY = error_for("NACK F")  # the printer's answer with an empty feeder
 PAUSE_REASON = f"{type(FEEDER_EMPTY).__name__}: {FEEDER_EMPTY}"  # as JobRunner records it
 REJECT_REASON = "chip verification: EF05 mismatch"
+REJECTED_SN = "0102030405060708"
 CENTER = OPERATORS[Role.CARD_CENTER]
 SUPERVISOR = OPERATORS[Role.SUPERVISOR]
 # The jobs of the world, by id (one person each, in order).
@@ -61,7 +63,8 @@ def submit(registry: Registry, index: int, vault: TrackVault, tmp: Path) -> int:
 
 def world(db: Path, tmp: Path) -> None:
     """Seven jobs: queued, running at 工位A, paused at 工位B (feeder empty), done, failed
-    after a rejected card, queued (to cancel), paused at 工位D (to resume)."""
+    after a rejected card, queued (to cancel), paused at 工位D (to resume); 10 blank cards
+    received at 工位A before its card was rejected."""
     prepare_console(db, persons=7)
     vault = TrackVault.create(tmp / "tracks.key")
     registry = open_registry(db)
@@ -77,10 +80,15 @@ def world(db: Path, tmp: Path) -> None:
         claim_job(registry, DONE, "工位A")
         with registry.transaction():  # what the runner's _finish records
             registry.jobs.set_status(DONE, "done", last_error=None, now=_iso(registry.clock()))
+        receive_stock(registry, "工位A", 10, batch="B-001", operator=CENTER)
         claim_job(registry, FAILED, "工位A")
         with registry.transaction():  # what the runner's _write_off records
+            registry.record_stock(
+                MoveKind.REJECTED, "工位A", 1, operator=CENTER, job_id=FAILED, sn=REJECTED_SN,
+                reason=write_off_reason("chip_verify", lost=False), detail=REJECT_REASON,
+            )  # fmt: skip
             registry.jobs.add_step(
-                FAILED, "card", StepResult.REJECTED, "0102030405060708",
+                FAILED, "card", StepResult.REJECTED, REJECTED_SN,
                 at=_iso(registry.clock()), details={"reason": REJECT_REASON}, fence=None,
             )  # fmt: skip
             registry.jobs.drop_card(FAILED, rejected=True)
@@ -262,3 +270,52 @@ def test_stations_with_their_device_faults_and_the_reject_bin(
         page = d.go("/center")
         assert page.locator("section[data-station='工位B']").count() == 1
         d.shot("center-queue-tablet")
+
+
+def test_stock_levels_the_days_reconciliation_its_pdf_and_the_stock_forms(
+    center: tuple[str, Path], browser: Browser, tmp_path: Path
+) -> None:
+    base, db = center
+    with desk(browser, base, tmp_path) as d:
+        d.login(Role.CARD_CENTER)
+        page = d.go("/center/stock")
+        assert page.locator("#levels tr[data-station='工位A']").inner_text().split() == [
+            "工位A", "10", "0", "1", "0", "9"
+        ]  # fmt: skip
+
+        page.fill("#receive input[name=station]", "工位A")
+        page.fill("#receive input[name=count]", "100")
+        page.fill("#receive input[name=batch]", "2026-11 第二批 H0100001-H0100100")
+        page.click("#receive button")
+        page.wait_for_load_state()
+        assert "工位 工位A 入库空白卡 100 张" in page.inner_text(".flash.ok")
+        page.fill("#test-card input[name=station]", "工位A")
+        page.fill("#test-card input[name=reason]", "打印机校色")
+        page.click("#test-card button")
+        page.wait_for_load_state()
+        assert "领用测试卡 1 张" in page.inner_text(".flash.ok")
+        for station, reason in (("工位A", " "), (" ", "校色")):  # refused: nothing written
+            page.fill("#test-card input[name=station]", station)
+            page.fill("#test-card input[name=reason]", reason)
+            page.click("#test-card button")
+            page.wait_for_load_state()
+            assert "不能为空" in page.inner_text(".flash.error")
+
+        levels = page.locator("#levels tr[data-station='工位A']").inner_text().split()
+        assert levels == ["工位A", "110", "0", "1", "1", "108"]
+        day = page.locator("#report tr[data-station='工位A']").inner_text().split()
+        # opening, received, personalized, rejected, test, closing; the jobs' counts
+        assert day == ["工位A", "0", "110", "0", "1", "1", "108", "0", "1"]
+        assert "芯片校验不合格 1 张" in page.inner_text("main")
+        assert page.locator("#reconciled").count() == 1
+        d.shot("center-stock")
+
+        pdf = page.request.get(page.locator("#report-pdf").evaluate("link => link.href"))
+        assert pdf.status == 200 and pdf.body().startswith(b"%PDF")
+        assert pdf.headers["content-type"] == "application/pdf"
+        assert pdf.headers["content-disposition"].startswith("inline")
+
+        page = d.go("/center/stock?day=2026-13-01")
+        assert "日期应为 YYYY-MM-DD" in page.inner_text("main")
+    assert [e[2]["quantity"] for e in events(db, "stock.received")] == [10, 100]
+    assert len(events(db, "stock.test")) == 1
