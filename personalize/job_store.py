@@ -100,6 +100,30 @@ class StepSpan:
     ended_at: str
 
 
+@dataclass(frozen=True)
+class StationSeen:
+    """A station as the jobs it has held show it (``jobs.station``): how many, its last
+    heartbeat and the last change it made to one (docs/console.md "Card center")."""
+
+    name: str
+    jobs: int
+    last_heartbeat: str | None
+    last_change: str
+
+
+@dataclass(frozen=True)
+class WrittenOff:
+    """A card a job wrote off (``job_steps`` ``card`` record): to the reject bin
+    (``rejected``) or lost, with the reason; ``station`` is the job's (its last holder)."""
+
+    job_id: int
+    station: str | None
+    sn: str | None
+    result: StepResult
+    reason: str
+    at: str
+
+
 _JOB_COLUMNS = (
     "id, request_id, person_id, old_card_id, new_card_id, holder, tracks, status, step, sn,"
     " attempts, station, lease_until, fence, heartbeat_at, last_error, operator, created_at,"
@@ -206,6 +230,46 @@ class JobStore:
         params: tuple[object, ...] = (after,) + (() if status is None else (str(status),))
         rows = self.db.execute(_SUMMARY_QUERY + where + " ORDER BY j.id LIMIT ?", (*params, limit))
         return [_summary(r) for r in rows]
+
+    def latest(self, status: JobStatus, *, limit: int) -> list[JobSummary]:
+        """The newest ``limit`` jobs of ``status``, newest first (index jobs_by_status)."""
+        rows = self.db.execute(
+            _SUMMARY_QUERY + " WHERE j.status = ? ORDER BY j.id DESC LIMIT ?", (str(status), limit)
+        )
+        return [_summary(r) for r in rows]
+
+    def stations(self) -> list[StationSeen]:
+        """Every station that has held a job, by name."""
+        rows = self.db.execute(
+            "SELECT station, COUNT(*) AS jobs, MAX(heartbeat_at) AS beat,"
+            " MAX(updated_at) AS changed FROM jobs WHERE station IS NOT NULL"
+            " GROUP BY station ORDER BY station"
+        )
+        return [
+            StationSeen(str(r["station"]), int(r["jobs"]), r["beat"], str(r["changed"]))
+            for r in rows
+        ]
+
+    def written_off(self, *, limit: int) -> list[WrittenOff]:
+        """The newest ``limit`` cards written off by jobs (the reject bin and lost cards),
+        newest first."""
+        rows = self.db.execute(
+            "SELECT s.job_id, j.station, s.sn, s.result, s.details, s.at FROM job_steps s"
+            " JOIN jobs j ON j.id = s.job_id WHERE s.step = 'card' AND s.result IN (?, ?)"
+            " ORDER BY s.id DESC LIMIT ?",
+            (str(StepResult.REJECTED), str(StepResult.LOST), limit),
+        )
+        return [
+            WrittenOff(
+                int(r["job_id"]),
+                r["station"],
+                r["sn"],
+                StepResult(r["result"]),
+                str(json.loads(r["details"]).get("reason", "")),
+                str(r["at"]),
+            )
+            for r in rows
+        ]
 
     def claimable(self, query: str, params: tuple[object, ...]) -> list[Job]:
         """Candidates of one claim query (:data:`OWN_QUERY`, :data:`EXPIRED_QUERY`,

@@ -52,7 +52,7 @@ from hsm_stub.errors import SecurityModuleUnavailable
 from hsm_stub.module import SecurityModule
 from personalize.job_store import Job, StepResult
 from personalize.jobpaths import JobPathError, confined_file
-from personalize.lifecycle import CardStatus, JobStatus, RequestStatus
+from personalize.lifecycle import JOB_STATUS_LABELS, CardStatus, JobStatus, RequestStatus
 from personalize.policy import RegionPolicy
 from personalize.registry import LeaseLost, Registry, RegistryError, _iso
 from personalize.stock import MoveKind, ended_job_reason, write_off_reason
@@ -397,6 +397,55 @@ def end_job(
             {"reason": reason, "from": job.status, "station": station},
         )
     return find_job(registry, job_id)
+
+
+def cancel_job(
+    registry: Registry,
+    job_id: int,
+    *,
+    operator: str,
+    confirmed_by: str,
+    reason: str,
+    station: str | None = None,
+) -> Job:
+    """``job cancel`` under dual control (roles.DUAL_CONTROL): ``confirmed_by`` — a second
+    operator already authenticated and allowed to confirm (``operators.confirm``) — is
+    audited ``dual_control.confirm`` in the cancel's own transaction (``end_job``)."""
+    with registry.transaction():
+        registry.audit(
+            operator,
+            "dual_control.confirm",
+            f"job-{job_id}",
+            {"action": "job.cancel", "operator": operator, "confirmed_by": confirmed_by},
+        )
+        return end_job(
+            registry, job_id, "cancel", operator=operator, reason=reason, station=station
+        )
+
+
+def resume_job(registry: Registry, job_id: int, *, operator: str) -> Job:
+    """A paused job given back to the stations once its device is seen to (恢复执行, the
+    console): the job's ``claim`` transition (paused → running) for the station it paused
+    at, with a lease that has already run out — how a station told to stop leaves its job
+    (``station_worker.release_job``) — so that station's worker takes it first (its own
+    running jobs), any other of the region once it does not, and it resumes after the last
+    verified step. A print begun and unsettled still waits for its printer
+    (``station_worker.claim_next_job``). Audited ``job.resume``."""
+    with registry.transaction():
+        job = find_job(registry, job_id)
+        if job.status != JobStatus.PAUSED or job.station is None:
+            raise JobError(
+                f"作业 {job_id} 状态为{JOB_STATUS_LABELS[job.status]}，只有暂停的作业可以恢复执行 "
+                "(only a paused job can be resumed)"
+            )
+        claim_job(registry, job_id, job.station, lease=timedelta(0))
+        registry.audit(
+            operator,
+            "job.resume",
+            f"job-{job_id}",
+            {"station": job.station, "error": job.last_error},
+        )
+        return find_job(registry, job_id)
 
 
 class JobRunner:

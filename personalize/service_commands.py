@@ -36,8 +36,8 @@ from personalize.jobs import (
     JobPaused,
     JobRunner,
     StationDevices,
+    cancel_job,
     claim_job,
-    end_job,
     pause_job,
     submit_job,
 )
@@ -605,21 +605,14 @@ def cmd_job_cancel(args: argparse.Namespace) -> int:
     registry = _registry(args)
     actor = acting(registry, "job.cancel")
     confirmer = confirmed(registry, actor, args, "job.cancel")
-    with registry.transaction():
-        registry.audit(
-            actor.name,
-            "dual_control.confirm",
-            f"job-{args.job}",
-            {"action": "job.cancel", "operator": actor.name, "confirmed_by": confirmer},
-        )
-        end_job(
-            registry,
-            args.job,
-            "cancel",
-            operator=actor.name,
-            reason=args.reason,
-            station=args.station_name,
-        )
+    cancel_job(
+        registry,
+        args.job,
+        operator=actor.name,
+        confirmed_by=confirmer,
+        reason=args.reason,
+        station=args.station_name,
+    )
     _emit(
         args,
         _job_dict(registry, args.job),
