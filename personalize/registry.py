@@ -29,6 +29,7 @@ from personalize.auditlog import (
     Checkpoint,
     CheckpointLog,
     PendingCheckpoint,
+    Verification,
     event_mac,
 )
 from personalize.database import (
@@ -497,6 +498,16 @@ API_MIGRATION = f"""
 """
 MIGRATIONS.append(API_MIGRATION)
 
+# The auditor's search of the audit chain (issue 16, personalize/audit_store.py): events by
+# subject, by operator and by time, each newest first on (at, id) — the keyset of its pages.
+MIGRATIONS.append(
+    """
+    CREATE INDEX audit_events_by_at ON audit_events(at, id);
+    CREATE INDEX audit_events_by_subject ON audit_events(subject, at, id);
+    CREATE INDEX audit_events_by_operator ON audit_events(operator, at, id);
+    """
+)
+
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
 # The chip fields a job step may set on its new card (``Registry.set_card_chip``).
@@ -918,6 +929,13 @@ class Registry:
         from personalize.auditverify import AuditVerifier
 
         return AuditVerifier(self).check(full=full, full_every=full_every)
+
+    def audit_checkpoint(self) -> tuple[Verification | None, list[str]]:
+        """The last checkpoint of verification if it is sound, else (None, what is wrong)
+        (:meth:`personalize.auditverify.AuditVerifier.last_verification`)."""
+        from personalize.auditverify import AuditVerifier
+
+        return AuditVerifier(self).last_verification()
 
     # ----------------------------------------------------------------- queries
 

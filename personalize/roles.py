@@ -51,6 +51,7 @@ ACTIONS: dict[str, str] = {
     "operator.add": "新增操作员",
     "operator.disable": "停用操作员",
     "outbox.retry": "重发回盘事件",
+    "audit.verify": "校验审计链",
     "api_client.add": "新增接口客户端",
     "api_client.revoke": "吊销接口客户端",
     "confirm": "双人复核",
@@ -72,7 +73,7 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
     Role.CARD_CENTER: frozenset({"job.submit", "job.run", "job.cancel", "outbox.retry"}),
     Role.OFFICE: frozenset({"office.reencode", "office.diagnose", "office.pin"}),
     Role.SUPERVISOR: frozenset(ACTIONS),
-    Role.AUDITOR: frozenset(),
+    Role.AUDITOR: frozenset({"audit.verify"}),  # the console's form; the CLI's needs none
 }
 
 # Actions that take effect only with a second operator's confirmation (dual control).

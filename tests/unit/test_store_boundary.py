@@ -32,6 +32,7 @@ STORE_MODULES = {
     "personalize/seed.py",  # bulk load of synthetic persons and cards
     "personalize/outbox_store.py",  # outbox events (回盘) and their destinations
     "personalize/api_store.py",  # the HTTP API: clients, idempotency, 查询密码, the feed
+    "personalize/audit_store.py",  # the auditor's search of the audit chain
 }
 SQL_CALLS = {"execute", "executemany", "executescript"}
 DRIVERS = {"sqlite3", "psycopg"}
@@ -64,6 +65,7 @@ QUERIES = {
     (OutboxStore, "events_after"): "OutboxEvent",
     (OutboxStore, "destination"): "Destination",
     (OutboxStore, "entries"): "OutboxEntry",
+    (OutboxStore, "destination_status"): "DestinationStatus",
 }
 
 
