@@ -87,6 +87,8 @@ def shown_details(details: str) -> list[tuple[str, str]]:
         elif isinstance(value, dict | list):
             clean = _without_secrets(value)
             lines.append((name, json.dumps(clean, ensure_ascii=False, sort_keys=True)))
+        elif isinstance(value, bool):
+            lines.append((name, "是" if value else "否"))
         else:
             lines.append((name, "" if value is None else str(value)))
     return lines
@@ -182,7 +184,7 @@ def verify(request: Request, user: User, full: Annotated[bool, Form()] = False) 
         return redirect(
             f"/audit?run={event}",
             error=f"审计链已损坏：发现 {len(result.problems)} 处问题 "
-            f"(the audit chain is BROKEN: {len(result.problems)} problems)",
+            f"(the audit chain is BROKEN: {len(result.problems)} problem(s) found)",
         )
     return redirect(
         f"/audit?run={event}",
