@@ -23,10 +23,12 @@ from personalize import audit_store
 from personalize.api.access import ROUTE_ROLES
 from personalize.audit_store import AuditEvent, EventSearch
 from personalize.auditverify import FULL_REASONS
+from personalize.outbox_dispatch import requeue_failed
 from personalize.policy import RegionPolicy
 from personalize.registry import Registry, RegistryError, _iso
 from personalize.roles import Role
 from personalize.web.access import Access, User, audit_refusal, console_state
+from personalize.web.forms import act
 from personalize.web.pages import redirect, render
 
 router = APIRouter()
@@ -37,6 +39,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/audit/verify"): Access.form("audit.verify"),
     ("GET", "/audit/events"): PAGE,
     ("GET", "/audit/outbox"): PAGE,
+    ("POST", "/audit/outbox/retry"): Access.form("outbox.retry"),
 }
 
 PAGE_SIZE = 50
@@ -283,3 +286,20 @@ def outbox(request: Request, user: User) -> Response:
         destinations=registry.outbox.destination_status(),
         local=lambda at: local_text(registry.policy, at),
     )  # fmt: skip
+
+
+@router.post("/audit/outbox/retry")
+def retry(
+    request: Request,
+    user: User,
+    seq: Annotated[int, Form(ge=1)],
+    destination: Annotated[str, Form(max_length=64)],
+) -> Response:
+    """A supervisor's ``sscard outbox retry SEQ --destination NAME``: the same workflow (the
+    card center has no auditor's page; it keeps the CLI)."""
+
+    def work(registry: Registry) -> str:
+        event, names = requeue_failed(registry, user.name, str(seq), destination)
+        return f"回盘事件 {event.seq} 已重新排队：{', '.join(names)} (re-queued)"
+
+    return act(console_state(request), user, work, back="/audit/outbox")

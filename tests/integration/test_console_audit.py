@@ -5,7 +5,8 @@ and out: a window read as UTC would catch other events) and not outside it; the 
 by keyset and never shows a field named token or password; a verification run says the chain
 is intact (then verifies incrementally), and an event edited behind sscard's back shows as
 broken; the outbox's counts per destination, after a real ``sscard outbox dispatch`` to a
-receiver that accepts and one that fails, are those ``sscard outbox list`` gives."""
+receiver that accepts and one that fails, are those ``sscard outbox list`` gives, and a
+supervisor re-queues the failed one from the page."""
 
 from __future__ import annotations
 
@@ -279,4 +280,16 @@ def test_the_outbox_counts_per_destination_are_those_of_outbox_list(
                 assert int(row.locator(f"td.{state}").inner_text()) == listed[name, state]
         bank = page.locator("tr[data-destination=bank]").inner_text()
         assert "#1 card.frozen" in bank and "HTTP 503 Service Unavailable" in bank
+        assert page.locator("form.retry").count() == 0  # read-only for the auditor
         d.shot("audit-outbox")
+    with desk(browser, base, tmp_path) as d:
+        d.login(Role.SUPERVISOR)
+        page = d.go("/audit/outbox")
+        page.click("tr[data-destination=bank] form.retry button")
+        page.wait_for_load_state()
+        assert "回盘事件 1 已重新排队：bank" in page.inner_text(".flash.ok")
+        row = page.locator("tr[data-destination=bank]")
+        assert [row.locator(f"td.{s}").inner_text() for s in ("pending", "failed")] == ["3", "0"]
+        d.shot("audit-outbox-retried")
+        page = search(d, operator=SUPERVISOR)
+        assert ("outbox.retry", "outbox/1") in [(r[3], r[4]) for r in table(page)]
