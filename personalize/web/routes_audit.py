@@ -147,14 +147,14 @@ def audit_home(request: Request, user: User, run: int | None = None) -> Response
     except RegistryError as exc:  # no audit key: the server was started without --hsm
         chain, error = None, str(exc)
     result = None
-    if run is not None:
-        found = audit_store.event(registry.db, run)
-        if found is not None and found.action == "audit.verify":
-            result = {
-                "event": found,
-                "at": local_text(registry.policy, found.at),
-                **json.loads(found.details),
-            }
+    found = None if run is None else audit_store.event(registry.db, run)
+    if found is not None and found.action == "audit.verify":
+        try:
+            outcome = json.loads(found.details)
+        except ValueError:  # an event edited behind sscard's back: verification says so
+            outcome = None
+        if isinstance(outcome, dict):
+            result = {"event": found, "at": local_text(registry.policy, found.at), **outcome}
     return render(
         request, "audit/status.html", user, chain=chain, error=error, result=result,
         reasons=FULL_REASONS, local=lambda at: local_text(registry.policy, at),
