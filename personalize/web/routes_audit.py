@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -169,16 +169,9 @@ def verify(request: Request, user: User, full: Annotated[bool, Form()] = False) 
     state = console_state(request)
     try:
         result = state.registry().check_audit(full=full)
+        details = asdict(result)  # "rows" names the rows an event seals: not a count
+        details["state_rows"] = details.pop("rows")
         with state.transaction() as registry:
-            details = {
-                "mode": result.mode,
-                "reason": result.reason,
-                "from_event": result.from_event,
-                "head": result.head,
-                "events": result.events,
-                "state_rows": result.rows,
-                "problems": result.problems,
-            }
             event = registry.audit(user.name, "audit.verify", "registry", details)
     except RegistryError as exc:
         audit_refusal(state.registry(), user.name, "/audit/verify", str(exc))
