@@ -164,7 +164,7 @@ class AuditVerifier:
         meanwhile under the write lock."""
         now = self.registry.clock()
         with self.registry.transaction():
-            last, problems = self._last_verification()
+            last, problems = self.last_verification()
             every = FULL_EVERY if full_every is None else full_every
             reason = _full_reason(full, last, problems, now, every)
             if reason is None and last is not None:
@@ -195,7 +195,7 @@ class AuditVerifier:
         finally:
             self.db.commit()
 
-    def _last_verification(self) -> tuple[Verification | None, list[str]]:
+    def last_verification(self) -> tuple[Verification | None, list[str]]:
         """The last checkpoint of verification, if it is sound: its MAC, its link to the one
         before, and the event it names still there with that hash. Otherwise (None, what is
         wrong): the chain must be walked whole."""

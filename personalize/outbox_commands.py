@@ -18,9 +18,9 @@ from typing import Any
 
 from personalize.cli_types import positive_seconds
 from personalize.operator_commands import acting
-from personalize.outbox_dispatch import dispatch_once, iso_utc, run_dispatcher
+from personalize.outbox_dispatch import dispatch_once, requeue_failed, run_dispatcher
 from personalize.outbox_store import DELIVERY_LABELS, DeliveryState, OutboxEntry
-from personalize.registry import STATUS_NAMES, Registry, RegistryError
+from personalize.registry import STATUS_NAMES, Registry
 from personalize.registry_options import add_common_options, add_db_option, open_registry
 from personalize.service_commands import _cursor, _emit, _local, _pad, _page
 from personalize.webhooks import load_webhooks
@@ -115,25 +115,8 @@ def cmd_outbox_retry(args: argparse.Namespace) -> int:
     did), audited as the operator's."""
     registry = open_registry(args)
     operator = acting(registry, "outbox.retry").name
-    event = registry.outbox.event(args.event)
-    if event is None:
-        raise RegistryError(f"没有回盘事件 {args.event} (no outbox event {args.event})")
     with registry.transaction():
-        names = registry.outbox.requeue(
-            event.seq, destination=args.destination, at=iso_utc(registry.clock())
-        )
-        if not names:
-            raise RegistryError(
-                f"回盘事件 {event.seq} 未处于失败状态，无需重发 (the event has not failed"
-                + ("" if args.destination is None else f" at {args.destination}")
-                + ": nothing to retry)"
-            )
-        registry.audit(
-            operator,
-            "outbox.retry",
-            f"outbox/{event.seq}",
-            {"event_id": event.event_id, "destinations": names},
-        )
+        event, names = requeue_failed(registry, operator, args.event, args.destination)
     _emit(
         args,
         {"seq": event.seq, "event_id": event.event_id, "destinations": names},

@@ -154,3 +154,31 @@ def run_dispatcher(
             LOG.warning("%s", exc)
             report(f"本轮回盘投递中止，稍后重试 (pass abandoned, tried again): {exc}")
         stop.wait(poll)
+
+
+def requeue_failed(
+    registry: Registry, operator: str, key: str, destination: str | None = None
+) -> tuple[OutboxEvent, list[str]]:
+    """An operator's re-queue of an event a destination gave up on (``outbox.retry``: every
+    such destination, or ``destination``), inside the caller's write transaction, audited;
+    the event (by ``seq`` or UUID) and the destinations that will try it again. Shared by
+    ``sscard outbox retry`` and the console."""
+    event = registry.outbox.event(key)
+    if event is None:
+        raise RegistryError(f"没有回盘事件 {key} (no outbox event {key})")
+    names = registry.outbox.requeue(
+        event.seq, destination=destination, at=iso_utc(registry.clock())
+    )
+    if not names:
+        raise RegistryError(
+            f"回盘事件 {event.seq} 未处于失败状态，无需重发 (the event has not failed"
+            + ("" if destination is None else f" at {destination}")
+            + ": nothing to retry)"
+        )
+    registry.audit(
+        operator,
+        "outbox.retry",
+        f"outbox/{event.seq}",
+        {"event_id": event.event_id, "destinations": names},
+    )
+    return event, names

@@ -92,6 +92,23 @@ class OutboxEntry:
     next_attempt_at: str | None
 
 
+@dataclass(frozen=True)
+class DestinationStatus:
+    """How far one destination is (the auditor's 回盘 page): its events ``delivered``,
+    ``failed`` (the one it gave up on, 0 or 1) and ``pending`` (the rest, not yet
+    acknowledged) — the counts of :data:`_STATE` at that destination — with the event it is
+    trying (``attempt_event``), the tries, the last error and when it gave up."""
+
+    name: str
+    delivered: int
+    failed: int
+    pending: int
+    attempt_event: OutboxEvent | None
+    attempts: int
+    last_error: str | None
+    failed_at: str | None
+
+
 MIGRATION = """
     CREATE TABLE outbox_events (
         id INTEGER PRIMARY KEY,
@@ -329,3 +346,46 @@ class OutboxStore:
                 )
             )
         return entries
+
+    # ------------------------------------------------------------- the auditor's status
+
+    def event_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM outbox_events").scalar())
+
+    def destination_status(self) -> list[DestinationStatus]:
+        """Every known destination's counts, by name. An event is delivered at or before
+        ``delivered_through``, failed when it is the ``attempt_event`` given up on, pending
+        otherwise (as :data:`_STATE` says): counted by the primary key's range, not by a
+        walk over the events."""
+        total = self.event_count()
+        statuses = []
+        for d in self.db.execute("SELECT * FROM outbox_destinations ORDER BY name").fetchall():
+            destination = _destination(d)
+            delivered = int(
+                self.db.execute(
+                    "SELECT COUNT(*) FROM outbox_events WHERE id <= ?",
+                    (destination.delivered_through,),
+                ).scalar()
+            )
+            trying = (
+                None if destination.attempt_event is None
+                else self.event(str(destination.attempt_event))
+            )  # fmt: skip
+            failed = int(
+                trying is not None
+                and destination.failed_at is not None
+                and trying.seq > destination.delivered_through
+            )
+            statuses.append(
+                DestinationStatus(
+                    name=destination.name,
+                    delivered=delivered,
+                    failed=failed,
+                    pending=total - delivered - failed,
+                    attempt_event=trying,
+                    attempts=destination.attempts,
+                    last_error=destination.last_error,
+                    failed_at=destination.failed_at,
+                )
+            )
+        return statuses

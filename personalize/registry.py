@@ -29,6 +29,7 @@ from personalize.auditlog import (
     Checkpoint,
     CheckpointLog,
     PendingCheckpoint,
+    Verification,
     event_mac,
 )
 from personalize.database import (
@@ -503,6 +504,15 @@ MIGRATIONS.append(API_MIGRATION)
 MIGRATIONS.append(STOCK_MIGRATION)
 # the counter finds a person by name (issue 16, personalize/counter_store.py)
 MIGRATIONS.append("CREATE INDEX persons_by_name ON persons(name);")
+# The auditor's search of the audit chain (issue 16, personalize/audit_store.py): events by
+# subject, by operator and by time, each newest first on (at, id) — the keyset of its pages.
+MIGRATIONS.append(
+    """
+    CREATE INDEX audit_events_by_at ON audit_events(at, id);
+    CREATE INDEX audit_events_by_subject ON audit_events(subject, at, id);
+    CREATE INDEX audit_events_by_operator ON audit_events(operator, at, id);
+    """
+)
 
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
@@ -937,6 +947,13 @@ class Registry:
         from personalize.auditverify import AuditVerifier
 
         return AuditVerifier(self).check(full=full, full_every=full_every)
+
+    def audit_checkpoint(self) -> tuple[Verification | None, list[str]]:
+        """The last checkpoint of verification if it is sound, else (None, what is wrong)
+        (:meth:`personalize.auditverify.AuditVerifier.last_verification`)."""
+        from personalize.auditverify import AuditVerifier
+
+        return AuditVerifier(self).last_verification()
 
     # ----------------------------------------------------------------- queries
 

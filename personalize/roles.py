@@ -53,6 +53,7 @@ ACTIONS: dict[str, str] = {
     "outbox.retry": "重发回盘事件",
     "stock.receive": "入库空白卡",
     "stock.test_card": "领用测试卡",
+    "audit.verify": "校验审计链",
     "api_client.add": "新增接口客户端",
     "api_client.revoke": "吊销接口客户端",
     "confirm": "双人复核",
@@ -76,7 +77,7 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
     ),
     Role.OFFICE: frozenset({"office.reencode", "office.diagnose", "office.pin"}),
     Role.SUPERVISOR: frozenset(ACTIONS),
-    Role.AUDITOR: frozenset(),
+    Role.AUDITOR: frozenset({"audit.verify"}),  # the console's form; the CLI's needs none
 }
 
 # Actions that take effect only with a second operator's confirmation (dual control).

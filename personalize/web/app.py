@@ -19,7 +19,13 @@ from starlette.middleware.base import RequestResponseEndpoint
 
 from personalize.api.access import ApiState
 from personalize.api.problems import BodyLimit
-from personalize.web import routes_auth, routes_center, routes_counter, routes_stock
+from personalize.web import (
+    routes_audit,
+    routes_auth,
+    routes_center,
+    routes_counter,
+    routes_stock,
+)
 from personalize.web.access import (
     Access,
     Forbidden,
@@ -29,7 +35,13 @@ from personalize.web.access import (
 from personalize.web.pages import render
 
 # Each section of the console: a module with ``router`` and ``ACCESS``.
-SECTIONS: tuple[ModuleType, ...] = (routes_auth, routes_counter, routes_center, routes_stock)
+SECTIONS: tuple[ModuleType, ...] = (
+    routes_auth,
+    routes_counter,
+    routes_center,
+    routes_stock,
+    routes_audit,
+)
 
 STATIC = Path(__file__).parent / "static"
 MAX_UPLOAD = 2 * 1024 * 1024  # a form with a photo; the policy's own photo limit is smaller

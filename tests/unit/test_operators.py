@@ -56,7 +56,7 @@ def test_passwords_are_scrypt_hashed_with_owasp_parameters_and_a_fresh_salt() ->
 
 def test_the_permission_table() -> None:
     assert PERMISSIONS[Role.SUPERVISOR] == frozenset(ACTIONS)
-    assert PERMISSIONS[Role.AUDITOR] == frozenset()
+    assert PERMISSIONS[Role.AUDITOR] == frozenset({"audit.verify"})  # reads, and verifies
     for role in (Role.COUNTER, Role.CARD_CENTER, Role.OFFICE, Role.AUDITOR):
         assert not allowed(role, "confirm") and not allowed(role, "operator.add")
     assert allowed(Role.COUNTER, "request.reissue") and not allowed(Role.OFFICE, "request.reissue")

@@ -35,6 +35,7 @@ STORE_MODULES = {
     "personalize/api_store.py",  # the HTTP API: clients, idempotency, 查询密码, the feed
     "personalize/stock_store.py",  # the card stock ledger and the jobs' counts it is checked by
     "personalize/counter_store.py",  # the console counter: persons by name, requests, 验卡单
+    "personalize/audit_store.py",  # the auditor's search of the audit chain
 }
 SQL_CALLS = {"execute", "executemany", "executescript"}
 DRIVERS = {"sqlite3", "psycopg"}
@@ -75,6 +76,7 @@ QUERIES = {
     (StockStore, "sums"): "MoveSum",
     (StockStore, "moves"): "StockMove",
     (StockStore, "job_counts"): "JobCount",
+    (OutboxStore, "destination_status"): "DestinationStatus",
 }
 
 
