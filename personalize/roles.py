@@ -70,6 +70,7 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
             "card.sweep",
             "request.reissue",
             "document.reprint",
+            "job.submit",  # the counter takes the photo and hands the job to the card center
         }
     ),
     Role.CARD_CENTER: frozenset(

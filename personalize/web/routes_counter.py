@@ -62,8 +62,8 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("GET", "/counter/requests/{request_id}/certificate"): PAGE,
     ("POST", "/counter/requests/{request_id}/reprint"): Access.form("document.reprint"),
     ("GET", "/counter/reports/{report_no}"): PAGE,
-    # the job is the card center's action (roles.PERMISSIONS): its pages are theirs too
-    ("GET", "/counter/requests/{request_id}/job"): Access.page(Role.CARD_CENTER),
+    # the job: the counter submits it with the photo; the card center may too
+    ("GET", "/counter/requests/{request_id}/job"): Access.page(Role.COUNTER, Role.CARD_CENTER),
     ("POST", "/counter/requests/{request_id}/job/preview"): Access.form("job.submit"),
     ("POST", "/counter/requests/{request_id}/job"): Access.form("job.submit"),
 }
