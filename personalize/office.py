@@ -603,11 +603,18 @@ class Office:
                     "the card and do it again)"
                 ) from None
             tries = card.pin_tries_left()
-        with self.registry.transaction():
+        with self.registry.transaction():  # the card answered 9000: now the registry
             self.registry.audit(
                 self.operator,
                 f"pin.{action}",
                 number,
                 {"tries_left": tries, "at": _iso(self.registry.clock())},
             )
+            if action == "reset":  # an unblock leaves the PIN, and so the mark, as it was
+                self.registry.mark_initial_pin(
+                    number,
+                    new_pin == self.policy.default_pin,
+                    operator=self.operator,
+                    via="office pin reset",
+                )
         return {"card_number": number, "action": action, "pin_tries_left": tries}

@@ -69,6 +69,7 @@ from personalize.registry_records import (
     request_of,
 )
 from personalize.roles import ApiRole, Role
+from personalize.validity import CardValidity, card_validity
 from sscard.identifiers import card_number_check, validate_card_number
 from sscard.records import HolderData
 
@@ -497,6 +498,15 @@ API_MIGRATION = f"""
 """
 MIGRATIONS.append(API_MIGRATION)
 
+# The initial-PIN mark (issue 17; docs/business-rules.md "PINs", 珠海: "医保账户初始密码不能
+# 消费…初次领卡后应及时修改初始密码"): 1 while the card holds the policy's default PIN, set
+# when a job activates the card, cleared by a PIN change the card answered 9000 to, set
+# again by a reset to the default PIN; NULL for the cards before it — not known, not guessed.
+INITIAL_PIN_MIGRATION = """
+    ALTER TABLE cards ADD COLUMN initial_pin INTEGER CHECK (initial_pin IN (0, 1));
+"""
+MIGRATIONS.append(INITIAL_PIN_MIGRATION)
+
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
 # The chip fields a job step may set on its new card (``Registry.set_card_chip``).
@@ -635,6 +645,8 @@ class Card:
     lapse_at: str | None
     issued_on: str | None
     job_id: int | None
+    # the card still holds the default PIN (初始密码); None: not known (INITIAL_PIN_MIGRATION)
+    initial_pin: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -1268,6 +1280,30 @@ class Registry:
             self._transition(card, "unreport", operator, "解挂", evidence, agent=agent)
             return self.card_by_id(card.id)
 
+    def mark_initial_pin(self, card_number: str, initial: bool, *, operator: str, via: str) -> Card:
+        """Record what a PIN command the card answered 9000 to left on it (call only after
+        that answer): ``initial`` — it holds the policy's default PIN again (a reset to it) —
+        or not (a change, a reset to another PIN). Whatever the card's status: the mark is
+        the truth about the chip. The PIN itself is never given here."""
+        with self.transaction():
+            card = self.card_for_update(card_number)
+            self.db.execute(
+                "UPDATE cards SET initial_pin = ? WHERE id = ?", (int(initial), card.id)
+            )
+            self.audit(
+                operator,
+                "card.initial_pin",
+                card_number,
+                {"from": card.initial_pin, "initial_pin": initial, "via": via},
+            )
+            return self.card_by_id(card.id)
+
+    def validity(self, card: Card) -> CardValidity | None:
+        """The card's 有效期 and its standing today in the region's zone, by the registry's
+        clock (:func:`personalize.validity.card_validity`); None when its issue date is not
+        known."""
+        return card_validity(self.policy, card.issued_on, self.policy.local_date(self.clock()))
+
     def request_reissue(
         self,
         card_number: str,
@@ -1484,6 +1520,17 @@ class Registry:
         if self.db.execute("SELECT 1 FROM blacklist WHERE sn = ?", (sn,)).fetchone():
             raise RegistryError(f"拒绝启用：芯片序列号 {sn} 已列入黑名单 (the SN is blacklisted)")
 
+    def _chip_issue_date(self, job: Job, new: Card) -> str:
+        """The issue date the job's ``chip_write`` wrote to the card's EF05 (ISO date)."""
+        assert new.sn is not None  # _activation_evidence proved it the job's card
+        written = self.jobs.last_step(job.id, new.sn, "chip_write", StepResult.OK)
+        if written is None or "issue_date" not in written.details:
+            raise RegistryError(
+                f"拒绝启用：新卡 {new.card_number} 没有写卡记录的发卡日期 "
+                "(refusing to activate: no issue date recorded by the chip write)"
+            )
+        return str(written.details["issue_date"])
+
     def activate(
         self, new_card_id: int, *, operator: str, job_id: int, fence: int | None = None
     ) -> Card:
@@ -1505,12 +1552,22 @@ class Registry:
                 (old.card_number, old.sn, old.card_id, "replaced", _iso(self.clock())),
             )
             self._transition(new, "activate", operator, "新卡启用", f"job {job_id}")
+            # what the job wrote to the chip: its issue date (EF05) and the default PIN
+            self.db.execute(
+                "UPDATE cards SET issued_on = ?, initial_pin = 1 WHERE id = ?",
+                (self._chip_issue_date(job, new), new.id),
+            )
             self._move_request(job.request_id, "complete", operator, job=job_id)
             self.audit(
                 operator,
                 "card.activate",
                 new.card_number,
-                {"job": job_id, "old_card": old.card_number, "blacklisted": True},
+                {
+                    "job": job_id,
+                    "old_card": old.card_number,
+                    "blacklisted": True,
+                    "initial_pin": True,
+                },
             )
         return self.card_by_id(new_card_id)
 
@@ -1566,4 +1623,11 @@ def _card(row: Row) -> Card:
         lapse_at=row["lapse_at"],
         issued_on=row["issued_on"],
         job_id=row["job_id"],
+        initial_pin=_initial_pin(row),
     )
+
+
+def _initial_pin(row: Row) -> bool | None:
+    """The row's initial-PIN mark: None when unknown (or the schema predates the mark)."""
+    mark = row["initial_pin"] if "initial_pin" in row.names else None
+    return None if mark is None else bool(mark)
