@@ -499,13 +499,27 @@ API_MIGRATION = f"""
 MIGRATIONS.append(API_MIGRATION)
 
 # The initial-PIN mark (issue 17; docs/business-rules.md "PINs", 珠海: "医保账户初始密码不能
-# 消费…初次领卡后应及时修改初始密码"): 1 while the card holds the policy's default PIN, set
-# when a job activates the card, cleared by a PIN change the card answered 9000 to, set
-# again by a reset to the default PIN; NULL for the cards before it — not known, not guessed.
+# 消费…初次领卡后应及时修改初始密码"), one row per card whose PIN state the registry knows:
+# 1 while the card holds the policy's default PIN — set when a job activates the card,
+# cleared by a PIN change the card answered 9000 to, set again by a reset to the default
+# PIN. A card without a row (every card before this migration, an enrolled card) is not
+# known, never guessed. Its rows are audited like every state row (a mark set behind
+# sscard's back would let a card with the initial PIN pay), from this migration on.
 INITIAL_PIN_MIGRATION = """
-    ALTER TABLE cards ADD COLUMN initial_pin INTEGER CHECK (initial_pin IN (0, 1));
+    CREATE TABLE card_pin_marks (
+        id INTEGER PRIMARY KEY,
+        card_id INTEGER NOT NULL UNIQUE REFERENCES cards(id),
+        initial_pin INTEGER NOT NULL CHECK (initial_pin IN (0, 1)),
+        at TEXT NOT NULL,
+        audit_event_id INTEGER
+    );
+    CREATE INDEX card_pin_marks_by_audit_event ON card_pin_marks(audit_event_id);
 """
 MIGRATIONS.append(INITIAL_PIN_MIGRATION)
+AUDITED_COLUMNS["card_pin_marks"] = ("card_id", "initial_pin", "at")
+# The state tables made after the keyed audit, audited once the migration making them ran
+# (a registry at an older schema — a test stepping it back — has none of them yet).
+AUDITED_SINCE: dict[str, str] = {"card_pin_marks": INITIAL_PIN_MIGRATION}
 
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
@@ -645,8 +659,6 @@ class Card:
     lapse_at: str | None
     issued_on: str | None
     job_id: int | None
-    # the card still holds the default PIN (初始密码); None: not known (INITIAL_PIN_MIGRATION)
-    initial_pin: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -819,10 +831,20 @@ class Registry:
         self.db.watch(
             {
                 table: tuple(c for c in columns if not (photos_apart and c == "photo"))
-                for table, columns in AUDITED_COLUMNS.items()
+                for table, columns in self.audited_columns().items()
             },
             parts={"job_photos": ("jobs", "job_id")} if photos_apart else {},
         )
+
+    def audited_columns(self) -> dict[str, tuple[str, ...]]:
+        """:data:`AUDITED_COLUMNS` of the state tables this registry's schema has
+        (:data:`AUDITED_SINCE`)."""
+        applied = MIGRATIONS[: self.schema_version]
+        return {
+            table: columns
+            for table, columns in AUDITED_COLUMNS.items()
+            if table not in AUDITED_SINCE or AUDITED_SINCE[table] in applied
+        }
 
     def _photos_apart(self) -> bool:
         """The schema keeps job photos in ``job_photos`` (``PHOTO_MIGRATION`` applied)."""
@@ -896,7 +918,7 @@ class Registry:
         """In the keyed-audit migration: the rows already there are explained by one keyed
         event ``audit.adopt``, which also seals the unkeyed events before it (and is the
         first checkpoint, so a chain with events always has one)."""
-        for table in AUDITED_COLUMNS:
+        for table in self.audited_columns():
             self.db.touch_all(table)
         if not self.db.touched() and not self._legacy_events():
             return  # a new registry: nothing to adopt, nothing to seal
@@ -1287,16 +1309,31 @@ class Registry:
         the truth about the chip. The PIN itself is never given here."""
         with self.transaction():
             card = self.card_for_update(card_number)
-            self.db.execute(
-                "UPDATE cards SET initial_pin = ? WHERE id = ?", (int(initial), card.id)
-            )
+            before = self.initial_pin(card)
+            self._set_initial_pin(card.id, initial)
             self.audit(
                 operator,
                 "card.initial_pin",
                 card_number,
-                {"from": card.initial_pin, "initial_pin": initial, "via": via},
+                {"from": before, "initial_pin": initial, "via": via},
             )
             return self.card_by_id(card.id)
+
+    def _set_initial_pin(self, card_id: int, initial: bool) -> None:
+        """Write the card's mark (inside the transaction that audits it)."""
+        self.db.execute(
+            "INSERT INTO card_pin_marks (card_id, initial_pin, at) VALUES (?, ?, ?)"
+            " ON CONFLICT (card_id) DO UPDATE SET initial_pin = excluded.initial_pin,"
+            " at = excluded.at",
+            (card_id, int(initial), _iso(self.clock())),
+        )
+
+    def initial_pin(self, card: Card) -> bool | None:
+        """Whether the card still holds the initial PIN (初始密码); None: not known."""
+        row = self.db.execute(
+            "SELECT initial_pin FROM card_pin_marks WHERE card_id = ?", (card.id,)
+        ).fetchone()
+        return None if row is None else bool(row["initial_pin"])
 
     def validity(self, card: Card) -> CardValidity | None:
         """The card's 有效期 and its standing today in the region's zone, by the registry's
@@ -1554,9 +1591,10 @@ class Registry:
             self._transition(new, "activate", operator, "新卡启用", f"job {job_id}")
             # what the job wrote to the chip: its issue date (EF05) and the default PIN
             self.db.execute(
-                "UPDATE cards SET issued_on = ?, initial_pin = 1 WHERE id = ?",
+                "UPDATE cards SET issued_on = ? WHERE id = ?",
                 (self._chip_issue_date(job, new), new.id),
             )
+            self._set_initial_pin(new.id, True)
             self._move_request(job.request_id, "complete", operator, job=job_id)
             self.audit(
                 operator,
@@ -1623,11 +1661,4 @@ def _card(row: Row) -> Card:
         lapse_at=row["lapse_at"],
         issued_on=row["issued_on"],
         job_id=row["job_id"],
-        initial_pin=_initial_pin(row),
     )
-
-
-def _initial_pin(row: Row) -> bool | None:
-    """The row's initial-PIN mark: None when unknown (or the schema predates the mark)."""
-    mark = row["initial_pin"] if "initial_pin" in row.names else None
-    return None if mark is None else bool(mark)

@@ -99,7 +99,7 @@ def _card_dict(registry: Registry, number: str) -> dict[str, Any]:
         "sn": card.sn,
         "blacklisted": registry.blacklisted(card.card_number),
         "issued_on": card.issued_on,
-        **standing(registry.validity(card), card.initial_pin),
+        **standing(registry.validity(card), registry.initial_pin(card)),
         "history": [
             {
                 "from": h.from_status,

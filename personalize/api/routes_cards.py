@@ -100,7 +100,7 @@ def status_of(registry: Registry, card: Card) -> dict[str, Any]:
         "status_name": STATUS_NAMES[card.status],
         "refuse": refused_at_terminals(card.status) or replace,
         "since": _local(registry, card.status_since),
-        **standing(validity, card.initial_pin),
+        **standing(validity, registry.initial_pin(card)),
     }
 
 

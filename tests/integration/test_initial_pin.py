@@ -120,7 +120,7 @@ def verify_pin(o: Issued, pin: str) -> bool:
 def mark(o: Issued) -> bool | None:
     registry = Registry(o.db, POLICY, clock=pinned_clock)
     try:
-        return registry.card(o.number).initial_pin
+        return registry.initial_pin(registry.card(o.number))
     finally:
         registry.close()
 

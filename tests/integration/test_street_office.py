@@ -272,18 +272,22 @@ def test_pin_reset(office: Office) -> None:
     assert check.returncode == 0
 
 
+def initial_pin(o: Office) -> bool | None:
+    return o.registry.initial_pin(o.registry.card(o.number))
+
+
 def test_the_initial_pin_mark_follows_what_the_office_leaves_on_the_card(office: Office) -> None:
     """An unblock leaves the PIN and the mark; a reset to another PIN clears the mark, a reset
     to the policy's initial PIN sets it again (docs/business-rules.md "PINs")."""
-    assert office.registry.card(office.number).initial_pin is None  # enrolled: not known
+    assert initial_pin(office) is None  # enrolled: not known
     office.card.pin.tries = 0
     unblock = sscard(office, "pin", "unblock", stdin=f"y\n{SAMPLE_HOLDER.ssn}\n")
     assert unblock.returncode == 0, unblock.stderr
-    assert office.registry.card(office.number).initial_pin is None
+    assert initial_pin(office) is None
     for pin, initial in (("246813", False), (POLICY.default_pin, True)):
         reset = sscard(office, "pin", "reset", stdin=f"y\n{SAMPLE_HOLDER.ssn}\n{pin}\n{pin}\n")
         assert reset.returncode == 0, reset.stderr
-        assert office.registry.card(office.number).initial_pin is initial
+        assert initial_pin(office) is initial
         assert pin not in reset.stdout + reset.stderr
     marks = office.registry.db.execute(
         "SELECT operator, details FROM audit_events WHERE action = 'card.initial_pin' ORDER BY id"

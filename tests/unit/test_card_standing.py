@@ -21,6 +21,7 @@ from simulator.factory import SAMPLE_HOLDER
 from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
 from tests.conftest import NewDatabase
+from tests.stores import behind_its_back
 
 POLICY = load_policy("default")
 REPLACING = dataclasses.replace(POLICY, usable_past_validity=False)
@@ -80,13 +81,13 @@ def audit_events(registry: Registry) -> list[tuple[str, str, str]]:
 def test_the_mark_is_written_with_its_audit_event_and_never_a_pin(new_db: NewDatabase) -> None:
     registry = Registry(new_db("r"), POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
     card = registry.enroll(SAMPLE_HOLDER, NUMBER, operator="op", issued_on=date(2016, 5, 20))
-    assert card.initial_pin is None  # an enrolled card was issued elsewhere: not known
+    assert registry.initial_pin(card) is None  # an enrolled card was issued elsewhere: not known
     validity = registry.validity(card)
     assert validity is not None and validity.label == PAST_USABLE  # pinned 2026-11-25
     registry.mark_initial_pin(NUMBER, False, operator="holder", via="card change-pin")
-    assert registry.card(NUMBER).initial_pin is False
+    assert registry.initial_pin(registry.card(NUMBER)) is False
     registry.mark_initial_pin(NUMBER, True, operator="op-office", via="office pin reset")
-    assert registry.card(NUMBER).initial_pin is True
+    assert registry.initial_pin(registry.card(NUMBER)) is True
     marks = [e for e in audit_events(registry) if e[0] == "card.initial_pin"]
     assert [json.loads(d)["initial_pin"] for _, _, d in marks] == [False, True]
     assert [json.loads(d)["from"] for _, _, d in marks] == [None, False]
@@ -112,9 +113,23 @@ def test_cards_from_before_the_migration_keep_an_unknown_mark(
         m.setattr(registry_module, "MIGRATIONS", before)
         old = Registry(path, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
         old.enroll(SAMPLE_HOLDER, NUMBER, operator="op")
-        assert old.card(NUMBER).initial_pin is None
+        assert old.verify_audit()[1] == []  # the older schema's audit, without the marks
         old.close()
     upgraded = Registry(path, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
     assert upgraded.schema_version == len(MIGRATIONS)
-    assert upgraded.card(NUMBER).initial_pin is None  # not guessed
+    assert upgraded.initial_pin(upgraded.card(NUMBER)) is None  # not guessed
     assert upgraded.verify_audit()[1] == []
+
+
+@pytest.mark.parametrize("sql", ["UPDATE {marks} SET initial_pin = 0", "DELETE FROM {marks}"])
+def test_a_mark_changed_outside_sscard_is_found_by_the_audit(new_db: NewDatabase, sql: str) -> None:
+    """A hospital refuses a medical payment on the mark: setting it behind sscard's back (so
+    a card with the initial PIN could pay) breaks ``audit verify``."""
+    db = new_db("r")
+    registry = Registry(db, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
+    registry.enroll(SAMPLE_HOLDER, NUMBER, operator="op")
+    registry.mark_initial_pin(NUMBER, True, operator="op-office", via="office pin reset")
+    assert registry.verify_audit()[1] == []
+    behind_its_back(db, sql.format(marks="card_pin_marks"))
+    problems = registry.verify_audit()[1]
+    assert problems and all("card_pin_marks/1" in p for p in problems)
