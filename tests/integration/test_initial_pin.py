@@ -185,7 +185,10 @@ def test_a_new_card_holds_the_initial_pin_until_the_holder_changes_it(issued: Is
 
     events = audit_details(o)
     marks = [json.loads(d) for a, d in events if a == "card.initial_pin"]
-    assert marks == [{"from": True, "initial_pin": False, "via": "card change-pin"}]
+    assert [(m["from"], m["initial_pin"], m["via"]) for m in marks] == [
+        (True, False, "card change-pin")
+    ]
+    assert list(marks[0]["rows"]) == ["card_pin_marks/1"]  # the mark's row, sealed
     outputs = [wrong.stdout, wrong.stderr, changed.stdout, changed.stderr, *answers]
     outputs += [d for _, d in events] + [SERVER_OUTPUT[base]]
     for pin in (INITIAL, NEW_PIN, "999999"):

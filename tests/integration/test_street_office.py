@@ -292,9 +292,10 @@ def test_the_initial_pin_mark_follows_what_the_office_leaves_on_the_card(office:
     marks = office.registry.db.execute(
         "SELECT operator, details FROM audit_events WHERE action = 'card.initial_pin' ORDER BY id"
     ).fetchall()
-    assert [(m["operator"], json.loads(m["details"])) for m in marks] == [
-        ("op-office", {"from": None, "initial_pin": False, "via": "office pin reset"}),
-        ("op-office", {"from": False, "initial_pin": True, "via": "office pin reset"}),
+    details = [(m["operator"], json.loads(m["details"])) for m in marks]
+    assert [(op, d["from"], d["initial_pin"], d["via"]) for op, d in details] == [
+        ("op-office", None, False, "office pin reset"),
+        ("op-office", False, True, "office pin reset"),
     ]
 
 
