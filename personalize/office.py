@@ -604,12 +604,6 @@ class Office:
                 ) from None
             tries = card.pin_tries_left()
         with self.registry.transaction():  # the card answered 9000: now the registry
-            self.registry.audit(
-                self.operator,
-                f"pin.{action}",
-                number,
-                {"tries_left": tries, "at": _iso(self.registry.clock())},
-            )
             if action == "reset":  # an unblock leaves the PIN, and so the mark, as it was
                 self.registry.mark_initial_pin(
                     number,
@@ -617,4 +611,10 @@ class Office:
                     operator=self.operator,
                     via="office pin reset",
                 )
+            self.registry.audit(  # the PIN service's own event closes the transaction
+                self.operator,
+                f"pin.{action}",
+                number,
+                {"tries_left": tries, "at": _iso(self.registry.clock())},
+            )
         return {"card_number": number, "action": action, "pin_tries_left": tries}
