@@ -356,7 +356,7 @@ class AuditVerifier:
         return problems
 
     def _all_rows(self) -> Iterator[tuple[str, Row]]:
-        for table, columns in AUDITED_COLUMNS.items():
+        for table, columns in self.registry.audited_columns().items():
             query = (
                 f"SELECT id, audit_event_id, {', '.join(columns)}"
                 f" FROM {self.registry.audited_rows(table)} ORDER BY id"
@@ -374,7 +374,7 @@ class AuditVerifier:
         for name in latest:
             table, _, number = name.partition("/")
             recorded.setdefault(table, []).append(int(number))
-        for table, columns in AUDITED_COLUMNS.items():
+        for table, columns in self.registry.audited_columns().items():
             select = (
                 f"SELECT id, audit_event_id, {', '.join(columns)}"
                 f" FROM {self.registry.audited_rows(table)}"

@@ -1,16 +1,21 @@
 """``sscard card …``: read a card's public data, verify and change the PIN. PINs are read
-from a prompt (no echo on a terminal), never from arguments, and never printed."""
+from a prompt (no echo on a terminal), never from arguments, and never printed. With a
+registry (``--db``, ``$SSCARD_DB``) ``change-pin`` records, once the card answered 9000, that
+the card no longer holds the initial PIN (初始密码, docs/business-rules.md "PINs")."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Callable
 
 from apdu.errors import CardRemoved
 from apdu.pcsc import PcscTransport
 from apdu.status import PinBlocked, WrongPin
 from personalize.prompts import read_pin, say
+from personalize.registry import Registry, RegistryError
+from personalize.registry_options import add_audit_options, open_registry
 from sscard.card import SocialSecurityCard
 from sscard.detect import detect_profile
 from sscard.errors import InvalidData
@@ -18,6 +23,7 @@ from sscard.profile import load_profile
 from sscard.public import read_public
 
 AUTO = "auto"
+HOLDER = "holder"  # who changes a PIN at a kiosk or with a desktop reader: the holder (不可代办)
 
 # ``--reader`` of every command; the rule itself is apdu.pcsc.resolve_reader.
 READER_HELP = (
@@ -85,14 +91,17 @@ def _pin_operation(
     done: str,
     wrong: str,
     blocked: str,
+    record: Callable[[], None] = lambda: None,
 ) -> int:
-    """Run one PIN command on the card; report the outcome (and the tries the card says are
-    left) on stderr, and as JSON with ``--json``. ``wrong`` has a ``{n}`` for the tries."""
+    """Run one PIN command on the card; once it answered 9000, ``record`` what it changed in
+    the registry; report the outcome (and the tries the card says are left) on stderr, and
+    as JSON with ``--json``. ``wrong`` has a ``{n}`` for the tries."""
     with PcscTransport(args.reader) as transport:
         card = _card(args, transport)
         card.select_ssse()
         try:
             action(card)
+            record()
         except WrongPin as exc:
             say(wrong.format(n=exc.tries_left))
             _json(args, {key: False, "tries_left": exc.tries_left})
@@ -132,20 +141,74 @@ def cmd_verify_pin(args: argparse.Namespace) -> int:
     )
 
 
+def _writable_registry(args: argparse.Namespace) -> Registry | None:
+    """The registry ``--db`` names (None without one), refused before any PIN is typed when
+    it cannot record: missing, or read-only (no audit key)."""
+    if not args.db:
+        return None
+    registry = open_registry(args)
+    if registry.audit_key is None:
+        registry.close()
+        raise RegistryError(
+            "登记库只读，无法记录初始密码标记：请用 --hsm 指定安全模块，未修改 PIN "
+            "(the registry is read-only without the audit key; the PIN was not changed)"
+        )
+    return registry
+
+
+def _registered_number(card: SocialSecurityCard, registry: Registry, pin: str) -> str:
+    """The card's 卡号 from its EF05 (after the PIN where the profile guards it), known to
+    the registry — else ``RegistryError`` before anything on the card changes."""
+    if card.profile.needs_pin:
+        card.verify_pin(pin)
+    number = card.read_issuer().card_number
+    registry.card(number)
+    return number
+
+
 def cmd_change_pin(args: argparse.Namespace) -> int:
+    registry = _writable_registry(args)
     length = _pin_length(args)
     old = read_pin("请输入原 PIN (current PIN): ", length)
     new = read_pin("请输入新 PIN (new PIN): ", length)
     if read_pin("请再次输入新 PIN (new PIN again): ", length) != new:
         raise InvalidData("两次输入的新 PIN 不一致 (the new PINs differ); nothing was changed")
-    return _pin_operation(
-        args,
-        lambda card: card.change_pin(old, new),
-        key="changed",
-        done="PIN 已修改 (PIN changed)",
-        wrong="原 PIN 错误，剩余 {n} 次 (wrong current PIN, {n} tries left); PIN unchanged",
-        blocked="PIN 已锁定 (PIN blocked); PIN unchanged",
-    )
+    numbers: list[str] = []
+
+    def change(card: SocialSecurityCard) -> None:
+        if registry is not None:
+            numbers.append(_registered_number(card, registry, old))
+        card.change_pin(old, new)
+
+    def record() -> None:
+        if registry is None:
+            return
+        try:  # a PIN changed back to the default one is still the initial PIN
+            registry.mark_initial_pin(
+                numbers[0],
+                new == registry.policy.default_pin,
+                operator=HOLDER,
+                via="card change-pin",
+            )
+        except RegistryError as exc:
+            raise RegistryError(
+                f"PIN 已修改，但登记库未记录：{exc} (the PIN was changed on the card; the "
+                "registry did not record it)"
+            ) from None
+
+    try:
+        return _pin_operation(
+            args,
+            change,
+            key="changed",
+            done="PIN 已修改 (PIN changed)",
+            wrong="原 PIN 错误，剩余 {n} 次 (wrong current PIN, {n} tries left); PIN unchanged",
+            blocked="PIN 已锁定 (PIN blocked); PIN unchanged",
+            record=record,
+        )
+    finally:
+        if registry is not None:
+            registry.close()
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -174,5 +237,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             )
         else:
             p.add_argument("--profile", default="default", help="card profile name or TOML path")
+        if func is cmd_change_pin:
+            p.add_argument(
+                "--db",
+                default=os.environ.get("SSCARD_DB"),
+                help="登记库：修改成功后记录该卡不再是初始密码 (registry: record that the card "
+                "no longer holds the initial PIN; default $SSCARD_DB, none: not recorded)",
+            )
+            p.add_argument(
+                "--policy",
+                default="default",
+                help="region policy name or TOML path (its initial PIN) [default]",
+            )
+            add_audit_options(p)
         p.add_argument("--json", action="store_true", help="output JSON (errors too)")
         p.set_defaults(func=func)

@@ -678,7 +678,7 @@ class JobRunner:
             spec_version=self.profile.spec_version,
             issuer_org=self.policy.issuer_org,
             issue_date=issued,
-            expiry_date=issued.replace(year=issued.year + self.policy.card_validity_years),
+            expiry_date=self.policy.card_expiry(issued),
             card_number=number,
         )
 

@@ -630,8 +630,15 @@ class Office:
                     "the card and do it again)"
                 ) from None
             tries = card.pin_tries_left()
-        with self.registry.transaction():
-            self.registry.audit(
+        with self.registry.transaction():  # the card answered 9000: now the registry
+            if action == "reset":  # an unblock leaves the PIN, and so the mark, as it was
+                self.registry.mark_initial_pin(
+                    number,
+                    new_pin == self.policy.default_pin,
+                    operator=self.operator,
+                    via="office pin reset",
+                )
+            self.registry.audit(  # the PIN service's own event closes the transaction
                 self.operator,
                 f"pin.{action}",
                 number,

@@ -65,6 +65,9 @@ class RegionPolicy:
     time_zone: str = "Asia/Shanghai"
     fee_reissue: int = 0  # 补卡工本费 (yuan), printed on the 领卡证明
     service_phone: str = ""  # 服务电话 printed on the documents
+    # a card past its printed validity stays usable if undamaged (上海: "过了有效期限的社保卡
+    # 若无损坏仍可继续使用"); False: it must be replaced (换卡) and terminals refuse it
+    usable_past_validity: bool = True
 
     @property
     def zone(self) -> ZoneInfo:
@@ -81,6 +84,15 @@ class RegionPolicy:
     def local_date(self, moment: datetime) -> date:
         """The calendar date in the region's zone at ``moment``."""
         return self.local_time(moment).date()
+
+    def card_expiry(self, issued: date) -> date:
+        """The validity (有效期) written to EF05 and printed: the issue date plus
+        ``card_validity_years`` (a 29 February issue date expires on 28 February)."""
+        year = issued.year + self.card_validity_years
+        try:
+            return issued.replace(year=year)
+        except ValueError:
+            return issued.replace(year=year, day=28)
 
     def check_date(self, day: date) -> None:
         """Date math past ``valid_until`` (optional: a date by which the region reviews its
@@ -225,6 +237,7 @@ def policy_from_dict(d: dict[str, Any], name: str) -> RegionPolicy:
             time_zone=str(d.get("time_zone", "Asia/Shanghai")),
             fee_reissue=int(d["fees"].get("reissue", 0)),
             service_phone=str(d.get("service_phone", "")),
+            usable_past_validity=d.get("usable_past_validity", True),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PolicyError(f"policy {name!r} is incomplete or malformed: {exc}") from None
@@ -242,6 +255,12 @@ def policy_from_dict(d: dict[str, Any], name: str) -> RegionPolicy:
         raise PolicyError("card_number_prefix is one character 0-9 or A-Z")
     if not re.fullmatch(r"\d{6}", policy.default_pin):
         raise PolicyError("the default PIN is 6 digits")
+    if not isinstance(policy.usable_past_validity, bool):
+        raise PolicyError(
+            "usable_past_validity 须为 true 或 false (usable_past_validity is true or false)"
+        )
+    if policy.card_validity_years < 1:
+        raise PolicyError("card_validity_years is at least 1")
     if policy.reissue_working_days < 0 or policy.provisional_lapse < 0:
         raise PolicyError("deadlines and lead times are not negative")
     return policy

@@ -72,6 +72,7 @@ from personalize.registry_records import (
 from personalize.roles import ApiRole, Role
 from personalize.stock_store import MIGRATION as STOCK_MIGRATION
 from personalize.stock_store import MoveKind, StockMove, StockStore
+from personalize.validity import CardValidity, card_validity
 from sscard.errors import InvalidData
 from sscard.identifiers import canonical_ssn, card_number_check, validate_card_number, validate_ssn
 from sscard.records import HolderData
@@ -513,6 +514,28 @@ MIGRATIONS.append(
     CREATE INDEX audit_events_by_operator ON audit_events(operator, at, id);
     """
 )
+# The initial-PIN mark (issue 17; docs/business-rules.md "PINs", 珠海: "医保账户初始密码不能
+# 消费…初次领卡后应及时修改初始密码"), one row per card whose PIN state the registry knows:
+# 1 while the card holds the policy's default PIN — set when a job activates the card,
+# cleared by a PIN change the card answered 9000 to, set again by a reset to the default
+# PIN. A card without a row (every card before this migration, an enrolled card) is not
+# known, never guessed. Its rows are audited like every state row (a mark set behind
+# sscard's back would let a card with the initial PIN pay), from this migration on.
+INITIAL_PIN_MIGRATION = """
+    CREATE TABLE card_pin_marks (
+        id INTEGER PRIMARY KEY,
+        card_id INTEGER NOT NULL UNIQUE REFERENCES cards(id),
+        initial_pin INTEGER NOT NULL CHECK (initial_pin IN (0, 1)),
+        at TEXT NOT NULL,
+        audit_event_id INTEGER
+    );
+    CREATE INDEX card_pin_marks_by_audit_event ON card_pin_marks(audit_event_id);
+"""
+MIGRATIONS.append(INITIAL_PIN_MIGRATION)
+AUDITED_COLUMNS["card_pin_marks"] = ("card_id", "initial_pin", "at")
+# The state tables made after the keyed audit, audited once the migration making them ran
+# (a registry at an older schema — a test stepping it back — has none of them yet).
+AUDITED_SINCE: dict[str, str] = {"card_pin_marks": INITIAL_PIN_MIGRATION}
 
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
@@ -836,10 +859,20 @@ class Registry:
         self.db.watch(
             {
                 table: tuple(c for c in columns if not (photos_apart and c == "photo"))
-                for table, columns in AUDITED_COLUMNS.items()
+                for table, columns in self.audited_columns().items()
             },
             parts={"job_photos": ("jobs", "job_id")} if photos_apart else {},
         )
+
+    def audited_columns(self) -> dict[str, tuple[str, ...]]:
+        """:data:`AUDITED_COLUMNS` of the state tables this registry's schema has
+        (:data:`AUDITED_SINCE`)."""
+        applied = MIGRATIONS[: self.schema_version]
+        return {
+            table: columns
+            for table, columns in AUDITED_COLUMNS.items()
+            if table not in AUDITED_SINCE or AUDITED_SINCE[table] in applied
+        }
 
     def _photos_apart(self) -> bool:
         """The schema keeps job photos in ``job_photos`` (``PHOTO_MIGRATION`` applied)."""
@@ -913,7 +946,7 @@ class Registry:
         """In the keyed-audit migration: the rows already there are explained by one keyed
         event ``audit.adopt``, which also seals the unkeyed events before it (and is the
         first checkpoint, so a chain with events always has one)."""
-        for table in AUDITED_COLUMNS:
+        for table in self.audited_columns():
             self.db.touch_all(table)
         if not self.db.touched() and not self._legacy_events():
             return  # a new registry: nothing to adopt, nothing to seal
@@ -1313,6 +1346,45 @@ class Registry:
             self._transition(card, "unreport", operator, "解挂", evidence, agent=agent)
             return self.card_by_id(card.id)
 
+    def mark_initial_pin(self, card_number: str, initial: bool, *, operator: str, via: str) -> Card:
+        """Record what a PIN command the card answered 9000 to left on it (call only after
+        that answer): ``initial`` — it holds the policy's default PIN again (a reset to it) —
+        or not (a change, a reset to another PIN). Whatever the card's status: the mark is
+        the truth about the chip. The PIN itself is never given here."""
+        with self.transaction():
+            card = self.card_for_update(card_number)
+            before = self.initial_pin(card)
+            self._set_initial_pin(card.id, initial)
+            self.audit(
+                operator,
+                "card.initial_pin",
+                card_number,
+                {"from": before, "initial_pin": initial, "via": via},
+            )
+            return self.card_by_id(card.id)
+
+    def _set_initial_pin(self, card_id: int, initial: bool) -> None:
+        """Write the card's mark (inside the transaction that audits it)."""
+        self.db.execute(
+            "INSERT INTO card_pin_marks (card_id, initial_pin, at) VALUES (?, ?, ?)"
+            " ON CONFLICT (card_id) DO UPDATE SET initial_pin = excluded.initial_pin,"
+            " at = excluded.at",
+            (card_id, int(initial), _iso(self.clock())),
+        )
+
+    def initial_pin(self, card: Card) -> bool | None:
+        """Whether the card still holds the initial PIN (初始密码); None: not known."""
+        row = self.db.execute(
+            "SELECT initial_pin FROM card_pin_marks WHERE card_id = ?", (card.id,)
+        ).fetchone()
+        return None if row is None else bool(row["initial_pin"])
+
+    def validity(self, card: Card) -> CardValidity | None:
+        """The card's 有效期 and its standing today in the region's zone, by the registry's
+        clock (:func:`personalize.validity.card_validity`); None when its issue date is not
+        known."""
+        return card_validity(self.policy, card.issued_on, self.policy.local_date(self.clock()))
+
     def request_reissue(
         self,
         card_number: str,
@@ -1529,6 +1601,17 @@ class Registry:
         if self.db.execute("SELECT 1 FROM blacklist WHERE sn = ?", (sn,)).fetchone():
             raise RegistryError(f"拒绝启用：芯片序列号 {sn} 已列入黑名单 (the SN is blacklisted)")
 
+    def _chip_issue_date(self, job: Job, new: Card) -> str:
+        """The issue date the job's ``chip_write`` wrote to the card's EF05 (ISO date)."""
+        assert new.sn is not None  # _activation_evidence proved it the job's card
+        written = self.jobs.last_step(job.id, new.sn, "chip_write", StepResult.OK)
+        if written is None or "issue_date" not in written.details:
+            raise RegistryError(
+                f"拒绝启用：新卡 {new.card_number} 没有写卡记录的发卡日期 "
+                "(refusing to activate: no issue date recorded by the chip write)"
+            )
+        return str(written.details["issue_date"])
+
     def activate(
         self, new_card_id: int, *, operator: str, job_id: int, fence: int | None = None
     ) -> Card:
@@ -1550,12 +1633,23 @@ class Registry:
                 (old.card_number, old.sn, old.card_id, "replaced", _iso(self.clock())),
             )
             self._transition(new, "activate", operator, "新卡启用", f"job {job_id}")
+            # what the job wrote to the chip: its issue date (EF05) and the default PIN
+            self.db.execute(
+                "UPDATE cards SET issued_on = ? WHERE id = ?",
+                (self._chip_issue_date(job, new), new.id),
+            )
+            self._set_initial_pin(new.id, True)
             self._move_request(job.request_id, "complete", operator, job=job_id)
             self.audit(
                 operator,
                 "card.activate",
                 new.card_number,
-                {"job": job_id, "old_card": old.card_number, "blacklisted": True},
+                {
+                    "job": job_id,
+                    "old_card": old.card_number,
+                    "blacklisted": True,
+                    "initial_pin": True,
+                },
             )
             if job.station is not None:  # a fenced job always has its station
                 self.record_stock(

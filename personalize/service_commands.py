@@ -25,6 +25,7 @@ from typing import Any
 
 from apdu.pcsc import PcscReader
 from personalize.auditverify import FULL_EVERY, FULL_REASONS
+from personalize.card_standing import standing
 from personalize.database import display, registry_exists
 from personalize.documents import (
     collection_certificate,
@@ -97,6 +98,8 @@ def _card_dict(registry: Registry, number: str) -> dict[str, Any]:
         "name": person.name,
         "sn": card.sn,
         "blacklisted": registry.blacklisted(card.card_number),
+        "issued_on": card.issued_on,
+        **standing(registry.validity(card), registry.initial_pin(card)),
         "history": [
             {
                 "from": h.from_status,
@@ -263,6 +266,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     registry = _registry(args)
     data = _card_dict(registry, args.card)
     lines = [f"{data['card_number']} {data['name']}: {data['status_name']} since {data['since']}"]
+    if data["valid_until"] is not None:
+        lines.append(f"  有效期 valid until {data['valid_until']}: {data['validity']}")
+    lines.append(f"  初始密码 initial PIN: {data['initial_pin_name']}")
     lines += [
         f"  {h['at']} {h['from']} → {h['to']} by {h['operator']}: {h['reason']}"
         for h in data["history"]

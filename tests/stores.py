@@ -43,3 +43,13 @@ def behind_its_back(location: str | Path, sql: str) -> None:
         db.execute(sql)
     finally:
         db.close()
+
+
+# What a station's ``chip_write`` records (personalize/jobs.py): the issue date it wrote to
+# EF05, which activation keeps as the card's 发卡日期 (the start of its validity).
+ISSUE_DATE = "2026-11-25"
+
+
+def step_details(step: str) -> str:
+    """A recorded step's details as a station writes them (JSON)."""
+    return f'{{"issue_date": "{ISSUE_DATE}"}}' if step == "chip_write" else "{}"

@@ -122,8 +122,19 @@ class CardStatusOut(BaseModel):
     card_number: str = Field(description="卡号")
     status: StatusCode
     status_name: str = Field(description="状态名称")
-    refuse: bool = Field(description="终端应拒绝此卡（已冻结或注销）")
+    refuse: bool = Field(description="终端应拒绝此卡（已冻结或注销，或已过有效期而本地区须换卡）")
     since: str | None = Field(description="状态起始时刻（地区时区）")
+    valid_until: str | None = Field(
+        description="有效期（卡面与芯片 EF05 所载）；未登记发卡日期为 null"
+    )
+    validity: str | None = Field(
+        description="有效期状态：有效期内 / 过有效期 (仍可使用) / 过有效期，须换卡"
+    )
+    past_validity: bool | None = Field(description="已过有效期")
+    initial_pin: bool | None = Field(
+        description="仍为初始密码（医保账户不能消费，医院可拒绝医保支付）；null 为未知"
+    )
+    initial_pin_name: str = Field(description="初始密码状态说明")
 
 
 class HistoryOut(BaseModel):

@@ -31,6 +31,7 @@ from personalize.api.models import (
 )
 from personalize.api.problems import ApiProblem
 from personalize.api.query_passwords import check_query_password, hashed, set_query_password
+from personalize.card_standing import standing
 from personalize.lifecycle import CardStatus
 from personalize.registry import (
     STATUS_NAMES,
@@ -88,12 +89,18 @@ def valid_card_of(registry: Registry, id_number: str) -> Card | None:
 
 
 def status_of(registry: Registry, card: Card) -> dict[str, Any]:
+    """A card's status for a terminal: refused when frozen or void, or past its validity
+    where the policy has such a card replaced (docs/business-rules.md "Validity"); its
+    validity and initial-PIN mark (``personalize.card_standing``)."""
+    validity = registry.validity(card)
+    replace = validity is not None and not validity.usable  # 换卡: not usable past validity
     return {
         "card_number": card.card_number,
         "status": card.status,
         "status_name": STATUS_NAMES[card.status],
-        "refuse": refused_at_terminals(card.status),
+        "refuse": refused_at_terminals(card.status) or replace,
         "since": _local(registry, card.status_since),
+        **standing(validity, registry.initial_pin(card)),
     }
 
 

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from personalize.api.clients import revoke_client
+from personalize.card_standing import INITIAL_PIN_NAMES
 from personalize.registry import MIGRATIONS
 from personalize.roles import ApiRole
 from tests.api_serve import serve_api
@@ -97,6 +98,9 @@ def test_each_channel_reports_a_loss_that_terminals_see_at_once(api: Api) -> Non
         assert status(api, n) | {"since": None} == {
             "card_number": n, "status": "provisional_loss", "status_name": "预挂失",
             "refuse": True, "since": None,
+            # enrolled on the pinned day: within its validity, its initial PIN not known
+            "valid_until": "2036-11-25", "validity": "有效期内", "past_validity": False,
+            "initial_pin": None, "initial_pin_name": INITIAL_PIN_NAMES[None],
         }  # fmt: skip
     page = feed(api)
     entries = page["entries"]

@@ -272,6 +272,33 @@ def test_pin_reset(office: Office) -> None:
     assert check.returncode == 0
 
 
+def initial_pin(o: Office) -> bool | None:
+    return o.registry.initial_pin(o.registry.card(o.number))
+
+
+def test_the_initial_pin_mark_follows_what_the_office_leaves_on_the_card(office: Office) -> None:
+    """An unblock leaves the PIN and the mark; a reset to another PIN clears the mark, a reset
+    to the policy's initial PIN sets it again (docs/business-rules.md "PINs")."""
+    assert initial_pin(office) is None  # enrolled: not known
+    office.card.pin.tries = 0
+    unblock = sscard(office, "pin", "unblock", stdin=f"y\n{SAMPLE_HOLDER.ssn}\n")
+    assert unblock.returncode == 0, unblock.stderr
+    assert initial_pin(office) is None
+    for pin, initial in (("246813", False), (POLICY.default_pin, True)):
+        reset = sscard(office, "pin", "reset", stdin=f"y\n{SAMPLE_HOLDER.ssn}\n{pin}\n{pin}\n")
+        assert reset.returncode == 0, reset.stderr
+        assert initial_pin(office) is initial
+        assert pin not in reset.stdout + reset.stderr
+    marks = office.registry.db.execute(
+        "SELECT operator, details FROM audit_events WHERE action = 'card.initial_pin' ORDER BY id"
+    ).fetchall()
+    details = [(m["operator"], json.loads(m["details"])) for m in marks]
+    assert [(op, d["from"], d["initial_pin"], d["via"]) for op, d in details] == [
+        ("op-office", None, False, "office pin reset"),
+        ("op-office", False, True, "office pin reset"),
+    ]
+
+
 def test_human_damage_opens_a_paid_replacement(office: Office) -> None:
     data, text = diagnose(office, "--damage", "cracked,bent")
     assert (data["verdict"], data["fee"]) == ("human_damage", 20)

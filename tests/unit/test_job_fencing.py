@@ -15,6 +15,7 @@ from simulator.factory import SAMPLE_HOLDER
 from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
 from tests.conftest import NewDatabase
+from tests.stores import step_details
 
 POLICY = load_policy("default")
 SN = "5343000000000001"
@@ -51,8 +52,8 @@ def steps(registry: Registry, *names: str, result: str = "ok") -> None:
         for name in names:
             db.execute(
                 "INSERT INTO job_steps (job_id, step, result, sn, at, details)"
-                " VALUES (1, ?, ?, ?, 'now', '{}')",
-                (name, result, SN),
+                " VALUES (1, ?, ?, ?, 'now', ?)",
+                (name, result, SN, step_details(name)),
             )
 
 

@@ -26,7 +26,7 @@ from simulator.factory import SAMPLE_HOLDER
 from tests.audit_key import AUDIT_KEY
 from tests.clock import PINNED
 from tests.conftest import NewDatabase
-from tests.stores import inserts_fail
+from tests.stores import inserts_fail, step_details
 from tests.webhook_receiver import BANK_SECRET, KAGUAN_SECRET, Receiver, self_signed_tls
 
 POLICY = load_policy("default")
@@ -105,8 +105,8 @@ def activate_replacement(registry: Registry, number: str) -> str:
         for step in ("feed", *ACTIVATION_EVIDENCE):
             db.execute(
                 "INSERT INTO job_steps (job_id, step, result, sn, at, details, fence)"
-                " VALUES (?, ?, 'ok', 'AA01', 'now', '{}', 1)",
-                (job, step),
+                " VALUES (?, ?, 'ok', 'AA01', 'now', ?, 1)",
+                (job, step, step_details(step)),
             )
     registry.activate(new.id, operator="op", job_id=job, fence=1)
     return new.card_number

@@ -25,7 +25,7 @@ from sscard.identifiers import card_number_check, ssn_check
 from sscard.records import HolderData
 from tests.audit_key import AUDIT_KEY
 from tests.conftest import NewDatabase
-from tests.stores import inserts_fail
+from tests.stores import inserts_fail, step_details
 
 POLICY = load_policy("default")
 
@@ -206,8 +206,8 @@ def test_activation_is_atomic(registry: Registry) -> None:
         for step in ("feed", *ACTIVATION_EVIDENCE):
             db.execute(
                 "INSERT INTO job_steps (job_id, step, result, sn, at, details, fence)"
-                " VALUES (1, ?, 'ok', 'AA01', 'now', '{}', 1)",
-                (step,),
+                " VALUES (1, ?, 'ok', 'AA01', 'now', ?, 1)",
+                (step, step_details(step)),
             )
     events_before = registry.verify_audit()[0]
     with (
