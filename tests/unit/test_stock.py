@@ -33,7 +33,7 @@ from sscard.identifiers import ssn_check
 from tests.audit_key import AUDIT_KEY
 from tests.clock import PINNED
 from tests.conftest import NewDatabase
-from tests.stores import inserts_fail
+from tests.stores import inserts_fail, step_details
 
 POLICY = load_policy("default")
 DAY = date(2026, 11, 25)  # PINNED is 17:30 of this day in Shanghai
@@ -93,8 +93,8 @@ def fed_job(registry: Registry, sn: str, *, evidence: bool = True) -> tuple[int,
         for step in ("feed", *(ACTIVATION_EVIDENCE if evidence else ())):
             db.execute(
                 "INSERT INTO job_steps (job_id, step, result, sn, at, details, fence)"
-                " VALUES (?, ?, 'ok', ?, 'now', '{}', 1)",
-                (job, step, sn),
+                " VALUES (?, ?, 'ok', ?, 'now', ?, 1)",
+                (job, step, sn, step_details(step)),
             )
     return job, new.id
 
