@@ -25,6 +25,7 @@ from fastapi.responses import HTMLResponse, Response
 from personalize import counter_store
 from personalize.api.access import ApiState
 from personalize.api.models import CARD_NUMBER
+from personalize.card_standing import standing
 from personalize.documents import collection_certificate, collection_certificate_bytes
 from personalize.jobs import JobError, check_photo, submit_job
 from personalize.lifecycle import REQUEST_STATUS_LABELS, TRANSITIONS, RequestStatus
@@ -151,6 +152,7 @@ def _card_view(registry: Registry, card: Card) -> dict[str, Any]:
         "since": _local(registry, card.status_since),
         "lapse_at": _local(registry, card.lapse_at),
         "offered": offered(card.status),
+        **standing(registry.validity(card), registry.initial_pin(card)),
         "history": [
             {
                 "at": _local(registry, h.at),
