@@ -70,6 +70,9 @@ ACCESS: dict[tuple[str, str], Access] = {
 }
 
 CARD_LIKE = re.compile(CARD_NUMBER)
+# a first-generation 15-digit ID number (GB 11643-1989; docs/business-rules.md "15-digit ID
+# numbers"), found by its 18-digit upgrade
+FIRST_GENERATION_ID = re.compile(r"[0-9]{15}", re.ASCII)
 # Which forms a card in a status is offered: the actions the transition table has from it
 # (the registry still decides; a refusal is shown as it words it).
 OFFERED = ("report_loss", "formalize_loss", "unreport", "request_reissue")
@@ -103,13 +106,14 @@ def person_path(person_id: int) -> str:
 
 
 def find(registry: Registry, query: str) -> int | list[Person]:
-    """The person a query names: an ID number or a card number leads to one person (its
-    check character checked first); a name lists everyone of that name."""
+    """The person a query names: an ID number (18 characters, or a first-generation 15-digit
+    one) or a card number leads to one person (its check character checked first); a name
+    lists everyone of that name."""
     text = normalize(query)
     upper = text.upper()
-    if ID_NUMBER.fullmatch(upper):
-        validate_ssn(upper)
-        person = registry.person_by_ssn(upper)
+    if ID_NUMBER.fullmatch(upper) or FIRST_GENERATION_ID.fullmatch(upper):
+        validate_ssn(upper, first_generation=True)
+        person = registry.person_by_ssn(upper)  # a 15-digit number: by its upgrade
         if person is None:
             raise RegistryError("登记库中没有该证件号码 (unknown ID number)")
         return person.id
