@@ -10,7 +10,6 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +21,8 @@ from personalize.registry import Registry
 from simulator.factory import SAMPLE_HOLDER
 from sscard.identifiers import ssn_check
 from tests.audit_key import AUDIT_KEY
-from tests.clock import FAKETIME, pinned_clock
+from tests.cli import run_sscard
+from tests.clock import FAKETIME_ENV, pinned_clock
 from tests.integration.conftest import RunningServer
 from tests.operators import login
 
@@ -31,13 +31,7 @@ LOST, KEPT = "H00000012", "H00000020"
 
 
 def sscard(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*FAKETIME, sys.executable, "-m", "personalize.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **(env or {})},
-    )
+    return run_sscard(*args, env={**os.environ, **FAKETIME_ENV, **(env or {})})
 
 
 def verify(db: Path, *extra: str) -> tuple[int, list[str]]:

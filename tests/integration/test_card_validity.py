@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from personalize.roles import ApiRole
 from personalize.validity import PAST_REPLACE
 from tests.api_serve import serve_api
 from tests.audit_key import AUDIT_KEY
+from tests.cli import run_sscard
 from tests.clock import FAKETIME_ENV, faketime_env, pinned_clock
 from tests.conftest import NewDatabase
 from tests.integration.api_fixture import SUPERVISOR, card_number, holder
@@ -41,13 +41,7 @@ def region_policy(tmp_path: Path, setting: str) -> Path:
 
 
 def sscard(*args: str, clock: dict[str, str] = FAKETIME_ENV) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "personalize.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **clock},
-    )
+    return run_sscard(*args, env={**os.environ, **clock})
 
 
 def show(db: str, policy: Path, number: str, **clock: str) -> dict[str, object]:

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,16 +21,16 @@ from simulator.samples import SAMPLE_AID, sample_card
 from sscard.card import SocialSecurityCard
 from sscard.identifiers import card_number_valid
 from sscard.profile import load_profile
+from tests.cli import SSCARD, run_sscard
 from tests.integration.conftest import ServeCard
 
 pytestmark = pytest.mark.pcsc
 
-SSCARD = [sys.executable, "-m", "personalize.cli"]
 READER = "Virtual PCD 00 01"
 
 
 def sscard(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SSCARD, *args], capture_output=True, text=True, timeout=60, check=check)
+    return run_sscard(*args, timeout=60, check=check)
 
 
 @pytest.fixture

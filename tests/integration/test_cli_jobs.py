@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from simulator.factory import sample_photo
 from sscard.profile import load_profile
 from sscard.records import HolderData
 from tests.audit_key import AUDIT_KEY
+from tests.cli import run_sscard
 
 POLICY = load_policy("default")
 # 20:30 UTC on 26 November is 04:30 on the 27th in Shanghai (UTC+8).
@@ -33,12 +33,7 @@ REASON = "打印机盖板打开 (printer cover open)"
 
 
 def sscard(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "personalize.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_sscard(*args, timeout=60)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing
@@ -27,7 +26,8 @@ from personalize.registry import Registry
 from personalize.roles import Role
 from personalize.web.routes_audit import PAGE_SIZE
 from tests.audit_key import AUDIT_KEY, HSM_ENV
-from tests.clock import FAKETIME
+from tests.cli import run_sscard
+from tests.clock import FAKETIME_ENV
 from tests.conftest import NewDatabase
 from tests.integration.api_fixture import POLICY, card_number, holder, open_registry
 from tests.integration.console import (
@@ -96,13 +96,7 @@ def dispatch(db: str, tmp_path: Path) -> None:
 
 
 def sscard(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*FAKETIME, sys.executable, "-m", "personalize.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **HSM_ENV},
-    )
+    return run_sscard(*args, env={**os.environ, **FAKETIME_ENV, **HSM_ENV})
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -29,9 +28,9 @@ from hsm_stub.suites import TDES
 from personalize.station import StationConfig
 from simulator.cardfile import load_card
 from simulator.psam import PsamCard, new_psam
+from tests.cli import run_sscard
 from tests.integration.conftest import RunningServer
 
-SSCARD = [sys.executable, "-m", "personalize.cli"]
 FACTORS = CardFactors.for_card(bytes.fromhex("0FF1CE0000000001"), "371700")
 R = bytes.fromhex("0102030405060708")
 A = bytes.fromhex("1122334455667788")
@@ -94,7 +93,7 @@ def test_unknown_client_is_refused_and_audited(hsm_server: RunningServer) -> Non
 
 
 def sscard(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*SSCARD, *args], input=stdin, capture_output=True, text=True, timeout=60)
+    return run_sscard(*args, stdin=stdin, timeout=60)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from simulator.vpcd import VpcdBridge, reader_name
 from sscard.profile import load_profile
 from tests.api_serve import SERVER_OUTPUT, serve_api
 from tests.audit_key import HSM_ENV
+from tests.cli import run_sscard
 from tests.clock import FAKETIME_ENV, pinned_clock
 from tests.conftest import NewDatabase
 from tests.integration.api_fixture import SUPERVISOR, open_registry
@@ -94,13 +94,8 @@ def issued(tmp_path: Path, new_db: NewDatabase) -> Iterator[Issued]:
 def sscard(
     *args: str, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "personalize.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, **FAKETIME_ENV} if env is None else env,
+    return run_sscard(
+        *args, stdin=stdin, env={**os.environ, **FAKETIME_ENV} if env is None else env
     )
 
 

@@ -10,12 +10,12 @@ import os
 import re
 import sqlite3
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 from simulator.factory import SAMPLE_HOLDER
-from tests.clock import faketime
+from tests.cli import run_sscard
+from tests.clock import faketime_env
 from tests.operators import login
 
 AT = "@2026-11-26 20:00:00"  # read in TZ=UTC: Friday 2026-11-27 04:00 in Shanghai
@@ -24,12 +24,10 @@ STARTED = datetime(2026, 11, 26, 20, 0, tzinfo=UTC)  # the same instant, for the
 
 def sscard(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
     session = login(db, "op7", clock=lambda: STARTED)
-    return subprocess.run(
-        [*faketime(AT), sys.executable, "-m", "personalize.cli", *args],
-        capture_output=True,
-        text=True,
+    return run_sscard(
+        *args,
         timeout=60,
-        env={**os.environ, "TZ": "UTC", "SSCARD_DB": str(db), **session},
+        env={**os.environ, **faketime_env(AT), "TZ": "UTC", "SSCARD_DB": str(db), **session},
     )
 
 

@@ -9,7 +9,6 @@ import os
 import sqlite3
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,8 @@ from personalize.policy import load_policy
 from personalize.registry import Registry
 from simulator.factory import SAMPLE_HOLDER
 from tests.audit_key import AUDIT_KEY, HSM_ENV
-from tests.clock import faketime, pinned_clock
+from tests.cli import run_sscard
+from tests.clock import faketime_env, pinned_clock
 
 POLICY = load_policy("default")
 NOW = "2026-11-25 09:30:00"  # the login instant of these tests (Shanghai 17:30)
@@ -32,13 +32,12 @@ def sscard(
     """``sscard ARGS`` at ``at`` on ``root/registry.db``, the session file ``root/<session>``
     (``None``: ``$SSCARD_SESSION`` unset)."""
     where = {} if session is None else {"SSCARD_SESSION": str(root / session)}
-    return subprocess.run(
-        [*faketime(at), sys.executable, "-m", "personalize.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
+    return run_sscard(
+        *args,
+        stdin=stdin,
         timeout=60,
         env={
+            **faketime_env(at),
             "PATH": "/usr/bin:/bin",
             "HOME": str(root / "home"),
             "SSCARD_DB": str(root / "registry.db"),

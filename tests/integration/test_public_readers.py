@@ -19,7 +19,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import tomllib
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from hsm_stub.keystore import Keystore
 from hsm_stub.local import LocalSecurityModule
 from simulator.cardfile import load_card
 from tests.card_read import card_read_json
+from tests.cli import run_sscard
 from tests.integration.conftest import ServeCard
 
 pytestmark = pytest.mark.pcsc
@@ -121,12 +121,7 @@ SEQUENCES = load_sequences()
 
 
 def sscard(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "personalize.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_sscard(*args)
 
 
 @pytest.fixture(scope="session")

@@ -6,13 +6,13 @@ one-line error before a card is touched."""
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 
 from apdu.errors import ReaderUnavailable
 from apdu.pcsc import PcscTransport, list_readers, wait_for_card
 from simulator.samples import SAMPLE_AID, sample_card
+from tests.cli import run_sscard
 from tests.integration.conftest import ServeCard
 
 pytestmark = pytest.mark.pcsc
@@ -20,12 +20,7 @@ SELECT = "00A4040C" + f"{len(SAMPLE_AID):02X}" + SAMPLE_AID.hex().upper()
 
 
 def sscard(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "personalize.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_sscard(*args, timeout=60)
 
 
 def test_a_decimal_string_is_an_index_everywhere(serve_card: ServeCard) -> None:

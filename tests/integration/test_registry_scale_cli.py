@@ -7,22 +7,19 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 from personalize.roles import Role
 from tests.audit_key import HSM_ENV
-from tests.clock import FAKETIME
+from tests.cli import run_sscard
+from tests.clock import FAKETIME_ENV
 from tests.operators import login
 
 
 def sscard(*args: str, db: Path, session: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*FAKETIME, sys.executable, "-m", "personalize.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": "/usr/bin:/bin", "SSCARD_DB": str(db), **HSM_ENV, **session},
+    return run_sscard(
+        *args,
+        env={"PATH": "/usr/bin:/bin", "SSCARD_DB": str(db), **FAKETIME_ENV, **HSM_ENV, **session},
     )
 
 

@@ -23,7 +23,8 @@ from personalize.trackvault import TrackVault
 from simulator.factory import SAMPLE_HOLDER, sample_photo
 from sscard.identifiers import ssn_check
 from tests.audit_key import AUDIT_KEY, HSM_ENV
-from tests.clock import FAKETIME, faketime
+from tests.cli import run_sscard
+from tests.clock import FAKETIME_ENV, faketime
 from tests.conftest import NewDatabase
 from tests.operators import confirm, login
 from tests.stores import behind_its_back
@@ -32,12 +33,16 @@ from tests.stores import behind_its_back
 def sscard(
     *args: str, db: str | Path, session: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*FAKETIME, sys.executable, "-m", "personalize.cli", *args],
-        capture_output=True,
-        text=True,
+    return run_sscard(
+        *args,
         timeout=60,
-        env={"PATH": "/usr/bin:/bin", "SSCARD_DB": str(db), **HSM_ENV, **(session or {})},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "SSCARD_DB": str(db),
+            **FAKETIME_ENV,
+            **HSM_ENV,
+            **(session or {}),
+        },
     )
 
 

@@ -34,6 +34,7 @@ from sscard.identifiers import serial_number
 from sscard.profile import load_profile
 from sscard.public import read_public
 from tests.card_read import card_read_json
+from tests.cli import run_sscard
 from tests.integration.conftest import ServeCard
 
 pytestmark = pytest.mark.pcsc
@@ -157,13 +158,7 @@ def test_torn_write_through_pcscd_is_detected(serve_card: ServeCard, tmp_path: P
 
 
 def sscard(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "personalize.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_sscard(*args, stdin=stdin, timeout=60)
 
 
 def test_factory_cli_holder_file_and_pin_prompts(serve_card: ServeCard, tmp_path: Path) -> None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from personalize.policy import load_policy
 from personalize.registry import Registry
 from personalize.roles import Role
 from tests.audit_key import AUDIT_KEY, HSM_ENV
-from tests.clock import FAKETIME, pinned_clock
+from tests.cli import run_sscard
+from tests.clock import FAKETIME_ENV, pinned_clock
 from tests.conftest import NewDatabase
 from tests.operators import login
 
@@ -26,12 +26,18 @@ POLICY = load_policy("default")
 def sscard(
     db: str, *args: str, session: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*FAKETIME, sys.executable, "-m", "personalize.cli", "stock", *args, "--db", db],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": os.environ["PATH"], "HOME": str(Path.cwd()), **HSM_ENV, **(session or {})},
+    return run_sscard(
+        "stock",
+        *args,
+        "--db",
+        db,
+        env={
+            "PATH": os.environ["PATH"],
+            "HOME": str(Path.cwd()),
+            **FAKETIME_ENV,
+            **HSM_ENV,
+            **(session or {}),
+        },
     )
 
 
