@@ -54,15 +54,16 @@ def settled_or_free(registry: Registry, request: ReissueRequest) -> bool:
 
 
 def fee_state(request: ReissueRequest, settlement: Settlement | None) -> str:
-    """The fee as the 领卡证明 and the console show it: ``20 元（已收，收据号 …）``,
-    ``20 元（免收：…）``, ``20 元（未收）`` or ``0 元（免费）``."""
+    """The fee as the 领卡证明 and the console show it, in a line: ``20 元（已收，收据号 …）``,
+    ``20 元（免收，批准人 …）`` (the reason is in the audit and the day's report),
+    ``20 元（未收）`` or ``0 元（免费）``."""
     if request.fee == 0:
         return "0 元（免费）"
     if settlement is None:
         return f"{request.fee} 元（未收）"
     if settlement.outcome == Outcome.PAID:
         return f"{request.fee} 元（已收，收据号 {settlement.receipt_no}）"
-    return f"{request.fee} 元（免收：{settlement.reason}；批准人 {settlement.approved_by}）"
+    return f"{request.fee} 元（免收，批准人 {settlement.approved_by}）"
 
 
 def _open(registry: Registry, request_id: int) -> ReissueRequest:

@@ -8,6 +8,7 @@ chain."""
 from __future__ import annotations
 
 import subprocess
+import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -17,16 +18,20 @@ import pytest
 
 from personalize.fee_report import fee_day_report, fee_day_report_pdf
 from personalize.fees import FeeError, Outcome, fee_settlement, pay_fee, waive_fee
-from personalize.policy import load_policy
+from personalize.jobs import JobError, submit_job
+from personalize.policy import POLICY_DIR, PolicyError, load_policy, policy_from_dict
 from personalize.registry import Registry
-from simulator.factory import SAMPLE_HOLDER
+from personalize.trackvault import TrackVault
+from simulator.factory import SAMPLE_HOLDER, sample_photo
 from sscard.identifiers import ssn_check
+from sscard.profile import load_profile
 from tests.audit_key import AUDIT_KEY
 from tests.clock import PINNED
 from tests.conftest import NewDatabase
 from tests.stores import behind_its_back
 
 POLICY = load_policy("default")
+PROFILE = load_profile("default")
 DAY = date(2026, 11, 25)  # PINNED is 17:30 of this day in Shanghai (UTC+8)
 
 
@@ -315,3 +320,47 @@ def test_the_pdf_lists_the_sums_receipts_and_outstanding_fees(
     png = tmp_path / "fees"
     subprocess.run(["pdftoppm", "-png", "-r", "50", str(pdf), str(png)], check=True)
     assert (tmp_path / "fees-1.png").stat().st_size > 5000
+
+
+def test_a_region_that_wants_the_fee_first_refuses_the_job_until_it_is_settled(
+    location: str, clock: Clock, tmp_path: Path
+) -> None:
+    """``fees.settle_before_job = true``: no job for an unpaid fee, nothing written; paid, the
+    same submission is queued. The default (false) queues it unpaid (test_job_submission)."""
+    strict = replace(POLICY, fee_settle_before_job=True)
+    registry = Registry(location, strict, clock=clock, audit_key=AUDIT_KEY)
+    try:
+        request = reissue(registry, 20)
+        number = registry.card_by_id(registry.request(request).old_card_id).card_number
+        person = registry.person(registry.card(number).person_id)
+        (tmp_path / "photo.jpg").write_bytes(sample_photo())
+        job = {
+            "old_card_number": number,
+            "holder": {
+                "ssn": person.ssn,
+                "name": "张三",
+                "gender": person.gender,
+                "ethnicity": "01",
+                "birthplace": "110105",
+                "birth_date": "1949-12-31",
+            },
+            "photo": "photo.jpg",
+        }
+        vault = TrackVault.create(tmp_path / "tracks.key")
+        jobs_before = registry.db.execute("SELECT COUNT(*) FROM jobs").scalar()
+        with pytest.raises(JobError, match="的工本费 20 元未收：须先收费或免收"):
+            submit_job(registry, PROFILE, vault, job, base_dir=tmp_path, operator="op")
+        assert registry.db.execute("SELECT COUNT(*) FROM jobs").scalar() == jobs_before
+        pay_fee(registry, request, receipt_no="R-7", amount=20, operator="clerk")
+        queued = submit_job(registry, PROFILE, vault, job, base_dir=tmp_path, operator="op")
+        assert registry.job(queued).request_id == request
+    finally:
+        registry.close()
+
+
+def test_the_policy_flag_is_a_boolean() -> None:
+    data = tomllib.loads((POLICY_DIR / "default.toml").read_text(encoding="utf-8"))
+    assert load_policy("default").fee_settle_before_job is False  # the shipped default
+    data["fees"]["settle_before_job"] = "yes"
+    with pytest.raises(PolicyError, match=r"fees\.settle_before_job 须为 true 或 false"):
+        policy_from_dict(data, "bad")
