@@ -53,7 +53,8 @@ def yuan(text: str) -> int:
         ) from None
 
 
-def _settlement_dict(registry: Registry, s: Settlement) -> dict[str, Any]:
+def settlement_dict(registry: Registry, s: Settlement) -> dict[str, Any]:
+    """A settlement as ``--json`` and the API give it (its time in the region's zone)."""
     return {
         **asdict(s),
         "outcome": str(s.outcome),
@@ -70,7 +71,7 @@ def cmd_pay_fee(args: argparse.Namespace) -> int:
     )
     _emit(
         args,
-        _settlement_dict(registry, paid),
+        settlement_dict(registry, paid),
         f"{request_number(paid.request_id)} 工本费 {paid.amount} 元已收，收据号 {paid.receipt_no} "
         "(fee paid)",
     )
@@ -88,7 +89,7 @@ def cmd_waive_fee(args: argparse.Namespace) -> int:
     )
     _emit(
         args,
-        _settlement_dict(registry, waived),
+        settlement_dict(registry, waived),
         f"{request_number(waived.request_id)} 工本费 {waived.amount} 元免收（{waived.reason}；"
         f"批准人 {waived.approved_by}）(fee waived)",
     )
@@ -114,25 +115,29 @@ def report_text(registry: Registry, report: FeeDayReport) -> list[str]:
     ]
 
 
+def report_dict(registry: Registry, report: FeeDayReport) -> dict[str, Any]:
+    """The day's fee report as ``--json`` and the API give it."""
+    return {
+        "day": report.day.isoformat(),
+        "time_zone": report.time_zone,
+        "kinds": [asdict(d) for d in report.kinds],
+        "total": asdict(report.total),
+        "settlements": [settlement_dict(registry, s) for s in report.settlements],
+        "outstanding": [
+            {**asdict(u), "request_no": request_number(u.request_id)} for u in report.outstanding
+        ],
+        "discrepancies": list(report.discrepancies),
+        "reconciled": report.reconciled,
+    }
+
+
 def cmd_fees(args: argparse.Namespace) -> int:
     """The day's fee report; exit status 0 when its sums match its rows, 1 when it lists a
     discrepancy (the report is printed, and the PDF written, either way)."""
     registry = open_registry(args)
     report = fee_day_report(registry, args.day)
     written = None if args.pdf is None else write_new(Path(args.pdf), fee_day_report_pdf(report))
-    data = {
-        "day": report.day.isoformat(),
-        "time_zone": report.time_zone,
-        "kinds": [asdict(d) for d in report.kinds],
-        "total": asdict(report.total),
-        "settlements": [_settlement_dict(registry, s) for s in report.settlements],
-        "outstanding": [
-            {**asdict(u), "request_no": request_number(u.request_id)} for u in report.outstanding
-        ],
-        "discrepancies": list(report.discrepancies),
-        "reconciled": report.reconciled,
-        "pdf": None if written is None else str(written),
-    }
+    data = {**report_dict(registry, report), "pdf": None if written is None else str(written)}
     lines = report_text(registry, report)
     if written is not None:
         lines.append(f"日报已写入 report written to {written}")
