@@ -23,6 +23,7 @@ from tests.audit_key import AUDIT_KEY, HSM_ENV
 from tests.clock import FAKETIME, pinned_clock
 from tests.conftest import NewDatabase
 from tests.operators import confirm, login
+from tests.stores import behind_its_back
 
 POLICY = load_policy("default")
 
@@ -151,3 +152,9 @@ def test_pay_waive_refuse_and_the_days_report(new_db: NewDatabase, tmp_path: Pat
     assert "20 元（已收，收据号 SH-0001）" in pdf_text(reprinted)
     ok(sscard(db, "reprint", "2", "--out", str(reprinted), *confirm(db), session=clerk))
     assert "20 元（免收，批准人 sup2）" in pdf_text(tmp_path / "补打-2.pdf")
+
+    # a receipt's amount changed behind sscard's back: listed, exit status 1
+    behind_its_back(db, "UPDATE fee_settlements SET amount = 2 WHERE receipt_no = 'SH-0001'")
+    broken = sscard(db, "fees", "--day", "2026-11-25")
+    assert broken.returncode == 1, broken.stderr
+    assert "SSCARD-REQ-000001：已收 2 元，工本费 20 元" in broken.stdout
