@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from personalize.fee_report import fee_day_report, fee_day_report_pdf
 from personalize.fees import FeeError, Outcome, fee_settlement, pay_fee, waive_fee
@@ -319,7 +320,11 @@ def test_the_pdf_lists_the_sums_receipts_and_outstanding_fees(
     assert total.split() == ["合计", "2", "40", "1", "20", "2", "40"]
     png = tmp_path / "fees"
     subprocess.run(["pdftoppm", "-png", "-r", "50", str(pdf), str(png)], check=True)
-    assert (tmp_path / "fees-1.png").stat().st_size > 5000
+    with Image.open(tmp_path / "fees-1.png") as page:
+        assert abs(page.height / page.width - 297 / 210) < 0.01  # one A4 page
+        ink = page.convert("L").point(lambda v: 255 if v < 128 else 0)
+        assert ink.getbbox() is not None  # printed on, not blank
+        assert not (tmp_path / "fees-2.png").exists()
 
 
 def test_a_region_that_wants_the_fee_first_refuses_the_job_until_it_is_settled(
