@@ -68,6 +68,9 @@ class RegionPolicy:
     # a card past its printed validity stays usable if undamaged (上海: "过了有效期限的社保卡
     # 若无损坏仍可继续使用"); False: it must be replaced (换卡) and terminals refuse it
     usable_past_validity: bool = True
+    # a job may be submitted only for a request whose fee is paid or waived (docs/business-rules.md
+    # "Fees and receipts"); False: the fee may be collected when the card is collected (领卡时)
+    fee_settle_before_job: bool = False
 
     @property
     def zone(self) -> ZoneInfo:
@@ -238,6 +241,7 @@ def policy_from_dict(d: dict[str, Any], name: str) -> RegionPolicy:
             fee_reissue=int(d["fees"].get("reissue", 0)),
             service_phone=str(d.get("service_phone", "")),
             usable_past_validity=d.get("usable_past_validity", True),
+            fee_settle_before_job=d["fees"].get("settle_before_job", False),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PolicyError(f"policy {name!r} is incomplete or malformed: {exc}") from None
@@ -258,6 +262,10 @@ def policy_from_dict(d: dict[str, Any], name: str) -> RegionPolicy:
     if not isinstance(policy.usable_past_validity, bool):
         raise PolicyError(
             "usable_past_validity 须为 true 或 false (usable_past_validity is true or false)"
+        )
+    if not isinstance(policy.fee_settle_before_job, bool):
+        raise PolicyError(
+            "fees.settle_before_job 须为 true 或 false (fees.settle_before_job is true or false)"
         )
     if policy.card_validity_years < 1:
         raise PolicyError("card_validity_years is at least 1")

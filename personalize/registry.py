@@ -45,6 +45,8 @@ from personalize.database import (
     is_url,
     open_database,
 )
+from personalize.fee_store import AUDITED as FEE_AUDITED
+from personalize.fee_store import MIGRATION as FEE_MIGRATION
 from personalize.job_store import Job, JobStore, StepResult
 from personalize.lifecycle import (
     VALID_CARD_STATUSES,
@@ -536,6 +538,11 @@ AUDITED_COLUMNS["card_pin_marks"] = ("card_id", "initial_pin", "at")
 # The state tables made after the keyed audit, audited once the migration making them ran
 # (a registry at an older schema — a test stepping it back — has none of them yet).
 AUDITED_SINCE: dict[str, str] = {"card_pin_marks": INITIAL_PIN_MIGRATION}
+# Fee settlements (工本费 paid with a receipt or waived under dual control, issue 17;
+# personalize/fee_store.py, docs/business-rules.md "Fees and receipts"): audited state rows.
+MIGRATIONS.append(FEE_MIGRATION)
+AUDITED_COLUMNS["fee_settlements"] = FEE_AUDITED
+AUDITED_SINCE["fee_settlements"] = FEE_MIGRATION
 
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").

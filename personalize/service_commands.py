@@ -703,6 +703,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--persons", type=int, required=True, help="how many persons to add")
     common(p)
     p.set_defaults(func=cmd_registry_seed)
+    from personalize.fee_commands import add_registry_parsers  # uses this module's helpers
+
+    add_registry_parsers(reg)  # pay-fee, waive-fee, fees
 
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit_command", required=True

@@ -66,6 +66,10 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[ApiRole]] = {
         {ApiRole.COUNTER, ApiRole.CARD_CENTER, ApiRole.AUDITOR}
     ),
     ("GET", "/v1/reissue-requests/{request_id}/certificate"): frozenset({ApiRole.COUNTER}),
+    ("POST", "/v1/reissue-requests/{request_id}/fee-payment"): frozenset({ApiRole.COUNTER}),
+    ("GET", "/v1/fee-reports/{day}"): frozenset(
+        {ApiRole.COUNTER, ApiRole.CARD_CENTER, ApiRole.AUDITOR}
+    ),
     ("POST", "/v1/jobs"): frozenset({ApiRole.CARD_CENTER}),
     ("GET", "/v1/jobs/{job_id}"): frozenset(
         {ApiRole.CARD_CENTER, ApiRole.COUNTER, ApiRole.AUDITOR}

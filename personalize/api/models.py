@@ -198,7 +198,38 @@ class RequestOut(BaseModel):
     collect_on: str = Field(description="领卡日期")
     place: str = Field(description="领卡地点")
     fee: int = Field(description="工本费（元）")
+    fee_state: str = Field(description="工本费及其办理：已收（收据号）/ 免收 / 未收 / 免费")
     certificate: str = Field(description="领卡证明 PDF 的路径")
+
+
+class FeePaymentIn(Strict):
+    """工本费已收：收据号和实收金额。"""
+
+    receipt_no: str = Field(
+        pattern=r"^[0-9A-Za-z][0-9A-Za-z-]{0,39}$", description="收据号：1–40 位字母、数字或连字符"
+    )
+    amount: int = Field(ge=1, le=100000, description="实收金额（元），须等于申请的工本费")
+
+
+class SettlementOut(BaseModel):
+    """一笔工本费的办理：已收（收据号）或免收（原因、批准人）。"""
+
+    model_config = ConfigDict(extra="allow")
+    request_id: int = Field(description="申请编号")
+    request_no: str = Field(description="领卡证明编号")
+    outcome: str = Field(description="paid 已收 / waived 免收")
+    amount: int = Field(description="金额（元）")
+    receipt_no: str | None = Field(description="收据号（已收）")
+    at: str = Field(description="办理时间（地区当地时间）")
+
+
+class FeeReportOut(BaseModel):
+    """某日的工本费日报。"""
+
+    model_config = ConfigDict(extra="allow")
+    day: str = Field(description="地区当地日期")
+    reconciled: bool = Field(description="汇总与明细相符")
+    discrepancies: list[str] = Field(description="差异（逐条）")
 
 
 class JobOut(BaseModel):

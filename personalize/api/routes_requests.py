@@ -17,6 +17,7 @@ from personalize.api.models import COMMON, JobIn, JobOut, ReissueIn, RequestOut,
 from personalize.api.problems import ApiProblem
 from personalize.api.routes_cards import _agent, card_of
 from personalize.documents import collection_certificate, collection_certificate_bytes
+from personalize.fees import fee_settlement, fee_state
 from personalize.jobs import submit_job
 from personalize.registry import Registry, RegistryError, request_number
 from personalize.service_commands import _job_dict
@@ -46,6 +47,7 @@ def request_of(registry: Registry, request_id: int) -> dict[str, Any]:
         "collect_on": request.collect_on,
         "place": request.place,
         "fee": request.fee,
+        "fee_state": fee_state(request, fee_settlement(registry, request.id)),
         "certificate": f"/v1/reissue-requests/{request.id}/certificate",
     }
 

@@ -27,6 +27,7 @@ from personalize.api.access import ApiState
 from personalize.api.models import CARD_NUMBER
 from personalize.card_standing import standing
 from personalize.documents import collection_certificate, collection_certificate_bytes
+from personalize.fees import fee_settlement, fee_state
 from personalize.jobs import JobError, check_photo, submit_job
 from personalize.lifecycle import REQUEST_STATUS_LABELS, TRANSITIONS, RequestStatus
 from personalize.office import OfficeError, office_report_pdf
@@ -186,6 +187,7 @@ def _requests_view(registry: Registry, person_id: int) -> list[dict[str, Any]]:
     views = []
     for r in counter_store.requests_of_person(registry.db, person_id):
         agent = Agent.from_text(r.agent)
+        settled = fee_settlement(registry, r.id)
         views.append(
             {
                 "id": r.id,
@@ -198,6 +200,8 @@ def _requests_view(registry: Registry, person_id: int) -> list[dict[str, Any]]:
                 "collect_on": r.collect_on,
                 "place": r.place,
                 "fee": r.fee,
+                "fee_state": fee_state(r, settled),
+                "fee_open": r.fee > 0 and settled is None,
                 "agent": "" if agent is None else f"{agent.name} {mask_id(agent.id_number)}",
                 "job": r.job_id,
             }
@@ -223,6 +227,8 @@ def person_page(request: Request, user: User, person_id: int) -> Response:
         fee_reissue=registry.policy.fee_reissue,
         may_submit=user.may("job.submit"),
         may_reprint=user.may("document.reprint"),
+        may_pay=user.may("fee.pay"),
+        may_waive=user.may("fee.waive"),
     )
 
 

@@ -215,7 +215,7 @@ def test_the_counter_finds_reports_formalizes_reissues_and_prints(
         assert events(db, "document.view")[-1][:2] == (OPERATORS[Role.COUNTER], "SSCARD-REQ-000002")
 
         # 补打: a wrong password of the confirming supervisor refuses it; then it is printed
-        csrf = page.locator("#request-2 form input[name=csrf]").get_attribute("value")
+        csrf = page.locator("#request-2 .reprint input[name=csrf]").get_attribute("value")
         url = f"{base}/counter/requests/2/reprint"
         sup = OPERATORS[Role.SUPERVISOR]
         wrong = page.request.post(
