@@ -18,7 +18,7 @@ from personalize.api.problems import ApiProblem
 from personalize.api.routes_cards import _agent, card_of
 from personalize.documents import collection_certificate, collection_certificate_bytes
 from personalize.jobs import submit_job
-from personalize.registry import Registry, RegistryError, request_number
+from personalize.registry import Agent, Registry, RegistryError, request_number
 from personalize.service_commands import _job_dict
 from sscard.profile import load_profile
 
@@ -36,6 +36,7 @@ def request_of(registry: Registry, request_id: int) -> dict[str, Any]:
         raise ApiProblem(
             404, f"没有申请 {request_id} (no request {request_id})", slug="no-request"
         ) from None
+    agent = Agent.from_text(request.agent)
     return {
         "request": request.id,
         "request_no": request_number(request.id),
@@ -47,6 +48,7 @@ def request_of(registry: Registry, request_id: int) -> dict[str, Any]:
         "place": request.place,
         "fee": request.fee,
         "certificate": f"/v1/reissue-requests/{request.id}/certificate",
+        "agent": None if agent is None else agent.masked(),
     }
 
 
