@@ -16,9 +16,16 @@ from personalize.office import Office
 from personalize.registry import AGENT_DOCUMENTS, Agent
 from personalize.roles import ApiRole
 from sscard.profile import load_profile
-from tests.api_serve import serve_api
+from tests.api_serve import SERVER_OUTPUT, serve_api
 from tests.conftest import NewDatabase
-from tests.integration.api_fixture import POLICY, Api, api_world, card_number, prepare
+from tests.integration.api_fixture import (
+    POLICY,
+    Api,
+    api_world,
+    card_number,
+    open_registry,
+    prepare,
+)
 
 COUNTER = ApiRole.COUNTER
 AGENT = {"name": "李四", "id_number": "110105198001010016"}
@@ -96,21 +103,41 @@ def test_an_agents_reissue_and_replacement_and_their_certificates(api: Api, tmp_
         assert "代办人签字" in text and AGENT["id_number"] not in text
 
 
-def test_an_agent_refused_leaves_nothing_written(api: Api) -> None:
-    found, lost = card_number(2), card_number(3)
-    for number in (found, lost):
-        answer = api.post(COUNTER, "/v1/loss-reports", {"channel": "counter",
-                          "card_number": number})  # fmt: skip
-        assert answer.status_code == 201, answer.text
-    before = written(api)
-    answer = api.post(COUNTER, f"/v1/cards/{found}/unreport", {"evidence": "身份证原件",
-                      "agent": AGENT})  # fmt: skip
-    assert answer.status_code == 409 and "解挂须持卡人本人办理" in answer.json()["detail"]
+def test_an_agent_refused_leaves_nothing_written_and_no_id_in_the_log(new_db: NewDatabase) -> None:
+    """解挂 with an agent (409), an agent's wrong ID number (422), no documents named (422):
+    nothing written; the agent's ID number, right or wrong, is in no line ``sscard serve``
+    printed (nor their name) and in no audit event (the history keeps it masked)."""
+    db = new_db("api")
+    tokens = prepare(db)
     wrong = {**AGENT, "id_number": AGENT["id_number"][:-1] + "9"}  # its check character is 6
-    answer = api.post(COUNTER, f"/v1/cards/{lost}/formal-loss", {"evidence": "身份证原件",
-                      "agent": wrong})  # fmt: skip
-    assert answer.status_code == 422 and "代办人证件号码" in answer.json()["detail"]
-    answer = api.post(COUNTER, "/v1/reissue-requests", {"card_number": lost,
-                      "agent": {**AGENT, "documents": ""}})  # fmt: skip
-    assert answer.status_code == 422  # the documents shown must be named
-    assert written(api) == before
+    found, lost = card_number(2), card_number(3)
+    with serve_api(db) as base:
+        for api in api_world(base, db, tokens):
+            for number in (found, lost):
+                answer = api.post(COUNTER, "/v1/loss-reports", {"channel": "counter",
+                                  "card_number": number})  # fmt: skip
+                assert answer.status_code == 201, answer.text
+            before = written(api)
+            answer = api.post(COUNTER, f"/v1/cards/{found}/unreport",
+                              {"evidence": "身份证原件", "agent": AGENT})  # fmt: skip
+            assert answer.status_code == 409 and "解挂须持卡人本人办理" in answer.json()["detail"]
+            answer = api.post(COUNTER, f"/v1/cards/{lost}/formal-loss",
+                              {"evidence": "身份证原件", "agent": wrong})  # fmt: skip
+            assert answer.status_code == 422 and "代办人证件号码" in answer.json()["detail"]
+            assert wrong["id_number"] not in answer.text
+            answer = api.post(COUNTER, "/v1/reissue-requests", {"card_number": lost,
+                              "agent": {**AGENT, "documents": ""}})  # fmt: skip
+            assert answer.status_code == 422  # the documents shown must be named
+            assert written(api) == before
+            answer = api.post(COUNTER, f"/v1/cards/{lost}/formal-loss",
+                              {"evidence": "身份证原件", "agent": AGENT})  # fmt: skip
+            assert answer.status_code == 200, answer.text
+    registry = open_registry(db)
+    try:
+        details = " ".join(r[0] for r in registry.db.execute("SELECT details FROM audit_events"))
+    finally:
+        registry.close()
+    assert MASKED in details  # the formal loss's history: the agent, masked
+    assert AGENT["name"] not in SERVER_OUTPUT[base]
+    for number in (AGENT["id_number"], wrong["id_number"]):
+        assert number not in details and number not in SERVER_OUTPUT[base]
