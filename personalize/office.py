@@ -374,7 +374,7 @@ class Office:
         卡号 they typed. A reader fault, an empty reader or a card that is not the one named
         raises :class:`OfficeError` before anything is recorded. ``agent``: who brought the
         card for the holder (委托代办), checked before the card is read and recorded on the
-        replacement request a damage verdict opens (docs/business-rules.md "Agents")."""
+        replacement request a damage verdict opens (docs/business-rules.md "Agents (委托代办)")."""
         if agent is not None:
             agent.check()
         if card_number is not None and not card_number_valid(card_number):
