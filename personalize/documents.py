@@ -36,6 +36,7 @@ class CollectionCertificate:
     fee_state: str = ""  # the fee and its settlement (personalize.fees.fee_state): 已收/免收/未收
     agent_name: str = ""  # 代办人 (委托代办), empty when the holder applied in person
     agent_id: str = ""
+    agent_documents: str = ""  # what the agent showed (both ID cards and their copies)
     service_phone: str = ""
     reprinted_at: datetime | None = None  # local time of a 补打 (reprint)
 
@@ -66,6 +67,7 @@ def collection_certificate(
         fee_state=fee_state(request, fee_settlement(registry, request.id)),
         agent_name="" if agent is None else agent.name,
         agent_id="" if agent is None else agent.id_number,
+        agent_documents="" if agent is None else agent.documents,
         service_phone=policy.service_phone,
         reprinted_at=None if reprinted_at is None else policy.local_time(reprinted_at),
     )
@@ -118,6 +120,7 @@ def collection_certificate_bytes(cert: CollectionCertificate) -> bytes:
         ("领卡地点", cert.place),
         ("工本费", cert.fee_state),
         ("代办人", agent),
+        *([("代办所验证件", cert.agent_documents)] if cert.agent_documents else []),
         ("受理窗口", cert.counter or "—"),
         ("经办人", cert.operator),
     ]

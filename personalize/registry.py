@@ -608,33 +608,53 @@ def mask_id(ssn: str) -> str:
     return ssn[:6] + "*" * (len(ssn) - 10) + ssn[-4:]
 
 
+# What an agent shows (seed, line 18: "补卡时可委托他人办理，办理时需要出示委托人、被委托人的
+# 身份证原件及复印件"; 南京: "应出具委托人的有效证件和被委托人的有效证件"), recorded unless the
+# counter names other documents (e.g. 户口簿).
+AGENT_DOCUMENTS = "委托人、被委托人身份证原件及复印件"
+
+
 @dataclass(frozen=True)
 class Agent:
     """Someone applying on the holder's behalf (委托代办): both ID cards are shown and copied
-    (docs/business-rules.md "Agents")."""
+    (docs/business-rules.md "Agents (委托代办)"). ``documents``: what was shown, recorded on
+    the request and printed on the 领卡证明 ("" on requests recorded before it was kept)."""
 
     name: str
     id_number: str
+    documents: str = AGENT_DOCUMENTS
 
     def check(self) -> None:
-        """Both IDs are checked (docs/business-rules.md "Agents"): the agent's name given and
-        their ID number a valid GB 11643 number (``InvalidData`` naming the agent)."""
+        """Both IDs are checked (docs/business-rules.md "Agents (委托代办)"): the agent's name
+        given, their ID number a valid GB 11643 number and the documents shown named
+        (``InvalidData`` naming the agent)."""
         if not self.name.strip():
             raise InvalidData("代办人姓名不能为空 (the agent's name is empty)")
         try:
             validate_ssn(self.id_number)
         except InvalidData as exc:
             raise InvalidData(f"代办人证件号码：{exc}") from None
+        if not self.documents.strip():
+            raise InvalidData("须写明代办所验证件 (name the documents the agent showed)")
+
+    def masked(self) -> str:
+        """The agent as history, pages and answers show them: the ID number masked, and the
+        documents they showed."""
+        shown = f"（{self.documents}）" if self.documents else ""
+        return f"{self.name} {mask_id(self.id_number)}{shown}"
 
     def as_text(self) -> str:
-        return json.dumps({"name": self.name, "id_number": self.id_number}, ensure_ascii=False)
+        return json.dumps(
+            {"name": self.name, "id_number": self.id_number, "documents": self.documents},
+            ensure_ascii=False,
+        )
 
     @classmethod
     def from_text(cls, text: str | None) -> Agent | None:
         if not text:
             return None
         d = json.loads(text)
-        return cls(str(d["name"]), str(d["id_number"]))
+        return cls(str(d["name"]), str(d["id_number"]), str(d.get("documents", "")))
 
 
 def utc_now() -> datetime:
@@ -1205,7 +1225,7 @@ class Registry:
                 "(the card changed meanwhile; look it up again)"
             )
         if agent is not None:
-            evidence = f"{evidence or ''} 代办人 agent {agent.name} {mask_id(agent.id_number)}"
+            evidence = f"{evidence or ''} 代办人 agent {agent.masked()}"
             evidence = evidence.strip()
         self._history(card.id, card.card_number, card.status, target, operator, reason, evidence)
         if self._outbox_ready:

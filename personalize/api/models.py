@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from personalize.api.problems import PROBLEM_JSON, TITLES, Problem
 from personalize.lifecycle import CardStatus
+from personalize.registry import AGENT_DOCUMENTS
 
 CARD_NUMBER = r"^[0-9A-Z]{8}[0-9X]$"
 ID_NUMBER = r"^[0-9]{17}[0-9X]$"
@@ -57,6 +58,7 @@ class AgentIn(Strict):
 
     name: Text = Field(description="代办人姓名")
     id_number: IdNumber = Field(description="代办人证件号码")
+    documents: Text = Field(default=AGENT_DOCUMENTS, description="代办所验证件")
 
 
 class Evidence(Strict):
@@ -200,6 +202,9 @@ class RequestOut(BaseModel):
     fee: int = Field(description="工本费（元）")
     fee_state: str = Field(description="工本费及其办理：已收（收据号）/ 免收 / 未收 / 免费")
     certificate: str = Field(description="领卡证明 PDF 的路径")
+    agent: str | None = Field(
+        default=None, description="代办人（姓名和脱敏证件号码）及所验证件；本人办理时为空"
+    )
 
 
 class FeePaymentIn(Strict):

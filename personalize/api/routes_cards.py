@@ -105,7 +105,7 @@ def status_of(registry: Registry, card: Card) -> dict[str, Any]:
 
 
 def _agent(agent: Any) -> Agent | None:
-    return None if agent is None else Agent(agent.name, agent.id_number)
+    return None if agent is None else Agent(agent.name, agent.id_number, agent.documents)
 
 
 # ------------------------------------------------------------------ loss reports

@@ -19,7 +19,7 @@ from personalize.api.routes_cards import _agent, card_of
 from personalize.documents import collection_certificate, collection_certificate_bytes
 from personalize.fees import fee_settlement, fee_state
 from personalize.jobs import submit_job
-from personalize.registry import Registry, RegistryError, request_number
+from personalize.registry import Agent, Registry, RegistryError, request_number
 from personalize.service_commands import _job_dict
 from sscard.profile import load_profile
 
@@ -37,6 +37,7 @@ def request_of(registry: Registry, request_id: int) -> dict[str, Any]:
         raise ApiProblem(
             404, f"没有申请 {request_id} (no request {request_id})", slug="no-request"
         ) from None
+    agent = Agent.from_text(request.agent)
     return {
         "request": request.id,
         "request_no": request_number(request.id),
@@ -49,6 +50,7 @@ def request_of(registry: Registry, request_id: int) -> dict[str, Any]:
         "fee": request.fee,
         "fee_state": fee_state(request, fee_settlement(registry, request.id)),
         "certificate": f"/v1/reissue-requests/{request.id}/certificate",
+        "agent": None if agent is None else agent.masked(),
     }
 
 

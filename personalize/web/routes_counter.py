@@ -33,6 +33,7 @@ from personalize.lifecycle import REQUEST_STATUS_LABELS, TRANSITIONS, RequestSta
 from personalize.office import OfficeError, office_report_pdf
 from personalize.operators import OperatorError, authenticate, confirm
 from personalize.registry import (
+    AGENT_DOCUMENTS,
     STATUS_NAMES,
     Agent,
     Card,
@@ -202,7 +203,7 @@ def _requests_view(registry: Registry, person_id: int) -> list[dict[str, Any]]:
                 "fee": r.fee,
                 "fee_state": fee_state(r, settled),
                 "fee_open": r.fee > 0 and settled is None,
-                "agent": "" if agent is None else f"{agent.name} {mask_id(agent.id_number)}",
+                "agent": "" if agent is None else agent.masked(),
                 "job": r.job_id,
             }
         )
@@ -225,6 +226,7 @@ def person_page(request: Request, user: User, person_id: int) -> Response:
         cards=[_card_view(registry, c) for c in registry.cards_of(person.id)],
         requests=_requests_view(registry, person.id),
         fee_reissue=registry.policy.fee_reissue,
+        agent_documents=AGENT_DOCUMENTS,
         may_submit=user.may("job.submit"),
         may_reprint=user.may("document.reprint"),
         may_pay=user.may("fee.pay"),
@@ -243,14 +245,16 @@ def _back_to_holder(state: ApiState, card_number: str) -> str:
         return "/counter"
 
 
-def _agent(name: str, id_number: str) -> Agent | None:
-    """The agent (委托代办) of a form: both fields, or neither (as the CLI's --agent-*)."""
+def _agent(name: str, id_number: str, documents: str) -> Agent | None:
+    """The agent (委托代办) of a form: both fields, or neither (as the CLI's --agent-*), with
+    the documents they showed (every card form has the fields: whether an agent may do it
+    is the transition table's)."""
     name, id_number = normalize(name), normalize(id_number).upper()
     if not name and not id_number:
         return None
     if not (name and id_number):
         raise ValueError("代办须同时填写代办人姓名和证件号码 (an agent needs name and ID)")
-    return Agent(name, id_number)
+    return Agent(name, id_number, normalize(documents))
 
 
 def _card_form(
@@ -289,6 +293,7 @@ def formal_loss(
     evidence: Text,
     agent_name: Maybe = "",
     agent_id: Maybe = "",
+    agent_documents: Maybe = AGENT_DOCUMENTS,
 ) -> Response:
     return _card_form(
         request,
@@ -298,19 +303,34 @@ def formal_loss(
             card_number,
             operator=user.name,
             evidence=normalize(evidence),
-            agent=_agent(agent_name, agent_id),
+            agent=_agent(agent_name, agent_id, agent_documents),
         ),
         "已正式挂失",
     )
 
 
 @router.post("/cards/{card_number}/unreport")
-def unreport(request: Request, user: User, card_number: str, evidence: Text) -> Response:
+def unreport(
+    request: Request,
+    user: User,
+    card_number: str,
+    evidence: Text,
+    agent_name: Maybe = "",
+    agent_id: Maybe = "",
+    agent_documents: Maybe = AGENT_DOCUMENTS,
+) -> Response:
+    """解挂: the holder in person — an agent named on the form is refused by the transition
+    table (``Registry.unreport``), nothing written."""
     return _card_form(
         request,
         user,
         card_number,
-        lambda r: r.unreport(card_number, operator=user.name, evidence=normalize(evidence)),
+        lambda r: r.unreport(
+            card_number,
+            operator=user.name,
+            evidence=normalize(evidence),
+            agent=_agent(agent_name, agent_id, agent_documents),
+        ),
         "已解挂",
     )
 
@@ -323,6 +343,7 @@ def reissue(
     counter: Maybe = "",
     agent_name: Maybe = "",
     agent_id: Maybe = "",
+    agent_documents: Maybe = AGENT_DOCUMENTS,
 ) -> Response:
     """补卡申请 (``Registry.request_reissue``: the policy's fee recorded on the request)."""
     state = console_state(request)
@@ -332,7 +353,7 @@ def reissue(
             card_number,
             operator=user.name,
             counter=normalize(counter),
-            agent=_agent(agent_name, agent_id),
+            agent=_agent(agent_name, agent_id, agent_documents),
         )
         return (
             f"补卡申请 {request_number(made.id)} 已受理；领卡日期 {made.collect_on}；"
