@@ -32,6 +32,9 @@ from personalize.auditlog import (
     Verification,
     event_mac,
 )
+from personalize.balance_store import AUDITED as BALANCE_AUDITED
+from personalize.balance_store import MIGRATION as BALANCE_MIGRATION
+from personalize.balance_store import BalanceStore
 from personalize.database import (
     BusyError,
     Database,
@@ -56,6 +59,7 @@ from personalize.lifecycle import (
     TransitionRefused,
     lookup,
 )
+from personalize.medical_balance import BalanceTransfer, TransferStatus, fen_of_yuan, yuan_text
 from personalize.outbox_store import MIGRATION as OUTBOX_MIGRATION
 from personalize.outbox_store import OutboxStore
 from personalize.policy import RegionPolicy
@@ -536,6 +540,13 @@ AUDITED_COLUMNS["card_pin_marks"] = ("card_id", "initial_pin", "at")
 # The state tables made after the keyed audit, audited once the migration making them ran
 # (a registry at an older schema — a test stepping it back — has none of them yet).
 AUDITED_SINCE: dict[str, str] = {"card_pin_marks": INITIAL_PIN_MIGRATION}
+# The medical-account balance carried from a replaced card to its new card (issue 17;
+# docs/business-rules.md "The medical-account balance", 莱西: "新卡激活以后,原卡将自动废止,
+# 医疗保险个人帐户金有余额的,自动转入"): one row per request, written by the business
+# system's report and by the activation's transaction (personalize/balance_store.py), audited.
+MIGRATIONS.append(BALANCE_MIGRATION)
+AUDITED_COLUMNS["balance_transfers"] = BALANCE_AUDITED
+AUDITED_SINCE["balance_transfers"] = BALANCE_MIGRATION
 
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
@@ -742,6 +753,7 @@ class Registry:
         self.jobs = JobStore(self.db)  # the jobs repository on the same connection
         self.outbox = OutboxStore(self.db)  # the outbox (回盘) on the same connection
         self.stock = StockStore(self.db)  # the card stock ledger (库存) on the same connection
+        self.balances = BalanceStore(self.db)  # medical-account balance transfers
         self._migrate()
         self._watch_rows()
         # the outbox is written once its migration is applied: always, after ``_migrate``,
@@ -1385,6 +1397,141 @@ class Registry:
         known."""
         return card_validity(self.policy, card.issued_on, self.policy.local_date(self.clock()))
 
+    # ----------------------------------------------------------------- medical-account balance
+
+    def unfinished_request(self, old_card_id: int) -> ReissueRequest | None:
+        """The card's reissue/replacement request not yet done (open or in a job), if any
+        (at most one: ``one_unfinished_request_per_card``)."""
+        row: Row | None = self.db.execute(
+            "SELECT * FROM reissue_requests WHERE old_card_id = ? AND status IN (?, ?)",
+            (old_card_id, RequestStatus.OPEN.value, RequestStatus.IN_JOB.value),
+        ).fetchone()
+        return None if row is None else request_of(row)
+
+    def balance_transfers(self, card: Card) -> list[BalanceTransfer]:
+        """The medical-account balance transfers out of ``card`` and into it."""
+        return self.balances.of_card(card.id)
+
+    def report_balance(
+        self,
+        card_number: str,
+        amount: str,
+        *,
+        as_of: datetime,
+        reference: str | None,
+        operator: str,
+    ) -> BalanceTransfer:
+        """The business system's report of the medical-account balance (医保个人账户余额) of
+        ``card_number``, a card being reissued or replaced (docs/business-rules.md "The
+        medical-account balance"): ``amount`` in yuan (``medical_balance.fen_of_yuan``,
+        under the policy's ceiling), read at ``as_of`` (not after now). Before the new card is
+        active it is kept (a later report replaces it, audited ``balance.report`` with what
+        it replaces) for the activation to transfer; after an activation that left the
+        transfer pending it completes the transfer (``balance.transfer``). Anything else —
+        an unknown card, a card not awaiting a new card, a transfer already made — is a
+        ``RegistryError``; bad data ``InvalidData``: nothing is written."""
+        fen = fen_of_yuan(amount, maximum=self.policy.balance_max_fen)
+        if as_of.tzinfo is None:
+            raise InvalidData("余额时点须带时区 (the balance's as-of time carries its offset)")
+        if as_of > self.clock():
+            raise InvalidData("余额时点晚于当前时间 (the balance's as-of time is in the future)")
+        read_at, now = _iso(as_of), _iso(self.clock())
+        with self.transaction():
+            card = self.card_for_update(card_number)
+            request = self.unfinished_request(card.id)
+            if request is not None:
+                before = self.balances.of_request(request.id)
+                self.balances.report(
+                    request.id, card.id, fen, as_of=read_at, reference=reference, at=now,
+                    by=operator,
+                )  # fmt: skip
+                self.audit(
+                    operator,
+                    "balance.report",
+                    card_number,
+                    {
+                        "request": request.id,
+                        "amount": yuan_text(fen),
+                        "amount_fen": fen,
+                        "as_of": read_at,
+                        "reference": reference,
+                        "replaces": None if before is None else before.amount_fen,
+                    },
+                )
+                return self._transfer_of(request.id)
+            pending = next(
+                (t for t in self.balances.of_card(card.id)
+                 if t.old_card_id == card.id and t.status == TransferStatus.PENDING),
+                None,
+            )  # fmt: skip
+            if pending is None:
+                raise RegistryError(
+                    f"卡号 {card_number} 没有待换发的新卡，也没有待转入的余额，不受理余额报送 "
+                    "(the card awaits no reissue or replacement and no pending balance "
+                    "transfer)"
+                )
+            assert pending.new_card_id is not None  # a pending transfer has its new card
+            self.balances.complete(
+                pending.request_id, fen, as_of=read_at, reference=reference, at=now, by=operator
+            )
+            self._audit_transfer(
+                operator, card, self.card_by_id(pending.new_card_id), pending.request_id
+            )
+            return self._transfer_of(pending.request_id)
+
+    def _transfer_of(self, request_id: int) -> BalanceTransfer:
+        transfer = self.balances.of_request(request_id)
+        assert transfer is not None  # written in this transaction
+        return transfer
+
+    def _carry_balance(
+        self, request_id: int, old: Card, new: Card, operator: str
+    ) -> dict[str, Any]:
+        """In the activation's transaction: the old card's reported balance recorded as moved
+        to the new card, or — none reported — the transfer left pending (a policy that
+        requires the report refused the activation before). The transfer's own audit event;
+        returns what the activation's event says of it."""
+        transfer = self.balances.of_request(request_id)
+        if transfer is None:
+            self.balances.leave_pending(request_id, old.id, new.id)
+        else:
+            self.balances.transfer(request_id, new.id, at=_iso(self.clock()))
+        return self._audit_transfer(operator, old, new, request_id)
+
+    def _audit_transfer(
+        self, operator: str, old: Card, new: Card, request_id: int
+    ) -> dict[str, Any]:
+        """The transfer's audit event ``balance.transfer`` (made) or ``balance.pending``
+        (awaiting the report), under the old card's number; returns its details."""
+        transfer = self._transfer_of(request_id)
+        details = {
+            "request": request_id,
+            "from_card": old.card_number,
+            "to_card": new.card_number,
+            "status": str(transfer.status),
+            "amount": None if transfer.amount_fen is None else yuan_text(transfer.amount_fen),
+            "amount_fen": transfer.amount_fen,
+            "as_of": transfer.as_of,
+            "reference": transfer.reference,
+        }
+        action = (
+            "balance.pending" if transfer.status == TransferStatus.PENDING else "balance.transfer"
+        )
+        self.audit(operator, action, old.card_number, details)
+        return details
+
+    def _check_balance_reported(self, request_id: int, old: Card) -> None:
+        """A region whose policy requires the balance before activation refuses it until the
+        business system reported the old card's balance."""
+        if not self.policy.balance_required_before_activation:
+            return
+        if self.balances.of_request(request_id) is None:
+            raise RegistryError(
+                f"拒绝启用：原卡 {old.card_number} 的医保个人账户余额尚未由业务系统报送，"
+                "本地区须先报余额再启用新卡 (refusing to activate: the region requires the old "
+                "card's medical-account balance reported first)"
+            )
+
     def request_reissue(
         self,
         card_number: str,
@@ -1626,6 +1773,7 @@ class Registry:
             self._activation_evidence(job, new)
             old = self.card_by_id(job.old_card_id)
             self.rule("card", new.status, "activate")
+            self._check_balance_reported(job.request_id, old)
             self._transition(old, "retire", operator, "新卡启用，旧卡注销", f"job {job_id}")
             self.db.execute(
                 "INSERT INTO blacklist (card_number, sn, card_id, reason, at)"
@@ -1639,6 +1787,7 @@ class Registry:
                 (self._chip_issue_date(job, new), new.id),
             )
             self._set_initial_pin(new.id, True)
+            balance = self._carry_balance(job.request_id, old, new, operator)
             self._move_request(job.request_id, "complete", operator, job=job_id)
             self.audit(
                 operator,
@@ -1649,6 +1798,7 @@ class Registry:
                     "old_card": old.card_number,
                     "blacklisted": True,
                     "initial_pin": True,
+                    "balance": balance,
                 },
             )
             if job.station is not None:  # a fenced job always has its station
