@@ -12,11 +12,15 @@ console) is :func:`transfer_view`, one piece of code for all three.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sscard.errors import InvalidData
+
+if TYPE_CHECKING:
+    from personalize.registry import Registry
 
 # yuan: no sign, no leading zero (but a lone 0), at most two decimals, no exponent, no spaces
 YUAN = re.compile(r"(0|[1-9][0-9]*)(\.([0-9]{1,2}))?")
@@ -94,25 +98,28 @@ class BalanceTransfer:
 
 
 NO_TRANSFER = "无：未报余额，新卡未启用 (none: no balance reported, no new card activated)"
+Local = Callable[[str | None], str | None]  # a stored UTC instant as the reader's local time
 
 
 def transfer_view(
-    transfer: BalanceTransfer | None, old_card: str | None, new_card: str | None
+    registry: Registry, transfer: BalanceTransfer | None, local: Local
 ) -> dict[str, Any]:
     """What ``registry show``, the API and the console say of a transfer: its status and
-    label, the amount in yuan (text, exact) and fen, from which card to which, when."""
+    label, the amount in yuan (text, exact) and fen, from which card to which, and when
+    (``local``: as the caller shows instants)."""
     if transfer is None:
         return {"status": None, "status_name": NO_TRANSFER}
+    new = None if transfer.new_card_id is None else registry.card_by_id(transfer.new_card_id)
     return {
         "status": str(transfer.status),
         "status_name": transfer.status.label,
         "amount": None if transfer.amount_fen is None else yuan_text(transfer.amount_fen),
         "amount_fen": transfer.amount_fen,
-        "from_card": old_card,
-        "to_card": new_card,
-        "as_of": transfer.as_of,
+        "from_card": registry.card_by_id(transfer.old_card_id).card_number,
+        "to_card": None if new is None else new.card_number,
+        "as_of": local(transfer.as_of),
         "reference": transfer.reference,
-        "reported_at": transfer.reported_at,
-        "transferred_at": transfer.transferred_at,
+        "reported_at": local(transfer.reported_at),
+        "transferred_at": local(transfer.transferred_at),
         "request": transfer.request_id,
     }

@@ -15,9 +15,10 @@ from fastapi.responses import Response
 from personalize.api.access import CallOf, IdempotencyKey, bearer
 from personalize.api.models import COMMON, JobIn, JobOut, ReissueIn, RequestOut, problems
 from personalize.api.problems import ApiProblem
-from personalize.api.routes_cards import _agent, card_of
+from personalize.api.routes_cards import _agent, _local, card_of
 from personalize.documents import collection_certificate, collection_certificate_bytes
 from personalize.jobs import submit_job
+from personalize.medical_balance import transfer_view
 from personalize.registry import Registry, RegistryError, request_number
 from personalize.service_commands import _job_dict
 from sscard.profile import load_profile
@@ -47,6 +48,9 @@ def request_of(registry: Registry, request_id: int) -> dict[str, Any]:
         "place": request.place,
         "fee": request.fee,
         "certificate": f"/v1/reissue-requests/{request.id}/certificate",
+        "medical_balance": transfer_view(
+            registry, registry.balances.of_request(request.id), lambda at: _local(registry, at)
+        ),
     }
 
 
