@@ -68,12 +68,12 @@ def fed_job(registry: Registry) -> tuple[int, int]:
     registry.formalize_loss(number, operator="op", evidence="ID")
     request = registry.request_reissue(number, operator="op")
     old = registry.card(number)
+    now = registry.clock().isoformat()
     with registry.transaction() as db:
         db.execute(
             "INSERT INTO jobs (request_id, person_id, old_card_id, holder, status,"
-            " operator, created_at, updated_at) VALUES (?, ?, ?, '{}', 'queued', 'op',"
-            " 'now', 'now')",
-            (request.id, old.person_id, old.id),
+            " operator, created_at, updated_at) VALUES (?, ?, ?, '{}', 'queued', 'op', ?, ?)",
+            (request.id, old.person_id, old.id, now, now),
         )
         db.execute("INSERT INTO job_photos (job_id, photo) VALUES (1, ?)", (b"\x00",))
         db.execute("UPDATE reissue_requests SET status = 'in_job', job_id = 1")
@@ -86,10 +86,11 @@ def fed_job(registry: Registry) -> tuple[int, int]:
 
 def record_steps(registry: Registry, *names: str, result: str = "ok") -> None:
     """Job 1's steps recorded for ``FED_SN``, as a station records them."""
+    now = registry.clock().isoformat()
     with registry.transaction() as db:
         for name in names:
             db.execute(
                 "INSERT INTO job_steps (job_id, step, result, sn, at, details)"
-                " VALUES (1, ?, ?, ?, 'now', ?)",
-                (name, result, FED_SN, step_details(name)),
+                " VALUES (1, ?, ?, ?, ?, ?)",
+                (name, result, FED_SN, now, step_details(name)),
             )

@@ -28,6 +28,7 @@ from personalize.api.models import CARD_NUMBER
 from personalize.documents import collection_certificate, collection_certificate_bytes
 from personalize.jobs import JobError, check_photo, submit_job
 from personalize.lifecycle import REQUEST_STATUS_LABELS, TRANSITIONS, RequestStatus
+from personalize.medical_balance import transfer_view
 from personalize.office import OfficeError, office_report_pdf
 from personalize.operators import OperatorError, authenticate, confirm
 from personalize.registry import (
@@ -194,6 +195,11 @@ def _requests_view(registry: Registry, person_id: int) -> list[dict[str, Any]]:
                 "fee": r.fee,
                 "agent": "" if agent is None else f"{agent.name} {mask_id(agent.id_number)}",
                 "job": r.job_id,
+                "balance": transfer_view(
+                    registry,
+                    registry.balances.of_request(r.id),
+                    lambda at: _local(registry, at),
+                ),
             }
         )
     return views
