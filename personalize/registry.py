@@ -1426,8 +1426,10 @@ class Registry:
         medical-account balance"): ``amount`` in yuan (``medical_balance.fen_of_yuan``,
         under the policy's ceiling), read at ``as_of`` (not after now). Before the new card is
         active it is kept (a later report replaces it, audited ``balance.report`` with what
-        it replaces) for the activation to transfer; after an activation that left the
-        transfer pending it completes the transfer (``balance.transfer``). Anything else —
+        it replaces; a balance read before the kept one's time is refused — a delayed
+        message never overwrites a newer balance) for the activation to transfer; after an
+        activation that left the transfer pending it completes the transfer
+        (``balance.transfer``). Anything else —
         an unknown card, a card not awaiting a new card, a transfer already made — is a
         ``RegistryError``; bad data ``InvalidData``: nothing is written."""
         fen = fen_of_yuan(amount, maximum=self.policy.balance_max_fen)
@@ -1441,6 +1443,11 @@ class Registry:
             request = self.unfinished_request(card.id)
             if request is not None:
                 before = self.balances.of_request(request.id)
+                if before is not None and before.as_of is not None and read_at < before.as_of:
+                    raise RegistryError(
+                        f"余额时点 {read_at} 早于已报送余额的时点 {before.as_of}，不予替换 "
+                        "(a balance read before the one already reported does not replace it)"
+                    )
                 self.balances.report(
                     request.id, card.id, fen, as_of=read_at, reference=reference, at=now,
                     by=operator,

@@ -145,6 +145,9 @@ def test_a_reported_balance_moves_to_the_new_card_in_the_activation(
     old = old_card(registry, job_id)
     report(registry, old, "100.00", reference="YB-1")
     report(registry, old, "0.29", reference="YB-2")  # a later report replaces the first
+    stale = pinned_clock() - timedelta(hours=2)  # read before the kept one: never replaces it
+    with pytest.raises(RegistryError, match="早于已报送余额的时点"):
+        report(registry, old, "50.00", as_of=stale, reference="YB-0")
     transfer = registry.balances.of_request(registry.job(job_id).request_id)
     assert transfer is not None and transfer.status == TransferStatus.REPORTED
     assert (transfer.amount_fen, transfer.reference, transfer.new_card_id) == (29, "YB-2", None)
