@@ -90,6 +90,14 @@ class BalanceStore:
         )
         return [_transfer(r) for r in rows]
 
+    def pending_from(self, old_card_id: int) -> BalanceTransfer | None:
+        """The transfer out of the card that its new card's activation left pending."""
+        row = self.db.execute(
+            f"SELECT {_COLUMNS} FROM balance_transfers WHERE old_card_id = ? AND status = ?",
+            (old_card_id, str(TransferStatus.PENDING)),
+        ).fetchone()
+        return None if row is None else _transfer(row)
+
     def report(
         self,
         request_id: int,

@@ -1425,11 +1425,8 @@ class Registry:
         ``card_number``, a card being reissued or replaced (docs/business-rules.md "The
         medical-account balance"): ``amount`` in yuan (``medical_balance.fen_of_yuan``,
         under the policy's ceiling), read at ``as_of`` (not after now). Before the new card is
-        active it is kept (a later report replaces it, audited ``balance.report`` with what
-        it replaces; a balance read before the kept one's time is refused — a delayed
-        message never overwrites a newer balance) for the activation to transfer; after an
-        activation that left the transfer pending it completes the transfer
-        (``balance.transfer``). Anything else —
+        active it is kept for the activation to transfer (``_keep_report``); after an
+        activation that left the transfer pending it completes the transfer. Anything else —
         an unknown card, a card not awaiting a new card, a transfer already made — is a
         ``RegistryError``; bad data ``InvalidData``: nothing is written."""
         fen = fen_of_yuan(amount, maximum=self.policy.balance_max_fen)
@@ -1437,54 +1434,63 @@ class Registry:
             raise InvalidData("余额时点须带时区 (the balance's as-of time carries its offset)")
         if as_of > self.clock():
             raise InvalidData("余额时点晚于当前时间 (the balance's as-of time is in the future)")
-        read_at, now = _iso(as_of), _iso(self.clock())
         with self.transaction():
             card = self.card_for_update(card_number)
             request = self.unfinished_request(card.id)
             if request is not None:
-                before = self.balances.of_request(request.id)
-                if before is not None and before.as_of is not None and read_at < before.as_of:
-                    raise RegistryError(
-                        f"余额时点 {read_at} 早于已报送余额的时点 {before.as_of}，不予替换 "
-                        "(a balance read before the one already reported does not replace it)"
-                    )
-                self.balances.report(
-                    request.id, card.id, fen, as_of=read_at, reference=reference, at=now,
-                    by=operator,
-                )  # fmt: skip
-                self.audit(
-                    operator,
-                    "balance.report",
-                    card_number,
-                    {
-                        "request": request.id,
-                        "amount": yuan_text(fen),
-                        "amount_fen": fen,
-                        "as_of": read_at,
-                        "reference": reference,
-                        "replaces": None if before is None else before.amount_fen,
-                    },
-                )
-                return self._transfer_of(request.id)
-            pending = next(
-                (t for t in self.balances.of_card(card.id)
-                 if t.old_card_id == card.id and t.status == TransferStatus.PENDING),
-                None,
-            )  # fmt: skip
-            if pending is None:
+                return self._keep_report(request.id, card, fen, _iso(as_of), reference, operator)
+            pending = self.balances.pending_from(card.id)
+            if pending is None or pending.new_card_id is None:
                 raise RegistryError(
                     f"卡号 {card_number} 没有待换发的新卡，也没有待转入的余额，不受理余额报送 "
                     "(the card awaits no reissue or replacement and no pending balance "
                     "transfer)"
                 )
-            assert pending.new_card_id is not None  # a pending transfer has its new card
             self.balances.complete(
-                pending.request_id, fen, as_of=read_at, reference=reference, at=now, by=operator
-            )
-            self._audit_transfer(
-                operator, card, self.card_by_id(pending.new_card_id), pending.request_id
-            )
+                pending.request_id, fen, as_of=_iso(as_of), reference=reference,
+                at=_iso(self.clock()), by=operator,
+            )  # fmt: skip
+            new = self.card_by_id(pending.new_card_id)
+            self._audit_transfer(operator, card, new, pending.request_id)
             return self._transfer_of(pending.request_id)
+
+    def _keep_report(
+        self,
+        request_id: int,
+        card: Card,
+        fen: int,
+        read_at: str,
+        reference: str | None,
+        operator: str,
+    ) -> BalanceTransfer:
+        """The report of a card awaiting its new card, kept for the activation: a later
+        report replaces the earlier one (``balance.report`` names the amount it replaces),
+        one read before the kept one's time is refused — a delayed message never overwrites
+        a newer balance."""
+        before = self.balances.of_request(request_id)
+        if before is not None and before.as_of is not None and read_at < before.as_of:
+            raise RegistryError(
+                f"余额时点 {read_at} 早于已报送余额的时点 {before.as_of}，不予替换 "
+                "(a balance read before the one already reported does not replace it)"
+            )
+        self.balances.report(
+            request_id, card.id, fen, as_of=read_at, reference=reference,
+            at=_iso(self.clock()), by=operator,
+        )  # fmt: skip
+        self.audit(
+            operator,
+            "balance.report",
+            card.card_number,
+            {
+                "request": request_id,
+                "amount": yuan_text(fen),
+                "amount_fen": fen,
+                "as_of": read_at,
+                "reference": reference,
+                "replaces": None if before is None else before.amount_fen,
+            },
+        )
+        return self._transfer_of(request_id)
 
     def _transfer_of(self, request_id: int) -> BalanceTransfer:
         transfer = self.balances.of_request(request_id)
