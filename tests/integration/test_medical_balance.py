@@ -87,12 +87,14 @@ def strict_policy(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture(params=["default", "strict"])
+@pytest.fixture
 def world(request: pytest.FixtureRequest, tmp_path: Path, new_db: NewDatabase) -> Iterator[World]:
     """A holder whose lost card has a reissue job submitted, a simulated station to run it,
-    under the default policy or a strict one; one more holder with a valid card."""
+    under the default policy or (indirect parameter ``"strict"``) a strict one; one more
+    holder with a valid card."""
     db = new_db("registry")
-    policy = POLICY_DIR / "default.toml" if request.param == "default" else strict_policy(tmp_path)
+    strict = getattr(request, "param", "default") == "strict"
+    policy = strict_policy(tmp_path) if strict else POLICY_DIR / "default.toml"
     with SimulatedStation(
         tmp_path / "station", PROFILE, POLICY.region_code, cards=2, registry=db, policy=str(policy)
     ) as sim:
@@ -151,6 +153,14 @@ def shown(world: World, card: str) -> list[dict[str, Any]]:
     return balance
 
 
+def status_of(world: World, card: str) -> str:
+    registry = open_registry(world.db)
+    try:
+        return registry.card(card).status
+    finally:
+        registry.close()
+
+
 def transfers(world: World) -> list[tuple[object, ...]]:
     registry = open_registry(world.db)
     try:
@@ -171,7 +181,6 @@ def balance_events(world: World) -> list[tuple[str, str, dict[str, Any]]]:
         registry.close()
 
 
-@pytest.mark.parametrize("world", ["default"], indirect=True)
 def test_the_reported_balance_moves_to_the_new_card_at_its_activation(
     world: World, api: BusinessSystem
 ) -> None:
@@ -218,23 +227,14 @@ def test_the_reported_balance_moves_to_the_new_card_at_its_activation(
     assert broken.returncode == 1 and "balance_transfers/1" in broken.stdout, broken.stdout
 
 
-def test_without_a_report_the_policy_decides_pending_or_refused(
+def test_without_a_report_the_activation_leaves_the_transfer_pending(
     world: World, api: BusinessSystem
 ) -> None:
     run = world.run_job()
-    if world.policy.name == "strict.toml":  # refused: the made card waits, not activated
-        assert run.returncode != 0 and "医保个人账户余额尚未由业务系统报送" in run.stderr
-        assert world.new_card() is not None and transfers(world) == []
-        assert shown(world, world.old) == []
-        assert api.report(world.old, "0.10").status_code == 200
-        rerun = world.run_job()  # sscard job run resumes the paused job at its activation
-        assert rerun.returncode == 0, rerun.stderr
-        (moved,) = shown(world, world.old)
-        assert (moved["status"], moved["amount_fen"]) == ("transferred", 10)
-        return
     assert run.returncode == 0, run.stderr
     new = world.new_card()
-    (pending,) = shown(world, new or "")
+    assert new is not None
+    (pending,) = shown(world, new)
     assert (pending["status"], pending["amount"]) == ("pending", None)
     assert "待报" in sscard("registry", "show", world.old, "--db", world.db).stdout
     late = api.report(world.old, "0.29")
@@ -246,7 +246,25 @@ def test_without_a_report_the_policy_decides_pending_or_refused(
     assert sscard("audit", "verify", "--db", world.db).returncode == 0
 
 
-@pytest.mark.parametrize("world", ["default"], indirect=True)
+@pytest.mark.parametrize("world", ["strict"], indirect=True)
+def test_a_strict_region_refuses_activation_until_the_balance_is_reported(
+    world: World, api: BusinessSystem
+) -> None:
+    run = world.run_job()  # refused: the card is made, its job pauses at activate
+    assert run.returncode != 0 and "医保个人账户余额尚未由业务系统报送" in run.stderr
+    new = world.new_card()
+    assert new is not None and transfers(world) == []
+    assert status_of(world, new) == "personalizing" and status_of(world, world.old) != "void"
+    assert shown(world, world.old) == []
+    assert api.report(world.old, "0.10").status_code == 200
+    rerun = world.run_job()  # sscard job run resumes the paused job at its activation
+    assert rerun.returncode == 0, rerun.stderr
+    (moved,) = shown(world, world.old)
+    assert (moved["status"], moved["amount_fen"], moved["to_card"]) == ("transferred", 10, new)
+    assert status_of(world, new) == "active" and status_of(world, world.old) == "void"
+    assert sscard("audit", "verify", "--db", world.db).returncode == 0
+
+
 def test_bad_reports_are_refused_and_write_nothing(world: World, api: BusinessSystem) -> None:
     before = transfers(world)
     refusals: list[tuple[str, Any, dict[str, Any], int, str]] = [
