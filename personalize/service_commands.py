@@ -44,6 +44,7 @@ from personalize.jobs import (
     submit_job,
 )
 from personalize.lifecycle import JobStatus
+from personalize.medical_balance import transfer_view
 from personalize.office import office_report_pdf
 from personalize.operator_commands import acting, add_confirm_options, confirmed
 from personalize.outfiles import write_new
@@ -100,6 +101,10 @@ def _card_dict(registry: Registry, number: str) -> dict[str, Any]:
         "blacklisted": registry.blacklisted(card.card_number),
         "issued_on": card.issued_on,
         **standing(registry.validity(card), registry.initial_pin(card)),
+        "medical_balance": [
+            transfer_view(registry, t, lambda at: _local(registry, at))
+            for t in registry.balance_transfers(card)
+        ],
         "history": [
             {
                 "from": h.from_status,
@@ -261,6 +266,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     if data["valid_until"] is not None:
         lines.append(f"  有效期 valid until {data['valid_until']}: {data['validity']}")
     lines.append(f"  初始密码 initial PIN: {data['initial_pin_name']}")
+    lines += [
+        f"  医保个人账户余额 medical balance {b['from_card']} → {b['to_card'] or '(新卡未启用)'}: "
+        f"{'待报' if b['amount'] is None else b['amount'] + ' 元'}, {b['status_name']}"
+        for b in data["medical_balance"]
+    ]
     lines += [
         f"  {h['at']} {h['from']} → {h['to']} by {h['operator']}: {h['reason']}"
         for h in data["history"]

@@ -61,6 +61,8 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[ApiRole]] = {
     ("POST", "/v1/cards/{card_number}/formal-loss"): frozenset({ApiRole.COUNTER}),
     ("POST", "/v1/cards/{card_number}/unreport"): frozenset({ApiRole.COUNTER}),
     ("POST", "/v1/cards/{card_number}/query-password"): frozenset({ApiRole.COUNTER}),
+    # the social-security business system reports the old card's medical-account balance
+    ("POST", "/v1/cards/{card_number}/medical-balance"): frozenset({ApiRole.COUNTER}),
     ("POST", "/v1/reissue-requests"): frozenset({ApiRole.COUNTER}),
     ("GET", "/v1/reissue-requests/{request_id}"): frozenset(
         {ApiRole.COUNTER, ApiRole.CARD_CENTER, ApiRole.AUDITOR}

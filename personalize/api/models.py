@@ -7,7 +7,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
 from personalize.api.problems import PROBLEM_JSON, TITLES, Problem
 from personalize.lifecycle import CardStatus
@@ -111,6 +111,21 @@ class JobIn(Strict):
     )
 
 
+class BalanceIn(Strict):
+    """业务系统报送原卡的医保个人账户余额（新卡启用时转入新卡；docs/business-rules.md）。"""
+
+    amount: str = Field(
+        min_length=1,
+        max_length=32,
+        description='余额：以元为单位的十进制字符串，最多两位小数，如 "1234.56"'
+        "（不接受 JSON 数字）",
+    )
+    as_of: AwareDatetime = Field(description="余额时点（ISO 8601，带时区），不得晚于当前时间")
+    reference: str | None = Field(
+        default=None, min_length=1, max_length=64, description="业务系统的流水号或参考号"
+    )
+
+
 # ------------------------------------------------------------------ responses
 
 StatusCode = Annotated[
@@ -139,6 +154,25 @@ class CardStatusOut(BaseModel):
     initial_pin_name: str = Field(description="初始密码状态说明")
 
 
+class BalanceOut(BaseModel):
+    """医保个人账户余额的转移：原卡 → 新卡。"""
+
+    status: str | None = Field(
+        description="reported 已报余额待新卡启用 / pending 新卡已启用待报余额 / "
+        "transferred 已转入；null 为无"
+    )
+    status_name: str = Field(description="状态说明")
+    amount: str | None = Field(default=None, description="金额（元，两位小数）；待报时为 null")
+    amount_fen: int | None = Field(default=None, description="金额（分）")
+    from_card: str | None = Field(default=None, description="原卡卡号")
+    to_card: str | None = Field(default=None, description="新卡卡号（启用前为 null）")
+    as_of: str | None = Field(default=None, description="余额时点（地区时区）")
+    reference: str | None = Field(default=None, description="业务系统参考号")
+    reported_at: str | None = Field(default=None, description="报送时刻（地区时区）")
+    transferred_at: str | None = Field(default=None, description="转入时刻（地区时区）")
+    request: int | None = Field(default=None, description="补/换卡申请编号")
+
+
 class HistoryOut(BaseModel):
     """状态历史的一条。"""
 
@@ -157,6 +191,9 @@ class CardOut(CardStatusOut):
     holder_name: str = Field(description="持卡人姓名（默认脱敏）")
     holder_id_number: str = Field(description="持卡人证件号码（默认脱敏）")
     history: list[HistoryOut] = Field(description="状态历史")
+    medical_balance: list[BalanceOut] = Field(
+        description="医保个人账户余额的转移：转出此卡的（此卡被换发）和转入此卡的"
+    )
 
 
 class PersonOut(BaseModel):
@@ -205,6 +242,7 @@ class RequestOut(BaseModel):
     agent: str | None = Field(
         default=None, description="代办人（姓名和脱敏证件号码）及所验证件；本人办理时为空"
     )
+    medical_balance: BalanceOut = Field(description="原卡医保个人账户余额的转移")
 
 
 class FeePaymentIn(Strict):

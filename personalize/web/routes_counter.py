@@ -30,6 +30,7 @@ from personalize.documents import collection_certificate, collection_certificate
 from personalize.fees import fee_settlement, fee_state
 from personalize.jobs import JobError, check_photo, submit_job
 from personalize.lifecycle import REQUEST_STATUS_LABELS, TRANSITIONS, RequestStatus
+from personalize.medical_balance import transfer_view
 from personalize.office import OfficeError, office_report_pdf
 from personalize.operators import OperatorError, authenticate, confirm
 from personalize.registry import (
@@ -205,6 +206,11 @@ def _requests_view(registry: Registry, person_id: int) -> list[dict[str, Any]]:
                 "fee_open": r.fee > 0 and settled is None,
                 "agent": "" if agent is None else agent.masked(),
                 "job": r.job_id,
+                "balance": transfer_view(
+                    registry,
+                    registry.balances.of_request(r.id),
+                    lambda at: _local(registry, at),
+                ),
             }
         )
     return views
