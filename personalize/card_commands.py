@@ -13,6 +13,8 @@ from collections.abc import Callable
 from apdu.errors import CardRemoved
 from apdu.pcsc import PcscTransport
 from apdu.status import PinBlocked, WrongPin
+from personalize.agent_options import add_agent_options, agent_of
+from personalize.lifecycle import lookup
 from personalize.prompts import read_pin, say
 from personalize.registry import Registry, RegistryError
 from personalize.registry_options import add_audit_options, open_registry
@@ -167,6 +169,9 @@ def _registered_number(card: SocialSecurityCard, registry: Registry, pin: str) -
 
 
 def cmd_change_pin(args: argparse.Namespace) -> int:
+    # who is at the reader: with --agent-* an agent, whom the transition table's ``pin`` rows
+    # refuse (珠海 "不可代办") before the registry is opened, a PIN typed or the card touched
+    lookup("pin", None, "change_pin", agent=agent_of(args) is not None)
     registry = _writable_registry(args)
     length = _pin_length(args)
     old = read_pin("请输入原 PIN (current PIN): ", length)
@@ -250,5 +255,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
                 help="region policy name or TOML path (its initial PIN) [default]",
             )
             add_audit_options(p)
+            add_agent_options(p)  # given: refused, a PIN change is the holder's (不可代办)
         p.add_argument("--json", action="store_true", help="output JSON (errors too)")
         p.set_defaults(func=func)

@@ -23,6 +23,7 @@ from apdu.errors import ApduError
 from hsm_stub.errors import SecurityModuleError
 from personalize.database import DatabaseError
 from personalize.jobs import JobError
+from personalize.lifecycle import TransitionRefused
 from personalize.office import OfficeError
 from personalize.operators import OperatorError
 from personalize.policy import PolicyError
@@ -53,6 +54,7 @@ OPERATOR_ERRORS: dict[type[BaseException], str] = {
     TrackError: "磁道数据无效",
     FaceError: "卡面无效",
     RegistryError: "登记库错误",
+    TransitionRefused: "业务规则不允许",
     DatabaseError: "登记库数据库错误",
     JobError: "制卡作业错误",
     VaultError: "磁道密钥错误",

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+from personalize.fees import fee_settlement, fee_state
 from personalize.outfiles import write_new
 from personalize.registry import Agent, Registry, mask_id, request_number
 from printer.face import PDF_FONT, register_pdf_font
@@ -32,8 +33,10 @@ class CollectionCertificate:
     authority: str
     kind: str = "补卡"  # or 换卡
     fee: int = 0  # 工本费, yuan
+    fee_state: str = ""  # the fee and its settlement (personalize.fees.fee_state): 已收/免收/未收
     agent_name: str = ""  # 代办人 (委托代办), empty when the holder applied in person
     agent_id: str = ""
+    agent_documents: str = ""  # what the agent showed (both ID cards and their copies)
     service_phone: str = ""
     reprinted_at: datetime | None = None  # local time of a 补打 (reprint)
 
@@ -61,8 +64,10 @@ def collection_certificate(
         authority=policy.authority,
         kind="补卡" if request.kind == "reissue" else "换卡",
         fee=request.fee,
+        fee_state=fee_state(request, fee_settlement(registry, request.id)),
         agent_name="" if agent is None else agent.name,
         agent_id="" if agent is None else agent.id_number,
+        agent_documents="" if agent is None else agent.documents,
         service_phone=policy.service_phone,
         reprinted_at=None if reprinted_at is None else policy.local_time(reprinted_at),
     )
@@ -113,8 +118,9 @@ def collection_certificate_bytes(cert: CollectionCertificate) -> bytes:
         ("申请日期", cert.applied_on.strftime("%Y年%m月%d日")),
         ("领卡日期", f"{cert.collect_on.strftime('%Y年%m月%d日')} 起"),
         ("领卡地点", cert.place),
-        ("工本费", f"{cert.fee} 元" if cert.fee else "0 元（免费）"),
+        ("工本费", cert.fee_state),
         ("代办人", agent),
+        *([("代办所验证件", cert.agent_documents)] if cert.agent_documents else []),
         ("受理窗口", cert.counter or "—"),
         ("经办人", cert.operator),
     ]

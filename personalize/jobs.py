@@ -50,11 +50,12 @@ from apdu.errors import CardMute, CardRemoved, NoCard, TransportError
 from apdu.pcsc import PcscReader, PcscTransport
 from hsm_stub.errors import SecurityModuleUnavailable
 from hsm_stub.module import SecurityModule
+from personalize.fees import settled_or_free
 from personalize.job_store import Job, StepResult
 from personalize.jobpaths import JobPathError, confined_file
 from personalize.lifecycle import JOB_STATUS_LABELS, CardStatus, JobStatus, RequestStatus
 from personalize.policy import RegionPolicy
-from personalize.registry import LeaseLost, Registry, RegistryError, _iso
+from personalize.registry import LeaseLost, Registry, RegistryError, _iso, request_number
 from personalize.stock import MoveKind, ended_job_reason, write_off_reason
 from personalize.trackvault import TrackVault
 from printer.errors import DeviceError
@@ -208,6 +209,11 @@ def submit_job(
                 f"(job {live.id} is {live.status}: run or cancel it first)"
             )
             raise JobError(f"没有待制卡的补/换卡申请 (no open reissue request for that card){hint}")
+        if registry.policy.fee_settle_before_job and not settled_or_free(registry, request):
+            raise JobError(
+                f"申请 {request_number(request.id)} 的工本费 {request.fee} 元未收：须先收费或免收 "
+                "(the fee is not settled: pay or waive it first, policy fees.settle_before_job)"
+            )
         job_id = registry.jobs.insert(
             request_id=request.id,
             person_id=old.person_id,

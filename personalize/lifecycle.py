@@ -11,7 +11,11 @@ The rules are docs/business-rules.md "Card statuses and transitions" (from the s
 - 解挂 only by the holder in person ("必须持卡人本人凭有效身份证件原件、原卡…");
 - 补卡 only after 正式挂失, and may be applied for by an agent with both ID cards
   ("补卡时可委托他人办理，办理时需要出示委托人、被委托人的身份证原件");
-- 换卡 after a damage verdict (验卡);
+- 换卡 after a damage verdict (验卡), and an agent may apply for it as for 补卡 (the issue:
+  "a reissue or replacement may be applied for by an agent with both ID cards");
+- the PIN services (修改, 解锁, 重置) move no status, but are in the table with the one rule
+  who may ask for them: the holder only ("需要变更密码的可到其合作银行自助设备或服务网点办理
+  (不可代办)", 珠海); which card statuses allow them is the policy's ``[statuses]``;
 - a job that is cancelled or fails gives its request back (open again, the old card stays
   补卡中/换卡中) and releases its unfinished new card (废卡, its number never reused); a
   card written off inside a job (rejected, pulled) is released the same way.
@@ -90,7 +94,23 @@ JOB_STATUS_LABELS = {
     JobStatus.CANCELLED: "取消",
 }
 
-Subject = Literal["card", "request", "job"]
+
+class PinOutcome(StrEnum):
+    """What a PIN service leaves (the ``pin`` rows of the table)."""
+
+    CHANGED = "changed"
+    UNBLOCKED = "unblocked"
+    RESET = "reset"
+
+
+PIN_OUTCOME_LABELS = {
+    PinOutcome.CHANGED: "已修改",
+    PinOutcome.UNBLOCKED: "已解锁",
+    PinOutcome.RESET: "已重置",
+}
+
+# ``pin``: a card's PIN — no status of its own; its rows say who may ask for a PIN service.
+Subject = Literal["card", "request", "job", "pin"]
 
 
 @dataclass(frozen=True)
@@ -148,6 +168,9 @@ ACTIONS: dict[str, Action] = {
         Action("finish", "完成", "作业{status}，不能完成 (job not running)"),
         Action("fail", "失败", "作业{status}，不能判失败 (job not running)"),
         Action("cancel", "取消", "作业已{status}，不能取消 (job is finished)"),
+        Action("change_pin", "修改密码", "不能修改密码 (no PIN change)"),
+        Action("unblock_pin", "密码解锁", "不能解锁密码 (no PIN unblock)"),
+        Action("reset_pin", "密码重置", "不能重置密码 (no PIN reset)"),
     )
 }
 
@@ -181,10 +204,10 @@ TRANSITIONS: tuple[Transition, ...] = (
                note="holder in person, only before a reissue request"),
     Transition("card", C.FORMAL_LOSS, "request_reissue", C.REISSUE_PENDING, agent=True,
                note="prints the 领卡证明"),
-    Transition("card", C.ACTIVE, "request_replacement", C.REPLACEMENT_PENDING,
+    Transition("card", C.ACTIVE, "request_replacement", C.REPLACEMENT_PENDING, agent=True,
                note="after a damage verdict (验卡)"),
     Transition("card", C.PROVISIONAL_LOSS, "request_replacement", C.REPLACEMENT_PENDING,
-               note="after a damage verdict (验卡)"),
+               agent=True, note="after a damage verdict (验卡)"),
     Transition("card", C.REISSUE_PENDING, "retire", C.VOID,
                note="with the new card's activation; blacklisted"),
     Transition("card", C.REPLACEMENT_PENDING, "retire", C.VOID,
@@ -210,6 +233,12 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("job", J.PAUSED, "cancel", J.CANCELLED),
     Transition("job", J.RUNNING, "cancel", J.CANCELLED,
                note="only when no other station holds a live lease"),
+    Transition("pin", None, "change_pin", PinOutcome.CHANGED,
+               note="holder in person (不可代办); statuses: the policy's [statuses]"),
+    Transition("pin", None, "unblock_pin", PinOutcome.UNBLOCKED,
+               note="holder in person, ID typed at the counter"),
+    Transition("pin", None, "reset_pin", PinOutcome.RESET,
+               note="holder in person, ID typed at the counter"),
 )  # fmt: skip
 
 _BY_KEY: dict[tuple[str, str | None, str], Transition] = {
@@ -228,6 +257,7 @@ def _status_label(subject: Subject, status: str | None) -> str:
         "card": {str(k): v for k, v in CARD_STATUS_LABELS.items()},
         "request": {str(k): v for k, v in REQUEST_STATUS_LABELS.items()},
         "job": {str(k): v for k, v in JOB_STATUS_LABELS.items()},
+        "pin": {str(k): v for k, v in PIN_OUTCOME_LABELS.items()},
     }[subject]
     return labels.get(status, status)
 

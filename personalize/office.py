@@ -20,6 +20,7 @@ from personalize.documents import ReportLine, VerificationReport, verification_r
 from personalize.policy import RegionPolicy
 from personalize.registry import (
     STATUS_NAMES,
+    Agent,
     Card,
     Registry,
     RegistryError,
@@ -366,11 +367,16 @@ class Office:
         *,
         card_number: str | None = None,
         visual_only: bool = False,
+        agent: Agent | None = None,
     ) -> Diagnosis:
         """验卡 (docs/diagnosis.md): a verdict only from a card the reader talked to — or,
         when the operator says so (``visual_only``), from what they saw on the card whose
         卡号 they typed. A reader fault, an empty reader or a card that is not the one named
-        raises :class:`OfficeError` before anything is recorded."""
+        raises :class:`OfficeError` before anything is recorded. ``agent``: who brought the
+        card for the holder (委托代办), checked before the card is read and recorded on the
+        replacement request a damage verdict opens (docs/business-rules.md "Agents (委托代办)")."""
+        if agent is not None:
+            agent.check()
         if card_number is not None and not card_number_valid(card_number):
             raise OfficeError(f"卡号 {card_number} 格式或校验位错误 (invalid card number)")
         if visual_only and (not card_number or not damage):
@@ -448,7 +454,7 @@ class Office:
             d.holder = d.holder or self.registry.person(record.person_id).name
         if d.verdict.code in ("usage_fault", "human_damage") and record is not None:
             request = self.registry.request_reissue(
-                number, operator=self.operator, kind="replacement", fee=d.fee
+                number, operator=self.operator, kind="replacement", fee=d.fee, agent=agent
             )
             d.request, d.collect_on = request.id, request.collect_on
         with self.registry.transaction():
@@ -470,6 +476,7 @@ class Office:
                     "damage": list(damage),
                     "visual_only": visual_only,
                     "report": d.report_no,
+                    "agent": agent is not None,
                 },
             )
         return d
@@ -584,9 +591,23 @@ class Office:
 
     # ----------------------------------------------------------------- PIN
 
+    def holder_only(self, action: str, agent: Agent | None) -> None:
+        """Who is at the counter for a PIN service (``unblock``, ``reset``): the transition
+        table's ``pin`` rows refuse an agent (珠海: "…服务网点办理(不可代办)") —
+        ``RegistryError`` before anything is typed, read from or sent to the card, and
+        nothing is written."""
+        self.registry.rule("pin", None, f"{action}_pin", agent=agent)
+
     def pin_service(
-        self, reader: str, action: str, *, id_number: str, new_pin: str | None = None
+        self,
+        reader: str,
+        action: str,
+        *,
+        id_number: str,
+        new_pin: str | None = None,
+        agent: Agent | None = None,
     ) -> dict[str, Any]:
+        self.holder_only(action, agent)
         typed_id = textinput.id_number(id_number)
         if new_pin is not None:
             new_pin = textinput.pin(new_pin, self.profile.pin.length)

@@ -9,9 +9,12 @@ import argparse
 import json
 from pathlib import Path
 
+from personalize.agent_options import add_agent_options, agent_of
 from personalize.card_commands import READER_HELP
+from personalize.documents import collection_certificate, collection_certificate_bytes
 from personalize.office import (
     DAMAGE_CODES,
+    Diagnosis,
     Office,
     OfficeError,
     office_report_pdf,
@@ -73,6 +76,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
             args.damage,
             card_number=args.card_number,
             visual_only=args.visual_only,
+            agent=agent_of(args),
         )
     finally:
         office.hsm.close()
@@ -86,7 +90,7 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
             f"验卡单 {d.report_no} 已登记（结论 {d.verdict.text}），但未能写出，请补打 "
             f"(the report is stored; reprint it): {exc}"
         ) from None
-    data = {**d.as_dict(), "report": str(out)}
+    data = {**d.as_dict(), "report": str(out), "certificate": _certificate(office, args, d)}
     if args.json:
         print(json.dumps(data, ensure_ascii=False, indent=2))
     else:
@@ -96,9 +100,29 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
             f"结论 verdict: {d.verdict.text}；费用 fee: {d.fee} 元；下一步: {d.verdict.next_step}"
         )
         if d.request is not None:
-            print(f"换卡受理 request: {request_number(d.request)}；领卡日期 {d.collect_on}")
+            print(
+                f"换卡受理 request: {request_number(d.request)}；领卡日期 {d.collect_on}；"
+                f"领卡证明 {data['certificate']}"
+            )
         print(f"验卡单 report: {d.report_no} → {out}")
     return 0
+
+
+def _certificate(office: Office, args: argparse.Namespace, d: Diagnosis) -> str | None:
+    """The 领卡证明 of the replacement request a damage verdict opened (with its agent, if
+    one brought the card), written as ``request-reissue`` writes a reissue's; None when no
+    request was opened."""
+    if d.request is None:
+        return None
+    pdf = collection_certificate_bytes(collection_certificate(office.registry, d.request))
+    number = request_number(d.request)
+    try:
+        return str(write_new(Path(args.certificate_out or f"领卡证明-{d.request:06d}.pdf"), pdf))
+    except OutputError as exc:
+        raise OutputError(
+            f"换卡申请 {number} 已受理，但领卡证明未能写出，请补打 (the request is stored; "
+            f"reprint its 领卡证明): {exc}"
+        ) from None
 
 
 def _damage(text: str) -> tuple[str, ...]:
@@ -110,7 +134,9 @@ def _damage(text: str) -> tuple[str, ...]:
 
 def cmd_pin(args: argparse.Namespace) -> int:
     office = _office(args, "office.pin")  # the operator first: no PIN typed for a refusal
+    agent = agent_of(args)
     try:
+        office.holder_only(args.pin_command, agent)  # an agent: refused before any prompt
         if not confirm("已核验持卡人身份证原件？(holder's ID card checked?) [y/N] "):
             raise OfficeError("未核验身份证，不能办理 (the holder's ID must be checked first)")
         id_number = read_id_number("请输入持卡人身份证号码 (holder's ID number): ")
@@ -120,7 +146,7 @@ def cmd_pin(args: argparse.Namespace) -> int:
             if normalize(read_secret("请再次输入新 PIN (new PIN again): ")) != new_pin:
                 raise OfficeError("两次输入的新 PIN 不一致，未办理 (the PINs differ; nothing done)")
         result = office.pin_service(
-            args.reader, args.pin_command, id_number=id_number, new_pin=new_pin
+            args.reader, args.pin_command, id_number=id_number, new_pin=new_pin, agent=agent
         )
     finally:
         office.hsm.close()
@@ -160,6 +186,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="仅外观检查: no reader; a verdict from --damage on the card --card-number names",
     )
     p.add_argument("--out", help="where the 验卡单 PDF goes (never over an earlier file)")
+    p.add_argument(
+        "--certificate-out",
+        help="where the 领卡证明 of a replacement request goes [领卡证明-NNNNNN.pdf]",
+    )
+    add_agent_options(p)
     common(p, reader=False)
     p.set_defaults(func=cmd_diagnose)
     pin = sub.add_parser("pin", help="PIN unblock / reset").add_subparsers(
@@ -167,5 +198,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     for name, text in (("unblock", "unblock a blocked PIN"), ("reset", "set a new PIN")):
         p = pin.add_parser(name, help=text)
+        add_agent_options(p)  # given: refused, PIN services are the holder's (不可代办)
         common(p)
         p.set_defaults(func=cmd_pin)

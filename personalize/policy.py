@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from personalize.medical_balance import fen_of_yuan
+from sscard.errors import InvalidData
 from sscard.profile import read_named_toml
 
 POLICY_DIR = Path(__file__).parent / "policies"
@@ -68,6 +70,15 @@ class RegionPolicy:
     # a card past its printed validity stays usable if undamaged (上海: "过了有效期限的社保卡
     # 若无损坏仍可继续使用"); False: it must be replaced (换卡) and terminals refuse it
     usable_past_validity: bool = True
+    # a job may be submitted only for a request whose fee is paid or waived (docs/business-rules.md
+    # "Fees and receipts"); False: the fee may be collected when the card is collected (领卡时)
+    fee_settle_before_job: bool = False
+    # the medical-account balance carried to the new card (莱西; docs/business-rules.md "The
+    # medical-account balance"): activation refused until the business system reported it
+    # (True), or the transfer left pending until it does (False); the ceiling (fen) of a
+    # reported balance, above which it is refused as absurd
+    balance_required_before_activation: bool = False
+    balance_max_fen: int = 9_999_999_999
 
     @property
     def zone(self) -> ZoneInfo:
@@ -205,6 +216,27 @@ def calendar_from_dict(d: Any) -> dict[int, YearCalendar]:
     return calendar
 
 
+def _balance_fields(table: Any) -> dict[str, Any]:
+    """``[medical_balance]``: ``required_before_activation`` (true or false, default false)
+    and ``max`` (yuan as a decimal string, default "99999999.99")."""
+    if not isinstance(table, dict) or set(table) - {"required_before_activation", "max"}:
+        raise PolicyError(
+            "[medical_balance] 只含 required_before_activation 与 max "
+            "([medical_balance] holds required_before_activation and max only)"
+        )
+    required = table.get("required_before_activation", False)
+    if not isinstance(required, bool):
+        raise PolicyError(
+            "medical_balance.required_before_activation 须为 true 或 false "
+            "(medical_balance.required_before_activation is true or false)"
+        )
+    try:
+        ceiling = fen_of_yuan(str(table.get("max", "99999999.99")))
+    except InvalidData as exc:
+        raise PolicyError(f"medical_balance.max：{exc}") from None
+    return {"balance_required_before_activation": required, "balance_max_fen": ceiling}
+
+
 def policy_from_dict(d: dict[str, Any], name: str) -> RegionPolicy:
     if "holidays" in d:
         raise PolicyError(
@@ -238,6 +270,8 @@ def policy_from_dict(d: dict[str, Any], name: str) -> RegionPolicy:
             fee_reissue=int(d["fees"].get("reissue", 0)),
             service_phone=str(d.get("service_phone", "")),
             usable_past_validity=d.get("usable_past_validity", True),
+            fee_settle_before_job=d["fees"].get("settle_before_job", False),
+            **_balance_fields(d.get("medical_balance", {})),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise PolicyError(f"policy {name!r} is incomplete or malformed: {exc}") from None
@@ -258,6 +292,10 @@ def policy_from_dict(d: dict[str, Any], name: str) -> RegionPolicy:
     if not isinstance(policy.usable_past_validity, bool):
         raise PolicyError(
             "usable_past_validity 须为 true 或 false (usable_past_validity is true or false)"
+        )
+    if not isinstance(policy.fee_settle_before_job, bool):
+        raise PolicyError(
+            "fees.settle_before_job 须为 true 或 false (fees.settle_before_job is true or false)"
         )
     if policy.card_validity_years < 1:
         raise PolicyError("card_validity_years is at least 1")

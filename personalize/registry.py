@@ -32,6 +32,9 @@ from personalize.auditlog import (
     Verification,
     event_mac,
 )
+from personalize.balance_store import AUDITED as BALANCE_AUDITED
+from personalize.balance_store import MIGRATION as BALANCE_MIGRATION
+from personalize.balance_store import BalanceStore
 from personalize.database import (
     BusyError,
     Database,
@@ -45,6 +48,8 @@ from personalize.database import (
     is_url,
     open_database,
 )
+from personalize.fee_store import AUDITED as FEE_AUDITED
+from personalize.fee_store import MIGRATION as FEE_MIGRATION
 from personalize.job_store import Job, JobStore, StepResult
 from personalize.lifecycle import (
     VALID_CARD_STATUSES,
@@ -56,6 +61,7 @@ from personalize.lifecycle import (
     TransitionRefused,
     lookup,
 )
+from personalize.medical_balance import BalanceTransfer, TransferStatus, fen_of_yuan, yuan_text
 from personalize.outbox_store import MIGRATION as OUTBOX_MIGRATION
 from personalize.outbox_store import OutboxStore
 from personalize.policy import RegionPolicy
@@ -536,6 +542,18 @@ AUDITED_COLUMNS["card_pin_marks"] = ("card_id", "initial_pin", "at")
 # The state tables made after the keyed audit, audited once the migration making them ran
 # (a registry at an older schema — a test stepping it back — has none of them yet).
 AUDITED_SINCE: dict[str, str] = {"card_pin_marks": INITIAL_PIN_MIGRATION}
+# Fee settlements (工本费 paid with a receipt or waived under dual control, issue 17;
+# personalize/fee_store.py, docs/business-rules.md "Fees and receipts"): audited state rows.
+MIGRATIONS.append(FEE_MIGRATION)
+AUDITED_COLUMNS["fee_settlements"] = FEE_AUDITED
+AUDITED_SINCE["fee_settlements"] = FEE_MIGRATION
+# The medical-account balance carried from a replaced card to its new card (issue 17;
+# docs/business-rules.md "The medical-account balance", 莱西: "新卡激活以后,原卡将自动废止,
+# 医疗保险个人帐户金有余额的,自动转入"): one row per request, written by the business
+# system's report and by the activation's transaction (personalize/balance_store.py), audited.
+MIGRATIONS.append(BALANCE_MIGRATION)
+AUDITED_COLUMNS["balance_transfers"] = BALANCE_AUDITED
+AUDITED_SINCE["balance_transfers"] = BALANCE_MIGRATION
 
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
@@ -601,33 +619,53 @@ def mask_id(ssn: str) -> str:
     return ssn[:6] + "*" * (len(ssn) - 10) + ssn[-4:]
 
 
+# What an agent shows (seed, line 18: "补卡时可委托他人办理，办理时需要出示委托人、被委托人的
+# 身份证原件及复印件"; 南京: "应出具委托人的有效证件和被委托人的有效证件"), recorded unless the
+# counter names other documents (e.g. 户口簿).
+AGENT_DOCUMENTS = "委托人、被委托人身份证原件及复印件"
+
+
 @dataclass(frozen=True)
 class Agent:
     """Someone applying on the holder's behalf (委托代办): both ID cards are shown and copied
-    (docs/business-rules.md "Agents")."""
+    (docs/business-rules.md "Agents (委托代办)"). ``documents``: what was shown, recorded on
+    the request and printed on the 领卡证明 ("" on requests recorded before it was kept)."""
 
     name: str
     id_number: str
+    documents: str = AGENT_DOCUMENTS
 
     def check(self) -> None:
-        """Both IDs are checked (docs/business-rules.md "Agents"): the agent's name given and
-        their ID number a valid GB 11643 number (``InvalidData`` naming the agent)."""
+        """Both IDs are checked (docs/business-rules.md "Agents (委托代办)"): the agent's name
+        given, their ID number a valid GB 11643 number and the documents shown named
+        (``InvalidData`` naming the agent)."""
         if not self.name.strip():
             raise InvalidData("代办人姓名不能为空 (the agent's name is empty)")
         try:
             validate_ssn(self.id_number)
         except InvalidData as exc:
             raise InvalidData(f"代办人证件号码：{exc}") from None
+        if not self.documents.strip():
+            raise InvalidData("须写明代办所验证件 (name the documents the agent showed)")
+
+    def masked(self) -> str:
+        """The agent as history, pages and answers show them: the ID number masked, and the
+        documents they showed."""
+        shown = f"（{self.documents}）" if self.documents else ""
+        return f"{self.name} {mask_id(self.id_number)}{shown}"
 
     def as_text(self) -> str:
-        return json.dumps({"name": self.name, "id_number": self.id_number}, ensure_ascii=False)
+        return json.dumps(
+            {"name": self.name, "id_number": self.id_number, "documents": self.documents},
+            ensure_ascii=False,
+        )
 
     @classmethod
     def from_text(cls, text: str | None) -> Agent | None:
         if not text:
             return None
         d = json.loads(text)
-        return cls(str(d["name"]), str(d["id_number"]))
+        return cls(str(d["name"]), str(d["id_number"]), str(d.get("documents", "")))
 
 
 def utc_now() -> datetime:
@@ -742,6 +780,7 @@ class Registry:
         self.jobs = JobStore(self.db)  # the jobs repository on the same connection
         self.outbox = OutboxStore(self.db)  # the outbox (回盘) on the same connection
         self.stock = StockStore(self.db)  # the card stock ledger (库存) on the same connection
+        self.balances = BalanceStore(self.db)  # medical-account balance transfers
         self._migrate()
         self._watch_rows()
         # the outbox is written once its migration is applied: always, after ``_migrate``,
@@ -1198,7 +1237,7 @@ class Registry:
                 "(the card changed meanwhile; look it up again)"
             )
         if agent is not None:
-            evidence = f"{evidence or ''} 代办人 agent {agent.name} {mask_id(agent.id_number)}"
+            evidence = f"{evidence or ''} 代办人 agent {agent.masked()}"
             evidence = evidence.strip()
         self._history(card.id, card.card_number, card.status, target, operator, reason, evidence)
         if self._outbox_ready:
@@ -1384,6 +1423,154 @@ class Registry:
         clock (:func:`personalize.validity.card_validity`); None when its issue date is not
         known."""
         return card_validity(self.policy, card.issued_on, self.policy.local_date(self.clock()))
+
+    # ----------------------------------------------------------------- medical-account balance
+
+    def unfinished_request(self, old_card_id: int) -> ReissueRequest | None:
+        """The card's reissue/replacement request not yet done (open or in a job), if any
+        (at most one: ``one_unfinished_request_per_card``)."""
+        row: Row | None = self.db.execute(
+            "SELECT * FROM reissue_requests WHERE old_card_id = ? AND status IN (?, ?)",
+            (old_card_id, RequestStatus.OPEN.value, RequestStatus.IN_JOB.value),
+        ).fetchone()
+        return None if row is None else request_of(row)
+
+    def balance_transfers(self, card: Card) -> list[BalanceTransfer]:
+        """The medical-account balance transfers out of ``card`` and into it."""
+        return self.balances.of_card(card.id)
+
+    def report_balance(
+        self,
+        card_number: str,
+        amount: str,
+        *,
+        as_of: datetime,
+        reference: str | None,
+        operator: str,
+    ) -> BalanceTransfer:
+        """The business system's report of the medical-account balance (医保个人账户余额) of
+        ``card_number``, a card being reissued or replaced (docs/business-rules.md "The
+        medical-account balance"): ``amount`` in yuan (``medical_balance.fen_of_yuan``,
+        under the policy's ceiling), read at ``as_of`` (not after now). Before the new card is
+        active it is kept for the activation to transfer (``_keep_report``); after an
+        activation that left the transfer pending it completes the transfer. Anything else —
+        an unknown card, a card not awaiting a new card, a transfer already made — is a
+        ``RegistryError``; bad data ``InvalidData``: nothing is written."""
+        fen = fen_of_yuan(amount, maximum=self.policy.balance_max_fen)
+        if as_of.tzinfo is None:
+            raise InvalidData("余额时点须带时区 (the balance's as-of time carries its offset)")
+        if as_of > self.clock():
+            raise InvalidData("余额时点晚于当前时间 (the balance's as-of time is in the future)")
+        with self.transaction():
+            card = self.card_for_update(card_number)
+            request = self.unfinished_request(card.id)
+            if request is not None:
+                return self._keep_report(request.id, card, fen, _iso(as_of), reference, operator)
+            pending = self.balances.pending_from(card.id)
+            if pending is None or pending.new_card_id is None:
+                raise RegistryError(
+                    f"卡号 {card_number} 没有待换发的新卡，也没有待转入的余额，不受理余额报送 "
+                    "(the card awaits no reissue or replacement and no pending balance "
+                    "transfer)"
+                )
+            self.balances.complete(
+                pending.request_id, fen, as_of=_iso(as_of), reference=reference,
+                at=_iso(self.clock()), by=operator,
+            )  # fmt: skip
+            new = self.card_by_id(pending.new_card_id)
+            self._audit_transfer(operator, card, new, pending.request_id)
+            return self._transfer_of(pending.request_id)
+
+    def _keep_report(
+        self,
+        request_id: int,
+        card: Card,
+        fen: int,
+        read_at: str,
+        reference: str | None,
+        operator: str,
+    ) -> BalanceTransfer:
+        """The report of a card awaiting its new card, kept for the activation: a later
+        report replaces the earlier one (``balance.report`` names the amount it replaces),
+        one read before the kept one's time is refused — a delayed message never overwrites
+        a newer balance."""
+        before = self.balances.of_request(request_id)
+        if before is not None and before.as_of is not None and read_at < before.as_of:
+            raise RegistryError(
+                f"余额时点 {read_at} 早于已报送余额的时点 {before.as_of}，不予替换 "
+                "(a balance read before the one already reported does not replace it)"
+            )
+        self.balances.report(
+            request_id, card.id, fen, as_of=read_at, reference=reference,
+            at=_iso(self.clock()), by=operator,
+        )  # fmt: skip
+        self.audit(
+            operator,
+            "balance.report",
+            card.card_number,
+            {
+                "request": request_id,
+                "amount": yuan_text(fen),
+                "amount_fen": fen,
+                "as_of": read_at,
+                "reference": reference,
+                "replaces": None if before is None else before.amount_fen,
+            },
+        )
+        return self._transfer_of(request_id)
+
+    def _transfer_of(self, request_id: int) -> BalanceTransfer:
+        transfer = self.balances.of_request(request_id)
+        assert transfer is not None  # written in this transaction
+        return transfer
+
+    def _carry_balance(
+        self, request_id: int, old: Card, new: Card, operator: str
+    ) -> dict[str, Any]:
+        """In the activation's transaction: the old card's reported balance recorded as moved
+        to the new card, or — none reported — the transfer left pending (a policy that
+        requires the report refused the activation before). The transfer's own audit event;
+        returns what the activation's event says of it."""
+        transfer = self.balances.of_request(request_id)
+        if transfer is None:
+            self.balances.leave_pending(request_id, old.id, new.id)
+        else:
+            self.balances.transfer(request_id, new.id, at=_iso(self.clock()))
+        return self._audit_transfer(operator, old, new, request_id)
+
+    def _audit_transfer(
+        self, operator: str, old: Card, new: Card, request_id: int
+    ) -> dict[str, Any]:
+        """The transfer's audit event ``balance.transfer`` (made) or ``balance.pending``
+        (awaiting the report), under the old card's number; returns its details."""
+        transfer = self._transfer_of(request_id)
+        details = {
+            "request": request_id,
+            "from_card": old.card_number,
+            "to_card": new.card_number,
+            "status": str(transfer.status),
+            "amount": None if transfer.amount_fen is None else yuan_text(transfer.amount_fen),
+            "amount_fen": transfer.amount_fen,
+            "as_of": transfer.as_of,
+            "reference": transfer.reference,
+        }
+        action = (
+            "balance.pending" if transfer.status == TransferStatus.PENDING else "balance.transfer"
+        )
+        self.audit(operator, action, old.card_number, details)
+        return details
+
+    def _check_balance_reported(self, request_id: int, old: Card) -> None:
+        """A region whose policy requires the balance before activation refuses it until the
+        business system reported the old card's balance."""
+        if not self.policy.balance_required_before_activation:
+            return
+        if self.balances.of_request(request_id) is None:
+            raise RegistryError(
+                f"拒绝启用：原卡 {old.card_number} 的医保个人账户余额尚未由业务系统报送，"
+                "本地区须先报余额再启用新卡 (refusing to activate: the region requires the old "
+                "card's medical-account balance reported first)"
+            )
 
     def request_reissue(
         self,
@@ -1626,6 +1813,7 @@ class Registry:
             self._activation_evidence(job, new)
             old = self.card_by_id(job.old_card_id)
             self.rule("card", new.status, "activate")
+            self._check_balance_reported(job.request_id, old)
             self._transition(old, "retire", operator, "新卡启用，旧卡注销", f"job {job_id}")
             self.db.execute(
                 "INSERT INTO blacklist (card_number, sn, card_id, reason, at)"
@@ -1639,6 +1827,7 @@ class Registry:
                 (self._chip_issue_date(job, new), new.id),
             )
             self._set_initial_pin(new.id, True)
+            balance = self._carry_balance(job.request_id, old, new, operator)
             self._move_request(job.request_id, "complete", operator, job=job_id)
             self.audit(
                 operator,
@@ -1649,6 +1838,7 @@ class Registry:
                     "old_card": old.card_number,
                     "blacklisted": True,
                     "initial_pin": True,
+                    "balance": balance,
                 },
             )
             if job.station is not None:  # a fenced job always has its station

@@ -56,6 +56,8 @@ ACTIONS: dict[str, str] = {
     "audit.verify": "校验审计链",
     "api_client.add": "新增接口客户端",
     "api_client.revoke": "吊销接口客户端",
+    "fee.pay": "收取工本费",
+    "fee.waive": "免收工本费",
     "confirm": "双人复核",
 }
 
@@ -71,18 +73,20 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
             "request.reissue",
             "document.reprint",
             "job.submit",  # the counter takes the photo and hands the job to the card center
+            "fee.pay",  # the fee is paid at the counter (收据号) …
+            "fee.waive",  # … or waived there, with a supervisor's approval (dual control)
         }
     ),
     Role.CARD_CENTER: frozenset(
         {"job.submit", "job.run", "job.cancel", "outbox.retry", "stock.receive", "stock.test_card"}
     ),
-    Role.OFFICE: frozenset({"office.reencode", "office.diagnose", "office.pin"}),
+    Role.OFFICE: frozenset({"office.reencode", "office.diagnose", "office.pin", "fee.pay"}),
     Role.SUPERVISOR: frozenset(ACTIONS),
     Role.AUDITOR: frozenset({"audit.verify"}),  # the console's form; the CLI's needs none
 }
 
 # Actions that take effect only with a second operator's confirmation (dual control).
-DUAL_CONTROL: frozenset[str] = frozenset({"job.cancel", "document.reprint"})
+DUAL_CONTROL: frozenset[str] = frozenset({"job.cancel", "document.reprint", "fee.waive"})
 
 
 def allowed(role: Role, action: str) -> bool:

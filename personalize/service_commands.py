@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from apdu.pcsc import PcscReader
+from personalize.agent_options import add_agent_options, agent_of
 from personalize.auditverify import FULL_EVERY, FULL_REASONS
 from personalize.card_standing import standing
 from personalize.database import display, registry_exists
@@ -43,13 +44,13 @@ from personalize.jobs import (
     submit_job,
 )
 from personalize.lifecycle import JobStatus
+from personalize.medical_balance import transfer_view
 from personalize.office import office_report_pdf
 from personalize.operator_commands import acting, add_confirm_options, confirmed
 from personalize.outfiles import write_new
 from personalize.policy import load_policy
 from personalize.registry import (
     STATUS_NAMES,
-    Agent,
     Registry,
     RegistryError,
     mask_id,
@@ -100,6 +101,10 @@ def _card_dict(registry: Registry, number: str) -> dict[str, Any]:
         "blacklisted": registry.blacklisted(card.card_number),
         "issued_on": card.issued_on,
         **standing(registry.validity(card), registry.initial_pin(card)),
+        "medical_balance": [
+            transfer_view(registry, t, lambda at: _local(registry, at))
+            for t in registry.balance_transfers(card)
+        ],
         "history": [
             {
                 "from": h.from_status,
@@ -124,16 +129,6 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     return 0
 
 
-def _agent(args: argparse.Namespace) -> Agent | None:
-    """The agent (委托代办) named on the command line: both --agent-name and --agent-id."""
-    name, id_number = getattr(args, "agent_name", None), getattr(args, "agent_id", None)
-    if not name and not id_number:
-        return None
-    if not (name and id_number):
-        raise ValueError("代办须同时给出 --agent-name 和 --agent-id (an agent needs name and ID)")
-    return Agent(name, id_number)
-
-
 def cmd_transition(args: argparse.Namespace) -> int:
     registry = _registry(args)
     action = args.registry_command
@@ -142,10 +137,12 @@ def cmd_transition(args: argparse.Namespace) -> int:
         registry.report_loss(args.card, operator=operator, channel=args.channel)
     elif action == "formalize-loss":
         registry.formalize_loss(
-            args.card, operator=operator, evidence=args.evidence, agent=_agent(args)
+            args.card, operator=operator, evidence=args.evidence, agent=agent_of(args)
         )
     elif action == "unreport":
-        registry.unreport(args.card, operator=operator, evidence=args.evidence, agent=_agent(args))
+        registry.unreport(
+            args.card, operator=operator, evidence=args.evidence, agent=agent_of(args)
+        )
     data = _card_dict(registry, args.card)
     _emit(args, data, f"{args.card}: {data['status_name']} ({data['status']})")
     return 0
@@ -161,7 +158,7 @@ def cmd_request_reissue(args: argparse.Namespace) -> int:
     try:
         with registry.transaction():
             request = registry.request_reissue(
-                args.card, operator=operator, counter=args.counter, agent=_agent(args)
+                args.card, operator=operator, counter=args.counter, agent=agent_of(args)
             )
             number = request_number(request.id)
             pdf = collection_certificate_bytes(collection_certificate(registry, request.id))
@@ -269,6 +266,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     if data["valid_until"] is not None:
         lines.append(f"  有效期 valid until {data['valid_until']}: {data['validity']}")
     lines.append(f"  初始密码 initial PIN: {data['initial_pin_name']}")
+    lines += [
+        f"  医保个人账户余额 medical balance {b['from_card']} → {b['to_card'] or '(新卡未启用)'}: "
+        f"{'待报' if b['amount'] is None else b['amount'] + ' 元'}, {b['status_name']}"
+        for b in data["medical_balance"]
+    ]
     lines += [
         f"  {h['at']} {h['from']} → {h['to']} by {h['operator']}: {h['reason']}"
         for h in data["history"]
@@ -632,10 +634,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         add_db_option(p, creates=creates)
         add_common_options(p)
 
-    def agent_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--agent-name", help="代办人姓名 (an agent applying for the holder)")
-        p.add_argument("--agent-id", help="代办人身份证号 (both IDs checked and copied)")
-
     reg = sub.add_parser(
         "registry",
         help="card statuses (loss, reissue …)",
@@ -662,7 +660,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             p.add_argument("--channel", default="counter", help="how it was reported")
         else:
             p.add_argument("--evidence", required=True, help="ID document checked")
-            agent_options(p)
+            add_agent_options(p)
         common(p)
         p.set_defaults(func=cmd_transition)
     p = reg.add_parser(
@@ -672,7 +670,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("card", help="the lost card's number (卡号), formally reported lost")
     p.add_argument("--counter", default="", help="受理窗口")
     p.add_argument("--out", help="where the 领卡证明 PDF goes (never overwritten: -2, -3 …)")
-    agent_options(p)
+    add_agent_options(p)
     common(p)
     p.set_defaults(func=cmd_request_reissue)
     p = reg.add_parser("reprint", help="补打: a 领卡证明 or 验卡单 again from the registry")
@@ -703,6 +701,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--persons", type=int, required=True, help="how many persons to add")
     common(p)
     p.set_defaults(func=cmd_registry_seed)
+    from personalize.fee_commands import add_registry_parsers  # uses this module's helpers
+
+    add_registry_parsers(reg)  # pay-fee, waive-fee, fees
 
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit_command", required=True

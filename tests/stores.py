@@ -8,6 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from personalize.database import Database, open_database
+from personalize.registry import Registry
+from simulator.factory import SAMPLE_HOLDER
 
 
 @contextmanager
@@ -53,3 +55,42 @@ ISSUE_DATE = "2026-11-25"
 def step_details(step: str) -> str:
     """A recorded step's details as a station writes them (JSON)."""
     return f'{{"issue_date": "{ISSUE_DATE}"}}' if step == "chip_write" else "{}"
+
+
+FED_SN = "5343000000000001"
+
+
+def fed_job(registry: Registry) -> tuple[int, int]:
+    """A reissue job (id 1) for a new holder, its new card started and fed with ``FED_SN``
+    (no step recorded yet): (job id, new card id)."""
+    number = registry.allocate_card_number()
+    registry.enroll(SAMPLE_HOLDER, number, operator="op")
+    registry.formalize_loss(number, operator="op", evidence="ID")
+    request = registry.request_reissue(number, operator="op")
+    old = registry.card(number)
+    now = registry.clock().isoformat()
+    with registry.transaction() as db:
+        db.execute(
+            "INSERT INTO jobs (request_id, person_id, old_card_id, holder, status,"
+            " operator, created_at, updated_at) VALUES (?, ?, ?, '{}', 'queued', 'op', ?, ?)",
+            (request.id, old.person_id, old.id, now, now),
+        )
+        db.execute("INSERT INTO job_photos (job_id, photo) VALUES (1, ?)", (b"\x00",))
+        db.execute("UPDATE reissue_requests SET status = 'in_job', job_id = 1")
+    card = registry.start_card(1, operator="op")
+    with registry.transaction() as db:
+        db.execute("UPDATE jobs SET sn = ? WHERE id = 1", (FED_SN,))
+        db.execute("UPDATE cards SET sn = ? WHERE id = ?", (FED_SN, card.id))
+    return 1, card.id
+
+
+def record_steps(registry: Registry, *names: str, result: str = "ok") -> None:
+    """Job 1's steps recorded for ``FED_SN``, as a station records them."""
+    now = registry.clock().isoformat()
+    with registry.transaction() as db:
+        for name in names:
+            db.execute(
+                "INSERT INTO job_steps (job_id, step, result, sn, at, details)"
+                " VALUES (1, ?, ?, ?, ?, ?)",
+                (name, result, FED_SN, now, step_details(name)),
+            )

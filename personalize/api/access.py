@@ -61,11 +61,17 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[ApiRole]] = {
     ("POST", "/v1/cards/{card_number}/formal-loss"): frozenset({ApiRole.COUNTER}),
     ("POST", "/v1/cards/{card_number}/unreport"): frozenset({ApiRole.COUNTER}),
     ("POST", "/v1/cards/{card_number}/query-password"): frozenset({ApiRole.COUNTER}),
+    # the social-security business system reports the old card's medical-account balance
+    ("POST", "/v1/cards/{card_number}/medical-balance"): frozenset({ApiRole.COUNTER}),
     ("POST", "/v1/reissue-requests"): frozenset({ApiRole.COUNTER}),
     ("GET", "/v1/reissue-requests/{request_id}"): frozenset(
         {ApiRole.COUNTER, ApiRole.CARD_CENTER, ApiRole.AUDITOR}
     ),
     ("GET", "/v1/reissue-requests/{request_id}/certificate"): frozenset({ApiRole.COUNTER}),
+    ("POST", "/v1/reissue-requests/{request_id}/fee-payment"): frozenset({ApiRole.COUNTER}),
+    ("GET", "/v1/fee-reports/{day}"): frozenset(
+        {ApiRole.COUNTER, ApiRole.CARD_CENTER, ApiRole.AUDITOR}
+    ),
     ("POST", "/v1/jobs"): frozenset({ApiRole.CARD_CENTER}),
     ("GET", "/v1/jobs/{job_id}"): frozenset(
         {ApiRole.CARD_CENTER, ApiRole.COUNTER, ApiRole.AUDITOR}

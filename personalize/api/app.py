@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 
-from personalize.api import routes_cards, routes_requests
+from personalize.api import routes_cards, routes_fees, routes_requests
 from personalize.api.access import ApiState, caller, state_of
 from personalize.api.models import Health, problems
 from personalize.api.problems import ApiProblem, BodyLimit, install
@@ -63,7 +63,7 @@ def ready(request: Request) -> dict[str, Any]:
     return {"status": "ready", "schema_version": version}
 
 
-ROUTERS = (health_router, routes_cards.router, routes_requests.router)
+ROUTERS = (health_router, routes_cards.router, routes_requests.router, routes_fees.router)
 
 
 def create_app(args: argparse.Namespace, *, max_body: int = MAX_BODY) -> FastAPI:

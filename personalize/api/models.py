@@ -7,10 +7,11 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr
 
 from personalize.api.problems import PROBLEM_JSON, TITLES, Problem
 from personalize.lifecycle import CardStatus
+from personalize.registry import AGENT_DOCUMENTS
 
 CARD_NUMBER = r"^[0-9A-Z]{8}[0-9X]$"
 ID_NUMBER = r"^[0-9]{17}[0-9X]$"
@@ -57,6 +58,7 @@ class AgentIn(Strict):
 
     name: Text = Field(description="代办人姓名")
     id_number: IdNumber = Field(description="代办人证件号码")
+    documents: Text = Field(default=AGENT_DOCUMENTS, description="代办所验证件")
 
 
 class Evidence(Strict):
@@ -109,6 +111,21 @@ class JobIn(Strict):
     )
 
 
+class BalanceIn(Strict):
+    """业务系统报送原卡的医保个人账户余额（新卡启用时转入新卡；docs/business-rules.md）。"""
+
+    amount: str = Field(
+        min_length=1,
+        max_length=32,
+        description='余额：以元为单位的十进制字符串，最多两位小数，如 "1234.56"'
+        "（不接受 JSON 数字）",
+    )
+    as_of: AwareDatetime = Field(description="余额时点（ISO 8601，带时区），不得晚于当前时间")
+    reference: str | None = Field(
+        default=None, min_length=1, max_length=64, description="业务系统的流水号或参考号"
+    )
+
+
 # ------------------------------------------------------------------ responses
 
 StatusCode = Annotated[
@@ -137,6 +154,25 @@ class CardStatusOut(BaseModel):
     initial_pin_name: str = Field(description="初始密码状态说明")
 
 
+class BalanceOut(BaseModel):
+    """医保个人账户余额的转移：原卡 → 新卡。"""
+
+    status: str | None = Field(
+        description="reported 已报余额待新卡启用 / pending 新卡已启用待报余额 / "
+        "transferred 已转入；null 为无"
+    )
+    status_name: str = Field(description="状态说明")
+    amount: str | None = Field(default=None, description="金额（元，两位小数）；待报时为 null")
+    amount_fen: int | None = Field(default=None, description="金额（分）")
+    from_card: str | None = Field(default=None, description="原卡卡号")
+    to_card: str | None = Field(default=None, description="新卡卡号（启用前为 null）")
+    as_of: str | None = Field(default=None, description="余额时点（地区时区）")
+    reference: str | None = Field(default=None, description="业务系统参考号")
+    reported_at: str | None = Field(default=None, description="报送时刻（地区时区）")
+    transferred_at: str | None = Field(default=None, description="转入时刻（地区时区）")
+    request: int | None = Field(default=None, description="补/换卡申请编号")
+
+
 class HistoryOut(BaseModel):
     """状态历史的一条。"""
 
@@ -155,6 +191,9 @@ class CardOut(CardStatusOut):
     holder_name: str = Field(description="持卡人姓名（默认脱敏）")
     holder_id_number: str = Field(description="持卡人证件号码（默认脱敏）")
     history: list[HistoryOut] = Field(description="状态历史")
+    medical_balance: list[BalanceOut] = Field(
+        description="医保个人账户余额的转移：转出此卡的（此卡被换发）和转入此卡的"
+    )
 
 
 class PersonOut(BaseModel):
@@ -198,7 +237,42 @@ class RequestOut(BaseModel):
     collect_on: str = Field(description="领卡日期")
     place: str = Field(description="领卡地点")
     fee: int = Field(description="工本费（元）")
+    fee_state: str = Field(description="工本费及其办理：已收（收据号）/ 免收 / 未收 / 免费")
     certificate: str = Field(description="领卡证明 PDF 的路径")
+    agent: str | None = Field(
+        default=None, description="代办人（姓名和脱敏证件号码）及所验证件；本人办理时为空"
+    )
+    medical_balance: BalanceOut = Field(description="原卡医保个人账户余额的转移")
+
+
+class FeePaymentIn(Strict):
+    """工本费已收：收据号和实收金额。"""
+
+    receipt_no: str = Field(
+        pattern=r"^[0-9A-Za-z][0-9A-Za-z-]{0,39}$", description="收据号：1–40 位字母、数字或连字符"
+    )
+    amount: int = Field(ge=1, le=100000, description="实收金额（元），须等于申请的工本费")
+
+
+class SettlementOut(BaseModel):
+    """一笔工本费的办理：已收（收据号）或免收（原因、批准人）。"""
+
+    model_config = ConfigDict(extra="allow")
+    request_id: int = Field(description="申请编号")
+    request_no: str = Field(description="领卡证明编号")
+    outcome: str = Field(description="paid 已收 / waived 免收")
+    amount: int = Field(description="金额（元）")
+    receipt_no: str | None = Field(description="收据号（已收）")
+    at: str = Field(description="办理时间（地区当地时间）")
+
+
+class FeeReportOut(BaseModel):
+    """某日的工本费日报。"""
+
+    model_config = ConfigDict(extra="allow")
+    day: str = Field(description="地区当地日期")
+    reconciled: bool = Field(description="汇总与明细相符")
+    discrepancies: list[str] = Field(description="差异（逐条）")
 
 
 class JobOut(BaseModel):

@@ -18,6 +18,8 @@ from personalize.api.models import (
     CARD_NUMBER,
     CHIP_ID_NUMBER,
     COMMON,
+    BalanceIn,
+    BalanceOut,
     BlacklistOut,
     CardOut,
     CardStatusOut,
@@ -33,6 +35,7 @@ from personalize.api.problems import ApiProblem
 from personalize.api.query_passwords import check_query_password, hashed, set_query_password
 from personalize.card_standing import standing
 from personalize.lifecycle import CardStatus
+from personalize.medical_balance import transfer_view
 from personalize.registry import (
     STATUS_NAMES,
     VALID,
@@ -105,7 +108,7 @@ def status_of(registry: Registry, card: Card) -> dict[str, Any]:
 
 
 def _agent(agent: Any) -> Agent | None:
-    return None if agent is None else Agent(agent.name, agent.id_number)
+    return None if agent is None else Agent(agent.name, agent.id_number, agent.documents)
 
 
 # ------------------------------------------------------------------ loss reports
@@ -287,6 +290,34 @@ def set_password(
     return call.write(key, {"card_number": card_number}, work)
 
 
+@router.post(
+    "/cards/{card_number}/medical-balance",
+    summary="报送医保个人账户余额",
+    description="业务系统报送补卡中或换卡中的原卡的医保个人账户余额（元，十进制字符串，最多两位小数，"
+    "以分为单位保存）：新卡启用时在同一事务中记录转入新卡。启用前再次报送则替换前次（记入审计）；"
+    "新卡启用时尚未报送的，转移待报，由此后的报送完成；地区政策要求先报余额的，未报送则拒绝启用。",
+    responses={
+        200: {"model": BalanceOut, "description": "已记录"},
+        **problems(*COMMON, 404, 409),
+    },
+)
+def report_balance(
+    card_number: CardPath, body: BalanceIn, call: CallOf, key: IdempotencyKey
+) -> Response:
+    def work(registry: Registry) -> tuple[int, dict[str, Any]]:
+        card = card_of(registry, card_number)
+        transfer = registry.report_balance(
+            card.card_number,
+            body.amount,
+            as_of=body.as_of,
+            reference=body.reference,
+            operator=call.operator,
+        )
+        return 200, transfer_view(registry, transfer, lambda at: _local(registry, at))
+
+    return call.write(key, body.model_dump(mode="json"), work)
+
+
 # ------------------------------------------------------------------ reads
 
 
@@ -328,6 +359,10 @@ def card_lookup(card_number: CardPath, call: CallOf, reveal: Reveal = False) -> 
                     "reason": h.reason,
                 }
                 for h in registry.history(card.id)
+            ],
+            "medical_balance": [
+                transfer_view(registry, t, lambda at: _local(registry, at))
+                for t in registry.balance_transfers(card)
             ],
         }
 

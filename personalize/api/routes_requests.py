@@ -15,10 +15,12 @@ from fastapi.responses import Response
 from personalize.api.access import CallOf, IdempotencyKey, bearer
 from personalize.api.models import COMMON, JobIn, JobOut, ReissueIn, RequestOut, problems
 from personalize.api.problems import ApiProblem
-from personalize.api.routes_cards import _agent, card_of
+from personalize.api.routes_cards import _agent, _local, card_of
 from personalize.documents import collection_certificate, collection_certificate_bytes
+from personalize.fees import fee_settlement, fee_state
 from personalize.jobs import submit_job
-from personalize.registry import Registry, RegistryError, request_number
+from personalize.medical_balance import transfer_view
+from personalize.registry import Agent, Registry, RegistryError, request_number
 from personalize.service_commands import _job_dict
 from sscard.profile import load_profile
 
@@ -36,6 +38,7 @@ def request_of(registry: Registry, request_id: int) -> dict[str, Any]:
         raise ApiProblem(
             404, f"没有申请 {request_id} (no request {request_id})", slug="no-request"
         ) from None
+    agent = Agent.from_text(request.agent)
     return {
         "request": request.id,
         "request_no": request_number(request.id),
@@ -46,7 +49,12 @@ def request_of(registry: Registry, request_id: int) -> dict[str, Any]:
         "collect_on": request.collect_on,
         "place": request.place,
         "fee": request.fee,
+        "fee_state": fee_state(request, fee_settlement(registry, request.id)),
         "certificate": f"/v1/reissue-requests/{request.id}/certificate",
+        "agent": None if agent is None else agent.masked(),
+        "medical_balance": transfer_view(
+            registry, registry.balances.of_request(request.id), lambda at: _local(registry, at)
+        ),
     }
 
 

@@ -24,6 +24,7 @@ from personalize.web import (
     routes_auth,
     routes_center,
     routes_counter,
+    routes_fees,
     routes_stock,
 )
 from personalize.web.access import (
@@ -40,6 +41,7 @@ SECTIONS: tuple[ModuleType, ...] = (
     routes_counter,
     routes_center,
     routes_stock,
+    routes_fees,
     routes_audit,
 )
 

@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException
 
 from personalize.jobs import cancel_job, resume_job
 from personalize.lifecycle import JobStatus
+from personalize.medical_balance import transfer_view
 from personalize.operators import OperatorError, authenticate, confirm
 from personalize.registry import Registry
 from personalize.roles import Role
@@ -68,6 +69,10 @@ def job_page(request: Request, user: User, job_id: int) -> Response:
         tab="queue",
         job=center_view.job_row(summary, clock),
         steps=center_view.step_rows(registry.jobs.steps(job_id), clock),
+        balance=transfer_view(
+            registry, registry.balances.of_request(summary.job.request_id), clock.local
+        ),
+        policy_requires_balance=registry.policy.balance_required_before_activation,
         can_resume=summary.job.status == JobStatus.PAUSED and user.may("job.run"),
         can_cancel=summary.job.status in CANCELLABLE and user.may("job.cancel"),
     )

@@ -27,11 +27,14 @@ from personalize.api.access import ApiState
 from personalize.api.models import CARD_NUMBER
 from personalize.card_standing import standing
 from personalize.documents import collection_certificate, collection_certificate_bytes
+from personalize.fees import fee_settlement, fee_state
 from personalize.jobs import JobError, check_photo, submit_job
 from personalize.lifecycle import REQUEST_STATUS_LABELS, TRANSITIONS, RequestStatus
+from personalize.medical_balance import transfer_view
 from personalize.office import OfficeError, office_report_pdf
 from personalize.operators import OperatorError, authenticate, confirm
 from personalize.registry import (
+    AGENT_DOCUMENTS,
     STATUS_NAMES,
     Agent,
     Card,
@@ -186,6 +189,7 @@ def _requests_view(registry: Registry, person_id: int) -> list[dict[str, Any]]:
     views = []
     for r in counter_store.requests_of_person(registry.db, person_id):
         agent = Agent.from_text(r.agent)
+        settled = fee_settlement(registry, r.id)
         views.append(
             {
                 "id": r.id,
@@ -198,8 +202,15 @@ def _requests_view(registry: Registry, person_id: int) -> list[dict[str, Any]]:
                 "collect_on": r.collect_on,
                 "place": r.place,
                 "fee": r.fee,
-                "agent": "" if agent is None else f"{agent.name} {mask_id(agent.id_number)}",
+                "fee_state": fee_state(r, settled),
+                "fee_open": r.fee > 0 and settled is None,
+                "agent": "" if agent is None else agent.masked(),
                 "job": r.job_id,
+                "balance": transfer_view(
+                    registry,
+                    registry.balances.of_request(r.id),
+                    lambda at: _local(registry, at),
+                ),
             }
         )
     return views
@@ -221,8 +232,11 @@ def person_page(request: Request, user: User, person_id: int) -> Response:
         cards=[_card_view(registry, c) for c in registry.cards_of(person.id)],
         requests=_requests_view(registry, person.id),
         fee_reissue=registry.policy.fee_reissue,
+        agent_documents=AGENT_DOCUMENTS,
         may_submit=user.may("job.submit"),
         may_reprint=user.may("document.reprint"),
+        may_pay=user.may("fee.pay"),
+        may_waive=user.may("fee.waive"),
     )
 
 
@@ -237,14 +251,16 @@ def _back_to_holder(state: ApiState, card_number: str) -> str:
         return "/counter"
 
 
-def _agent(name: str, id_number: str) -> Agent | None:
-    """The agent (委托代办) of a form: both fields, or neither (as the CLI's --agent-*)."""
+def _agent(name: str, id_number: str, documents: str) -> Agent | None:
+    """The agent (委托代办) of a form: both fields, or neither (as the CLI's --agent-*), with
+    the documents they showed (every card form has the fields: whether an agent may do it
+    is the transition table's)."""
     name, id_number = normalize(name), normalize(id_number).upper()
     if not name and not id_number:
         return None
     if not (name and id_number):
         raise ValueError("代办须同时填写代办人姓名和证件号码 (an agent needs name and ID)")
-    return Agent(name, id_number)
+    return Agent(name, id_number, normalize(documents))
 
 
 def _card_form(
@@ -283,6 +299,7 @@ def formal_loss(
     evidence: Text,
     agent_name: Maybe = "",
     agent_id: Maybe = "",
+    agent_documents: Maybe = AGENT_DOCUMENTS,
 ) -> Response:
     return _card_form(
         request,
@@ -292,19 +309,34 @@ def formal_loss(
             card_number,
             operator=user.name,
             evidence=normalize(evidence),
-            agent=_agent(agent_name, agent_id),
+            agent=_agent(agent_name, agent_id, agent_documents),
         ),
         "已正式挂失",
     )
 
 
 @router.post("/cards/{card_number}/unreport")
-def unreport(request: Request, user: User, card_number: str, evidence: Text) -> Response:
+def unreport(
+    request: Request,
+    user: User,
+    card_number: str,
+    evidence: Text,
+    agent_name: Maybe = "",
+    agent_id: Maybe = "",
+    agent_documents: Maybe = AGENT_DOCUMENTS,
+) -> Response:
+    """解挂: the holder in person — an agent named on the form is refused by the transition
+    table (``Registry.unreport``), nothing written."""
     return _card_form(
         request,
         user,
         card_number,
-        lambda r: r.unreport(card_number, operator=user.name, evidence=normalize(evidence)),
+        lambda r: r.unreport(
+            card_number,
+            operator=user.name,
+            evidence=normalize(evidence),
+            agent=_agent(agent_name, agent_id, agent_documents),
+        ),
         "已解挂",
     )
 
@@ -317,6 +349,7 @@ def reissue(
     counter: Maybe = "",
     agent_name: Maybe = "",
     agent_id: Maybe = "",
+    agent_documents: Maybe = AGENT_DOCUMENTS,
 ) -> Response:
     """补卡申请 (``Registry.request_reissue``: the policy's fee recorded on the request)."""
     state = console_state(request)
@@ -326,7 +359,7 @@ def reissue(
             card_number,
             operator=user.name,
             counter=normalize(counter),
-            agent=_agent(agent_name, agent_id),
+            agent=_agent(agent_name, agent_id, agent_documents),
         )
         return (
             f"补卡申请 {request_number(made.id)} 已受理；领卡日期 {made.collect_on}；"

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from personalize.office import Office
-from personalize.registry import mask_id
+from personalize.registry import AGENT_DOCUMENTS, Agent, mask_id
 from personalize.roles import Role
 from personalize.trackvault import TrackVault
 from simulator.factory import sample_photo
@@ -84,14 +84,16 @@ def assert_chain_intact(db: str) -> None:
         registry.close()
 
 
-def damaged(db: str, index: int) -> None:
+def damaged(db: str, index: int, agent: Agent | None = None) -> None:
     """A 验卡 at a street office seeing a cracked card (visual only): the verdict 人为损坏
-    opens the 换卡 request (``Office.diagnose``, as ``sscard office diagnose``)."""
+    opens the 换卡 request (``Office.diagnose``, as ``sscard office diagnose``), with the
+    ``agent`` who brought the card."""
     registry = open_registry(db)
     try:
         office = Office(registry, POLICY, load_profile(POLICY.profile), None, None,  # type: ignore[arg-type]
                         operator=OPERATORS[Role.OFFICE], progress=lambda s: None)  # fmt: skip
-        office.diagnose(None, None, ("cracked",), card_number=card_number(index), visual_only=True)
+        office.diagnose(None, None, ("cracked",), card_number=card_number(index), visual_only=True,
+                        agent=agent)  # fmt: skip
     finally:
         registry.close()
 
@@ -215,7 +217,7 @@ def test_the_counter_finds_reports_formalizes_reissues_and_prints(
         assert events(db, "document.view")[-1][:2] == (OPERATORS[Role.COUNTER], "SSCARD-REQ-000002")
 
         # 补打: a wrong password of the confirming supervisor refuses it; then it is printed
-        csrf = page.locator("#request-2 form input[name=csrf]").get_attribute("value")
+        csrf = page.locator("#request-2 .reprint input[name=csrf]").get_attribute("value")
         url = f"{base}/counter/requests/2/reprint"
         sup = OPERATORS[Role.SUPERVISOR]
         wrong = page.request.post(
@@ -380,3 +382,46 @@ def test_without_a_track_key_the_job_page_says_so(tmp_path: Path, browser: Brows
         page = d.go("/counter/requests/1/job")
         assert "未配置磁道密钥" in page.inner_text("#no-track-key")
         assert page.locator("input[name=photo]").count() == 0
+
+
+def test_an_agents_replacement_is_shown_and_printed_and_an_agent_may_not_unreport(
+    world: World, browser: Browser, tmp_path: Path
+) -> None:
+    """委托代办 at the counter (docs/business-rules.md "Agents (委托代办)"): the 换卡 an agent
+    brought to 验卡 lists them, masked, with the documents shown, and its 领卡证明 prints
+    them; 解挂 with an agent named on the form is refused by the transition table, nothing
+    written, and the holder in person then succeeds."""
+    base, db = world.base, world.db
+    damaged(db, 2, Agent("李四", AGENT_ID))
+    with desk(browser, base, tmp_path) as d:
+        d.login(Role.COUNTER)
+        page = d.go("/counter")
+        search(page, card_number(2))
+        row = page.inner_text("#request-2")
+        assert "换卡" in row and f"李四 {mask_id(AGENT_ID)}（{AGENT_DOCUMENTS}）" in row
+        answer = page.request.get(f"{base}/counter/requests/2/certificate")
+        text = " ".join(pdftext(answer.body(), tmp_path / "replacement.pdf").split())
+        assert "换卡" in text and f"李四（{mask_id(AGENT_ID)}）" in text
+        assert AGENT_DOCUMENTS in text and AGENT_ID not in text
+        d.shot("counter-agent-replacement")
+
+        page.on("dialog", lambda dialog: dialog.accept())  # 预挂失 asks to confirm
+        page = d.go("/counter")
+        search(page, card_number(0))
+        page.click(card_form(page, 0, "report-loss") + " button")
+        page.wait_for_load_state()
+        assert "已预挂失" in flash(page)
+        before = state(db)
+        form = card_form(page, 0, "unreport")
+        page.click(form + " details summary")
+        page.fill(form + " input[name=agent_name]", "李四")
+        page.fill(form + " input[name=agent_id]", AGENT_ID)
+        page.click(form + " button[type=submit]")
+        page.wait_for_load_state()
+        assert "解挂须持卡人本人办理，不能委托代办" in flash(page)
+        assert state(db) == before
+        d.shot("counter-agent-unreport-refused")
+        page.click(card_form(page, 0, "unreport") + " button[type=submit]")
+        page.wait_for_load_state()
+        assert "已解挂" in flash(page)
+        assert page.inner_text(f"#card-{card_number(0)} .status") == "正常"

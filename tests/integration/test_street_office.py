@@ -543,3 +543,55 @@ def test_an_unwritable_report_is_kept_to_be_reprinted(office: Office) -> None:
     stored = office.registry.db.execute("SELECT report_no FROM office_reports").fetchall()
     assert len(stored) == 1 and stored[0]["report_no"] in result.stderr
     assert "补打" in result.stderr
+
+
+# ------------------------------------------------------------ agents (委托代办)
+
+AGENT_ID = "110105198001010016"  # 李四, a valid GB 11643 number
+AGENT = ("--agent-name", "李四", "--agent-id", AGENT_ID)
+
+
+@pytest.mark.parametrize("backend", ["keystore"])
+def test_an_agent_brings_a_damaged_card_and_the_replacement_is_theirs(office: Office) -> None:
+    """换卡 by an agent (docs/business-rules.md "Agents (委托代办)"): the verdict's request
+    records who brought the card and what they showed; its 领卡证明 prints them, masked."""
+    apdus = office.served.bridge.apdu_count
+    bad = sscard(office, "diagnose", "--damage", "cracked", *AGENT[:3], AGENT_ID[:-1] + "9")
+    assert bad.returncode == 1 and "代办人证件号码" in bad.stderr
+    assert office.served.bridge.apdu_count == apdus and pdfs(office) == []  # refused unread
+    data, _ = diagnose(office, "--damage", "cracked", *AGENT, "--agent-documents", "双方身份证原件")
+    assert data["verdict"] == "human_damage" and data["replacement_request"] is not None
+    text = " ".join(pdf_text(data["certificate"]).split())
+    assert "换卡" in text and "李四（110105********0016）" in text and "双方身份证原件" in text
+    assert "代办人签字" in text and AGENT_ID not in text
+    request = office.registry.request(data["replacement_request"])
+    assert json.loads(request.agent or "")["documents"] == "双方身份证原件"
+    [details] = [r["details"] for r in office.registry.db.execute(
+        "SELECT details FROM audit_events WHERE action = 'request.replacement'")]  # fmt: skip
+    assert AGENT_ID not in details and json.loads(details)["agent"] is True
+
+
+@pytest.mark.parametrize("backend", ["keystore"])
+def test_an_agent_is_refused_the_pin_services_and_the_card_hears_nothing(office: Office) -> None:
+    """PIN unblock, reset and change are the holder's (珠海: "(不可代办)"): with an agent named,
+    refused before a prompt — no APDU reaches the card, its PIN stays blocked, nothing is
+    written; the holder in person is then served (the refusal was the agent's)."""
+    office.card.pin.tries = 0
+    events, apdus = audit_actions(office), office.served.bridge.apdu_count
+    pins = f"y\n{SAMPLE_HOLDER.ssn}\n246813\n246813\n"
+    for command in (("pin", "unblock"), ("pin", "reset")):
+        refused = sscard(office, *command, *AGENT, stdin=pins)
+        assert refused.returncode == 1, refused.stderr
+        assert "须持卡人本人办理，不能委托代办" in refused.stderr
+        assert "身份证号码" not in refused.stderr  # no prompt was shown
+    change = subprocess.run(
+        [sys.executable, "-m", "personalize.cli", "card", "change-pin", "--reader",
+         office.reader, *AGENT], input="123456\n246813\n246813\n", capture_output=True,
+        text=True, timeout=60)  # fmt: skip
+    assert change.returncode == 1 and "修改密码须持卡人本人办理" in change.stderr
+    assert "PIN" not in change.stderr.split("修改密码")[0]  # refused before a PIN prompt
+    assert office.served.bridge.apdu_count == apdus
+    assert office.card.pin.tries == 0 and audit_actions(office) == events
+    done = sscard(office, "pin", "unblock", stdin=f"y\n{SAMPLE_HOLDER.ssn}\n")
+    assert done.returncode == 0, done.stderr
+    assert office.card.pin.tries == 3

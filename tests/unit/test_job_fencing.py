@@ -11,50 +11,23 @@ import pytest
 from personalize.jobs import claim_job, pause_job
 from personalize.policy import load_policy
 from personalize.registry import ACTIVATION_EVIDENCE, LeaseLost, Registry, RegistryError
-from simulator.factory import SAMPLE_HOLDER
 from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
 from tests.conftest import NewDatabase
-from tests.stores import step_details
+from tests.stores import fed_job, record_steps
 
 POLICY = load_policy("default")
-SN = "5343000000000001"
 
 
 @pytest.fixture
 def job(new_db: NewDatabase) -> Iterator[tuple[Registry, int, int]]:
-    """A registry with one claimed-able job whose new card was fed with ``SN``."""
+    """A registry with one claimed-able job whose new card was fed (``tests.stores.fed_job``)."""
     registry = Registry(new_db("registry"), POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
-    number = registry.allocate_card_number()
-    registry.enroll(SAMPLE_HOLDER, number, operator="op")
-    registry.formalize_loss(number, operator="op", evidence="ID")
-    request = registry.request_reissue(number, operator="op")
-    old = registry.card(number)
-    with registry.transaction() as db:
-        db.execute(
-            "INSERT INTO jobs (request_id, person_id, old_card_id, holder, status,"
-            " operator, created_at, updated_at) VALUES (?, ?, ?, '{}', 'queued', 'op',"
-            " 'now', 'now')",
-            (request.id, old.person_id, old.id),
-        )
-        db.execute("INSERT INTO job_photos (job_id, photo) VALUES (1, ?)", (b"\x00",))
-        db.execute("UPDATE reissue_requests SET status = 'in_job', job_id = 1")
-    card = registry.start_card(1, operator="op")
-    with registry.transaction() as db:
-        db.execute("UPDATE jobs SET sn = ? WHERE id = 1", (SN,))
-        db.execute("UPDATE cards SET sn = ? WHERE id = ?", (SN, card.id))
-    yield registry, 1, card.id
+    yield registry, *fed_job(registry)
     registry.close()
 
 
-def steps(registry: Registry, *names: str, result: str = "ok") -> None:
-    with registry.transaction() as db:
-        for name in names:
-            db.execute(
-                "INSERT INTO job_steps (job_id, step, result, sn, at, details)"
-                " VALUES (1, ?, ?, ?, 'now', ?)",
-                (name, result, SN, step_details(name)),
-            )
+steps = record_steps
 
 
 def test_each_claim_increments_the_token_and_fences_the_previous_one(

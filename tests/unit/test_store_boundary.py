@@ -36,6 +36,8 @@ STORE_MODULES = {
     "personalize/stock_store.py",  # the card stock ledger and the jobs' counts it is checked by
     "personalize/counter_store.py",  # the console counter: persons by name, requests, 验卡单
     "personalize/audit_store.py",  # the auditor's search of the audit chain
+    "personalize/fee_store.py",  # fee settlements (工本费 paid or waived) and the fees owed
+    "personalize/balance_store.py",  # the medical-account balance transfers
 }
 SQL_CALLS = {"execute", "executemany", "executescript"}
 DRIVERS = {"sqlite3", "psycopg"}
