@@ -12,6 +12,9 @@ The rules are docs/business-rules.md "Card statuses and transitions" (from the s
 - 补卡 only after 正式挂失, and may be applied for by an agent with both ID cards
   ("补卡时可委托他人办理，办理时需要出示委托人、被委托人的身份证原件");
 - 换卡 after a damage verdict (验卡);
+- 换领 (identity data changed) from an active card, on the 公安部门变更证明 and the 社保经办机构
+  更改证明 ("因居民身份证号码或姓名变更而需换卡的…凭公安部门出具的变更证明和社保经办机构的更改证明
+  …申请换卡"): a replacement that is neither a loss nor damage;
 - a job that is cancelled or fails gives its request back (open again, the old card stays
   补卡中/换卡中) and releases its unfinished new card (废卡, its number never reused); a
   card written off inside a job (rejected, pulled) is released the same way.
@@ -135,6 +138,11 @@ ACTIONS: dict[str, Action] = {
             "verdict)",
         ),
         Action(
+            "request_change",
+            "换领申请",
+            "不能换领：卡片状态为 {status} (an identity-change replacement needs an active card)",
+        ),
+        Action(
             "retire", "新卡启用，旧卡注销", "旧卡状态为 {status}，不能注销 (old card not pending)"
         ),
         Action("start", "开始制卡", "不能开始制卡 (cannot start a card)"),
@@ -185,6 +193,8 @@ TRANSITIONS: tuple[Transition, ...] = (
                note="after a damage verdict (验卡)"),
     Transition("card", C.PROVISIONAL_LOSS, "request_replacement", C.REPLACEMENT_PENDING,
                note="after a damage verdict (验卡)"),
+    Transition("card", C.ACTIVE, "request_change", C.REPLACEMENT_PENDING, evidence=True,
+               agent=True, note="换领: identity data changed, on the change certificates"),
     Transition("card", C.REISSUE_PENDING, "retire", C.VOID,
                note="with the new card's activation; blacklisted"),
     Transition("card", C.REPLACEMENT_PENDING, "retire", C.VOID,
@@ -195,6 +205,7 @@ TRANSITIONS: tuple[Transition, ...] = (
                note="job cancelled/failed or card written off; number never reused"),
     Transition("request", None, "request_reissue", R.OPEN),
     Transition("request", None, "request_replacement", R.OPEN),
+    Transition("request", None, "request_change", R.OPEN),
     Transition("request", R.OPEN, "submit", R.IN_JOB),
     Transition("request", R.IN_JOB, "reopen", R.OPEN, note="its job cancelled or failed"),
     Transition("request", R.IN_JOB, "complete", R.DONE, note="the new card activated"),
