@@ -30,7 +30,8 @@ class CollectionCertificate:
     counter: str
     operator: str
     authority: str
-    kind: str = "补卡"  # or 换卡
+    kind: str = "补卡"  # or 换卡, or 换领（身份信息变更）
+    change: tuple[tuple[str, str], ...] = ()  # a 换领's rows: what changed, its certificates
     fee: int = 0  # 工本费, yuan
     agent_name: str = ""  # 代办人 (委托代办), empty when the holder applied in person
     agent_id: str = ""
@@ -59,12 +60,41 @@ def collection_certificate(
         counter=request.counter or "",
         operator=request.operator,
         authority=policy.authority,
-        kind="补卡" if request.kind == "reissue" else "换卡",
+        kind=KIND_LABELS.get(request.kind, request.kind),
+        change=_change_rows(registry, request_id),
         fee=request.fee,
         agent_name="" if agent is None else agent.name,
         agent_id="" if agent is None else agent.id_number,
         service_phone=policy.service_phone,
         reprinted_at=None if reprinted_at is None else policy.local_time(reprinted_at),
+    )
+
+
+# The 领卡证明's 业务类型 of each request kind.
+KIND_LABELS = {"reissue": "补卡", "replacement": "换卡", "change": "换领（身份信息变更）"}
+
+
+def _change_rows(registry: Registry, request_id: int) -> tuple[tuple[str, str], ...]:
+    """A 换领's rows on its 领卡证明 (docs/business-rules.md "换领 (identity data changed)"):
+    what changed, old → new (ID numbers masked), and the two certificates; none for any
+    other request."""
+    change = registry.identity_change(request_id)
+    if change is None:
+        return ()
+    changed = [
+        f"{label} {shown(old)} → {shown(new)}"
+        for label, old, new, shown in (
+            ("姓名", change.old_name, change.new_name, str),
+            ("社会保障号码", change.old_ssn, change.new_ssn, mask_id),
+        )
+        if old != new
+    ]
+    return (
+        ("变更事项", "；".join(changed)),
+        (
+            "变更证明",
+            f"公安 {change.certificate}（{change.authority}）；社保 {change.bureau_certificate}",
+        ),
     )
 
 
@@ -107,6 +137,7 @@ def collection_certificate_bytes(cert: CollectionCertificate) -> bytes:
     rows = [
         ("业务编号", cert.request_no),
         ("业务类型", cert.kind),
+        *cert.change,
         ("姓名", cert.name),
         ("社会保障号码", mask_id(cert.ssn)),
         ("原社会保障卡号", cert.old_card_number),
