@@ -62,6 +62,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[ApiRole]] = {
     ("POST", "/v1/cards/{card_number}/unreport"): frozenset({ApiRole.COUNTER}),
     ("POST", "/v1/cards/{card_number}/query-password"): frozenset({ApiRole.COUNTER}),
     ("POST", "/v1/reissue-requests"): frozenset({ApiRole.COUNTER}),
+    ("POST", "/v1/change-requests"): frozenset({ApiRole.COUNTER}),
     ("GET", "/v1/reissue-requests/{request_id}"): frozenset(
         {ApiRole.COUNTER, ApiRole.CARD_CENTER, ApiRole.AUDITOR}
     ),
