@@ -36,6 +36,7 @@ STORE_MODULES = {
     "personalize/stock_store.py",  # the card stock ledger and the jobs' counts it is checked by
     "personalize/counter_store.py",  # the console counter: persons by name, requests, 验卡单
     "personalize/audit_store.py",  # the auditor's search of the audit chain
+    "personalize/change_store.py",  # 换领: identity changes, the person's record changed
 }
 SQL_CALLS = {"execute", "executemany", "executescript"}
 DRIVERS = {"sqlite3", "psycopg"}
