@@ -38,8 +38,8 @@ class ChangeCertificate:
         """The person as the new card carries them: the new name and ID number (the recorded
         ones where none is given), the rest as recorded."""
         return HolderData(
-            ssn=self.new_id or person.ssn,
-            name=self.new_name or person.name,
+            ssn=self.new_id.strip().upper() or person.ssn,
+            name=self.new_name.strip() or person.name,
             gender=person.gender,
             ethnicity=person.ethnicity,
             birthplace=person.birthplace,
@@ -64,14 +64,15 @@ def check_change(certificate: ChangeCertificate, person: Person, *, today: date)
     ):
         if not value.strip():
             raise ChangeRefused(f"换领须填写{chinese} ({english} is required)")
-    if certificate.old_name != person.name or not same_person_ssn(certificate.old_id, person.ssn):
+    old_id = certificate.old_id.strip().upper()
+    if certificate.old_name.strip() != person.name or not same_person_ssn(old_id, person.ssn):
         raise ChangeRefused(
             "变更证明上的原姓名或原身份证号码与该参保人的登记不符，不能为其换领 "
             "(the change certificate is for another person: its old name or ID number is not "
             "this person's)"
         )
     holder = certificate.new_holder(person)
-    upgraded = 15 in (len(certificate.old_id), len(holder.ssn))
+    upgraded = 15 in (len(old_id), len(holder.ssn))
     if upgraded and holder.name == person.name and same_person_ssn(holder.ssn, person.ssn):
         raise ChangeRefused(
             "身份证号从15位升位到18位的可不用办理换卡手续：原卡继续有效 "
@@ -87,8 +88,6 @@ def check_change(certificate: ChangeCertificate, person: Person, *, today: date)
             "变更证明上的姓名和身份证号码均未改变，无需换领 (nothing changed: same name and ID "
             "number)"
         )
-    if not holder.name.strip():
-        raise ChangeRefused("新姓名不能为空 (the new name is empty)")
     try:
         holder.validate(today=today)
     except InvalidData as exc:

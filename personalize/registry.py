@@ -1474,8 +1474,11 @@ class Registry:
         person's record takes the new data when the new card is activated (:meth:`activate`)."""
         with self.transaction():
             card = self.card_for_update(card_number)
-            self.rule("card", card.status, "request_change", evidence=certificate.number,
-                      agent=agent)  # fmt: skip
+            evidence = (
+                f"公安部门变更证明 {certificate.number}（{certificate.authority}）；"
+                f"社保经办机构更改证明 {certificate.bureau_number}"
+            )
+            self.rule("card", card.status, "request_change", evidence=evidence, agent=agent)
             person = self.person(card.person_id)
             try:
                 holder = check_change(
@@ -1492,10 +1495,6 @@ class Registry:
                     "新身份证号码已属于另一参保人，不能换领 (the new ID number belongs to another "
                     "person)"
                 )
-            evidence = (
-                f"公安部门变更证明 {certificate.number}（{certificate.authority}）；"
-                f"社保经办机构更改证明 {certificate.bureau_number}"
-            )
             request = self.request_reissue(
                 card_number,
                 operator=operator,
