@@ -77,24 +77,23 @@ KIND_LABELS = {"reissue": "补卡", "replacement": "换卡", "change": "换领�
 def _change_rows(registry: Registry, request_id: int) -> tuple[tuple[str, str], ...]:
     """A 换领's rows on its 领卡证明 (docs/business-rules.md "换领 (identity data changed)"):
     what changed, old → new (ID numbers masked), and the two certificates; none for any
-    other request."""
+    other request. Each row short enough to stay clear of the codes beside it."""
     change = registry.identity_change(request_id)
     if change is None:
         return ()
-    changed = [
-        f"{label} {shown(old)} → {shown(new)}"
+    changed = tuple(
+        (label, f"{shown(old)} → {shown(new)}")
         for label, old, new, shown in (
-            ("姓名", change.old_name, change.new_name, str),
-            ("社会保障号码", change.old_ssn, change.new_ssn, mask_id),
+            ("姓名变更", change.old_name, change.new_name, str),
+            ("号码变更", change.old_ssn, change.new_ssn, mask_id),
         )
         if old != new
-    ]
+    )
     return (
-        ("变更事项", "；".join(changed)),
-        (
-            "变更证明",
-            f"公安 {change.certificate}（{change.authority}）；社保 {change.bureau_certificate}",
-        ),
+        *changed,
+        ("公安变更证明", change.certificate),
+        ("出具机关", change.authority),
+        ("社保更改证明", change.bureau_certificate),
     )
 
 
@@ -151,10 +150,11 @@ def collection_certificate_bytes(cert: CollectionCertificate) -> bytes:
     ]
     pdf.setFont(FONT, 10.5)
     y = height - 28 * mm
+    step = min(6.2 * mm, (y - 34 * mm) / len(rows))  # above the signature lines
     for label, value in rows:
         pdf.drawString(14 * mm, y, f"{label}：")
         pdf.drawString(44 * mm, y, value)
-        y -= 6.2 * mm
+        y -= step
     # the request number, machine-readable
     code = qr.QrCodeWidget(cert.request_no)
     x0, y0, x1, y1 = code.getBounds()
