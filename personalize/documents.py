@@ -31,7 +31,8 @@ class CollectionCertificate:
     counter: str
     operator: str
     authority: str
-    kind: str = "补卡"  # or 换卡
+    kind: str = "补卡"  # or 换卡, or 换领（身份信息变更）
+    change: tuple[tuple[str, str], ...] = ()  # a 换领's rows: what changed, its certificates
     fee: int = 0  # 工本费, yuan
     fee_state: str = ""  # the fee and its settlement (personalize.fees.fee_state): 已收/免收/未收
     agent_name: str = ""  # 代办人 (委托代办), empty when the holder applied in person
@@ -62,7 +63,8 @@ def collection_certificate(
         counter=request.counter or "",
         operator=request.operator,
         authority=policy.authority,
-        kind="补卡" if request.kind == "reissue" else "换卡",
+        kind=KIND_LABELS.get(request.kind, request.kind),
+        change=_change_rows(registry, request_id),
         fee=request.fee,
         fee_state=fee_state(request, fee_settlement(registry, request.id)),
         agent_name="" if agent is None else agent.name,
@@ -70,6 +72,33 @@ def collection_certificate(
         agent_documents="" if agent is None else agent.documents,
         service_phone=policy.service_phone,
         reprinted_at=None if reprinted_at is None else policy.local_time(reprinted_at),
+    )
+
+
+# The 领卡证明's 业务类型 of each request kind.
+KIND_LABELS = {"reissue": "补卡", "replacement": "换卡", "change": "换领（身份信息变更）"}
+
+
+def _change_rows(registry: Registry, request_id: int) -> tuple[tuple[str, str], ...]:
+    """A 换领's rows on its 领卡证明 (docs/business-rules.md "换领 (identity data changed)"):
+    what changed, old → new (ID numbers masked), and the two certificates; none for any
+    other request. Each row short enough to stay clear of the codes beside it."""
+    change = registry.identity_change(request_id)
+    if change is None:
+        return ()
+    changed = tuple(
+        (label, f"{shown(old)} → {shown(new)}")
+        for label, old, new, shown in (
+            ("姓名变更", change.old_name, change.new_name, str),
+            ("号码变更", change.old_ssn, change.new_ssn, mask_id),
+        )
+        if old != new
+    )
+    return (
+        *changed,
+        ("公安变更证明", change.certificate),
+        ("出具机关", change.authority),
+        ("社保更改证明", change.bureau_certificate),
     )
 
 
@@ -112,6 +141,7 @@ def collection_certificate_bytes(cert: CollectionCertificate) -> bytes:
     rows = [
         ("业务编号", cert.request_no),
         ("业务类型", cert.kind),
+        *cert.change,
         ("姓名", cert.name),
         ("社会保障号码", mask_id(cert.ssn)),
         ("原社会保障卡号", cert.old_card_number),
@@ -126,10 +156,11 @@ def collection_certificate_bytes(cert: CollectionCertificate) -> bytes:
     ]
     pdf.setFont(FONT, 10.5)
     y = height - 28 * mm
+    step = min(6.2 * mm, (y - 34 * mm) / len(rows))  # above the signature lines
     for label, value in rows:
         pdf.drawString(14 * mm, y, f"{label}：")
         pdf.drawString(44 * mm, y, value)
-        y -= 6.2 * mm
+        y -= step
     # the request number, machine-readable
     code = qr.QrCodeWidget(cert.request_no)
     x0, y0, x1, y1 = code.getBounds()

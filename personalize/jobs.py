@@ -190,8 +190,16 @@ def submit_job(
             old = registry.card_for_update(old_number)
         except RegistryError as exc:
             raise JobError(str(exc)) from None
-        person = registry.person(old.person_id)
-        if person.ssn != holder.ssn:
+        request = registry.open_request(old.id)
+        if request is not None and registry.identity_change(request.id) is not None:
+            # 换领: the new card carries the changed name and ID number, nothing else
+            new = registry.holder_of(request)
+            if (holder.ssn, holder.name) != (new.ssn, new.name):
+                raise JobError(
+                    "换领的新卡须载明变更后的姓名和身份证号码 (a 换领's new card carries the "
+                    "new name and ID number of the change certificate)"
+                )
+        elif registry.person(old.person_id).ssn != holder.ssn:
             raise JobError("原卡不属于该持卡人 (the old card belongs to someone else)")
         if old.status not in (CardStatus.REISSUE_PENDING, CardStatus.REPLACEMENT_PENDING):
             raise JobError(
@@ -199,7 +207,6 @@ def submit_job(
                 "(the old card must be formally lost with a reissue request, or have a "
                 "replacement request)"
             )
-        request = registry.open_request(old.id)
         if request is None:
             live = registry.jobs.live_for_card(old.id)
             hint = (

@@ -13,6 +13,9 @@ The rules are docs/business-rules.md "Card statuses and transitions" (from the s
   ("补卡时可委托他人办理，办理时需要出示委托人、被委托人的身份证原件");
 - 换卡 after a damage verdict (验卡), and an agent may apply for it as for 补卡 (the issue:
   "a reissue or replacement may be applied for by an agent with both ID cards");
+- 换领 (identity data changed) from an active card, on the 公安部门变更证明 and the 社保经办机构
+  更改证明 ("因居民身份证号码或姓名变更而需换卡的…凭公安部门出具的变更证明和社保经办机构的更改证明
+  …申请换卡"): a replacement that is neither a loss nor damage;
 - the PIN services (修改, 解锁, 重置) move no status, but are in the table with the one rule
   who may ask for them: the holder only ("需要变更密码的可到其合作银行自助设备或服务网点办理
   (不可代办)", 珠海); which card statuses allow them is the policy's ``[statuses]``;
@@ -155,6 +158,11 @@ ACTIONS: dict[str, Action] = {
             "verdict)",
         ),
         Action(
+            "request_change",
+            "换领申请",
+            "不能换领：卡片状态为 {status} (an identity-change replacement needs an active card)",
+        ),
+        Action(
             "retire", "新卡启用，旧卡注销", "旧卡状态为 {status}，不能注销 (old card not pending)"
         ),
         Action("start", "开始制卡", "不能开始制卡 (cannot start a card)"),
@@ -208,6 +216,8 @@ TRANSITIONS: tuple[Transition, ...] = (
                note="after a damage verdict (验卡)"),
     Transition("card", C.PROVISIONAL_LOSS, "request_replacement", C.REPLACEMENT_PENDING,
                agent=True, note="after a damage verdict (验卡)"),
+    Transition("card", C.ACTIVE, "request_change", C.REPLACEMENT_PENDING, evidence=True,
+               agent=True, note="换领: identity data changed, on the change certificates"),
     Transition("card", C.REISSUE_PENDING, "retire", C.VOID,
                note="with the new card's activation; blacklisted"),
     Transition("card", C.REPLACEMENT_PENDING, "retire", C.VOID,
@@ -218,6 +228,7 @@ TRANSITIONS: tuple[Transition, ...] = (
                note="job cancelled/failed or card written off; number never reused"),
     Transition("request", None, "request_reissue", R.OPEN),
     Transition("request", None, "request_replacement", R.OPEN),
+    Transition("request", None, "request_change", R.OPEN),
     Transition("request", R.OPEN, "submit", R.IN_JOB),
     Transition("request", R.IN_JOB, "reopen", R.OPEN, note="its job cancelled or failed"),
     Transition("request", R.IN_JOB, "complete", R.DONE, note="the new card activated"),

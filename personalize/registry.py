@@ -35,6 +35,9 @@ from personalize.auditlog import (
 from personalize.balance_store import AUDITED as BALANCE_AUDITED
 from personalize.balance_store import MIGRATION as BALANCE_MIGRATION
 from personalize.balance_store import BalanceStore
+from personalize.change_store import AUDITED as CHANGE_AUDITED
+from personalize.change_store import MIGRATION as CHANGE_MIGRATION
+from personalize.change_store import ChangeStore, IdentityChange
 from personalize.database import (
     BusyError,
     Database,
@@ -50,8 +53,10 @@ from personalize.database import (
 )
 from personalize.fee_store import AUDITED as FEE_AUDITED
 from personalize.fee_store import MIGRATION as FEE_MIGRATION
+from personalize.identity_change import ChangeCertificate, ChangeRefused, check_change
 from personalize.job_store import Job, JobStore, StepResult
 from personalize.lifecycle import (
+    ACTIONS,
     VALID_CARD_STATUSES,
     CardStatus,
     JobStatus,
@@ -554,6 +559,12 @@ AUDITED_SINCE["fee_settlements"] = FEE_MIGRATION
 MIGRATIONS.append(BALANCE_MIGRATION)
 AUDITED_COLUMNS["balance_transfers"] = BALANCE_AUDITED
 AUDITED_SINCE["balance_transfers"] = BALANCE_MIGRATION
+# 换领 (identity data changed, issue 17; personalize/change_store.py, docs/business-rules.md
+# "换领 (identity data changed)"): the request kind ``change`` and the change each such
+# request was made on, applied to the person's record when the new card is activated.
+MIGRATIONS.append(CHANGE_MIGRATION)
+AUDITED_COLUMNS["identity_changes"] = CHANGE_AUDITED
+AUDITED_SINCE["identity_changes"] = CHANGE_MIGRATION
 
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
@@ -781,6 +792,7 @@ class Registry:
         self.outbox = OutboxStore(self.db)  # the outbox (回盘) on the same connection
         self.stock = StockStore(self.db)  # the card stock ledger (库存) on the same connection
         self.balances = BalanceStore(self.db)  # medical-account balance transfers
+        self.changes = ChangeStore(self.db)  # 换领's identity changes on the same connection
         self._migrate()
         self._watch_rows()
         # the outbox is written once its migration is applied: always, after ``_migrate``,
@@ -1581,26 +1593,22 @@ class Registry:
         kind: str = "reissue",
         fee: int | None = None,
         agent: Agent | None = None,
+        evidence: str | None = None,
     ) -> ReissueRequest:
         """Reissue after formal loss (→ 补卡中), or replacement after a damage verdict
-        (→ 换卡中); returns the request (the 领卡证明 data). The fee of a reissue is the
-        policy's 补卡工本费 unless given; a replacement's comes from the verdict."""
-        if kind not in ("reissue", "replacement"):
-            raise RegistryError(f"kind is reissue or replacement, not {kind!r}")
+        (→ 换卡中), or 换领 (``change``, → 换卡中: :meth:`request_change`); returns the
+        request (the 领卡证明 data). The fee of a reissue is the policy's 补卡工本费 unless
+        given; a replacement's comes from the verdict."""
+        if kind not in ("reissue", "replacement", "change"):
+            raise RegistryError(f"kind is reissue, replacement or change, not {kind!r}")
         action = f"request_{kind}"
         fee = self.policy.fee_reissue if fee is None and kind == "reissue" else (fee or 0)
         with self.transaction():
             card = self.card_for_update(card_number)
-            self.rule("card", card.status, action, agent=agent)
+            self.rule("card", card.status, action, agent=agent, evidence=evidence)
             today = self.policy.local_date(self.clock())
             collect = self.policy.collection_date(today)
-            self._transition(
-                card,
-                action,
-                operator,
-                "补卡申请" if kind == "reissue" else "换卡申请",
-                agent=agent,
-            )
+            self._transition(card, action, operator, ACTIONS[action].label, evidence, agent=agent)
             request_id = self.db.insert(
                 "INSERT INTO reissue_requests (person_id, old_card_id, kind, applied_on,"
                 " collect_on, place, fee, operator, counter, status, agent)"
@@ -1631,6 +1639,117 @@ class Registry:
                 },
             )
             return self.request(request_id)
+
+    # ----------------------------------------------------------------- 换领 (identity change)
+
+    def request_change(
+        self,
+        card_number: str,
+        certificate: ChangeCertificate,
+        *,
+        operator: str,
+        counter: str = "",
+        agent: Agent | None = None,
+    ) -> ReissueRequest:
+        """换领: a replacement of an active card because the holder's name or ID number
+        changed (docs/business-rules.md "换领 (identity data changed)"), on the 公安部门变更证明
+        and the 社保经办机构更改证明 — the request (kind ``change``, → 换卡中) and what the
+        certificates say, in one transaction. Refused with nothing written when the card's
+        status does not allow it, the certificate is another person's, nothing changed, the
+        new ID number is invalid, a mere 15→18 upgrade, or another person's (enrolled or
+        pending in another 换领): :func:`personalize.identity_change.check_change`. The
+        person's record takes the new data when the new card is activated (:meth:`activate`)."""
+        with self.transaction():
+            card = self.card_for_update(card_number)
+            evidence = (
+                f"公安部门变更证明 {certificate.number}（{certificate.authority}）；"
+                f"社保经办机构更改证明 {certificate.bureau_number}"
+            )
+            self.rule("card", card.status, "request_change", evidence=evidence, agent=agent)
+            person = self.person(card.person_id)
+            try:
+                holder = check_change(
+                    certificate, person, today=self.policy.local_date(self.clock())
+                )
+            except ChangeRefused as exc:
+                raise RegistryError(str(exc)) from None
+            owner = self.person_by_ssn(holder.ssn)
+            pending = self.changes.pending_for(holder.ssn)
+            if (owner is not None and owner.id != person.id) or (
+                pending is not None and pending.person_id != person.id
+            ):
+                raise RegistryError(
+                    "新身份证号码已属于另一参保人，不能换领 (the new ID number belongs to another "
+                    "person)"
+                )
+            request = self.request_reissue(
+                card_number,
+                operator=operator,
+                counter=counter,
+                kind="change",
+                agent=agent,
+                evidence=evidence,
+            )
+            self.changes.add(
+                request_id=request.id,
+                person_id=person.id,
+                old=(person.name, person.ssn),
+                new=(holder.name, holder.ssn),
+                certificate=certificate.number,
+                authority=certificate.authority,
+                bureau_certificate=certificate.bureau_number,
+                at=_iso(self.clock()),
+            )
+            self.audit(
+                operator,
+                "request.change_certificate",
+                request_number(request.id),
+                {
+                    "certificate": certificate.number,
+                    "authority": certificate.authority,
+                    "bureau_certificate": certificate.bureau_number,
+                    **_change_summary(person.name, person.ssn, holder.name, holder.ssn),
+                },
+            )
+            return request
+
+    def identity_change(self, request_id: int) -> IdentityChange | None:
+        """The change a 换领 request was made on; None for any other request."""
+        return self.changes.of_request(request_id)
+
+    def holder_of(self, request: ReissueRequest) -> Person:
+        """Who the request's new card is for, as its chip and face show them: the person as
+        recorded, with a 换领's new name and ID number."""
+        person = self.person(request.person_id)
+        change = self.identity_change(request.id)
+        if change is None:
+            return person
+        return replace(person, name=change.new_name, ssn=change.new_ssn)
+
+    def _apply_identity_change(self, request_id: int, new: Card, operator: str) -> None:
+        """At a 换领's activation (inside its transaction): the person's record takes the new
+        name and ID number, audited old → new (IDs masked); a record no longer holding the
+        certificate's old data refuses the activation (nothing changes)."""
+        change = self.identity_change(request_id)
+        if change is None:
+            return
+        if not self.changes.apply(change, _iso(self.clock())):
+            raise RegistryError(
+                "拒绝启用：参保人登记信息已不是变更证明上的原姓名/原身份证号码 "
+                "(refusing to activate: the person's record no longer holds the certificate's "
+                "old name and ID number)"
+            )
+        self.audit(
+            operator,
+            "person.identity_change",
+            new.card_number,
+            {
+                "person": change.person_id,
+                "request": request_number(request_id),
+                "certificate": change.certificate,
+                **_change_summary(change.old_name, change.old_ssn, change.new_name, change.new_ssn),
+            },
+        )
 
     def set_tracks(self, card_id: int, sealed: bytes, *, source: str, operator: str) -> None:
         """Keep a card's sealed issuer track images (sealed with the context ``card-<id>``)."""
@@ -1829,6 +1948,7 @@ class Registry:
             self._set_initial_pin(new.id, True)
             balance = self._carry_balance(job.request_id, old, new, operator)
             self._move_request(job.request_id, "complete", operator, job=job_id)
+            self._apply_identity_change(job.request_id, new, operator)
             self.audit(
                 operator,
                 "card.activate",
@@ -1938,6 +2058,14 @@ class Registry:
 def request_number(request_id: int) -> str:
     """The number a request is known by on its 领卡证明: ``SSCARD-REQ-000001``."""
     return f"SSCARD-REQ-{request_id:06d}"
+
+
+def _change_summary(old_name: str, old_ssn: str, new_name: str, new_ssn: str) -> dict[str, str]:
+    """What an audit event says of a 换领: the names old → new, the ID numbers masked."""
+    return {
+        "name": f"{old_name} → {new_name}",
+        "ssn": f"{mask_id(old_ssn)} → {mask_id(new_ssn)}",
+    }
 
 
 def _card(row: Row) -> Card:

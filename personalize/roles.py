@@ -41,6 +41,7 @@ ACTIONS: dict[str, str] = {
     "card.sweep": "解除逾期预挂失",
     "registry.seed": "生成测试数据",
     "request.reissue": "补卡申请",
+    "request.change": "换领申请",
     "document.reprint": "补打单据",
     "job.submit": "提交制卡作业",
     "job.run": "执行制卡作业",
@@ -71,6 +72,7 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
             "card.unreport",
             "card.sweep",
             "request.reissue",
+            "request.change",
             "document.reprint",
             "job.submit",  # the counter takes the photo and hands the job to the card center
             "fee.pay",  # the fee is paid at the counter (收据号) …

@@ -33,6 +33,7 @@ from personalize.documents import (
     collection_certificate_bytes,
 )
 from personalize.enrollment import read_enrollment
+from personalize.identity_change import ChangeCertificate
 from personalize.job_store import JobSummary
 from personalize.jobs import (
     JobPaused,
@@ -57,6 +58,7 @@ from personalize.registry import (
     request_number,
 )
 from personalize.registry_options import add_common_options, add_db_option, open_registry
+from personalize.registry_records import ReissueRequest
 from personalize.seed import seed_registry
 from personalize.station import StationConfig
 from personalize.trackvault import TrackVault
@@ -148,26 +150,38 @@ def cmd_transition(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_request_reissue(args: argparse.Namespace) -> int:
-    """The request and its 领卡证明 succeed or fail together: the PDF is written inside the
-    request's transaction, and a document that cannot be written rolls the request back
-    (nothing changes; ``sscard registry reprint`` prints a lost document again)."""
-    registry = _registry(args)
-    operator = acting(registry, "request.reissue").name
+def _request_with_certificate(
+    registry: Registry, args: argparse.Namespace, make: Callable[[], ReissueRequest]
+) -> tuple[ReissueRequest, Path]:
+    """The request ``make`` opens and its 领卡证明 succeed or fail together: the PDF is
+    written inside the request's transaction, and a document that cannot be written rolls
+    the request back (nothing changes; ``sscard registry reprint`` prints a lost document
+    again)."""
     written: list[Path] = []
     try:
         with registry.transaction():
-            request = registry.request_reissue(
-                args.card, operator=operator, counter=args.counter, agent=agent_of(args)
-            )
-            number = request_number(request.id)
+            request = make()
             pdf = collection_certificate_bytes(collection_certificate(registry, request.id))
             written.append(write_new(Path(args.out or f"领卡证明-{request.id:06d}.pdf"), pdf))
     except BaseException:
         for path in written:  # the commit failed after the document was written
             path.unlink(missing_ok=True)
         raise
-    out = written[0]
+    return request, written[0]
+
+
+def cmd_request_reissue(args: argparse.Namespace) -> int:
+    """补卡申请 and its 领卡证明 (:func:`_request_with_certificate`)."""
+    registry = _registry(args)
+    operator = acting(registry, "request.reissue").name
+    request, out = _request_with_certificate(
+        registry,
+        args,
+        lambda: registry.request_reissue(
+            args.card, operator=operator, counter=args.counter, agent=agent_of(args)
+        ),
+    )
+    number = request_number(request.id)
     _emit(
         args,
         {
@@ -178,6 +192,51 @@ def cmd_request_reissue(args: argparse.Namespace) -> int:
             "certificate": str(out),
         },
         f"补卡申请 {number} 已受理；领卡日期 {request.collect_on}；工本费 {request.fee} 元；"
+        f"领卡证明 {out}",
+    )
+    return 0
+
+
+def cmd_request_change(args: argparse.Namespace) -> int:
+    """换领 (identity data changed, docs/business-rules.md) and its 领卡证明, on the change
+    certificates (:meth:`Registry.request_change`)."""
+    registry = _registry(args)
+    operator = acting(registry, "request.change").name
+    certificate = ChangeCertificate(
+        number=args.certificate,
+        authority=args.authority,
+        bureau_number=args.bureau_certificate,
+        old_name=args.old_name,
+        old_id=args.old_id,
+        new_name=args.new_name or "",
+        new_id=args.new_id or "",
+    )
+    request, out = _request_with_certificate(
+        registry,
+        args,
+        lambda: registry.request_change(
+            args.card, certificate, operator=operator, counter=args.counter, agent=agent_of(args)
+        ),
+    )
+    change = registry.identity_change(request.id)
+    assert change is not None
+    number = request_number(request.id)
+    _emit(
+        args,
+        {
+            "request": request.id,
+            "request_no": number,
+            "kind": request.kind,
+            "collect_on": request.collect_on,
+            "fee": request.fee,
+            "old_name": change.old_name,
+            "new_name": change.new_name,
+            "old_ssn": mask_id(change.old_ssn),
+            "new_ssn": mask_id(change.new_ssn),
+            "certificate": str(out),
+        },
+        f"换领申请 {number} 已受理（{change.old_name} {mask_id(change.old_ssn)} → "
+        f"{change.new_name} {mask_id(change.new_ssn)}）；领卡日期 {request.collect_on}；"
         f"领卡证明 {out}",
     )
     return 0
@@ -673,6 +732,26 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     add_agent_options(p)
     common(p)
     p.set_defaults(func=cmd_request_reissue)
+    p = reg.add_parser(
+        "change",
+        help="换领: a new card for a holder whose name or ID number changed, and its 领卡证明",
+        description="换领 (identity data changed): on the 公安部门变更证明 and the "
+        "社保经办机构更改证明; the person's record takes the new name/ID number when the new card "
+        "is activated.",
+    )
+    p.add_argument("card", help="the holder's active card (卡号)")
+    p.add_argument("--new-name", help="变更后的姓名 (omit when the name did not change)")
+    p.add_argument("--new-id", help="变更后的身份证号码 (omit when the number did not change)")
+    p.add_argument("--old-name", required=True, help="变更证明上的原姓名 (checked: the holder's)")
+    p.add_argument("--old-id", required=True, help="变更证明上的原身份证号码 (checked)")
+    p.add_argument("--certificate", required=True, help="公安部门变更证明编号")
+    p.add_argument("--authority", required=True, help="出具变更证明的公安机关")
+    p.add_argument("--bureau-certificate", required=True, help="社保经办机构更改证明编号")
+    p.add_argument("--counter", default="", help="受理窗口")
+    p.add_argument("--out", help="where the 领卡证明 PDF goes (never overwritten: -2, -3 …)")
+    add_agent_options(p)
+    common(p)
+    p.set_defaults(func=cmd_request_change)
     p = reg.add_parser("reprint", help="补打: a 领卡证明 or 验卡单 again from the registry")
     p.add_argument(
         "number",

@@ -64,6 +64,7 @@ ROUTE_ROLES: dict[tuple[str, str], frozenset[ApiRole]] = {
     # the social-security business system reports the old card's medical-account balance
     ("POST", "/v1/cards/{card_number}/medical-balance"): frozenset({ApiRole.COUNTER}),
     ("POST", "/v1/reissue-requests"): frozenset({ApiRole.COUNTER}),
+    ("POST", "/v1/change-requests"): frozenset({ApiRole.COUNTER}),
     ("GET", "/v1/reissue-requests/{request_id}"): frozenset(
         {ApiRole.COUNTER, ApiRole.CARD_CENTER, ApiRole.AUDITOR}
     ),

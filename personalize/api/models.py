@@ -82,6 +82,32 @@ class ReissueIn(Strict):
     agent: AgentIn | None = Field(default=None, description="代办人（委托代办时）")
 
 
+class ChangeCertificateIn(Strict):
+    """换领的证明：公安部门出具的变更证明（编号、出具机关、所证明的原/新姓名和身份证号码）及社保经办机构
+    的更改证明编号。新姓名、新号码未变更的不填。"""
+
+    number: Text = Field(description="公安部门变更证明编号")
+    authority: Text = Field(description="出具变更证明的公安机关")
+    bureau_number: Text = Field(description="社保经办机构更改证明编号")
+    old_name: Text = Field(description="证明上的原姓名（须为该持卡人的）")
+    old_id_number: Annotated[str, Field(pattern=CHIP_ID_NUMBER)] = Field(
+        description="证明上的原身份证号码（18 位，或第一代 15 位）"
+    )
+    new_name: Annotated[str, Field(min_length=1, max_length=30)] | None = Field(
+        default=None, description="变更后的姓名"
+    )
+    new_id_number: IdNumber | None = Field(default=None, description="变更后的身份证号码")
+
+
+class ChangeIn(Strict):
+    """换领申请（姓名或身份证号码变更，非挂失非损坏）；新卡启用时参保人资料随之更新。"""
+
+    card_number: CardNumber = Field(description="持卡人的正常状态卡卡号")
+    certificate: ChangeCertificateIn
+    counter: str = Field(default="", max_length=64, description="受理窗口")
+    agent: AgentIn | None = Field(default=None, description="代办人（委托代办时）")
+
+
 class HolderIn(Strict):
     """持卡人信息（写入芯片 EF06 并印在卡面）。"""
 
@@ -225,12 +251,25 @@ class QueryPasswordOut(BaseModel):
     set: bool = Field(description="已设置")
 
 
+class ChangeOut(BaseModel):
+    """换领所据的变更（身份证号码脱敏）。"""
+
+    old_name: str = Field(description="原姓名")
+    new_name: str = Field(description="新姓名")
+    old_id_number: str = Field(description="原身份证号码（脱敏）")
+    new_id_number: str = Field(description="新身份证号码（脱敏）")
+    certificate: str = Field(description="公安部门变更证明编号")
+    authority: str = Field(description="出具机关")
+    bureau_certificate: str = Field(description="社保经办机构更改证明编号")
+    applied: bool = Field(description="参保人资料已随新卡启用更新")
+
+
 class RequestOut(BaseModel):
     """补卡申请（领卡证明的内容）。"""
 
     request: int = Field(description="申请编号")
     request_no: str = Field(description="领卡证明编号")
-    kind: str = Field(description="reissue 补卡 / replacement 换卡")
+    kind: str = Field(description="reissue 补卡 / replacement 换卡 / change 换领（身份信息变更）")
     status: str = Field(description="申请状态")
     old_card_number: str = Field(description="原卡卡号")
     applied_on: str = Field(description="申请日期")
@@ -243,6 +282,7 @@ class RequestOut(BaseModel):
         default=None, description="代办人（姓名和脱敏证件号码）及所验证件；本人办理时为空"
     )
     medical_balance: BalanceOut = Field(description="原卡医保个人账户余额的转移")
+    change: ChangeOut | None = Field(default=None, description="换领所据的变更（仅换领）")
 
 
 class FeePaymentIn(Strict):

@@ -13,14 +13,23 @@ from fastapi import Path as PathParam
 from fastapi.responses import Response
 
 from personalize.api.access import CallOf, IdempotencyKey, bearer
-from personalize.api.models import COMMON, JobIn, JobOut, ReissueIn, RequestOut, problems
+from personalize.api.models import (
+    COMMON,
+    ChangeIn,
+    JobIn,
+    JobOut,
+    ReissueIn,
+    RequestOut,
+    problems,
+)
 from personalize.api.problems import ApiProblem
 from personalize.api.routes_cards import _agent, _local, card_of
 from personalize.documents import collection_certificate, collection_certificate_bytes
 from personalize.fees import fee_settlement, fee_state
+from personalize.identity_change import ChangeCertificate
 from personalize.jobs import submit_job
 from personalize.medical_balance import transfer_view
-from personalize.registry import Agent, Registry, RegistryError, request_number
+from personalize.registry import Agent, Registry, RegistryError, mask_id, request_number
 from personalize.service_commands import _job_dict
 from sscard.profile import load_profile
 
@@ -55,6 +64,24 @@ def request_of(registry: Registry, request_id: int) -> dict[str, Any]:
         "medical_balance": transfer_view(
             registry, registry.balances.of_request(request.id), lambda at: _local(registry, at)
         ),
+        "change": change_of(registry, request.id),
+    }
+
+
+def change_of(registry: Registry, request_id: int) -> dict[str, Any] | None:
+    """A 换领's change (IDs masked), None for any other request."""
+    change = registry.identity_change(request_id)
+    if change is None:
+        return None
+    return {
+        "old_name": change.old_name,
+        "new_name": change.new_name,
+        "old_id_number": mask_id(change.old_ssn),
+        "new_id_number": mask_id(change.new_ssn),
+        "certificate": change.certificate,
+        "authority": change.authority,
+        "bureau_certificate": change.bureau_certificate,
+        "applied": change.applied_at is not None,
     }
 
 
@@ -71,6 +98,40 @@ def request_reissue(body: ReissueIn, call: CallOf, key: IdempotencyKey) -> Respo
         card = card_of(registry, body.card_number)
         request = registry.request_reissue(
             card.card_number,
+            operator=call.operator,
+            counter=body.counter,
+            agent=_agent(body.agent),
+        )
+        return 201, request_of(registry, request.id)
+
+    return call.write(key, body.model_dump(mode="json"), work)
+
+
+@router.post(
+    "/change-requests",
+    status_code=201,
+    summary="换领申请（身份信息变更）",
+    description="姓名或身份证号码变更的换领：凭公安部门变更证明和社保经办机构更改证明（可委托代办）；"
+    "新卡载明新姓名和新号码，启用时参保人资料随之更新、原卡注销。领卡证明 PDF 由 certificate "
+    "路径下载。证明非本人、新号码无效或属他人、未变更、仅 15 位升 18 位、卡非正常状态均拒绝，"
+    "不写入。",
+    responses={201: {"model": RequestOut, "description": "已受理"}, **problems(*COMMON, 404, 409)},
+)
+def request_change(body: ChangeIn, call: CallOf, key: IdempotencyKey) -> Response:
+    def work(registry: Registry) -> tuple[int, dict[str, Any]]:
+        card = card_of(registry, body.card_number)
+        given = body.certificate
+        request = registry.request_change(
+            card.card_number,
+            ChangeCertificate(
+                number=given.number,
+                authority=given.authority,
+                bureau_number=given.bureau_number,
+                old_name=given.old_name,
+                old_id=given.old_id_number,
+                new_name=given.new_name or "",
+                new_id=given.new_id_number or "",
+            ),
             operator=call.operator,
             counter=body.counter,
             agent=_agent(body.agent),

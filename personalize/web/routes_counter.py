@@ -28,6 +28,7 @@ from personalize.api.models import CARD_NUMBER
 from personalize.card_standing import standing
 from personalize.documents import collection_certificate, collection_certificate_bytes
 from personalize.fees import fee_settlement, fee_state
+from personalize.identity_change import ChangeCertificate
 from personalize.jobs import JobError, check_photo, submit_job
 from personalize.lifecycle import REQUEST_STATUS_LABELS, TRANSITIONS, RequestStatus
 from personalize.medical_balance import transfer_view
@@ -63,6 +64,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/counter/cards/{card_number}/formal-loss"): Access.form("card.formalize_loss"),
     ("POST", "/counter/cards/{card_number}/unreport"): Access.form("card.unreport"),
     ("POST", "/counter/cards/{card_number}/reissue"): Access.form("request.reissue"),
+    ("POST", "/counter/cards/{card_number}/change"): Access.form("request.change"),
     ("GET", "/counter/requests/{request_id}/certificate"): PAGE,
     ("POST", "/counter/requests/{request_id}/reprint"): Access.form("document.reprint"),
     ("GET", "/counter/reports/{report_no}"): PAGE,
@@ -78,8 +80,8 @@ CARD_LIKE = re.compile(CARD_NUMBER)
 FIRST_GENERATION_ID = re.compile(r"[0-9]{15}", re.ASCII)
 # Which forms a card in a status is offered: the actions the transition table has from it
 # (the registry still decides; a refusal is shown as it words it).
-OFFERED = ("report_loss", "formalize_loss", "unreport", "request_reissue")
-KINDS = {"reissue": "补卡", "replacement": "换卡"}
+OFFERED = ("report_loss", "formalize_loss", "unreport", "request_reissue", "request_change")
+KINDS = {"reissue": "补卡", "replacement": "换卡", "change": "换领"}
 PLACEHOLDER_NUMBER = "制卡时分配"  # the new card's number is allocated when the job runs
 MAX_PHOTO_FORM = 16384  # the photo's base64 in the confirmation form (as the API's JobIn)
 
@@ -369,6 +371,51 @@ def reissue(
     return act(state, user, work, back=_back_to_holder(state, card_number))
 
 
+@router.post("/cards/{card_number}/change")
+def change(
+    request: Request,
+    user: User,
+    card_number: str,
+    old_name: Text,
+    old_id: Text,
+    certificate: Text,
+    authority: Text,
+    bureau_certificate: Text,
+    new_name: Maybe = "",
+    new_id: Maybe = "",
+    counter: Maybe = "",
+    agent_name: Maybe = "",
+    agent_id: Maybe = "",
+    agent_documents: Maybe = "",
+) -> Response:
+    """换领 (identity data changed, ``Registry.request_change``): what the 公安部门变更证明
+    certifies, old and new, and the 社保经办机构更改证明's number, as the clerk reads them."""
+    state = console_state(request)
+
+    def work(registry: Registry) -> str:
+        made = registry.request_change(
+            card_number,
+            ChangeCertificate(
+                number=normalize(certificate),
+                authority=normalize(authority),
+                bureau_number=normalize(bureau_certificate),
+                old_name=normalize(old_name),
+                old_id=normalize(old_id).upper(),
+                new_name=normalize(new_name),
+                new_id=normalize(new_id).upper(),
+            ),
+            operator=user.name,
+            counter=normalize(counter),
+            agent=_agent(agent_name, agent_id, agent_documents),
+        )
+        return (
+            f"换领申请 {request_number(made.id)} 已受理；领卡日期 {made.collect_on}；"
+            "新卡启用时参保人资料随之更新"
+        )
+
+    return act(state, user, work, back=_back_to_holder(state, card_number))
+
+
 # ------------------------------------------------------------------ documents
 
 
@@ -475,7 +522,7 @@ def _job_request(registry: Registry, request_id: int) -> JobRequest:
         request_number(found.id),
         KINDS.get(found.kind, found.kind),
         registry.card_by_id(found.old_card_id).card_number,
-        registry.person(found.person_id),
+        registry.holder_of(found),  # a 换领's new card: the new name and ID number
         REQUEST_STATUS_LABELS[found.status],
         found.status == RequestStatus.OPEN,
         found.job_id,

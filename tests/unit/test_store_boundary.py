@@ -38,6 +38,7 @@ STORE_MODULES = {
     "personalize/audit_store.py",  # the auditor's search of the audit chain
     "personalize/fee_store.py",  # fee settlements (工本费 paid or waived) and the fees owed
     "personalize/balance_store.py",  # the medical-account balance transfers
+    "personalize/change_store.py",  # 换领: identity changes, the person's record changed
 }
 SQL_CALLS = {"execute", "executemany", "executescript"}
 DRIVERS = {"sqlite3", "psycopg"}
