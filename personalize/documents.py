@@ -10,6 +10,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 from personalize.fees import fee_settlement, fee_state
+from personalize.lifecycle import REQUEST_KIND_LABELS
 from personalize.outfiles import write_new
 from personalize.registry import Agent, Registry, mask_id, request_number
 from printer.face import PDF_FONT, register_pdf_font
@@ -75,8 +76,8 @@ def collection_certificate(
     )
 
 
-# The 领卡证明's 业务类型 of each request kind.
-KIND_LABELS = {"reissue": "补卡", "replacement": "换卡", "change": "换领（身份信息变更）"}
+# The 领卡证明's 业务类型 of each request kind: its name, a 换领 with its reason.
+KIND_LABELS = {**REQUEST_KIND_LABELS, "change": "换领（身份信息变更）"}
 
 
 def _change_rows(registry: Registry, request_id: int) -> tuple[tuple[str, str], ...]:

@@ -17,16 +17,16 @@ from zoneinfo import ZoneInfo
 from personalize.documents import FONT, wrap_text
 from personalize.fee_store import Outcome, OutcomeSum, Settlement, Unsettled
 from personalize.fees import fees
+from personalize.lifecycle import REQUEST_KIND_LABELS
 from personalize.registry import Registry, request_number
 from personalize.stock import day_span
 from printer.face import register_pdf_font
 
-KIND_LABELS = {"reissue": "补卡", "replacement": "换卡"}
 FEE_ACTIONS = ("fee.paid", "fee.waived")
 
 
 def kind_label(kind: str) -> str:
-    return KIND_LABELS.get(kind, kind)
+    return REQUEST_KIND_LABELS.get(kind, kind)
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def fee_day_report(registry: Registry, day: date) -> FeeDayReport:
     rows = store.settled(since, until)
     open_ = store.unsettled(day.isoformat(), until)
     sums = store.sums(since, until)
-    names = sorted({*KIND_LABELS, *(r.kind for r in rows), *(u.kind for u in open_)})
+    names = sorted({*REQUEST_KIND_LABELS, *(r.kind for r in rows), *(u.kind for u in open_)})
     days = [_kind_day(k, rows, open_) for k in names]
     policy = registry.policy
     return FeeDayReport(

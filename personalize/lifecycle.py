@@ -83,6 +83,9 @@ class JobStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+# what each kind of request (reissue_requests.kind) is called at the counter and on reports:
+# 补卡 after a loss, 换卡 after a damage verdict, 换领 for changed identity data
+REQUEST_KIND_LABELS = {"reissue": "补卡", "replacement": "换卡", "change": "换领"}
 REQUEST_STATUS_LABELS = {
     RequestStatus.OPEN: "待制卡",
     RequestStatus.IN_JOB: "制卡中",

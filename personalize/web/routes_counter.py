@@ -30,7 +30,12 @@ from personalize.documents import collection_certificate, collection_certificate
 from personalize.fees import fee_settlement, fee_state
 from personalize.identity_change import ChangeCertificate
 from personalize.jobs import JobError, check_photo, submit_job
-from personalize.lifecycle import REQUEST_STATUS_LABELS, TRANSITIONS, RequestStatus
+from personalize.lifecycle import (
+    REQUEST_KIND_LABELS,
+    REQUEST_STATUS_LABELS,
+    TRANSITIONS,
+    RequestStatus,
+)
 from personalize.medical_balance import transfer_view
 from personalize.office import OfficeError, office_report_pdf
 from personalize.operators import OperatorError, authenticate, confirm
@@ -81,7 +86,6 @@ FIRST_GENERATION_ID = re.compile(r"[0-9]{15}", re.ASCII)
 # Which forms a card in a status is offered: the actions the transition table has from it
 # (the registry still decides; a refusal is shown as it words it).
 OFFERED = ("report_loss", "formalize_loss", "unreport", "request_reissue", "request_change")
-KINDS = {"reissue": "补卡", "replacement": "换卡", "change": "换领"}
 PLACEHOLDER_NUMBER = "制卡时分配"  # the new card's number is allocated when the job runs
 MAX_PHOTO_FORM = 16384  # the photo's base64 in the confirmation form (as the API's JobIn)
 
@@ -196,7 +200,7 @@ def _requests_view(registry: Registry, person_id: int) -> list[dict[str, Any]]:
             {
                 "id": r.id,
                 "no": request_number(r.id),
-                "kind": KINDS.get(r.kind, r.kind),
+                "kind": REQUEST_KIND_LABELS.get(r.kind, r.kind),
                 "status": REQUEST_STATUS_LABELS[r.status],
                 "open": r.status == RequestStatus.OPEN,
                 "card": registry.card_by_id(r.old_card_id).card_number,
@@ -520,7 +524,7 @@ def _job_request(registry: Registry, request_id: int) -> JobRequest:
     return JobRequest(
         found.id,
         request_number(found.id),
-        KINDS.get(found.kind, found.kind),
+        REQUEST_KIND_LABELS.get(found.kind, found.kind),
         registry.card_by_id(found.old_card_id).card_number,
         registry.holder_of(found),  # a 换领's new card: the new name and ID number
         REQUEST_STATUS_LABELS[found.status],
