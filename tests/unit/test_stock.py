@@ -11,7 +11,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -31,7 +31,7 @@ from personalize.stock import (
 from simulator.factory import SAMPLE_HOLDER
 from sscard.identifiers import ssn_check
 from tests.audit_key import AUDIT_KEY
-from tests.clock import PINNED
+from tests.clock import PINNED, MovingClock
 from tests.conftest import NewDatabase
 from tests.stores import inserts_fail, step_details
 
@@ -40,23 +40,8 @@ DAY = date(2026, 11, 25)  # PINNED is 17:30 of this day in Shanghai
 STATION = "st-1"
 
 
-class Clock:
-    """The registry's time, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = PINNED
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def registry(new_db: NewDatabase, clock: Clock) -> Iterator[Registry]:
+def registry(new_db: NewDatabase, clock: MovingClock) -> Iterator[Registry]:
     registry = Registry(new_db("stock"), POLICY, clock=clock, audit_key=AUDIT_KEY)
     yield registry
     registry.close()
@@ -209,7 +194,7 @@ def test_a_cancelled_jobs_fed_card_is_one_rejected_movement(registry: Registry) 
 
 
 def test_the_day_is_the_regions_local_day_and_the_counts_add_up(
-    registry: Registry, clock: Clock
+    registry: Registry, clock: MovingClock
 ) -> None:
     receive_stock(registry, STATION, 100, batch="B1", operator="cc1")
     receive_stock(registry, "st-2", 20, batch="B2", operator="cc1")
