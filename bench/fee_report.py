@@ -18,17 +18,14 @@ of their own, as years of counters would have written them (not audited: the ben
 from __future__ import annotations
 
 import argparse
-import shutil
-import statistics
 import sys
-import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HERE))
 
+from bench.scaling import time_over_registry  # noqa: E402
 from personalize.database import open_database  # noqa: E402
 from personalize.fee_report import fee_day_report  # noqa: E402
 from personalize.policy import load_policy  # noqa: E402
@@ -40,18 +37,10 @@ END = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)  # the last day's requests end h
 POLICY = load_policy("default")
 
 
-def _ms(samples: list[float]) -> tuple[float, float]:
-    """p50 and p99 in milliseconds."""
-    ordered = sorted(samples)
-    return (
-        statistics.median(ordered) * 1000,
-        ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
-    )
-
-
-def requests(path: Path, count: int, days: int) -> None:
+def requests(path: Path, count: int, days: int) -> Registry:
     """``count`` persons with a card each (``registry seed``), then one 补卡 request per card
-    spread evenly over ``days`` days before ``END``, paid an hour later but one in 50."""
+    spread evenly over ``days`` days before ``END``, paid an hour later but one in 50; the
+    registry opened on them."""
     registry = Registry(path, POLICY, clock=lambda: END, audit_key=AUDIT_KEY)
     seed_registry(registry, count, operator="bench")
     cards = [int(r[0]) for r in registry.db.execute("SELECT id FROM cards ORDER BY id")]
@@ -79,24 +68,19 @@ def requests(path: Path, count: int, days: int) -> None:
     )
     db.execute("COMMIT")
     db.close()
+    return Registry(path, POLICY, clock=lambda: END, audit_key=AUDIT_KEY)
 
 
 def measure(count: int, days: int, repeat: int) -> tuple[float, float, int, int]:
     """(p50, p99, the day's receipts, fees outstanding at its close)."""
-    work = Path(tempfile.mkdtemp(prefix="sscard-fee-bench-"))
-    try:
-        requests(work / "fees.db", count, days)
-        registry = Registry(work / "fees.db", POLICY, clock=lambda: END, audit_key=AUDIT_KEY)
-        day = POLICY.local_date(END - timedelta(hours=12))
-        samples = []
-        for _ in range(repeat):
-            began = time.perf_counter()
-            report = fee_day_report(registry, day)
-            samples.append(time.perf_counter() - began)
-        registry.close()
-        return (*_ms(samples), len(report.settlements), len(report.outstanding))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    day = POLICY.local_date(END - timedelta(hours=12))
+    p50, p99, report = time_over_registry(
+        "fee",
+        lambda path: requests(path, count, days),
+        lambda registry: fee_day_report(registry, day),
+        repeat,
+    )
+    return p50, p99, len(report.settlements), len(report.outstanding)
 
 
 def main() -> int:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HERE))
 
+from bench.scaling import p50_p99_ms  # noqa: E402
 from personalize.outbox_dispatch import dispatch_once  # noqa: E402
 from personalize.outbox_store import OutboxEvent  # noqa: E402
 from personalize.policy import load_policy  # noqa: E402
@@ -47,15 +47,6 @@ AT = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)  # the registry's clock: runs are
 POLICY = load_policy("default")
 # the audit checkpoint logs of the bench's registries (not in the current directory)
 CHECKPOINTS = Path(tempfile.mkdtemp(prefix="sscard-outbox-bench-checkpoints-"))
-
-
-def _ms(samples: list[float]) -> tuple[float, float]:
-    """p50 and p99 in milliseconds."""
-    ordered = sorted(samples)
-    return (
-        statistics.median(ordered) * 1000,
-        ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
-    )
 
 
 def _registry(location: str, cards: int) -> tuple[Registry, list[str]]:
@@ -115,14 +106,14 @@ class Round:
 
 def _round(new: Callable[[], str], cards: int) -> Round:
     registry, numbers = _registry(new(), cards)
-    transition_with = _ms(_transitions(registry, numbers))
+    transition_with = p50_p99_ms(_transitions(registry, numbers))
     rate, per_event = _delivery(registry)
     registry.close()
     registry, numbers = _registry(new(), cards)
     registry._outbox_ready = False  # the transition as before the outbox: no event written
-    transition_without = _ms(_transitions(registry, numbers))
+    transition_without = p50_p99_ms(_transitions(registry, numbers))
     registry.close()
-    return Round(transition_with, transition_without, rate, _ms(per_event))
+    return Round(transition_with, transition_without, rate, p50_p99_ms(per_event))
 
 
 def _best(new: Callable[[], str], cards: int, rounds: int) -> Round:

@@ -15,17 +15,14 @@ the days; each names a placeholder audit event (the ledger is not an audited tab
 from __future__ import annotations
 
 import argparse
-import shutil
-import statistics
 import sys
-import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(HERE))
 
+from bench.scaling import time_over_registry  # noqa: E402
 from personalize.policy import load_policy  # noqa: E402
 from personalize.registry import Registry, _iso  # noqa: E402
 from personalize.stock import day_report  # noqa: E402
@@ -34,15 +31,6 @@ from tests.audit_key import AUDIT_KEY  # noqa: E402
 
 END = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)  # the last day's movements end here
 POLICY = load_policy("default")
-
-
-def _ms(samples: list[float]) -> tuple[float, float]:
-    """p50 and p99 in milliseconds."""
-    ordered = sorted(samples)
-    return (
-        statistics.median(ordered) * 1000,
-        ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
-    )
 
 
 def ledger(path: Path, moves: int, days: int, stations: int) -> Registry:
@@ -69,19 +57,14 @@ def ledger(path: Path, moves: int, days: int, stations: int) -> Registry:
 
 
 def measure(moves: int, days: int, stations: int, repeat: int) -> tuple[float, float]:
-    work = Path(tempfile.mkdtemp(prefix="sscard-stock-bench-"))
-    try:
-        registry = ledger(work / "stock.db", moves, days, stations)
-        day = POLICY.local_date(END - timedelta(hours=12))
-        samples = []
-        for _ in range(repeat):
-            began = time.perf_counter()
-            day_report(registry, day)
-            samples.append(time.perf_counter() - began)
-        registry.close()
-        return _ms(samples)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    day = POLICY.local_date(END - timedelta(hours=12))
+    p50, p99, _ = time_over_registry(
+        "stock",
+        lambda path: ledger(path, moves, days, stations),
+        lambda registry: day_report(registry, day),
+        repeat,
+    )
+    return p50, p99
 
 
 def main() -> int:

@@ -11,6 +11,27 @@ from dataclasses import dataclass
 
 from personalize.database import Database, Migration, Row
 
+# The change rows, the same on both databases (the end of ``MIGRATION``).
+_CHANGES = """
+    CREATE TABLE identity_changes (
+        id INTEGER PRIMARY KEY,
+        request_id INTEGER NOT NULL UNIQUE REFERENCES reissue_requests(id),
+        person_id INTEGER NOT NULL REFERENCES persons(id),
+        old_name TEXT NOT NULL,
+        old_ssn TEXT NOT NULL,
+        new_name TEXT NOT NULL,
+        new_ssn TEXT NOT NULL,
+        certificate TEXT NOT NULL,
+        authority TEXT NOT NULL,
+        bureau_certificate TEXT NOT NULL,
+        at TEXT NOT NULL,
+        applied_at TEXT,
+        audit_event_id INTEGER
+    );
+    CREATE INDEX identity_changes_by_new_ssn ON identity_changes(new_ssn);
+    CREATE INDEX identity_changes_by_audit_event ON identity_changes(audit_event_id);
+    """
+
 # Its own migration (appended to ``personalize.registry.MIGRATIONS``): the request kind
 # ``change`` beside reissue and replacement, and the change rows. SQLite cannot alter a CHECK
 # constraint: the kind column is replaced by one with the wider CHECK (values copied; the old
@@ -21,47 +42,13 @@ MIGRATION = Migration(
         CHECK (kind_wider IN ('reissue', 'replacement', 'change'));
     UPDATE reissue_requests SET kind_wider = kind;
     ALTER TABLE reissue_requests DROP COLUMN kind;
-    ALTER TABLE reissue_requests RENAME COLUMN kind_wider TO kind;
-    CREATE TABLE identity_changes (
-        id INTEGER PRIMARY KEY,
-        request_id INTEGER NOT NULL UNIQUE REFERENCES reissue_requests(id),
-        person_id INTEGER NOT NULL REFERENCES persons(id),
-        old_name TEXT NOT NULL,
-        old_ssn TEXT NOT NULL,
-        new_name TEXT NOT NULL,
-        new_ssn TEXT NOT NULL,
-        certificate TEXT NOT NULL,
-        authority TEXT NOT NULL,
-        bureau_certificate TEXT NOT NULL,
-        at TEXT NOT NULL,
-        applied_at TEXT,
-        audit_event_id INTEGER
-    );
-    CREATE INDEX identity_changes_by_new_ssn ON identity_changes(new_ssn);
-    CREATE INDEX identity_changes_by_audit_event ON identity_changes(audit_event_id);
-    """,
+    ALTER TABLE reissue_requests RENAME COLUMN kind_wider TO kind;"""
+    + _CHANGES,
     postgresql="""
     ALTER TABLE reissue_requests DROP CONSTRAINT reissue_requests_kind_check;
     ALTER TABLE reissue_requests ADD CONSTRAINT reissue_requests_kind_check
-        CHECK (kind IN ('reissue', 'replacement', 'change'));
-    CREATE TABLE identity_changes (
-        id INTEGER PRIMARY KEY,
-        request_id INTEGER NOT NULL UNIQUE REFERENCES reissue_requests(id),
-        person_id INTEGER NOT NULL REFERENCES persons(id),
-        old_name TEXT NOT NULL,
-        old_ssn TEXT NOT NULL,
-        new_name TEXT NOT NULL,
-        new_ssn TEXT NOT NULL,
-        certificate TEXT NOT NULL,
-        authority TEXT NOT NULL,
-        bureau_certificate TEXT NOT NULL,
-        at TEXT NOT NULL,
-        applied_at TEXT,
-        audit_event_id INTEGER
-    );
-    CREATE INDEX identity_changes_by_new_ssn ON identity_changes(new_ssn);
-    CREATE INDEX identity_changes_by_audit_event ON identity_changes(audit_event_id);
-    """,
+        CHECK (kind IN ('reissue', 'replacement', 'change'));"""
+    + _CHANGES,
 )
 
 # The columns an audit event's row digest covers (``personalize.registry.AUDITED_COLUMNS``).

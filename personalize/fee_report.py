@@ -4,23 +4,21 @@ waived (count and sum, each with its reason and approver) and outstanding at the
 (未收: requests applied for by then whose fee was not settled by then). The sums the database
 makes are checked against the rows listed, every amount against its request's fee, and the
 rows against the day's ``fee.paid``/``fee.waived`` audit events; every disagreement is
-listed, never hidden. The PDF is laid out as the stock reconciliation (``personalize.stock``).
+listed, never hidden. The PDF is drawn as the stock reconciliation (``personalize.report_pdf``).
 """
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from personalize.documents import FONT, wrap_text
 from personalize.fee_store import Outcome, OutcomeSum, Settlement, Unsettled
 from personalize.fees import fees
 from personalize.lifecycle import REQUEST_KIND_LABELS
 from personalize.registry import Registry, request_number
+from personalize.report_pdf import ReportPdf
 from personalize.stock import day_span
-from printer.face import register_pdf_font
 
 FEE_ACTIONS = ("fee.paid", "fee.waived")
 
@@ -161,98 +159,31 @@ def fee_day_report_pdf(report: FeeDayReport) -> bytes:
     """The day's fee report as an A4 PDF (more pages when it does not fit): the counts and
     sums per kind and their total, every receipt and waiver, every fee outstanding, every
     discrepancy (or that the sums match the rows), and signature lines."""
-    from reportlab.lib.colors import black, red
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.units import mm
-    from reportlab.pdfbase.pdfmetrics import stringWidth
-    from reportlab.pdfgen import canvas
-
-    register_pdf_font()
-    width, height = A4
-    left, right, bottom = 18 * mm, width - 18 * mm, 22 * mm
-    buffer = io.BytesIO()
-    pdf = canvas.Canvas(buffer, pagesize=A4)
-    day = report.day.strftime("%Y年%m月%d日")
-    pdf.setTitle(f"社会保障卡工本费日报 {report.day.isoformat()}")
-    pdf.setAuthor(report.authority)
-    pdf.setSubject("社会保障卡工本费收取、免收与未收日报")
-    pdf.setCreator("sscard")
-
-    def header() -> float:
-        pdf.setFont(FONT, 17)
-        pdf.drawCentredString(width / 2, height - 20 * mm, "社会保障卡工本费日报")
-        pdf.setFont(FONT, 10)
-        pdf.drawString(left, height - 29 * mm, f"报表日期：{day}（{report.time_zone}）")
-        pdf.drawRightString(right, height - 29 * mm, f"生成时间：{report.generated_at}")
-        pdf.line(left, height - 32 * mm, right, height - 32 * mm)
-        return float(height - 40 * mm)
-
-    def room(y: float, needed: float) -> float:
-        if y - needed >= bottom:
-            return float(y)
-        pdf.showPage()
-        return header()
-
-    def heading(y: float, text: str) -> float:
-        y = room(y, 14 * mm)
-        pdf.setFont(FONT, 12)
-        pdf.drawString(left, y, text)
-        return float(y - 7 * mm)
-
-    def lines(y: float, texts: list[str], size: float, indent: float = 0) -> float:
-        pdf.setFont(FONT, size)
-        for line in texts:
-            for piece in wrap_text(line, FONT, size, right - left - indent):
-                y = room(y, 6 * mm)
-                pdf.drawString(left + indent, y, piece)
-                y -= size * 0.55 * mm
-        return y
-
-    y = heading(header(), "一、汇总（元）")
-    first_w = 30 * mm
-    step = (right - left - first_w) / (len(COLUMNS) - 1)
-
-    def row(y: float, cells: tuple[str, ...], size: float) -> float:
-        y = room(y, 7 * mm)
-        pdf.setFont(FONT, size)
-        pdf.drawString(left, y, cells[0])
-        for i, text in enumerate(cells[1:]):
-            pdf.drawRightString(left + first_w + (i + 1) * step - 3 * mm, y, text)
-        return float(y - 6 * mm)
-
-    y = row(y, COLUMNS, 9.5)
-    pdf.line(left, y + 4 * mm, right, y + 4 * mm)
+    doc = ReportPdf(
+        title=f"社会保障卡工本费日报 {report.day.isoformat()}",
+        subject="社会保障卡工本费收取、免收与未收日报",
+        heading="社会保障卡工本费日报",
+        dated=f"报表日期：{report.day.strftime('%Y年%m月%d日')}（{report.time_zone}）",
+        generated_at=report.generated_at,
+        authority=report.authority,
+    )
+    mm = doc.mm
+    y = doc.heading(doc.header(), "一、汇总（元）")
+    y = doc.row(y, COLUMNS, 9.5, 30 * mm)
+    doc.rule(y)
     for d in report.kinds:
-        y = row(y, kind_cells(d), 9.5)
-    pdf.line(left, y + 4 * mm, right, y + 4 * mm)
-    y = row(y, kind_cells(report.total), 10)
-    y = lines(y, ["未收：截至当日结束已申请而未收取、未免收的工本费。"], 8) - 6 * mm
+        y = doc.row(y, kind_cells(d), 9.5, 30 * mm)
+    doc.rule(y)
+    y = doc.row(y, kind_cells(report.total), 10, 30 * mm)
+    y = doc.lines(y, ["未收：截至当日结束已申请而未收取、未免收的工本费。"], 8) - 6 * mm
 
     zone = ZoneInfo(report.time_zone)
-    y = heading(y, "二、收据与免收明细")
-    y = (
-        lines(y, [settlement_line(s, zone) for s in report.settlements] or ["当日无收费记录"], 9)
-        - 6 * mm
-    )
-    y = heading(y, "三、未收明细")
-    y = lines(y, [outstanding_line(u) for u in report.outstanding] or ["无"], 9) - 6 * mm
+    y = doc.heading(y, "二、收据与免收明细")
+    settled = [settlement_line(s, zone) for s in report.settlements] or ["当日无收费记录"]
+    y = doc.lines(y, settled, 9) - 6 * mm
+    y = doc.heading(y, "三、未收明细")
+    y = doc.lines(y, [outstanding_line(u) for u in report.outstanding] or ["无"], 9) - 6 * mm
 
-    y = heading(y, "四、差异")
-    if report.reconciled:
-        y = lines(y, ["无差异：汇总与明细相符 (the sums match the rows)"], 10)
-    else:
-        pdf.setFillColor(red)
-        y = lines(y, [f"{n}. {d}" for n, d in enumerate(report.discrepancies, 1)], 10)
-        pdf.setFillColor(black)
-    y = room(y - 12 * mm, 20 * mm)
-    pdf.setFont(FONT, 10.5)
-    half = (right - left) / 2
-    for x, label in ((left, "收费经办人签字："), (left + half, "复核人签字：")):
-        pdf.drawString(x, y, label)
-        start = x + stringWidth(label, FONT, 10.5) + 2 * mm
-        pdf.line(start, y - 1 * mm, x + half - 8 * mm, y - 1 * mm)
-    pdf.setFont(FONT, 9)
-    pdf.drawRightString(right, bottom - 8 * mm, report.authority)
-    pdf.showPage()
-    pdf.save()
-    return buffer.getvalue()
+    y = doc.heading(y, "四、差异")
+    y = doc.findings(y, report.discrepancies, "无差异：汇总与明细相符 (the sums match the rows)")
+    return doc.finish(y, ("收费经办人签字：", "复核人签字："))

@@ -85,16 +85,30 @@ def _open(registry: Registry, request_id: int) -> ReissueRequest:
     return request
 
 
-def _audit(
-    registry: Registry, request: ReissueRequest, action: str, operator: str, **details: object
-) -> None:
+def _settle(
+    registry: Registry,
+    request: ReissueRequest,
+    outcome: Outcome,
+    operator: str,
+    audited: dict[str, object],
+    **fields: str,
+) -> Settlement:
+    """The request's whole fee settled as ``outcome`` with ``fields`` (the receipt number;
+    or the reason and the approver), audited ``fee.paid``/``fee.waived`` with ``audited``
+    and ``fields``, inside the caller's transaction; the settlement as stored."""
+    fees(registry).add(
+        request.id, outcome, request.fee, at=_iso(registry.clock()), operator=operator, **fields
+    )
     old = registry.card_by_id(request.old_card_id)
     registry.audit(
         operator,
-        action,
+        f"fee.{outcome}",
         old.card_number,
-        {"request": request.id, "fee": request.fee, **details},
+        {"request": request.id, "fee": request.fee, **audited, **fields},
     )
+    settled = fee_settlement(registry, request.id)
+    assert settled is not None
+    return settled
 
 
 def pay_fee(
@@ -122,18 +136,9 @@ def pay_fee(
                 f"收据号 {receipt} 已用于申请 {request_number(used.request_id)} "
                 "(the receipt number is already used)"
             )
-        fees(registry).add(
-            request.id,
-            Outcome.PAID,
-            amount,
-            at=_iso(registry.clock()),
-            operator=operator,
-            receipt_no=receipt,
+        return _settle(
+            registry, request, Outcome.PAID, operator, {"amount": amount}, receipt_no=receipt
         )
-        _audit(registry, request, "fee.paid", operator, amount=amount, receipt_no=receipt)
-        settled = fee_settlement(registry, request.id)
-        assert settled is not None
-        return settled
 
 
 def waive_fee(
@@ -163,16 +168,6 @@ def waive_fee(
             old.card_number,
             {"action": "fee.waive", "operator": operator, "confirmed_by": approver},
         )
-        fees(registry).add(
-            request.id,
-            Outcome.WAIVED,
-            request.fee,
-            at=_iso(registry.clock()),
-            operator=operator,
-            reason=why,
-            approved_by=approver,
+        return _settle(
+            registry, request, Outcome.WAIVED, operator, {}, reason=why, approved_by=approver
         )
-        _audit(registry, request, "fee.waived", operator, reason=why, approved_by=approver)
-        settled = fee_settlement(registry, request.id)
-        assert settled is not None
-        return settled

@@ -14,16 +14,14 @@ it, and every count the ledger and the job records disagree on is listed, never 
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from personalize.documents import FONT, wrap_text
 from personalize.registry import Registry, _iso
+from personalize.report_pdf import ReportPdf
 from personalize.stock_store import JobCount, MoveKind, MoveSum, StockMove
-from printer.face import register_pdf_font
 
 __all__ = [
     "MoveKind",
@@ -363,131 +361,48 @@ def day_report_pdf(report: StockDayReport) -> bytes:
     """The daily reconciliation as an A4 PDF (more pages when it does not fit): per station
     opening, received, personalized, rejected, test cards and closing beside what the jobs
     recorded, the totals, the rejected cards by reason and one by one, every discrepancy
-    (or that the counts reconcile), and signature lines. Layout as the 验卡单
-    (``personalize.documents``: its font and ``wrap_text``)."""
-    from reportlab.lib.colors import black, red
-    from reportlab.lib.pagesizes import A4
-    from reportlab.lib.units import mm
-    from reportlab.pdfbase.pdfmetrics import stringWidth
-    from reportlab.pdfgen import canvas
-
-    register_pdf_font()
-    width, height = A4
-    left, right, bottom = 18 * mm, width - 18 * mm, 22 * mm
-    buffer = io.BytesIO()
-    pdf = canvas.Canvas(buffer, pagesize=A4)
-    day = report.day.strftime("%Y年%m月%d日")
+    (or that the counts reconcile), and signature lines (``personalize.report_pdf``)."""
     where = f"工位 {report.station}" if report.station else "全部工位"
-    pdf.setTitle(f"空白卡库存日结对账表 {report.day.isoformat()} {where}")
-    pdf.setAuthor(report.authority)
-    pdf.setSubject("社会保障卡空白卡库存日结对账")
-    pdf.setCreator("sscard")
-
-    def header() -> float:
-        pdf.setFont(FONT, 17)
-        pdf.drawCentredString(width / 2, height - 20 * mm, "社会保障卡空白卡库存日结对账表")
-        pdf.setFont(FONT, 10)
-        pdf.drawString(left, height - 29 * mm, f"对账日期：{day}（{report.time_zone}）　{where}")
-        pdf.drawRightString(right, height - 29 * mm, f"生成时间：{report.generated_at}")
-        pdf.line(left, height - 32 * mm, right, height - 32 * mm)
-        return float(height - 40 * mm)
-
-    def room(y: float, needed: float) -> float:
-        """``y``, or the top of a new page when ``needed`` points do not fit."""
-        if y - needed >= bottom:
-            return float(y)
-        pdf.showPage()
-        return header()
-
-    def heading(y: float, text: str) -> float:
-        y = room(y, 14 * mm)
-        pdf.setFont(FONT, 12)
-        pdf.drawString(left, y, text)
-        return float(y - 7 * mm)
-
-    y = heading(header(), "一、各工位收发存（张）")
-    station_w = 34 * mm
-    step = (right - left - station_w) / (len(COLUMNS) - 1)
-    xs = [left] + [left + station_w + i * step for i in range(len(COLUMNS) - 1)]
-
-    def row(y: float, cells: tuple[str, ...], size: float, bad: bool = False) -> float:
-        y = room(y, 7 * mm)
-        pdf.setFont(FONT, size)
-        pdf.setFillColor(red if bad else black)
-        name = wrap_text(cells[0], FONT, size, station_w - 2 * mm)[0]
-        pdf.drawString(xs[0], y, name)
-        for x, text in zip(xs[1:], cells[1:], strict=True):
-            pdf.drawRightString(x + step - 3 * mm, y, text)
-        pdf.setFillColor(black)
-        return float(y - 6 * mm)
-
-    y = row(y, COLUMNS, 9.5)
-    pdf.line(left, y + 4 * mm, right, y + 4 * mm)
-    for d in report.stations:
-        y = row(y, _cells(d), 9.5, bad=bool(d.discrepancies))
-    if not report.stations:
-        y = row(y, ("（当日无库存记录）", *("0" for _ in COLUMNS[1:])), 9.5)
-    pdf.line(left, y + 4 * mm, right, y + 4 * mm)
-    y = row(y, _cells(report.total), 10, bad=bool(report.total.discrepancies))
-    pdf.setFont(FONT, 8)
-    y = room(y, 6 * mm)
-    pdf.drawString(
-        left,
-        y,
-        "期末 = 期初 + 入库 − 制成 − 废卡 − 测试卡；"
-        "作业启用/作业报废取自制卡作业记录，须与制成/废卡相符。",
+    doc = ReportPdf(
+        title=f"空白卡库存日结对账表 {report.day.isoformat()} {where}",
+        subject="社会保障卡空白卡库存日结对账",
+        heading="社会保障卡空白卡库存日结对账表",
+        dated=f"对账日期：{report.day.strftime('%Y年%m月%d日')}（{report.time_zone}）　{where}",
+        generated_at=report.generated_at,
+        authority=report.authority,
     )
-    y -= 10 * mm
+    mm = doc.mm
+    y = doc.heading(doc.header(), "一、各工位收发存（张）")
+    y = doc.row(y, COLUMNS, 9.5, 34 * mm)
+    doc.rule(y)
+    for d in report.stations:
+        y = doc.row(y, _cells(d), 9.5, 34 * mm, bad=bool(d.discrepancies))
+    if not report.stations:
+        y = doc.row(y, ("（当日无库存记录）", *("0" for _ in COLUMNS[1:])), 9.5, 34 * mm)
+    doc.rule(y)
+    y = doc.row(y, _cells(report.total), 10, 34 * mm, bad=bool(report.total.discrepancies))
+    note = (
+        "期末 = 期初 + 入库 − 制成 − 废卡 − 测试卡；"
+        "作业启用/作业报废取自制卡作业记录，须与制成/废卡相符。"
+    )
+    y = doc.lines(y, [note], 8) - 5.6 * mm
 
-    y = heading(y, "二、废卡原因（张）")
-    pdf.setFont(FONT, 10)
-    lines = [
+    y = doc.heading(y, "二、废卡原因（张）")
+    reasons = [
         f"{d.station}：" + "，".join(f"{r.reason} {r.count}" for r in d.rejected_by_reason)
         for d in report.stations
         if d.rejected_by_reason
     ] or ["当日无废卡"]
-    for line in lines:
-        for text in wrap_text(line, FONT, 10, right - left):
-            y = room(y, 6 * mm)
-            pdf.drawString(left, y, text)
-            y -= 5.5 * mm
-    pdf.setFont(FONT, 8.5)
+    y = doc.lines(y, reasons, 10)
     zone = ZoneInfo(report.time_zone)
-    for move in report.rejects:
-        at = datetime.fromisoformat(move.at).astimezone(zone).strftime("%H:%M")
-        text = (
-            f"{move.station} 作业 {move.job_id or '—'} 芯片 {move.sn or '—'} {at}："
-            f"{move.reason}；{move.detail or ''}"
-        )
-        for piece in wrap_text(text, FONT, 8.5, right - left - 6 * mm):
-            y = room(y, 5 * mm)
-            pdf.drawString(left + 6 * mm, y, piece)
-            y -= 4.3 * mm
-    y -= 6 * mm
+    rejects = [
+        f"{m.station} 作业 {m.job_id or '—'} 芯片 {m.sn or '—'} "
+        f"{datetime.fromisoformat(m.at).astimezone(zone).strftime('%H:%M')}："
+        f"{m.reason}；{m.detail or ''}"
+        for m in report.rejects
+    ]
+    y = doc.lines(y, rejects, 8.5, indent=6 * mm, leading=4.3 * mm, needed=5 * mm) - 6 * mm
 
-    y = heading(y, "三、差异")
-    pdf.setFont(FONT, 10)
-    if report.reconciled:
-        y = room(y, 6 * mm)
-        pdf.drawString(left, y, "无差异：各项数量相符 (all counts reconcile)")
-        y -= 6 * mm
-    else:
-        pdf.setFillColor(red)
-        for n, found in enumerate(report.discrepancies, 1):
-            for text in wrap_text(f"{n}. {found}", FONT, 10, right - left):
-                y = room(y, 6 * mm)
-                pdf.drawString(left, y, text)
-                y -= 5.5 * mm
-        pdf.setFillColor(black)
-    y = room(y - 12 * mm, 20 * mm)
-    pdf.setFont(FONT, 10.5)
-    half = (right - left) / 2
-    for x, label in ((left, "制卡中心经办人签字："), (left + half, "复核人签字：")):
-        pdf.drawString(x, y, label)
-        start = x + stringWidth(label, FONT, 10.5) + 2 * mm
-        pdf.line(start, y - 1 * mm, x + half - 8 * mm, y - 1 * mm)
-    pdf.setFont(FONT, 9)
-    pdf.drawRightString(right, bottom - 8 * mm, report.authority)
-    pdf.showPage()
-    pdf.save()
-    return buffer.getvalue()
+    y = doc.heading(y, "三、差异")
+    y = doc.findings(y, report.discrepancies, "无差异：各项数量相符 (all counts reconcile)")
+    return doc.finish(y, ("制卡中心经办人签字：", "复核人签字："))

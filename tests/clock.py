@@ -45,3 +45,18 @@ FAKETIME = faketime("2026-11-25 09:30:00")
 
 def pinned_clock() -> datetime:
     return PINNED
+
+
+class MovingClock:
+    """The tests' clock moved on by hand (``clock.now = …``: a day passes, a lease runs
+    out); it starts at ``PINNED`` or at ``start``."""
+
+    def __init__(self, start: datetime = PINNED) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def unix(self) -> float:
+        """The same instant as a Unix time (a webhook receiver's clock)."""
+        return self.now.timestamp()

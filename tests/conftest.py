@@ -21,6 +21,7 @@ from hsm_stub.errors import SecurityModuleError
 from personalize.operators import OperatorError
 from personalize.webhooks import WebhookConfigError
 from tests.audit_key import HSM_ENV
+from tests.clock import MovingClock
 from tests.pgserver import PostgresServer, postgres_server
 
 
@@ -101,3 +102,9 @@ def new_db(
         return lambda name: str(tmp_path / f"{name}.db")
     server: PostgresServer = request.getfixturevalue("postgres")
     return lambda name: server.create_database(f"{name}_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def clock() -> MovingClock:
+    """The registry's time, moved on by the test."""
+    return MovingClock()

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from personalize.database import Database, open_database
-from personalize.registry import Registry
+from personalize.registry import ACTIVATION_EVIDENCE, Registry
 from simulator.factory import SAMPLE_HOLDER
 
 
@@ -94,3 +94,36 @@ def record_steps(registry: Registry, *names: str, result: str = "ok") -> None:
                 " VALUES (1, ?, ?, ?, ?, ?)",
                 (name, result, FED_SN, now, step_details(name)),
             )
+
+
+def running_job(
+    registry: Registry, number: str, sn: str, station: str, *, evidence: bool = True
+) -> tuple[int, int]:
+    """A running job of ``station`` (token 1) for card ``number``'s open request, its new
+    card ``sn`` fed (and, with ``evidence``, written, verified, encoded and printed): (job
+    id, new card id)."""
+    old = registry.card(number)
+    request = registry.open_request(old.id)
+    assert request is not None
+    with registry.transaction() as db:
+        job = db.insert(
+            "INSERT INTO jobs (request_id, person_id, old_card_id, holder, status, operator,"
+            " created_at, updated_at, sn, fence, station) VALUES (?, ?, ?, '{}', 'running',"
+            " 'op', 'now', 'now', ?, 1, ?)",
+            (request.id, old.person_id, old.id, sn, station),
+        )
+        db.execute("INSERT INTO job_photos (job_id, photo) VALUES (?, ?)", (job, b"\x00"))
+        db.execute(
+            "UPDATE reissue_requests SET status = 'in_job', job_id = ? WHERE id = ?",
+            (job, request.id),
+        )
+    new = registry.start_card(job, operator="op")
+    with registry.transaction() as db:
+        db.execute("UPDATE cards SET sn = ? WHERE id = ?", (sn, new.id))
+        for step in ("feed", *(ACTIVATION_EVIDENCE if evidence else ())):
+            db.execute(
+                "INSERT INTO job_steps (job_id, step, result, sn, at, details, fence)"
+                " VALUES (?, ?, 'ok', ?, 'now', ?, 1)",
+                (job, step, sn, step_details(step)),
+            )
+    return job, new.id

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 
 from personalize.api.access import ApiState
 from personalize.jobs import JobError
-from personalize.operators import OperatorError
+from personalize.operators import Operator, OperatorError, authenticate, confirm
 from personalize.registry import Registry, RegistryError
 from personalize.web.access import ConsoleUser, audit_refusal
 from personalize.web.pages import redirect
@@ -37,3 +37,15 @@ def act(
         audit_refusal(state.registry(), user.name, back, str(exc))
         return redirect(back, error=str(exc))
     return redirect(done or back, ok=message)
+
+
+def second_operator(
+    state: ApiState, user: ConsoleUser, name: str, password: str, action: str
+) -> Operator:
+    """Dual control on a form: the second operator who typed their ``name`` and ``password``
+    beside ``user``, checked (``operators.authenticate`` and ``confirm``: the slow scrypt
+    before the write lock, a refusal audited by itself) before the change's transaction,
+    which records them; ``OperatorError`` when refused."""
+    registry = state.registry()
+    other = authenticate(registry, name, password, purpose=action)
+    return confirm(registry, user.operator, other, action)

@@ -77,6 +77,15 @@ def render(
     return response
 
 
+def inline_pdf(pdf: bytes, name: str) -> Response:
+    """A PDF the browser opens in place (inline), with an ASCII ``name`` for a save."""
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}"'},
+    )
+
+
 def redirect(path: str, *, ok: str | None = None, error: str | None = None) -> Response:
     """Post/Redirect/Get: back to a console page (``path`` under /console), with a message
     shown once — ``ok`` for a change made, ``error`` for a refusal (nothing written)."""

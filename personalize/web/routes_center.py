@@ -19,12 +19,12 @@ from starlette.exceptions import HTTPException
 from personalize.jobs import cancel_job, resume_job
 from personalize.lifecycle import JobStatus
 from personalize.medical_balance import transfer_view
-from personalize.operators import OperatorError, authenticate, confirm
+from personalize.operators import OperatorError
 from personalize.registry import Registry
 from personalize.roles import Role
 from personalize.web import center_view
 from personalize.web.access import Access, User, console_state
-from personalize.web.forms import act
+from personalize.web.forms import act, second_operator
 from personalize.web.pages import redirect, render
 
 router = APIRouter()
@@ -100,10 +100,8 @@ def cancel(
     its own transaction) before the cancel's transaction, which records the confirmation."""
     state = console_state(request)
     back = f"/center/jobs/{job_id}"
-    registry = state.registry()
     try:
-        confirmer = authenticate(registry, confirm_by, confirm_password, purpose="job.cancel")
-        confirm(registry, user.operator, confirmer, "job.cancel")
+        confirmer = second_operator(state, user, confirm_by, confirm_password, "job.cancel")
     except OperatorError as exc:
         return redirect(back, error=f"复核未通过，作业未取消：{exc}")
 

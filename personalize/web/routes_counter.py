@@ -38,7 +38,7 @@ from personalize.lifecycle import (
 )
 from personalize.medical_balance import transfer_view
 from personalize.office import OfficeError, office_report_pdf
-from personalize.operators import OperatorError, authenticate, confirm
+from personalize.operators import OperatorError
 from personalize.registry import (
     AGENT_DOCUMENTS,
     STATUS_NAMES,
@@ -53,8 +53,8 @@ from personalize.registry_records import Person
 from personalize.roles import Role
 from personalize.textinput import ID_NUMBER, normalize
 from personalize.web.access import Access, ConsoleUser, User, audit_refusal, console_state
-from personalize.web.forms import REFUSALS, act
-from personalize.web.pages import redirect, render
+from personalize.web.forms import REFUSALS, act, second_operator
+from personalize.web.pages import inline_pdf, redirect, render
 from printer.face import CardFace, render_png
 from sscard.identifiers import validate_card_number, validate_ssn
 from sscard.profile import load_profile
@@ -423,15 +423,6 @@ def change(
 # ------------------------------------------------------------------ documents
 
 
-def _pdf(pdf: bytes, name: str) -> Response:
-    """A PDF the browser opens in place (inline), with an ASCII ``name`` for a save."""
-    return Response(
-        pdf,
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="{name}"'},
-    )
-
-
 def _holder_of_request(registry: Registry, request_id: int) -> str:
     try:
         return person_path(registry.request(request_id).person_id)
@@ -451,7 +442,7 @@ def certificate(request: Request, user: User, request_id: int) -> Response:
             registry.audit(user.name, "document.view", number, {"document": "领卡证明"})
     except RegistryError as exc:
         return redirect("/counter", error=str(exc))
-    return _pdf(pdf, f"{number}.pdf")
+    return inline_pdf(pdf, f"{number}.pdf")
 
 
 @router.post("/requests/{request_id}/reprint")
@@ -467,10 +458,8 @@ def reprint(
     ``operators.confirm``, as ``sscard registry reprint --confirm-by``)."""
     state = console_state(request)
     back = _holder_of_request(state.registry(), request_id)
-    try:  # checked (slow scrypt) before the write lock; a refusal is audited by itself
-        registry = state.registry()
-        confirmer = authenticate(registry, confirm_by, confirm_password, purpose="document.reprint")
-        confirm(registry, user.operator, confirmer, "document.reprint")
+    try:
+        confirmer = second_operator(state, user, confirm_by, confirm_password, "document.reprint")
     except OperatorError as exc:
         return redirect(back, error=str(exc))
     number = request_number(request_id)
@@ -488,7 +477,7 @@ def reprint(
     except RegistryError as exc:
         audit_refusal(state.registry(), user.name, back, str(exc))
         return redirect(back, error=str(exc))
-    return _pdf(pdf, f"{number}-reprint.pdf")
+    return inline_pdf(pdf, f"{number}-reprint.pdf")
 
 
 @router.get("/reports/{report_no}")
@@ -499,7 +488,7 @@ def office_report(request: Request, user: User, report_no: str) -> Response:
         pdf = office_report_pdf(registry, report_no)
     except OfficeError as exc:
         return redirect("/counter", error=str(exc))
-    return _pdf(pdf, f"{report_no}.pdf")
+    return inline_pdf(pdf, f"{report_no}.pdf")
 
 
 # ------------------------------------------------------------------ the personalization job

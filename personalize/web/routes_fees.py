@@ -22,12 +22,12 @@ from personalize.fee_report import (
     settlement_line,
 )
 from personalize.fees import pay_fee, waive_fee
-from personalize.operators import OperatorError, authenticate, confirm
+from personalize.operators import OperatorError
 from personalize.registry import Registry, RegistryError, request_number
 from personalize.roles import Role
 from personalize.web.access import Access, User, console_state
-from personalize.web.forms import act
-from personalize.web.pages import redirect, render
+from personalize.web.forms import act, second_operator
+from personalize.web.pages import inline_pdf, redirect, render
 from personalize.web.routes_stock import _day
 
 router = APIRouter()
@@ -85,9 +85,7 @@ def waive(
     state = console_state(request)
     back = _holder_page(state.registry(), request_id)
     try:
-        registry = state.registry()
-        approver = authenticate(registry, confirm_by, confirm_password, purpose="fee.waive")
-        confirm(registry, user.operator, approver, "fee.waive")
+        approver = second_operator(state, user, confirm_by, confirm_password, "fee.waive")
     except OperatorError as exc:
         return redirect(back, error=f"复核未通过，未免收：{exc}")
 
@@ -129,8 +127,6 @@ def report_pdf(request: Request, user: User, day: str | None = None) -> Response
     """The day's fee report as a PDF, shown in the browser (``inline``)."""
     registry = console_state(request).registry()
     shown, _ = _day(registry, day)
-    return Response(
-        fee_day_report_pdf(fee_day_report(registry, shown)),
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="fees-{shown.isoformat()}.pdf"'},
+    return inline_pdf(
+        fee_day_report_pdf(fee_day_report(registry, shown)), f"fees-{shown.isoformat()}.pdf"
     )

@@ -24,7 +24,7 @@ from personalize.stock import (
 )
 from personalize.web.access import Access, User, console_state
 from personalize.web.forms import act
-from personalize.web.pages import render
+from personalize.web.pages import inline_pdf, render
 
 router = APIRouter()
 
@@ -80,12 +80,7 @@ def report_pdf(
     registry = console_state(request).registry()
     shown, _ = _day(registry, day)
     pdf = day_report_pdf(day_report(registry, shown, station or None))
-    name = f"stock-{shown.isoformat()}.pdf"
-    return Response(
-        pdf,
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="{name}"'},
-    )
+    return inline_pdf(pdf, f"stock-{shown.isoformat()}.pdf")
 
 
 @router.post("/center/stock/receive")

@@ -19,6 +19,7 @@ from personalize.roles import ApiRole, Role
 from simulator.factory import SAMPLE_HOLDER
 from sscard.identifiers import card_number_check, ssn_check
 from sscard.records import HolderData
+from tests.api_serve import serve_api
 from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
 
@@ -89,3 +90,11 @@ def api_world(base: str, db: str | Path, tokens: dict[ApiRole, str]) -> Iterator
         yield api
     finally:
         api.close()
+
+
+def served_api(db: str | Path, persons: int = PERSONS) -> Iterator[Api]:
+    """The world on ``db`` (``prepare``) with ``sscard serve`` on it: a fixture's
+    ``yield from served_api(new_db("api"))``."""
+    tokens = prepare(db, persons)
+    with serve_api(db) as base:
+        yield from api_world(base, db, tokens)

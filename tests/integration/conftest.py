@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser
 from smartcard import scard
 
 from apdu.pcsc import wait_for_card, wait_for_removal
@@ -21,6 +22,7 @@ from hsm_stub.server import HsmServer
 from simulator.cardos.card import CardOS
 from simulator.pcscd import Pcscd
 from simulator.vpcd import VpcdBridge, reader_name
+from tests.integration.console import chromium
 
 # APDUs the simulated cards answered through pcscd, per reader, for the run's summary.
 SERVED_APDUS: dict[str, int] = {}
@@ -128,3 +130,10 @@ def pcsc_contexts(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
     monkeypatch.setattr(scard, "SCardEstablishContext", counted)
     return made
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """One headless chromium per test module (the console's Playwright tests)."""
+    with chromium() as b:
+        yield b

@@ -25,6 +25,7 @@ from tests.integration.api_fixture import (
     card_number,
     open_registry,
     prepare,
+    served_api,
 )
 
 COUNTER = ApiRole.COUNTER
@@ -34,10 +35,7 @@ MASKED = "李四 110105********0016"
 
 @pytest.fixture
 def api(new_db: NewDatabase) -> Iterator[Api]:
-    db = new_db("api")
-    tokens = prepare(db)
-    with serve_api(db) as base:
-        yield from api_world(base, db, tokens)
+    yield from served_api(new_db("api"))
 
 
 def pdftext(pdf: bytes, path: Path) -> str:

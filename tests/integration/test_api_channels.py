@@ -14,15 +14,13 @@ from personalize.api.clients import revoke_client
 from personalize.card_standing import INITIAL_PIN_NAMES
 from personalize.registry import MIGRATIONS
 from personalize.roles import ApiRole
-from tests.api_serve import serve_api
 from tests.conftest import NewDatabase
 from tests.integration.api_fixture import (
     SUPERVISOR,
     Api,
-    api_world,
     card_number,
     holder,
-    prepare,
+    served_api,
 )
 
 CHANNEL, COUNTER, TERMINAL = ApiRole.CHANNEL, ApiRole.COUNTER, ApiRole.TERMINAL
@@ -30,10 +28,7 @@ CHANNEL, COUNTER, TERMINAL = ApiRole.CHANNEL, ApiRole.COUNTER, ApiRole.TERMINAL
 
 @pytest.fixture
 def api(new_db: NewDatabase) -> Iterator[Api]:
-    db = new_db("api")
-    tokens = prepare(db)
-    with serve_api(db) as base:
-        yield from api_world(base, db, tokens)
+    yield from served_api(new_db("api"))
 
 
 def status(api: Api, number: str) -> dict[str, object]:

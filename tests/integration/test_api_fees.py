@@ -11,19 +11,15 @@ from collections.abc import Iterator
 import pytest
 
 from personalize.roles import ApiRole
-from tests.api_serve import serve_api
 from tests.conftest import NewDatabase
-from tests.integration.api_fixture import Api, api_world, card_number, prepare
+from tests.integration.api_fixture import Api, card_number, served_api
 
 COUNTER, AUDITOR, TERMINAL = ApiRole.COUNTER, ApiRole.AUDITOR, ApiRole.TERMINAL
 
 
 @pytest.fixture
 def api(new_db: NewDatabase) -> Iterator[Api]:
-    db = new_db("api_fees")
-    tokens = prepare(db, 2)
-    with serve_api(db) as base:
-        yield from api_world(base, db, tokens)
+    yield from served_api(new_db("api_fees"), 2)
 
 
 def settlements(api: Api) -> int:

@@ -10,17 +10,13 @@ from collections.abc import Iterator
 import pytest
 
 from personalize.roles import ApiRole
-from tests.api_serve import serve_api
 from tests.conftest import NewDatabase
-from tests.integration.api_fixture import Api, api_world, card_number, holder, prepare
+from tests.integration.api_fixture import Api, card_number, holder, served_api
 
 
 @pytest.fixture
 def api(new_db: NewDatabase) -> Iterator[Api]:
-    db = new_db("api")
-    tokens = prepare(db)
-    with serve_api(db) as base:
-        yield from api_world(base, db, tokens)
+    yield from served_api(new_db("api"))
 
 
 def fifteen(eighteen: str) -> str:

@@ -13,19 +13,15 @@ import httpx
 import pytest
 
 from personalize.roles import ApiRole
-from tests.api_serve import serve_api
 from tests.conftest import NewDatabase
-from tests.integration.api_fixture import Api, api_world, card_number, prepare
+from tests.integration.api_fixture import Api, card_number, served_api
 
 COUNTER = ApiRole.COUNTER
 
 
 @pytest.fixture
 def api(new_db: NewDatabase) -> Iterator[Api]:
-    db = new_db("idem")
-    tokens = prepare(db)
-    with serve_api(db) as base:
-        yield from api_world(base, db, tokens)
+    yield from served_api(new_db("idem"))
 
 
 def transitions(api: Api, number: str) -> list[str]:

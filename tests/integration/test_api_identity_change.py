@@ -14,19 +14,15 @@ from typing import Any
 import pytest
 
 from personalize.roles import ApiRole
-from tests.api_serve import serve_api
 from tests.conftest import NewDatabase
-from tests.integration.api_fixture import Api, api_world, card_number, holder, prepare
+from tests.integration.api_fixture import Api, card_number, holder, served_api
 
 NEW_ID = "110108194912310029"  # a GB 11643-1999 number of 1949-12-31, a woman, 海淀区
 
 
 @pytest.fixture
 def api(new_db: NewDatabase) -> Iterator[Api]:
-    db = new_db("api")
-    tokens = prepare(db)
-    with serve_api(db) as base:
-        yield from api_world(base, db, tokens)
+    yield from served_api(new_db("api"))
 
 
 def body(index: int = 1, **certificate: str) -> dict[str, Any]:

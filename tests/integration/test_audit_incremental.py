@@ -12,7 +12,7 @@ import multiprocessing
 import sqlite3
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -22,23 +22,13 @@ from personalize.policy import load_policy
 from personalize.registry import Registry
 from simulator.factory import SAMPLE_HOLDER
 from tests.audit_key import AUDIT_KEY
-from tests.clock import FAKETIME, PINNED, faketime, pinned_clock
+from tests.clock import FAKETIME, MovingClock, faketime, pinned_clock
 from tests.unit.test_policy_registry import card_number, neighbour
 
 POLICY = load_policy("default")
 
 
-class Clock:
-    """An injected clock the test moves on."""
-
-    def __init__(self) -> None:
-        self.now = PINNED
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def open_registry(db: Path, clock: Clock | None = None) -> Registry:
+def open_registry(db: Path, clock: MovingClock | None = None) -> Registry:
     return Registry(db, POLICY, clock=clock or pinned_clock, audit_key=AUDIT_KEY)
 
 
@@ -199,7 +189,7 @@ def test_forged_or_deleted_checkpoints_of_verification_are_named(db: Path) -> No
 
 
 def test_a_periodic_full_walk_finds_tampering_before_the_checkpoint(db: Path) -> None:
-    clock = Clock()
+    clock = MovingClock()
     registry = open_registry(db, clock)
     assert registry.check_audit().reason == "first"
     tamper(db, "UPDATE cards SET status = 'void' WHERE id = 5")

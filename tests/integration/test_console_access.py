@@ -21,7 +21,6 @@ from tests.integration.api_fixture import open_registry
 from tests.integration.console import (
     OPERATORS,
     TABLET,
-    chromium,
     csrf_of,
     desk,
     http_login,
@@ -54,12 +53,6 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
     prepare_console(db)
     with serve_console(db) as base:
         yield base, db
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def test_an_operator_logs_in_and_sees_only_their_roles_sections(

@@ -34,7 +34,6 @@ from tests.integration.console import (
     OPERATORS,
     TABLET,
     Desk,
-    chromium,
     desk,
     prepare_console,
     serve_console,
@@ -97,12 +96,6 @@ def dispatch(db: str, tmp_path: Path) -> None:
 
 def sscard(*args: str) -> subprocess.CompletedProcess[str]:
     return run_sscard(*args, env={**os.environ, **FAKETIME_ENV, **HSM_ENV})
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 @pytest.fixture

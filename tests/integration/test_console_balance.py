@@ -20,7 +20,7 @@ from personalize.roles import Role
 from tests.clock import pinned_clock
 from tests.conftest import NewDatabase
 from tests.integration.api_fixture import card_number, holder, open_registry
-from tests.integration.console import add_operators, chromium, desk, serve_console
+from tests.integration.console import add_operators, desk, serve_console
 from tests.stores import fed_job, record_steps
 
 
@@ -55,12 +55,6 @@ def world(new_db: NewDatabase) -> Iterator[World]:
     registry.close()
     with serve_console(db) as base:
         yield World(base, db, activated_from, card_number(3))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def test_the_console_shows_each_transfer_where_the_operators_look(

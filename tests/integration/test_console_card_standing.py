@@ -5,28 +5,20 @@ stands against it, and whether it still holds the initial PIN — in chromium ag
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import Browser
 
 from personalize.roles import Role
 from tests.conftest import NewDatabase
 from tests.integration.api_fixture import POLICY, card_number, holder, open_registry
-from tests.integration.console import add_operators, chromium, desk, serve_console
+from tests.integration.console import add_operators, desk, serve_console
 
 # The server's clock is pinned to 2026-11-25 (tests/clock.py). A card issued 2001-06-01 (上海's
 # first cards) is long past a validity of ``card_validity_years``; one issued 2026-01-05 is
 # within it.
 OLD_ISSUE, NEW_ISSUE = date(2001, 6, 1), date(2026, 1, 5)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def test_the_person_page_shows_validity_and_the_initial_pin_mark(

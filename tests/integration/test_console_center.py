@@ -31,7 +31,6 @@ from tests.integration.api_fixture import card_number, holder, open_registry
 from tests.integration.console import (
     OPERATORS,
     TABLET,
-    chromium,
     desk,
     prepare_console,
     serve_console,
@@ -104,12 +103,6 @@ def center(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path
     world(db, tmp)
     with serve_console(db) as base:
         yield base, db
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def job_status(db: Path, job_id: int) -> JobStatus:

@@ -21,7 +21,7 @@ from personalize.trackvault import TrackVault
 from simulator.factory import sample_photo
 from tests.conftest import NewDatabase
 from tests.integration.api_fixture import card_number, holder, open_registry
-from tests.integration.console import chromium, desk, prepare_console, serve_console
+from tests.integration.console import desk, prepare_console, serve_console
 from tests.integration.test_console_counter import World, flash, state
 
 NEW_ID = "110108194912310029"  # a GB 11643-1999 number of 1949-12-31, a woman, 海淀区
@@ -35,12 +35,6 @@ def world(new_db: NewDatabase, tmp_path: Path) -> Iterator[World]:
     TrackVault.create(key)
     with serve_console(db, track_key=key) as base:
         yield World(base, db)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 FORM = f"#card-{card_number(1)} form[action$='/change']"

@@ -24,7 +24,6 @@ from tests.integration.api_fixture import POLICY, card_number, holder, open_regi
 from tests.integration.console import (
     OPERATORS,
     TABLET,
-    chromium,
     desk,
     prepare_console,
     serve_console,
@@ -107,12 +106,6 @@ def world(new_db: NewDatabase, tmp_path: Path) -> Iterator[World]:
     TrackVault.create(key)
     with serve_console(db, track_key=key) as base:
         yield World(base, db)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def flash(page: Page) -> str:

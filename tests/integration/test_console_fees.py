@@ -16,7 +16,7 @@ from playwright.sync_api import Browser, Page
 from personalize.roles import Role
 from tests.conftest import NewDatabase
 from tests.integration.api_fixture import card_number, open_registry
-from tests.integration.console import OPERATORS, chromium, desk, prepare_console, serve_console
+from tests.integration.console import OPERATORS, desk, prepare_console, serve_console
 from tests.operators import PASSWORD
 
 
@@ -40,12 +40,6 @@ def world(new_db: NewDatabase) -> Iterator[World]:
         registry.close()
     with serve_console(db) as base:
         yield World(base, db)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def settlements(db: str) -> list[tuple[int, str, str | None, str | None]]:

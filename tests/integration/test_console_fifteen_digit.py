@@ -5,16 +5,14 @@ number is named as such — in chromium against a real ``sscard serve``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import Browser, Page
 
 from personalize.roles import Role
 from tests.conftest import NewDatabase
 from tests.integration.api_fixture import holder
-from tests.integration.console import chromium, desk, prepare_console, serve_console
+from tests.integration.console import desk, prepare_console, serve_console
 
 
 def first_generation(ssn18: str) -> str:
@@ -23,12 +21,6 @@ def first_generation(ssn18: str) -> str:
     dropped."""
     assert ssn18[6:8] == "19"
     return ssn18[:6] + ssn18[8:17]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
 
 
 def search(page: Page, query: str) -> None:

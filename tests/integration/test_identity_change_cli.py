@@ -19,26 +19,24 @@ from pathlib import Path
 
 import pytest
 
-from apdu.pcsc import wait_for_card, wait_for_removal
 from personalize.policy import load_policy
 from personalize.registry import Registry
 from personalize.roles import Role
 from simulator.center import TRACK2
 from simulator.factory import SAMPLE_HOLDER, sample_photo
 from simulator.station import SimulatedStation
-from simulator.vpcd import VpcdBridge, reader_name
 from sscard.profile import load_profile
 from tests.card_read import card_read_json
 from tests.clock import FAKETIME_ENV, pinned_clock
 from tests.conftest import NewDatabase
 from tests.integration.api_fixture import open_registry
 from tests.integration.crash_campaign import job_run_argv
+from tests.integration.holder_reader import printed_card
 from tests.operators import login
 
 pytestmark = pytest.mark.pcsc
 POLICY = load_policy("default")
 PROFILE = load_profile("default")
-HOLDER_SLOT = 1  # the holder's reader (the station's contact reader is slot 0)
 OLD_ID = SAMPLE_HOLDER.ssn  # 11010519491231002X, 张三
 NEW_ID = "110108194912310029"  # her number after moving to 海淀区 (GB 11643 check char 9)
 OTHER_ID = "440400194912310020"  # another woman born the same day
@@ -166,17 +164,8 @@ def test_a_holder_whose_name_and_id_changed_gets_a_card_with_the_new_data(
         run = sscard(*job_run_argv(job, sim.station_file)[3:], env=center)
         assert run.returncode == 0, run.stderr
 
-        assert sim.printer is not None
-        chip = sim.printer.hopper[0].chip
-        assert chip is not None
-        reader = reader_name(HOLDER_SLOT)
-        bridge = VpcdBridge(chip, slot=HOLDER_SLOT).start()
-        try:
-            wait_for_card(reader)
+        with printed_card(sim) as reader:
             read = card_read_json(reader)
-        finally:
-            bridge.stop()
-            wait_for_removal(reader)
     assert (read["name"], read["ssn"]) == ("张叁", NEW_ID)
 
     registry = open_registry(db)

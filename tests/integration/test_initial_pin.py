@@ -18,7 +18,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from apdu.pcsc import wait_for_card, wait_for_removal
 from personalize.api.clients import add_client
 from personalize.policy import load_policy
 from personalize.registry import Registry
@@ -27,7 +26,6 @@ from personalize.trackvault import TrackVault
 from simulator.center import submit_reissue_job
 from simulator.factory import SAMPLE_HOLDER
 from simulator.station import SimulatedStation
-from simulator.vpcd import VpcdBridge, reader_name
 from sscard.profile import load_profile
 from tests.api_serve import SERVER_OUTPUT, serve_api
 from tests.audit_key import HSM_ENV
@@ -36,6 +34,7 @@ from tests.clock import FAKETIME_ENV, pinned_clock
 from tests.conftest import NewDatabase
 from tests.integration.api_fixture import SUPERVISOR, open_registry
 from tests.integration.crash_campaign import job_run_argv
+from tests.integration.holder_reader import printed_card
 from tests.operators import login
 
 pytestmark = pytest.mark.pcsc
@@ -43,7 +42,6 @@ POLICY = load_policy("default")
 PROFILE = load_profile("default")
 INITIAL = POLICY.default_pin
 NEW_PIN = "246813"
-HOLDER_SLOT = 1  # the holder's desktop reader (the station's contact reader is slot 0)
 
 
 @dataclass
@@ -78,17 +76,8 @@ def issued(tmp_path: Path, new_db: NewDatabase) -> Iterator[Issued]:
         lost = registry.card(old)
         new = next(c for c in registry.cards_of(lost.person_id) if c.id != lost.id)
         registry.close()
-        assert sim.printer is not None
-        chip = sim.printer.hopper[0].chip
-        assert chip is not None
-        reader = reader_name(HOLDER_SLOT)
-        bridge = VpcdBridge(chip, slot=HOLDER_SLOT).start()
-        try:
-            wait_for_card(reader)
+        with printed_card(sim) as reader:
             yield Issued(db, new.card_number, reader)
-        finally:
-            bridge.stop()
-            wait_for_removal(reader)
 
 
 def sscard(

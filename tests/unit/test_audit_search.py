@@ -24,34 +24,21 @@ from personalize.registry import Registry, RegistryError, request_number
 from personalize.web.routes_audit import local_text, shown_details, utc_text
 from simulator.factory import SAMPLE_HOLDER
 from tests.audit_key import AUDIT_KEY
-from tests.clock import PINNED
+from tests.clock import PINNED, MovingClock
 from tests.conftest import NewDatabase
 
 POLICY = load_policy("default")
 CARD = "H00000012"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = PINNED
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def registry(new_db: NewDatabase, clock: Clock) -> Iterator[Registry]:
+def registry(new_db: NewDatabase, clock: MovingClock) -> Iterator[Registry]:
     registry = Registry(new_db("audit_search"), POLICY, clock=clock, audit_key=AUDIT_KEY)
     yield registry
     registry.close()
 
 
-def notes(registry: Registry, clock: Clock) -> list[AuditEvent]:
+def notes(registry: Registry, clock: MovingClock) -> list[AuditEvent]:
     """Twelve events by two operators about two subjects, three at each of four times (ties
     in ``at`` broken by id), written out of time order; all events, newest first."""
     for hour in (3, 1, 2, 0):
@@ -77,7 +64,7 @@ def pages(registry: Registry, search: EventSearch, size: int) -> list[AuditEvent
 
 @pytest.mark.parametrize("size", [1, 2, 3, 5, 12, 13])
 def test_keyset_pages_return_every_event_once_newest_first(
-    registry: Registry, clock: Clock, size: int
+    registry: Registry, clock: MovingClock, size: int
 ) -> None:
     every = notes(registry, clock)
     assert len(every) == 12
@@ -87,7 +74,7 @@ def test_keyset_pages_return_every_event_once_newest_first(
     assert expected and pages(registry, mine, size) == expected
 
 
-def test_each_filter_keeps_exactly_its_events(registry: Registry, clock: Clock) -> None:
+def test_each_filter_keeps_exactly_its_events(registry: Registry, clock: MovingClock) -> None:
     every = notes(registry, clock)
     since, until = (PINNED + timedelta(hours=h) for h in (1, 3))
     window = EventSearch(since=since.isoformat(), until=until.isoformat())
@@ -117,7 +104,7 @@ def test_a_cards_subjects_include_its_request_and_a_persons_their_cards(
 
 
 def test_sqlite_answers_a_page_from_the_indexes_without_sorting(
-    tmp_path: Path, clock: Clock
+    tmp_path: Path, clock: MovingClock
 ) -> None:
     """SQLite's query plan (PostgreSQL plans by its statistics, which a test table lacks)."""
     registry = Registry(tmp_path / "plan.db", POLICY, clock=clock, audit_key=AUDIT_KEY)

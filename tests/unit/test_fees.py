@@ -27,7 +27,7 @@ from simulator.factory import SAMPLE_HOLDER, sample_photo
 from sscard.identifiers import ssn_check
 from sscard.profile import load_profile
 from tests.audit_key import AUDIT_KEY
-from tests.clock import PINNED
+from tests.clock import PINNED, MovingClock
 from tests.conftest import NewDatabase
 from tests.stores import behind_its_back
 
@@ -36,28 +36,13 @@ PROFILE = load_profile("default")
 DAY = date(2026, 11, 25)  # PINNED is 17:30 of this day in Shanghai (UTC+8)
 
 
-class Clock:
-    """The registry's time, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = PINNED
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 @pytest.fixture
 def location(new_db: NewDatabase) -> str:
     return new_db("fees")
 
 
 @pytest.fixture
-def registry(location: str, clock: Clock) -> Iterator[Registry]:
+def registry(location: str, clock: MovingClock) -> Iterator[Registry]:
     registry = Registry(location, POLICY, clock=clock, audit_key=AUDIT_KEY)
     yield registry
     registry.close()
@@ -225,7 +210,7 @@ def test_the_database_refuses_a_second_settlement_behind_the_registrys_back(
         )
 
 
-def a_day_across_midnight(registry: Registry, clock: Clock) -> dict[str, int]:
+def a_day_across_midnight(registry: Registry, clock: MovingClock) -> dict[str, int]:
     """Requests and settlements around the region's midnight of DAY/DAY+1 (16:00 UTC):
     before DAY, on DAY (from 00:00 to 23:59 local time), and on the next day."""
     local_midnight = datetime(2026, 11, 25, 16, 0, tzinfo=PINNED.tzinfo)  # 00:00 Nov 26 local
@@ -252,7 +237,7 @@ def a_day_across_midnight(registry: Registry, clock: Clock) -> dict[str, int]:
 
 
 def test_the_days_report_sums_paid_waived_and_outstanding_per_kind(
-    registry: Registry, clock: Clock
+    registry: Registry, clock: MovingClock
 ) -> None:
     ids = a_day_across_midnight(registry, clock)
     report = fee_day_report(registry, DAY)
@@ -283,7 +268,7 @@ def test_the_days_report_sums_paid_waived_and_outstanding_per_kind(
 
 
 def test_a_settlement_changed_behind_the_registrys_back_is_a_listed_discrepancy(
-    registry: Registry, clock: Clock, location: str
+    registry: Registry, clock: MovingClock, location: str
 ) -> None:
     a_day_across_midnight(registry, clock)
     behind_its_back(location, "UPDATE fee_settlements SET amount = 2 WHERE receipt_no = 'R-2'")
@@ -303,7 +288,7 @@ def test_a_settlement_changed_behind_the_registrys_back_is_a_listed_discrepancy(
 
 
 def test_the_pdf_lists_the_sums_receipts_and_outstanding_fees(
-    registry: Registry, clock: Clock, tmp_path: Path
+    registry: Registry, clock: MovingClock, tmp_path: Path
 ) -> None:
     ids = a_day_across_midnight(registry, clock)
     pdf = tmp_path / "fees.pdf"
@@ -328,7 +313,7 @@ def test_the_pdf_lists_the_sums_receipts_and_outstanding_fees(
 
 
 def test_a_region_that_wants_the_fee_first_refuses_the_job_until_it_is_settled(
-    location: str, clock: Clock, tmp_path: Path
+    location: str, clock: MovingClock, tmp_path: Path
 ) -> None:
     """``fees.settle_before_job = true``: no job for an unpaid fee, nothing written; paid, the
     same submission is queued. The default (false) queues it unpaid (test_job_submission)."""

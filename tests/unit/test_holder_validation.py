@@ -23,6 +23,7 @@ from sscard.identifiers import ssn_check, validate_card_number
 from sscard.records import HolderData
 from sscard.regions import region_name
 from tests.audit_key import AUDIT_KEY
+from tests.clock import MovingClock
 from tests.conftest import NewDatabase
 
 POLICY = load_policy("default")
@@ -142,14 +143,6 @@ def test_ethnicity_is_a_gb3304_code() -> None:
 # ---------------------------------------------------------------- the registry
 
 
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 def counts(location: str) -> tuple[int, int, int]:
     """Persons, cards and audit events, read through a connection of its own."""
     db = open_database(location, create=False)
@@ -181,7 +174,7 @@ def test_registry_enroll_refuses_and_writes_nothing(
     registry = Registry(
         location,
         POLICY,
-        clock=Clock(datetime(2026, 11, 25, 9, 30, tzinfo=UTC)),
+        clock=MovingClock(),
         audit_key=AUDIT_KEY,
     )
     try:
@@ -198,7 +191,7 @@ def test_registry_takes_today_from_its_clock_in_the_region_zone(new_db: NewDatab
     registry = Registry(
         new_db("r"),
         POLICY,
-        clock=Clock(datetime(2026, 11, 25, 16, 30, tzinfo=UTC)),
+        clock=MovingClock(datetime(2026, 11, 25, 16, 30, tzinfo=UTC)),
         audit_key=AUDIT_KEY,
     )
     try:
@@ -271,7 +264,7 @@ def test_registry_enroll_refuses_duplicates_in_chinese(new_db: NewDatabase) -> N
     registry = Registry(
         location,
         POLICY,
-        clock=Clock(datetime(2026, 11, 25, 9, 30, tzinfo=UTC)),
+        clock=MovingClock(),
         audit_key=AUDIT_KEY,
     )
     try:

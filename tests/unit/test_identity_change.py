@@ -20,7 +20,6 @@ from personalize.documents import collection_certificate
 from personalize.identity_change import ChangeCertificate, ChangeRefused, check_change
 from personalize.policy import load_policy
 from personalize.registry import (
-    ACTIVATION_EVIDENCE,
     MIGRATIONS,
     Agent,
     Registry,
@@ -32,7 +31,7 @@ from sscard.errors import InvalidData
 from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
 from tests.conftest import NewDatabase
-from tests.stores import behind_its_back, inserts_fail, step_details
+from tests.stores import behind_its_back, inserts_fail, running_job
 
 POLICY = load_policy("default")
 STATION = "S1"
@@ -135,36 +134,6 @@ def enrolled(registry: Registry, ssn: str = OLD_ID, name: str = "张三") -> str
     return number
 
 
-def made(registry: Registry, old_number: str, sn: str) -> tuple[int, int]:
-    """A running job of ``STATION`` (token 1) for the card's open request, its new card
-    ``sn`` fed, written, verified, encoded and printed: (job id, new card id)."""
-    old = registry.card(old_number)
-    request = registry.open_request(old.id)
-    assert request is not None
-    with registry.transaction() as db:
-        job = db.insert(
-            "INSERT INTO jobs (request_id, person_id, old_card_id, holder, status, operator,"
-            " created_at, updated_at, sn, fence, station) VALUES (?, ?, ?, '{}', 'running',"
-            " 'op', 'now', 'now', ?, 1, ?)",
-            (request.id, old.person_id, old.id, sn, STATION),
-        )
-        db.execute("INSERT INTO job_photos (job_id, photo) VALUES (?, ?)", (job, b"\x00"))
-        db.execute(
-            "UPDATE reissue_requests SET status = 'in_job', job_id = ? WHERE id = ?",
-            (job, request.id),
-        )
-    new = registry.start_card(job, operator="op")
-    with registry.transaction() as db:
-        db.execute("UPDATE cards SET sn = ? WHERE id = ?", (sn, new.id))
-        for step in ("feed", *ACTIVATION_EVIDENCE):
-            db.execute(
-                "INSERT INTO job_steps (job_id, step, result, sn, at, details, fence)"
-                " VALUES (?, ?, 'ok', ?, 'now', ?, 1)",
-                (job, step, sn, step_details(step)),
-            )
-    return job, new.id
-
-
 TABLES = (
     "persons",
     "cards",
@@ -198,7 +167,7 @@ def test_the_person_changes_with_the_new_cards_activation(registry: Registry) ->
     # the new card is made for the new data; the record keeps the old until activation
     assert (registry.holder_of(request).name, registry.holder_of(request).ssn) == ("张叁", NEW_ID)
     assert registry.person(old.person_id).name == "张三"
-    job, new_card = made(registry, old_number, "C001")
+    job, new_card = running_job(registry, old_number, "C001", STATION)
     registry.activate(new_card, operator="cc1", job_id=job, fence=1)
     person = registry.person(old.person_id)
     assert (person.name, person.ssn) == ("张叁", NEW_ID)
@@ -231,7 +200,7 @@ def test_an_activation_that_fails_changes_nothing(registry: Registry) -> None:
     transaction: the ledger's write failing after the record changed undoes all of it."""
     old_number = enrolled(registry)
     registry.request_change(old_number, certificate(), operator="op")
-    job, new_card = made(registry, old_number, "C002")
+    job, new_card = running_job(registry, old_number, "C002", STATION)
     before = snapshot(registry)
     with (
         inserts_fail(registry.db, "stock_moves", "ledger disk full"),
@@ -251,7 +220,7 @@ def test_the_new_number_taken_meanwhile_refuses_the_activation(registry: Registr
     refused whole (the persons' unique number), nothing changes."""
     old_number = enrolled(registry)
     registry.request_change(old_number, certificate(), operator="op")
-    job, new_card = made(registry, old_number, "C003")
+    job, new_card = running_job(registry, old_number, "C003", STATION)
     enrolled(registry, NEW_ID, "王五")
     before = snapshot(registry)
     with pytest.raises(RegistryError, match="该社会保障号码已登记"):

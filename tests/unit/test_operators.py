@@ -4,7 +4,7 @@ clock injected (personalize/operators.py, personalize/roles.py)."""
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -23,19 +23,11 @@ from personalize.policy import load_policy
 from personalize.registry import Registry
 from personalize.roles import ACTIONS, DUAL_CONTROL, PERMISSIONS, Role, allowed
 from tests.audit_key import AUDIT_KEY
-from tests.clock import PINNED
+from tests.clock import PINNED, MovingClock
 from tests.conftest import NewDatabase
 
 POLICY = load_policy("default")
 PASSWORD = "unit-test-password"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = PINNED
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def test_passwords_are_scrypt_hashed_with_owasp_parameters_and_a_fresh_salt() -> None:
@@ -70,7 +62,7 @@ def test_the_permission_table() -> None:
 
 
 def test_a_session_lives_eight_hours_by_the_registrys_clock(new_db: NewDatabase) -> None:
-    clock = Clock()
+    clock = MovingClock()
     registry = Registry(new_db("r"), POLICY, clock=clock, audit_key=AUDIT_KEY)
     add_operator(registry, "boss", Role.SUPERVISOR, PASSWORD, by=None)
     add_operator(registry, "clerk", Role.COUNTER, PASSWORD, by=Operator("boss", Role.SUPERVISOR))
@@ -95,7 +87,7 @@ def test_a_session_lives_eight_hours_by_the_registrys_clock(new_db: NewDatabase)
 
 
 def test_dual_control_needs_a_different_supervisor(new_db: NewDatabase) -> None:
-    registry = Registry(new_db("r"), POLICY, clock=Clock(), audit_key=AUDIT_KEY)
+    registry = Registry(new_db("r"), POLICY, clock=MovingClock(), audit_key=AUDIT_KEY)
     boss = add_operator(registry, "boss", Role.SUPERVISOR, PASSWORD, by=None)
     boss2 = add_operator(registry, "boss2", Role.SUPERVISOR, PASSWORD, by=boss)
     clerk = add_operator(registry, "clerk", Role.COUNTER, PASSWORD, by=boss)
@@ -110,7 +102,7 @@ def test_dual_control_needs_a_different_supervisor(new_db: NewDatabase) -> None:
 
 
 def test_only_one_first_operator(new_db: NewDatabase) -> None:
-    registry = Registry(new_db("r"), POLICY, clock=Clock(), audit_key=AUDIT_KEY)
+    registry = Registry(new_db("r"), POLICY, clock=MovingClock(), audit_key=AUDIT_KEY)
     add_operator(registry, "boss", Role.SUPERVISOR, PASSWORD, by=None)
     with pytest.raises(OperatorError, match="已有操作员"):
         add_operator(registry, "boss2", Role.SUPERVISOR, PASSWORD, by=None)

@@ -24,7 +24,7 @@ from personalize.registry import ACTIVATION_EVIDENCE, Registry, RegistryError
 from personalize.webhooks import Attempt, RetryPolicy, Webhook, post
 from simulator.factory import SAMPLE_HOLDER
 from tests.audit_key import AUDIT_KEY
-from tests.clock import PINNED
+from tests.clock import PINNED, MovingClock
 from tests.conftest import NewDatabase
 from tests.stores import inserts_fail, step_details
 from tests.webhook_receiver import BANK_SECRET, KAGUAN_SECRET, Receiver, self_signed_tls
@@ -32,40 +32,22 @@ from tests.webhook_receiver import BANK_SECRET, KAGUAN_SECRET, Receiver, self_si
 POLICY = load_policy("default")
 
 
-class Clock:
-    """The registry's and the dispatcher's time, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = PINNED
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def unix(self) -> float:
-        return self.now.timestamp()
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def registry(new_db: NewDatabase, clock: Clock) -> Iterator[Registry]:
+def registry(new_db: NewDatabase, clock: MovingClock) -> Iterator[Registry]:
     registry = Registry(new_db("outbox"), POLICY, clock=clock, audit_key=AUDIT_KEY)
     yield registry
     registry.close()
 
 
 @pytest.fixture
-def kaguan(clock: Clock) -> Iterator[Receiver]:
+def kaguan(clock: MovingClock) -> Iterator[Receiver]:
     receiver = Receiver(KAGUAN_SECRET, now=clock.unix).up()
     yield receiver
     receiver.down()
 
 
 @pytest.fixture
-def bank(clock: Clock) -> Iterator[Receiver]:
+def bank(clock: MovingClock) -> Iterator[Receiver]:
     receiver = Receiver(BANK_SECRET, now=clock.unix).up()
     yield receiver
     receiver.down()
@@ -116,7 +98,7 @@ def activate_replacement(registry: Registry, number: str) -> str:
 
 
 def test_every_activation_void_freeze_and_unfreeze_writes_one_event(
-    registry: Registry, clock: Clock
+    registry: Registry, clock: MovingClock
 ) -> None:
     number = enrolled(registry)
     assert events(registry) == []  # enrolling an existing card tells nobody anything new
@@ -185,7 +167,7 @@ def test_a_failed_state_change_leaves_no_event_and_a_failed_event_no_change(
 
 
 def test_a_receiver_down_for_an_hour_gets_every_event_in_order_once(
-    registry: Registry, clock: Clock, kaguan: Receiver
+    registry: Registry, clock: MovingClock, kaguan: Receiver
 ) -> None:
     hook = webhook("kaguan", kaguan, KAGUAN_SECRET, first_seconds=1, max_seconds=300)
     tries: list[datetime] = []
@@ -228,7 +210,7 @@ def test_a_receiver_down_for_an_hour_gets_every_event_in_order_once(
 
 
 def test_two_destinations_are_independent(
-    registry: Registry, clock: Clock, kaguan: Receiver, bank: Receiver
+    registry: Registry, clock: MovingClock, kaguan: Receiver, bank: Receiver
 ) -> None:
     hooks = [
         webhook("kaguan", kaguan, KAGUAN_SECRET),
@@ -265,7 +247,7 @@ def test_the_receiver_refuses_a_wrong_signature_and_nothing_counts_as_delivered(
 
 
 def test_a_stale_timestamp_is_refused_by_the_receiver(
-    registry: Registry, clock: Clock, kaguan: Receiver
+    registry: Registry, clock: MovingClock, kaguan: Receiver
 ) -> None:
     number = enrolled(registry)
     registry.report_loss(number, operator="op")
@@ -279,7 +261,7 @@ def test_a_stale_timestamp_is_refused_by_the_receiver(
 
 
 def test_https_to_a_receiver_whose_ca_is_given(
-    registry: Registry, clock: Clock, tmp_path: Path
+    registry: Registry, clock: MovingClock, tmp_path: Path
 ) -> None:
     """A private receiver's certificate is trusted only by its ``ca_file``: without it the
     try fails (the certificate is verified), with it the event goes."""
@@ -301,7 +283,7 @@ def test_https_to_a_receiver_whose_ca_is_given(
 
 
 def test_after_its_attempts_an_event_fails_and_holds_back_the_rest_until_retried(
-    registry: Registry, clock: Clock, kaguan: Receiver
+    registry: Registry, clock: MovingClock, kaguan: Receiver
 ) -> None:
     hook = webhook("kaguan", kaguan, KAGUAN_SECRET, first_seconds=1, max_attempts=2)
     number = enrolled(registry)

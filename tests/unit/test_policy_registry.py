@@ -24,27 +24,15 @@ from simulator.factory import SAMPLE_HOLDER
 from sscard.identifiers import card_number_check, ssn_check
 from sscard.records import HolderData
 from tests.audit_key import AUDIT_KEY
+from tests.clock import MovingClock
 from tests.conftest import NewDatabase
 from tests.stores import inserts_fail, step_details
 
 POLICY = load_policy("default")
 
 
-class Clock:
-    def __init__(self, start: datetime) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(datetime(2026, 11, 25, 9, 30, tzinfo=UTC))  # a Wednesday
-
-
-@pytest.fixture
-def registry(new_db: NewDatabase, clock: Clock) -> Registry:
+def registry(new_db: NewDatabase, clock: MovingClock) -> Registry:
     return Registry(new_db("r"), POLICY, clock=clock, audit_key=AUDIT_KEY)
 
 
@@ -124,7 +112,7 @@ def test_refused_transitions(registry: Registry) -> None:
         registry.card("Z99999999")
 
 
-def test_formal_loss_unreport_is_a_policy_setting(new_db: NewDatabase, clock: Clock) -> None:
+def test_formal_loss_unreport_is_a_policy_setting(new_db: NewDatabase, clock: MovingClock) -> None:
     strict = Registry(
         new_db("s"),
         replace(POLICY, unreport_after_formal_loss=False),
@@ -137,7 +125,7 @@ def test_formal_loss_unreport_is_a_policy_setting(new_db: NewDatabase, clock: Cl
         strict.unreport(number, operator="op1", evidence="ID")
 
 
-def test_provisional_loss_lapses(registry: Registry, clock: Clock) -> None:
+def test_provisional_loss_lapses(registry: Registry, clock: MovingClock) -> None:
     number = enroll(registry)
     registry.report_loss(number, operator="op1")
     clock.now += timedelta(days=2)
@@ -155,7 +143,7 @@ def test_provisional_loss_lapses(registry: Registry, clock: Clock) -> None:
     )
 
 
-def test_the_next_change_records_the_lapse_first(registry: Registry, clock: Clock) -> None:
+def test_the_next_change_records_the_lapse_first(registry: Registry, clock: MovingClock) -> None:
     number = enroll(registry)
     registry.report_loss(number, operator="op1")
     clock.now += timedelta(days=10)
@@ -279,7 +267,7 @@ def test_allocation_skips_every_number_in_use(registry: Registry) -> None:
     assert not set(fresh) & set(enrolled)
 
 
-def test_migration_4_keeps_existing_requests_and_jobs(tmp_path: Path, clock: Clock) -> None:
+def test_migration_4_keeps_existing_requests_and_jobs(tmp_path: Path, clock: MovingClock) -> None:
     """A registry made before request statuses: a cancelled job's request opens again and its
     unfinished card is released; a running job's request stays in its job."""
     path = tmp_path / "old.db"

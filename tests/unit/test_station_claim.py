@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -20,29 +20,14 @@ from personalize.station_worker import (
 from personalize.trackvault import TrackVault
 from simulator.factory import sample_photo
 from tests.audit_key import AUDIT_KEY
-from tests.clock import pinned_clock
+from tests.clock import MovingClock
 from tests.integration.crash_campaign import POLICY, PROFILE, holder_number
 
 LEASE = timedelta(seconds=60)
 
 
-class Clock:
-    """The pinned clock, moved on by hand (a lease runs out)."""
-
-    def __init__(self) -> None:
-        self.now: datetime = pinned_clock()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def registry(tmp_path: Path, clock: Clock) -> Registry:
+def registry(tmp_path: Path, clock: MovingClock) -> Registry:
     """A registry with three queued jobs (ids 1, 2, 3)."""
     registry = Registry(tmp_path / "r.db", POLICY, clock=clock, audit_key=AUDIT_KEY)
     (tmp_path / "photo.jpg").write_bytes(sample_photo())
@@ -98,7 +83,9 @@ def test_a_station_takes_its_own_unfinished_job_back_first(registry: Registry) -
     assert claim(registry, "s2") == Claim(2, 1)
 
 
-def test_an_expired_lease_is_taken_over_before_the_queue(registry: Registry, clock: Clock) -> None:
+def test_an_expired_lease_is_taken_over_before_the_queue(
+    registry: Registry, clock: MovingClock
+) -> None:
     first = claim(registry, "s1")
     assert first == Claim(1, 1)
     assert claim(registry, "s2") == Claim(2, 1)  # job 1's lease still runs
@@ -108,7 +95,7 @@ def test_an_expired_lease_is_taken_over_before_the_queue(registry: Registry, clo
         renew_lease(registry, first, station="s1", operator="op", lease=LEASE)
 
 
-def test_heartbeats_keep_the_lease(registry: Registry, clock: Clock) -> None:
+def test_heartbeats_keep_the_lease(registry: Registry, clock: MovingClock) -> None:
     held = claim(registry, "s1")
     assert held is not None
     for _ in range(3):

@@ -11,14 +11,14 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
 from personalize.jobs import end_job
 from personalize.policy import load_policy
-from personalize.registry import ACTIVATION_EVIDENCE, Registry, RegistryError
+from personalize.registry import Registry, RegistryError
 from personalize.stock import (
     MoveKind,
     StockError,
@@ -31,32 +31,17 @@ from personalize.stock import (
 from simulator.factory import SAMPLE_HOLDER
 from sscard.identifiers import ssn_check
 from tests.audit_key import AUDIT_KEY
-from tests.clock import PINNED
+from tests.clock import PINNED, MovingClock
 from tests.conftest import NewDatabase
-from tests.stores import inserts_fail, step_details
+from tests.stores import inserts_fail, running_job
 
 POLICY = load_policy("default")
 DAY = date(2026, 11, 25)  # PINNED is 17:30 of this day in Shanghai
 STATION = "st-1"
 
 
-class Clock:
-    """The registry's time, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = PINNED
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def registry(new_db: NewDatabase, clock: Clock) -> Iterator[Registry]:
+def registry(new_db: NewDatabase, clock: MovingClock) -> Iterator[Registry]:
     registry = Registry(new_db("stock"), POLICY, clock=clock, audit_key=AUDIT_KEY)
     yield registry
     registry.close()
@@ -76,27 +61,8 @@ def fed_job(registry: Registry, sn: str, *, evidence: bool = True) -> tuple[int,
     first17 = f"11010519491231{2 * (int(sn, 16) % 500):03d}"  # one holder per job (female)
     registry.enroll(replace(SAMPLE_HOLDER, ssn=first17 + ssn_check(first17)), number, operator="op")
     registry.formalize_loss(number, operator="op", evidence="ID")
-    request = registry.request_reissue(number, operator="op")
-    old = registry.card(number)
-    with registry.transaction() as db:
-        job = db.insert(
-            "INSERT INTO jobs (request_id, person_id, old_card_id, holder, status, operator,"
-            " created_at, updated_at, sn, fence, station) VALUES (?, ?, ?, '{}', 'running',"
-            " 'op', 'now', 'now', ?, 1, ?)",
-            (request.id, old.person_id, old.id, sn, STATION),
-        )
-        db.execute("INSERT INTO job_photos (job_id, photo) VALUES (?, ?)", (job, b"\x00"))
-        db.execute("UPDATE reissue_requests SET status = 'in_job', job_id = ?", (job,))
-    new = registry.start_card(job, operator="op")
-    with registry.transaction() as db:
-        db.execute("UPDATE cards SET sn = ? WHERE id = ?", (sn, new.id))
-        for step in ("feed", *(ACTIVATION_EVIDENCE if evidence else ())):
-            db.execute(
-                "INSERT INTO job_steps (job_id, step, result, sn, at, details, fence)"
-                " VALUES (?, ?, 'ok', ?, 'now', ?, 1)",
-                (job, step, sn, step_details(step)),
-            )
-    return job, new.id
+    registry.request_reissue(number, operator="op")
+    return running_job(registry, number, sn, STATION, evidence=evidence)
 
 
 def test_a_delivery_and_a_test_card_are_audited_movements(registry: Registry) -> None:
@@ -209,7 +175,7 @@ def test_a_cancelled_jobs_fed_card_is_one_rejected_movement(registry: Registry) 
 
 
 def test_the_day_is_the_regions_local_day_and_the_counts_add_up(
-    registry: Registry, clock: Clock
+    registry: Registry, clock: MovingClock
 ) -> None:
     receive_stock(registry, STATION, 100, batch="B1", operator="cc1")
     receive_stock(registry, "st-2", 20, batch="B2", operator="cc1")
