@@ -1596,11 +1596,32 @@ class Registry:
         evidence: str | None = None,
     ) -> ReissueRequest:
         """Reissue after formal loss (→ 补卡中), or replacement after a damage verdict
-        (→ 换卡中), or 换领 (``change``, → 换卡中: :meth:`request_change`); returns the
-        request (the 领卡证明 data). The fee of a reissue is the policy's 补卡工本费 unless
-        given; a replacement's comes from the verdict."""
-        if kind not in ("reissue", "replacement", "change"):
-            raise RegistryError(f"kind is reissue, replacement or change, not {kind!r}")
+        (→ 换卡中); returns the request (the 领卡证明 data). The fee of a reissue is the
+        policy's 补卡工本费 unless given; a replacement's comes from the verdict. A 换领 is
+        :meth:`request_change` only — it needs its change certificates (review17 #15)."""
+        if kind not in ("reissue", "replacement"):
+            raise RegistryError(
+                f"申请类型须为补卡或换卡，换领须凭变更证明办理 (kind is reissue or replacement; a "
+                f"change is request_change), not {kind!r}"
+            )
+        return self._new_request(
+            card_number, operator=operator, counter=counter, kind=kind, fee=fee, agent=agent,
+            evidence=evidence,
+        )  # fmt: skip
+
+    def _new_request(
+        self,
+        card_number: str,
+        *,
+        operator: str,
+        counter: str,
+        kind: str,
+        fee: int | None,
+        agent: Agent | None,
+        evidence: str | None,
+    ) -> ReissueRequest:
+        """The request of ``kind`` (reissue, replacement or change) and the card's move to
+        its pending status, in the caller's or its own transaction."""
         action = f"request_{kind}"
         fee = self.policy.fee_reissue if fee is None and kind == "reissue" else (fee or 0)
         with self.transaction():
@@ -1682,11 +1703,12 @@ class Registry:
                     "新身份证号码已属于另一参保人，不能换领 (the new ID number belongs to another "
                     "person)"
                 )
-            request = self.request_reissue(
+            request = self._new_request(
                 card_number,
                 operator=operator,
                 counter=counter,
                 kind="change",
+                fee=None,
                 agent=agent,
                 evidence=evidence,
             )

@@ -390,7 +390,7 @@ def change(
     counter: Maybe = "",
     agent_name: Maybe = "",
     agent_id: Maybe = "",
-    agent_documents: Maybe = "",
+    agent_documents: Maybe = AGENT_DOCUMENTS,
 ) -> Response:
     """换领 (identity data changed, ``Registry.request_change``): what the 公安部门变更证明
     certifies, old and new, and the 社保经办机构更改证明's number, as the clerk reads them."""
