@@ -565,6 +565,30 @@ AUDITED_SINCE["balance_transfers"] = BALANCE_MIGRATION
 MIGRATIONS.append(CHANGE_MIGRATION)
 AUDITED_COLUMNS["identity_changes"] = CHANGE_AUDITED
 AUDITED_SINCE["identity_changes"] = CHANGE_MIGRATION
+# 撤销 (a request withdrawn while open, docs/business-rules.md "Withdrawing a request (撤销)";
+# personalize/withdrawal.py): the request status ``withdrawn``. SQLite cannot alter a CHECK
+# constraint: the status column is replaced by one with the wider CHECK (values copied), its
+# two indexes dropped and made again; PostgreSQL swaps the named constraint in place.
+WITHDRAW_MIGRATION = Migration(
+    """
+    DROP INDEX one_unfinished_request_per_card;
+    DROP INDEX requests_by_old_card;
+    ALTER TABLE reissue_requests ADD COLUMN status_wider TEXT NOT NULL DEFAULT 'open'
+        CHECK (status_wider IN ('open', 'in_job', 'done', 'withdrawn'));
+    UPDATE reissue_requests SET status_wider = status;
+    ALTER TABLE reissue_requests DROP COLUMN status;
+    ALTER TABLE reissue_requests RENAME COLUMN status_wider TO status;
+    CREATE UNIQUE INDEX one_unfinished_request_per_card ON reissue_requests(old_card_id)
+        WHERE status IN ('open', 'in_job');
+    CREATE INDEX requests_by_old_card ON reissue_requests(old_card_id, status);
+    """,
+    postgresql="""
+    ALTER TABLE reissue_requests DROP CONSTRAINT reissue_requests_status_check;
+    ALTER TABLE reissue_requests ADD CONSTRAINT reissue_requests_status_check
+        CHECK (status IN ('open', 'in_job', 'done', 'withdrawn'));
+    """,
+)
+MIGRATIONS.append(WITHDRAW_MIGRATION)
 
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
