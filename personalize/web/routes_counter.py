@@ -55,6 +55,7 @@ from personalize.textinput import ID_NUMBER, normalize
 from personalize.web.access import Access, ConsoleUser, User, audit_refusal, console_state
 from personalize.web.forms import REFUSALS, act
 from personalize.web.pages import redirect, render
+from personalize.withdrawal import withdraw_request
 from printer.face import CardFace, render_png
 from sscard.identifiers import validate_card_number, validate_ssn
 from sscard.profile import load_profile
@@ -72,6 +73,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/counter/cards/{card_number}/change"): Access.form("request.change"),
     ("GET", "/counter/requests/{request_id}/certificate"): PAGE,
     ("POST", "/counter/requests/{request_id}/reprint"): Access.form("document.reprint"),
+    ("POST", "/counter/requests/{request_id}/withdraw"): Access.form("request.withdraw"),
     ("GET", "/counter/reports/{report_no}"): PAGE,
     # the job: the counter submits it with the photo; the card center may too
     ("GET", "/counter/requests/{request_id}/job"): Access.page(Role.COUNTER, Role.CARD_CENTER),
@@ -243,6 +245,7 @@ def person_page(request: Request, user: User, person_id: int) -> Response:
         may_reprint=user.may("document.reprint"),
         may_pay=user.may("fee.pay"),
         may_waive=user.may("fee.waive"),
+        may_withdraw=user.may("request.withdraw"),
     )
 
 
@@ -489,6 +492,41 @@ def reprint(
         audit_refusal(state.registry(), user.name, back, str(exc))
         return redirect(back, error=str(exc))
     return _pdf(pdf, f"{number}-reprint.pdf")
+
+
+@router.post("/requests/{request_id}/withdraw")
+def withdraw(
+    request: Request,
+    user: User,
+    request_id: int,
+    reason: Annotated[str, Form(max_length=200)],
+    confirm_by: Annotated[str, Form(max_length=64)],
+    confirm_password: Annotated[str, Form(max_length=256)],
+) -> Response:
+    """撤销申请 (``withdrawal.withdraw_request``) — dual control as the 补打 and 免收: the
+    second operator is checked (``operators.authenticate`` and ``confirm``, a refusal
+    audited by itself) before the withdrawal's transaction, which records them."""
+    state = console_state(request)
+    back = _holder_of_request(state.registry(), request_id)
+    try:
+        registry = state.registry()
+        confirmer = authenticate(registry, confirm_by, confirm_password, purpose="request.withdraw")
+        confirm(registry, user.operator, confirmer, "request.withdraw")
+    except OperatorError as exc:
+        return redirect(back, error=f"复核未通过，未撤销：{exc}")
+
+    def work(registry: Registry) -> str:
+        done = withdraw_request(
+            registry, request_id, reason=reason, confirmed_by=confirmer.name, operator=user.name
+        )
+        card = registry.card_by_id(done.old_card_id)
+        return (
+            f"{REQUEST_KIND_LABELS.get(done.kind, done.kind)}申请 {request_number(done.id)} "
+            f"已撤销（复核人 {confirmer.name}）；原卡 {card.card_number} 现为"
+            f"{STATUS_NAMES[card.status]}"
+        )
+
+    return act(state, user, work, back=back)
 
 
 @router.get("/reports/{report_no}")
