@@ -11,9 +11,10 @@ from datetime import timedelta
 
 import pytest
 
+from personalize import registry as registry_module
 from personalize.fees import pay_fee, waive_fee
 from personalize.lifecycle import TransitionRefused, way_back
-from personalize.registry import Registry, RegistryError
+from personalize.registry import MIGRATIONS, WITHDRAW_MIGRATION, Registry, RegistryError
 from personalize.withdrawal import withdraw_request
 from tests.audit_key import AUDIT_KEY
 from tests.clock import PINNED, pinned_clock
@@ -210,3 +211,46 @@ def test_the_way_back_is_the_tables() -> None:
         way_back("replacement_pending", "formal_loss")
     with pytest.raises(TransitionRefused, match="不能撤销"):
         way_back("active", None)
+
+
+def test_the_migration_keeps_the_requests_and_their_invariant(
+    new_db: NewDatabase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registry made before ``WITHDRAW_MIGRATION`` with an open, an in-job and a done
+    request is upgraded: statuses kept, the audit still verifies, a withdrawal works, the
+    one-unfinished-request-per-card index still holds and an unknown status is refused."""
+    db = new_db("old")
+    with monkeypatch.context() as m:
+        m.setattr(registry_module, "MIGRATIONS", MIGRATIONS[: MIGRATIONS.index(WITHDRAW_MIGRATION)])
+        old = Registry(db, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
+        number = enrolled(old)
+        old.formalize_loss(number, operator="op", evidence="ID")
+        request = old.request_reissue(number, operator="op")
+        in_job = enrolled(old, "440400194912310020", "李四")
+        old.request_change(
+            in_job, certificate(old_name="李四", old_id="440400194912310020", new_id=""),
+            operator="op",
+        )  # fmt: skip
+        made(old, in_job, "C1")
+        old.close()
+    registry = Registry(db, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
+    try:
+        assert registry.schema_version == len(MIGRATIONS)
+        statuses = registry.db.execute("SELECT id, status FROM reissue_requests ORDER BY id")
+        assert [tuple(r) for r in statuses] == [(1, "open"), (2, "in_job")]
+        assert registry.verify_audit()[1] == []
+        withdraw(registry, request.id)
+        assert registry.card(number).status == "formal_loss"
+        unfinished = pytest.raises(RegistryError, match="未完成的补/换卡申请")
+        with unfinished, registry.transaction() as conn:
+            conn.execute(  # a second unfinished request of the in-job card
+                "INSERT INTO reissue_requests (person_id, old_card_id, kind, applied_on,"
+                " collect_on, place, fee, operator, status) SELECT person_id, old_card_id,"
+                " kind, applied_on, collect_on, place, fee, operator, 'open'"
+                " FROM reissue_requests WHERE id = 2"
+            )
+        with pytest.raises(RegistryError), registry.transaction() as conn:
+            conn.execute("UPDATE reissue_requests SET status = 'lost' WHERE id = 1")
+        assert registry.verify_audit()[1] == []
+    finally:
+        registry.close()
