@@ -205,6 +205,7 @@ def _requests_view(registry: Registry, person_id: int) -> list[dict[str, Any]]:
                 "kind": REQUEST_KIND_LABELS.get(r.kind, r.kind),
                 "status": REQUEST_STATUS_LABELS[r.status],
                 "open": r.status == RequestStatus.OPEN,
+                "withdrawn": r.status == RequestStatus.WITHDRAWN,
                 "card": registry.card_by_id(r.old_card_id).card_number,
                 "applied_on": r.applied_on,
                 "collect_on": r.collect_on,

@@ -88,6 +88,7 @@ def test_the_counter_withdraws_a_change_and_applies_again(
         assert f"原卡 {card_number(1)} 现为正常" in message
         assert "已撤销" in page.inner_text("#request-1")
         assert page.locator("#request-1 details.withdraw").count() == 0  # nothing left to do
+        assert page.locator("#request-1 details.reprint").count() == 0
         d.shot("withdrawn")
         apply(page, new_name="张叁")  # the change form is offered again: the card is 正常
         assert "换领申请 SSCARD-REQ-000003 已受理" in flash(page)

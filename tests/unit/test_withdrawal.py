@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 
 from personalize import registry as registry_module
+from personalize.documents import collection_certificate
 from personalize.fees import pay_fee, waive_fee
 from personalize.lifecycle import TransitionRefused, way_back
 from personalize.registry import MIGRATIONS, WITHDRAW_MIGRATION, Registry, RegistryError
@@ -103,6 +104,9 @@ def test_a_withdrawn_reissue_leaves_the_loss_formal(registry: Registry) -> None:
     withdraw(registry, request.id)
     assert registry.card(number).status == "formal_loss"
     assert registry.unfinished_request(registry.card(number).id) is None
+    collection_certificate(registry, request.id)  # shown as it was printed …
+    with pytest.raises(RegistryError, match="已撤销，不补打领卡证明"):  # … never printed again
+        collection_certificate(registry, request.id, reprinted_at=PINNED)
     assert registry.verify_audit()[1] == []
 
 
