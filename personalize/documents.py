@@ -10,9 +10,9 @@ from datetime import date, datetime
 from pathlib import Path
 
 from personalize.fees import fee_settlement, fee_state
-from personalize.lifecycle import REQUEST_KIND_LABELS
+from personalize.lifecycle import REQUEST_KIND_LABELS, RequestStatus
 from personalize.outfiles import write_new
-from personalize.registry import Agent, Registry, mask_id, request_number
+from personalize.registry import Agent, Registry, RegistryError, mask_id, request_number
 from printer.face import PDF_FONT, register_pdf_font
 
 FONT = PDF_FONT
@@ -47,8 +47,14 @@ def collection_certificate(
     registry: Registry, request_id: int, *, reprinted_at: datetime | None = None
 ) -> CollectionCertificate:
     """The 领卡证明 of a stored request, from the registry alone (so it can be printed
-    again: ``reprinted_at`` marks it 补打, in the policy's zone)."""
+    again: ``reprinted_at`` marks it 补打, in the policy's zone). A withdrawn request's is
+    never printed again: no card is to be collected on it."""
     request = registry.request(request_id)
+    if reprinted_at is not None and request.status == RequestStatus.WITHDRAWN:
+        raise RegistryError(
+            f"申请 {request_number(request_id)} 已撤销，不补打领卡证明 (the request was "
+            "withdrawn: its 领卡证明 is not reprinted)"
+        )
     old = registry.card_by_id(request.old_card_id)
     person = registry.person(old.person_id)
     agent = Agent.from_text(request.agent)

@@ -19,6 +19,10 @@ The rules are docs/business-rules.md "Card statuses and transitions" (from the s
 - the PIN services (修改, 解锁, 重置) move no status, but are in the table with the one rule
   who may ask for them: the holder only ("需要变更密码的可到其合作银行自助设备或服务网点办理
   (不可代办)", 珠海); which card statuses allow them is the policy's ``[statuses]``;
+- a request still waiting for a job (open) may be withdrawn (撤销申请) under dual control, with
+  a reason: the card goes back to the status it had before the request (补卡 → 正式挂失,
+  换卡/换领 → 正常 or 预挂失, by the ``withdraw`` rows and :func:`way_back`) — how a 换领 with a
+  mistyped certificate is corrected (withdraw, apply again) and how a holder gives up;
 - a job that is cancelled or fails gives its request back (open again, the old card stays
   补卡中/换卡中) and releases its unfinished new card (废卡, its number never reused); a
   card written off inside a job (rejected, pulled) is released the same way.
@@ -72,6 +76,7 @@ class RequestStatus(StrEnum):
     OPEN = "open"  # waiting for a job
     IN_JOB = "in_job"  # a job is making the new card
     DONE = "done"  # the new card was activated
+    WITHDRAWN = "withdrawn"  # 撤销: withdrawn while open, the card back as before
 
 
 class JobStatus(StrEnum):
@@ -90,6 +95,7 @@ REQUEST_STATUS_LABELS = {
     RequestStatus.OPEN: "待制卡",
     RequestStatus.IN_JOB: "制卡中",
     RequestStatus.DONE: "已完成",
+    RequestStatus.WITHDRAWN: "已撤销",
 }
 JOB_STATUS_LABELS = {
     JobStatus.QUEUED: "排队",
@@ -174,6 +180,16 @@ ACTIONS: dict[str, Action] = {
         Action("submit", "提交制卡作业", "没有待制卡的补/换卡申请 (no open reissue request)"),
         Action("reopen", "申请重新待制卡", "申请状态为 {status} (request not in a job)"),
         Action("complete", "申请完成", "申请状态为 {status} (request not in a job)"),
+        Action(
+            "withdraw",
+            "撤销申请",
+            "不能撤销：状态为 {status} (only an open request, no job running, can be withdrawn)",
+        ),
+        Action(
+            "withdraw_to_provisional_loss",
+            "撤销申请（恢复预挂失）",
+            "不能撤销：状态为 {status} (only an open request, no job running, can be withdrawn)",
+        ),
         Action("claim", "开始/继续执行", "作业已{status}，不能执行 (job is finished)"),
         Action("pause", "暂停", "作业{status}，不能暂停 (job not running)"),
         Action("finish", "完成", "作业{status}，不能完成 (job not running)"),
@@ -225,6 +241,13 @@ TRANSITIONS: tuple[Transition, ...] = (
                note="with the new card's activation; blacklisted"),
     Transition("card", C.REPLACEMENT_PENDING, "retire", C.VOID,
                note="with the new card's activation; blacklisted"),
+    Transition("card", C.REISSUE_PENDING, "withdraw", C.FORMAL_LOSS,
+               note="its 补卡 withdrawn (撤销): the loss stays formal"),
+    Transition("card", C.REPLACEMENT_PENDING, "withdraw", C.ACTIVE,
+               note="its 换卡/换领 withdrawn, applied for from 正常"),
+    Transition("card", C.REPLACEMENT_PENDING, "withdraw_to_provisional_loss",
+               C.PROVISIONAL_LOSS,
+               note="its 换卡 withdrawn, applied for from 预挂失: the deadline it had"),
     Transition("card", None, "start", C.PERSONALIZING, note="new number allocated"),
     Transition("card", C.PERSONALIZING, "activate", C.ACTIVE, note="chip, stripe, print verified"),
     Transition("card", C.PERSONALIZING, "release", C.REJECTED,
@@ -235,6 +258,8 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition("request", R.OPEN, "submit", R.IN_JOB),
     Transition("request", R.IN_JOB, "reopen", R.OPEN, note="its job cancelled or failed"),
     Transition("request", R.IN_JOB, "complete", R.DONE, note="the new card activated"),
+    Transition("request", R.OPEN, "withdraw", R.WITHDRAWN,
+               note="dual control, with a reason; refused when its fee was paid"),
     Transition("job", None, "submit", J.QUEUED),
     Transition("job", J.QUEUED, "claim", J.RUNNING, note="takes the station lease"),
     Transition("job", J.PAUSED, "claim", J.RUNNING, note="takes the station lease"),
@@ -262,6 +287,21 @@ _BY_KEY: dict[tuple[str, str | None, str], Transition] = {
 
 class TransitionRefused(Exception):
     """The table has no such transition, or its conditions are not met."""
+
+
+# the card's ways back when its request is withdrawn (撤销), one per status it came from
+WITHDRAWALS = ("withdraw", "withdraw_to_provisional_loss")
+
+
+def way_back(source: str, before: str | None) -> str:
+    """The action that takes a card in ``source`` (补卡中/换卡中) back to ``before``, the status
+    it had when its request was made — a ``withdraw`` row of the table — or
+    ``TransitionRefused``."""
+    for t in TRANSITIONS:
+        if (t.subject, t.source, t.target) == ("card", source, before) and t.action in WITHDRAWALS:
+            return t.action
+    label = _status_label("card", source)
+    raise TransitionRefused(ACTIONS["withdraw"].refusal.format(status=label))
 
 
 def _status_label(subject: Subject, status: str | None) -> str:

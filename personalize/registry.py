@@ -565,6 +565,30 @@ AUDITED_SINCE["balance_transfers"] = BALANCE_MIGRATION
 MIGRATIONS.append(CHANGE_MIGRATION)
 AUDITED_COLUMNS["identity_changes"] = CHANGE_AUDITED
 AUDITED_SINCE["identity_changes"] = CHANGE_MIGRATION
+# 撤销 (a request withdrawn while open, docs/business-rules.md "Withdrawing a request (撤销)";
+# personalize/withdrawal.py): the request status ``withdrawn``. SQLite cannot alter a CHECK
+# constraint: the status column is replaced by one with the wider CHECK (values copied), its
+# two indexes dropped and made again; PostgreSQL swaps the named constraint in place.
+WITHDRAW_MIGRATION = Migration(
+    """
+    DROP INDEX one_unfinished_request_per_card;
+    DROP INDEX requests_by_old_card;
+    ALTER TABLE reissue_requests ADD COLUMN status_wider TEXT NOT NULL DEFAULT 'open'
+        CHECK (status_wider IN ('open', 'in_job', 'done', 'withdrawn'));
+    UPDATE reissue_requests SET status_wider = status;
+    ALTER TABLE reissue_requests DROP COLUMN status;
+    ALTER TABLE reissue_requests RENAME COLUMN status_wider TO status;
+    CREATE UNIQUE INDEX one_unfinished_request_per_card ON reissue_requests(old_card_id)
+        WHERE status IN ('open', 'in_job');
+    CREATE INDEX requests_by_old_card ON reissue_requests(old_card_id, status);
+    """,
+    postgresql="""
+    ALTER TABLE reissue_requests DROP CONSTRAINT reissue_requests_status_check;
+    ALTER TABLE reissue_requests ADD CONSTRAINT reissue_requests_status_check
+        CHECK (status IN ('open', 'in_job', 'done', 'withdrawn'));
+    """,
+)
+MIGRATIONS.append(WITHDRAW_MIGRATION)
 
 # The steps that must be recorded ``ok`` for a card, in its job, after it was fed, before the
 # registry activates it (docs/architecture.md "How a reissued card flows").
@@ -1596,11 +1620,32 @@ class Registry:
         evidence: str | None = None,
     ) -> ReissueRequest:
         """Reissue after formal loss (→ 补卡中), or replacement after a damage verdict
-        (→ 换卡中), or 换领 (``change``, → 换卡中: :meth:`request_change`); returns the
-        request (the 领卡证明 data). The fee of a reissue is the policy's 补卡工本费 unless
-        given; a replacement's comes from the verdict."""
-        if kind not in ("reissue", "replacement", "change"):
-            raise RegistryError(f"kind is reissue, replacement or change, not {kind!r}")
+        (→ 换卡中); returns the request (the 领卡证明 data). The fee of a reissue is the
+        policy's 补卡工本费 unless given; a replacement's comes from the verdict. A 换领 is
+        :meth:`request_change` only — it needs its change certificates (review17 #15)."""
+        if kind not in ("reissue", "replacement"):
+            raise RegistryError(
+                f"申请类型须为补卡或换卡，换领须凭变更证明办理 (kind is reissue or replacement; a "
+                f"change is request_change), not {kind!r}"
+            )
+        return self._new_request(
+            card_number, operator=operator, counter=counter, kind=kind, fee=fee, agent=agent,
+            evidence=evidence,
+        )  # fmt: skip
+
+    def _new_request(
+        self,
+        card_number: str,
+        *,
+        operator: str,
+        counter: str,
+        kind: str,
+        fee: int | None,
+        agent: Agent | None,
+        evidence: str | None,
+    ) -> ReissueRequest:
+        """The request of ``kind`` (reissue, replacement or change) and the card's move to
+        its pending status, in the caller's or its own transaction."""
         action = f"request_{kind}"
         fee = self.policy.fee_reissue if fee is None and kind == "reissue" else (fee or 0)
         with self.transaction():
@@ -1682,11 +1727,12 @@ class Registry:
                     "新身份证号码已属于另一参保人，不能换领 (the new ID number belongs to another "
                     "person)"
                 )
-            request = self.request_reissue(
+            request = self._new_request(
                 card_number,
                 operator=operator,
                 counter=counter,
                 kind="change",
+                fee=None,
                 agent=agent,
                 evidence=evidence,
             )

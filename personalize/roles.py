@@ -42,6 +42,7 @@ ACTIONS: dict[str, str] = {
     "registry.seed": "生成测试数据",
     "request.reissue": "补卡申请",
     "request.change": "换领申请",
+    "request.withdraw": "撤销申请",
     "document.reprint": "补打单据",
     "job.submit": "提交制卡作业",
     "job.run": "执行制卡作业",
@@ -73,6 +74,7 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
             "card.sweep",
             "request.reissue",
             "request.change",
+            "request.withdraw",  # 撤销申请, with a supervisor's confirmation (dual control)
             "document.reprint",
             "job.submit",  # the counter takes the photo and hands the job to the card center
             "fee.pay",  # the fee is paid at the counter (收据号) …
@@ -88,7 +90,9 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
 }
 
 # Actions that take effect only with a second operator's confirmation (dual control).
-DUAL_CONTROL: frozenset[str] = frozenset({"job.cancel", "document.reprint", "fee.waive"})
+DUAL_CONTROL: frozenset[str] = frozenset(
+    {"job.cancel", "document.reprint", "fee.waive", "request.withdraw"}
+)
 
 
 def allowed(role: Role, action: str) -> bool:

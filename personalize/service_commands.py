@@ -783,6 +783,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     from personalize.fee_commands import add_registry_parsers  # uses this module's helpers
 
     add_registry_parsers(reg)  # pay-fee, waive-fee, fees
+    from personalize.withdraw_commands import add_registry_parsers as add_withdraw_parser
+
+    add_withdraw_parser(reg)  # withdraw (撤销申请)
 
     audit = sub.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit_command", required=True

@@ -23,14 +23,14 @@ from personalize.api.models import (
     problems,
 )
 from personalize.api.problems import ApiProblem
-from personalize.api.routes_cards import _agent, _local, card_of
+from personalize.api.routes_cards import Reveal, _agent, _check_reveal, _local, card_of
 from personalize.documents import collection_certificate, collection_certificate_bytes
 from personalize.fees import fee_settlement, fee_state
 from personalize.identity_change import ChangeCertificate
 from personalize.jobs import submit_job
 from personalize.medical_balance import transfer_view
 from personalize.registry import Agent, Registry, RegistryError, mask_id, request_number
-from personalize.service_commands import _job_dict
+from personalize.service_commands import _job_dict, mask_name
 from sscard.profile import load_profile
 
 router = APIRouter(
@@ -40,7 +40,9 @@ router = APIRouter(
 RequestId = Annotated[int, PathParam(ge=1, le=2**62, description="申请编号")]
 
 
-def request_of(registry: Registry, request_id: int) -> dict[str, Any]:
+def request_of(registry: Registry, request_id: int, *, reveal: bool = False) -> dict[str, Any]:
+    """The request as the API answers it; a 换领's names masked unless ``reveal`` (a counter
+    client's ``?reveal=true``, checked by the caller: ``routes_cards._check_reveal``)."""
     try:
         request = registry.request(request_id)
     except RegistryError:
@@ -64,18 +66,22 @@ def request_of(registry: Registry, request_id: int) -> dict[str, Any]:
         "medical_balance": transfer_view(
             registry, registry.balances.of_request(request.id), lambda at: _local(registry, at)
         ),
-        "change": change_of(registry, request.id),
+        "change": change_of(registry, request.id, reveal=reveal),
     }
 
 
-def change_of(registry: Registry, request_id: int) -> dict[str, Any] | None:
-    """A 换领's change (IDs masked), None for any other request."""
+def change_of(
+    registry: Registry, request_id: int, *, reveal: bool = False
+) -> dict[str, Any] | None:
+    """A 换领's change, None for any other request: the ID numbers always masked, the names
+    masked (``mask_name``) unless ``reveal`` — the rule of the card and person lookups
+    (docs/api.md, ``REVEALING``)."""
     change = registry.identity_change(request_id)
     if change is None:
         return None
     return {
-        "old_name": change.old_name,
-        "new_name": change.new_name,
+        "old_name": change.old_name if reveal else mask_name(change.old_name),
+        "new_name": change.new_name if reveal else mask_name(change.new_name),
         "old_id_number": mask_id(change.old_ssn),
         "new_id_number": mask_id(change.new_ssn),
         "certificate": change.certificate,
@@ -147,8 +153,9 @@ def request_change(body: ChangeIn, call: CallOf, key: IdempotencyKey) -> Respons
     summary="查询申请",
     responses=problems(*COMMON, 404),
 )
-def show_request(request_id: RequestId, call: CallOf) -> dict[str, Any]:
-    return call.read(lambda registry: request_of(registry, request_id))
+def show_request(request_id: RequestId, call: CallOf, reveal: Reveal = False) -> dict[str, Any]:
+    _check_reveal(call, reveal)
+    return call.read(lambda registry: request_of(registry, request_id, reveal=reveal))
 
 
 @router.get(

@@ -55,6 +55,7 @@ from personalize.textinput import ID_NUMBER, normalize
 from personalize.web.access import Access, ConsoleUser, User, audit_refusal, console_state
 from personalize.web.forms import REFUSALS, act, second_operator
 from personalize.web.pages import inline_pdf, redirect, render
+from personalize.withdrawal import withdraw_request
 from printer.face import CardFace, render_png
 from sscard.identifiers import validate_card_number, validate_ssn
 from sscard.profile import load_profile
@@ -72,6 +73,7 @@ ACCESS: dict[tuple[str, str], Access] = {
     ("POST", "/counter/cards/{card_number}/change"): Access.form("request.change"),
     ("GET", "/counter/requests/{request_id}/certificate"): PAGE,
     ("POST", "/counter/requests/{request_id}/reprint"): Access.form("document.reprint"),
+    ("POST", "/counter/requests/{request_id}/withdraw"): Access.form("request.withdraw"),
     ("GET", "/counter/reports/{report_no}"): PAGE,
     # the job: the counter submits it with the photo; the card center may too
     ("GET", "/counter/requests/{request_id}/job"): Access.page(Role.COUNTER, Role.CARD_CENTER),
@@ -203,6 +205,7 @@ def _requests_view(registry: Registry, person_id: int) -> list[dict[str, Any]]:
                 "kind": REQUEST_KIND_LABELS.get(r.kind, r.kind),
                 "status": REQUEST_STATUS_LABELS[r.status],
                 "open": r.status == RequestStatus.OPEN,
+                "withdrawn": r.status == RequestStatus.WITHDRAWN,
                 "card": registry.card_by_id(r.old_card_id).card_number,
                 "applied_on": r.applied_on,
                 "collect_on": r.collect_on,
@@ -243,6 +246,7 @@ def person_page(request: Request, user: User, person_id: int) -> Response:
         may_reprint=user.may("document.reprint"),
         may_pay=user.may("fee.pay"),
         may_waive=user.may("fee.waive"),
+        may_withdraw=user.may("request.withdraw"),
     )
 
 
@@ -390,7 +394,7 @@ def change(
     counter: Maybe = "",
     agent_name: Maybe = "",
     agent_id: Maybe = "",
-    agent_documents: Maybe = "",
+    agent_documents: Maybe = AGENT_DOCUMENTS,
 ) -> Response:
     """换领 (identity data changed, ``Registry.request_change``): what the 公安部门变更证明
     certifies, old and new, and the 社保经办机构更改证明's number, as the clerk reads them."""
@@ -478,6 +482,38 @@ def reprint(
         audit_refusal(state.registry(), user.name, back, str(exc))
         return redirect(back, error=str(exc))
     return inline_pdf(pdf, f"{number}-reprint.pdf")
+
+
+@router.post("/requests/{request_id}/withdraw")
+def withdraw(
+    request: Request,
+    user: User,
+    request_id: int,
+    reason: Annotated[str, Form(max_length=200)],
+    confirm_by: Annotated[str, Form(max_length=64)],
+    confirm_password: Annotated[str, Form(max_length=256)],
+) -> Response:
+    """撤销申请 (``withdrawal.withdraw_request``) — dual control as the 补打 and 免收
+    (``forms.second_operator``)."""
+    state = console_state(request)
+    back = _holder_of_request(state.registry(), request_id)
+    try:
+        confirmer = second_operator(state, user, confirm_by, confirm_password, "request.withdraw")
+    except OperatorError as exc:
+        return redirect(back, error=f"复核未通过，未撤销：{exc}")
+
+    def work(registry: Registry) -> str:
+        done = withdraw_request(
+            registry, request_id, reason=reason, confirmed_by=confirmer.name, operator=user.name
+        )
+        card = registry.card_by_id(done.old_card_id)
+        return (
+            f"{REQUEST_KIND_LABELS.get(done.kind, done.kind)}申请 {request_number(done.id)} "
+            f"已撤销（复核人 {confirmer.name}）；原卡 {card.card_number} 现为"
+            f"{STATUS_NAMES[card.status]}"
+        )
+
+    return act(state, user, work, back=back)
 
 
 @router.get("/reports/{report_no}")

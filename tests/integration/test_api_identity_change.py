@@ -67,8 +67,8 @@ def test_the_counter_applies_for_a_change(api: Api, tmp_path: Any) -> None:
     request = answer.json()
     assert request["kind"] == "change" and request["old_card_number"] == card_number(1)
     assert request["change"] == {
-        "old_name": "张三",
-        "new_name": "张叁",
+        "old_name": "张*",
+        "new_name": "张*",
         "old_id_number": holder(1).ssn[:6] + "********" + holder(1).ssn[-4:],
         "new_id_number": "110108********0029",
         "certificate": "京公(海)变字2026第0815号",
@@ -78,6 +78,13 @@ def test_the_counter_applies_for_a_change(api: Api, tmp_path: Any) -> None:
     }
     shown = api.as_(ApiRole.CARD_CENTER).get(f"/v1/reissue-requests/{request['request']}")
     assert shown.status_code == 200 and shown.json()["change"] == request["change"]
+    # the names in clear only for the counter asking ?reveal=true (review17 #8), as card lookups
+    path = f"/v1/reissue-requests/{request['request']}"
+    revealed = api.as_(ApiRole.COUNTER).get(path, params={"reveal": "true"}).json()["change"]
+    assert (revealed["old_name"], revealed["new_name"]) == ("张三", "张叁")
+    assert revealed["new_id_number"] == request["change"]["new_id_number"]  # IDs stay masked
+    refused = api.as_(ApiRole.CARD_CENTER).get(path, params={"reveal": "true"})
+    assert refused.status_code == 403
     pdf = api.as_(ApiRole.COUNTER).get(request["certificate"])
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     path = tmp_path / "cert.pdf"

@@ -96,8 +96,8 @@ def test_the_certificates_new_data_is_the_new_cards_holder() -> None:
             {"old_id": FIFTEEN, "new_name": "", "new_id": FIFTEEN_UPGRADED},
             "身份证号从15位升位到18位的可不用办理换卡手续",
         ),
-        ({"new_id": "110108194912310010"}, r"新身份信息：性别 2\(女\) 与社会保障号码第 17 位 1"),
-        ({"new_id": "11010819500101002X"}, "新身份信息：出生日期 1949-12-31"),
+        ({"new_id": "110108194912310010"}, "新身份证号码中的出生日期/性别与登记不符"),
+        ({"new_id": "11010819500101002X"}, "新身份证号码中的出生日期/性别与登记不符"),
         ({"number": " "}, "换领须填写公安部门变更证明编号"),
         ({"authority": ""}, "出具变更证明的公安机关"),
         ({"bureau_number": ""}, "社保经办机构更改证明编号"),
@@ -108,6 +108,16 @@ def test_a_change_the_certificates_do_not_support_is_refused(
 ) -> None:
     with pytest.raises(ChangeRefused, match=refusal):
         check_change(certificate(**changes), PERSON, today=date(2026, 11, 25))
+
+
+def test_the_refusal_of_another_birth_date_quotes_no_digits_of_it() -> None:
+    """review17 finding 9: the refusal reaches answers and audit events, where ID numbers are
+    masked (positions 7-14, the birth date): it names no date of the new number."""
+    with pytest.raises(ChangeRefused) as refused:
+        check_change(
+            certificate(new_id="11010819500101002X"), PERSON, today=date(2026, 11, 25)
+        )
+    assert not any(d in str(refused.value) for d in ("1950", "0101", "1949", "1231"))
 
 
 def test_a_name_change_with_the_upgrade_is_a_change() -> None:
@@ -132,6 +142,15 @@ def enrolled(registry: Registry, ssn: str = OLD_ID, name: str = "张三") -> str
     number = registry.allocate_card_number()
     registry.enroll(replace(SAMPLE_HOLDER, ssn=ssn, name=name), number, operator="op")
     return number
+
+
+def test_request_reissue_makes_no_change_request(registry: Registry) -> None:
+    """review17 #15: a 换领 needs its change row; only request_change makes one."""
+    number = enrolled(registry)
+    before = snapshot(registry)
+    with pytest.raises(RegistryError, match="换领须凭变更证明办理"):
+        registry.request_reissue(number, operator="op", kind="change")
+    assert snapshot(registry) == before and registry.card(number).status == "active"
 
 
 TABLES = (

@@ -54,7 +54,7 @@ def test_the_permission_table() -> None:
     assert allowed(Role.COUNTER, "request.reissue") and not allowed(Role.OFFICE, "request.reissue")
     assert allowed(Role.OFFICE, "office.pin") and not allowed(Role.COUNTER, "office.pin")
     assert allowed(Role.CARD_CENTER, "job.cancel") and not allowed(Role.COUNTER, "job.run")
-    assert {"job.cancel", "document.reprint", "fee.waive"} == DUAL_CONTROL
+    assert {"job.cancel", "document.reprint", "fee.waive", "request.withdraw"} == DUAL_CONTROL
     assert allowed(Role.COUNTER, "fee.pay") and allowed(Role.OFFICE, "fee.pay")
     assert not allowed(Role.OFFICE, "fee.waive") and not allowed(Role.CARD_CENTER, "fee.pay")
     with pytest.raises(KeyError):
