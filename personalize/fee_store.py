@@ -181,14 +181,15 @@ class FeeStore:
     def unsettled(self, applied_by: str, settled_before: str) -> list[Unsettled]:
         """The requests with a fee applied for on or before the local date ``applied_by``
         and not settled before ``settled_before`` (ISO 8601 UTC): what is outstanding then —
-        a withdrawn request (撤销) owes nothing."""
+        a request withdrawn (撤销) before then owes nothing; one withdrawn later still did."""
         rows = self.db.execute(
             "SELECT r.id, r.kind, r.fee, r.applied_on, c.card_number FROM reissue_requests r"
             " JOIN cards c ON c.id = r.old_card_id"
-            " WHERE r.fee > 0 AND r.applied_on <= ? AND r.status <> 'withdrawn'"
+            " WHERE r.fee > 0 AND r.applied_on <= ?"
+            " AND (r.status <> 'withdrawn' OR r.withdrawn_at >= ?)"
             " AND NOT EXISTS (SELECT 1 FROM"
             " fee_settlements s WHERE s.request_id = r.id AND s.at < ?) ORDER BY r.id",
-            (applied_by, settled_before),
+            (applied_by, settled_before, settled_before),
         )
         return [
             Unsettled(int(r["id"]), r["kind"], int(r["fee"]), r["applied_on"], r["card_number"])

@@ -568,7 +568,9 @@ AUDITED_SINCE["identity_changes"] = CHANGE_MIGRATION
 # 撤销 (a request withdrawn while open, docs/business-rules.md "Withdrawing a request (撤销)";
 # personalize/withdrawal.py): the request status ``withdrawn``. SQLite cannot alter a CHECK
 # constraint: the status column is replaced by one with the wider CHECK (values copied), its
-# two indexes dropped and made again; PostgreSQL swaps the named constraint in place.
+# two indexes dropped and made again; PostgreSQL swaps the named constraint in place. The
+# withdrawal's time (``withdrawn_at``, UTC) keeps a past day's fee report as it was: the fee
+# was outstanding until the request was withdrawn.
 WITHDRAW_MIGRATION = Migration(
     """
     DROP INDEX one_unfinished_request_per_card;
@@ -581,11 +583,13 @@ WITHDRAW_MIGRATION = Migration(
     CREATE UNIQUE INDEX one_unfinished_request_per_card ON reissue_requests(old_card_id)
         WHERE status IN ('open', 'in_job');
     CREATE INDEX requests_by_old_card ON reissue_requests(old_card_id, status);
+    ALTER TABLE reissue_requests ADD COLUMN withdrawn_at TEXT;
     """,
     postgresql="""
     ALTER TABLE reissue_requests DROP CONSTRAINT reissue_requests_status_check;
     ALTER TABLE reissue_requests ADD CONSTRAINT reissue_requests_status_check
         CHECK (status IN ('open', 'in_job', 'done', 'withdrawn'));
+    ALTER TABLE reissue_requests ADD COLUMN withdrawn_at TEXT;
     """,
 )
 MIGRATIONS.append(WITHDRAW_MIGRATION)
@@ -1293,7 +1297,12 @@ class Registry:
         """Move a reissue request by ``action`` as the table says (inside a transaction)."""
         request = self.request(request_id)
         target = str(self.rule("request", request.status, action).target)
-        self.db.execute("UPDATE reissue_requests SET status = ? WHERE id = ?", (target, request_id))
+        withdrawn_at = _iso(self.clock()) if target == RequestStatus.WITHDRAWN else None
+        self.db.execute(
+            "UPDATE reissue_requests SET status = ?, withdrawn_at = COALESCE(?, withdrawn_at)"
+            " WHERE id = ?",
+            (target, withdrawn_at, request_id),
+        )
         self.audit(
             operator,
             f"request.{action}",

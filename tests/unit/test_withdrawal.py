@@ -7,18 +7,19 @@ one transaction — and every refusal writes nothing."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
 from personalize import registry as registry_module
 from personalize.documents import collection_certificate
+from personalize.fee_report import fee_day_report
 from personalize.fees import pay_fee, waive_fee
 from personalize.lifecycle import TransitionRefused, way_back
 from personalize.registry import MIGRATIONS, WITHDRAW_MIGRATION, Registry, RegistryError
 from personalize.withdrawal import withdraw_request
 from tests.audit_key import AUDIT_KEY
-from tests.clock import PINNED, pinned_clock
+from tests.clock import PINNED, MovingClock, pinned_clock
 from tests.conftest import NewDatabase
 from tests.stores import running_job
 from tests.unit.test_identity_change import NEW_ID, POLICY, STATION, certificate, enrolled
@@ -257,5 +258,32 @@ def test_the_migration_keeps_the_requests_and_their_invariant(
         with pytest.raises(RegistryError), registry.transaction() as conn:
             conn.execute("UPDATE reissue_requests SET status = 'lost' WHERE id = 1")
         assert registry.verify_audit()[1] == []
+    finally:
+        registry.close()
+
+
+def test_a_past_days_fee_report_keeps_the_fee_a_later_withdrawal_cancelled(
+    new_db: NewDatabase,
+) -> None:
+    """The fee report of the day the 补卡 was applied for lists its fee outstanding; the
+    request withdrawn the next day leaves that day's report as it was and is gone from the
+    report of the day it was withdrawn (its ``withdrawn_at``)."""
+    clock = MovingClock()
+    registry = Registry(new_db("withdraw_fees"), POLICY, clock=clock, audit_key=AUDIT_KEY)
+    try:
+        number = enrolled(registry)
+        registry.formalize_loss(number, operator="op", evidence="居民身份证")
+        request = registry.request_reissue(number, operator="op")
+        assert request.fee > 0
+        applied = POLICY.local_date(PINNED)
+
+        def outstanding(day: date) -> list[int]:
+            return [u.request_id for u in fee_day_report(registry, day).outstanding]
+
+        assert outstanding(applied) == [request.id]
+        clock.now = PINNED + timedelta(days=1)
+        withdraw(registry, request.id)
+        assert outstanding(applied) == [request.id]  # as it was that evening
+        assert outstanding(applied + timedelta(days=1)) == []
     finally:
         registry.close()
