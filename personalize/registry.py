@@ -1316,7 +1316,9 @@ class Registry:
         """Register a person and their existing active card (migration of existing data).
         The card number and the person's data are validated first (check characters, the
         ID number's birth date, gender and region code, birth date not after today in the
-        region's zone); nothing is written when they are refused."""
+        region's zone); nothing is written when they are refused. The new ID number of
+        another person's unfinished 换领 is reserved (:meth:`request_change` refuses it the
+        same way): enrolling under it is refused, else that 换领 could never activate."""
         validate_card_number(card_number)
         holder.validate(today=self.policy.local_date(self.clock()))
         now = _iso(self.clock())
@@ -1327,6 +1329,12 @@ class Registry:
                 raise RegistryError(
                     f"卡号 {card_number} 无法登记：卡号已登记 "
                     "(cannot enroll: card number already enrolled)"
+                )
+            if self.changes.pending_for(holder.ssn) is not None:
+                raise RegistryError(
+                    f"卡号 {card_number} 无法登记：新身份证号码已属于另一参保人（其换领尚未完成） "
+                    "(cannot enroll: the ID number is the new number of another person's "
+                    "unfinished 换领)"
                 )
             person = self.person_by_ssn(holder.ssn)
             if person is None:

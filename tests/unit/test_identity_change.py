@@ -32,7 +32,7 @@ from sscard.errors import InvalidData
 from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
 from tests.conftest import NewDatabase
-from tests.stores import behind_its_back, inserts_fail, step_details
+from tests.stores import before_changes, behind_its_back, inserts_fail, step_details
 
 POLICY = load_policy("default")
 STATION = "S1"
@@ -246,13 +246,38 @@ def test_an_activation_that_fails_changes_nothing(registry: Registry) -> None:
     assert registry.verify_audit()[1] == []
 
 
-def test_the_new_number_taken_meanwhile_refuses_the_activation(registry: Registry) -> None:
-    """Another person enrolled under the new number after the request: the activation is
-    refused whole (the persons' unique number), nothing changes."""
+def test_enrolling_under_a_pending_changes_new_number_is_refused(registry: Registry) -> None:
+    """The new number of an unfinished 换领 is reserved: enrolling another person under it
+    is refused as ``request_change`` refuses it, nothing written (review 17, finding 1: it
+    used to be accepted and the 换领 could then never be activated) — and the 换领 then
+    activates."""
+    old_number = enrolled(registry)
+    registry.request_change(old_number, certificate(), operator="op")
+    number = registry.allocate_card_number()
+    before = snapshot(registry)
+    with pytest.raises(RegistryError, match="新身份证号码已属于另一参保人"):
+        registry.enroll(replace(SAMPLE_HOLDER, ssn=NEW_ID, name="王五"), number, operator="op")
+    assert snapshot(registry) == before
+    job, new_card = made(registry, old_number, "C003")
+    registry.activate(new_card, operator="cc1", job_id=job, fence=1)
+    person = registry.person_by_ssn(NEW_ID)
+    assert person is not None and person.name == "张叁"
+    assert registry.card_by_id(new_card).status == "active"
+
+
+def test_the_new_number_taken_behind_sscards_back_refuses_the_activation(
+    registry: Registry,
+) -> None:
+    """Another person written under the new number outside sscard after the request: the
+    activation is refused whole (the persons' unique number), nothing changes."""
     old_number = enrolled(registry)
     registry.request_change(old_number, certificate(), operator="op")
     job, new_card = made(registry, old_number, "C003")
-    enrolled(registry, NEW_ID, "王五")
+    behind_its_back(
+        registry.path,
+        "INSERT INTO persons (ssn, name, gender, ethnicity, birthplace, birth_date, created_at)"
+        f" VALUES ('{NEW_ID}', '王五', '2', '01', '110105', '1949-12-31', 'now')",
+    )
     before = snapshot(registry)
     with pytest.raises(RegistryError, match="该社会保障号码已登记"):
         registry.activate(new_card, operator="cc1", job_id=job, fence=1)
@@ -331,7 +356,7 @@ def test_requests_from_before_the_migration_keep_their_kind(
     db = new_db("old")
     with monkeypatch.context() as m:
         m.setattr(registry_module, "MIGRATIONS", MIGRATIONS[: MIGRATIONS.index(CHANGE_MIGRATION)])
-        old = Registry(db, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
+        old = before_changes(Registry(db, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY), m)
         lost = enrolled(old)
         old.formalize_loss(lost, operator="op", evidence="ID")
         reissue = old.request_reissue(lost, operator="op")
