@@ -1610,12 +1610,14 @@ class Registry:
     ) -> ReissueRequest:
         """Reissue after formal loss (→ 补卡中), or replacement after a damage verdict
         (→ 换卡中), or 换领 (``change``, → 换卡中: :meth:`request_change`); returns the
-        request (the 领卡证明 data). The fee of a reissue is the policy's 补卡工本费 unless
-        given; a replacement's comes from the verdict."""
+        request (the 领卡证明 data). The fee of a reissue is the policy's 补卡工本费 and a
+        换领's its ``[fees] change`` unless given; a replacement's comes from the verdict."""
         if kind not in ("reissue", "replacement", "change"):
             raise RegistryError(f"kind is reissue, replacement or change, not {kind!r}")
         action = f"request_{kind}"
-        fee = self.policy.fee_reissue if fee is None and kind == "reissue" else (fee or 0)
+        if fee is None:
+            policy_fees = {"reissue": self.policy.fee_reissue, "change": self.policy.fee_change}
+            fee = policy_fees.get(kind, 0)
         with self.transaction():
             card = self.card_for_update(card_number)
             self.rule("card", card.status, action, agent=agent, evidence=evidence)
