@@ -257,6 +257,8 @@ def test_the_days_report_sums_paid_waived_and_outstanding_per_kind(
 ) -> None:
     ids = a_day_across_midnight(registry, clock)
     report = fee_day_report(registry, DAY)
+    # in the lifecycle's order (补卡, 换卡, 换领), every kind even without a fee that day
+    assert [d.kind for d in report.kinds] == ["reissue", "replacement", "change"]
     by_kind = {d.kind: d for d in report.kinds}
     reissued, replaced = by_kind["reissue"], by_kind["replacement"]
     assert (reissued.paid, reissued.paid_sum, reissued.waived, reissued.outstanding) == (
