@@ -14,6 +14,7 @@ from datetime import date
 
 import pytest
 
+from personalize import audit_store
 from personalize import registry as registry_module
 from personalize.change_store import MIGRATION as CHANGE_MIGRATION
 from personalize.documents import collection_certificate
@@ -27,6 +28,7 @@ from personalize.registry import (
     RegistryError,
 )
 from personalize.registry_records import Person
+from personalize.web.routes_audit import SearchForm
 from simulator.factory import SAMPLE_HOLDER
 from sscard.errors import InvalidData
 from tests.audit_key import AUDIT_KEY
@@ -388,3 +390,28 @@ def test_a_change_edited_outside_sscard_is_found_by_the_audit(registry: Registry
     )
     problems = registry.verify_audit()[1]
     assert problems and all("identity_changes/1" in p for p in problems)
+
+
+def test_the_auditor_finds_the_person_by_every_number_they_had(registry: Registry) -> None:
+    """The audit search by person (review 17, finding 7): after a 换领 the old number still
+    finds the person; a first-generation 15-digit number finds the person of its upgrade;
+    the API-path subjects are those of every number the person had, in both forms."""
+    old_number = enrolled(registry)
+    registry.request_change(old_number, certificate(), operator="op")
+    job, new_card = made(registry, old_number, "C003")
+    registry.activate(new_card, operator="cc1", job_id=job, fence=1)
+    person = registry.person_by_ssn(NEW_ID)
+    assert person is not None
+    mine = audit_store.person_subjects(registry.db, NEW_ID)
+    assert mine is not None and mine[0] == f"person/{person.id}"
+    for number in (OLD_ID, FIFTEEN):
+        assert audit_store.person_subjects(registry.db, number) == mine
+    every = {f"/v1/persons/{n}" for n in (NEW_ID, OLD_ID, FIFTEEN)}
+    for number in (NEW_ID, OLD_ID, FIFTEEN):
+        subjects = SearchForm(person=number).search(registry).subjects
+        assert subjects is not None and every <= set(subjects) and set(mine) <= set(subjects)
+    # NEW_ID's 15-digit form (born 1949: it could have had one) counts as well
+    by_old = SearchForm(person=OLD_ID).search(registry).subjects
+    assert by_old is not None and "/v1/persons/110108491231002" in by_old
+    assert audit_store.person_subjects(registry.db, OTHER_ID) is None
+    assert audit_store.person_subjects(registry.db, "110105491231003") is None  # no one's
