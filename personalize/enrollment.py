@@ -7,9 +7,9 @@ and the card they already hold, as migrated from an earlier system::
 
 Every field is a string; ``sn`` (the card's serial number, 16 hex digits) and ``issued_on``
 (the card's 发卡日期, YYYY-MM-DD: the start of its validity; not known unless given) are
-optional. Reading
-checks the file's shape and each field's type and format; :meth:`Registry.enroll` checks the
-data against the standards (check characters, the ID number, GB/T 2260) before writing.
+optional. Reading checks the file's shape and each field's type and format;
+:meth:`Registry.enroll` checks the data against the standards (check characters, the ID
+number, GB/T 2260) and the issue date against today before writing.
 """
 
 from __future__ import annotations

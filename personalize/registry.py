@@ -1318,9 +1318,9 @@ class Registry:
         ID number's birth date, gender and region code, birth date not after today in the
         region's zone) and the card's 发卡日期 when given (:func:`check_issue_date`; not
         given, it is not known — never guessed — and so is the card's validity); nothing is
-        written when they are refused. The new ID number of
-        another person's unfinished 换领 is reserved (:meth:`request_change` refuses it the
-        same way): enrolling under it is refused, else that 换领 could never activate."""
+        written when they are refused. The new ID number of another person's unfinished 换领
+        is reserved (:meth:`request_change` refuses it the same way): enrolling under it is
+        refused, else that 换领 could never activate."""
         validate_card_number(card_number)
         today = self.policy.local_date(self.clock())
         holder.validate(today=today)
