@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from personalize.database import Database, Row
 from personalize.registry import request_number
+from sscard.errors import InvalidData
+from sscard.identifiers import canonical_ssn, first_generation_ssn
 
 
 @dataclass(frozen=True)
@@ -122,17 +124,54 @@ def card_subjects(db: Database, card_number: str) -> tuple[str, ...] | None:
     )
 
 
+def _person_id(db: Database, ssn: str) -> int | None:
+    """The person recorded under ID number ``ssn`` — a 15-digit first-generation number by
+    its upgrade (``canonical_ssn``) — or else the one whose applied 换领 left it (the latest
+    ``identity_changes.old_ssn``); None: nobody, or a malformed 15-digit number."""
+    try:
+        number = canonical_ssn(ssn)
+    except InvalidData:
+        return None
+    row: Row | None = db.execute("SELECT id FROM persons WHERE ssn = ?", (number,)).fetchone()
+    if row is None:
+        row = db.execute(
+            "SELECT person_id AS id FROM identity_changes WHERE old_ssn = ?"
+            " AND applied_at IS NOT NULL ORDER BY id DESC LIMIT 1",
+            (number,),
+        ).fetchone()
+    return None if row is None else int(row["id"])
+
+
+def person_numbers(db: Database, ssn: str) -> tuple[str, ...] | None:
+    """Every ID number the person of ``ssn`` (:func:`_person_id`) had — the current one, then
+    those their applied 换领 replaced — each followed by its 15-digit first-generation form
+    where it has one: the numbers an API path may have named them by. None: no such person."""
+    person_id = _person_id(db, ssn)
+    if person_id is None:
+        return None
+    current = db.execute("SELECT ssn FROM persons WHERE id = ?", (person_id,)).fetchall()
+    old = db.execute(
+        "SELECT old_ssn FROM identity_changes WHERE person_id = ? AND applied_at IS NOT NULL"
+        " ORDER BY id DESC",
+        (person_id,),
+    ).fetchall()
+    numbers = [*(str(r["ssn"]) for r in current), *(str(r["old_ssn"]) for r in old)]
+    forms = (f for n in numbers for f in (n, first_generation_ssn(n)) if f is not None)
+    return tuple(dict.fromkeys(forms))
+
+
 def person_subjects(db: Database, ssn: str) -> tuple[str, ...] | None:
     """The subjects under which the chain records what concerns the person with ID number
-    ``ssn``: ``person/<id>`` (their 查询密码) and each of their cards' (``card_subjects``).
-    None: no such person."""
-    person = db.execute("SELECT id FROM persons WHERE ssn = ?", (ssn,)).fetchone()
-    if person is None:
+    ``ssn`` (found as :func:`_person_id` finds them: by a 15-digit number's upgrade, by a
+    number a 换领 replaced): ``person/<id>`` (their 查询密码) and each of their cards'
+    (``card_subjects``). None: no such person."""
+    person_id = _person_id(db, ssn)
+    if person_id is None:
         return None
     cards = db.execute(
-        "SELECT card_number FROM cards WHERE person_id = ? ORDER BY id", (person["id"],)
+        "SELECT card_number FROM cards WHERE person_id = ? ORDER BY id", (person_id,)
     ).fetchall()
-    subjects = [f"person/{int(person['id'])}"]
+    subjects = [f"person/{person_id}"]
     for card in cards:
         subjects += card_subjects(db, str(card["card_number"])) or ()
     return tuple(subjects)

@@ -3,11 +3,13 @@ and the card they already hold, as migrated from an earlier system::
 
     {"ssn": "11010519491231002X", "name": "张三", "gender": "2", "ethnicity": "01",
      "birthplace": "110105", "birth_date": "1949-12-31", "card_number": "H00000012",
-     "sn": "0000000000000001"}
+     "sn": "0000000000000001", "issued_on": "2001-06-01"}
 
-Every field is a string; ``sn`` (the card's serial number, 16 hex digits) is optional. Reading
-checks the file's shape and each field's type and format; :meth:`Registry.enroll` checks the
-data against the standards (check characters, the ID number, GB/T 2260) before writing.
+Every field is a string; ``sn`` (the card's serial number, 16 hex digits) and ``issued_on``
+(the card's 发卡日期, YYYY-MM-DD: the start of its validity; not known unless given) are
+optional. Reading checks the file's shape and each field's type and format;
+:meth:`Registry.enroll` checks the data against the standards (check characters, the ID
+number, GB/T 2260) and the issue date against today before writing.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from sscard.errors import InvalidData
-from sscard.records import HOLDER_FIELDS, HolderData, json_type, string_field
+from sscard.records import HOLDER_FIELDS, HolderData, date_field, json_type, string_field
 
-FIELDS = {**HOLDER_FIELDS, "card_number": "卡号", "sn": "卡序列号"}
+FIELDS = {**HOLDER_FIELDS, "card_number": "卡号", "sn": "卡序列号", "issued_on": "发卡日期"}
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class Enrollment:
     holder: HolderData
     card_number: str
     sn: str | None
+    issued_on: date | None = None  # 发卡日期, when the earlier system knew it
 
 
 def read_enrollment(path: Path) -> Enrollment:
@@ -67,4 +71,5 @@ def read_enrollment(path: Path) -> Enrollment:
             f"字段 sn（卡序列号）应为 16 位十六进制数字，实为 {sn!r} "
             "(field sn must be 16 hex digits)"
         )
-    return Enrollment(holder, card_number, sn.upper() if sn is not None else None)
+    issued_on = date_field(data, "issued_on", FIELDS["issued_on"]) if "issued_on" in data else None
+    return Enrollment(holder, card_number, sn.upper() if sn is not None else None, issued_on)

@@ -110,7 +110,7 @@ def fee_day_report(registry: Registry, day: date) -> FeeDayReport:
     rows = store.settled(since, until)
     open_ = store.unsettled(day.isoformat(), until)
     sums = store.sums(since, until)
-    names = sorted({*REQUEST_KIND_LABELS, *(r.kind for r in rows), *(u.kind for u in open_)})
+    names = dict.fromkeys([*REQUEST_KIND_LABELS, *(r.kind for r in rows), *(u.kind for u in open_)])
     days = [_kind_day(k, rows, open_) for k in names]
     policy = registry.policy
     return FeeDayReport(

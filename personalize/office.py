@@ -110,6 +110,9 @@ VERDICTS = {
     "human_damage": Verdict(
         "human_damage", "人为损坏，收费换卡", "收取换卡费后受理换卡申请，按领卡日期领取新卡"
     ),
+    # an undamaged card past its validity where the policy has such cards replaced
+    # (``usable_past_validity = false``; docs/business-rules.md "Validity")
+    "expired": Verdict("expired", "过有效期须换卡", "已受理换卡申请，按领卡日期凭身份证领取新卡"),
     "counterfeit": Verdict(
         "counterfeit", "疑似伪卡，暂扣并上报", "暂扣卡片，填写上报单，报社保稽核部门"
     ),
@@ -117,6 +120,8 @@ VERDICTS = {
         "refused", "拒绝受理：卡片已挂失或注销", "告知持卡人卡片状态；找回的挂失卡须先办理解挂"
     ),
 }
+# the verdicts that open a replacement (换卡) request, with their fee
+REPLACING = ("human_damage", "usage_fault", "expired")
 
 
 @dataclass
@@ -441,6 +446,8 @@ class Office:
             or d.failed("ssn")
         ):
             d.verdict, d.fee = VERDICTS["usage_fault"], self.policy.fee_damage_usage
+        elif record is not None and self._must_be_replaced_for_validity(record):
+            d.verdict, d.fee = VERDICTS["expired"], self.policy.fee_expired
         elif pin_blocked:
             d.verdict = VERDICTS["unblock_pin"]
         elif stripe is False:
@@ -452,7 +459,7 @@ class Office:
             d.holder_from_registry = not d.holder
             d.sn = d.sn or record.sn or ""
             d.holder = d.holder or self.registry.person(record.person_id).name
-        if d.verdict.code in ("usage_fault", "human_damage") and record is not None:
+        if d.verdict.code in REPLACING and record is not None:
             request = self.registry.request_reissue(
                 number, operator=self.operator, kind="replacement", fee=d.fee, agent=agent
             )
@@ -480,6 +487,12 @@ class Office:
                 },
             )
         return d
+
+    def _must_be_replaced_for_validity(self, record: Card) -> bool:
+        """The card is past its printed validity and the policy does not keep such a card
+        usable (``Registry.validity``: an unknown issue date is never past it)."""
+        validity = self.registry.validity(record)
+        return validity is not None and not validity.usable
 
     def _check_chip(self, d: Diagnosis, reader: str) -> tuple[ChipData | None, bool, list[str]]:
         """The chip checks: (chip data if readable, PIN blocked, genuineness problems). A

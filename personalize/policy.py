@@ -66,6 +66,11 @@ class RegionPolicy:
     valid_until: date | None = None
     time_zone: str = "Asia/Shanghai"
     fee_reissue: int = 0  # 补卡工本费 (yuan), printed on the 领卡证明
+    # 换领's fee (yuan; 上海: "再次办理社会保障卡需支付全额费用"), 0: free
+    fee_change: int = 0
+    # 换卡 of an undamaged card past its validity where ``usable_past_validity`` is False
+    # (验卡 verdict 过有效期须换卡), 0: free
+    fee_expired: int = 0
     service_phone: str = ""  # 服务电话 printed on the documents
     # a card past its printed validity stays usable if undamaged (上海: "过了有效期限的社保卡
     # 若无损坏仍可继续使用"); False: it must be replaced (换卡) and terminals refuse it
@@ -268,6 +273,8 @@ def policy_from_dict(d: dict[str, Any], name: str) -> RegionPolicy:
             valid_until=date.fromisoformat(d["valid_until"]) if "valid_until" in d else None,
             time_zone=str(d.get("time_zone", "Asia/Shanghai")),
             fee_reissue=int(d["fees"].get("reissue", 0)),
+            fee_change=int(d["fees"].get("change", 0)),
+            fee_expired=int(d["fees"].get("expired", 0)),
             service_phone=str(d.get("service_phone", "")),
             usable_past_validity=d.get("usable_past_validity", True),
             fee_settle_before_job=d["fees"].get("settle_before_job", False),

@@ -83,7 +83,7 @@ from personalize.registry_records import (
 from personalize.roles import ApiRole, Role
 from personalize.stock_store import MIGRATION as STOCK_MIGRATION
 from personalize.stock_store import MoveKind, StockMove, StockStore
-from personalize.validity import CardValidity, card_validity
+from personalize.validity import CardValidity, card_validity, check_issue_date
 from sscard.errors import InvalidData
 from sscard.identifiers import canonical_ssn, card_number_check, validate_card_number, validate_ssn
 from sscard.records import HolderData
@@ -1349,9 +1349,16 @@ class Registry:
         """Register a person and their existing active card (migration of existing data).
         The card number and the person's data are validated first (check characters, the
         ID number's birth date, gender and region code, birth date not after today in the
-        region's zone); nothing is written when they are refused."""
+        region's zone) and the card's 发卡日期 when given (:func:`check_issue_date`; not
+        given, it is not known — never guessed — and so is the card's validity); nothing is
+        written when they are refused. The new ID number of another person's unfinished 换领
+        is reserved (:meth:`request_change` refuses it the same way): enrolling under it is
+        refused, else that 换领 could never activate."""
         validate_card_number(card_number)
-        holder.validate(today=self.policy.local_date(self.clock()))
+        today = self.policy.local_date(self.clock())
+        holder.validate(today=today)
+        if issued_on is not None:
+            check_issue_date(issued_on, today)
         now = _iso(self.clock())
         with self.transaction():
             if self.db.execute(
@@ -1360,6 +1367,12 @@ class Registry:
                 raise RegistryError(
                     f"卡号 {card_number} 无法登记：卡号已登记 "
                     "(cannot enroll: card number already enrolled)"
+                )
+            if self.changes.pending_for(holder.ssn) is not None:
+                raise RegistryError(
+                    f"卡号 {card_number} 无法登记：新身份证号码已属于另一参保人（其换领尚未完成） "
+                    "(cannot enroll: the ID number is the new number of another person's "
+                    "unfinished 换领)"
                 )
             person = self.person_by_ssn(holder.ssn)
             if person is None:
@@ -1391,7 +1404,7 @@ class Registry:
                         self.policy.region_code,
                         str(self.rule("card", None, "enroll").target),
                         now,
-                        (issued_on or self.policy.local_date(self.clock())).isoformat(),
+                        None if issued_on is None else issued_on.isoformat(),
                         now,
                     ),
                 )
@@ -1656,7 +1669,9 @@ class Registry:
         """The request of ``kind`` (reissue, replacement or change) and the card's move to
         its pending status, in the caller's or its own transaction."""
         action = f"request_{kind}"
-        fee = self.policy.fee_reissue if fee is None and kind == "reissue" else (fee or 0)
+        if fee is None:
+            policy_fees = {"reissue": self.policy.fee_reissue, "change": self.policy.fee_change}
+            fee = policy_fees.get(kind, 0)
         with self.transaction():
             card = self.card_for_update(card_number)
             self.rule("card", card.status, action, agent=agent, evidence=evidence)

@@ -125,7 +125,11 @@ def cmd_enroll(args: argparse.Namespace) -> int:
     registry = _registry(args)
     operator = acting(registry, "card.enroll").name
     card = registry.enroll(
-        enrollment.holder, enrollment.card_number, operator=operator, sn=enrollment.sn
+        enrollment.holder,
+        enrollment.card_number,
+        operator=operator,
+        sn=enrollment.sn,
+        issued_on=enrollment.issued_on,
     )
     _emit(args, _card_dict(registry, card.card_number), f"已登记 enrolled {card.card_number}")
     return 0

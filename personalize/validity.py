@@ -14,10 +14,31 @@ from dataclasses import dataclass
 from datetime import date
 
 from personalize.policy import RegionPolicy
+from sscard.errors import InvalidData
 
 WITHIN = "有效期内"
 PAST_USABLE = "过有效期 (仍可使用)"
 PAST_REPLACE = "过有效期，须换卡 (past its validity: to be replaced)"
+
+
+# No 社会保障卡 was issued before the national card began in 1999 (上海's from 2001, seed
+# article): an earlier 发卡日期 is a typing or migration error.
+FIRST_ISSUE_YEAR = 1999
+
+
+def check_issue_date(issued_on: date, today: date) -> None:
+    """A card's 发卡日期 as an earlier system gives it at enrolment: not after ``today`` (the
+    region's), not before :data:`FIRST_ISSUE_YEAR`; InvalidData otherwise."""
+    if issued_on > today:
+        raise InvalidData(
+            f"发卡日期 {issued_on.isoformat()} 晚于今天 {today.isoformat()} "
+            "(the issue date is in the future)"
+        )
+    if issued_on.year < FIRST_ISSUE_YEAR:
+        raise InvalidData(
+            f"发卡日期 {issued_on.isoformat()} 早于 {FIRST_ISSUE_YEAR} 年，其时尚无社会保障卡 "
+            f"(the issue date is before {FIRST_ISSUE_YEAR}, when no card was issued yet)"
+        )
 
 
 @dataclass(frozen=True)

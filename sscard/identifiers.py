@@ -128,6 +128,20 @@ def upgrade_ssn(fifteen: str) -> str:
     return first17 + ssn_check(first17)
 
 
+def first_generation_ssn(ssn: str) -> str | None:
+    """The 15-digit first-generation number (GB 11643-1989) that upgrades to the 18-character
+    ``ssn`` — ``19`` taken out after the address code, no check character — or None when no
+    number does (born outside the 1900s, a malformed ``ssn``). The inverse of
+    :func:`upgrade_ssn`, checked by it."""
+    if len(ssn) != 18 or ssn[6:8] != "19":
+        return None
+    fifteen = ssn[:6] + ssn[8:17]
+    try:
+        return fifteen if upgrade_ssn(fifteen) == ssn else None
+    except InvalidData:
+        return None
+
+
 def canonical_ssn(ssn: str) -> str:
     """The number a person is recorded under: an 18-character number as it is, a 15-digit
     one upgraded (:func:`upgrade_ssn`). The registry stores only this form."""

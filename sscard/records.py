@@ -10,6 +10,7 @@ every card; EF06's differ by region, so the card profile gives them
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -165,13 +166,7 @@ class HolderData:
         """A holder from a JSON object: every field of :data:`HOLDER_FIELDS` a string,
         ``birth_date`` as YYYY-MM-DD. Not yet validated (see :meth:`validate`)."""
         values = {key: string_field(d, key, label) for key, label in HOLDER_FIELDS.items()}
-        try:
-            birth_date = date.fromisoformat(values["birth_date"])
-        except ValueError:
-            raise InvalidData(
-                f"字段 birth_date（出生日期）{values['birth_date']!r} 应为 YYYY-MM-DD 格式的日期 "
-                "(field birth_date must be a date YYYY-MM-DD)"
-            ) from None
+        birth_date = date_field(d, "birth_date", HOLDER_FIELDS["birth_date"])
         return cls(
             ssn=values["ssn"],
             name=values["name"],
@@ -273,6 +268,21 @@ def string_field(d: Mapping[str, object], key: str, label: str) -> str:
             f"(field {key} must be a string)"
         )
     return value
+
+
+def date_field(d: Mapping[str, object], key: str, label: str) -> date:
+    """``d[key]``, which must be a string holding a date as YYYY-MM-DD (ISO 8601's extended
+    calendar date, nothing else); InvalidData naming the field."""
+    text = string_field(d, key, label)
+    try:
+        if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidData(
+            f"字段 {key}（{label}）{text!r} 应为 YYYY-MM-DD 格式的日期 "
+            f"(field {key} must be a date YYYY-MM-DD)"
+        ) from None
 
 
 def json_type(value: object) -> str:

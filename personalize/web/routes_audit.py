@@ -220,7 +220,10 @@ class SearchForm:
                 raise RegistryError(
                     f"社会保障号码 {self.person} 不在登记库中 (no person with this ID number)"
                 )
-            mine = (*mine, *api_paths("id_number", self.person))
+            numbers = dict.fromkeys(
+                (self.person, *(audit_store.person_numbers(registry.db, self.person) or ()))
+            )  # every number the person had: an API path may name any of them
+            mine = (*mine, *(p for n in numbers for p in api_paths("id_number", n)))
             subjects = mine if subjects is None else tuple(s for s in subjects if s in mine)
         policy = registry.policy
         return EventSearch(

@@ -25,6 +25,7 @@ from playwright.sync_api import Browser, Page
 from personalize.registry import Registry
 from personalize.roles import Role
 from personalize.web.routes_audit import PAGE_SIZE
+from sscard.identifiers import first_generation_ssn
 from tests.audit_key import AUDIT_KEY, HSM_ENV
 from tests.cli import run_sscard
 from tests.clock import FAKETIME_ENV
@@ -150,6 +151,10 @@ def test_events_are_found_by_card_person_operator_and_local_time_window(
             ("card.provisional_loss", OTHER),
             ("card.enroll", OTHER),
         ]
+        # the same person by the first-generation 15-digit form of their number
+        fifteen = first_generation_ssn(holder(1).ssn)
+        assert fifteen is not None and len(fifteen) == 15
+        assert table(search(d, person=fifteen)) == table(page)
 
         page = search(d, operator=SUPERVISOR)
         rows = table(page)

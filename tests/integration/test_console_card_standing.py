@@ -30,9 +30,10 @@ def test_the_person_page_shows_validity_and_the_initial_pin_mark(
         registry.enroll(holder(0), card_number(0), operator="setup", issued_on=OLD_ISSUE)
         registry.enroll(holder(1), card_number(1), operator="setup", issued_on=NEW_ISSUE)
         registry.enroll(holder(2), card_number(2), operator="setup", issued_on=NEW_ISSUE)
+        registry.enroll(holder(3), card_number(3), operator="setup")  # its issue date not given
         registry.mark_initial_pin(card_number(1), True, operator="setup", via="test")
         registry.mark_initial_pin(card_number(2), False, operator="setup", via="test")
-        persons = [registry.card(card_number(i)).person_id for i in range(3)]
+        persons = [registry.card(card_number(i)).person_id for i in range(4)]
         last_day = POLICY.card_expiry(NEW_ISSUE).isoformat()
     finally:
         registry.close()
@@ -57,4 +58,5 @@ def test_the_person_page_shows_validity_and_the_initial_pin_mark(
         assert new_validity == f"有效期至 {last_day}（有效期内）"
         assert new_pin.startswith("初始密码未修改，医保账户不能消费")
         assert line(2)[1].startswith("已修改初始密码")
+        assert line(3)[0] == "有效期：未知（发卡日期未登记）"  # never guessed from the enrolment
         d.shot("standing")

@@ -44,6 +44,8 @@ def test_an_application_at_4_am_in_shanghai_prints_that_date(tmp_path: Path) -> 
                 "birthplace": "110105",
                 "birth_date": "1949-12-31",
                 "card_number": "X00000019",
+                # today in Shanghai (the 26th in UTC): not in the future there
+                "issued_on": "2026-11-27",
             },
             ensure_ascii=False,
         ),

@@ -159,6 +159,8 @@ OTHER_GENDER = "1" if SAMPLE_HOLDER.gender == "2" else "2"
         ({"birth_date": 19491231}, "birth_date"),
         ({"name": "张\u20ac三"}, "GBK"),
         ({"birthplace": "999999"}, "999999"),
+        ({"issued_on": "2001/06/01"}, "字段 issued_on（发卡日期）"),
+        ({"issued_on": "1998-12-31"}, "早于 1999 年"),
         ({"ssn": "99999919491231002" + ssn_check("99999919491231002")}, "地址码 999999"),
         ("ssn=110105", "JSON"),
         (None, "无法读取登记文件"),
@@ -192,6 +194,26 @@ def test_enroll_accepts_the_sample_and_refuses_it_twice(tmp_path: Path) -> None:
     again = sscard("registry", "enroll", str(path), db=db, session=op7)
     assert again.returncode == 1 and "卡号已登记" in again.stderr, again.stderr
     assert _rows(db) == (1, 1, 1)
+
+
+def test_enroll_keeps_the_issue_date_given_and_invents_none(tmp_path: Path) -> None:
+    """The file's ``issued_on`` is the card's 发卡日期 and starts its validity; without it the
+    registry does not know either (review 17, finding 5) — ``registry show`` says null."""
+    db = tmp_path / "registry.db"
+    op7 = login(db)
+    given = _enroll_file(tmp_path / "given.json", issued_on="2001-06-01")
+    shown = sscard("registry", "enroll", str(given), "--json", db=db, session=op7)
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert (data["issued_on"], data["valid_until"]) == ("2001-06-01", "2011-06-01")
+    man = "11010519491231001"  # born the same day, 17th digit odd
+    unknown = _enroll_file(
+        tmp_path / "unknown.json", ssn=man + ssn_check(man), gender="1", card_number="H00000020"
+    )
+    shown = sscard("registry", "enroll", str(unknown), "--json", db=db, session=op7)
+    assert shown.returncode == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert (data["issued_on"], data["valid_until"], data["validity"]) == (None, None, None)
 
 
 # ---------------------------------------------------------------- the counter under misuse

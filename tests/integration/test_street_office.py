@@ -9,8 +9,8 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from hsm_stub.audit import AuditLog
 from hsm_stub.keystore import Keystore
 from hsm_stub.local import LocalSecurityModule
 from hsm_stub.server import HsmServer
-from personalize.policy import load_policy
+from personalize.policy import POLICY_DIR, load_policy
 from personalize.registry import Registry
 from personalize.roles import Role
 from personalize.trackvault import TrackVault
@@ -297,6 +297,54 @@ def test_the_initial_pin_mark_follows_what_the_office_leaves_on_the_card(office:
         ("op-office", None, False, "office pin reset"),
         ("op-office", False, True, "office pin reset"),
     ]
+
+
+def expired_office(office: Office, db: str, setting: str) -> Office:
+    """``office`` on registry ``db`` under the shipped policy with ``usable_past_validity =
+    setting`` and ``[fees] expired = 10``."""
+    text = (POLICY_DIR / "default.toml").read_text(encoding="utf-8")
+    for key, value in (("usable_past_validity", setting), ("expired", "10")):
+        line = next(x for x in text.splitlines() if x.startswith(f"{key} ="))
+        text = text.replace(line, f"{key} = {value}")
+    policy = office.root / f"region-{setting}.toml"
+    policy.write_text(text, encoding="utf-8")
+    lines = office.station.read_text(encoding="utf-8").splitlines()
+    moved = {"registry": f'registry = "{db}"', "policy": f'policy = "{policy}"'}
+    station = office.root / f"office-{setting}.toml"
+    station.write_text(
+        "\n".join(moved.get(x.split(" =")[0], x) for x in lines) + "\n", encoding="utf-8"
+    )
+    registry = Registry(db, load_policy(policy), clock=pinned_clock, audit_key=AUDIT_KEY)
+    return replace(
+        office, station=station, registry=registry, session=login(db, "op-office", Role.OFFICE)
+    )
+
+
+def test_an_expired_card_is_replaced_where_the_region_says_so(
+    office: Office, new_db: NewDatabase
+) -> None:
+    """Review 17, finding 4 (docs/diagnosis.md verdict 5; 上海: "过了有效期限的社保卡若无损坏
+    仍可继续使用" is the default): an undamaged card past its validity — issued 2001-06-01,
+    valid until 2011-06-01, the clock pinned to 2026-11-25 — is 卡片正常 where the policy keeps
+    it usable, and 过有效期须换卡 — a replacement opened at the policy's fee — where it does
+    not."""
+    db = new_db("expired")
+    usable = expired_office(office, db, "true")
+    usable.registry.enroll(
+        SAMPLE_HOLDER,
+        office.number,
+        operator="op",
+        sn=serial_number(office.card.atr).hex().upper(),
+        issued_on=date(2001, 6, 1),
+    )
+    data, _ = diagnose(usable)
+    assert (data["verdict"], data["replacement_request"]) == ("card_ok", None)
+    replacing = expired_office(office, db, "false")
+    data, text = diagnose(replacing)
+    assert (data["verdict"], data["fee"]) == ("expired", 10)
+    assert "过有效期须换卡" in text and "10 元" in text
+    assert data["replacement_request"] is not None
+    assert replacing.registry.card(office.number).status == "replacement_pending"
 
 
 def test_human_damage_opens_a_paid_replacement(office: Office) -> None:

@@ -21,7 +21,7 @@ from simulator.factory import SAMPLE_HOLDER
 from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
 from tests.conftest import NewDatabase
-from tests.stores import behind_its_back
+from tests.stores import before_changes, behind_its_back
 
 POLICY = load_policy("default")
 REPLACING = dataclasses.replace(POLICY, usable_past_validity=False)
@@ -111,7 +111,7 @@ def test_cards_from_before_the_migration_keep_an_unknown_mark(
     before = MIGRATIONS[: MIGRATIONS.index(INITIAL_PIN_MIGRATION)]
     with monkeypatch.context() as m:
         m.setattr(registry_module, "MIGRATIONS", before)
-        old = Registry(path, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
+        old = before_changes(Registry(path, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY), m)
         old.enroll(SAMPLE_HOLDER, NUMBER, operator="op")
         assert old.verify_audit()[1] == []  # the older schema's audit, without the marks
         old.close()

@@ -19,6 +19,7 @@ from PIL import Image
 
 from personalize.fee_report import fee_day_report, fee_day_report_pdf
 from personalize.fees import FeeError, Outcome, fee_settlement, pay_fee, waive_fee
+from personalize.identity_change import ChangeCertificate
 from personalize.jobs import JobError, submit_job
 from personalize.policy import POLICY_DIR, PolicyError, load_policy, policy_from_dict
 from personalize.registry import Registry
@@ -241,6 +242,8 @@ def test_the_days_report_sums_paid_waived_and_outstanding_per_kind(
 ) -> None:
     ids = a_day_across_midnight(registry, clock)
     report = fee_day_report(registry, DAY)
+    # in the lifecycle's order (补卡, 换卡, 换领), every kind even without a fee that day
+    assert [d.kind for d in report.kinds] == ["reissue", "replacement", "change"]
     by_kind = {d.kind: d for d in report.kinds}
     reissued, replaced = by_kind["reissue"], by_kind["replacement"]
     assert (reissued.paid, reissued.paid_sum, reissued.waived, reissued.outstanding) == (
@@ -354,3 +357,33 @@ def test_the_policy_flag_is_a_boolean() -> None:
     data["fees"]["settle_before_job"] = "yes"
     with pytest.raises(PolicyError, match=r"fees\.settle_before_job 须为 true 或 false"):
         policy_from_dict(data, "bad")
+
+
+def test_a_change_costs_the_policys_change_fee_and_is_settled_as_any(
+    location: str, clock: MovingClock
+) -> None:
+    """A 换领's fee is the region's ``[fees] change`` (review 17, finding 6; 上海: "再次办理
+    社会保障卡需支付全额费用"), 0 in the shipped policy; paid and reported as any fee."""
+    data = tomllib.loads((POLICY_DIR / "default.toml").read_text(encoding="utf-8"))
+    assert POLICY.fee_change == 0 and data["fees"]["change"] == 0  # shipped: free
+    assert policy_from_dict({**data, "fees": {**data["fees"], "change": 15}}, "x").fee_change == 15
+    registry = Registry(location, replace(POLICY, fee_change=15), clock=clock, audit_key=AUDIT_KEY)
+    try:
+        number = holder_card(registry, 1)
+        person = registry.person(registry.card(number).person_id)
+        certificate = ChangeCertificate(
+            number="京公(海)变字2026第0815号",
+            authority="北京市公安局海淀分局",
+            bureau_number="京社更2026-0042",
+            old_name=person.name,
+            old_id=person.ssn,
+            new_name="张叁",
+            new_id="",
+        )
+        request = registry.request_change(number, certificate, operator="op")
+        assert registry.request(request.id).fee == 15
+        pay_fee(registry, request.id, receipt_no="SH2026-000777", amount=15, operator="clerk")
+        changed = {d.kind: d for d in fee_day_report(registry, DAY).kinds}["change"]
+        assert (changed.paid, changed.paid_sum, changed.outstanding) == (1, 15, 0)
+    finally:
+        registry.close()

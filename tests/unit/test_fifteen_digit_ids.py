@@ -14,6 +14,7 @@ from simulator.factory import SAMPLE_HOLDER
 from sscard.errors import InvalidData
 from sscard.identifiers import (
     canonical_ssn,
+    first_generation_ssn,
     same_person_ssn,
     ssn_birth_date,
     ssn_gender,
@@ -41,6 +42,23 @@ def test_published_upgrades(fifteen: str, eighteen: str) -> None:
     assert same_person_ssn(fifteen, eighteen) and same_person_ssn(eighteen, fifteen)
     assert ssn_birth_date(fifteen) == ssn_birth_date(eighteen)
     assert ssn_gender(fifteen) == ssn_gender(eighteen)
+
+
+@pytest.mark.parametrize(("fifteen", "eighteen"), PUBLISHED)
+def test_the_first_generation_form_of_a_published_upgrade(fifteen: str, eighteen: str) -> None:
+    assert first_generation_ssn(eighteen) == fifteen
+
+
+@pytest.mark.parametrize(
+    "eighteen",
+    [
+        "11010520000101001" + "X",  # born 2000: no 15-digit form (the check is not reached)
+        "150102198807303036",  # a wrong check character: nothing upgrades to it
+        "15010219880730303",  # 17 characters
+    ],
+)
+def test_no_first_generation_form(eighteen: str) -> None:
+    assert first_generation_ssn(eighteen) is None
 
 
 def test_the_15_digit_form_of_the_gb11643_example() -> None:

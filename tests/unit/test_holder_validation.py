@@ -202,6 +202,62 @@ def test_registry_takes_today_from_its_clock_in_the_region_zone(new_db: NewDatab
         registry.close()
 
 
+OTHER = holder("11010519800101001")
+
+
+def test_an_enrolled_cards_issue_date_is_unknown_unless_given(new_db: NewDatabase) -> None:
+    """A card taken over from an earlier system: its 发卡日期 is recorded only when given, never
+    guessed as the enrolment day (review 17, finding 5), so its validity is unknown — the
+    API's ``valid_until``/``validity`` null (docs/api.md)."""
+    registry = Registry(
+        new_db("r"),
+        POLICY,
+        clock=MovingClock(datetime(2026, 11, 25, 9, 30, tzinfo=UTC)),
+        audit_key=AUDIT_KEY,
+    )
+    try:
+        unknown = registry.enroll(SAMPLE_HOLDER, "H00000012", operator="op")
+        assert unknown.issued_on is None and registry.validity(unknown) is None
+        given = registry.enroll(OTHER, "H00000039", operator="op", issued_on=date(2001, 6, 1))
+        assert given.issued_on == "2001-06-01"
+        validity = registry.validity(given)
+        assert validity is not None and validity.valid_until == date(2011, 6, 1)  # + 10 years
+        assert validity.label == "过有效期 (仍可使用)"
+    finally:
+        registry.close()
+
+
+@pytest.mark.parametrize(
+    ("issued_on", "words"),
+    [
+        (date(2026, 11, 27), "发卡日期 2026-11-27 晚于今天 2026-11-26"),
+        (date(1998, 12, 31), "发卡日期 1998-12-31 早于 1999 年"),
+    ],
+)
+def test_an_issue_date_in_the_future_or_before_1999_is_refused(
+    new_db: NewDatabase, issued_on: date, words: str
+) -> None:
+    """Today is the region's: 2026-11-25 16:30 UTC is 2026-11-26 00:30 in Shanghai, so the
+    26th is accepted and the 27th is not; nothing is written when refused."""
+    location = new_db("r")
+    registry = Registry(
+        location,
+        POLICY,
+        clock=MovingClock(datetime(2026, 11, 25, 16, 30, tzinfo=UTC)),
+        audit_key=AUDIT_KEY,
+    )
+    try:
+        with pytest.raises(InvalidData, match=words):
+            registry.enroll(SAMPLE_HOLDER, "H00000012", operator="op", issued_on=issued_on)
+        assert counts(location) == (0, 0, 0)
+        for day, person in ((date(2026, 11, 26), SAMPLE_HOLDER), (date(1999, 1, 1), OTHER)):
+            number = registry.allocate_card_number()
+            registry.enroll(person, number, operator="op", issued_on=day)
+            assert registry.card(number).issued_on == day.isoformat()
+    finally:
+        registry.close()
+
+
 # ---------------------------------------------------------------- the enroll file
 
 
@@ -222,6 +278,9 @@ def test_enroll_file_round_trip(tmp_path: Path) -> None:
     enrollment = read_enrollment(path)
     assert enrollment.holder == SAMPLE_HOLDER
     assert enrollment.card_number == "H00000012" and enrollment.sn == "00000000000000AB"
+    assert enrollment.issued_on is None  # not given: not known
+    path.write_text(json.dumps({**GOOD, "issued_on": "2001-06-01"}), encoding="utf-8")
+    assert read_enrollment(path).issued_on == date(2001, 6, 1)
 
 
 @pytest.mark.parametrize(
@@ -234,6 +293,10 @@ def test_enroll_file_round_trip(tmp_path: Path) -> None:
         ({**GOOD, "birth_date": 19491231}, "birth_date"),
         ({**GOOD, "card_number": None}, "card_number"),
         ({**GOOD, "sn": "xyz"}, "sn"),
+        ({**GOOD, "issued_on": "2001/06/01"}, "字段 issued_on（发卡日期）"),
+        ({**GOOD, "issued_on": "20010601"}, "应为 YYYY-MM-DD 格式的日期"),
+        ({**GOOD, "issued_on": "2001-02-29"}, "issued_on"),
+        ({**GOOD, "issued_on": None}, "issued_on"),
         ({**GOOD, "card_numbr": "H00000012"}, "card_numbr"),
         ([GOOD], "JSON 对象"),
         ("not json {", "JSON"),

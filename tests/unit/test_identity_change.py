@@ -14,6 +14,7 @@ from datetime import date
 
 import pytest
 
+from personalize import audit_store
 from personalize import registry as registry_module
 from personalize.change_store import MIGRATION as CHANGE_MIGRATION
 from personalize.documents import collection_certificate
@@ -26,12 +27,13 @@ from personalize.registry import (
     RegistryError,
 )
 from personalize.registry_records import Person
+from personalize.web.routes_audit import SearchForm
 from simulator.factory import SAMPLE_HOLDER
 from sscard.errors import InvalidData
 from tests.audit_key import AUDIT_KEY
 from tests.clock import pinned_clock
 from tests.conftest import NewDatabase
-from tests.stores import behind_its_back, inserts_fail, running_job
+from tests.stores import before_changes, behind_its_back, inserts_fail, running_job
 
 POLICY = load_policy("default")
 STATION = "S1"
@@ -234,13 +236,38 @@ def test_an_activation_that_fails_changes_nothing(registry: Registry) -> None:
     assert registry.verify_audit()[1] == []
 
 
-def test_the_new_number_taken_meanwhile_refuses_the_activation(registry: Registry) -> None:
-    """Another person enrolled under the new number after the request: the activation is
-    refused whole (the persons' unique number), nothing changes."""
+def test_enrolling_under_a_pending_changes_new_number_is_refused(registry: Registry) -> None:
+    """The new number of an unfinished 换领 is reserved: enrolling another person under it
+    is refused as ``request_change`` refuses it, nothing written (review 17, finding 1: it
+    used to be accepted and the 换领 could then never be activated) — and the 换领 then
+    activates."""
+    old_number = enrolled(registry)
+    registry.request_change(old_number, certificate(), operator="op")
+    number = registry.allocate_card_number()
+    before = snapshot(registry)
+    with pytest.raises(RegistryError, match="新身份证号码已属于另一参保人"):
+        registry.enroll(replace(SAMPLE_HOLDER, ssn=NEW_ID, name="王五"), number, operator="op")
+    assert snapshot(registry) == before
+    job, new_card = running_job(registry, old_number, "C003", STATION)
+    registry.activate(new_card, operator="cc1", job_id=job, fence=1)
+    person = registry.person_by_ssn(NEW_ID)
+    assert person is not None and person.name == "张叁"
+    assert registry.card_by_id(new_card).status == "active"
+
+
+def test_the_new_number_taken_behind_sscards_back_refuses_the_activation(
+    registry: Registry,
+) -> None:
+    """Another person written under the new number outside sscard after the request: the
+    activation is refused whole (the persons' unique number), nothing changes."""
     old_number = enrolled(registry)
     registry.request_change(old_number, certificate(), operator="op")
     job, new_card = running_job(registry, old_number, "C003", STATION)
-    enrolled(registry, NEW_ID, "王五")
+    behind_its_back(
+        registry.path,
+        "INSERT INTO persons (ssn, name, gender, ethnicity, birthplace, birth_date, created_at)"
+        f" VALUES ('{NEW_ID}', '王五', '2', '01', '110105', '1949-12-31', 'now')",
+    )
     before = snapshot(registry)
     with pytest.raises(RegistryError, match="该社会保障号码已登记"):
         registry.activate(new_card, operator="cc1", job_id=job, fence=1)
@@ -319,7 +346,7 @@ def test_requests_from_before_the_migration_keep_their_kind(
     db = new_db("old")
     with monkeypatch.context() as m:
         m.setattr(registry_module, "MIGRATIONS", MIGRATIONS[: MIGRATIONS.index(CHANGE_MIGRATION)])
-        old = Registry(db, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
+        old = before_changes(Registry(db, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY), m)
         lost = enrolled(old)
         old.formalize_loss(lost, operator="op", evidence="ID")
         reissue = old.request_reissue(lost, operator="op")
@@ -351,3 +378,28 @@ def test_a_change_edited_outside_sscard_is_found_by_the_audit(registry: Registry
     )
     problems = registry.verify_audit()[1]
     assert problems and all("identity_changes/1" in p for p in problems)
+
+
+def test_the_auditor_finds_the_person_by_every_number_they_had(registry: Registry) -> None:
+    """The audit search by person (review 17, finding 7): after a 换领 the old number still
+    finds the person; a first-generation 15-digit number finds the person of its upgrade;
+    the API-path subjects are those of every number the person had, in both forms."""
+    old_number = enrolled(registry)
+    registry.request_change(old_number, certificate(), operator="op")
+    job, new_card = running_job(registry, old_number, "C003", STATION)
+    registry.activate(new_card, operator="cc1", job_id=job, fence=1)
+    person = registry.person_by_ssn(NEW_ID)
+    assert person is not None
+    mine = audit_store.person_subjects(registry.db, NEW_ID)
+    assert mine is not None and mine[0] == f"person/{person.id}"
+    for number in (OLD_ID, FIFTEEN):
+        assert audit_store.person_subjects(registry.db, number) == mine
+    every = {f"/v1/persons/{n}" for n in (NEW_ID, OLD_ID, FIFTEEN)}
+    for number in (NEW_ID, OLD_ID, FIFTEEN):
+        subjects = SearchForm(person=number).search(registry).subjects
+        assert subjects is not None and every <= set(subjects) and set(mine) <= set(subjects)
+    # NEW_ID's 15-digit form (born 1949: it could have had one) counts as well
+    by_old = SearchForm(person=OLD_ID).search(registry).subjects
+    assert by_old is not None and "/v1/persons/110108491231002" in by_old
+    assert audit_store.person_subjects(registry.db, OTHER_ID) is None
+    assert audit_store.person_subjects(registry.db, "110105491231003") is None  # no one's

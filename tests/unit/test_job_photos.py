@@ -16,6 +16,7 @@ from personalize.registry import MIGRATIONS, PHOTO_MIGRATION, Registry
 from simulator.factory import SAMPLE_HOLDER, sample_photo
 from tests.audit_key import AUDIT_KEY
 from tests.clock import PINNED, pinned_clock
+from tests.stores import before_changes
 
 POLICY = load_policy("default")
 
@@ -26,7 +27,9 @@ def _old_registry_with_a_job(path: Path, monkeypatch: pytest.MonkeyPatch) -> byt
     monkeypatch.setattr(
         registry_module, "MIGRATIONS", MIGRATIONS[: MIGRATIONS.index(PHOTO_MIGRATION)]
     )
-    old = Registry(path, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY)
+    old = before_changes(
+        Registry(path, POLICY, clock=pinned_clock, audit_key=AUDIT_KEY), monkeypatch
+    )
     number = old.allocate_card_number()
     card = old.enroll(SAMPLE_HOLDER, number, operator="op")
     old.formalize_loss(number, operator="op", evidence="身份证")
